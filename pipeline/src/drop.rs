@@ -1,0 +1,205 @@
+//! Named reasons a packet is dropped, shared by every stage.
+//!
+//! Each stage reports drops through this one enum so that counters are a
+//! plain array indexed by reason and `trace` can name the decision. Adding a
+//! reason: append a variant, its name, and bump nothing else (`ALL` is the
+//! list the counters iterate).
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    // packet: parse
+    /// Shorter than an Ethernet header.
+    EthTruncated,
+    /// 802.1Q tag cut short.
+    VlanTruncated,
+    /// Frame longer than the configured maximum.
+    FrameTooLong,
+    /// ARP shorter than the Ethernet/IPv4 ARP layout, or not Ethernet/IPv4.
+    ArpMalformed,
+    /// IPv4 header cut short or its IHL/total length inconsistent.
+    Ipv4Malformed,
+    /// IPv6 header cut short.
+    Ipv6Malformed,
+    /// TCP/UDP/ICMP header cut short.
+    L4Truncated,
+    // packet: rewrite
+    /// A rewrite needed a header the packet does not have.
+    RewriteNoHeader,
+    /// Pushing a header would exceed the buffer's headroom.
+    NoHeadroom,
+    // bridge: OpenFlow tables
+    /// No flow matched and the table has no miss flow.
+    TableMiss,
+    /// The matching flow's action list was empty (`actions=drop`).
+    FlowDrop,
+    /// `dec_ttl` on a packet with TTL 0 or 1.
+    TtlExceeded,
+    /// Resubmit nesting exceeded the bound.
+    ResubmitDepth,
+    /// Too many patch-port crossings for one packet.
+    PatchLoop,
+    /// Output to a port that does not exist (or went away).
+    NoSuchPort,
+    /// A flow output to the packet's own input port without `IN_PORT`.
+    OutputToInPort,
+    // bridge: NORMAL
+    /// Tagged frame received on an access port.
+    NormalTaggedOnAccess,
+    /// Frame's VLAN not carried by the input trunk.
+    NormalVlanNotAllowed,
+    /// Destination learned on the input port.
+    NormalLearnedOnInPort,
+    /// Reserved multicast (01:80:c2:00:00:0x), not forwarded by NORMAL.
+    NormalReservedMulticast,
+    /// Flood found no other member port of the VLAN.
+    NormalNoPorts,
+    // conntrack / nat
+    /// Connection table (or zone) at its limit.
+    CtTableFull,
+    /// No NAT port free after bounded attempts.
+    NatPortExhausted,
+    /// Conntrack classified the packet invalid and a flow dropped it.
+    CtInvalid,
+    // router instances
+    /// No route to the destination.
+    NoRoute,
+    /// Neighbour unresolved and its pending queue is full.
+    NeighbourQueueFull,
+    /// Not addressed to the router and not forwardable.
+    NotForUs,
+    // datapath
+    /// Packet buffer pool empty when a copy was needed.
+    PoolExhausted,
+    /// Output queue to a port full.
+    TxQueueFull,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 29] = [
+        DropReason::EthTruncated,
+        DropReason::VlanTruncated,
+        DropReason::FrameTooLong,
+        DropReason::ArpMalformed,
+        DropReason::Ipv4Malformed,
+        DropReason::Ipv6Malformed,
+        DropReason::L4Truncated,
+        DropReason::RewriteNoHeader,
+        DropReason::NoHeadroom,
+        DropReason::TableMiss,
+        DropReason::FlowDrop,
+        DropReason::TtlExceeded,
+        DropReason::ResubmitDepth,
+        DropReason::PatchLoop,
+        DropReason::NoSuchPort,
+        DropReason::OutputToInPort,
+        DropReason::NormalTaggedOnAccess,
+        DropReason::NormalVlanNotAllowed,
+        DropReason::NormalLearnedOnInPort,
+        DropReason::NormalReservedMulticast,
+        DropReason::NormalNoPorts,
+        DropReason::CtTableFull,
+        DropReason::NatPortExhausted,
+        DropReason::CtInvalid,
+        DropReason::NoRoute,
+        DropReason::NeighbourQueueFull,
+        DropReason::NotForUs,
+        DropReason::PoolExhausted,
+        DropReason::TxQueueFull,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Index into a per-reason counter array.
+    #[inline(always)]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::EthTruncated => "eth_truncated",
+            DropReason::VlanTruncated => "vlan_truncated",
+            DropReason::FrameTooLong => "frame_too_long",
+            DropReason::ArpMalformed => "arp_malformed",
+            DropReason::Ipv4Malformed => "ipv4_malformed",
+            DropReason::Ipv6Malformed => "ipv6_malformed",
+            DropReason::L4Truncated => "l4_truncated",
+            DropReason::RewriteNoHeader => "rewrite_no_header",
+            DropReason::NoHeadroom => "no_headroom",
+            DropReason::TableMiss => "table_miss",
+            DropReason::FlowDrop => "flow_drop",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::ResubmitDepth => "resubmit_depth",
+            DropReason::PatchLoop => "patch_loop",
+            DropReason::NoSuchPort => "no_such_port",
+            DropReason::OutputToInPort => "output_to_in_port",
+            DropReason::NormalTaggedOnAccess => "normal_tagged_on_access",
+            DropReason::NormalVlanNotAllowed => "normal_vlan_not_allowed",
+            DropReason::NormalLearnedOnInPort => "normal_learned_on_in_port",
+            DropReason::NormalReservedMulticast => "normal_reserved_multicast",
+            DropReason::NormalNoPorts => "normal_no_ports",
+            DropReason::CtTableFull => "ct_table_full",
+            DropReason::NatPortExhausted => "nat_port_exhausted",
+            DropReason::CtInvalid => "ct_invalid",
+            DropReason::NoRoute => "no_route",
+            DropReason::NeighbourQueueFull => "neighbour_queue_full",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::PoolExhausted => "pool_exhausted",
+            DropReason::TxQueueFull => "tx_queue_full",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-reason drop counters owned by one worker.
+#[derive(Clone, Debug)]
+pub struct DropCounters {
+    pub counts: [u64; DropReason::COUNT],
+}
+
+impl Default for DropCounters {
+    fn default() -> Self {
+        DropCounters { counts: [0; DropReason::COUNT] }
+    }
+}
+
+impl DropCounters {
+    #[inline(always)]
+    pub fn count(&mut self, r: DropReason) {
+        self.counts[r.index()] += 1;
+    }
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.counts[r.index()]
+    }
+    /// Non-zero counters by name.
+    pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .filter(|r| self.counts[r.index()] != 0)
+            .map(|r| (r.as_str(), self.counts[r.index()]))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_reason_in_index_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration test and benchmark host for the vswitch workspace.
