@@ -2,11 +2,21 @@
 //!
 //! No threads, sockets or clocks live here: time is passed in, I/O belongs to
 //! the daemon. Modules are named for what a packet meets, in path order:
-//! `packet` (parse to a `FlowKey`, rewrite), `flow` (match/action model and
-//! ovs-ofctl syntax), `classifier` (a table's lookup), `bridge` (OpenFlow
-//! tables, NORMAL, patch ports), `cache` (per-worker flow cache), `trace`.
+//! `packet` (parse to a `FlowKey`, rewrite), `cache` (the per-worker flow
+//! cache), `xlate` (the slow path through the bridges' tables: `switch`
+//! holds the compiled snapshot, `classifier` a table's lookup, `bridge` the
+//! NORMAL action), `datapath` (a worker's burst loop tying them together),
+//! `trace` (explain a walk). `flow` is the match/action model and its
+//! ovs-ofctl syntax; `key` the flow key every stage shares.
 
+pub mod bridge;
+pub mod cache;
+pub mod classifier;
 pub mod drop;
 pub mod flow;
 pub mod key;
 pub mod packet;
+pub mod scenario;
+pub mod switch;
+pub mod trace;
+pub mod xlate;

@@ -1,8 +1,4 @@
-//! Packets: buffers, zero-copy header views, parse to a `FlowKey`, in-place
-//! rewrites with incremental checksums. (in progress: see the interface below)
-//!
-//! Interface the rest of the pipeline codes against:
-//! * `PacketBuf`: a buffer with headroom (for a VLAN push) and a fixed
-//!   capacity (largest accepted frame), reused from a `PacketPool`.
-//! * `parse(frame, in_port) -> Result<Parsed, DropReason>`: `Parsed { key, layout }`.
-//! * `Rewrite` + `apply(&mut PacketBuf, &Rewrite) -> Result<(), DropReason>`.
+//! TEMPORARY stub (replaced by the packet branch).
+use crate::key::Mac;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rewrite { EthSrc(Mac), EthDst(Mac), VlanPush { tpid: u16, tci: u16 }, VlanSetTci(u16), VlanPop, Ipv4Src(u32), Ipv4Dst(u32), Ipv4Tos(u8), Ipv4Ttl(u8), Ipv4DecTtl, L4Src(u16), L4Dst(u16), IcmpId(u16) }

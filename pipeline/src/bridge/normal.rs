@@ -1,0 +1,127 @@
+//! The `NORMAL` action: a VLAN-aware MAC-learning switch, as OVS does it.
+//!
+//! * Input VLAN: an access port's tag (a frame arriving tagged with a
+//!   non-zero VID is dropped); on a trunk, the frame's VID *as the OpenFlow
+//!   actions left it* (0 when untagged), which must be one the trunk carries.
+//! * Learning: the (VLAN, source MAC) → input port, unless the source is
+//!   multicast. Only NORMAL learns: flows that output directly (br-int
+//!   table 60 priority 4, br-vlan table 3 priority 2) bypass learning, which
+//!   is what keeps gateway and DVR MACs from being learned on the wrong port.
+//! * Forwarding: a known unicast destination goes to its learned port (never
+//!   back out of the input port); unknown unicast, broadcast and multicast
+//!   flood to every other port carrying the VLAN, except no-flood ports.
+//!   Reserved multicast (01:80:c2:00:00:0x, e.g. STP) is not forwarded.
+//! * Output: untagged on access ports, tagged with the VLAN on trunks
+//!   (untagged for VLAN 0).
+
+use crate::bridge::mac::MacLearnRef;
+use crate::drop::DropReason;
+use crate::key::{Field, Mac, VLAN_CFI, VLAN_PCP_MASK};
+use crate::switch::{Bridge, Port, VlanMode};
+use crate::trace::TraceEvent;
+use crate::xlate::Ctx;
+
+fn is_reserved_multicast(m: Mac) -> bool {
+    m.to_u64() & !0xf == 0x0180_c200_0000
+}
+
+pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
+    for f in [Field::InPort, Field::VlanTci, Field::DlSrc, Field::DlDst] {
+        ctx.wc.set(f, f.full_mask());
+    }
+    let Some(in_port) = bridge.port_by_ofport(ctx.key.in_port()).and_then(|id| ctx.sw.port(id)) else {
+        ctx.drop(DropReason::NoSuchPort);
+        return;
+    };
+    let (src, dst) = (ctx.key.dl_src(), ctx.key.dl_dst());
+    if is_reserved_multicast(dst) {
+        ctx.drop(DropReason::NormalReservedMulticast);
+        return;
+    }
+    let vlan = match &in_port.vlan {
+        VlanMode::Access { tag } => match ctx.key.vlan_vid() {
+            Some(vid) if vid != 0 => {
+                ctx.event(|_| TraceEvent::Normal {
+                    vlan: *tag,
+                    decision: format!("dropping VLAN {vid} tagged packet received on access port {}", in_port.name),
+                });
+                ctx.drop(DropReason::NormalTaggedOnAccess);
+                return;
+            }
+            _ => *tag,
+        },
+        VlanMode::Trunk { .. } => {
+            let vid = ctx.key.vlan_vid().unwrap_or(0);
+            if !in_port.vlan.carries(vid) {
+                ctx.event(|_| TraceEvent::Normal {
+                    vlan: vid,
+                    decision: format!("dropping VLAN {vid} packet received on port {}, which does not carry it", in_port.name),
+                });
+                ctx.drop(DropReason::NormalVlanNotAllowed);
+                return;
+            }
+            vid
+        }
+    };
+    let now = ctx.opts.now_ns;
+    ctx.uses_mac_table = true;
+    if !src.is_multicast() {
+        if ctx.opts.learn {
+            bridge.macs.learn(vlan, src, in_port.id, now);
+        }
+        ctx.learned.push(MacLearnRef { bridge: bridge.index, vlan, mac: src, port: in_port.id });
+        ctx.event(|_| TraceEvent::Normal {
+            vlan,
+            decision: format!("learned {src} on port {} in VLAN {vlan}", in_port.name),
+        });
+    }
+    let learned = if dst.is_multicast() { None } else { bridge.macs.lookup(vlan, dst, now) };
+    match learned.and_then(|id| ctx.sw.port(id)) {
+        Some(out) if out.id == in_port.id => {
+            ctx.event(|_| TraceEvent::Normal {
+                vlan,
+                decision: format!("learned port {} is the input port: dropping", out.name),
+            });
+            ctx.drop(DropReason::NormalLearnedOnInPort);
+        }
+        Some(out) => {
+            ctx.event(|_| TraceEvent::Normal { vlan, decision: format!("forwarding to learned port {}", out.name) });
+            output_in_vlan(ctx, out, vlan);
+        }
+        None => {
+            let targets: Vec<&'a Port> = bridge
+                .ports
+                .iter()
+                .filter_map(|id| ctx.sw.port(*id))
+                .filter(|p| p.id != in_port.id && !p.no_flood && p.vlan.carries(vlan))
+                .collect();
+            ctx.event(|_| TraceEvent::Normal {
+                vlan,
+                decision: if dst.is_multicast() {
+                    format!("multicast/broadcast destination: flooding to {} port(s) of VLAN {vlan}", targets.len())
+                } else {
+                    format!("no learned MAC for destination: flooding to {} port(s) of VLAN {vlan}", targets.len())
+                },
+            });
+            if targets.is_empty() {
+                ctx.drop(DropReason::NormalNoPorts);
+            }
+            for p in targets {
+                output_in_vlan(ctx, p, vlan);
+            }
+        }
+    }
+}
+
+/// Outputs with the VLAN encoding `port` expects, then restores the key.
+fn output_in_vlan<'a>(ctx: &mut Ctx<'a>, port: &'a Port, vlan: u16) {
+    let saved = ctx.key.vlan_tci();
+    let tci = match port.vlan {
+        VlanMode::Access { .. } => 0,
+        VlanMode::Trunk { .. } if vlan == 0 => 0,
+        VlanMode::Trunk { .. } => VLAN_CFI | (saved & VLAN_PCP_MASK) | vlan,
+    };
+    ctx.key.set(Field::VlanTci, tci as u64);
+    ctx.output_port(port);
+    ctx.key.set(Field::VlanTci, saved as u64);
+}

@@ -1,0 +1,250 @@
+//! The per-worker flow cache: megaflows from a packet's key to the program
+//! its walk compiled to.
+//!
+//! What: after the slow path translates a key, the result is stored under
+//! the key masked by the bits the walk depended on (`Xlation::wc`). Any later
+//! packet equal under that mask replays the program without walking tables.
+//!
+//! Design: entries are grouped by mask (tuple space, like the classifier);
+//! a lookup probes each mask's hash table. Capacity and the number of masks
+//! are bounded; when full, entries are evicted round-robin (a clock hand).
+//! Validity is by generation, never by a background revalidator:
+//! * the snapshot generation: a worker that sees a new snapshot flushes;
+//! * the MAC-table generation: entries whose walk used NORMAL record the
+//!   generation read before translating and are dropped when it moved.
+//!
+//! Ownership: one `FlowCache` per worker, touched only by that worker.
+
+use crate::bridge::mac::MacLearnRef;
+use crate::classifier::hash_masked;
+use crate::key::{FlowKey, KEY_WORDS};
+use crate::switch::{RuleStats, Switch};
+use crate::xlate::{Program, Xlation};
+use hashbrown::HashTable;
+use std::sync::Arc;
+
+/// Default number of entries per worker (OVS: 200k datapath flows overall).
+pub const DEFAULT_CAPACITY: usize = 65536;
+/// Most distinct masks kept; past this the cache is flushed.
+pub const MAX_MASKS: usize = 256;
+/// How often a hit refreshes the MAC entries its flow relies on.
+pub const MAC_REFRESH_NS: u64 = 1_000_000_000;
+
+/// A cached walk.
+pub struct CacheEntry {
+    pub program: Program,
+    /// Counters of the flows the walk matched.
+    pub rules: Box<[Arc<RuleStats>]>,
+    learned: Box<[MacLearnRef]>,
+    /// MAC-table generation the walk was valid for (None: did not use NORMAL).
+    mac_generation: Option<u64>,
+    last_refresh_ns: u64,
+    pub hits: u64,
+}
+
+struct Slot {
+    masked: FlowKey,
+    mask: u16,
+    hash: u64,
+    entry: CacheEntry,
+}
+
+struct MaskTable {
+    mask: FlowKey,
+    words: Vec<u8>,
+    slots: HashTable<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheCounters {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub evictions: u64,
+    /// Entries dropped because the MAC tables changed under them.
+    pub stale: u64,
+    /// Whole-cache flushes (new snapshot, too many masks).
+    pub flushes: u64,
+}
+
+pub struct FlowCache {
+    generation: u64,
+    masks: Vec<MaskTable>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    hand: usize,
+    capacity: usize,
+    pub counters: CacheCounters,
+}
+
+impl FlowCache {
+    pub fn new(capacity: usize) -> FlowCache {
+        let capacity = capacity.max(1);
+        FlowCache {
+            generation: 0,
+            masks: Vec::new(),
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            hand: 0,
+            capacity,
+            counters: CacheCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn n_masks(&self) -> usize {
+        self.masks.len()
+    }
+
+    pub fn flush(&mut self) {
+        self.masks.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.hand = 0;
+        self.counters.flushes += 1;
+    }
+
+    /// Drops everything if `sw` is a different snapshot than the entries were made for.
+    #[inline]
+    pub fn sync(&mut self, sw: &Switch) {
+        if self.generation != sw.generation {
+            if !self.slots.is_empty() {
+                self.flush();
+            }
+            self.generation = sw.generation;
+        }
+    }
+
+    /// Finds the entry for `key`, if any is valid under `mac_generation`.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey, mac_generation: u64) -> Option<u32> {
+        for mi in 0..self.masks.len() {
+            let mt = &self.masks[mi];
+            let hash = hash_masked(key, &mt.mask, &mt.words);
+            let slots = &self.slots;
+            let found = mt.slots.find(hash, |&s| {
+                slots.get(s as usize).and_then(|o| o.as_ref()).is_some_and(|slot| {
+                    mt.words.iter().all(|&i| key.w[i as usize] & mt.mask.w[i as usize] == slot.masked.w[i as usize])
+                })
+            });
+            if let Some(&s) = found {
+                let stale = self.slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|slot| slot.entry.mac_generation.is_some_and(|g| g != mac_generation));
+                if stale {
+                    self.remove(s);
+                    self.counters.stale += 1;
+                    continue;
+                }
+                self.counters.hits += 1;
+                return Some(s);
+            }
+        }
+        self.counters.misses += 1;
+        None
+    }
+
+    /// The entry in `slot` (from `lookup` or `insert`).
+    #[inline(always)]
+    pub fn entry(&mut self, slot: u32) -> Option<&mut CacheEntry> {
+        self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()).map(|s| &mut s.entry)
+    }
+
+    /// Refreshes, at most once per `MAC_REFRESH_NS`, the MAC entries the
+    /// flow relies on, so that an active flow's destinations do not age out.
+    #[inline]
+    pub fn refresh_macs(&mut self, slot: u32, sw: &Switch, now_ns: u64) {
+        if let Some(e) = self.entry(slot) {
+            if !e.learned.is_empty() && now_ns.saturating_sub(e.last_refresh_ns) >= MAC_REFRESH_NS {
+                e.last_refresh_ns = now_ns;
+                for l in e.learned.iter() {
+                    if let Some(b) = sw.bridges.get(l.bridge) {
+                        b.macs.refresh(l.vlan, l.mac, l.port, now_ns);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a translation of `key` made while the MAC tables were at
+    /// `mac_generation` (read before translating). Returns its slot.
+    pub fn insert(&mut self, key: &FlowKey, x: Xlation, mac_generation: u64, now_ns: u64) -> u32 {
+        let mask = x.wc;
+        let mi = match self.masks.iter().position(|m| m.mask == mask) {
+            Some(i) => i,
+            None => {
+                if self.masks.len() >= MAX_MASKS {
+                    self.flush();
+                }
+                self.masks.push(MaskTable {
+                    mask,
+                    words: (0..KEY_WORDS).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect(),
+                    slots: HashTable::new(),
+                });
+                self.masks.len() - 1
+            }
+        };
+        if self.len() >= self.capacity {
+            self.evict_one();
+        }
+        let masked = key.masked(&mask);
+        let hash = hash_masked(&masked, &mask, &self.masks[mi].words);
+        let entry = CacheEntry {
+            program: x.program,
+            rules: x.rules.into_boxed_slice(),
+            learned: x.learned.into_boxed_slice(),
+            mac_generation: x.uses_mac_table.then_some(mac_generation),
+            last_refresh_ns: now_ns,
+            hits: 0,
+        };
+        let slot = Slot { masked, mask: mi as u16, hash, entry };
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(slot);
+                s
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.masks[mi].slots.insert_unique(hash, s, |&o| {
+            slots.get(o as usize).and_then(|x| x.as_ref()).map_or(0, |x| x.hash)
+        });
+        self.counters.inserts += 1;
+        s
+    }
+
+    fn remove(&mut self, s: u32) {
+        let Some(slot) = self.slots.get_mut(s as usize).and_then(|o| o.take()) else {
+            return;
+        };
+        if let Some(mt) = self.masks.get_mut(slot.mask as usize) {
+            if let Ok(e) = mt.slots.find_entry(slot.hash, |&o| o == s) {
+                e.remove();
+            }
+        }
+        self.free.push(s);
+    }
+
+    fn evict_one(&mut self) {
+        let n = self.slots.len();
+        for _ in 0..n {
+            let s = self.hand % n;
+            self.hand = (self.hand + 1) % n;
+            if self.slots[s].is_some() {
+                self.remove(s as u32);
+                self.counters.evictions += 1;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! A scenario directory: bridges, ports, flows, static MAC entries and test
+//! packets, in the format of `shared/tools/ovs-oracle` so that one directory
+//! can be run both through this switch and through a real Open vSwitch.
+//!
+//! Layout:
+//! * `ports.conf`: `bridge NAME`, `port BRIDGE NAME [ofport=N]
+//!   [type=dummy|system|internal|patch] [peer=P] [tag=V] [trunks=V1,V2]
+//!   [mac=M]`, `fdb BRIDGE PORT VLAN MAC`, `noflood BRIDGE PORT`
+//!   (`noflood BR BR` names OVS's bridge-local port, which this switch does
+//!   not have, and is accepted and ignored).
+//! * `flows/BRIDGE.flows`: `ovs-ofctl add-flows` format, port names allowed.
+//! * `packets.txt` (optional): `[label |] BRIDGE FLOW` per line.
+
+use crate::flow::text::parse_flow;
+use crate::key::Mac;
+use crate::switch::{PortConfig, PortKind, SwitchConfig, VlanMode};
+use std::path::Path;
+
+/// A static MAC entry to install once the switch is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub bridge: String,
+    pub port: String,
+    pub vlan: u16,
+    pub mac: Mac,
+}
+
+/// A packet line of `packets.txt`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketLine {
+    pub label: String,
+    pub bridge: String,
+    pub flow: String,
+}
+
+pub struct Scenario {
+    pub config: SwitchConfig,
+    pub fdb: Vec<FdbEntry>,
+    pub packets: Vec<PacketLine>,
+}
+
+/// An error naming the file, line and item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Loads a scenario from text (what `load_dir` reads from files).
+/// `flows` holds (bridge, text of its .flows file).
+pub fn load(
+    ports_conf: &str,
+    flows: &[(String, String)],
+    packets: Option<&str>,
+    n_workers: usize,
+) -> Result<Scenario, ScenarioError> {
+    let mut config = SwitchConfig::new(n_workers);
+    let mut fdb = Vec::new();
+    let mut noflood = Vec::new();
+    let err = |file: &str, line: usize, message: String| ScenarioError { file: file.to_string(), line, message };
+    for (i, raw) in ports_conf.lines().enumerate() {
+        let ln = i + 1;
+        let line = raw.split('#').next().unwrap_or("");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(&kind) = words.first() else { continue };
+        let e = |m: String| err("ports.conf", ln, m);
+        match kind {
+            "bridge" => {
+                let name = words.get(1).ok_or_else(|| e("bridge needs a name".into()))?;
+                config.add_bridge(name).map_err(|x| e(x.to_string()))?;
+            }
+            "port" => {
+                let (Some(bridge), Some(name)) = (words.get(1), words.get(2)) else {
+                    return Err(e("port needs BRIDGE NAME".into()));
+                };
+                let mut p = PortConfig::new(name, PortKind::System, VlanMode::Trunk { trunks: vec![] });
+                let mut kind_word = "dummy";
+                let mut peer = None;
+                for kv in &words[3..] {
+                    let (k, v) = kv.split_once('=').ok_or_else(|| e(format!("`{kv}`: expected KEY=VALUE")))?;
+                    let num = |v: &str| v.parse::<u32>().map_err(|_| e(format!("`{kv}`: not a number")));
+                    match k {
+                        "ofport" => p.ofport = Some(num(v)?),
+                        "type" => kind_word = v,
+                        "peer" => peer = Some(v.to_string()),
+                        "tag" => p.vlan = VlanMode::Access { tag: num(v)? as u16 },
+                        "trunks" => {
+                            let trunks = v
+                                .split(',')
+                                .map(|t| t.parse::<u16>().map_err(|_| e(format!("`{kv}`: bad VLAN `{t}`"))))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            p.vlan = VlanMode::Trunk { trunks };
+                        }
+                        "vlan_mode" => {}
+                        "mac" => p.mac = Some(v.parse().map_err(|_| e(format!("`{kv}`: bad MAC")))?),
+                        _ if k.starts_with("opt:") => {}
+                        _ => return Err(e(format!("`{kv}`: unknown port setting `{k}`"))),
+                    }
+                }
+                p.kind = match kind_word {
+                    "dummy" | "system" | "afpacket" | "dpdk" => PortKind::System,
+                    "internal" => PortKind::Internal,
+                    "patch" => PortKind::Patch {
+                        peer: peer.ok_or_else(|| e(format!("patch port `{name}` needs peer=")))?,
+                    },
+                    other => return Err(e(format!("port `{name}`: unknown type `{other}`"))),
+                };
+                config.add_port(bridge, p).map_err(|x| e(x.to_string()))?;
+            }
+            "fdb" => {
+                let [_, bridge, port, vlan, mac] = words[..] else {
+                    return Err(e("fdb needs BRIDGE PORT VLAN MAC".into()));
+                };
+                fdb.push(FdbEntry {
+                    bridge: bridge.to_string(),
+                    port: port.to_string(),
+                    vlan: vlan.parse().map_err(|_| e(format!("fdb: bad VLAN `{vlan}`")))?,
+                    mac: mac.parse().map_err(|_| e(format!("fdb: bad MAC `{mac}`")))?,
+                });
+            }
+            "noflood" => {
+                let [_, bridge, port] = words[..] else {
+                    return Err(e("noflood needs BRIDGE PORT".into()));
+                };
+                if bridge != port {
+                    noflood.push((ln, port.to_string()));
+                }
+            }
+            other => return Err(e(format!("unknown statement `{other}`"))),
+        }
+    }
+    for (ln, port) in noflood {
+        config
+            .set_port(&port, |p| p.no_flood = true)
+            .map_err(|x| err("ports.conf", ln, x.to_string()))?;
+    }
+    for (bridge, text) in flows {
+        let file = format!("flows/{bridge}.flows");
+        let names = config.port_names(bridge).map_err(|x| err(&file, 0, x.to_string()))?;
+        let mut parsed = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            parsed.push(parse_flow(l, &names).map_err(|x| err(&file, i + 1, x.to_string()))?);
+        }
+        config.add_flows(bridge, parsed, 0).map_err(|x| err(&file, 0, x.to_string()))?;
+    }
+    let packets = match packets {
+        None => Vec::new(),
+        Some(text) => parse_packets(text).map_err(|(ln, m)| err("packets.txt", ln, m))?,
+    };
+    Ok(Scenario { config, fdb, packets })
+}
+
+fn parse_packets(text: &str) -> Result<Vec<PacketLine>, (usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let (label, rest) = match l.split_once('|') {
+            Some((a, b)) => (a.trim().to_string(), b.trim()),
+            None => (format!("packet{}", out.len() + 1), l),
+        };
+        let (bridge, flow) = rest.split_once(char::is_whitespace).ok_or((i + 1, "expected BRIDGE FLOW".to_string()))?;
+        out.push(PacketLine { label, bridge: bridge.to_string(), flow: flow.trim().to_string() });
+    }
+    Ok(out)
+}
+
+/// Loads a scenario directory.
+pub fn load_dir(dir: &Path, n_workers: usize) -> Result<Scenario, ScenarioError> {
+    let read = |rel: &str| {
+        std::fs::read_to_string(dir.join(rel)).map_err(|e| ScenarioError {
+            file: dir.join(rel).display().to_string(),
+            line: 0,
+            message: e.to_string(),
+        })
+    };
+    let ports = read("ports.conf")?;
+    let mut flows = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir.join("flows")) {
+        let mut names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        for p in names {
+            if p.extension().is_some_and(|x| x == "flows") {
+                let bridge = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                flows.push((bridge.clone(), read(&format!("flows/{bridge}.flows"))?));
+            }
+        }
+    }
+    let packets = if dir.join("packets.txt").exists() { Some(read("packets.txt")?) } else { None };
+    load(&ports, &flows, packets.as_deref(), n_workers)
+}
+
+impl Scenario {
+    /// Builds the snapshot and installs the static MAC entries.
+    pub fn build(&mut self) -> Result<std::sync::Arc<crate::switch::Switch>, ScenarioError> {
+        let sw = self.config.build().map_err(|e| ScenarioError { file: "flows".into(), line: 0, message: e.to_string() })?;
+        for f in &self.fdb {
+            let bad = |m: String| ScenarioError { file: "ports.conf".into(), line: 0, message: m };
+            let b = sw.bridge(&f.bridge).ok_or_else(|| bad(format!("fdb: no bridge `{}`", f.bridge)))?;
+            let p = sw.port_by_name(&f.port).ok_or_else(|| bad(format!("fdb: no port `{}`", f.port)))?;
+            b.macs.add_static(f.vlan, f.mac, p.id);
+        }
+        Ok(sw)
+    }
+}

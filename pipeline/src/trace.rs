@@ -1,0 +1,165 @@
+//! `trace`: explain a packet's walk, step by step.
+//!
+//! The slow path (`xlate`) records `TraceEvent`s when given a `Trace`; the
+//! decisions are the ones the datapath makes, because it is the same code.
+//! A trace renders as text for people (in the spirit of OVS
+//! `ofproto/trace`) and as JSON for tools. Packets are shown in ovs-ofctl
+//! match syntax, so a line of a trace can be pasted back into `trace`.
+
+use crate::drop::DropReason;
+use crate::flow::{Match, NoPortNames};
+use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_LATER, VLAN_CFI};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One step of a walk.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum TraceEvent {
+    /// The packet enters a bridge.
+    Bridge { bridge: String, in_port: String, packet: String },
+    /// A table lookup and the flow that matched (None: miss).
+    Table { table: u8, flow: Option<String> },
+    /// An action of the matched flow, about to run.
+    Action { action: String },
+    /// A decision of the NORMAL action.
+    Normal { vlan: u16, decision: String },
+    /// Output to a patch port: the packet continues on the peer bridge.
+    Patch { from: String, to: String },
+    /// Back from the peer bridge, continuing after the patch output.
+    PatchReturn { to: String },
+    /// The packet (a copy) leaves through a port, as shown.
+    Output { port: String, packet: String },
+    Drop { reason: DropReason },
+    Note { text: String },
+}
+
+/// A recorded walk.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Trace {
+    /// What was traced, as given.
+    pub input: String,
+    pub events: Vec<TraceEvent>,
+    /// Set when nothing was output.
+    pub dropped: Option<DropReason>,
+}
+
+impl Trace {
+    pub fn new(input: &str) -> Trace {
+        Trace { input: input.to_string(), ..Trace::default() }
+    }
+
+    pub fn push(&mut self, e: TraceEvent) {
+        self.events.push(e);
+    }
+
+    pub fn finish(&mut self, dropped: Option<DropReason>) {
+        self.dropped = dropped;
+    }
+
+    /// (port, packet) of every output, in order.
+    pub fn outputs(&self) -> Vec<(&str, &str)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Output { port, packet } => Some((port.as_str(), packet.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Tables visited as `bridge:table` strings, e.g. `br-int:0`.
+    pub fn table_path(&self) -> Vec<String> {
+        let mut bridge = "";
+        let mut out = Vec::new();
+        for e in &self.events {
+            match e {
+                TraceEvent::Bridge { bridge: b, .. } => bridge = b,
+                TraceEvent::Table { table, .. } => out.push(format!("{bridge}:{table}")),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Human-readable form.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Flow: {}", self.input);
+        for e in &self.events {
+            let _ = match e {
+                TraceEvent::Bridge { bridge, in_port, packet } => {
+                    let title = format!("bridge(\"{bridge}\") in_port {in_port}");
+                    writeln!(s, "\n{title}\n{}\n packet: {packet}", "-".repeat(title.len()))
+                }
+                TraceEvent::Table { table, flow: Some(f) } => writeln!(s, "{table:>2}. {f}"),
+                TraceEvent::Table { table, flow: None } => writeln!(s, "{table:>2}. No match: table miss"),
+                TraceEvent::Action { action } => writeln!(s, "    {action}"),
+                TraceEvent::Normal { vlan: _, decision } => writeln!(s, "     -> NORMAL: {decision}"),
+                TraceEvent::Patch { from, to } => writeln!(s, "     -> patch port {from} to {to}"),
+                TraceEvent::PatchReturn { to } => writeln!(s, "     <- back from patch port {to}"),
+                TraceEvent::Output { port, packet } => writeln!(s, "     -> output to {port}: {packet}"),
+                TraceEvent::Drop { reason } => writeln!(s, "     -> drop ({reason})"),
+                TraceEvent::Note { text } => writeln!(s, "     >> {text}"),
+            };
+        }
+        let _ = writeln!(s);
+        let outs = self.outputs();
+        if outs.is_empty() {
+            let reason = self.dropped.map(|r| r.as_str()).unwrap_or("no output");
+            let _ = writeln!(s, "Final: drop ({reason})");
+        } else {
+            let _ = writeln!(s, "Final: {} output(s)", outs.len());
+            for (port, packet) in outs {
+                let _ = writeln!(s, "  {port}: {packet}");
+            }
+        }
+        s
+    }
+}
+
+/// The packet fields that matter for its protocol, as a match.
+pub fn key_to_match(key: &FlowKey) -> Match {
+    let mut m = Match::ANY;
+    let full = |m: &mut Match, f: Field| m.set_exact(f, key.get(f));
+    full(&mut m, Field::DlSrc);
+    full(&mut m, Field::DlDst);
+    let tci = key.vlan_tci();
+    if tci & VLAN_CFI != 0 {
+        m.set(Field::VlanTci, tci as u64, 0x1fff);
+    } else {
+        m.set(Field::VlanTci, 0, 0x1fff);
+    }
+    full(&mut m, Field::DlType);
+    match key.dl_type() {
+        ethertype::ARP => {
+            for f in [Field::NwProto, Field::NwSrc, Field::NwDst, Field::ArpSha, Field::ArpTha] {
+                full(&mut m, f);
+            }
+        }
+        ethertype::IPV4 => {
+            for f in [Field::NwSrc, Field::NwDst, Field::NwProto, Field::NwTtl] {
+                full(&mut m, f);
+            }
+            if key.get(Field::NwTos) != 0 {
+                full(&mut m, Field::NwTos);
+            }
+            let later = key.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
+            if !later && matches!(key.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::ICMP) {
+                full(&mut m, Field::TpSrc);
+                full(&mut m, Field::TpDst);
+            }
+        }
+        _ => {}
+    }
+    m
+}
+
+/// A packet in ovs-ofctl match syntax (without `in_port`).
+pub fn key_summary(key: &FlowKey) -> String {
+    crate::flow::text::format_match(&key_to_match(key), &NoPortNames)
+}

@@ -1,0 +1,403 @@
+//! The slow path: translate a packet's key through the bridges into a
+//! `Program`, the way OVS's ofproto-dpif-xlate turns OpenFlow into datapath
+//! actions.
+//!
+//! What: starting at the input port's bridge, table 0, run OpenFlow
+//! semantics: highest-priority match, actions in order, `resubmit`/`goto`,
+//! `NORMAL` (MAC learning + VLAN-aware forwarding), patch ports (output on
+//! one side is input on the other, in the same pass). Header-changing
+//! actions only change the key; at each output the difference between the
+//! key and what the packet already is becomes rewrite ops ("commit"), so the
+//! program is a flat list of rewrites and outputs that the fast path replays.
+//!
+//! Megaflow: every key bit a decision read is OR-ed into `wc`. Any packet
+//! whose key equals this one under `wc` gets the same program, which is what
+//! makes the result cacheable. Bits are over-approximated (a field matched
+//! after being rewritten stays in `wc`), never under-approximated.
+//!
+//! The same code runs with and without a `Trace` recorder (VPP's
+//! `do_trace`): tracing never changes a decision. Tracing does not learn
+//! MACs (`learn == false`), like `ofproto/trace`.
+
+use crate::bridge::normal;
+use crate::drop::DropReason;
+use crate::flow::{ofp, Action};
+use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
+use crate::packet::Rewrite;
+use crate::bridge::mac::MacLearnRef;
+use crate::switch::{Bridge, Port, PortId, PortKind, RuleStats, Switch, MAX_PATCH_HOPS, MAX_RESUBMIT_DEPTH};
+use crate::trace::{Trace, TraceEvent};
+use std::sync::Arc;
+
+/// One step of a compiled program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Change the packet in place.
+    Rewrite(Rewrite),
+    /// Send the packet (a copy, unless this is the last output) to a port.
+    Output(PortId),
+}
+
+/// What the fast path does with every packet of one megaflow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Program {
+    pub ops: Vec<Op>,
+    /// Why the packet is dropped if the program outputs nothing.
+    pub drop_reason: Option<DropReason>,
+    /// Index of the last `Output` op: that one sends the packet itself,
+    /// earlier ones send copies.
+    pub last_output: Option<usize>,
+}
+
+impl Program {
+    pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
+        let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
+        let drop_reason = if last_output.is_some() { None } else { Some(drop_reason.unwrap_or(DropReason::FlowDrop)) };
+        Program { ops, drop_reason, last_output }
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        self.ops.iter().filter(|o| matches!(o, Op::Output(_))).count()
+    }
+}
+
+/// The result of translating one key.
+pub struct Xlation {
+    pub program: Program,
+    /// Key bits the program depends on (a megaflow mask over the input key).
+    pub wc: FlowKey,
+    /// Flows the packet matched, in order (their counters count it).
+    pub rules: Vec<Arc<RuleStats>>,
+    /// MAC entries NORMAL learned or relied on (refreshed on cache hits).
+    pub learned: Vec<MacLearnRef>,
+    /// NORMAL consulted a MAC table: the program is valid only while the
+    /// MAC tables' generation is unchanged.
+    pub uses_mac_table: bool,
+}
+
+/// Translation options.
+#[derive(Clone, Copy, Debug)]
+pub struct XlateOptions {
+    /// NORMAL learns source MACs (off for `trace`).
+    pub learn: bool,
+    pub now_ns: u64,
+}
+
+pub(crate) struct Ctx<'a> {
+    pub sw: &'a Switch,
+    pub opts: XlateOptions,
+    /// The key as the pipeline currently sees it.
+    pub key: FlowKey,
+    /// The key as the packet currently is (after the rewrites emitted so far).
+    pub committed: FlowKey,
+    pub wc: FlowKey,
+    pub ops: Vec<Op>,
+    pub rules: Vec<Arc<RuleStats>>,
+    pub learned: Vec<MacLearnRef>,
+    pub uses_mac_table: bool,
+    pub depth: usize,
+    pub patch_hops: usize,
+    pub drop_reason: Option<DropReason>,
+    /// Stop executing actions (after dec_ttl failure), as OVS does.
+    pub halted: bool,
+    pub trace: Option<&'a mut Trace>,
+}
+
+/// Translates a packet with `key` arriving on `in_port` (its `in_port`
+/// field is ignored and set from the port).
+pub fn xlate(sw: &Switch, in_port: PortId, key: &FlowKey, opts: XlateOptions, trace: Option<&mut Trace>) -> Xlation {
+    let mut ctx = Ctx {
+        sw,
+        opts,
+        key: *key,
+        committed: *key,
+        wc: FlowKey::ZERO,
+        ops: Vec::new(),
+        rules: Vec::new(),
+        learned: Vec::new(),
+        uses_mac_table: false,
+        depth: 0,
+        patch_hops: 0,
+        drop_reason: None,
+        halted: false,
+        trace,
+    };
+    // The ingress port always matters (it selects the bridge).
+    ctx.wc.set(Field::InPort, Field::InPort.full_mask());
+    match sw.port(in_port) {
+        Some(port) => ctx.bridge_input(port),
+        None => ctx.drop(DropReason::NoSuchPort),
+    }
+    let program = Program::new(ctx.ops, ctx.drop_reason);
+    if let Some(t) = ctx.trace.as_deref_mut() {
+        t.finish(program.drop_reason);
+    }
+    Xlation {
+        program,
+        wc: ctx.wc,
+        rules: ctx.rules,
+        learned: ctx.learned,
+        uses_mac_table: ctx.uses_mac_table,
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn event(&mut self, e: impl FnOnce(&Ctx) -> TraceEvent) {
+        if self.trace.is_some() {
+            let ev = e(self);
+            if let Some(t) = self.trace.as_deref_mut() {
+                t.push(ev);
+            }
+        }
+    }
+
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drop_reason = Some(reason);
+        self.event(|_| TraceEvent::Drop { reason });
+    }
+
+    /// The packet enters `port`'s bridge through `port`.
+    fn bridge_input(&mut self, port: &'a Port) {
+        let bridge = &self.sw.bridges[port.bridge];
+        self.key.set(Field::InPort, port.ofport as u64);
+        self.event(|c| TraceEvent::Bridge {
+            bridge: bridge.name.clone(),
+            in_port: port.name.clone(),
+            packet: crate::trace::key_summary(&c.key),
+        });
+        self.lookup_table(bridge, 0);
+    }
+
+    fn lookup_table(&mut self, bridge: &'a Bridge, table_id: u8) {
+        if self.depth >= MAX_RESUBMIT_DEPTH {
+            self.drop(DropReason::ResubmitDepth);
+            self.halted = true;
+            return;
+        }
+        self.depth += 1;
+        let found = bridge.table(table_id).and_then(|t| {
+            t.classifier.lookup(&self.key, &mut self.wc).and_then(|(&i, _)| t.rules.get(i as usize))
+        });
+        match found {
+            None => {
+                self.event(|_| TraceEvent::Table { table: table_id, flow: None });
+                self.drop(DropReason::TableMiss);
+            }
+            Some(rule) => {
+                self.event(|_| TraceEvent::Table {
+                    table: table_id,
+                    flow: Some(crate::flow::text::format_flow(&rule.flow, None, bridge)),
+                });
+                self.rules.push(rule.stats.clone());
+                if rule.flow.actions.is_empty() {
+                    self.drop(DropReason::FlowDrop);
+                }
+                for action in &rule.flow.actions {
+                    if self.halted {
+                        break;
+                    }
+                    self.event(|_| TraceEvent::Action {
+                        action: crate::flow::text::format_actions(std::slice::from_ref(action), bridge),
+                    });
+                    self.do_action(bridge, table_id, action);
+                }
+            }
+        }
+        self.depth -= 1;
+    }
+
+    fn do_action(&mut self, bridge: &'a Bridge, table_id: u8, action: &Action) {
+        let k = &mut self.key;
+        let is_ip = k.dl_type() == ethertype::IPV4;
+        let has_ports = is_ip
+            && matches!(k.nw_proto(), ipproto::TCP | ipproto::UDP)
+            && k.get(Field::NwFrag) as u8 & FRAG_LATER == 0;
+        match action {
+            Action::Output(p) => self.output_ofport(bridge, *p, false),
+            Action::InPort => {
+                let p = self.key.in_port();
+                self.output_ofport(bridge, p, true)
+            }
+            Action::Local => self.output_ofport(bridge, ofp::LOCAL, false),
+            Action::Normal => normal::normal(self, bridge),
+            Action::Flood => {
+                let in_port = self.key.in_port();
+                let targets: Vec<&Port> = bridge
+                    .ports
+                    .iter()
+                    .filter_map(|id| self.sw.port(*id))
+                    .filter(|p| p.ofport != in_port && !p.no_flood)
+                    .collect();
+                for p in targets {
+                    self.output_port(p);
+                }
+            }
+            Action::Resubmit { port, table } => {
+                let saved = self.key.get(Field::InPort);
+                if let Some(p) = port {
+                    self.key.set(Field::InPort, *p as u64);
+                }
+                self.lookup_table(bridge, table.unwrap_or(table_id));
+                self.key.set(Field::InPort, saved);
+            }
+            Action::GotoTable(t) => self.lookup_table(bridge, *t),
+            Action::ModVlanVid(vid) => {
+                let tci = k.vlan_tci();
+                k.set(Field::VlanTci, (VLAN_CFI | (tci & VLAN_PCP_MASK) | (vid & VLAN_VID_MASK)) as u64);
+            }
+            Action::ModVlanPcp(pcp) => {
+                let tci = k.vlan_tci();
+                k.set(Field::VlanTci, (VLAN_CFI | (tci & VLAN_VID_MASK) | ((*pcp as u16 & 7) << 13)) as u64);
+            }
+            Action::StripVlan => k.set(Field::VlanTci, 0),
+            Action::PushVlan(_) => {
+                // One tag is supported: pushing onto a tagged frame keeps the tag
+                // (the spec only pushes onto untagged frames).
+                if k.vlan_tci() & VLAN_CFI == 0 {
+                    k.set(Field::VlanTci, VLAN_CFI as u64);
+                }
+            }
+            Action::ModDlSrc(m) => k.set(Field::DlSrc, m.to_u64()),
+            Action::ModDlDst(m) => k.set(Field::DlDst, m.to_u64()),
+            Action::ModNwSrc(a) if is_ip => k.set(Field::NwSrc, *a as u64),
+            Action::ModNwDst(a) if is_ip => k.set(Field::NwDst, *a as u64),
+            Action::ModNwTos(t) if is_ip => k.set(Field::NwTos, (*t & 0xfc) as u64),
+            Action::ModTpSrc(p) if has_ports => k.set(Field::TpSrc, *p as u64),
+            Action::ModTpDst(p) if has_ports => k.set(Field::TpDst, *p as u64),
+            Action::ModNwSrc(_) | Action::ModNwDst(_) | Action::ModNwTos(_) | Action::ModTpSrc(_) | Action::ModTpDst(_) => {
+                self.event(|_| TraceEvent::Note { text: "action does not apply to this packet: skipped".into() });
+            }
+            Action::DecTtl => {
+                if is_ip {
+                    self.wc.set(Field::NwTtl, Field::NwTtl.full_mask());
+                    let ttl = self.key.nw_ttl();
+                    if ttl <= 1 {
+                        self.drop(DropReason::TtlExceeded);
+                        self.halted = true;
+                    } else {
+                        self.key.set(Field::NwTtl, (ttl - 1) as u64);
+                    }
+                }
+            }
+            Action::SetField { field, value, mask } => k.set_masked(*field, *value, *mask),
+            Action::Load { field, ofs, nbits, value } => {
+                let mask = bit_range(*ofs, *nbits);
+                k.set_masked(*field, value << ofs, mask);
+            }
+            Action::Move { src, src_ofs, dst, dst_ofs, nbits } => {
+                let smask = bit_range(*src_ofs, *nbits);
+                let (w, sh, _) = src.position();
+                self.wc.w[w] |= smask << sh;
+                let v = (self.key.get(*src) & smask) >> src_ofs;
+                self.key.set_masked(*dst, v << dst_ofs, bit_range(*dst_ofs, *nbits));
+            }
+            Action::Ct(_) => {
+                self.event(|_| TraceEvent::Note { text: "ct: connection tracking is not executed by this switch build".into() });
+            }
+        }
+    }
+
+    /// `output:P` on `bridge` (P an OpenFlow port number).
+    fn output_ofport(&mut self, bridge: &'a Bridge, ofport: u32, allow_in_port: bool) {
+        if ofport == self.key.in_port() && !allow_in_port {
+            self.event(|_| TraceEvent::Note { text: "skipping output to input port".into() });
+            self.drop_reason.get_or_insert(DropReason::OutputToInPort);
+            return;
+        }
+        match bridge.port_by_ofport(ofport).and_then(|id| self.sw.port(id)) {
+            Some(p) => self.output_port(p),
+            None => self.drop(DropReason::NoSuchPort),
+        }
+    }
+
+    /// Sends the packet, as the key now says it is, out of `port`.
+    pub fn output_port(&mut self, port: &'a Port) {
+        if let (PortKind::Patch { .. }, Some(peer_id)) = (&port.kind, port.peer) {
+            let Some(peer) = self.sw.port(peer_id) else {
+                self.drop(DropReason::NoSuchPort);
+                return;
+            };
+            if self.patch_hops >= MAX_PATCH_HOPS {
+                self.drop(DropReason::PatchLoop);
+                return;
+            }
+            self.event(|_| TraceEvent::Patch { from: port.name.clone(), to: peer.name.clone() });
+            // The peer bridge sees a fresh pipeline: no registers, metadata or
+            // conntrack state; its changes do not leak back into this bridge.
+            let saved_key = self.key;
+            let saved_depth = self.depth;
+            let saved_halted = self.halted;
+            for w in crate::key::PACKET_WORDS..crate::key::KEY_WORDS {
+                self.key.w[w] = 0;
+            }
+            self.key.set(Field::CtState, 0);
+            self.key.set(Field::CtZone, 0);
+            self.patch_hops += 1;
+            self.depth = 0;
+            self.bridge_input(peer);
+            self.patch_hops -= 1;
+            self.depth = saved_depth;
+            self.halted = saved_halted;
+            self.key = saved_key;
+            self.event(|_| TraceEvent::PatchReturn { to: port.name.clone() });
+            return;
+        }
+        self.commit();
+        self.ops.push(Op::Output(port.id));
+        self.event(|c| TraceEvent::Output { port: port.name.clone(), packet: crate::trace::key_summary(&c.key) });
+    }
+
+    /// Emits the rewrites that make the packet look like the key.
+    fn commit(&mut self) {
+        let (from, to) = (self.committed, self.key);
+        let push = |ops: &mut Vec<Op>, r: Rewrite| ops.push(Op::Rewrite(r));
+        if from.get(Field::DlSrc) != to.get(Field::DlSrc) {
+            push(&mut self.ops, Rewrite::EthSrc(to.dl_src()));
+        }
+        if from.get(Field::DlDst) != to.get(Field::DlDst) {
+            push(&mut self.ops, Rewrite::EthDst(to.dl_dst()));
+        }
+        let (ft, tt) = (from.vlan_tci(), to.vlan_tci());
+        if ft != tt {
+            let wire = tt & !VLAN_CFI;
+            match (ft & VLAN_CFI != 0, tt & VLAN_CFI != 0) {
+                (false, true) => push(&mut self.ops, Rewrite::VlanPush { tpid: ethertype::VLAN, tci: wire }),
+                (true, false) => push(&mut self.ops, Rewrite::VlanPop),
+                (true, true) => push(&mut self.ops, Rewrite::VlanSetTci(wire)),
+                (false, false) => {}
+            }
+        }
+        if to.dl_type() == ethertype::IPV4 {
+            if from.nw_src() != to.nw_src() {
+                push(&mut self.ops, Rewrite::Ipv4Src(to.nw_src()));
+            }
+            if from.nw_dst() != to.nw_dst() {
+                push(&mut self.ops, Rewrite::Ipv4Dst(to.nw_dst()));
+            }
+            if from.get(Field::NwTos) != to.get(Field::NwTos) {
+                push(&mut self.ops, Rewrite::Ipv4Tos(to.get(Field::NwTos) as u8));
+            }
+            if from.nw_ttl() != to.nw_ttl() {
+                push(&mut self.ops, Rewrite::Ipv4Ttl(to.nw_ttl()));
+            }
+            if matches!(to.nw_proto(), ipproto::TCP | ipproto::UDP) {
+                if from.tp_src() != to.tp_src() {
+                    push(&mut self.ops, Rewrite::L4Src(to.tp_src()));
+                }
+                if from.tp_dst() != to.tp_dst() {
+                    push(&mut self.ops, Rewrite::L4Dst(to.tp_dst()));
+                }
+            }
+        }
+        // Only packet fields are committed: registers and metadata stay in the pipeline.
+        for w in 0..crate::key::PACKET_WORDS {
+            self.committed.w[w] = self.key.w[w];
+        }
+    }
+}
+
+/// A mask of `nbits` bits starting at bit `ofs`.
+fn bit_range(ofs: u8, nbits: u8) -> u64 {
+    let bits = if nbits >= 64 { u64::MAX } else { (1u64 << nbits) - 1 };
+    bits.checked_shl(ofs as u32).unwrap_or(0)
+}
