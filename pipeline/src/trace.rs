@@ -19,7 +19,7 @@ pub enum TraceEvent {
     /// The packet enters a bridge.
     Bridge { bridge: String, in_port: String, packet: String },
     /// A table lookup and the flow that matched (None: miss).
-    Table { table: u8, flow: Option<String> },
+    Table { table: u8, priority: Option<u16>, flow: Option<String> },
     /// An action of the matched flow, about to run.
     Action { action: String },
     /// A decision of the NORMAL action.
@@ -29,7 +29,13 @@ pub enum TraceEvent {
     /// Back from the peer bridge, continuing after the patch output.
     PatchReturn { to: String },
     /// The packet (a copy) leaves through a port, as shown.
-    Output { port: String, packet: String },
+    Output {
+        port: String,
+        packet: String,
+        /// The packet's key as it leaves (for tools that compare fields).
+        #[serde(skip)]
+        key: FlowKey,
+    },
     Drop { reason: DropReason },
     Note { text: String },
 }
@@ -62,20 +68,33 @@ impl Trace {
         self.events
             .iter()
             .filter_map(|e| match e {
-                TraceEvent::Output { port, packet } => Some((port.as_str(), packet.as_str())),
+                TraceEvent::Output { port, packet, .. } => Some((port.as_str(), packet.as_str())),
                 _ => None,
             })
             .collect()
     }
 
-    /// Tables visited as `bridge:table` strings, e.g. `br-int:0`.
+    /// (port, key as it leaves) of every output, in order.
+    pub fn output_keys(&self) -> Vec<(&str, FlowKey)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Output { port, key, .. } => Some((port.as_str(), *key)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Lookups as `bridge table pPRIORITY` (or `miss`), e.g. `br-int 0 p10`:
+    /// the spec's "br-int T0 p10" notation.
     pub fn table_path(&self) -> Vec<String> {
         let mut bridge = "";
         let mut out = Vec::new();
         for e in &self.events {
             match e {
                 TraceEvent::Bridge { bridge: b, .. } => bridge = b,
-                TraceEvent::Table { table, .. } => out.push(format!("{bridge}:{table}")),
+                TraceEvent::Table { table, priority: Some(p), .. } => out.push(format!("{bridge} {table} p{p}")),
+                TraceEvent::Table { table, priority: None, .. } => out.push(format!("{bridge} {table} miss")),
                 _ => {}
             }
         }
@@ -96,13 +115,13 @@ impl Trace {
                     let title = format!("bridge(\"{bridge}\") in_port {in_port}");
                     writeln!(s, "\n{title}\n{}\n packet: {packet}", "-".repeat(title.len()))
                 }
-                TraceEvent::Table { table, flow: Some(f) } => writeln!(s, "{table:>2}. {f}"),
-                TraceEvent::Table { table, flow: None } => writeln!(s, "{table:>2}. No match: table miss"),
+                TraceEvent::Table { table, flow: Some(f), .. } => writeln!(s, "{table:>2}. {f}"),
+                TraceEvent::Table { table, flow: None, .. } => writeln!(s, "{table:>2}. No match: table miss"),
                 TraceEvent::Action { action } => writeln!(s, "    {action}"),
                 TraceEvent::Normal { vlan: _, decision } => writeln!(s, "     -> NORMAL: {decision}"),
                 TraceEvent::Patch { from, to } => writeln!(s, "     -> patch port {from} to {to}"),
                 TraceEvent::PatchReturn { to } => writeln!(s, "     <- back from patch port {to}"),
-                TraceEvent::Output { port, packet } => writeln!(s, "     -> output to {port}: {packet}"),
+                TraceEvent::Output { port, packet, .. } => writeln!(s, "     -> output to {port}: {packet}"),
                 TraceEvent::Drop { reason } => writeln!(s, "     -> drop ({reason})"),
                 TraceEvent::Note { text } => writeln!(s, "     >> {text}"),
             };
@@ -162,4 +181,86 @@ pub fn key_to_match(key: &FlowKey) -> Match {
 /// A packet in ovs-ofctl match syntax (without `in_port`).
 pub fn key_summary(key: &FlowKey) -> String {
     crate::flow::text::format_match(&key_to_match(key), &NoPortNames)
+}
+
+/// Why a trace request could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TraceInputError {
+    #[error("no bridge named `{0}`")]
+    NoSuchBridge(String),
+    #[error("no port named `{0}`")]
+    NoSuchPort(String),
+    #[error("bridge `{bridge}` has no OpenFlow port {ofport}")]
+    NoSuchOfport { bridge: String, ofport: u32 },
+    #[error("the packet needs in_port=NAME (or give the bridge and in_port=NUMBER)")]
+    NoInPort,
+    #[error("{0}")]
+    Syntax(String),
+    #[error("packet dropped by the parser: {0}")]
+    Unparseable(DropReason),
+}
+
+/// Traces a packet given in ovs-ofctl match syntax, e.g.
+/// `in_port=qvo-vm1,arp,arp_spa=10.1.0.11,arp_tpa=10.1.0.1`. Fields not
+/// given are zero, as with `ofproto/trace`. `bridge` is needed only when
+/// `in_port` is a number. MAC tables are consulted, never changed.
+pub fn trace_text(
+    sw: &crate::switch::Switch,
+    bridge: Option<&str>,
+    spec: &str,
+    now_ns: u64,
+) -> Result<Trace, TraceInputError> {
+    let bridge = match bridge {
+        Some(name) => sw.bridge(name).ok_or_else(|| TraceInputError::NoSuchBridge(name.to_string()))?,
+        None => {
+            let name = spec
+                .split([',', ' '])
+                .find_map(|t| t.trim().strip_prefix("in_port="))
+                .map(|n| n.trim_matches('"'))
+                .ok_or(TraceInputError::NoInPort)?;
+            let port = sw.port_by_name(name).ok_or_else(|| {
+                if name.parse::<u32>().is_ok() {
+                    TraceInputError::NoInPort
+                } else {
+                    TraceInputError::NoSuchPort(name.to_string())
+                }
+            })?;
+            &sw.bridges[port.bridge]
+        }
+    };
+    let m = crate::flow::text::parse_match(spec, bridge).map_err(|e| TraceInputError::Syntax(e.to_string()))?;
+    if m.mask.get(Field::InPort) == 0 {
+        return Err(TraceInputError::NoInPort);
+    }
+    let ofport = m.value.in_port();
+    let port = bridge
+        .port_by_ofport(ofport)
+        .ok_or_else(|| TraceInputError::NoSuchOfport { bridge: bridge.name.clone(), ofport })?;
+    Ok(trace_key(sw, port, &m.value, spec, now_ns))
+}
+
+/// Traces a frame (raw bytes) arriving on the named port.
+pub fn trace_frame(
+    sw: &crate::switch::Switch,
+    in_port: &str,
+    frame: &[u8],
+    now_ns: u64,
+) -> Result<Trace, TraceInputError> {
+    let port = sw.port_by_name(in_port).ok_or_else(|| TraceInputError::NoSuchPort(in_port.to_string()))?;
+    let parsed = crate::packet::parse(frame, port.id.0).map_err(TraceInputError::Unparseable)?;
+    let input = format!("in_port={in_port},{}", key_summary(&parsed.key));
+    Ok(trace_key(sw, port.id, &parsed.key, &input, now_ns))
+}
+
+/// Traces a key arriving on `in_port`.
+pub fn trace_key(
+    sw: &crate::switch::Switch,
+    in_port: crate::switch::PortId,
+    key: &FlowKey,
+    input: &str,
+    now_ns: u64,
+) -> Trace {
+    let mut t = Trace::new(input);
+    crate::xlate::xlate(sw, in_port, key, crate::xlate::XlateOptions { learn: false, now_ns }, Some(&mut t));
+    t
 }

@@ -180,12 +180,13 @@ impl<'a> Ctx<'a> {
         });
         match found {
             None => {
-                self.event(|_| TraceEvent::Table { table: table_id, flow: None });
+                self.event(|_| TraceEvent::Table { table: table_id, priority: None, flow: None });
                 self.drop(DropReason::TableMiss);
             }
             Some(rule) => {
                 self.event(|_| TraceEvent::Table {
                     table: table_id,
+                    priority: Some(rule.flow.priority),
                     flow: Some(crate::flow::text::format_flow(&rule.flow, None, bridge)),
                 });
                 self.rules.push(rule.stats.clone());
@@ -344,7 +345,11 @@ impl<'a> Ctx<'a> {
         }
         self.commit();
         self.ops.push(Op::Output(port.id));
-        self.event(|c| TraceEvent::Output { port: port.name.clone(), packet: crate::trace::key_summary(&c.key) });
+        self.event(|c| TraceEvent::Output {
+            port: port.name.clone(),
+            packet: crate::trace::key_summary(&c.key),
+            key: c.key,
+        });
     }
 
     /// Emits the rewrites that make the packet look like the key.
