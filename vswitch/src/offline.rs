@@ -1,0 +1,82 @@
+//! vswitchctl commands that run on a scenario directory, without a daemon:
+//! the same pipeline code the daemon runs, on a snapshot built from files.
+
+use pipeline::flow::text::format_flow;
+use pipeline::flow::FlowStats;
+use pipeline::scenario::{load_dir, Scenario};
+use pipeline::switch::{PortKind, Switch, VlanMode};
+use pipeline::trace::{trace_text, Trace};
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A loaded scenario and its compiled switch (static MAC entries installed).
+pub struct Offline {
+    pub scenario: Scenario,
+    pub switch: Arc<Switch>,
+}
+
+pub fn open(dir: &Path) -> Result<Offline, String> {
+    let mut scenario = load_dir(dir, 1).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let switch = scenario.build().map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(Offline { scenario, switch })
+}
+
+impl Offline {
+    /// Traces one packet, or every line of packets.txt when `packet` is None.
+    pub fn trace(&self, bridge: Option<&str>, packet: Option<&str>) -> Result<Vec<(String, Trace)>, String> {
+        match packet {
+            Some(p) => {
+                let t = trace_text(&self.switch, bridge, p, 0).map_err(|e| e.to_string())?;
+                Ok(vec![("packet".to_string(), t)])
+            }
+            None => self
+                .scenario
+                .packets
+                .iter()
+                .map(|p| {
+                    trace_text(&self.switch, Some(&p.bridge), &p.flow, 0)
+                        .map(|t| (p.label.clone(), t))
+                        .map_err(|e| format!("{}: {e}", p.label))
+                })
+                .collect(),
+        }
+    }
+
+    /// `ovs-ofctl dump-flows` output for one bridge.
+    pub fn dump_flows(&self, bridge: &str) -> Result<String, String> {
+        let b = self.switch.bridge(bridge).ok_or_else(|| format!("no bridge named `{bridge}`"))?;
+        let mut out = String::new();
+        for t in b.tables() {
+            for r in &t.rules {
+                let (n_packets, n_bytes, _) = r.stats.read();
+                let stats = FlowStats { n_packets, n_bytes, duration_secs: 0.0, idle_age_secs: None };
+                let _ = writeln!(out, "{}", format_flow(&r.flow, Some(&stats), b));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `ovs-vsctl show`-like summary.
+    pub fn show(&self) -> String {
+        let mut out = String::new();
+        for b in &self.switch.bridges {
+            let _ = writeln!(out, "Bridge {} ({} flows)", b.name, b.n_flows());
+            for id in &b.ports {
+                let Some(p) = self.switch.port(*id) else { continue };
+                let kind = match &p.kind {
+                    PortKind::System => "system".to_string(),
+                    PortKind::Internal => "internal".to_string(),
+                    PortKind::Patch { peer } => format!("patch, peer={peer}"),
+                };
+                let vlan = match &p.vlan {
+                    VlanMode::Access { tag } => format!("tag={tag}"),
+                    VlanMode::Trunk { trunks } if trunks.is_empty() => "trunk".to_string(),
+                    VlanMode::Trunk { trunks } => format!("trunks={trunks:?}"),
+                };
+                let _ = writeln!(out, "    Port {} (ofport {}, {kind}, {vlan})", p.name, p.ofport);
+            }
+        }
+        out
+    }
+}
