@@ -18,5 +18,6 @@ pub mod key;
 pub mod packet;
 pub mod scenario;
 pub mod switch;
+pub mod topology;
 pub mod trace;
 pub mod xlate;

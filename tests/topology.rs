@@ -1,0 +1,186 @@
+//! The topology model and per-host compilation (routing issue, part a).
+//!
+//! compute1 of the spec's example must compile to exactly Appendix A's
+//! flows (the same files the golden traces and the OVS recordings use), and
+//! to the same ports and OpenFlow numbers. Validation must refuse what
+//! Neutron refuses, naming the item and field.
+
+use pipeline::flow::{Flow, NoPortNames};
+use pipeline::scenario::load_dir;
+use pipeline::switch::{PortKind, VlanMode};
+use pipeline::topology::{compile_host, load_toml, Topology};
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn spec_topology_text() -> String {
+    std::fs::read_to_string(root().join("config/topologies/spec-example.toml")).expect("topology file")
+}
+
+fn spec_topology() -> Topology {
+    load_toml(&spec_topology_text()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn sorted_text(flows: &[Flow]) -> Vec<String> {
+    let mut v: Vec<String> =
+        flows.iter().map(|f| pipeline::flow::text::format_flow(f, None, &NoPortNames)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn compute1_compiles_to_appendix_a_flow_for_flow() {
+    let t = spec_topology();
+    let plan = compile_host(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
+    let appendix = load_dir(&root().join("config/scenarios/spec-compute1"), 1).expect("scenario");
+    let mut cfg = appendix.config;
+    let sw = cfg.build().expect("appendix builds");
+    for bridge in ["br-int", "br-vlan", "br-ex"] {
+        let ours = plan.bridge(bridge).unwrap_or_else(|| panic!("no {bridge}"));
+        let b = sw.bridge(bridge).expect("bridge");
+        let want: Vec<Flow> = b.tables().flat_map(|t| t.rules.iter().map(|r| r.flow.clone())).collect();
+        assert_eq!(sorted_text(&ours.flows), sorted_text(&want), "{bridge} flows differ from Appendix A");
+        // Same ports, numbers, kinds and tags as Appendix A.1 / the scenario.
+        for p in &ours.ports {
+            let theirs = sw.port_by_name(&p.name).unwrap_or_else(|| panic!("{bridge}: unexpected port {}", p.name));
+            assert_eq!(Some(theirs.ofport), p.ofport, "{}: ofport", p.name);
+            assert_eq!(theirs.vlan, p.vlan, "{}: VLAN mode", p.name);
+            assert_eq!(
+                std::mem::discriminant(&theirs.kind),
+                std::mem::discriminant(&p.kind),
+                "{}: kind",
+                p.name
+            );
+        }
+        assert_eq!(ours.ports.len(), b.ports.len(), "{bridge}: port count");
+    }
+    assert_eq!(plan.local_vlans.get("net1"), Some(&1));
+    assert_eq!(plan.local_vlans.get("ext-net"), Some(&3));
+}
+
+#[test]
+fn network1_has_the_snat_ports_and_its_own_vlans() {
+    let t = spec_topology();
+    let plan = compile_host(&t, "network1").unwrap_or_else(|e| panic!("{e}"));
+    let int = plan.bridge("br-int").expect("br-int");
+    let text = sorted_text(&int.flows).join("\n");
+    // Appendix A.7: delivery to the SNAT ports, with the subnet's gateway MAC as source.
+    assert!(text.contains("table=2, priority=4,dl_vlan=101,dl_dst=fa:16:3e:bb:01:03 actions=mod_dl_src:fa:16:3e:aa:01:01,goto_table:60"), "{text}");
+    assert!(text.contains("table=2, priority=4,dl_vlan=102,dl_dst=fa:16:3e:bb:02:03 actions=mod_dl_src:fa:16:3e:aa:02:01,goto_table:60"), "{text}");
+    let sg = plan.ofport("sg-s1").expect("sg-s1 plugged");
+    assert!(text.contains(&format!("table=60, priority=4,dl_vlan=101,dl_dst=fa:16:3e:bb:01:03 actions=strip_vlan,output:{sg}")), "{text}");
+    // DVR-MAC flows list the compute nodes.
+    assert!(text.contains("dl_src=fa:16:3f:00:00:c1 actions=goto_table:2"));
+    assert!(text.contains("dl_src=fa:16:3f:00:00:c2 actions=goto_table:2"));
+    assert!(!text.contains("dl_src=fa:16:3f:00:00:a1"), "own DVR MAC excluded");
+    // br-vlan table 1 uses network1's LVIDs and DVR MAC; table 2 maps 7->101, 8->102.
+    let vlan = sorted_text(&plan.bridge("br-vlan").expect("br-vlan").flows).join("\n");
+    assert!(vlan.contains("table=1, priority=1,dl_vlan=7,dl_src=fa:16:3e:aa:01:01 actions=mod_dl_src:fa:16:3f:00:00:a1,goto_table:2"), "{vlan}");
+    assert!(vlan.contains("table=2, priority=4,in_port=2,dl_vlan=8 actions=mod_vlan_vid:102,NORMAL"), "{vlan}");
+    let ex = sorted_text(&plan.bridge("br-ex").expect("br-ex").flows).join("\n");
+    assert!(ex.contains("table=0, priority=4,in_port=2,dl_vlan=9 actions=strip_vlan,NORMAL"), "{ex}");
+    // sg-/qg- are access ports of their networks' local VLANs.
+    let port = |n: &str| int.ports.iter().find(|p| p.name == n).unwrap_or_else(|| panic!("{n}"));
+    assert_eq!(port("sg-s1").vlan, VlanMode::Access { tag: 7 });
+    assert_eq!(port("qg-r1").vlan, VlanMode::Access { tag: 9 });
+    assert_eq!(port("qg-r1").kind, PortKind::Internal);
+}
+
+#[test]
+fn compute2_maps_its_own_local_vlans() {
+    let t = spec_topology();
+    let plan = compile_host(&t, "compute2").unwrap_or_else(|e| panic!("{e}"));
+    let text = sorted_text(&plan.bridge("br-int").expect("br-int").flows).join("\n");
+    // §8.3 step 4: br-int T0 p3 in_port=int-br-vlan,dl_vlan=101 -> mod_vlan_vid:4.
+    assert!(text.contains("table=0, priority=3,in_port=1,dl_vlan=101 actions=mod_vlan_vid:4,goto_table:60"), "{text}");
+    assert!(text.contains("table=2, priority=4,dl_vlan=102,dl_dst=fa:16:3e:02:00:15 actions=mod_dl_src:fa:16:3e:aa:02:01,goto_table:60"));
+}
+
+#[test]
+fn a_port_with_a_zero_prefix_address_pair_loses_arp_protection() {
+    let mut text = spec_topology_text();
+    text = text.replace(
+        "name = \"vm2\"\ndevice = \"qvo-vm2\"",
+        "name = \"vm2\"\nallowed_address_pairs = [{ ip = \"0.0.0.0/0\" }]\ndevice = \"qvo-vm2\"",
+    );
+    let t = load_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let plan = compile_host(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
+    let flows = sorted_text(&plan.bridge("br-int").expect("br-int").flows).join("\n");
+    assert!(!flows.contains("priority=10,arp,in_port=7"), "{flows}");
+    assert!(!flows.contains("table=24, priority=2,arp,in_port=7"), "{flows}");
+    assert!(flows.contains("table=0, priority=9,in_port=7 actions=goto_table:25"));
+    assert!(flows.contains("table=25, priority=2,in_port=7,dl_src=fa:16:3e:01:00:12"));
+}
+
+/// Applies `edit` to the spec topology text and returns the error.
+fn rejected(edit: impl Fn(String) -> String) -> String {
+    let text = edit(spec_topology_text());
+    match load_toml(&text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn validation_rejects_what_neutron_rejects_naming_item_and_field() {
+    let e = rejected(|t| t.replace("dvr_mac = \"fa:16:3f:00:00:c2\"", "dvr_mac = \"fa:16:3f:00:00:c1\""));
+    assert!(e.contains("host compute2") && e.contains("dvr_mac") && e.contains("compute1"), "{e}");
+
+    let e = rejected(|t| t.replace("segmentation_id = 102", "segmentation_id = 300"));
+    assert!(e.contains("network net2") && e.contains("segmentation_id") && e.contains("300"), "{e}");
+
+    let e = rejected(|t| t.replace("segmentation_id = 102", "segmentation_id = 101"));
+    assert!(e.contains("network net2") && e.contains("already network net1"), "{e}");
+
+    let e = rejected(|t| t.replacen("network = \"net1\"\nmac = \"fa:16:3e:01:00:11\"", "network = \"nope\"\nmac = \"fa:16:3e:01:00:11\"", 1));
+    assert!(e.contains("port vm1") && e.contains("network") && e.contains("nope"), "{e}");
+
+    let e = rejected(|t| t.replace("mac = \"fa:16:3e:01:00:12\"", "mac = \"fa:16:3e:01:00:11\""));
+    assert!(e.contains("port vm2") && e.contains("mac") && e.contains("port vm1"), "{e}");
+
+    let e = rejected(|t| t.replace("ip = \"10.1.0.12\"", "ip = \"10.1.0.11\""));
+    assert!(e.contains("port vm2") && e.contains("ip"), "{e}");
+
+    // Overlapping subnets on one router (subnet2 moved onto subnet1's range on another network).
+    let e = rejected(|t| t.replace("cidr = \"10.2.0.0/24\"\ngateway_ip = \"10.2.0.1\"", "cidr = \"10.1.0.0/16\"\ngateway_ip = \"10.1.200.1\""));
+    assert!(e.contains("router R1") && e.contains("interfaces[1]") && e.contains("overlaps"), "{e}");
+
+    let e = rejected(|t| t.replace("snat_host = \"network1\"", "snat_host = \"compute1\""));
+    assert!(e.contains("router R1") && e.contains("snat_host"), "{e}");
+
+    let e = rejected(|t| t.replace("gateway_ip = \"10.1.0.1\"", "gateway_ip = \"10.9.0.1\""));
+    assert!(e.contains("subnet subnet1") && e.contains("gateway_ip"), "{e}");
+
+    let e = rejected(|t| t.replace("address = \"203.0.113.101\"", "address = \"198.51.100.9\""));
+    assert!(e.contains("floating_ip 198.51.100.9") && e.contains("address"), "{e}");
+
+    let e = rejected(|t| t.replace("physnet = \"physnet1\"\nsegmentation_id = 101", "physnet = \"physnet9\"\nsegmentation_id = 101"));
+    assert!(e.contains("network net1") && e.contains("physnet9"), "{e}");
+
+    let e = rejected(|t| t + "\n[[host]]\nname = \"compute1\"\nrole = \"compute\"\ndvr_mac = \"fa:16:3f:00:00:99\"\nbridge_mappings = []\n");
+    assert!(e.contains("host compute1") && e.contains("defined twice"), "{e}");
+
+    let e = rejected(|t| t.replace("type = \"flat\"", "type = \"gre\""));
+    assert!(e.contains("topology file"), "{e}");
+}
+
+#[test]
+fn every_shipped_topology_validates_and_compiles_for_every_host() {
+    let dir = root().join("config/topologies");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/topologies") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let t = load_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for h in &t.hosts {
+            compile_host(&t, &h.name).unwrap_or_else(|e| panic!("{} {}: {e}", path.display(), h.name));
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}
