@@ -184,3 +184,123 @@ fn every_shipped_topology_validates_and_compiles_for_every_host() {
     }
     assert!(n >= 1);
 }
+
+fn norm(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+fn instance<'a>(list: &'a [pipeline::router::RouterInstance], name: &str) -> &'a pipeline::router::RouterInstance {
+    list.iter().find(|i| i.name == name).unwrap_or_else(|| panic!("no instance {name}"))
+}
+
+#[test]
+fn compute1_qrouter_matches_appendix_a5() {
+    let t = spec_topology();
+    let list = pipeline::topology::l3::compile_instances(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["qrouter-R1", "fip-ext-net"], "no snat instance on a compute node");
+    let q = instance(&list, "qrouter-R1");
+    assert_eq!(
+        norm(&q.rules_text()),
+        norm("0: from all lookup local
+              32766: from all lookup main
+              32767: from all lookup default
+              32768: from 10.1.0.11 lookup 16
+              167837697: from 10.1.0.1/24 lookup 167837697
+              167903233: from 10.2.0.1/24 lookup 167903233")
+    );
+    assert_eq!(
+        norm(&q.routes_text()),
+        norm("10.1.0.0/24 dev qr-s1 proto kernel scope link src 10.1.0.1
+              10.2.0.0/24 dev qr-s2 proto kernel scope link src 10.2.0.1
+              169.254.106.114/31 dev rfp-r1 proto kernel scope link src 169.254.106.114
+              default via 169.254.106.115 dev rfp-r1 table 16
+              default via 10.1.0.3 dev qr-s1 table 167837697
+              default via 10.2.0.3 dev qr-s2 table 167903233")
+    );
+    let neigh: Vec<String> = q.neighbours.iter().map(|((dev, ip), mac)| format!("{ip} {dev} {mac}")).collect();
+    for want in [
+        "10.1.0.11 qr-s1 fa:16:3e:01:00:11",
+        "10.1.0.12 qr-s1 fa:16:3e:01:00:12",
+        "10.1.0.13 qr-s1 fa:16:3e:01:00:13",
+        "10.1.0.3 qr-s1 fa:16:3e:bb:01:03",
+        "10.2.0.14 qr-s2 fa:16:3e:02:00:14",
+        "10.2.0.15 qr-s2 fa:16:3e:02:00:15",
+        "10.2.0.3 qr-s2 fa:16:3e:bb:02:03",
+    ] {
+        assert!(neigh.iter().any(|n| n == want), "missing neighbour {want}: {neigh:?}");
+    }
+    let fpr_mac = instance(&list, "fip-ext-net").interface("fpr-r1").expect("fpr-r1").mac;
+    assert!(neigh.contains(&format!("169.254.106.115 rfp-r1 {fpr_mac}")), "{neigh:?}");
+    let nat: Vec<&str> = q.nat.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(
+        nat,
+        [
+            "-A neutron-l3-agent-PREROUTING -d 203.0.113.101/32 -i rfp-r1 -j DNAT --to-destination 10.1.0.11",
+            "-A neutron-l3-agent-POSTROUTING ! -i rfp-r1 ! -o rfp-r1 -m conntrack ! --ctstate DNAT -j ACCEPT",
+            "-A neutron-l3-agent-float-snat -s 10.1.0.11/32 -j SNAT --to-source 203.0.113.101",
+        ]
+    );
+}
+
+#[test]
+fn compute1_fip_namespace_matches_appendix_a6() {
+    let t = spec_topology();
+    let list = pipeline::topology::l3::compile_instances(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
+    let f = instance(&list, "fip-ext-net");
+    assert!(!f.conntrack, "raw CT --notrack");
+    assert!(f.interface("fg-c1").expect("fg-c1").proxy_arp);
+    assert_eq!(
+        norm(&f.rules_text()),
+        norm("0: from all lookup local
+              32766: from all lookup main
+              32767: from all lookup default
+              2852022899: from all iif fpr-r1 lookup 2852022899")
+    );
+    assert_eq!(
+        norm(&f.routes_text()),
+        norm("203.0.113.0/24 dev fg-c1 proto kernel scope link src 203.0.113.21
+              169.254.106.114/31 dev fpr-r1 proto kernel scope link src 169.254.106.115
+              203.0.113.101 via 169.254.106.114 dev fpr-r1
+              default via 203.0.113.1 dev fg-c1 table 2852022899")
+    );
+}
+
+#[test]
+fn compute2_qrouter_has_no_fip_state_and_network1_has_snat_a7() {
+    let t = spec_topology();
+    let list = pipeline::topology::l3::compile_instances(&t, "compute2").unwrap_or_else(|e| panic!("{e}"));
+    let q = instance(&list, "qrouter-R1");
+    assert!(q.nat.is_empty(), "no FIP on compute2: no DNAT, no ACCEPT rule, no float-snat");
+    assert!(!q.rules_text().contains("lookup 16"));
+    assert!(q.rules_text().contains("167837697"));
+
+    let list = pipeline::topology::l3::compile_instances(&t, "network1").unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["qrouter-R1", "fip-ext-net", "snat-R1"]);
+    let s = instance(&list, "snat-R1");
+    assert_eq!(
+        norm(&s.routes_text()),
+        norm("default via 203.0.113.1 dev qg-r1
+              10.1.0.0/24 dev sg-s1 proto kernel scope link src 10.1.0.3
+              10.2.0.0/24 dev sg-s2 proto kernel scope link src 10.2.0.3
+              203.0.113.0/24 dev qg-r1 proto kernel scope link src 203.0.113.10")
+    );
+    let nat: Vec<&str> = s.nat.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(
+        nat,
+        [
+            "-A neutron-l3-agent-POSTROUTING ! -i qg-r1 ! -o qg-r1 -m conntrack ! --ctstate DNAT -j ACCEPT",
+            "-A neutron-l3-agent-snat -o qg-r1 -j SNAT --to-source 203.0.113.10",
+            "-A neutron-l3-agent-snat -m mark ! --mark 0x2/0xffff -m conntrack --ctstate DNAT -j SNAT --to-source 203.0.113.10",
+        ]
+    );
+    assert_eq!(s.mark_external, ["qg-r1"]);
+    assert!(s.neighbours.is_empty(), "the snat namespace learns neighbours dynamically");
+}

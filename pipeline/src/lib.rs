@@ -16,6 +16,7 @@ pub mod drop;
 pub mod flow;
 pub mod key;
 pub mod packet;
+pub mod router;
 pub mod scenario;
 pub mod switch;
 pub mod topology;

@@ -7,6 +7,7 @@
 //! model to one host's bridges and flows.
 
 pub mod compile;
+pub mod l3;
 pub mod model;
 pub mod validate;
 
