@@ -18,6 +18,7 @@ use crate::bridge::mac::{MacTable, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use crate::classifier::{Classifier, ClassifierRule};
 use crate::flow::{ofp, Action, Flow, Match, PortNames};
 use crate::key::Mac;
+use crate::router::{Link, RouterInstance};
 use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 use std::fmt;
@@ -31,8 +32,10 @@ pub struct PortId(pub u32);
 
 /// Deepest nesting of `resubmit`/`goto_table` within one bridge (OVS: 64).
 pub const MAX_RESUBMIT_DEPTH: usize = 64;
-/// Most patch-port crossings one packet may make.
-pub const MAX_PATCH_HOPS: usize = 8;
+/// Most crossings (patch ports, router instances, veth pairs) one packet may
+/// make. The longest Neutron walk (§8.8: br-ex, br-int, fip, qrouter, br-int)
+/// makes 5.
+pub const MAX_HOPS: usize = 16;
 /// Most flows one bridge may hold.
 pub const MAX_FLOWS_PER_BRIDGE: usize = 1_000_000;
 
@@ -113,6 +116,8 @@ pub enum ConfigError {
     FlowGraph { bridge: String, problem: String },
     #[error("bridge `{bridge}`: more than {limit} flows")]
     TooManyFlows { bridge: String, limit: usize },
+    #[error("router instance `{instance}` interface `{iface}`: {problem}")]
+    BadRouterLink { instance: String, iface: String, problem: String },
 }
 
 /// Per-worker packet/byte counters of one flow.
@@ -181,6 +186,7 @@ struct BridgeState {
 #[derive(Clone)]
 pub struct SwitchConfig {
     bridges: Vec<BridgeState>,
+    routers: Vec<RouterInstance>,
     n_workers: usize,
     next_port_id: u32,
     generation: u64,
@@ -193,6 +199,7 @@ impl SwitchConfig {
     pub fn new(n_workers: usize) -> SwitchConfig {
         SwitchConfig {
             bridges: Vec::new(),
+            routers: Vec::new(),
             n_workers: n_workers.max(1),
             next_port_id: 0,
             generation: 0,
@@ -228,6 +235,16 @@ impl SwitchConfig {
 
     pub fn bridge_names(&self) -> Vec<String> {
         self.bridges.iter().map(|b| b.name.clone()).collect()
+    }
+
+    /// Replaces the router instances (the qrouter/fip/snat namespaces).
+    /// Their bridge-attached interfaces must be internal ports of the same name.
+    pub fn set_routers(&mut self, routers: Vec<RouterInstance>) {
+        self.routers = routers;
+    }
+
+    pub fn routers(&self) -> &[RouterInstance] {
+        &self.routers
     }
 
     /// Adds an empty bridge. Like Neutron's bridges (`fail_mode=secure`) it
@@ -566,10 +583,22 @@ impl PortNames for Bridge {
     }
 }
 
+/// Where a router instance's interface sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouterIfaceRef {
+    pub instance: usize,
+    pub iface: usize,
+}
+
 /// An immutable, compiled snapshot of the whole switch.
 pub struct Switch {
     pub generation: u64,
     pub bridges: Vec<Bridge>,
+    pub routers: Vec<RouterInstance>,
+    /// Internal port → the router interface attached to it.
+    router_ports: HashMap<PortId, RouterIfaceRef>,
+    /// Router interface → the internal port it is attached to, or its veth peer.
+    router_links: HashMap<(usize, usize), RouterLinkTarget>,
     ports: HashMap<PortId, Port>,
     port_names: HashMap<String, PortId>,
     pub n_workers: usize,
@@ -577,7 +606,29 @@ pub struct Switch {
     pub mac_generation: Arc<AtomicU64>,
 }
 
+/// What is on the other side of a router interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouterLinkTarget {
+    Port(PortId),
+    Veth(RouterIfaceRef),
+}
+
 impl Switch {
+    /// The router interface attached to an internal port, if any.
+    #[inline]
+    pub fn router_on_port(&self, port: PortId) -> Option<RouterIfaceRef> {
+        self.router_ports.get(&port).copied()
+    }
+
+    /// Where frames sent out of a router interface go.
+    pub fn router_link(&self, r: RouterIfaceRef) -> Option<RouterLinkTarget> {
+        self.router_links.get(&(r.instance, r.iface)).copied()
+    }
+
+    pub fn router(&self, name: &str) -> Option<&RouterInstance> {
+        self.routers.iter().find(|r| r.name == name)
+    }
+
     pub fn port(&self, id: PortId) -> Option<&Port> {
         self.ports.get(&id)
     }
@@ -680,9 +731,13 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
             macs: b.macs.clone(),
         });
     }
+    let (router_ports, router_links) = link_routers(&cfg.routers, &ports, &port_names)?;
     Ok(Switch {
         generation,
         bridges,
+        routers: cfg.routers.clone(),
+        router_ports,
+        router_links,
         ports,
         port_names,
         n_workers: cfg.n_workers,
@@ -690,9 +745,60 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
     })
 }
 
+type RouterMaps = (HashMap<PortId, RouterIfaceRef>, HashMap<(usize, usize), RouterLinkTarget>);
+
+/// Attaches router interfaces to internal ports and veth peers to each other.
+fn link_routers(
+    routers: &[RouterInstance],
+    ports: &HashMap<PortId, Port>,
+    port_names: &HashMap<String, PortId>,
+) -> Result<RouterMaps, ConfigError> {
+    let mut on_port = HashMap::new();
+    let mut links = HashMap::new();
+    for (ii, inst) in routers.iter().enumerate() {
+        for (fi, iface) in inst.interfaces.iter().enumerate() {
+            let bad = |problem: String| ConfigError::BadRouterLink {
+                instance: inst.name.clone(),
+                iface: iface.name.clone(),
+                problem,
+            };
+            let here = RouterIfaceRef { instance: ii, iface: fi };
+            match &iface.link {
+                Link::Bridge => {
+                    let id = *port_names.get(&iface.name).ok_or_else(|| bad("no internal port of that name".into()))?;
+                    if ports.get(&id).map(|p| &p.kind) != Some(&PortKind::Internal) {
+                        return Err(bad("the port of that name is not an internal port".into()));
+                    }
+                    if on_port.insert(id, here).is_some() {
+                        return Err(bad("another router interface is attached to that port".into()));
+                    }
+                    links.insert((ii, fi), RouterLinkTarget::Port(id));
+                }
+                Link::Veth { instance, iface: peer } => {
+                    let pi = routers
+                        .iter()
+                        .position(|r| &r.name == instance)
+                        .ok_or_else(|| bad(format!("veth peer instance `{instance}` does not exist")))?;
+                    let pf = routers[pi]
+                        .interfaces
+                        .iter()
+                        .position(|f| &f.name == peer)
+                        .ok_or_else(|| bad(format!("veth peer `{instance}`/`{peer}` does not exist")))?;
+                    match &routers[pi].interfaces[pf].link {
+                        Link::Veth { instance: back, iface: back_if } if *back == inst.name && *back_if == iface.name => {}
+                        _ => return Err(bad(format!("veth peer `{instance}`/`{peer}` does not point back"))),
+                    }
+                    links.insert((ii, fi), RouterLinkTarget::Veth(RouterIfaceRef { instance: pi, iface: pf }));
+                }
+            }
+        }
+    }
+    Ok((on_port, links))
+}
+
 /// Rejects a flow graph in which resubmit/goto chains could loop or nest
 /// deeper than `MAX_RESUBMIT_DEPTH`, naming a flow on the offending path.
-/// (Patch-port crossings are bounded at run time by `MAX_PATCH_HOPS`.)
+/// (Crossings between bridges and routers are bounded at run time by `MAX_HOPS`.)
 fn check_resubmit_graph(bridge: &str, tables: &[Option<Table>]) -> Result<(), ConfigError> {
     // Edges: table -> (target table, flow that makes the edge).
     let edges = |t: &Table| -> Vec<(u8, String)> {

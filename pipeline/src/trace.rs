@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 /// One step of a walk.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum TraceEvent {
     /// The packet enters a bridge.
     Bridge { bridge: String, in_port: String, packet: String },
@@ -28,6 +28,8 @@ pub enum TraceEvent {
     Patch { from: String, to: String },
     /// Back from the peer bridge, continuing after the patch output.
     PatchReturn { to: String },
+    /// A step inside a router instance (rule, route, neighbour, NAT, ...).
+    Router { instance: String, step: String },
     /// The packet (a copy) leaves through a port, as shown.
     Output {
         port: String,
@@ -121,6 +123,7 @@ impl Trace {
                 TraceEvent::Normal { vlan: _, decision } => writeln!(s, "     -> NORMAL: {decision}"),
                 TraceEvent::Patch { from, to } => writeln!(s, "     -> patch port {from} to {to}"),
                 TraceEvent::PatchReturn { to } => writeln!(s, "     <- back from patch port {to}"),
+                TraceEvent::Router { instance, step } => writeln!(s, "     [{instance}] {step}"),
                 TraceEvent::Output { port, packet, .. } => writeln!(s, "     -> output to {port}: {packet}"),
                 TraceEvent::Drop { reason } => writeln!(s, "     -> drop ({reason})"),
                 TraceEvent::Note { text } => writeln!(s, "     >> {text}"),

@@ -25,7 +25,7 @@ use crate::flow::{ofp, Action};
 use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
 use crate::packet::Rewrite;
 use crate::bridge::mac::MacLearnRef;
-use crate::switch::{Bridge, Port, PortId, PortKind, RuleStats, Switch, MAX_PATCH_HOPS, MAX_RESUBMIT_DEPTH};
+use crate::switch::{Bridge, Port, PortId, PortKind, RuleStats, Switch, MAX_HOPS, MAX_RESUBMIT_DEPTH};
 use crate::trace::{Trace, TraceEvent};
 use std::sync::Arc;
 
@@ -96,7 +96,8 @@ pub(crate) struct Ctx<'a> {
     pub learned: Vec<MacLearnRef>,
     pub uses_mac_table: bool,
     pub depth: usize,
-    pub patch_hops: usize,
+    /// Patch, router and veth crossings so far.
+    pub hops: usize,
     pub drop_reason: Option<DropReason>,
     /// Stop executing actions (after dec_ttl failure), as OVS does.
     pub halted: bool,
@@ -117,7 +118,7 @@ pub fn xlate(sw: &Switch, in_port: PortId, key: &FlowKey, opts: XlateOptions, tr
         learned: Vec::new(),
         uses_mac_table: false,
         depth: 0,
-        patch_hops: 0,
+        hops: 0,
         drop_reason: None,
         halted: false,
         trace,
@@ -318,29 +319,13 @@ impl<'a> Ctx<'a> {
                 self.drop(DropReason::NoSuchPort);
                 return;
             };
-            if self.patch_hops >= MAX_PATCH_HOPS {
-                self.drop(DropReason::PatchLoop);
-                return;
-            }
             self.event(|_| TraceEvent::Patch { from: port.name.clone(), to: peer.name.clone() });
-            // The peer bridge sees a fresh pipeline: no registers, metadata or
-            // conntrack state; its changes do not leak back into this bridge.
-            let saved_key = self.key;
-            let saved_depth = self.depth;
-            let saved_halted = self.halted;
-            for w in crate::key::PACKET_WORDS..crate::key::KEY_WORDS {
-                self.key.w[w] = 0;
-            }
-            self.key.set(Field::CtState, 0);
-            self.key.set(Field::CtZone, 0);
-            self.patch_hops += 1;
-            self.depth = 0;
-            self.bridge_input(peer);
-            self.patch_hops -= 1;
-            self.depth = saved_depth;
-            self.halted = saved_halted;
-            self.key = saved_key;
+            self.cross(|c| c.bridge_input(peer));
             self.event(|_| TraceEvent::PatchReturn { to: port.name.clone() });
+            return;
+        }
+        if let Some(r) = self.sw.router_on_port(port.id) {
+            self.cross(|c| crate::router::forward::router_input(c, r));
             return;
         }
         self.commit();
@@ -350,6 +335,47 @@ impl<'a> Ctx<'a> {
             packet: crate::trace::key_summary(&c.key),
             key: c.key,
         });
+    }
+
+    /// Continues the walk on the other side of a patch port, an internal
+    /// port's router, or a veth: a fresh pipeline (no registers, metadata or
+    /// conntrack state) whose changes do not leak back to this side.
+    fn cross(&mut self, other_side: impl FnOnce(&mut Self)) {
+        if self.hops >= MAX_HOPS {
+            self.drop(DropReason::PatchLoop);
+            return;
+        }
+        let saved_key = self.key;
+        let saved_depth = self.depth;
+        let saved_halted = self.halted;
+        for w in crate::key::PACKET_WORDS..crate::key::KEY_WORDS {
+            self.key.w[w] = 0;
+        }
+        self.key.set(Field::CtState, 0);
+        self.key.set(Field::CtZone, 0);
+        self.hops += 1;
+        self.depth = 0;
+        other_side(self);
+        self.hops -= 1;
+        self.depth = saved_depth;
+        self.halted = saved_halted;
+        self.key = saved_key;
+    }
+
+    /// A router sends a frame out of the interface attached to `port`: it
+    /// enters that port's bridge.
+    pub(crate) fn enter_bridge_from(&mut self, port: PortId) {
+        let Some(p) = self.sw.port(port) else {
+            self.drop(DropReason::NoSuchPort);
+            return;
+        };
+        self.key.set(Field::VlanTci, 0);
+        self.cross(|c| c.bridge_input(p));
+    }
+
+    /// A router sends a frame into a veth whose other end is `peer`.
+    pub(crate) fn cross_to_router(&mut self, peer: crate::switch::RouterIfaceRef) {
+        self.cross(|c| crate::router::forward::router_input(c, peer));
     }
 
     /// Emits the rewrites that make the packet look like the key.

@@ -12,6 +12,7 @@
 //! by priority (a rule whose table has no route falls through to the next
 //! rule), longest-prefix match, TTL, neighbour, out.
 
+pub(crate) mod forward;
 pub mod lpm;
 
 use crate::key::Mac;
