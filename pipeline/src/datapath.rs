@@ -126,7 +126,7 @@ impl Datapath {
 
 /// Replays a program on one packet.
 #[inline]
-fn run_program(
+pub fn run_program(
     prog: &Program,
     mut pkt: PacketBuf,
     counters: &mut DatapathCounters,

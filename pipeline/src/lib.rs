@@ -18,6 +18,7 @@ pub mod key;
 pub mod packet;
 pub mod router;
 pub mod scenario;
+pub mod sim;
 pub mod switch;
 pub mod topology;
 pub mod trace;

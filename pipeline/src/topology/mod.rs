@@ -25,3 +25,25 @@ pub fn load_toml(text: &str) -> Result<Topology, TopologyError> {
     validate(&t)?;
     Ok(t)
 }
+
+/// Builds one host's switch configuration: its bridges, ports and flows
+/// (the OVS agent's part) and its router instances (the L3 agent's part).
+pub fn build_host(t: &Topology, host: &str, n_workers: usize) -> Result<crate::switch::SwitchConfig, TopologyError> {
+    let plan = compile_host(t, host)?;
+    let routers = l3::compile_instances(t, host)?;
+    let mut cfg = crate::switch::SwitchConfig::new(n_workers);
+    let fail = |e: crate::switch::ConfigError| TopologyError { item: format!("host {host}"), field: "bridges".into(), message: e.to_string() };
+    for b in &plan.bridges {
+        cfg.add_bridge(&b.name).map_err(fail)?;
+    }
+    for b in &plan.bridges {
+        for p in &b.ports {
+            cfg.add_port(&b.name, p.clone()).map_err(fail)?;
+        }
+        cfg.add_flows(&b.name, b.flows.clone(), 0).map_err(fail)?;
+    }
+    cfg.set_routers(routers);
+    // Compile once to check that ports, peers and router links fit together.
+    cfg.clone().build().map_err(fail)?;
+    Ok(cfg)
+}
