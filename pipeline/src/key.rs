@@ -21,7 +21,7 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 12;
+pub const KEY_WORDS: usize = 14;
 /// Words derived from the packet (and the input port). Pipeline state
 /// (metadata, registers) follows and is zero at ingress.
 pub const PACKET_WORDS: usize = 9;
