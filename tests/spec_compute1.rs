@@ -105,10 +105,21 @@ fn walks_follow_the_spec_tables() {
         ours.iter().find(|(l, _)| l == label).map(|(_, t)| t.table_path()).unwrap_or_default()
     };
     let p = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    // §8.1: 0 p10 -> 24 p2 -> 25 p2 -> 60 p3 NORMAL; the copy flooded to br-vlan dies in table 1 p3.
+    // §8.1: 0 p10 -> 24 p2 -> 25 p2 -> 60 p3 NORMAL; the copy flooded to br-vlan dies in table 1 p3,
+    // the copy flooded to br-ex (int-br-ex is a trunk) dies in br-ex table 2 p2, as in OVS.
     assert_eq!(
         path("arp-gateway"),
-        p(&["br-int 0 p10", "br-int 24 p2", "br-int 25 p2", "br-int 60 p3", "br-vlan 0 p2", "br-vlan 1 p3"])
+        p(&[
+            "br-int 0 p10",
+            "br-int 24 p2",
+            "br-int 25 p2",
+            "br-int 60 p3",
+            "br-vlan 0 p2",
+            "br-vlan 1 p3",
+            "br-ex 0 p2",
+            "br-ex 1 p0",
+            "br-ex 2 p2"
+        ])
     );
     assert_eq!(path("arp-gateway-reply"), p(&["br-int 0 p0", "br-int 60 p3"]));
     // §8.2

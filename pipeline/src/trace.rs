@@ -154,7 +154,7 @@ pub fn key_to_match(key: &FlowKey) -> Match {
     if tci & VLAN_CFI != 0 {
         m.set(Field::VlanTci, tci as u64, 0x1fff);
     } else {
-        m.set(Field::VlanTci, 0, 0x1fff);
+        m.set_exact(Field::VlanTci, 0);
     }
     full(&mut m, Field::DlType);
     match key.dl_type() {
