@@ -49,19 +49,43 @@ fn flows() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "same_host_vm1_to_vm2",
             "qvo-vm1",
-            frame_from_key(&udp_key("fa:16:3e:01:00:11", "fa:16:3e:01:00:12", 0x0a01000b, 0x0a01000c), pay),
+            frame_from_key(
+                &udp_key(
+                    "fa:16:3e:01:00:11",
+                    "fa:16:3e:01:00:12",
+                    0x0a01000b,
+                    0x0a01000c,
+                ),
+                pay,
+            ),
         ),
         // §8.3 egress: br-int NORMAL -> patch -> br-vlan 0/1/2, VLAN push 101 -> eth1.
         (
             "other_host_vm1_to_vm3",
             "qvo-vm1",
-            frame_from_key(&udp_key("fa:16:3e:01:00:11", "fa:16:3e:01:00:13", 0x0a01000b, 0x0a01000d), pay),
+            frame_from_key(
+                &udp_key(
+                    "fa:16:3e:01:00:11",
+                    "fa:16:3e:01:00:13",
+                    0x0a01000b,
+                    0x0a01000d,
+                ),
+                pay,
+            ),
         ),
         // §8.5 egress: routed frame from qr-s2, source rewritten to the DVR MAC, VLAN 102.
         (
             "routed_egress_dvr_mac",
             "qr-s2",
-            frame_from_key(&udp_key("fa:16:3e:aa:02:01", "fa:16:3e:02:00:15", 0x0a01000b, 0x0a02000f), pay),
+            frame_from_key(
+                &udp_key(
+                    "fa:16:3e:aa:02:01",
+                    "fa:16:3e:02:00:15",
+                    0x0a01000b,
+                    0x0a02000f,
+                ),
+                pay,
+            ),
         ),
     ]
 }
@@ -71,16 +95,32 @@ fn bench_classifier(c: &mut Criterion) {
     let br_int = sw.bridge("br-int").expect("br-int");
     let mut g = c.benchmark_group("classifier");
     g.throughput(Throughput::Elements(1));
-    let mut key = udp_key("fa:16:3e:01:00:11", "fa:16:3e:01:00:12", 0x0a01000b, 0x0a01000c);
+    let mut key = udp_key(
+        "fa:16:3e:01:00:11",
+        "fa:16:3e:01:00:12",
+        0x0a01000b,
+        0x0a01000c,
+    );
     key.set(Field::InPort, 6);
     for table in [0u8, 60] {
         let t = br_int.table(table).expect("table");
-        g.bench_function(format!("br-int_table{table}_{}rules_{}masks", t.rules.len(), t.classifier.n_subtables()), |b| {
-            b.iter(|| {
-                let mut wc = FlowKey::ZERO;
-                black_box(t.classifier.lookup(black_box(&key), &mut wc).map(|(v, _)| *v))
-            })
-        });
+        g.bench_function(
+            format!(
+                "br-int_table{table}_{}rules_{}masks",
+                t.rules.len(),
+                t.classifier.n_subtables()
+            ),
+            |b| {
+                b.iter(|| {
+                    let mut wc = FlowKey::ZERO;
+                    black_box(
+                        t.classifier
+                            .lookup(black_box(&key), &mut wc)
+                            .map(|(v, _)| *v),
+                    )
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -112,7 +152,11 @@ fn bench_fastpath(c: &mut Criterion) {
         let c = dp.cache_counters();
         eprintln!(
             "  {name}: upcalls={} cache hits={} misses={} tx={} drops={:?}",
-            dp.counters.upcalls, c.hits, c.misses, dp.counters.tx_packets, dp.counters.drops.nonzero()
+            dp.counters.upcalls,
+            c.hits,
+            c.misses,
+            dp.counters.tx_packets,
+            dp.counters.drops.nonzero()
         );
     }
     g.finish();
@@ -138,9 +182,17 @@ fn bench_bare(c: &mut Criterion) {
                 }
                 for p in burst.iter_mut() {
                     p.in_port = 6;
-                    let Ok(k) = packet::parse_into(p) else { continue };
+                    let Ok(k) = packet::parse_into(p) else {
+                        continue;
+                    };
                     if let Some(&(vid, mac)) = table.get(&k) {
-                        let _ = packet::apply(p, &Rewrite::VlanPush { tpid: ethertype::VLAN, tci: vid });
+                        let _ = packet::apply(
+                            p,
+                            &Rewrite::VlanPush {
+                                tpid: ethertype::VLAN,
+                                tci: vid,
+                            },
+                        );
                         let _ = packet::apply(p, &Rewrite::EthSrc(mac));
                     }
                 }

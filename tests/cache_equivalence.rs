@@ -16,7 +16,9 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const PORTS: [&str; 8] = ["qvo-vm1", "qvo-vm2", "qvo-vm4", "qr-s1", "qr-s2", "fg-c1", "eth1", "eth2"];
+const PORTS: [&str; 8] = [
+    "qvo-vm1", "qvo-vm2", "qvo-vm4", "qr-s1", "qr-s2", "fg-c1", "eth1", "eth2",
+];
 const MACS: [&str; 10] = [
     "fa:16:3e:01:00:11",
     "fa:16:3e:01:00:12",
@@ -29,7 +31,9 @@ const MACS: [&str; 10] = [
     "ff:ff:ff:ff:ff:ff",
     "fa:16:3e:99:99:99",
 ];
-const IPS: [u32; 6] = [0x0a01000b, 0x0a01000c, 0x0a010001, 0x0a02000e, 0x0a020001, 0xc6336407];
+const IPS: [u32; 6] = [
+    0x0a01000b, 0x0a01000c, 0x0a010001, 0x0a02000e, 0x0a020001, 0xc6336407,
+];
 const VLANS: [Option<u16>; 5] = [None, Some(101), Some(102), Some(1), Some(2)];
 
 #[derive(Clone, Debug)]
@@ -46,7 +50,17 @@ struct Pkt {
 }
 
 fn arb_pkt() -> impl Strategy<Value = Pkt> {
-    (0..PORTS.len(), 0..MACS.len(), 0..MACS.len(), 0..VLANS.len(), 0u8..4, 0..IPS.len(), 0..IPS.len(), 1u8..4, 1000u16..1004)
+    (
+        0..PORTS.len(),
+        0..MACS.len(),
+        0..MACS.len(),
+        0..VLANS.len(),
+        0u8..4,
+        0..IPS.len(),
+        0..IPS.len(),
+        1u8..4,
+        1000u16..1004,
+    )
         .prop_map(|(port, src, dst, vlan, kind, spa, tpa, ttl, sport)| Pkt {
             port,
             src,
@@ -150,7 +164,12 @@ fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
     let fdb = sw
         .bridges
         .iter()
-        .flat_map(|b| b.macs.rows(0).into_iter().map(move |r| format!("{} {:?} {} {}", b.name, r.port, r.vlan, r.mac)))
+        .flat_map(|b| {
+            b.macs
+                .rows(0)
+                .into_iter()
+                .map(move |r| format!("{} {:?} {} {}", b.name, r.port, r.vlan, r.mac))
+        })
         .collect();
     Observed {
         outputs,
@@ -178,7 +197,17 @@ proptest! {
 #[test]
 fn the_cache_is_actually_used() {
     // Same packet many times: one upcall, the rest hits, same outputs as uncached.
-    let p = Pkt { port: 0, src: 0, dst: 1, vlan: 0, kind: 1, spa: 0, tpa: 1, ttl: 3, sport: 1000 };
+    let p = Pkt {
+        port: 0,
+        src: 0,
+        dst: 1,
+        vlan: 0,
+        kind: 1,
+        spa: 0,
+        tpa: 1,
+        ttl: 3,
+        sport: 1000,
+    };
     let pkts = vec![p; 100];
     let sw = switch();
     let mut dp = Datapath::new(0, 64);

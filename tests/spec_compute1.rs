@@ -34,7 +34,12 @@ fn effects_of(t: &Trace) -> Effects {
                 Some(v) => v.to_string(),
                 None => "none".to_string(),
             };
-            (port.to_string(), k.dl_src().to_string(), k.dl_dst().to_string(), vlan)
+            (
+                port.to_string(),
+                k.dl_src().to_string(),
+                k.dl_dst().to_string(),
+                vlan,
+            )
         })
         .collect();
     v.sort();
@@ -42,7 +47,8 @@ fn effects_of(t: &Trace) -> Effects {
 }
 
 fn oracle(file: &str) -> Vec<(String, Effects)> {
-    let text = std::fs::read_to_string(root().join("tests/golden/spec-compute1").join(file)).expect("oracle file");
+    let text = std::fs::read_to_string(root().join("tests/golden/spec-compute1").join(file))
+        .expect("oracle file");
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("json");
@@ -79,11 +85,24 @@ fn compare_with_oracle(with_fdb: bool) {
         sc.fdb.clear();
     }
     let ours = run_all(&mut sc);
-    let expected = oracle(if with_fdb { "oracle.jsonl" } else { "oracle-nofdb.jsonl" });
-    assert_eq!(ours.len(), expected.len(), "packets.txt and the oracle recording differ in length");
+    let expected = oracle(if with_fdb {
+        "oracle.jsonl"
+    } else {
+        "oracle-nofdb.jsonl"
+    });
+    assert_eq!(
+        ours.len(),
+        expected.len(),
+        "packets.txt and the oracle recording differ in length"
+    );
     for ((label, t), (olabel, oeff)) in ours.iter().zip(&expected) {
         assert_eq!(label, olabel);
-        assert_eq!(&effects_of(t), oeff, "{label}: outputs differ from Open vSwitch\n{}", t.render());
+        assert_eq!(
+            &effects_of(t),
+            oeff,
+            "{label}: outputs differ from Open vSwitch\n{}",
+            t.render()
+        );
     }
 }
 
@@ -102,7 +121,10 @@ fn walks_follow_the_spec_tables() {
     let mut sc = scenario();
     let ours = run_all(&mut sc);
     let path = |label: &str| -> Vec<String> {
-        ours.iter().find(|(l, _)| l == label).map(|(_, t)| t.table_path()).unwrap_or_default()
+        ours.iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, t)| t.table_path())
+            .unwrap_or_default()
     };
     let p = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     // §8.1: 0 p10 -> 24 p2 -> 25 p2 -> 60 p3 NORMAL; the copy flooded to br-vlan dies in table 1 p3,
@@ -121,48 +143,99 @@ fn walks_follow_the_spec_tables() {
             "br-ex 2 p2"
         ])
     );
-    assert_eq!(path("arp-gateway-reply"), p(&["br-int 0 p0", "br-int 60 p3"]));
+    assert_eq!(
+        path("arp-gateway-reply"),
+        p(&["br-int 0 p0", "br-int 60 p3"])
+    );
     // §8.2
-    assert_eq!(path("same-net-same-host"), p(&["br-int 0 p9", "br-int 25 p2", "br-int 60 p3"]));
+    assert_eq!(
+        path("same-net-same-host"),
+        p(&["br-int 0 p9", "br-int 25 p2", "br-int 60 p3"])
+    );
     // §8.3 egress: br-vlan 0 p2 -> 1 p0 -> 2 p4 (mod_vlan_vid:101,NORMAL)
     assert_eq!(
         path("same-net-other-host-egress"),
-        p(&["br-int 0 p9", "br-int 25 p2", "br-int 60 p3", "br-vlan 0 p2", "br-vlan 1 p0", "br-vlan 2 p4"])
+        p(&[
+            "br-int 0 p9",
+            "br-int 25 p2",
+            "br-int 60 p3",
+            "br-vlan 0 p2",
+            "br-vlan 1 p0",
+            "br-vlan 2 p4"
+        ])
     );
     // §8.3 ingress: br-vlan 0 p1 -> 3 p1 NORMAL -> br-int 0 p3 (101 -> 1) -> 60 p3
     assert_eq!(
         path("same-net-other-host-ingress"),
-        p(&["br-vlan 0 p1", "br-vlan 3 p1", "br-int 0 p3", "br-int 60 p3"])
+        p(&[
+            "br-vlan 0 p1",
+            "br-vlan 3 p1",
+            "br-int 0 p3",
+            "br-int 60 p3"
+        ])
     );
-    assert_eq!(path("gateway-arp-dropped-on-br-vlan"), p(&["br-vlan 0 p2", "br-vlan 1 p3"]));
-    assert_eq!(path("gateway-mac-dropped-on-br-vlan"), p(&["br-vlan 0 p2", "br-vlan 1 p2"]));
+    assert_eq!(
+        path("gateway-arp-dropped-on-br-vlan"),
+        p(&["br-vlan 0 p2", "br-vlan 1 p3"])
+    );
+    assert_eq!(
+        path("gateway-mac-dropped-on-br-vlan"),
+        p(&["br-vlan 0 p2", "br-vlan 1 p2"])
+    );
     // §8.5 steps 3-4: br-vlan 1 p1 rewrites the source to the DVR MAC.
     assert_eq!(
         path("routed-egress-dvr-mac"),
-        p(&["br-int 0 p0", "br-int 60 p3", "br-vlan 0 p2", "br-vlan 1 p1", "br-vlan 2 p4"])
+        p(&[
+            "br-int 0 p0",
+            "br-int 60 p3",
+            "br-vlan 0 p2",
+            "br-vlan 1 p1",
+            "br-vlan 2 p4"
+        ])
     );
     // §8.5 steps 5-6: br-vlan 3 p2 (DVR MAC, no learning) -> br-int 0 p4 -> 2 p4 -> 60 p4.
     assert_eq!(
         path("routed-ingress-from-other-host"),
-        p(&["br-vlan 0 p1", "br-vlan 3 p2", "br-int 0 p4", "br-int 2 p4", "br-int 60 p4"])
+        p(&[
+            "br-vlan 0 p1",
+            "br-vlan 3 p2",
+            "br-int 0 p4",
+            "br-int 2 p4",
+            "br-int 60 p4"
+        ])
     );
-    assert_eq!(path("to-gateway-mac"), p(&["br-int 0 p9", "br-int 25 p2", "br-int 60 p3"]));
+    assert_eq!(
+        path("to-gateway-mac"),
+        p(&["br-int 0 p9", "br-int 25 p2", "br-int 60 p3"])
+    );
     assert_eq!(path("spoofed-arp"), p(&["br-int 0 p10", "br-int 24 p0"]));
     assert_eq!(path("spoofed-mac"), p(&["br-int 0 p9", "br-int 25 miss"]));
-    assert_eq!(path("spoofed-arp-mac"), p(&["br-int 0 p10", "br-int 24 p2", "br-int 25 miss"]));
+    assert_eq!(
+        path("spoofed-arp-mac"),
+        p(&["br-int 0 p10", "br-int 24 p2", "br-int 25 miss"])
+    );
 }
 
 #[test]
 fn routed_frames_carry_the_dvr_mac_on_the_wire_and_the_gateway_mac_to_the_vm() {
     let mut sc = scenario();
     let ours = run_all(&mut sc);
-    let get = |label: &str| ours.iter().find(|(l, _)| l == label).map(|(_, t)| t.clone()).expect(label);
+    let get = |label: &str| {
+        ours.iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, t)| t.clone())
+            .expect(label)
+    };
     let egress = get("routed-egress-dvr-mac");
     let outs = egress.output_keys();
     assert_eq!(outs.len(), 1);
     let (port, k) = outs[0];
     assert_eq!(port, "eth1");
-    assert_eq!(k.dl_src().to_string(), "fa:16:3f:00:00:c1", "compute1's DVR MAC");
+    assert_eq!(
+        k.dl_src().to_string(),
+        "fa:16:3f:00:00:c1",
+        "compute1's DVR MAC"
+    );
     assert_eq!(k.vlan_vid(), Some(102), "segmentation id of net2");
     assert_eq!(k.get(Field::NwTtl), 63, "br-vlan does not touch TTL");
 
@@ -171,14 +244,30 @@ fn routed_frames_carry_the_dvr_mac_on_the_wire_and_the_gateway_mac_to_the_vm() {
     assert_eq!(outs.len(), 1);
     let (port, k) = outs[0];
     assert_eq!(port, "qvo-vm4");
-    assert_eq!(k.dl_src().to_string(), "fa:16:3e:aa:02:01", "restored to net2's gateway MAC");
+    assert_eq!(
+        k.dl_src().to_string(),
+        "fa:16:3e:aa:02:01",
+        "restored to net2's gateway MAC"
+    );
     assert_eq!(k.vlan_vid(), None, "delivered untagged");
 
-    for label in ["gateway-arp-dropped-on-br-vlan", "gateway-mac-dropped-on-br-vlan", "spoofed-arp"] {
-        assert_eq!(get(label).dropped, Some(pipeline::drop::DropReason::FlowDrop), "{label}");
+    for label in [
+        "gateway-arp-dropped-on-br-vlan",
+        "gateway-mac-dropped-on-br-vlan",
+        "spoofed-arp",
+    ] {
+        assert_eq!(
+            get(label).dropped,
+            Some(pipeline::drop::DropReason::FlowDrop),
+            "{label}"
+        );
     }
     for label in ["spoofed-mac", "spoofed-arp-mac"] {
-        assert_eq!(get(label).dropped, Some(pipeline::drop::DropReason::TableMiss), "{label}");
+        assert_eq!(
+            get(label).dropped,
+            Some(pipeline::drop::DropReason::TableMiss),
+            "{label}"
+        );
     }
 }
 
@@ -196,9 +285,13 @@ fn rendered_traces_match_golden_files() {
                 std::fs::write(&path, &text).expect("write golden");
                 continue;
             }
-            let want = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing golden {}", path.display()));
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("missing golden {}", path.display()));
             if want != text {
-                mismatches.push(format!("{}:\n--- want\n{want}\n--- got\n{text}", rel(&path)));
+                mismatches.push(format!(
+                    "{}:\n--- want\n{want}\n--- got\n{text}",
+                    rel(&path)
+                ));
             }
         }
     }

@@ -130,14 +130,21 @@ impl FlowCache {
             let hash = hash_masked(key, &mt.mask, &mt.words);
             let slots = &self.slots;
             let found = mt.slots.find(hash, |&s| {
-                slots.get(s as usize).and_then(|o| o.as_ref()).is_some_and(|slot| {
-                    mt.words.iter().all(|&i| key.w[i as usize] & mt.mask.w[i as usize] == slot.masked.w[i as usize])
-                })
+                slots
+                    .get(s as usize)
+                    .and_then(|o| o.as_ref())
+                    .is_some_and(|slot| {
+                        mt.words.iter().all(|&i| {
+                            key.w[i as usize] & mt.mask.w[i as usize] == slot.masked.w[i as usize]
+                        })
+                    })
             });
             if let Some(&s) = found {
-                let stale = self.slots[s as usize]
-                    .as_ref()
-                    .is_some_and(|slot| slot.entry.mac_generation.is_some_and(|g| g != mac_generation));
+                let stale = self.slots[s as usize].as_ref().is_some_and(|slot| {
+                    slot.entry
+                        .mac_generation
+                        .is_some_and(|g| g != mac_generation)
+                });
                 if stale {
                     self.remove(s);
                     self.counters.stale += 1;
@@ -154,7 +161,10 @@ impl FlowCache {
     /// The entry in `slot` (from `lookup` or `insert`).
     #[inline(always)]
     pub fn entry(&mut self, slot: u32) -> Option<&mut CacheEntry> {
-        self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()).map(|s| &mut s.entry)
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.as_mut())
+            .map(|s| &mut s.entry)
     }
 
     /// Refreshes, at most once per `MAC_REFRESH_NS`, the MAC entries the
@@ -185,7 +195,10 @@ impl FlowCache {
                 }
                 self.masks.push(MaskTable {
                     mask,
-                    words: (0..KEY_WORDS).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect(),
+                    words: (0..KEY_WORDS)
+                        .filter(|&i| mask.w[i] != 0)
+                        .map(|i| i as u8)
+                        .collect(),
                     slots: HashTable::new(),
                 });
                 self.masks.len() - 1
@@ -204,7 +217,12 @@ impl FlowCache {
             last_refresh_ns: now_ns,
             hits: 0,
         };
-        let slot = Slot { masked, mask: mi as u16, hash, entry };
+        let slot = Slot {
+            masked,
+            mask: mi as u16,
+            hash,
+            entry,
+        };
         let s = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(slot);
@@ -217,7 +235,10 @@ impl FlowCache {
         };
         let slots = &self.slots;
         self.masks[mi].slots.insert_unique(hash, s, |&o| {
-            slots.get(o as usize).and_then(|x| x.as_ref()).map_or(0, |x| x.hash)
+            slots
+                .get(o as usize)
+                .and_then(|x| x.as_ref())
+                .map_or(0, |x| x.hash)
         });
         self.counters.inserts += 1;
         s

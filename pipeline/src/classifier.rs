@@ -67,7 +67,10 @@ pub(crate) fn hash_masked(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u64 {
 
 impl<T> Default for Classifier<T> {
     fn default() -> Self {
-        Classifier { subtables: Vec::new(), n_rules: 0 }
+        Classifier {
+            subtables: Vec::new(),
+            n_rules: 0,
+        }
     }
 }
 
@@ -82,8 +85,10 @@ impl<T: Clone> Classifier<T> {
             let st_idx = match subtables.iter().position(|s| s.mask == mask) {
                 Some(i) => i,
                 None => {
-                    let words =
-                        (0..KEY_WORDS).filter(|&i| mask.w[i] != 0).map(|i| i as u8).collect();
+                    let words = (0..KEY_WORDS)
+                        .filter(|&i| mask.w[i] != 0)
+                        .map(|i| i as u8)
+                        .collect();
                     subtables.push(Subtable {
                         mask,
                         words,
@@ -103,14 +108,20 @@ impl<T: Clone> Classifier<T> {
                     let pos = e
                         .rules
                         .iter()
-                        .position(|r| (r.0, std::cmp::Reverse(r.1)) < (item.0, std::cmp::Reverse(item.1)))
+                        .position(|r| {
+                            (r.0, std::cmp::Reverse(r.1)) < (item.0, std::cmp::Reverse(item.1))
+                        })
                         .unwrap_or(e.rules.len());
                     e.rules.insert(pos, item);
                 }
                 None => {
                     st.entries.insert_unique(
                         hash,
-                        Entry { masked, hash, rules: vec![item] },
+                        Entry {
+                            masked,
+                            hash,
+                            rules: vec![item],
+                        },
                         |e| e.hash,
                     );
                 }
@@ -268,9 +279,21 @@ mod tests {
         let mut m = Match::ANY;
         m.set_exact(Field::InPort, 1);
         let rules = vec![
-            ClassifierRule { matches: Match::ANY, priority: 0, value: "miss" },
-            ClassifierRule { matches: m, priority: 5, value: "first" },
-            ClassifierRule { matches: m, priority: 5, value: "second" },
+            ClassifierRule {
+                matches: Match::ANY,
+                priority: 0,
+                value: "miss",
+            },
+            ClassifierRule {
+                matches: m,
+                priority: 5,
+                value: "first",
+            },
+            ClassifierRule {
+                matches: m,
+                priority: 5,
+                value: "second",
+            },
         ];
         let cls = Classifier::build(rules);
         let mut key = FlowKey::ZERO;
@@ -289,8 +312,16 @@ mod tests {
         let mut lo = Match::ANY;
         lo.set_exact(Field::DlSrc, 7);
         let cls = Classifier::build(vec![
-            ClassifierRule { matches: hi, priority: 10, value: 1 },
-            ClassifierRule { matches: lo, priority: 1, value: 2 },
+            ClassifierRule {
+                matches: hi,
+                priority: 10,
+                value: 1,
+            },
+            ClassifierRule {
+                matches: lo,
+                priority: 1,
+                value: 2,
+            },
         ]);
         let mut key = FlowKey::ZERO;
         key.set(Field::InPort, 1);

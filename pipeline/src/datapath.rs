@@ -92,7 +92,16 @@ impl Datapath {
             };
             let bytes = pkt.len() as u64;
             if !self.use_cache {
-                let x = xlate::xlate(sw, in_port, &key, XlateOptions { learn: true, now_ns }, None);
+                let x = xlate::xlate(
+                    sw,
+                    in_port,
+                    &key,
+                    XlateOptions {
+                        learn: true,
+                        now_ns,
+                    },
+                    None,
+                );
                 self.counters.upcalls += 1;
                 for r in &x.rules {
                     r.hit(self.worker, bytes, now_ns);
@@ -105,7 +114,16 @@ impl Datapath {
                 Some(s) => s,
                 None => {
                     self.counters.upcalls += 1;
-                    let x = xlate::xlate(sw, in_port, &key, XlateOptions { learn: true, now_ns }, None);
+                    let x = xlate::xlate(
+                        sw,
+                        in_port,
+                        &key,
+                        XlateOptions {
+                            learn: true,
+                            now_ns,
+                        },
+                        None,
+                    );
                     self.cache.insert(&key, x, mac_generation, now_ns)
                 }
             };
@@ -134,7 +152,9 @@ pub fn run_program(
     sink: &mut impl OutputSink,
 ) {
     let Some(last) = prog.last_output else {
-        counters.drops.count(prog.drop_reason.unwrap_or(DropReason::FlowDrop));
+        counters
+            .drops
+            .count(prog.drop_reason.unwrap_or(DropReason::FlowDrop));
         pool.put(pkt);
         return;
     };

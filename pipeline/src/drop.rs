@@ -166,7 +166,9 @@ pub struct DropCounters {
 
 impl Default for DropCounters {
     fn default() -> Self {
-        DropCounters { counts: [0; DropReason::COUNT] }
+        DropCounters {
+            counts: [0; DropReason::COUNT],
+        }
     }
 }
 

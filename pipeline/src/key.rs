@@ -447,7 +447,8 @@ impl serde::Serialize for Mac {
 impl<'de> serde::Deserialize<'de> for Mac {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(|_| serde::de::Error::custom(format!("`{s}` is not a MAC address")))
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a MAC address")))
     }
 }
 

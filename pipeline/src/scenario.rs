@@ -59,7 +59,11 @@ pub fn load(
     let mut config = SwitchConfig::new(n_workers);
     let mut fdb = Vec::new();
     let mut noflood = Vec::new();
-    let err = |file: &str, line: usize, message: String| ScenarioError { file: file.to_string(), line, message };
+    let err = |file: &str, line: usize, message: String| ScenarioError {
+        file: file.to_string(),
+        line,
+        message,
+    };
     for (i, raw) in ports_conf.lines().enumerate() {
         let ln = i + 1;
         let line = raw.split('#').next().unwrap_or("");
@@ -68,33 +72,50 @@ pub fn load(
         let e = |m: String| err("ports.conf", ln, m);
         match kind {
             "bridge" => {
-                let name = words.get(1).ok_or_else(|| e("bridge needs a name".into()))?;
+                let name = words
+                    .get(1)
+                    .ok_or_else(|| e("bridge needs a name".into()))?;
                 config.add_bridge(name).map_err(|x| e(x.to_string()))?;
             }
             "port" => {
                 let (Some(bridge), Some(name)) = (words.get(1), words.get(2)) else {
                     return Err(e("port needs BRIDGE NAME".into()));
                 };
-                let mut p = PortConfig::new(name, PortKind::System, VlanMode::Trunk { trunks: vec![] });
+                let mut p =
+                    PortConfig::new(name, PortKind::System, VlanMode::Trunk { trunks: vec![] });
                 let mut kind_word = "dummy";
                 let mut peer = None;
                 for kv in &words[3..] {
-                    let (k, v) = kv.split_once('=').ok_or_else(|| e(format!("`{kv}`: expected KEY=VALUE")))?;
-                    let num = |v: &str| v.parse::<u32>().map_err(|_| e(format!("`{kv}`: not a number")));
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| e(format!("`{kv}`: expected KEY=VALUE")))?;
+                    let num = |v: &str| {
+                        v.parse::<u32>()
+                            .map_err(|_| e(format!("`{kv}`: not a number")))
+                    };
                     match k {
                         "ofport" => p.ofport = Some(num(v)?),
                         "type" => kind_word = v,
                         "peer" => peer = Some(v.to_string()),
-                        "tag" => p.vlan = VlanMode::Access { tag: num(v)? as u16 },
+                        "tag" => {
+                            p.vlan = VlanMode::Access {
+                                tag: num(v)? as u16,
+                            }
+                        }
                         "trunks" => {
                             let trunks = v
                                 .split(',')
-                                .map(|t| t.parse::<u16>().map_err(|_| e(format!("`{kv}`: bad VLAN `{t}`"))))
+                                .map(|t| {
+                                    t.parse::<u16>()
+                                        .map_err(|_| e(format!("`{kv}`: bad VLAN `{t}`")))
+                                })
                                 .collect::<Result<Vec<_>, _>>()?;
                             p.vlan = VlanMode::Trunk { trunks };
                         }
                         "vlan_mode" => {}
-                        "mac" => p.mac = Some(v.parse().map_err(|_| e(format!("`{kv}`: bad MAC")))?),
+                        "mac" => {
+                            p.mac = Some(v.parse().map_err(|_| e(format!("`{kv}`: bad MAC")))?)
+                        }
                         _ if k.starts_with("opt:") => {}
                         _ => return Err(e(format!("`{kv}`: unknown port setting `{k}`"))),
                     }
@@ -116,8 +137,12 @@ pub fn load(
                 fdb.push(FdbEntry {
                     bridge: bridge.to_string(),
                     port: port.to_string(),
-                    vlan: vlan.parse().map_err(|_| e(format!("fdb: bad VLAN `{vlan}`")))?,
-                    mac: mac.parse().map_err(|_| e(format!("fdb: bad MAC `{mac}`")))?,
+                    vlan: vlan
+                        .parse()
+                        .map_err(|_| e(format!("fdb: bad VLAN `{vlan}`")))?,
+                    mac: mac
+                        .parse()
+                        .map_err(|_| e(format!("fdb: bad MAC `{mac}`")))?,
                 });
             }
             "noflood" => {
@@ -138,7 +163,9 @@ pub fn load(
     }
     for (bridge, text) in flows {
         let file = format!("flows/{bridge}.flows");
-        let names = config.port_names(bridge).map_err(|x| err(&file, 0, x.to_string()))?;
+        let names = config
+            .port_names(bridge)
+            .map_err(|x| err(&file, 0, x.to_string()))?;
         let mut parsed = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let l = line.trim();
@@ -147,13 +174,19 @@ pub fn load(
             }
             parsed.push(parse_flow(l, &names).map_err(|x| err(&file, i + 1, x.to_string()))?);
         }
-        config.add_flows(bridge, parsed, 0).map_err(|x| err(&file, 0, x.to_string()))?;
+        config
+            .add_flows(bridge, parsed, 0)
+            .map_err(|x| err(&file, 0, x.to_string()))?;
     }
     let packets = match packets {
         None => Vec::new(),
         Some(text) => parse_packets(text).map_err(|(ln, m)| err("packets.txt", ln, m))?,
     };
-    Ok(Scenario { config, fdb, packets })
+    Ok(Scenario {
+        config,
+        fdb,
+        packets,
+    })
 }
 
 fn parse_packets(text: &str) -> Result<Vec<PacketLine>, (usize, String)> {
@@ -167,8 +200,14 @@ fn parse_packets(text: &str) -> Result<Vec<PacketLine>, (usize, String)> {
             Some((a, b)) => (a.trim().to_string(), b.trim()),
             None => (format!("packet{}", out.len() + 1), l),
         };
-        let (bridge, flow) = rest.split_once(char::is_whitespace).ok_or((i + 1, "expected BRIDGE FLOW".to_string()))?;
-        out.push(PacketLine { label, bridge: bridge.to_string(), flow: flow.trim().to_string() });
+        let (bridge, flow) = rest
+            .split_once(char::is_whitespace)
+            .ok_or((i + 1, "expected BRIDGE FLOW".to_string()))?;
+        out.push(PacketLine {
+            label,
+            bridge: bridge.to_string(),
+            flow: flow.trim().to_string(),
+        });
     }
     Ok(out)
 }
@@ -189,23 +228,42 @@ pub fn load_dir(dir: &Path, n_workers: usize) -> Result<Scenario, ScenarioError>
         names.sort();
         for p in names {
             if p.extension().is_some_and(|x| x == "flows") {
-                let bridge = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                let bridge = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 flows.push((bridge.clone(), read(&format!("flows/{bridge}.flows"))?));
             }
         }
     }
-    let packets = if dir.join("packets.txt").exists() { Some(read("packets.txt")?) } else { None };
+    let packets = if dir.join("packets.txt").exists() {
+        Some(read("packets.txt")?)
+    } else {
+        None
+    };
     load(&ports, &flows, packets.as_deref(), n_workers)
 }
 
 impl Scenario {
     /// Builds the snapshot and installs the static MAC entries.
     pub fn build(&mut self) -> Result<std::sync::Arc<crate::switch::Switch>, ScenarioError> {
-        let sw = self.config.build().map_err(|e| ScenarioError { file: "flows".into(), line: 0, message: e.to_string() })?;
+        let sw = self.config.build().map_err(|e| ScenarioError {
+            file: "flows".into(),
+            line: 0,
+            message: e.to_string(),
+        })?;
         for f in &self.fdb {
-            let bad = |m: String| ScenarioError { file: "ports.conf".into(), line: 0, message: m };
-            let b = sw.bridge(&f.bridge).ok_or_else(|| bad(format!("fdb: no bridge `{}`", f.bridge)))?;
-            let p = sw.port_by_name(&f.port).ok_or_else(|| bad(format!("fdb: no port `{}`", f.port)))?;
+            let bad = |m: String| ScenarioError {
+                file: "ports.conf".into(),
+                line: 0,
+                message: m,
+            };
+            let b = sw
+                .bridge(&f.bridge)
+                .ok_or_else(|| bad(format!("fdb: no bridge `{}`", f.bridge)))?;
+            let p = sw
+                .port_by_name(&f.port)
+                .ok_or_else(|| bad(format!("fdb: no port `{}`", f.port)))?;
             b.macs.add_static(f.vlan, f.mac, p.id);
         }
         Ok(sw)

@@ -128,7 +128,11 @@ pub enum SimError {
 }
 
 fn in_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
-    let m = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix as u32) };
+    let m = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix as u32)
+    };
     u32::from(a) & m == u32::from(b) & m
 }
 
@@ -141,21 +145,39 @@ impl Sim {
             let switch = cfg.build().map_err(|e| SimError::Other(e.to_string()))?;
             let mut nics = BTreeMap::new();
             for (physnet, bridge) in h.mappings() {
-                let external = t.networks.iter().any(|n| n.physnet == physnet && n.external);
+                let external = t
+                    .networks
+                    .iter()
+                    .any(|n| n.physnet == physnet && n.external);
                 if let Some(nic) = h.nics.get(bridge) {
-                    nics.insert(if external { Segment::External } else { Segment::Fabric }, nic.clone());
+                    nics.insert(
+                        if external {
+                            Segment::External
+                        } else {
+                            Segment::Fabric
+                        },
+                        nic.clone(),
+                    );
                 }
             }
-            hosts.push(SimHost { name: h.name.clone(), switch, nics });
+            hosts.push(SimHost {
+                name: h.name.clone(),
+                switch,
+                nics,
+            });
         }
         let mut endpoints = Vec::new();
         for p in &t.ports {
             let sub = t.subnets.iter().find(|s| {
                 s.network == p.network
-                    && crate::topology::model::Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(p.ip)))
+                    && crate::topology::model::Cidr::parse(&s.cidr)
+                        .is_some_and(|c| c.contains(u32::from(p.ip)))
             });
             let (prefix, gateway) = match sub {
-                Some(s) => (crate::topology::model::Cidr::parse(&s.cidr).map_or(24, |c| c.len), Some(s.gateway_ip)),
+                Some(s) => (
+                    crate::topology::model::Cidr::parse(&s.cidr).map_or(24, |c| c.len),
+                    Some(s.gateway_ip),
+                ),
                 None => (24, None),
             };
             endpoints.push(Endpoint {
@@ -165,7 +187,10 @@ impl Sim {
                 prefix,
                 gateway,
                 extra_ips: Vec::new(),
-                attach: Attach::HostPort { host: p.host.clone(), port: p.device.clone() },
+                attach: Attach::HostPort {
+                    host: p.host.clone(),
+                    port: p.device.clone(),
+                },
                 arp: BTreeMap::new(),
                 pending: Vec::new(),
                 received: Vec::new(),
@@ -186,7 +211,14 @@ impl Sim {
     }
 
     /// Adds a station on the external segment (e.g. the upstream router).
-    pub fn add_external_station(&mut self, name: &str, mac: Mac, ip: Ipv4Addr, prefix: u8, extra_ips: Vec<Ipv4Addr>) {
+    pub fn add_external_station(
+        &mut self,
+        name: &str,
+        mac: Mac,
+        ip: Ipv4Addr,
+        prefix: u8,
+        extra_ips: Vec<Ipv4Addr>,
+    ) {
         self.endpoints.push(Endpoint {
             name: name.to_string(),
             mac,
@@ -202,7 +234,10 @@ impl Sim {
     }
 
     pub fn switch(&self, host: &str) -> Option<&Arc<Switch>> {
-        self.hosts.iter().find(|h| h.name == host).map(|h| &h.switch)
+        self.hosts
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| &h.switch)
     }
 
     pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
@@ -210,7 +245,10 @@ impl Sim {
     }
 
     fn endpoint_index(&self, name: &str) -> Result<usize, SimError> {
-        self.endpoints.iter().position(|e| e.name == name).ok_or_else(|| SimError::NoSuchEndpoint(name.to_string()))
+        self.endpoints
+            .iter()
+            .position(|e| e.name == name)
+            .ok_or_else(|| SimError::NoSuchEndpoint(name.to_string()))
     }
 
     /// Clears the recorded steps, wire frames and endpoints' received frames
@@ -252,7 +290,11 @@ impl Sim {
     fn endpoint_send_ip(&mut self, i: usize, mut k: FlowKey) {
         let e = &self.endpoints[i];
         let dst = Ipv4Addr::from(k.nw_dst());
-        let next_hop = if in_subnet(dst, e.ip, e.prefix) { dst } else { e.gateway.unwrap_or(dst) };
+        let next_hop = if in_subnet(dst, e.ip, e.prefix) {
+            dst
+        } else {
+            e.gateway.unwrap_or(dst)
+        };
         match e.arp.get(&next_hop) {
             Some(mac) => {
                 k.set(Field::DlDst, mac.to_u64());
@@ -283,8 +325,14 @@ impl Sim {
     fn endpoint_emit(&mut self, i: usize, frame: Vec<u8>) {
         let e = &self.endpoints[i];
         let place = match &e.attach {
-            Attach::HostPort { host, port } => Place::HostPort { host: host.clone(), port: port.clone() },
-            Attach::Segment(s) => Place::Wire { segment: *s, from: e.name.clone() },
+            Attach::HostPort { host, port } => Place::HostPort {
+                host: host.clone(),
+                port: port.clone(),
+            },
+            Attach::Segment(s) => Place::Wire {
+                segment: *s,
+                from: e.name.clone(),
+            },
         };
         self.queue.push_back((place, frame));
     }
@@ -320,7 +368,8 @@ impl Sim {
                 self.endpoints[i].arp.insert(spa, sha);
                 let ready: Vec<FlowKey> = {
                     let e = &mut self.endpoints[i];
-                    let (go, stay): (Vec<_>, Vec<_>) = e.pending.drain(..).partition(|(nh, _)| *nh == spa);
+                    let (go, stay): (Vec<_>, Vec<_>) =
+                        e.pending.drain(..).partition(|(nh, _)| *nh == spa);
                     e.pending = stay;
                     go.into_iter().map(|(_, k)| k).collect()
                 };
@@ -344,10 +393,17 @@ impl Sim {
             r.set(Field::IcmpId, k.get(Field::IcmpId));
             // Reply to where the request came from at L2 (as a host with a
             // default route through that neighbour would).
-            self.endpoints[i].arp.entry(Ipv4Addr::from(k.nw_src())).or_insert(k.dl_src());
+            self.endpoints[i]
+                .arp
+                .entry(Ipv4Addr::from(k.nw_src()))
+                .or_insert(k.dl_src());
             let src = Ipv4Addr::from(k.nw_src());
             let e = &self.endpoints[i];
-            let nh = if in_subnet(src, e.ip, e.prefix) { src } else { e.gateway.unwrap_or(src) };
+            let nh = if in_subnet(src, e.ip, e.prefix) {
+                src
+            } else {
+                e.gateway.unwrap_or(src)
+            };
             if !self.endpoints[i].arp.contains_key(&nh) {
                 self.endpoints[i].arp.insert(nh, k.dl_src());
             }
@@ -361,7 +417,9 @@ impl Sim {
         while let Some((place, frame)) = self.queue.pop_front() {
             steps += 1;
             if steps > MAX_STEPS {
-                return Err(SimError::Other(format!("no quiescence after {MAX_STEPS} frames (a loop?)")));
+                return Err(SimError::Other(format!(
+                    "no quiescence after {MAX_STEPS} frames (a loop?)"
+                )));
             }
             self.now_ns += 1_000;
             match place {
@@ -377,14 +435,40 @@ impl Sim {
     }
 
     fn host_input(&mut self, host: &str, port: &str, frame: Vec<u8>) -> Result<(), SimError> {
-        let h = self.hosts.iter().find(|h| h.name == host).ok_or_else(|| SimError::Other(format!("no host {host}")))?;
+        let h = self
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .ok_or_else(|| SimError::Other(format!("no host {host}")))?;
         let sw = h.switch.clone();
-        let in_port = sw.port_by_name(port).ok_or_else(|| SimError::Other(format!("{host}: no port {port}")))?.id;
-        let Ok(parsed) = parse(&frame, in_port.0) else { return Ok(()) };
-        let mut trace = Trace::new(&format!("{host} in_port={port},{}", key_summary(&parsed.key)));
-        let x = xlate(&sw, in_port, &parsed.key, XlateOptions { learn: true, now_ns: self.now_ns }, Some(&mut trace));
-        self.steps.push(HostStep { host: host.to_string(), trace });
-        let Some(mut pkt) = self.pool.get() else { return Err(SimError::Other("packet pool exhausted".into())) };
+        let in_port = sw
+            .port_by_name(port)
+            .ok_or_else(|| SimError::Other(format!("{host}: no port {port}")))?
+            .id;
+        let Ok(parsed) = parse(&frame, in_port.0) else {
+            return Ok(());
+        };
+        let mut trace = Trace::new(&format!(
+            "{host} in_port={port},{}",
+            key_summary(&parsed.key)
+        ));
+        let x = xlate(
+            &sw,
+            in_port,
+            &parsed.key,
+            XlateOptions {
+                learn: true,
+                now_ns: self.now_ns,
+            },
+            Some(&mut trace),
+        );
+        self.steps.push(HostStep {
+            host: host.to_string(),
+            trace,
+        });
+        let Some(mut pkt) = self.pool.get() else {
+            return Err(SimError::Other("packet pool exhausted".into()));
+        };
         if pkt.set_data(&frame).is_err() {
             self.pool.put(pkt);
             return Ok(());
@@ -393,18 +477,35 @@ impl Sim {
         let _ = crate::packet::parse_into(&mut pkt);
         let mut outs: Vec<(PortId, Vec<u8>)> = Vec::new();
         let mut sink = |p: PortId, b: PacketBuf| outs.push((p, b.data().to_vec()));
-        run_program(&x.program, pkt, &mut self.counters, &mut self.pool, &mut sink);
+        run_program(
+            &x.program,
+            pkt,
+            &mut self.counters,
+            &mut self.pool,
+            &mut sink,
+        );
         for (p, bytes) in outs {
             let Some(port) = sw.port(p) else { continue };
             let nic_segment = h_nic_segment(&self.hosts, host, &port.name);
             match nic_segment {
-                Some(seg) => self.queue.push_back((Place::Wire { segment: seg, from: host.to_string() }, bytes)),
+                Some(seg) => self.queue.push_back((
+                    Place::Wire {
+                        segment: seg,
+                        from: host.to_string(),
+                    },
+                    bytes,
+                )),
                 None => {
                     let target = self.endpoints.iter().find(|e| {
-                        e.attach == Attach::HostPort { host: host.to_string(), port: port.name.clone() }
+                        e.attach
+                            == Attach::HostPort {
+                                host: host.to_string(),
+                                port: port.name.clone(),
+                            }
                     });
                     if let Some(e) = target {
-                        self.queue.push_back((Place::Endpoint(e.name.clone()), bytes));
+                        self.queue
+                            .push_back((Place::Endpoint(e.name.clone()), bytes));
                     }
                 }
             }
@@ -416,7 +517,11 @@ impl Sim {
     fn wire_input(&mut self, segment: Segment, from: &str, frame: Vec<u8>) {
         let Ok(parsed) = parse(&frame, 0) else { return };
         let k = parsed.key;
-        self.wire.push(WireFrame { segment, from: from.to_string(), key: k });
+        self.wire.push(WireFrame {
+            segment,
+            from: from.to_string(),
+            key: k,
+        });
         let vlan = k.vlan_vid();
         let sw = match segment {
             Segment::Fabric => &mut self.fabric,
@@ -434,7 +539,13 @@ impl Sim {
         let mut attachments: Vec<(String, Place)> = Vec::new();
         for h in &self.hosts {
             if let Some(nic) = h.nics.get(&segment) {
-                attachments.push((h.name.clone(), Place::HostPort { host: h.name.clone(), port: nic.clone() }));
+                attachments.push((
+                    h.name.clone(),
+                    Place::HostPort {
+                        host: h.name.clone(),
+                        port: nic.clone(),
+                    },
+                ));
             }
         }
         for e in &self.endpoints {
@@ -442,7 +553,11 @@ impl Sim {
                 attachments.push((e.name.clone(), Place::Endpoint(e.name.clone())));
             }
         }
-        let learned = if k.dl_dst().is_multicast() { None } else { sw.fdb.get(&(vlan, k.dl_dst())).cloned() };
+        let learned = if k.dl_dst().is_multicast() {
+            None
+        } else {
+            sw.fdb.get(&(vlan, k.dl_dst())).cloned()
+        };
         for (name, place) in attachments {
             if name == from {
                 continue;
@@ -456,21 +571,36 @@ impl Sim {
 
     /// Attachments on which `mac` was seen as a source, per VLAN.
     pub fn fabric_sources(&self, mac: Mac) -> Vec<(Option<u16>, Vec<String>)> {
-        self.fabric.seen_on.iter().filter(|((_, m), _)| *m == mac).map(|((v, _), s)| (*v, s.clone())).collect()
+        self.fabric
+            .seen_on
+            .iter()
+            .filter(|((_, m), _)| *m == mac)
+            .map(|((v, _), s)| (*v, s.clone()))
+            .collect()
     }
 
     /// The per-host traces of the last walk, rendered.
     pub fn render_steps(&self) -> String {
         let mut s = String::new();
         for st in &self.steps {
-            s.push_str(&format!("######## host {}\n{}\n", st.host, st.trace.render()));
+            s.push_str(&format!(
+                "######## host {}\n{}\n",
+                st.host,
+                st.trace.render()
+            ));
         }
         s
     }
 }
 
 fn h_nic_segment(hosts: &[SimHost], host: &str, port: &str) -> Option<Segment> {
-    hosts.iter().find(|h| h.name == host)?.nics.iter().find(|(_, n)| *n == port).map(|(s, _)| *s)
+    hosts
+        .iter()
+        .find(|h| h.name == host)?
+        .nics
+        .iter()
+        .find(|(_, n)| *n == port)
+        .map(|(s, _)| *s)
 }
 
 /// A frame's VLAN tag as the spec writes it, for assertions.

@@ -87,7 +87,14 @@ pub struct PortConfig {
 
 impl PortConfig {
     pub fn new(name: &str, kind: PortKind, vlan: VlanMode) -> PortConfig {
-        PortConfig { name: name.to_string(), ofport: None, kind, vlan, no_flood: false, mac: None }
+        PortConfig {
+            name: name.to_string(),
+            ofport: None,
+            kind,
+            vlan,
+            no_flood: false,
+            mac: None,
+        }
     }
 }
 
@@ -103,21 +110,38 @@ pub enum ConfigError {
     #[error("no port named `{0}`")]
     NoSuchPort(String),
     #[error("bridge `{bridge}`: OpenFlow port {ofport} is already used by `{port}`")]
-    OfportInUse { bridge: String, ofport: u32, port: String },
+    OfportInUse {
+        bridge: String,
+        ofport: u32,
+        port: String,
+    },
     #[error("port `{0}`: OpenFlow port number must be 1..=65280")]
     BadOfport(String),
     #[error("port `{port}`: VLAN {vlan} is outside 0..=4095")]
     BadVlan { port: String, vlan: u16 },
     #[error("patch port `{port}`: peer `{peer}` {problem}")]
-    BadPatchPeer { port: String, peer: String, problem: String },
+    BadPatchPeer {
+        port: String,
+        peer: String,
+        problem: String,
+    },
     #[error("bridge `{bridge}` table {table}: flow `{flow}`: {problem}")]
-    BadFlow { bridge: String, table: u8, flow: String, problem: String },
+    BadFlow {
+        bridge: String,
+        table: u8,
+        flow: String,
+        problem: String,
+    },
     #[error("bridge `{bridge}`: {problem}")]
     FlowGraph { bridge: String, problem: String },
     #[error("bridge `{bridge}`: more than {limit} flows")]
     TooManyFlows { bridge: String, limit: usize },
     #[error("router instance `{instance}` interface `{iface}`: {problem}")]
-    BadRouterLink { instance: String, iface: String, problem: String },
+    BadRouterLink {
+        instance: String,
+        iface: String,
+        problem: String,
+    },
 }
 
 /// Per-worker packet/byte counters of one flow.
@@ -135,7 +159,11 @@ pub struct RuleStats {
 
 impl RuleStats {
     pub fn new(n_workers: usize) -> RuleStats {
-        RuleStats { slots: (0..n_workers.max(1)).map(|_| CachePadded::new(StatSlot::default())).collect() }
+        RuleStats {
+            slots: (0..n_workers.max(1))
+                .map(|_| CachePadded::new(StatSlot::default()))
+                .collect(),
+        }
     }
 
     /// Adds one packet for `worker`. Only that worker writes its slot, so a
@@ -143,8 +171,10 @@ impl RuleStats {
     #[inline(always)]
     pub fn hit(&self, worker: usize, bytes: u64, now_ns: u64) {
         if let Some(s) = self.slots.get(worker) {
-            s.packets.store(s.packets.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            s.bytes.store(s.bytes.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
+            s.packets
+                .store(s.packets.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            s.bytes
+                .store(s.bytes.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
             s.last_used_ns.store(now_ns, Ordering::Relaxed);
         }
     }
@@ -278,13 +308,17 @@ impl SwitchConfig {
 
     fn find_port(&self, name: &str) -> Option<(usize, usize)> {
         self.bridges.iter().enumerate().find_map(|(bi, b)| {
-            b.ports.iter().position(|(p, _, _)| p.name == name).map(|pi| (bi, pi))
+            b.ports
+                .iter()
+                .position(|(p, _, _)| p.name == name)
+                .map(|pi| (bi, pi))
         })
     }
 
     /// Adds a port; returns its OpenFlow port number.
     pub fn add_port(&mut self, bridge: &str, port: PortConfig) -> Result<u32, ConfigError> {
-        if self.find_port(&port.name).is_some() || self.bridges.iter().any(|b| b.name == port.name) {
+        if self.find_port(&port.name).is_some() || self.bridges.iter().any(|b| b.name == port.name)
+        {
             return Err(ConfigError::PortExists(port.name.clone()));
         }
         validate_port(&port)?;
@@ -301,7 +335,9 @@ impl SwitchConfig {
                 }
                 n
             }
-            None => (1..).find(|n| !b.ports.iter().any(|(_, o, _)| o == n)).unwrap_or(1),
+            None => (1..)
+                .find(|n| !b.ports.iter().any(|(_, o, _)| o == n))
+                .unwrap_or(1),
         };
         b.ports.push((port, ofport, id));
         b.ports.sort_by_key(|(_, o, _)| *o);
@@ -310,15 +346,23 @@ impl SwitchConfig {
     }
 
     pub fn del_port(&mut self, name: &str) -> Result<(), ConfigError> {
-        let (bi, pi) = self.find_port(name).ok_or_else(|| ConfigError::NoSuchPort(name.to_string()))?;
+        let (bi, pi) = self
+            .find_port(name)
+            .ok_or_else(|| ConfigError::NoSuchPort(name.to_string()))?;
         let (_, _, id) = self.bridges[bi].ports.remove(pi);
         self.bridges[bi].macs.flush_port(id);
         Ok(())
     }
 
     /// Changes a port's VLAN mode, kind or flood flag (not its number).
-    pub fn set_port(&mut self, name: &str, update: impl FnOnce(&mut PortConfig)) -> Result<(), ConfigError> {
-        let (bi, pi) = self.find_port(name).ok_or_else(|| ConfigError::NoSuchPort(name.to_string()))?;
+    pub fn set_port(
+        &mut self,
+        name: &str,
+        update: impl FnOnce(&mut PortConfig),
+    ) -> Result<(), ConfigError> {
+        let (bi, pi) = self
+            .find_port(name)
+            .ok_or_else(|| ConfigError::NoSuchPort(name.to_string()))?;
         let mut p = self.bridges[bi].ports[pi].0.clone();
         update(&mut p);
         p.name = name.to_string();
@@ -336,7 +380,12 @@ impl SwitchConfig {
     }
 
     /// Adds flows as one change: all or none.
-    pub fn add_flows(&mut self, bridge: &str, flows: Vec<Flow>, now_ns: u64) -> Result<(), ConfigError> {
+    pub fn add_flows(
+        &mut self,
+        bridge: &str,
+        flows: Vec<Flow>,
+        now_ns: u64,
+    ) -> Result<(), ConfigError> {
         let n = self.n_workers;
         let b = self.bridge_mut(bridge)?;
         for flow in &flows {
@@ -344,14 +393,21 @@ impl SwitchConfig {
         }
         let mut rules = b.rules.clone();
         for flow in flows {
-            let rule = Arc::new(Rule { flow, stats: Arc::new(RuleStats::new(n)), added_ns: now_ns });
+            let rule = Arc::new(Rule {
+                flow,
+                stats: Arc::new(RuleStats::new(n)),
+                added_ns: now_ns,
+            });
             match rules.iter().position(|r| same_slot(&r.flow, &rule.flow)) {
                 Some(i) => rules[i] = rule,
                 None => rules.push(rule),
             }
         }
         if rules.len() > MAX_FLOWS_PER_BRIDGE {
-            return Err(ConfigError::TooManyFlows { bridge: bridge.to_string(), limit: MAX_FLOWS_PER_BRIDGE });
+            return Err(ConfigError::TooManyFlows {
+                bridge: bridge.to_string(),
+                limit: MAX_FLOWS_PER_BRIDGE,
+            });
         }
         b.rules = rules;
         Ok(())
@@ -359,7 +415,12 @@ impl SwitchConfig {
 
     /// Replaces the whole flow table of a bridge, keeping the counters of
     /// flows that are unchanged (what a topology recompilation needs).
-    pub fn replace_flows(&mut self, bridge: &str, flows: Vec<Flow>, now_ns: u64) -> Result<(), ConfigError> {
+    pub fn replace_flows(
+        &mut self,
+        bridge: &str,
+        flows: Vec<Flow>,
+        now_ns: u64,
+    ) -> Result<(), ConfigError> {
         let n = self.n_workers;
         let b = self.bridge_mut(bridge)?;
         let mut next = Vec::with_capacity(flows.len());
@@ -367,7 +428,11 @@ impl SwitchConfig {
             check_flow_actions(&b.name, &flow)?;
             match b.rules.iter().find(|r| r.flow == flow) {
                 Some(r) => next.push(r.clone()),
-                None => next.push(Arc::new(Rule { flow, stats: Arc::new(RuleStats::new(n)), added_ns: now_ns })),
+                None => next.push(Arc::new(Rule {
+                    flow,
+                    stats: Arc::new(RuleStats::new(n)),
+                    added_ns: now_ns,
+                })),
             }
         }
         b.rules = next;
@@ -379,7 +444,11 @@ impl SwitchConfig {
     /// `selector`. Strict: the flow with exactly that match and priority.
     /// `cookie`/`cookie_mask` of the selector flow narrow the choice.
     /// Returns how many were removed.
-    pub fn del_flows(&mut self, bridge: &str, selector: &FlowSelector) -> Result<usize, ConfigError> {
+    pub fn del_flows(
+        &mut self,
+        bridge: &str,
+        selector: &FlowSelector,
+    ) -> Result<usize, ConfigError> {
         let b = self.bridge_mut(bridge)?;
         let before = b.rules.len();
         b.rules.retain(|r| !selector.selects(&r.flow));
@@ -387,7 +456,12 @@ impl SwitchConfig {
     }
 
     /// Replaces the actions of selected flows, keeping their counters.
-    pub fn mod_flows(&mut self, bridge: &str, selector: &FlowSelector, actions: Vec<Action>) -> Result<usize, ConfigError> {
+    pub fn mod_flows(
+        &mut self,
+        bridge: &str,
+        selector: &FlowSelector,
+        actions: Vec<Action>,
+    ) -> Result<usize, ConfigError> {
         let b = self.bridge_mut(bridge)?;
         let mut next = b.rules.clone();
         let mut n = 0;
@@ -396,7 +470,11 @@ impl SwitchConfig {
                 let mut flow = r.flow.clone();
                 flow.actions = actions.clone();
                 check_flow_actions(&b.name, &flow)?;
-                *r = Arc::new(Rule { flow, stats: r.stats.clone(), added_ns: r.added_ns });
+                *r = Arc::new(Rule {
+                    flow,
+                    stats: r.stats.clone(),
+                    added_ns: r.added_ns,
+                });
                 n += 1;
             }
         }
@@ -411,9 +489,11 @@ impl SwitchConfig {
             b.rules.retain(|r| {
                 let f = &r.flow;
                 let (_, _, last) = r.stats.read();
-                let hard = f.hard_timeout != 0 && now_ns.saturating_sub(r.added_ns) >= f.hard_timeout as u64 * 1_000_000_000;
+                let hard = f.hard_timeout != 0
+                    && now_ns.saturating_sub(r.added_ns) >= f.hard_timeout as u64 * 1_000_000_000;
                 let idle = f.idle_timeout != 0
-                    && now_ns.saturating_sub(last.max(r.added_ns)) >= f.idle_timeout as u64 * 1_000_000_000;
+                    && now_ns.saturating_sub(last.max(r.added_ns))
+                        >= f.idle_timeout as u64 * 1_000_000_000;
                 if hard || idle {
                     gone.push((b.name.clone(), f.clone()));
                 }
@@ -434,7 +514,13 @@ impl SwitchConfig {
     /// Port names of a bridge, for parsing flows that name ports.
     pub fn port_names(&self, bridge: &str) -> Result<ConfigPortNames, ConfigError> {
         let b = self.bridge(bridge)?;
-        Ok(ConfigPortNames { ports: b.ports.iter().map(|(p, o, _)| (p.name.clone(), *o)).collect() })
+        Ok(ConfigPortNames {
+            ports: b
+                .ports
+                .iter()
+                .map(|(p, o, _)| (p.name.clone(), *o))
+                .collect(),
+        })
     }
 }
 
@@ -448,7 +534,10 @@ impl PortNames for ConfigPortNames {
         self.ports.iter().find(|(n, _)| n == name).map(|(_, o)| *o)
     }
     fn port_name(&self, number: u32) -> Option<&str> {
-        self.ports.iter().find(|(_, o)| *o == number).map(|(n, _)| n.as_str())
+        self.ports
+            .iter()
+            .find(|(_, o)| *o == number)
+            .map(|(n, _)| n.as_str())
     }
 }
 
@@ -495,7 +584,10 @@ fn validate_port(p: &PortConfig) -> Result<(), ConfigError> {
         VlanMode::Trunk { trunks } => trunks.clone(),
     };
     if let Some(&v) = vlans.iter().find(|&&v| v > 4095) {
-        return Err(ConfigError::BadVlan { port: p.name.clone(), vlan: v });
+        return Err(ConfigError::BadVlan {
+            port: p.name.clone(),
+            vlan: v,
+        });
     }
     Ok(())
 }
@@ -511,7 +603,10 @@ fn check_flow_actions(bridge: &str, f: &Flow) -> Result<(), ConfigError> {
     for (i, a) in f.actions.iter().enumerate() {
         if let Action::GotoTable(t) = a {
             if *t <= f.table {
-                return Err(bad(format!("goto_table:{t} must go to a later table than {}", f.table)));
+                return Err(bad(format!(
+                    "goto_table:{t} must go to a later table than {}",
+                    f.table
+                )));
             }
             if i + 1 != f.actions.len() {
                 return Err(bad("goto_table must be the last action".to_string()));
@@ -579,7 +674,10 @@ impl PortNames for Bridge {
         self.names.iter().find(|(n, _)| n == name).map(|(_, o)| *o)
     }
     fn port_name(&self, number: u32) -> Option<&str> {
-        self.names.iter().find(|(_, o)| *o == number).map(|(n, _)| n.as_str())
+        self.names
+            .iter()
+            .find(|(_, o)| *o == number)
+            .map(|(n, _)| n.as_str())
     }
 }
 
@@ -680,7 +778,12 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
     let ids: Vec<PortId> = ports.keys().copied().collect();
     for id in ids {
         let (name, bridge, peer_name) = match &ports[&id] {
-            Port { kind: PortKind::Patch { peer }, name, bridge, .. } => (name.clone(), *bridge, peer.clone()),
+            Port {
+                kind: PortKind::Patch { peer },
+                name,
+                bridge,
+                ..
+            } => (name.clone(), *bridge, peer.clone()),
             _ => continue,
         };
         let bad = |problem: &str| ConfigError::BadPatchPeer {
@@ -688,7 +791,9 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
             peer: peer_name.clone(),
             problem: problem.to_string(),
         };
-        let peer_id = *port_names.get(&peer_name).ok_or_else(|| bad("does not exist"))?;
+        let peer_id = *port_names
+            .get(&peer_name)
+            .ok_or_else(|| bad("does not exist"))?;
         let peer = &ports[&peer_id];
         match &peer.kind {
             PortKind::Patch { peer } if *peer == name => {}
@@ -714,11 +819,12 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
             t.rules.push(r.clone());
         }
         for t in tables.iter_mut().flatten() {
-            t.classifier = Classifier::build(t.rules.iter().enumerate().map(|(i, r)| ClassifierRule {
-                matches: r.flow.matches,
-                priority: r.flow.priority,
-                value: i as u32,
-            }));
+            t.classifier =
+                Classifier::build(t.rules.iter().enumerate().map(|(i, r)| ClassifierRule {
+                    matches: r.flow.matches,
+                    priority: r.flow.priority,
+                    value: i as u32,
+                }));
         }
         check_resubmit_graph(&b.name, &tables)?;
         bridges.push(Bridge {
@@ -726,7 +832,11 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
             index: bi,
             ports: b.ports.iter().map(|(_, _, id)| *id).collect(),
             ofports: b.ports.iter().map(|(_, o, id)| (*o, *id)).collect(),
-            names: b.ports.iter().map(|(p, o, _)| (p.name.clone(), *o)).collect(),
+            names: b
+                .ports
+                .iter()
+                .map(|(p, o, _)| (p.name.clone(), *o))
+                .collect(),
             tables,
             macs: b.macs.clone(),
         });
@@ -745,7 +855,10 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
     })
 }
 
-type RouterMaps = (HashMap<PortId, RouterIfaceRef>, HashMap<(usize, usize), RouterLinkTarget>);
+type RouterMaps = (
+    HashMap<PortId, RouterIfaceRef>,
+    HashMap<(usize, usize), RouterLinkTarget>,
+);
 
 /// Attaches router interfaces to internal ports and veth peers to each other.
 fn link_routers(
@@ -762,33 +875,60 @@ fn link_routers(
                 iface: iface.name.clone(),
                 problem,
             };
-            let here = RouterIfaceRef { instance: ii, iface: fi };
+            let here = RouterIfaceRef {
+                instance: ii,
+                iface: fi,
+            };
             match &iface.link {
                 Link::Bridge => {
-                    let id = *port_names.get(&iface.name).ok_or_else(|| bad("no internal port of that name".into()))?;
+                    let id = *port_names
+                        .get(&iface.name)
+                        .ok_or_else(|| bad("no internal port of that name".into()))?;
                     if ports.get(&id).map(|p| &p.kind) != Some(&PortKind::Internal) {
                         return Err(bad("the port of that name is not an internal port".into()));
                     }
                     if on_port.insert(id, here).is_some() {
-                        return Err(bad("another router interface is attached to that port".into()));
+                        return Err(bad(
+                            "another router interface is attached to that port".into()
+                        ));
                     }
                     links.insert((ii, fi), RouterLinkTarget::Port(id));
                 }
-                Link::Veth { instance, iface: peer } => {
+                Link::Veth {
+                    instance,
+                    iface: peer,
+                } => {
                     let pi = routers
                         .iter()
                         .position(|r| &r.name == instance)
-                        .ok_or_else(|| bad(format!("veth peer instance `{instance}` does not exist")))?;
+                        .ok_or_else(|| {
+                            bad(format!("veth peer instance `{instance}` does not exist"))
+                        })?;
                     let pf = routers[pi]
                         .interfaces
                         .iter()
                         .position(|f| &f.name == peer)
-                        .ok_or_else(|| bad(format!("veth peer `{instance}`/`{peer}` does not exist")))?;
+                        .ok_or_else(|| {
+                            bad(format!("veth peer `{instance}`/`{peer}` does not exist"))
+                        })?;
                     match &routers[pi].interfaces[pf].link {
-                        Link::Veth { instance: back, iface: back_if } if *back == inst.name && *back_if == iface.name => {}
-                        _ => return Err(bad(format!("veth peer `{instance}`/`{peer}` does not point back"))),
+                        Link::Veth {
+                            instance: back,
+                            iface: back_if,
+                        } if *back == inst.name && *back_if == iface.name => {}
+                        _ => {
+                            return Err(bad(format!(
+                                "veth peer `{instance}`/`{peer}` does not point back"
+                            )))
+                        }
                     }
-                    links.insert((ii, fi), RouterLinkTarget::Veth(RouterIfaceRef { instance: pi, iface: pf }));
+                    links.insert(
+                        (ii, fi),
+                        RouterLinkTarget::Veth(RouterIfaceRef {
+                            instance: pi,
+                            iface: pf,
+                        }),
+                    );
                 }
             }
         }
@@ -811,7 +951,10 @@ fn check_resubmit_graph(bridge: &str, tables: &[Option<Table>]) -> Result<(), Co
                     _ => None,
                 };
                 if let Some(n) = target {
-                    out.push((n, crate::flow::text::format_flow(&r.flow, None, &crate::flow::NoPortNames)));
+                    out.push((
+                        n,
+                        crate::flow::text::format_flow(&r.flow, None, &crate::flow::NoPortNames),
+                    ));
                 }
             }
         }
@@ -852,7 +995,9 @@ fn check_resubmit_graph(bridge: &str, tables: &[Option<Table>]) -> Result<(), Co
             if marks[next as usize] == Mark::Active {
                 return Err(ConfigError::FlowGraph {
                     bridge: bridge.to_string(),
-                    problem: format!("resubmit loop: table {t} flow `{flow}` leads back to table {next}"),
+                    problem: format!(
+                        "resubmit loop: table {t} flow `{flow}` leads back to table {next}"
+                    ),
                 });
             }
             let d = 1 + visit(next as usize, tables, marks, edges, bridge)?;
@@ -883,43 +1028,116 @@ mod tests {
     use crate::key::Field;
 
     fn flow(table: u8, priority: u16, actions: Vec<Action>) -> Flow {
-        Flow { table, priority, actions, ..Flow::default() }
+        Flow {
+            table,
+            priority,
+            actions,
+            ..Flow::default()
+        }
     }
 
     fn two_bridges() -> SwitchConfig {
         let mut c = SwitchConfig::new(1);
         c.add_bridge("br-a").unwrap();
         c.add_bridge("br-b").unwrap();
-        c.add_port("br-a", PortConfig::new("a-b", PortKind::Patch { peer: "b-a".into() }, VlanMode::Trunk { trunks: vec![] }))
-            .unwrap();
-        c.add_port("br-b", PortConfig::new("b-a", PortKind::Patch { peer: "a-b".into() }, VlanMode::Trunk { trunks: vec![] }))
-            .unwrap();
+        c.add_port(
+            "br-a",
+            PortConfig::new(
+                "a-b",
+                PortKind::Patch { peer: "b-a".into() },
+                VlanMode::Trunk { trunks: vec![] },
+            ),
+        )
+        .unwrap();
+        c.add_port(
+            "br-b",
+            PortConfig::new(
+                "b-a",
+                PortKind::Patch { peer: "a-b".into() },
+                VlanMode::Trunk { trunks: vec![] },
+            ),
+        )
+        .unwrap();
         c
     }
 
     #[test]
     fn resubmit_loops_are_rejected_when_built() {
         let mut c = two_bridges();
-        c.add_flow("br-a", flow(0, 1, vec![Action::Resubmit { port: None, table: Some(5) }]), 0).unwrap();
-        c.add_flow("br-a", flow(5, 1, vec![Action::Resubmit { port: None, table: Some(0) }]), 0).unwrap();
+        c.add_flow(
+            "br-a",
+            flow(
+                0,
+                1,
+                vec![Action::Resubmit {
+                    port: None,
+                    table: Some(5),
+                }],
+            ),
+            0,
+        )
+        .unwrap();
+        c.add_flow(
+            "br-a",
+            flow(
+                5,
+                1,
+                vec![Action::Resubmit {
+                    port: None,
+                    table: Some(0),
+                }],
+            ),
+            0,
+        )
+        .unwrap();
         let before = c.generation;
         let err = c.build().err().expect("loop rejected");
-        assert!(matches!(&err, ConfigError::FlowGraph { bridge, problem } if bridge == "br-a" && problem.contains("loop")), "{err}");
-        assert_eq!(c.generation, before, "failed build does not advance the generation");
+        assert!(
+            matches!(&err, ConfigError::FlowGraph { bridge, problem } if bridge == "br-a" && problem.contains("loop")),
+            "{err}"
+        );
+        assert_eq!(
+            c.generation, before,
+            "failed build does not advance the generation"
+        );
     }
 
     #[test]
     fn resubmit_chains_deeper_than_the_bound_are_rejected() {
         let mut c = two_bridges();
         for t in 0..=(MAX_RESUBMIT_DEPTH as u8) {
-            c.add_flow("br-a", flow(t, 1, vec![Action::Resubmit { port: None, table: Some(t + 1) }]), 0).unwrap();
+            c.add_flow(
+                "br-a",
+                flow(
+                    t,
+                    1,
+                    vec![Action::Resubmit {
+                        port: None,
+                        table: Some(t + 1),
+                    }],
+                ),
+                0,
+            )
+            .unwrap();
         }
         let err = c.build().err().expect("too deep");
         assert!(err.to_string().contains("nest"), "{err}");
         // One table shorter is fine.
         let mut c = two_bridges();
         for t in 0..(MAX_RESUBMIT_DEPTH as u8 - 1) {
-            c.add_flow("br-a", flow(t, 1, vec![Action::Resubmit { port: None, table: Some(t + 1) }]), 0).unwrap();
+            c.add_flow(
+                "br-a",
+                flow(
+                    t,
+                    1,
+                    vec![Action::Resubmit {
+                        port: None,
+                        table: Some(t + 1),
+                    }],
+                ),
+                0,
+            )
+            .unwrap();
         }
         c.build().expect("within the bound");
     }
@@ -927,9 +1145,17 @@ mod tests {
     #[test]
     fn goto_table_must_go_forward_and_be_last() {
         let mut c = two_bridges();
-        let e = c.add_flow("br-a", flow(3, 1, vec![Action::GotoTable(3)]), 0).unwrap_err();
+        let e = c
+            .add_flow("br-a", flow(3, 1, vec![Action::GotoTable(3)]), 0)
+            .unwrap_err();
         assert!(e.to_string().contains("later table"), "{e}");
-        let e = c.add_flow("br-a", flow(0, 1, vec![Action::GotoTable(3), Action::Normal]), 0).unwrap_err();
+        let e = c
+            .add_flow(
+                "br-a",
+                flow(0, 1, vec![Action::GotoTable(3), Action::Normal]),
+                0,
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("last"), "{e}");
     }
 
@@ -938,10 +1164,22 @@ mod tests {
         let mut c = SwitchConfig::new(1);
         c.add_bridge("br-a").unwrap();
         c.add_bridge("br-b").unwrap();
-        c.add_port("br-a", PortConfig::new("a-b", PortKind::Patch { peer: "nope".into() }, VlanMode::Trunk { trunks: vec![] }))
-            .unwrap();
+        c.add_port(
+            "br-a",
+            PortConfig::new(
+                "a-b",
+                PortKind::Patch {
+                    peer: "nope".into(),
+                },
+                VlanMode::Trunk { trunks: vec![] },
+            ),
+        )
+        .unwrap();
         let e = c.build().err().expect("bad peer");
-        assert!(matches!(&e, ConfigError::BadPatchPeer { port, .. } if port == "a-b"), "{e}");
+        assert!(
+            matches!(&e, ConfigError::BadPatchPeer { port, .. } if port == "a-b"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -949,13 +1187,24 @@ mod tests {
         let mut c = two_bridges();
         let mut m = Match::ANY;
         m.set_exact(Field::InPort, 1);
-        let f1 = Flow { matches: m, priority: 5, actions: vec![Action::Normal], ..Flow::default() };
+        let f1 = Flow {
+            matches: m,
+            priority: 5,
+            actions: vec![Action::Normal],
+            ..Flow::default()
+        };
         c.add_flow("br-a", f1.clone(), 0).unwrap();
         let sw = c.build().unwrap();
         let rule = sw.bridge("br-a").unwrap().table(0).unwrap().rules[0].clone();
         rule.stats.hit(0, 100, 1);
         // mod-flows keeps counters.
-        let sel = FlowSelector { table: Some(0), matches: m, strict: true, priority: 5, ..FlowSelector::default() };
+        let sel = FlowSelector {
+            table: Some(0),
+            matches: m,
+            strict: true,
+            priority: 5,
+            ..FlowSelector::default()
+        };
         assert_eq!(c.mod_flows("br-a", &sel, vec![Action::Flood]).unwrap(), 1);
         let sw = c.build().unwrap();
         let r = &sw.bridge("br-a").unwrap().table(0).unwrap().rules[0];
@@ -979,10 +1228,26 @@ mod tests {
         let mut m3 = Match::ANY;
         m3.set_exact(Field::InPort, 2);
         for (m, p) in [(m1, 1), (m2, 2), (m3, 3)] {
-            c.add_flow("br-a", Flow { matches: m, priority: p, ..Flow::default() }, 0).unwrap();
+            c.add_flow(
+                "br-a",
+                Flow {
+                    matches: m,
+                    priority: p,
+                    ..Flow::default()
+                },
+                0,
+            )
+            .unwrap();
         }
-        let sel = FlowSelector { matches: m1, ..FlowSelector::default() };
-        assert_eq!(c.del_flows("br-a", &sel).unwrap(), 2, "in_port=1 and in_port=1,arp");
+        let sel = FlowSelector {
+            matches: m1,
+            ..FlowSelector::default()
+        };
+        assert_eq!(
+            c.del_flows("br-a", &sel).unwrap(),
+            2,
+            "in_port=1 and in_port=1,arp"
+        );
         let sw = c.build().unwrap();
         assert_eq!(sw.bridge("br-a").unwrap().n_flows(), 1);
     }
@@ -991,12 +1256,42 @@ mod tests {
     fn flows_expire_on_hard_and_idle_timeouts() {
         let mut c = two_bridges();
         let s = 1_000_000_000;
-        c.add_flow("br-a", Flow { priority: 1, hard_timeout: 10, ..Flow::default() }, 0).unwrap();
-        c.add_flow("br-a", Flow { priority: 2, idle_timeout: 5, ..Flow::default() }, 0).unwrap();
+        c.add_flow(
+            "br-a",
+            Flow {
+                priority: 1,
+                hard_timeout: 10,
+                ..Flow::default()
+            },
+            0,
+        )
+        .unwrap();
+        c.add_flow(
+            "br-a",
+            Flow {
+                priority: 2,
+                idle_timeout: 5,
+                ..Flow::default()
+            },
+            0,
+        )
+        .unwrap();
         let sw = c.build().unwrap();
-        let idle = sw.bridge("br-a").unwrap().table(0).unwrap().rules.iter().find(|r| r.flow.priority == 2).unwrap().clone();
+        let idle = sw
+            .bridge("br-a")
+            .unwrap()
+            .table(0)
+            .unwrap()
+            .rules
+            .iter()
+            .find(|r| r.flow.priority == 2)
+            .unwrap()
+            .clone();
         idle.stats.hit(0, 60, 4 * s);
-        assert!(c.expire_flows(8 * s).is_empty(), "idle flow was used at 4 s");
+        assert!(
+            c.expire_flows(8 * s).is_empty(),
+            "idle flow was used at 4 s"
+        );
         let gone = c.expire_flows(10 * s);
         assert_eq!(gone.len(), 2);
     }
@@ -1004,14 +1299,32 @@ mod tests {
     #[test]
     fn bad_ports_are_rejected_by_name() {
         let mut c = two_bridges();
-        let e = c.add_port("br-a", PortConfig::new("a-b", PortKind::System, VlanMode::Access { tag: 1 })).unwrap_err();
+        let e = c
+            .add_port(
+                "br-a",
+                PortConfig::new("a-b", PortKind::System, VlanMode::Access { tag: 1 }),
+            )
+            .unwrap_err();
         assert_eq!(e, ConfigError::PortExists("a-b".into()));
-        let e = c.add_port("br-a", PortConfig::new("x", PortKind::System, VlanMode::Access { tag: 5000 })).unwrap_err();
+        let e = c
+            .add_port(
+                "br-a",
+                PortConfig::new("x", PortKind::System, VlanMode::Access { tag: 5000 }),
+            )
+            .unwrap_err();
         assert!(matches!(e, ConfigError::BadVlan { vlan: 5000, .. }));
         let mut p = PortConfig::new("y", PortKind::System, VlanMode::Access { tag: 1 });
         p.ofport = Some(1);
         let e = c.add_port("br-a", p).unwrap_err();
-        assert!(matches!(e, ConfigError::OfportInUse { ofport: 1, .. }), "{e}");
-        assert!(c.add_port("br-zz", PortConfig::new("z", PortKind::System, VlanMode::Access { tag: 1 })).is_err());
+        assert!(
+            matches!(e, ConfigError::OfportInUse { ofport: 1, .. }),
+            "{e}"
+        );
+        assert!(c
+            .add_port(
+                "br-zz",
+                PortConfig::new("z", PortKind::System, VlanMode::Access { tag: 1 })
+            )
+            .is_err());
     }
 }

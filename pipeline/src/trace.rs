@@ -17,19 +17,40 @@ use std::fmt::Write;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TraceEvent {
     /// The packet enters a bridge.
-    Bridge { bridge: String, in_port: String, packet: String },
+    Bridge {
+        bridge: String,
+        in_port: String,
+        packet: String,
+    },
     /// A table lookup and the flow that matched (None: miss).
-    Table { table: u8, priority: Option<u16>, flow: Option<String> },
+    Table {
+        table: u8,
+        priority: Option<u16>,
+        flow: Option<String>,
+    },
     /// An action of the matched flow, about to run.
-    Action { action: String },
+    Action {
+        action: String,
+    },
     /// A decision of the NORMAL action.
-    Normal { vlan: u16, decision: String },
+    Normal {
+        vlan: u16,
+        decision: String,
+    },
     /// Output to a patch port: the packet continues on the peer bridge.
-    Patch { from: String, to: String },
+    Patch {
+        from: String,
+        to: String,
+    },
     /// Back from the peer bridge, continuing after the patch output.
-    PatchReturn { to: String },
+    PatchReturn {
+        to: String,
+    },
     /// A step inside a router instance (rule, route, neighbour, NAT, ...).
-    Router { instance: String, step: String },
+    Router {
+        instance: String,
+        step: String,
+    },
     /// The packet (a copy) leaves through a port, as shown.
     Output {
         port: String,
@@ -38,8 +59,12 @@ pub enum TraceEvent {
         #[serde(skip)]
         key: FlowKey,
     },
-    Drop { reason: DropReason },
-    Note { text: String },
+    Drop {
+        reason: DropReason,
+    },
+    Note {
+        text: String,
+    },
 }
 
 /// A recorded walk.
@@ -54,7 +79,10 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(input: &str) -> Trace {
-        Trace { input: input.to_string(), ..Trace::default() }
+        Trace {
+            input: input.to_string(),
+            ..Trace::default()
+        }
     }
 
     pub fn push(&mut self, e: TraceEvent) {
@@ -95,8 +123,16 @@ impl Trace {
         for e in &self.events {
             match e {
                 TraceEvent::Bridge { bridge: b, .. } => bridge = b,
-                TraceEvent::Table { table, priority: Some(p), .. } => out.push(format!("{bridge} {table} p{p}")),
-                TraceEvent::Table { table, priority: None, .. } => out.push(format!("{bridge} {table} miss")),
+                TraceEvent::Table {
+                    table,
+                    priority: Some(p),
+                    ..
+                } => out.push(format!("{bridge} {table} p{p}")),
+                TraceEvent::Table {
+                    table,
+                    priority: None,
+                    ..
+                } => out.push(format!("{bridge} {table} miss")),
                 _ => {}
             }
         }
@@ -113,18 +149,36 @@ impl Trace {
         let _ = writeln!(s, "Flow: {}", self.input);
         for e in &self.events {
             let _ = match e {
-                TraceEvent::Bridge { bridge, in_port, packet } => {
+                TraceEvent::Bridge {
+                    bridge,
+                    in_port,
+                    packet,
+                } => {
                     let title = format!("bridge(\"{bridge}\") in_port {in_port}");
-                    writeln!(s, "\n{title}\n{}\n packet: {packet}", "-".repeat(title.len()))
+                    writeln!(
+                        s,
+                        "\n{title}\n{}\n packet: {packet}",
+                        "-".repeat(title.len())
+                    )
                 }
-                TraceEvent::Table { table, flow: Some(f), .. } => writeln!(s, "{table:>2}. {f}"),
-                TraceEvent::Table { table, flow: None, .. } => writeln!(s, "{table:>2}. No match: table miss"),
+                TraceEvent::Table {
+                    table,
+                    flow: Some(f),
+                    ..
+                } => writeln!(s, "{table:>2}. {f}"),
+                TraceEvent::Table {
+                    table, flow: None, ..
+                } => writeln!(s, "{table:>2}. No match: table miss"),
                 TraceEvent::Action { action } => writeln!(s, "    {action}"),
-                TraceEvent::Normal { vlan: _, decision } => writeln!(s, "     -> NORMAL: {decision}"),
+                TraceEvent::Normal { vlan: _, decision } => {
+                    writeln!(s, "     -> NORMAL: {decision}")
+                }
                 TraceEvent::Patch { from, to } => writeln!(s, "     -> patch port {from} to {to}"),
                 TraceEvent::PatchReturn { to } => writeln!(s, "     <- back from patch port {to}"),
                 TraceEvent::Router { instance, step } => writeln!(s, "     [{instance}] {step}"),
-                TraceEvent::Output { port, packet, .. } => writeln!(s, "     -> output to {port}: {packet}"),
+                TraceEvent::Output { port, packet, .. } => {
+                    writeln!(s, "     -> output to {port}: {packet}")
+                }
                 TraceEvent::Drop { reason } => writeln!(s, "     -> drop ({reason})"),
                 TraceEvent::Note { text } => writeln!(s, "     >> {text}"),
             };
@@ -159,7 +213,13 @@ pub fn key_to_match(key: &FlowKey) -> Match {
     full(&mut m, Field::DlType);
     match key.dl_type() {
         ethertype::ARP => {
-            for f in [Field::NwProto, Field::NwSrc, Field::NwDst, Field::ArpSha, Field::ArpTha] {
+            for f in [
+                Field::NwProto,
+                Field::NwSrc,
+                Field::NwDst,
+                Field::ArpSha,
+                Field::ArpTha,
+            ] {
                 full(&mut m, f);
             }
         }
@@ -214,7 +274,9 @@ pub fn trace_text(
     now_ns: u64,
 ) -> Result<Trace, TraceInputError> {
     let bridge = match bridge {
-        Some(name) => sw.bridge(name).ok_or_else(|| TraceInputError::NoSuchBridge(name.to_string()))?,
+        Some(name) => sw
+            .bridge(name)
+            .ok_or_else(|| TraceInputError::NoSuchBridge(name.to_string()))?,
         None => {
             let name = spec
                 .split([',', ' '])
@@ -231,14 +293,18 @@ pub fn trace_text(
             &sw.bridges[port.bridge]
         }
     };
-    let m = crate::flow::text::parse_match(spec, bridge).map_err(|e| TraceInputError::Syntax(e.to_string()))?;
+    let m = crate::flow::text::parse_match(spec, bridge)
+        .map_err(|e| TraceInputError::Syntax(e.to_string()))?;
     if m.mask.get(Field::InPort) == 0 {
         return Err(TraceInputError::NoInPort);
     }
     let ofport = m.value.in_port();
     let port = bridge
         .port_by_ofport(ofport)
-        .ok_or_else(|| TraceInputError::NoSuchOfport { bridge: bridge.name.clone(), ofport })?;
+        .ok_or_else(|| TraceInputError::NoSuchOfport {
+            bridge: bridge.name.clone(),
+            ofport,
+        })?;
     Ok(trace_key(sw, port, &m.value, spec, now_ns))
 }
 
@@ -249,7 +315,9 @@ pub fn trace_frame(
     frame: &[u8],
     now_ns: u64,
 ) -> Result<Trace, TraceInputError> {
-    let port = sw.port_by_name(in_port).ok_or_else(|| TraceInputError::NoSuchPort(in_port.to_string()))?;
+    let port = sw
+        .port_by_name(in_port)
+        .ok_or_else(|| TraceInputError::NoSuchPort(in_port.to_string()))?;
     let parsed = crate::packet::parse(frame, port.id.0).map_err(TraceInputError::Unparseable)?;
     let input = format!("in_port={in_port},{}", key_summary(&parsed.key));
     Ok(trace_key(sw, port.id, &parsed.key, &input, now_ns))
@@ -264,6 +332,15 @@ pub fn trace_key(
     now_ns: u64,
 ) -> Trace {
     let mut t = Trace::new(input);
-    crate::xlate::xlate(sw, in_port, key, crate::xlate::XlateOptions { learn: false, now_ns }, Some(&mut t));
+    crate::xlate::xlate(
+        sw,
+        in_port,
+        key,
+        crate::xlate::XlateOptions {
+            learn: false,
+            now_ns,
+        },
+        Some(&mut t),
+    );
     t
 }

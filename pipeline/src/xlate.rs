@@ -19,13 +19,17 @@
 //! `do_trace`): tracing never changes a decision. Tracing does not learn
 //! MACs (`learn == false`), like `ofproto/trace`.
 
+use crate::bridge::mac::MacLearnRef;
 use crate::bridge::normal;
 use crate::drop::DropReason;
 use crate::flow::{ofp, Action};
-use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
+use crate::key::{
+    ethertype, ipproto, Field, FlowKey, Mac, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK,
+};
 use crate::packet::Rewrite;
-use crate::bridge::mac::MacLearnRef;
-use crate::switch::{Bridge, Port, PortId, PortKind, RuleStats, Switch, MAX_HOPS, MAX_RESUBMIT_DEPTH};
+use crate::switch::{
+    Bridge, Port, PortId, PortKind, RuleStats, Switch, MAX_HOPS, MAX_RESUBMIT_DEPTH,
+};
 use crate::trace::{Trace, TraceEvent};
 use std::sync::Arc;
 
@@ -52,12 +56,23 @@ pub struct Program {
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
-        let drop_reason = if last_output.is_some() { None } else { Some(drop_reason.unwrap_or(DropReason::FlowDrop)) };
-        Program { ops, drop_reason, last_output }
+        let drop_reason = if last_output.is_some() {
+            None
+        } else {
+            Some(drop_reason.unwrap_or(DropReason::FlowDrop))
+        };
+        Program {
+            ops,
+            drop_reason,
+            last_output,
+        }
     }
 
     pub fn n_outputs(&self) -> usize {
-        self.ops.iter().filter(|o| matches!(o, Op::Output(_))).count()
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Output(_)))
+            .count()
     }
 }
 
@@ -106,7 +121,13 @@ pub(crate) struct Ctx<'a> {
 
 /// Translates a packet with `key` arriving on `in_port` (its `in_port`
 /// field is ignored and set from the port).
-pub fn xlate(sw: &Switch, in_port: PortId, key: &FlowKey, opts: XlateOptions, trace: Option<&mut Trace>) -> Xlation {
+pub fn xlate(
+    sw: &Switch,
+    in_port: PortId,
+    key: &FlowKey,
+    opts: XlateOptions,
+    trace: Option<&mut Trace>,
+) -> Xlation {
     let mut ctx = Ctx {
         sw,
         opts,
@@ -177,11 +198,17 @@ impl<'a> Ctx<'a> {
         }
         self.depth += 1;
         let found = bridge.table(table_id).and_then(|t| {
-            t.classifier.lookup(&self.key, &mut self.wc).and_then(|(&i, _)| t.rules.get(i as usize))
+            t.classifier
+                .lookup(&self.key, &mut self.wc)
+                .and_then(|(&i, _)| t.rules.get(i as usize))
         });
         match found {
             None => {
-                self.event(|_| TraceEvent::Table { table: table_id, priority: None, flow: None });
+                self.event(|_| TraceEvent::Table {
+                    table: table_id,
+                    priority: None,
+                    flow: None,
+                });
                 self.drop(DropReason::TableMiss);
             }
             Some(rule) => {
@@ -199,7 +226,10 @@ impl<'a> Ctx<'a> {
                         break;
                     }
                     self.event(|_| TraceEvent::Action {
-                        action: crate::flow::text::format_actions(std::slice::from_ref(action), bridge),
+                        action: crate::flow::text::format_actions(
+                            std::slice::from_ref(action),
+                            bridge,
+                        ),
                     });
                     self.do_action(bridge, table_id, action);
                 }
@@ -245,11 +275,17 @@ impl<'a> Ctx<'a> {
             Action::GotoTable(t) => self.lookup_table(bridge, *t),
             Action::ModVlanVid(vid) => {
                 let tci = k.vlan_tci();
-                k.set(Field::VlanTci, (VLAN_CFI | (tci & VLAN_PCP_MASK) | (vid & VLAN_VID_MASK)) as u64);
+                k.set(
+                    Field::VlanTci,
+                    (VLAN_CFI | (tci & VLAN_PCP_MASK) | (vid & VLAN_VID_MASK)) as u64,
+                );
             }
             Action::ModVlanPcp(pcp) => {
                 let tci = k.vlan_tci();
-                k.set(Field::VlanTci, (VLAN_CFI | (tci & VLAN_VID_MASK) | ((*pcp as u16 & 7) << 13)) as u64);
+                k.set(
+                    Field::VlanTci,
+                    (VLAN_CFI | (tci & VLAN_VID_MASK) | ((*pcp as u16 & 7) << 13)) as u64,
+                );
             }
             Action::StripVlan => k.set(Field::VlanTci, 0),
             Action::PushVlan(_) => {
@@ -266,8 +302,14 @@ impl<'a> Ctx<'a> {
             Action::ModNwTos(t) if is_ip => k.set(Field::NwTos, (*t & 0xfc) as u64),
             Action::ModTpSrc(p) if has_ports => k.set(Field::TpSrc, *p as u64),
             Action::ModTpDst(p) if has_ports => k.set(Field::TpDst, *p as u64),
-            Action::ModNwSrc(_) | Action::ModNwDst(_) | Action::ModNwTos(_) | Action::ModTpSrc(_) | Action::ModTpDst(_) => {
-                self.event(|_| TraceEvent::Note { text: "action does not apply to this packet: skipped".into() });
+            Action::ModNwSrc(_)
+            | Action::ModNwDst(_)
+            | Action::ModNwTos(_)
+            | Action::ModTpSrc(_)
+            | Action::ModTpDst(_) => {
+                self.event(|_| TraceEvent::Note {
+                    text: "action does not apply to this packet: skipped".into(),
+                });
             }
             Action::DecTtl => {
                 if is_ip {
@@ -282,19 +324,33 @@ impl<'a> Ctx<'a> {
                 }
             }
             Action::SetField { field, value, mask } => k.set_masked(*field, *value, *mask),
-            Action::Load { field, ofs, nbits, value } => {
+            Action::Load {
+                field,
+                ofs,
+                nbits,
+                value,
+            } => {
                 let mask = bit_range(*ofs, *nbits);
                 k.set_masked(*field, value << ofs, mask);
             }
-            Action::Move { src, src_ofs, dst, dst_ofs, nbits } => {
+            Action::Move {
+                src,
+                src_ofs,
+                dst,
+                dst_ofs,
+                nbits,
+            } => {
                 let smask = bit_range(*src_ofs, *nbits);
                 let (w, sh, _) = src.position();
                 self.wc.w[w] |= smask << sh;
                 let v = (self.key.get(*src) & smask) >> src_ofs;
-                self.key.set_masked(*dst, v << dst_ofs, bit_range(*dst_ofs, *nbits));
+                self.key
+                    .set_masked(*dst, v << dst_ofs, bit_range(*dst_ofs, *nbits));
             }
             Action::Ct(_) => {
-                self.event(|_| TraceEvent::Note { text: "ct: connection tracking is not executed by this switch build".into() });
+                self.event(|_| TraceEvent::Note {
+                    text: "ct: connection tracking is not executed by this switch build".into(),
+                });
             }
         }
     }
@@ -302,11 +358,16 @@ impl<'a> Ctx<'a> {
     /// `output:P` on `bridge` (P an OpenFlow port number).
     fn output_ofport(&mut self, bridge: &'a Bridge, ofport: u32, allow_in_port: bool) {
         if ofport == self.key.in_port() && !allow_in_port {
-            self.event(|_| TraceEvent::Note { text: "skipping output to input port".into() });
+            self.event(|_| TraceEvent::Note {
+                text: "skipping output to input port".into(),
+            });
             self.drop_reason.get_or_insert(DropReason::OutputToInPort);
             return;
         }
-        match bridge.port_by_ofport(ofport).and_then(|id| self.sw.port(id)) {
+        match bridge
+            .port_by_ofport(ofport)
+            .and_then(|id| self.sw.port(id))
+        {
             Some(p) => self.output_port(p),
             None => self.drop(DropReason::NoSuchPort),
         }
@@ -319,9 +380,14 @@ impl<'a> Ctx<'a> {
                 self.drop(DropReason::NoSuchPort);
                 return;
             };
-            self.event(|_| TraceEvent::Patch { from: port.name.clone(), to: peer.name.clone() });
+            self.event(|_| TraceEvent::Patch {
+                from: port.name.clone(),
+                to: peer.name.clone(),
+            });
             self.cross(|c| c.bridge_input(peer));
-            self.event(|_| TraceEvent::PatchReturn { to: port.name.clone() });
+            self.event(|_| TraceEvent::PatchReturn {
+                to: port.name.clone(),
+            });
             return;
         }
         if let Some(r) = self.sw.router_on_port(port.id) {
@@ -392,10 +458,35 @@ impl<'a> Ctx<'a> {
         if ft != tt {
             let wire = tt & !VLAN_CFI;
             match (ft & VLAN_CFI != 0, tt & VLAN_CFI != 0) {
-                (false, true) => push(&mut self.ops, Rewrite::VlanPush { tpid: ethertype::VLAN, tci: wire }),
+                (false, true) => push(
+                    &mut self.ops,
+                    Rewrite::VlanPush {
+                        tpid: ethertype::VLAN,
+                        tci: wire,
+                    },
+                ),
                 (true, false) => push(&mut self.ops, Rewrite::VlanPop),
                 (true, true) => push(&mut self.ops, Rewrite::VlanSetTci(wire)),
                 (false, false) => {}
+            }
+        }
+        if to.dl_type() == ethertype::ARP {
+            if from.nw_proto() != to.nw_proto() {
+                push(&mut self.ops, Rewrite::ArpOp(to.nw_proto() as u16));
+            }
+            if from.nw_src() != to.nw_src() {
+                push(&mut self.ops, Rewrite::Ipv4Src(to.nw_src()));
+            }
+            if from.nw_dst() != to.nw_dst() {
+                push(&mut self.ops, Rewrite::Ipv4Dst(to.nw_dst()));
+            }
+            for (f, r) in [
+                (Field::ArpSha, Rewrite::ArpSha as fn(Mac) -> Rewrite),
+                (Field::ArpTha, Rewrite::ArpTha),
+            ] {
+                if from.get(f) != to.get(f) {
+                    push(&mut self.ops, r(Mac::from_u64(to.get(f))));
+                }
             }
         }
         if to.dl_type() == ethertype::IPV4 {
@@ -411,7 +502,19 @@ impl<'a> Ctx<'a> {
             if from.nw_ttl() != to.nw_ttl() {
                 push(&mut self.ops, Rewrite::Ipv4Ttl(to.nw_ttl()));
             }
-            if matches!(to.nw_proto(), ipproto::TCP | ipproto::UDP) {
+            let later = to.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
+            if to.nw_proto() == ipproto::ICMP && !later {
+                if from.tp_src() != to.tp_src() {
+                    push(&mut self.ops, Rewrite::L4Src(to.tp_src()));
+                }
+                if from.tp_dst() != to.tp_dst() {
+                    push(&mut self.ops, Rewrite::L4Dst(to.tp_dst()));
+                }
+                if from.get(Field::IcmpId) != to.get(Field::IcmpId) {
+                    push(&mut self.ops, Rewrite::IcmpId(to.get(Field::IcmpId) as u16));
+                }
+            }
+            if matches!(to.nw_proto(), ipproto::TCP | ipproto::UDP) && !later {
                 if from.tp_src() != to.tp_src() {
                     push(&mut self.ops, Rewrite::L4Src(to.tp_src()));
                 }
@@ -429,6 +532,10 @@ impl<'a> Ctx<'a> {
 
 /// A mask of `nbits` bits starting at bit `ofs`.
 fn bit_range(ofs: u8, nbits: u8) -> u64 {
-    let bits = if nbits >= 64 { u64::MAX } else { (1u64 << nbits) - 1 };
+    let bits = if nbits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << nbits) - 1
+    };
     bits.checked_shl(ofs as u32).unwrap_or(0)
 }

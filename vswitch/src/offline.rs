@@ -18,13 +18,19 @@ pub struct Offline {
 
 pub fn open(dir: &Path) -> Result<Offline, String> {
     let mut scenario = load_dir(dir, 1).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let switch = scenario.build().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let switch = scenario
+        .build()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(Offline { scenario, switch })
 }
 
 impl Offline {
     /// Traces one packet, or every line of packets.txt when `packet` is None.
-    pub fn trace(&self, bridge: Option<&str>, packet: Option<&str>) -> Result<Vec<(String, Trace)>, String> {
+    pub fn trace(
+        &self,
+        bridge: Option<&str>,
+        packet: Option<&str>,
+    ) -> Result<Vec<(String, Trace)>, String> {
         match packet {
             Some(p) => {
                 let t = trace_text(&self.switch, bridge, p, 0).map_err(|e| e.to_string())?;
@@ -45,12 +51,20 @@ impl Offline {
 
     /// `ovs-ofctl dump-flows` output for one bridge.
     pub fn dump_flows(&self, bridge: &str) -> Result<String, String> {
-        let b = self.switch.bridge(bridge).ok_or_else(|| format!("no bridge named `{bridge}`"))?;
+        let b = self
+            .switch
+            .bridge(bridge)
+            .ok_or_else(|| format!("no bridge named `{bridge}`"))?;
         let mut out = String::new();
         for t in b.tables() {
             for r in &t.rules {
                 let (n_packets, n_bytes, _) = r.stats.read();
-                let stats = FlowStats { n_packets, n_bytes, duration_secs: 0.0, idle_age_secs: None };
+                let stats = FlowStats {
+                    n_packets,
+                    n_bytes,
+                    duration_secs: 0.0,
+                    idle_age_secs: None,
+                };
                 let _ = writeln!(out, "{}", format_flow(&r.flow, Some(&stats), b));
             }
         }
@@ -63,7 +77,9 @@ impl Offline {
         for b in &self.switch.bridges {
             let _ = writeln!(out, "Bridge {} ({} flows)", b.name, b.n_flows());
             for id in &b.ports {
-                let Some(p) = self.switch.port(*id) else { continue };
+                let Some(p) = self.switch.port(*id) else {
+                    continue;
+                };
                 let kind = match &p.kind {
                     PortKind::System => "system".to_string(),
                     PortKind::Internal => "internal".to_string(),
@@ -74,7 +90,11 @@ impl Offline {
                     VlanMode::Trunk { trunks } if trunks.is_empty() => "trunk".to_string(),
                     VlanMode::Trunk { trunks } => format!("trunks={trunks:?}"),
                 };
-                let _ = writeln!(out, "    Port {} (ofport {}, {kind}, {vlan})", p.name, p.ofport);
+                let _ = writeln!(
+                    out,
+                    "    Port {} (ofport {}, {kind}, {vlan})",
+                    p.name, p.ofport
+                );
             }
         }
         out

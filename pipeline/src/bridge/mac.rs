@@ -122,14 +122,22 @@ impl MacTable {
         }
         if shard.len() >= self.max_per_shard {
             // Evict the least recently seen entry of this shard.
-            if let Some(oldest) =
-                shard.iter().min_by_key(|(_, e)| e.last_seen_ns).map(|(k, _)| *k)
+            if let Some(oldest) = shard
+                .iter()
+                .min_by_key(|(_, e)| e.last_seen_ns)
+                .map(|(k, _)| *k)
             {
                 shard.remove(&oldest);
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
         }
-        shard.insert((vlan, mac), MacEntry { port, last_seen_ns: now_ns });
+        shard.insert(
+            (vlan, mac),
+            MacEntry {
+                port,
+                last_seen_ns: now_ns,
+            },
+        );
         drop(shard);
         self.learned.fetch_add(1, Ordering::Relaxed);
         self.bump();
@@ -138,7 +146,13 @@ impl MacTable {
 
     /// Adds an entry that never ages (`ovs-appctl fdb/add`).
     pub fn add_static(&self, vlan: u16, mac: Mac, port: PortId) {
-        self.shard(vlan, mac).insert((vlan, mac), MacEntry { port, last_seen_ns: STATIC });
+        self.shard(vlan, mac).insert(
+            (vlan, mac),
+            MacEntry {
+                port,
+                last_seen_ns: STATIC,
+            },
+        );
         self.bump();
     }
 
@@ -184,7 +198,9 @@ impl MacTable {
     /// Forgets everything learned on `port` (port deleted or reconfigured).
     pub fn flush_port(&self, port: PortId) {
         for s in &self.shards {
-            s.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, e| e.port != port);
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, e| e.port != port);
         }
         self.bump();
     }
@@ -197,7 +213,10 @@ impl MacTable {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -213,7 +232,11 @@ impl MacTable {
                 port: e.port,
                 vlan,
                 mac,
-                age_secs: if e.last_seen_ns == STATIC { 0 } else { now_ns.saturating_sub(e.last_seen_ns) / 1_000_000_000 },
+                age_secs: if e.last_seen_ns == STATIC {
+                    0
+                } else {
+                    now_ns.saturating_sub(e.last_seen_ns) / 1_000_000_000
+                },
             }));
         }
         rows.sort_by_key(|r| (r.port, r.vlan, r.mac));
@@ -267,6 +290,9 @@ mod tests {
         assert!(t.len() <= 16);
         assert_eq!(t.counters().evicted, 1000 - t.len() as u64);
         // The newest survives.
-        assert_eq!(t.lookup(1, Mac::from_u64(0x020000000000 | 999), 1000), Some(PortId(1)));
+        assert_eq!(
+            t.lookup(1, Mac::from_u64(0x020000000000 | 999), 1000),
+            Some(PortId(1))
+        );
     }
 }

@@ -29,7 +29,10 @@ pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
     for f in [Field::InPort, Field::VlanTci, Field::DlSrc, Field::DlDst] {
         ctx.wc.set(f, f.full_mask());
     }
-    let Some(in_port) = bridge.port_by_ofport(ctx.key.in_port()).and_then(|id| ctx.sw.port(id)) else {
+    let Some(in_port) = bridge
+        .port_by_ofport(ctx.key.in_port())
+        .and_then(|id| ctx.sw.port(id))
+    else {
         ctx.drop(DropReason::NoSuchPort);
         return;
     };
@@ -43,7 +46,10 @@ pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
             Some(vid) if vid != 0 => {
                 ctx.event(|_| TraceEvent::Normal {
                     vlan: *tag,
-                    decision: format!("dropping VLAN {vid} tagged packet received on access port {}", in_port.name),
+                    decision: format!(
+                        "dropping VLAN {vid} tagged packet received on access port {}",
+                        in_port.name
+                    ),
                 });
                 ctx.drop(DropReason::NormalTaggedOnAccess);
                 return;
@@ -55,7 +61,10 @@ pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
             if !in_port.vlan.carries(vid) {
                 ctx.event(|_| TraceEvent::Normal {
                     vlan: vid,
-                    decision: format!("dropping VLAN {vid} packet received on port {}, which does not carry it", in_port.name),
+                    decision: format!(
+                        "dropping VLAN {vid} packet received on port {}, which does not carry it",
+                        in_port.name
+                    ),
                 });
                 ctx.drop(DropReason::NormalVlanNotAllowed);
                 return;
@@ -69,13 +78,22 @@ pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
         if ctx.opts.learn {
             bridge.macs.learn(vlan, src, in_port.id, now);
         }
-        ctx.learned.push(MacLearnRef { bridge: bridge.index, vlan, mac: src, port: in_port.id });
+        ctx.learned.push(MacLearnRef {
+            bridge: bridge.index,
+            vlan,
+            mac: src,
+            port: in_port.id,
+        });
         ctx.event(|_| TraceEvent::Normal {
             vlan,
             decision: format!("learned {src} on port {} in VLAN {vlan}", in_port.name),
         });
     }
-    let learned = if dst.is_multicast() { None } else { bridge.macs.lookup(vlan, dst, now) };
+    let learned = if dst.is_multicast() {
+        None
+    } else {
+        bridge.macs.lookup(vlan, dst, now)
+    };
     match learned.and_then(|id| ctx.sw.port(id)) {
         Some(out) if out.id == in_port.id => {
             ctx.event(|_| TraceEvent::Normal {
@@ -85,7 +103,10 @@ pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
             ctx.drop(DropReason::NormalLearnedOnInPort);
         }
         Some(out) => {
-            ctx.event(|_| TraceEvent::Normal { vlan, decision: format!("forwarding to learned port {}", out.name) });
+            ctx.event(|_| TraceEvent::Normal {
+                vlan,
+                decision: format!("forwarding to learned port {}", out.name),
+            });
             output_in_vlan(ctx, out, vlan);
         }
         None => {
@@ -98,9 +119,15 @@ pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
             ctx.event(|_| TraceEvent::Normal {
                 vlan,
                 decision: if dst.is_multicast() {
-                    format!("multicast/broadcast destination: flooding to {} port(s) of VLAN {vlan}", targets.len())
+                    format!(
+                        "multicast/broadcast destination: flooding to {} port(s) of VLAN {vlan}",
+                        targets.len()
+                    )
                 } else {
-                    format!("no learned MAC for destination: flooding to {} port(s) of VLAN {vlan}", targets.len())
+                    format!(
+                        "no learned MAC for destination: flooding to {} port(s) of VLAN {vlan}",
+                        targets.len()
+                    )
                 },
             });
             if targets.is_empty() {

@@ -57,7 +57,10 @@ pub struct Match {
 
 impl Match {
     /// Matches every packet.
-    pub const ANY: Match = Match { value: FlowKey::ZERO, mask: FlowKey::ZERO };
+    pub const ANY: Match = Match {
+        value: FlowKey::ZERO,
+        mask: FlowKey::ZERO,
+    };
 
     /// Requires `field & mask == value & mask` (values are field-width).
     pub fn set(&mut self, field: Field, value: u64, mask: u64) {
@@ -138,7 +141,10 @@ pub enum Action {
     /// `resubmit(P,T)` / `resubmit:P` / `resubmit(,T)`: look up table T (or
     /// the current table) as if the packet came in on P (or its real port),
     /// then continue with the next action.
-    Resubmit { port: Option<u32>, table: Option<u8> },
+    Resubmit {
+        port: Option<u32>,
+        table: Option<u8>,
+    },
     /// `goto_table:T` (must be last; equivalent to a final resubmit).
     GotoTable(u8),
     /// `mod_vlan_vid:V`: set the VID, pushing a tag if there is none.
@@ -158,11 +164,26 @@ pub enum Action {
     ModTpDst(u16),
     DecTtl,
     /// `set_field:V[/M]->F` (value and mask are field-width).
-    SetField { field: Field, value: u64, mask: u64 },
+    SetField {
+        field: Field,
+        value: u64,
+        mask: u64,
+    },
     /// `load:V->F[ofs..ofs+nbits-1]` (NXM form).
-    Load { field: Field, ofs: u8, nbits: u8, value: u64 },
+    Load {
+        field: Field,
+        ofs: u8,
+        nbits: u8,
+        value: u64,
+    },
     /// `move:SRC[a..b]->DST[c..d]`.
-    Move { src: Field, src_ofs: u8, dst: Field, dst_ofs: u8, nbits: u8 },
+    Move {
+        src: Field,
+        src_ofs: u8,
+        dst: Field,
+        dst_ofs: u8,
+        nbits: u8,
+    },
     Ct(CtAction),
 }
 

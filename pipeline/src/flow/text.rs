@@ -25,7 +25,11 @@ pub struct FlowSyntaxError {
 
 impl fmt::Display for FlowSyntaxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {}: `{}`: {}", self.column, self.token, self.message)
+        write!(
+            f,
+            "column {}: `{}`: {}",
+            self.column, self.token, self.message
+        )
     }
 }
 
@@ -57,7 +61,10 @@ impl<'a> Tok<'a> {
 
     /// The value part of a sub-token starting `ofs` bytes in.
     fn sub(&self, ofs: usize, text: &'a str) -> Tok<'a> {
-        Tok { text, at: self.at + ofs }
+        Tok {
+            text,
+            at: self.at + ofs,
+        }
     }
 }
 
@@ -75,7 +82,10 @@ fn tokenize(s: &str, base: usize) -> Vec<Tok<'_>> {
         let sep = depth <= 0 && (c == ',' || c.is_whitespace());
         match (sep, start) {
             (true, Some(st)) => {
-                out.push(Tok { text: &s[st..i], at: base + st });
+                out.push(Tok {
+                    text: &s[st..i],
+                    at: base + st,
+                });
                 start = None;
             }
             (false, None) => start = Some(i),
@@ -83,7 +93,10 @@ fn tokenize(s: &str, base: usize) -> Vec<Tok<'_>> {
         }
     }
     if let Some(st) = start {
-        out.push(Tok { text: &s[st..], at: base + st });
+        out.push(Tok {
+            text: &s[st..],
+            at: base + st,
+        });
     }
     out
 }
@@ -209,7 +222,11 @@ fn parse_flags(s: &str, names: &[(u64, &str)], full: u64) -> Option<(u64, u64)> 
 
 fn format_flags(out: &mut String, v: u64, m: u64, names: &[(u64, &str)], full: u64) {
     if m == full {
-        let set: Vec<&str> = names.iter().filter(|(b, _)| v & b != 0).map(|(_, n)| *n).collect();
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(b, _)| v & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
         let known: u64 = names.iter().map(|(b, _)| *b).fold(0, |a, b| a | b);
         if set.is_empty() || v & !known != 0 {
             let _ = write!(out, "{v:#x}");
@@ -236,7 +253,10 @@ fn tcp_flag_names() -> Vec<(u64, &'static str)> {
 }
 
 fn ct_state_names() -> Vec<(u64, &'static str)> {
-    ct_state::NAMES.iter().map(|&(b, n)| (b as u64, n)).collect()
+    ct_state::NAMES
+        .iter()
+        .map(|&(b, n)| (b as u64, n))
+        .collect()
 }
 
 /// Field names accepted in `set_field`, `load`, `move` and `ct(zone=)`:
@@ -254,12 +274,10 @@ fn field_by_name(name: &str) -> Option<Field> {
         "nw_frag" | "NXM_NX_IP_FRAG" => Field::NwFrag,
         "nw_src" | "ip_src" | "NXM_OF_IP_SRC" | "arp_spa" | "NXM_OF_ARP_SPA" => Field::NwSrc,
         "nw_dst" | "ip_dst" | "NXM_OF_IP_DST" | "arp_tpa" | "NXM_OF_ARP_TPA" => Field::NwDst,
-        "tp_src" | "tcp_src" | "udp_src" | "NXM_OF_TCP_SRC" | "NXM_OF_UDP_SRC" | "icmp_type" | "NXM_OF_ICMP_TYPE" => {
-            Field::TpSrc
-        }
-        "tp_dst" | "tcp_dst" | "udp_dst" | "NXM_OF_TCP_DST" | "NXM_OF_UDP_DST" | "icmp_code" | "NXM_OF_ICMP_CODE" => {
-            Field::TpDst
-        }
+        "tp_src" | "tcp_src" | "udp_src" | "NXM_OF_TCP_SRC" | "NXM_OF_UDP_SRC" | "icmp_type"
+        | "NXM_OF_ICMP_TYPE" => Field::TpSrc,
+        "tp_dst" | "tcp_dst" | "udp_dst" | "NXM_OF_TCP_DST" | "NXM_OF_UDP_DST" | "icmp_code"
+        | "NXM_OF_ICMP_CODE" => Field::TpDst,
         "tcp_flags" | "NXM_NX_TCP_FLAGS" => Field::TcpFlags,
         "ct_zone" | "NXM_NX_CT_ZONE" => Field::CtZone,
         "ct_state" | "NXM_NX_CT_STATE" => Field::CtState,
@@ -268,7 +286,9 @@ fn field_by_name(name: &str) -> Option<Field> {
         "icmp_id" => Field::IcmpId,
         "metadata" | "OXM_OF_METADATA" => Field::Metadata,
         _ => {
-            let n = name.strip_prefix("reg").or_else(|| name.strip_prefix("NXM_NX_REG"))?;
+            let n = name
+                .strip_prefix("reg")
+                .or_else(|| name.strip_prefix("NXM_NX_REG"))?;
             let n: u8 = n.parse().ok()?;
             if n > 7 {
                 return None;
@@ -280,7 +300,10 @@ fn field_by_name(name: &str) -> Option<Field> {
 }
 
 fn is_mac_field(f: Field) -> bool {
-    matches!(f, Field::DlSrc | Field::DlDst | Field::ArpSha | Field::ArpTha)
+    matches!(
+        f,
+        Field::DlSrc | Field::DlDst | Field::ArpSha | Field::ArpTha
+    )
 }
 
 fn is_ipv4_field(f: Field) -> bool {
@@ -457,7 +480,10 @@ enum Need {
 
 impl<'a> MatchBuilder<'a> {
     fn new() -> Self {
-        MatchBuilder { m: Match::ANY, used: Vec::new() }
+        MatchBuilder {
+            m: Match::ANY,
+            used: Vec::new(),
+        }
     }
 
     fn proto(&mut self, dl_type: u16, nw_proto: Option<u8>) {
@@ -468,7 +494,12 @@ impl<'a> MatchBuilder<'a> {
     }
 
     /// Parses one match token; `Ok(false)` if the key is not a match field.
-    fn token(&mut self, t: Tok<'a>, src: &str, ports: &dyn PortNames) -> Result<bool, FlowSyntaxError> {
+    fn token(
+        &mut self,
+        t: Tok<'a>,
+        src: &str,
+        ports: &dyn PortNames,
+    ) -> Result<bool, FlowSyntaxError> {
         let (k, v) = t.key_value();
         let shorthand = match k {
             "ip" | "ipv4" => Some((ethertype::IPV4, None)),
@@ -543,13 +574,18 @@ impl<'a> MatchBuilder<'a> {
         let m = &mut self.m;
         let need = match k {
             "in_port" => {
-                let p = parse_port(v, ports).ok_or_else(|| t.err(src, format!("unknown port `{v}`")))?;
+                let p = parse_port(v, ports)
+                    .ok_or_else(|| t.err(src, format!("unknown port `{v}`")))?;
                 m.set_exact(Field::InPort, p as u64);
                 Need::Nothing
             }
             "dl_src" | "eth_src" | "dl_dst" | "eth_dst" => {
                 let (val, mask) = parse_mac_masked(v).ok_or_else(|| bad("MAC address"))?;
-                let f = if k.ends_with("src") { Field::DlSrc } else { Field::DlDst };
+                let f = if k.ends_with("src") {
+                    Field::DlSrc
+                } else {
+                    Field::DlDst
+                };
                 m.set(f, val, mask);
                 Need::Nothing
             }
@@ -583,8 +619,13 @@ impl<'a> MatchBuilder<'a> {
                 Need::Arp
             }
             "arp_spa" | "arp_tpa" | "nw_src" | "nw_dst" | "ip_src" | "ip_dst" => {
-                let (val, mask) = parse_ipv4_masked(v).ok_or_else(|| bad("IPv4 address or prefix"))?;
-                let f = if k.ends_with("spa") || k.ends_with("src") { Field::NwSrc } else { Field::NwDst };
+                let (val, mask) =
+                    parse_ipv4_masked(v).ok_or_else(|| bad("IPv4 address or prefix"))?;
+                let f = if k.ends_with("spa") || k.ends_with("src") {
+                    Field::NwSrc
+                } else {
+                    Field::NwDst
+                };
                 m.set(f, val as u64, mask as u64);
                 if k.starts_with("arp") {
                     Need::Arp
@@ -594,7 +635,15 @@ impl<'a> MatchBuilder<'a> {
             }
             "arp_sha" | "arp_tha" => {
                 let (val, mask) = parse_mac_masked(v).ok_or_else(|| bad("MAC address"))?;
-                m.set(if k == "arp_sha" { Field::ArpSha } else { Field::ArpTha }, val, mask);
+                m.set(
+                    if k == "arp_sha" {
+                        Field::ArpSha
+                    } else {
+                        Field::ArpTha
+                    },
+                    val,
+                    mask,
+                );
                 Need::Arp
             }
             "nw_proto" | "ip_proto" => {
@@ -604,7 +653,10 @@ impl<'a> MatchBuilder<'a> {
             "nw_tos" => {
                 let tos = num_in(&t, src, v, 0xff, "TOS")?;
                 if tos & 3 != 0 {
-                    return Err(t.err(src, "nw_tos is the DSCP part of the TOS byte: low 2 bits must be 0"));
+                    return Err(t.err(
+                        src,
+                        "nw_tos is the DSCP part of the TOS byte: low 2 bits must be 0",
+                    ));
                 }
                 m.set(Field::NwTos, tos, 0xfc);
                 Need::IpOrIpv6
@@ -617,21 +669,38 @@ impl<'a> MatchBuilder<'a> {
                 let (val, mask) = match v {
                     "no" => (0, crate::key::FRAG_ANY),
                     "yes" => (crate::key::FRAG_ANY, crate::key::FRAG_ANY),
-                    "first" => (crate::key::FRAG_ANY, crate::key::FRAG_ANY | crate::key::FRAG_LATER),
-                    "later" => (crate::key::FRAG_ANY | crate::key::FRAG_LATER, crate::key::FRAG_ANY | crate::key::FRAG_LATER),
+                    "first" => (
+                        crate::key::FRAG_ANY,
+                        crate::key::FRAG_ANY | crate::key::FRAG_LATER,
+                    ),
+                    "later" => (
+                        crate::key::FRAG_ANY | crate::key::FRAG_LATER,
+                        crate::key::FRAG_ANY | crate::key::FRAG_LATER,
+                    ),
                     "not_later" => (0, crate::key::FRAG_LATER),
-                    _ => return Err(t.err(src, "nw_frag is one of no, yes, first, later, not_later")),
+                    _ => {
+                        return Err(t.err(src, "nw_frag is one of no, yes, first, later, not_later"))
+                    }
                 };
                 m.set(Field::NwFrag, val as u64, mask as u64);
                 Need::IpOrIpv6
             }
             "tp_src" | "tcp_src" | "udp_src" | "tp_dst" | "tcp_dst" | "udp_dst" => {
                 let (val, mask) = parse_num_masked(v, 0xffff).ok_or_else(|| bad("port"))?;
-                m.set(if k.ends_with("src") { Field::TpSrc } else { Field::TpDst }, val, mask);
+                m.set(
+                    if k.ends_with("src") {
+                        Field::TpSrc
+                    } else {
+                        Field::TpDst
+                    },
+                    val,
+                    mask,
+                );
                 Need::L4Ports
             }
             "tcp_flags" => {
-                let (val, mask) = parse_flags(v, &tcp_flag_names(), 0x0fff).ok_or_else(|| bad("TCP flags"))?;
+                let (val, mask) =
+                    parse_flags(v, &tcp_flag_names(), 0x0fff).ok_or_else(|| bad("TCP flags"))?;
                 m.set(Field::TcpFlags, val, mask);
                 Need::Tcp
             }
@@ -651,7 +720,8 @@ impl<'a> MatchBuilder<'a> {
                 Need::Nd
             }
             "ct_state" => {
-                let (val, mask) = parse_flags(v, &ct_state_names(), 0xff).ok_or_else(|| bad("ct_state flags"))?;
+                let (val, mask) =
+                    parse_flags(v, &ct_state_names(), 0xff).ok_or_else(|| bad("ct_state flags"))?;
                 m.set(Field::CtState, val, mask);
                 Need::Nothing
             }
@@ -680,9 +750,17 @@ impl<'a> MatchBuilder<'a> {
     fn finish(self, src: &str) -> Result<Match, FlowSyntaxError> {
         let m = self.m;
         let (dl, dl_mask) = m.get(Field::DlType);
-        let dl = if dl_mask == 0xffff { Some(dl as u16) } else { None };
+        let dl = if dl_mask == 0xffff {
+            Some(dl as u16)
+        } else {
+            None
+        };
         let (proto, proto_mask) = m.get(Field::NwProto);
-        let proto = if proto_mask == 0xff { Some(proto as u8) } else { None };
+        let proto = if proto_mask == 0xff {
+            Some(proto as u8)
+        } else {
+            None
+        };
         let is_ip = dl == Some(ethertype::IPV4);
         let is_ip6 = dl == Some(ethertype::IPV6);
         for (t, need) in &self.used {
@@ -691,11 +769,18 @@ impl<'a> MatchBuilder<'a> {
                 Need::IpOrArp => is_ip || dl == Some(ethertype::ARP),
                 Need::IpOrIpv6 => is_ip || is_ip6,
                 Need::Arp => dl == Some(ethertype::ARP),
-                Need::L4Ports => (is_ip || is_ip6) && matches!(proto, Some(ipproto::TCP) | Some(ipproto::UDP)),
+                Need::L4Ports => {
+                    (is_ip || is_ip6) && matches!(proto, Some(ipproto::TCP) | Some(ipproto::UDP))
+                }
                 Need::Tcp => (is_ip || is_ip6) && proto == Some(ipproto::TCP),
-                Need::Icmp => (is_ip && proto == Some(ipproto::ICMP)) || (is_ip6 && proto == Some(ipproto::ICMPV6)),
+                Need::Icmp => {
+                    (is_ip && proto == Some(ipproto::ICMP))
+                        || (is_ip6 && proto == Some(ipproto::ICMPV6))
+                }
                 Need::Nd => {
-                    is_ip6 && proto == Some(ipproto::ICMPV6) && matches!(m.get(Field::TpSrc), (135 | 136, 0xffff))
+                    is_ip6
+                        && proto == Some(ipproto::ICMPV6)
+                        && matches!(m.get(Field::TpSrc), (135 | 136, 0xffff))
                 }
             };
             if !ok {
@@ -754,17 +839,25 @@ pub fn parse_flow(s: &str, ports: &dyn PortNames) -> Result<Flow, FlowSyntaxErro
     let mut b = MatchBuilder::new();
     for t in tokenize(&s[..at], 0) {
         let (k, v) = t.key_value();
-        let val = || v.filter(|v| !v.is_empty()).ok_or_else(|| t.err(s, format!("`{k}` needs a value")));
+        let val = || {
+            v.filter(|v| !v.is_empty())
+                .ok_or_else(|| t.err(s, format!("`{k}` needs a value")))
+        };
         match k {
             "table" => flow.table = num_in(&t, s, val()?, 254, "table")? as u8,
             "priority" => flow.priority = num_in(&t, s, val()?, 0xffff, "priority")? as u16,
             "cookie" => {
-                let (c, m) = parse_num_masked(val()?, u64::MAX).ok_or_else(|| t.err(s, "bad cookie"))?;
+                let (c, m) =
+                    parse_num_masked(val()?, u64::MAX).ok_or_else(|| t.err(s, "bad cookie"))?;
                 flow.cookie = c;
                 flow.cookie_mask = if val()?.contains('/') { m } else { 0 };
             }
-            "idle_timeout" => flow.idle_timeout = num_in(&t, s, val()?, 0xffff, "idle_timeout")? as u16,
-            "hard_timeout" => flow.hard_timeout = num_in(&t, s, val()?, 0xffff, "hard_timeout")? as u16,
+            "idle_timeout" => {
+                flow.idle_timeout = num_in(&t, s, val()?, 0xffff, "idle_timeout")? as u16
+            }
+            "hard_timeout" => {
+                flow.hard_timeout = num_in(&t, s, val()?, 0xffff, "hard_timeout")? as u16
+            }
             // dump-flows statistics: informational, not part of the flow.
             "duration" | "n_packets" | "n_bytes" | "idle_age" | "hard_age" => {}
             _ => {
@@ -785,7 +878,12 @@ pub fn parse_actions(s: &str, ports: &dyn PortNames) -> Result<Vec<Action>, Flow
     parse_actions_at(s, 0, s, ports)
 }
 
-fn parse_actions_at(acts: &str, base: usize, src: &str, ports: &dyn PortNames) -> Result<Vec<Action>, FlowSyntaxError> {
+fn parse_actions_at(
+    acts: &str,
+    base: usize,
+    src: &str,
+    ports: &dyn PortNames,
+) -> Result<Vec<Action>, FlowSyntaxError> {
     let toks = tokenize(acts, base);
     let mut out = Vec::with_capacity(toks.len());
     if toks.is_empty() {
@@ -819,14 +917,21 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
         "DEC_TTL" => return Ok(Action::DecTtl),
         _ => {}
     }
-    if let Some(inner) = text.strip_prefix("resubmit(").and_then(|r| r.strip_suffix(')')) {
+    if let Some(inner) = text
+        .strip_prefix("resubmit(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
         let (p, tb) = inner.split_once(',').unwrap_or((inner, ""));
         let port = if p.is_empty() {
             None
         } else {
             Some(parse_port(p, ports).ok_or_else(|| t.err(src, format!("unknown port `{p}`")))?)
         };
-        let table = if tb.is_empty() { None } else { Some(num_in(t, src, tb, 254, "table")? as u8) };
+        let table = if tb.is_empty() {
+            None
+        } else {
+            Some(num_in(t, src, tb, 254, "table")? as u8)
+        };
         if port.is_none() && table.is_none() {
             return Err(t.err(src, "resubmit needs a port or a table"));
         }
@@ -851,7 +956,8 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
     let bad = |what: &str| t.err(src, format!("bad {what} `{v}` for `{k}`"));
     let a = match k {
         "output" => {
-            let p = parse_port(v, ports).ok_or_else(|| t.err(src, format!("unknown port `{v}`")))?;
+            let p =
+                parse_port(v, ports).ok_or_else(|| t.err(src, format!("unknown port `{v}`")))?;
             match p {
                 ofp::NORMAL => Action::Normal,
                 ofp::FLOOD | ofp::ALL => Action::Flood,
@@ -861,9 +967,10 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
                 _ => return Err(t.err(src, "cannot output to that reserved port")),
             }
         }
-        "resubmit" => {
-            Action::Resubmit { port: Some(parse_port(v, ports).ok_or_else(|| bad("port"))?), table: None }
-        }
+        "resubmit" => Action::Resubmit {
+            port: Some(parse_port(v, ports).ok_or_else(|| bad("port"))?),
+            table: None,
+        },
         "goto_table" => Action::GotoTable(num_in(t, src, v, 254, "table")? as u8),
         "mod_vlan_vid" => Action::ModVlanVid(num_in(t, src, v, 4095, "VLAN id")? as u16),
         "mod_vlan_pcp" => Action::ModVlanPcp(num_in(t, src, v, 7, "VLAN priority")? as u8),
@@ -888,13 +995,22 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
         "mod_tp_src" => Action::ModTpSrc(num_in(t, src, v, 0xffff, "port")? as u16),
         "mod_tp_dst" => Action::ModTpDst(num_in(t, src, v, 0xffff, "port")? as u16),
         "set_field" => {
-            let (val, field) = v.split_once("->").ok_or_else(|| t.err(src, "set_field needs VALUE->FIELD"))?;
+            let (val, field) = v
+                .split_once("->")
+                .ok_or_else(|| t.err(src, "set_field needs VALUE->FIELD"))?;
             if field == "vlan_vid" {
                 // OpenFlow 1.3's vlan_vid: 0x1000|VID.
-                let vid = parse_num(val).filter(|&x| x <= 0x1fff).ok_or_else(|| bad("vlan_vid"))?;
-                return Ok(Action::SetField { field: Field::VlanTci, value: vid, mask: 0x1fff });
+                let vid = parse_num(val)
+                    .filter(|&x| x <= 0x1fff)
+                    .ok_or_else(|| bad("vlan_vid"))?;
+                return Ok(Action::SetField {
+                    field: Field::VlanTci,
+                    value: vid,
+                    mask: 0x1fff,
+                });
             }
-            let f = field_by_name(field).ok_or_else(|| t.err(src, format!("unknown field `{field}`")))?;
+            let f = field_by_name(field)
+                .ok_or_else(|| t.err(src, format!("unknown field `{field}`")))?;
             let (vs, ms) = match val.split_once('/') {
                 Some((a, b)) => (a, Some(b)),
                 None => (val, None),
@@ -904,25 +1020,47 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
                 Some(ms) => parse_field_value(f, ms).ok_or_else(|| bad("mask"))?,
                 None => f.full_mask(),
             };
-            Action::SetField { field: f, value: value & mask, mask }
+            Action::SetField {
+                field: f,
+                value: value & mask,
+                mask,
+            }
         }
         "load" => {
-            let (val, dst) = v.split_once("->").ok_or_else(|| t.err(src, "load needs VALUE->FIELD[bits]"))?;
-            let (field, ofs, nbits) = parse_subfield(dst).ok_or_else(|| t.err(src, format!("bad field `{dst}`")))?;
+            let (val, dst) = v
+                .split_once("->")
+                .ok_or_else(|| t.err(src, "load needs VALUE->FIELD[bits]"))?;
+            let (field, ofs, nbits) =
+                parse_subfield(dst).ok_or_else(|| t.err(src, format!("bad field `{dst}`")))?;
             let value = parse_num(val).ok_or_else(|| bad("value"))?;
             if nbits < 64 && value >> nbits != 0 {
                 return Err(t.err(src, format!("value does not fit in {nbits} bits")));
             }
-            Action::Load { field, ofs, nbits, value }
+            Action::Load {
+                field,
+                ofs,
+                nbits,
+                value,
+            }
         }
         "move" => {
-            let (a, b) = v.split_once("->").ok_or_else(|| t.err(src, "move needs SRC[bits]->DST[bits]"))?;
-            let (src_f, src_ofs, n1) = parse_subfield(a).ok_or_else(|| t.err(src, format!("bad field `{a}`")))?;
-            let (dst_f, dst_ofs, n2) = parse_subfield(b).ok_or_else(|| t.err(src, format!("bad field `{b}`")))?;
+            let (a, b) = v
+                .split_once("->")
+                .ok_or_else(|| t.err(src, "move needs SRC[bits]->DST[bits]"))?;
+            let (src_f, src_ofs, n1) =
+                parse_subfield(a).ok_or_else(|| t.err(src, format!("bad field `{a}`")))?;
+            let (dst_f, dst_ofs, n2) =
+                parse_subfield(b).ok_or_else(|| t.err(src, format!("bad field `{b}`")))?;
             if n1 != n2 {
                 return Err(t.err(src, "move: source and destination widths differ"));
             }
-            Action::Move { src: src_f, src_ofs, dst: dst_f, dst_ofs, nbits: n1 }
+            Action::Move {
+                src: src_f,
+                src_ofs,
+                dst: dst_f,
+                dst_ofs,
+                nbits: n1,
+            }
         }
         _ => return Err(t.err(src, "unknown action")),
     };
@@ -948,8 +1086,9 @@ fn parse_ct(t: &Tok, inner: &str, src: &str) -> Result<CtAction, FlowSyntaxError
                     }
                     CtZone::Value(z as u16)
                 } else {
-                    let (field, ofs, nbits) =
-                        parse_subfield(v).ok_or_else(|| pt.err(src, "zone is a number or a field like reg6[0..15]"))?;
+                    let (field, ofs, nbits) = parse_subfield(v).ok_or_else(|| {
+                        pt.err(src, "zone is a number or a field like reg6[0..15]")
+                    })?;
                     if nbits > 16 {
                         return Err(pt.err(src, "zone field is at most 16 bits"));
                     }
@@ -969,7 +1108,14 @@ fn parse_ct(t: &Tok, inner: &str, src: &str) -> Result<CtAction, FlowSyntaxError
 impl NatSpec {
     /// `nat` with no arguments.
     pub fn bare() -> NatSpec {
-        NatSpec { kind: None, addr: None, ports: None, random: false, persistent: false, hash: false }
+        NatSpec {
+            kind: None,
+            addr: None,
+            ports: None,
+            random: false,
+            persistent: false,
+            hash: false,
+        }
     }
 }
 
@@ -996,8 +1142,10 @@ fn parse_nat(t: &Tok, inner: &str, src: &str) -> Result<NatSpec, FlowSyntaxError
                     None => (range, None),
                 };
                 let (a1, a2) = addrs.split_once('-').unwrap_or((addrs, addrs));
-                let lo = parse_ipv4(a1).ok_or_else(|| t.err(src, format!("bad NAT address `{a1}`")))?;
-                let hi = parse_ipv4(a2).ok_or_else(|| t.err(src, format!("bad NAT address `{a2}`")))?;
+                let lo =
+                    parse_ipv4(a1).ok_or_else(|| t.err(src, format!("bad NAT address `{a1}`")))?;
+                let hi =
+                    parse_ipv4(a2).ok_or_else(|| t.err(src, format!("bad NAT address `{a2}`")))?;
                 if lo > hi {
                     return Err(t.err(src, "NAT address range is reversed"));
                 }
@@ -1326,11 +1474,22 @@ fn format_action(s: &mut String, a: &Action, ports: &dyn PortNames) {
             }
             let _ = write!(s, "->{}", field.name());
         }
-        Action::Load { field, ofs, nbits, value } => {
+        Action::Load {
+            field,
+            ofs,
+            nbits,
+            value,
+        } => {
             let _ = write!(s, "load:{value:#x}->");
             format_subfield(s, *field, *ofs, *nbits);
         }
-        Action::Move { src, src_ofs, dst, dst_ofs, nbits } => {
+        Action::Move {
+            src,
+            src_ofs,
+            dst,
+            dst_ofs,
+            nbits,
+        } => {
             s.push_str("move:");
             format_subfield(s, *src, *src_ofs, *nbits);
             s.push_str("->");
@@ -1390,7 +1549,11 @@ fn format_nat(s: &mut String, n: &NatSpec) {
             }
         }
     }
-    for (on, name) in [(n.persistent, "persistent"), (n.hash, "hash"), (n.random, "random")] {
+    for (on, name) in [
+        (n.persistent, "persistent"),
+        (n.hash, "hash"),
+        (n.random, "random"),
+    ] {
         if on {
             s.push(',');
             s.push_str(name);
@@ -1493,22 +1656,38 @@ mod tests {
         ] {
             assert_eq!(rt(l), l);
         }
-        assert_eq!(rt("table=0,  priority=9,in_port=6 actions=goto_table:25"), "table=0, priority=9,in_port=6 actions=goto_table:25");
+        assert_eq!(
+            rt("table=0,  priority=9,in_port=6 actions=goto_table:25"),
+            "table=0, priority=9,in_port=6 actions=goto_table:25"
+        );
     }
 
     #[test]
     fn names_shorthands_and_ordering() {
-        let f = parse_flow("priority=5,in_port=qvo-vm1,tcp,tp_dst=80,nw_src=10.0.0.0/8 actions=output:int-br-vlan", &Names).unwrap();
+        let f = parse_flow(
+            "priority=5,in_port=qvo-vm1,tcp,tp_dst=80,nw_src=10.0.0.0/8 actions=output:int-br-vlan",
+            &Names,
+        )
+        .unwrap();
         assert_eq!(f.matches.value.in_port(), 6);
         assert_eq!(f.actions, vec![Action::Output(1)]);
         assert_eq!(
             format_flow(&f, None, &Names),
             "table=0, priority=5,tcp,in_port=qvo-vm1,nw_src=10.0.0.0/8,tp_dst=80 actions=output:int-br-vlan"
         );
-        assert_eq!(format_flow(&f, None, &NoPortNames), "table=0, priority=5,tcp,in_port=6,nw_src=10.0.0.0/8,tp_dst=80 actions=output:1");
+        assert_eq!(
+            format_flow(&f, None, &NoPortNames),
+            "table=0, priority=5,tcp,in_port=6,nw_src=10.0.0.0/8,tp_dst=80 actions=output:1"
+        );
         assert_eq!(rt("table=3, actions=NORMAL"), "table=3, actions=NORMAL");
-        assert_eq!(rt("dl_vlan=0xffff actions=drop"), "table=0, vlan_tci=0x0000 actions=drop");
-        assert_eq!(rt("dl_vlan=5,dl_vlan_pcp=3 actions=drop"), "table=0, dl_vlan=5,dl_vlan_pcp=3 actions=drop");
+        assert_eq!(
+            rt("dl_vlan=0xffff actions=drop"),
+            "table=0, vlan_tci=0x0000 actions=drop"
+        );
+        assert_eq!(
+            rt("dl_vlan=5,dl_vlan_pcp=3 actions=drop"),
+            "table=0, dl_vlan=5,dl_vlan_pcp=3 actions=drop"
+        );
     }
 
     #[test]
@@ -1536,15 +1715,38 @@ mod tests {
             assert_eq!(rt(l), l);
         }
         let f = parse_flow("actions=set_field:0x1065->vlan_vid", &NoPortNames).unwrap();
-        assert_eq!(f.actions, vec![Action::SetField { field: Field::VlanTci, value: 0x1065, mask: 0x1fff }]);
-        let f = parse_flow("actions=load:0x5->reg0[0..15],ct(zone=reg6[0..15])", &NoPortNames).unwrap();
-        assert_eq!(format_actions(&f.actions, &NoPortNames), "load:0x5->NXM_NX_REG0[0..15],ct(zone=NXM_NX_REG6[0..15])");
+        assert_eq!(
+            f.actions,
+            vec![Action::SetField {
+                field: Field::VlanTci,
+                value: 0x1065,
+                mask: 0x1fff
+            }]
+        );
+        let f = parse_flow(
+            "actions=load:0x5->reg0[0..15],ct(zone=reg6[0..15])",
+            &NoPortNames,
+        )
+        .unwrap();
+        assert_eq!(
+            format_actions(&f.actions, &NoPortNames),
+            "load:0x5->NXM_NX_REG0[0..15],ct(zone=NXM_NX_REG6[0..15])"
+        );
     }
 
     #[test]
     fn dump_flows_output_parses_back() {
-        let f = parse_flow("table=0, priority=10,arp,in_port=6 actions=goto_table:24", &NoPortNames).unwrap();
-        let st = FlowStats { n_packets: 3, n_bytes: 180, duration_secs: 1.5, idle_age_secs: Some(1) };
+        let f = parse_flow(
+            "table=0, priority=10,arp,in_port=6 actions=goto_table:24",
+            &NoPortNames,
+        )
+        .unwrap();
+        let st = FlowStats {
+            n_packets: 3,
+            n_bytes: 180,
+            duration_secs: 1.5,
+            idle_age_secs: Some(1),
+        };
         let line = format_flow(&f, Some(&st), &NoPortNames);
         assert_eq!(line, " cookie=0x0, duration=1.500s, table=0, n_packets=3, n_bytes=180, idle_age=1, priority=10,arp,in_port=6 actions=goto_table:24");
         assert_eq!(parse_flow(&line, &NoPortNames).unwrap(), f);
@@ -1552,7 +1754,11 @@ mod tests {
 
     #[test]
     fn errors_name_the_token_and_column() {
-        let e = parse_flow("table=0,priority=10,arp,in_prot=6 actions=NORMAL", &NoPortNames).unwrap_err();
+        let e = parse_flow(
+            "table=0,priority=10,arp,in_prot=6 actions=NORMAL",
+            &NoPortNames,
+        )
+        .unwrap_err();
         assert_eq!((e.column, e.token.as_str()), (25, "in_prot=6"));
         let e = parse_flow("priority=1,tp_dst=80 actions=NORMAL", &NoPortNames).unwrap_err();
         assert_eq!(e.token, "tp_dst=80");

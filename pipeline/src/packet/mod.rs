@@ -96,7 +96,9 @@ impl PacketBuf {
     /// The frame bytes.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
-        self.buf.get(self.start..self.start + self.len).unwrap_or(&[])
+        self.buf
+            .get(self.start..self.start + self.len)
+            .unwrap_or(&[])
     }
 
     /// The frame bytes, writable.
@@ -179,7 +181,10 @@ impl PacketBuf {
 
 impl std::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacketBuf").field("len", &self.len).field("in_port", &self.in_port).finish()
+        f.debug_struct("PacketBuf")
+            .field("len", &self.len)
+            .field("in_port", &self.in_port)
+            .finish()
     }
 }
 
@@ -200,7 +205,12 @@ impl PacketPool {
     /// A pool of `count` buffers, each for frames up to `max_frame` bytes.
     pub fn new(count: usize, max_frame: usize) -> PacketPool {
         let free = (0..count).map(|_| PacketBuf::new(max_frame)).collect();
-        PacketPool { free, capacity: count, max_frame, exhausted: 0 }
+        PacketPool {
+            free,
+            capacity: count,
+            max_frame,
+            exhausted: 0,
+        }
     }
 
     /// A buffer, if one is free.

@@ -45,7 +45,8 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
     let mut ofs = Ethernet::LEN;
     let mut dl_type = eth.ethertype();
     if dl_type == ethertype::VLAN {
-        let tag = VlanTag::new(frame.get(Ethernet::LEN..).unwrap_or(&[])).ok_or(DropReason::VlanTruncated)?;
+        let tag = VlanTag::new(frame.get(Ethernet::LEN..).unwrap_or(&[]))
+            .ok_or(DropReason::VlanTruncated)?;
         key.set(Field::VlanTci, (tag.tci() | VLAN_CFI) as u64);
         dl_type = tag.inner_ethertype();
         ofs = Ethernet::LEN + VlanTag::LEN;
@@ -82,10 +83,20 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
 }
 
 #[inline(always)]
-fn parse_ipv4(l3: &[u8], ofs: usize, key: &mut FlowKey, layout: &mut Layout) -> Result<(), DropReason> {
+fn parse_ipv4(
+    l3: &[u8],
+    ofs: usize,
+    key: &mut FlowKey,
+    layout: &mut Layout,
+) -> Result<(), DropReason> {
     let ip = Ipv4::new(l3).ok_or(DropReason::Ipv4Malformed)?;
     let hlen = ip.header_len();
-    if ip.version() != 4 || hlen < Ipv4::MIN_LEN || hlen > l3.len() || ip.total_len() < hlen || ip.total_len() > l3.len() {
+    if ip.version() != 4
+        || hlen < Ipv4::MIN_LEN
+        || hlen > l3.len()
+        || ip.total_len() < hlen
+        || ip.total_len() > l3.len()
+    {
         return Err(DropReason::Ipv4Malformed);
     }
     layout.l3 = L3::Ipv4;
@@ -97,7 +108,10 @@ fn parse_ipv4(l3: &[u8], ofs: usize, key: &mut FlowKey, layout: &mut Layout) -> 
     key.set(Field::NwTtl, ip.ttl() as u64);
     let later = ip.fragment_offset() != 0;
     if later || ip.more_fragments() {
-        key.set(Field::NwFrag, (FRAG_ANY | if later { FRAG_LATER } else { 0 }) as u64);
+        key.set(
+            Field::NwFrag,
+            (FRAG_ANY | if later { FRAG_LATER } else { 0 }) as u64,
+        );
     }
     if later {
         return Ok(());
@@ -109,7 +123,12 @@ fn parse_ipv4(l3: &[u8], ofs: usize, key: &mut FlowKey, layout: &mut Layout) -> 
 }
 
 #[inline(always)]
-fn parse_l4(proto: u8, l4: &[u8], key: &mut FlowKey, layout: &mut Layout) -> Result<(), DropReason> {
+fn parse_l4(
+    proto: u8,
+    l4: &[u8],
+    key: &mut FlowKey,
+    layout: &mut Layout,
+) -> Result<(), DropReason> {
     match proto {
         ipproto::TCP => {
             let tcp = Tcp::new(l4).ok_or(DropReason::L4Truncated)?;
@@ -140,7 +159,12 @@ fn parse_l4(proto: u8, l4: &[u8], key: &mut FlowKey, layout: &mut Layout) -> Res
     Ok(())
 }
 
-fn parse_ipv6(l3: &[u8], ofs: usize, key: &mut FlowKey, layout: &mut Layout) -> Result<(), DropReason> {
+fn parse_ipv6(
+    l3: &[u8],
+    ofs: usize,
+    key: &mut FlowKey,
+    layout: &mut Layout,
+) -> Result<(), DropReason> {
     let ip = Ipv6::new(l3).ok_or(DropReason::Ipv6Malformed)?;
     if ip.version() != 6 || Ipv6::LEN + ip.payload_len() > l3.len() {
         return Err(DropReason::Ipv6Malformed);
@@ -150,7 +174,9 @@ fn parse_ipv6(l3: &[u8], ofs: usize, key: &mut FlowKey, layout: &mut Layout) -> 
     key.set(Field::NwProto, nh as u64);
     key.set(Field::NwTos, (ip.traffic_class() & 0xfc) as u64);
     key.set(Field::NwTtl, ip.hop_limit() as u64);
-    let l4 = l3.get(Ipv6::LEN..Ipv6::LEN + ip.payload_len()).unwrap_or(&[]);
+    let l4 = l3
+        .get(Ipv6::LEN..Ipv6::LEN + ip.payload_len())
+        .unwrap_or(&[]);
     layout.l4_ofs = (ofs + Ipv6::LEN) as u16;
     match nh {
         ipproto::ICMPV6 => {
@@ -160,7 +186,10 @@ fn parse_ipv6(l3: &[u8], ofs: usize, key: &mut FlowKey, layout: &mut Layout) -> 
             layout.l4 = L4::Icmpv6;
             // Neighbour solicitation / advertisement carry a target address.
             if matches!(icmp.icmp_type(), 135 | 136) {
-                let target = l4.get(8..24).and_then(|t| <[u8; 16]>::try_from(t).ok()).ok_or(DropReason::L4Truncated)?;
+                let target = l4
+                    .get(8..24)
+                    .and_then(|t| <[u8; 16]>::try_from(t).ok())
+                    .ok_or(DropReason::L4Truncated)?;
                 let v = u128::from_be_bytes(target);
                 key.set(Field::NdTargetHi, (v >> 64) as u64);
                 key.set(Field::NdTargetLo, v as u64);

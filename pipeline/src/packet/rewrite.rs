@@ -16,7 +16,10 @@ pub enum Rewrite {
     EthSrc(Mac),
     EthDst(Mac),
     /// Push an 802.1Q tag (`tci` as on the wire: PCP, DEI, VID).
-    VlanPush { tpid: u16, tci: u16 },
+    VlanPush {
+        tpid: u16,
+        tci: u16,
+    },
     /// Replace the TCI of the existing tag.
     VlanSetTci(u16),
     VlanPop,
@@ -81,29 +84,41 @@ fn csum_update32(csum: u16, old: u32, new: u32) -> u16 {
 
 #[inline(always)]
 fn rd16(d: &[u8], o: usize) -> Result<u16, DropReason> {
-    d.get(o..o + 2).and_then(|s| s.first_chunk::<2>()).map(|b| u16::from_be_bytes(*b)).ok_or(DropReason::RewriteNoHeader)
+    d.get(o..o + 2)
+        .and_then(|s| s.first_chunk::<2>())
+        .map(|b| u16::from_be_bytes(*b))
+        .ok_or(DropReason::RewriteNoHeader)
 }
 
 #[inline(always)]
 fn wr16(d: &mut [u8], o: usize, v: u16) -> Result<(), DropReason> {
-    d.get_mut(o..o + 2).ok_or(DropReason::RewriteNoHeader)?.copy_from_slice(&v.to_be_bytes());
+    d.get_mut(o..o + 2)
+        .ok_or(DropReason::RewriteNoHeader)?
+        .copy_from_slice(&v.to_be_bytes());
     Ok(())
 }
 
 #[inline(always)]
 fn rd32(d: &[u8], o: usize) -> Result<u32, DropReason> {
-    d.get(o..o + 4).and_then(|s| s.first_chunk::<4>()).map(|b| u32::from_be_bytes(*b)).ok_or(DropReason::RewriteNoHeader)
+    d.get(o..o + 4)
+        .and_then(|s| s.first_chunk::<4>())
+        .map(|b| u32::from_be_bytes(*b))
+        .ok_or(DropReason::RewriteNoHeader)
 }
 
 #[inline(always)]
 fn wr32(d: &mut [u8], o: usize, v: u32) -> Result<(), DropReason> {
-    d.get_mut(o..o + 4).ok_or(DropReason::RewriteNoHeader)?.copy_from_slice(&v.to_be_bytes());
+    d.get_mut(o..o + 4)
+        .ok_or(DropReason::RewriteNoHeader)?
+        .copy_from_slice(&v.to_be_bytes());
     Ok(())
 }
 
 #[inline(always)]
 fn wr_mac(d: &mut [u8], o: usize, m: Mac) -> Result<(), DropReason> {
-    d.get_mut(o..o + 6).ok_or(DropReason::RewriteNoHeader)?.copy_from_slice(&m.0);
+    d.get_mut(o..o + 6)
+        .ok_or(DropReason::RewriteNoHeader)?
+        .copy_from_slice(&m.0);
     Ok(())
 }
 
@@ -120,12 +135,23 @@ fn l4_csum_ofs(l4: L4, with_pseudo: bool) -> Option<usize> {
 }
 
 /// Patches the transport checksum at `l4 + ofs` for a word change.
-fn patch_l4_csum(d: &mut [u8], l4: L4, at: usize, old: u32, new: u32, wide: bool) -> Result<(), DropReason> {
+fn patch_l4_csum(
+    d: &mut [u8],
+    l4: L4,
+    at: usize,
+    old: u32,
+    new: u32,
+    wide: bool,
+) -> Result<(), DropReason> {
     let c = rd16(d, at)?;
     if l4 == L4::Udp && c == 0 {
         return Ok(()); // no checksum in use
     }
-    let mut n = if wide { csum_update32(c, old, new) } else { csum_update(c, old as u16, new as u16) };
+    let mut n = if wide {
+        csum_update32(c, old, new)
+    } else {
+        csum_update(c, old as u16, new as u16)
+    };
     if l4 == L4::Udp && n == 0 {
         n = 0xffff;
     }
@@ -148,7 +174,11 @@ fn set_ipv4_addr(pkt: &mut PacketBuf, field: usize, addr: u32) -> Result<(), Dro
 }
 
 /// Rewrites the IPv4 header word at `l3 + ofs` (with the header checksum).
-fn set_ipv4_word(pkt: &mut PacketBuf, ofs: usize, f: impl FnOnce(u16) -> Result<u16, DropReason>) -> Result<(), DropReason> {
+fn set_ipv4_word(
+    pkt: &mut PacketBuf,
+    ofs: usize,
+    f: impl FnOnce(u16) -> Result<u16, DropReason>,
+) -> Result<(), DropReason> {
     let l3 = pkt.layout.l3_ofs as usize;
     let d = pkt.data_mut();
     let old = rd16(d, l3 + ofs)?;
@@ -159,17 +189,32 @@ fn set_ipv4_word(pkt: &mut PacketBuf, ofs: usize, f: impl FnOnce(u16) -> Result<
 }
 
 /// Rewrites the transport word at `l4 + ofs` (with the transport checksum).
-fn set_l4_word(pkt: &mut PacketBuf, ofs: usize, f: impl FnOnce(u16) -> u16) -> Result<(), DropReason> {
+fn set_l4_word(
+    pkt: &mut PacketBuf,
+    ofs: usize,
+    f: impl FnOnce(u16) -> u16,
+) -> Result<(), DropReason> {
     let lay = pkt.layout;
     let l4 = lay.l4_ofs as usize;
     let d = pkt.data_mut();
     let old = rd16(d, l4 + ofs)?;
     let new = f(old);
     wr16(d, l4 + ofs, new)?;
-    match l4_csum_ofs(lay.l4, false) {
-        Some(o) => patch_l4_csum(d, lay.l4, l4 + o, old as u32, new as u32, false),
-        None => Ok(()),
+    let Some(o) = l4_csum_ofs(lay.l4, false) else {
+        return Ok(());
+    };
+    patch_l4_csum(d, lay.l4, l4 + o, old as u32, new as u32, false)?;
+    if lay.l4 == L4::Icmp && rd16(d, l4 + o)? == 0 {
+        // The incremental form cannot tell a message whose words are all
+        // zero (checksum 0xffff) from one whose sum is negative zero
+        // (checksum 0): settle this rare case by summing the message.
+        let l3 = lay.l3_ofs as usize;
+        let end = (l3 + rd16(d, l3 + 2)? as usize).min(d.len());
+        let msg = d.get(l4..end).ok_or(DropReason::RewriteNoHeader)?;
+        let c = !fold(sum_words(msg, 0));
+        wr16(d, l4 + o, c)?;
     }
+    Ok(())
 }
 
 /// Applies one rewrite to the packet in place, keeping `pkt.layout` true.
@@ -256,10 +301,18 @@ pub fn apply(pkt: &mut PacketBuf, r: &Rewrite) -> Result<(), DropReason> {
             L4::Icmp => set_l4_word(pkt, 4, |_| v),
             _ => Err(DropReason::RewriteNoHeader),
         },
-        Rewrite::ArpOp(op) if lay.l3 == L3::Arp => wr16(pkt.data_mut(), lay.l3_ofs as usize + 6, op),
-        Rewrite::ArpSha(m) if lay.l3 == L3::Arp => wr_mac(pkt.data_mut(), lay.l3_ofs as usize + 8, m),
-        Rewrite::ArpTha(m) if lay.l3 == L3::Arp => wr_mac(pkt.data_mut(), lay.l3_ofs as usize + 18, m),
-        Rewrite::ArpOp(_) | Rewrite::ArpSha(_) | Rewrite::ArpTha(_) => Err(DropReason::RewriteNoHeader),
+        Rewrite::ArpOp(op) if lay.l3 == L3::Arp => {
+            wr16(pkt.data_mut(), lay.l3_ofs as usize + 6, op)
+        }
+        Rewrite::ArpSha(m) if lay.l3 == L3::Arp => {
+            wr_mac(pkt.data_mut(), lay.l3_ofs as usize + 8, m)
+        }
+        Rewrite::ArpTha(m) if lay.l3 == L3::Arp => {
+            wr_mac(pkt.data_mut(), lay.l3_ofs as usize + 18, m)
+        }
+        Rewrite::ArpOp(_) | Rewrite::ArpSha(_) | Rewrite::ArpTha(_) => {
+            Err(DropReason::RewriteNoHeader)
+        }
     }
 }
 
@@ -269,7 +322,9 @@ mod tests {
 
     #[test]
     fn incremental_update_equals_recompute() {
-        let mut hdr = [0x45u8, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 11, 10, 1, 0, 12];
+        let mut hdr = [
+            0x45u8, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 11, 10, 1, 0, 12,
+        ];
         let c = checksum(&hdr);
         hdr[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&hdr), 0);

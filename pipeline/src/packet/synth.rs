@@ -6,7 +6,7 @@
 //! padded to the 60-byte Ethernet minimum.
 
 use super::rewrite::{checksum, fold, sum_words};
-use crate::key::{ethertype, ipproto, Field, FlowKey, VLAN_CFI, FRAG_ANY, FRAG_LATER};
+use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
 
 /// Minimum Ethernet frame without FCS.
 pub const MIN_FRAME: usize = 60;
@@ -79,7 +79,11 @@ fn ipv4(f: &mut Vec<u8>, key: &FlowKey, payload_len: usize) {
     let proto = key.nw_proto();
     let frag = key.get(Field::NwFrag) as u8;
     let later = frag & FRAG_LATER != 0;
-    let mut l4 = if later { Vec::new() } else { l4_header(key, proto) };
+    let mut l4 = if later {
+        Vec::new()
+    } else {
+        l4_header(key, proto)
+    };
     l4.resize(l4.len() + payload_len, 0);
     let total = 20 + l4.len();
     let ttl = if key.nw_ttl() == 0 { 64 } else { key.nw_ttl() };

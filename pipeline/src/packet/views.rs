@@ -13,7 +13,10 @@ fn be16(b: [u8; 2]) -> u16 {
 
 #[inline(always)]
 fn mac_at(b: &[u8], ofs: usize) -> Mac {
-    match b.get(ofs..ofs + 6).and_then(|s| <[u8; 6]>::try_from(s).ok()) {
+    match b
+        .get(ofs..ofs + 6)
+        .and_then(|s| <[u8; 6]>::try_from(s).ok())
+    {
         Some(m) => Mac(m),
         None => Mac::ZERO,
     }
@@ -76,7 +79,10 @@ impl<'a> Arp<'a> {
     }
     /// Hardware type 1 (Ethernet), protocol 0x0800, lengths 6 and 4.
     pub fn is_ethernet_ipv4(&self) -> bool {
-        be16([self.0[0], self.0[1]]) == 1 && be16([self.0[2], self.0[3]]) == 0x0800 && self.0[4] == 6 && self.0[5] == 4
+        be16([self.0[0], self.0[1]]) == 1
+            && be16([self.0[2], self.0[3]]) == 0x0800
+            && self.0[4] == 6
+            && self.0[5] == 4
     }
     pub fn op(&self) -> u16 {
         be16([self.0[6], self.0[7]])

@@ -29,7 +29,10 @@ const ICMP_ECHO_REPLY: u64 = 0;
 const ICMP_ECHO_REQUEST: u64 = 8;
 
 fn step(ctx: &mut Ctx, inst: &RouterInstance, text: impl FnOnce(&Ctx) -> String) {
-    ctx.event(|c| TraceEvent::Router { instance: inst.name.clone(), step: text(c) });
+    ctx.event(|c| TraceEvent::Router {
+        instance: inst.name.clone(),
+        step: text(c),
+    });
 }
 
 /// The frame in `ctx.key` arrives on router interface `at`.
@@ -47,18 +50,32 @@ pub(crate) fn router_input<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
         ctx.wc.set(f, f.full_mask());
     }
     let dst = ctx.key.dl_dst();
-    step(ctx, inst, |c| format!("in {} ({}): {}", iface.name, iface.mac, crate::trace::key_summary(&c.key)));
+    step(ctx, inst, |c| {
+        format!(
+            "in {} ({}): {}",
+            iface.name,
+            iface.mac,
+            crate::trace::key_summary(&c.key)
+        )
+    });
     match ctx.key.dl_type() {
         ethertype::ARP if dst == iface.mac || dst.is_broadcast() => arp_input(ctx, inst, at, iface),
         ethertype::IPV4 if dst == iface.mac => ipv4_input(ctx, inst, at, iface),
         _ => {
-            step(ctx, inst, |_c| format!("not for {} ({}): dropped", iface.name, iface.mac));
+            step(ctx, inst, |_c| {
+                format!("not for {} ({}): dropped", iface.name, iface.mac)
+            });
             ctx.drop(DropReason::NotForUs);
         }
     }
 }
 
-fn arp_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRef, iface: &'a Interface) {
+fn arp_input<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    at: RouterIfaceRef,
+    iface: &'a Interface,
+) {
     for f in [Field::NwProto, Field::NwSrc, Field::NwDst, Field::ArpSha] {
         ctx.wc.set(f, f.full_mask());
     }
@@ -67,7 +84,12 @@ fn arp_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRef
     let spa = Ipv4Addr::from(ctx.key.nw_src());
     if op != ARP_REQUEST {
         // A reply to one of our requests: the neighbour stage learns it.
-        step(ctx, inst, |c| format!("ARP reply {spa} is-at {}: consumed", Mac::from_u64(c.key.get(Field::ArpSha))));
+        step(ctx, inst, |c| {
+            format!(
+                "ARP reply {spa} is-at {}: consumed",
+                Mac::from_u64(c.key.get(Field::ArpSha))
+            )
+        });
         ctx.drop(DropReason::NotForUs);
         return;
     }
@@ -81,13 +103,21 @@ fn arp_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRef
         }
     };
     if !own && !proxied {
-        step(ctx, inst, |_c| format!("ARP who-has {tpa}: not an address of {} (arp_ignore=1): no reply", iface.name));
+        step(ctx, inst, |_c| {
+            format!(
+                "ARP who-has {tpa}: not an address of {} (arp_ignore=1): no reply",
+                iface.name
+            )
+        });
         ctx.drop(DropReason::NotForUs);
         return;
     }
     step(ctx, inst, |_c| {
         if own {
-            format!("ARP who-has {tpa} tell {spa}: reply {tpa} is-at {}", iface.mac)
+            format!(
+                "ARP who-has {tpa} tell {spa}: reply {tpa} is-at {}",
+                iface.mac
+            )
         } else {
             format!("ARP who-has {tpa} tell {spa}: proxy reply {tpa} is-at {} (route leaves via another interface)", iface.mac)
         }
@@ -105,26 +135,51 @@ fn arp_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRef
     router_output(ctx, inst, at, iface);
 }
 
-fn ipv4_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRef, iface: &'a Interface) {
-    for f in [Field::NwSrc, Field::NwDst, Field::NwProto, Field::NwTtl, Field::NwFrag] {
+fn ipv4_input<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    at: RouterIfaceRef,
+    iface: &'a Interface,
+) {
+    for f in [
+        Field::NwSrc,
+        Field::NwDst,
+        Field::NwProto,
+        Field::NwTtl,
+        Field::NwFrag,
+    ] {
         ctx.wc.set(f, f.full_mask());
     }
     let src = Ipv4Addr::from(ctx.key.nw_src());
     let dst = Ipv4Addr::from(ctx.key.nw_dst());
     if inst.nat.iter().any(|r| r.hook == NatHook::Prerouting) {
-        step(ctx, inst, |_c| "PREROUTING: nat rules present; connection tracking not executed by this build".to_string());
+        step(ctx, inst, |_c| {
+            "PREROUTING: nat rules present; connection tracking not executed by this build"
+                .to_string()
+        });
     }
     if inst.is_local(dst) {
         local_input(ctx, inst, at, src, dst);
         return;
     }
     let Some((rule, route)) = inst.route(src, dst, Some(&iface.name)) else {
-        step(ctx, inst, |_c| format!("no route to {dst}: ICMP destination unreachable"));
+        step(ctx, inst, |_c| {
+            format!("no route to {dst}: ICMP destination unreachable")
+        });
         ctx.drop(DropReason::NoRoute);
         return;
     };
-    step(ctx, inst, |_c| format!("rule {}: lookup {}", rule.priority, rule.table));
-    step(ctx, inst, |_c| format!("route {} {}dev {}", route.dst, route.via.map(|v| format!("via {v} ")).unwrap_or_default(), route.dev));
+    step(ctx, inst, |_c| {
+        format!("rule {}: lookup {}", rule.priority, rule.table)
+    });
+    step(ctx, inst, |_c| {
+        format!(
+            "route {} {}dev {}",
+            route.dst,
+            route.via.map(|v| format!("via {v} ")).unwrap_or_default(),
+            route.dev
+        )
+    });
     let ttl = ctx.key.nw_ttl();
     if ttl <= 1 {
         step(ctx, inst, |_c| format!("TTL {ttl}: ICMP time exceeded"));
@@ -140,35 +195,69 @@ fn ipv4_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRe
     };
     let out = &inst.interfaces[out_idx];
     let Some(mac) = inst.neighbours.get(&(out.name.clone(), next_hop)).copied() else {
-        step(ctx, inst, |_c| format!("neighbour {next_hop} dev {}: unresolved (no static entry)", out.name));
+        step(ctx, inst, |_c| {
+            format!(
+                "neighbour {next_hop} dev {}: unresolved (no static entry)",
+                out.name
+            )
+        });
         ctx.drop(DropReason::NeighbourQueueFull);
         return;
     };
-    step(ctx, inst, |_c| format!("neighbour {next_hop} dev {} lladdr {mac} PERMANENT", out.name));
+    step(ctx, inst, |_c| {
+        format!(
+            "neighbour {next_hop} dev {} lladdr {mac} PERMANENT",
+            out.name
+        )
+    });
     ctx.key.set(Field::DlSrc, out.mac.to_u64());
     ctx.key.set(Field::DlDst, mac.to_u64());
-    router_output(ctx, inst, RouterIfaceRef { instance: at.instance, iface: out_idx }, out);
+    router_output(
+        ctx,
+        inst,
+        RouterIfaceRef {
+            instance: at.instance,
+            iface: out_idx,
+        },
+        out,
+    );
 }
 
 /// A packet for one of the instance's own addresses.
-fn local_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceRef, src: Ipv4Addr, dst: Ipv4Addr) {
+fn local_input<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    at: RouterIfaceRef,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
     for f in [Field::TpSrc, Field::TpDst] {
         ctx.wc.set(f, f.full_mask());
     }
-    let is_echo = ctx.key.nw_proto() == ipproto::ICMP && ctx.key.get(Field::TpSrc) == ICMP_ECHO_REQUEST;
+    let is_echo =
+        ctx.key.nw_proto() == ipproto::ICMP && ctx.key.get(Field::TpSrc) == ICMP_ECHO_REQUEST;
     if !is_echo {
-        step(ctx, inst, |_c| format!("local delivery to {dst}: no listener, dropped"));
+        step(ctx, inst, |_c| {
+            format!("local delivery to {dst}: no listener, dropped")
+        });
         ctx.drop(DropReason::NotForUs);
         return;
     }
-    step(ctx, inst, |_c| format!("local delivery to {dst}: ICMP echo request, replying"));
+    step(ctx, inst, |_c| {
+        format!("local delivery to {dst}: ICMP echo request, replying")
+    });
     // The reply is a locally originated packet: routed from `dst` to `src`.
     let Some((rule, route)) = inst.route(dst, src, None) else {
         step(ctx, inst, |_c| format!("no route back to {src}"));
         ctx.drop(DropReason::NoRoute);
         return;
     };
-    step(ctx, inst, |_c| format!("reply: rule {}: lookup {}; route {} dev {}", rule.priority, rule.table, route.dst, route.dev));
+    step(ctx, inst, |_c| {
+        format!(
+            "reply: rule {}: lookup {}; route {} dev {}",
+            rule.priority, rule.table, route.dst, route.dev
+        )
+    });
     let next_hop = route.via.unwrap_or(src);
     let Some(out_idx) = inst.interfaces.iter().position(|i| i.name == route.dev) else {
         ctx.drop(DropReason::NoRoute);
@@ -176,7 +265,12 @@ fn local_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceR
     };
     let out = &inst.interfaces[out_idx];
     let Some(mac) = inst.neighbours.get(&(out.name.clone(), next_hop)).copied() else {
-        step(ctx, inst, |_c| format!("neighbour {next_hop} dev {}: unresolved (no static entry)", out.name));
+        step(ctx, inst, |_c| {
+            format!(
+                "neighbour {next_hop} dev {}: unresolved (no static entry)",
+                out.name
+            )
+        });
         ctx.drop(DropReason::NeighbourQueueFull);
         return;
     };
@@ -187,12 +281,27 @@ fn local_input<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, at: RouterIfaceR
     k.set(Field::NwTtl, 64);
     k.set(Field::DlSrc, out.mac.to_u64());
     k.set(Field::DlDst, mac.to_u64());
-    router_output(ctx, inst, RouterIfaceRef { instance: at.instance, iface: out_idx }, out);
+    router_output(
+        ctx,
+        inst,
+        RouterIfaceRef {
+            instance: at.instance,
+            iface: out_idx,
+        },
+        out,
+    );
 }
 
 /// The frame leaves the instance through `out`.
-fn router_output<'a>(ctx: &mut Ctx<'a>, inst: &'a RouterInstance, out_ref: RouterIfaceRef, out: &'a Interface) {
-    step(ctx, inst, |c| format!("out {}: {}", out.name, crate::trace::key_summary(&c.key)));
+fn router_output<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    out_ref: RouterIfaceRef,
+    out: &'a Interface,
+) {
+    step(ctx, inst, |c| {
+        format!("out {}: {}", out.name, crate::trace::key_summary(&c.key))
+    });
     match ctx.sw.router_link(out_ref) {
         Some(RouterLinkTarget::Port(port)) => ctx.enter_bridge_from(port),
         Some(RouterLinkTarget::Veth(peer)) => ctx.cross_to_router(peer),

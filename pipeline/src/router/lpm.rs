@@ -29,7 +29,11 @@ impl<T: Eq> Eq for Lpm<T> {}
 
 impl<T> Default for Lpm<T> {
     fn default() -> Self {
-        Lpm { tables: (0..=32).map(|_| HashMap::new()).collect(), lengths: Vec::new(), len: 0 }
+        Lpm {
+            tables: (0..=32).map(|_| HashMap::new()).collect(),
+            lengths: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -101,7 +105,10 @@ impl<T> Lpm<T> {
     /// All entries as (network, length, value), longest prefixes first.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u8, &T)> {
         self.lengths.iter().flat_map(move |&l| {
-            let mut v: Vec<_> = self.tables[l as usize].iter().map(move |(a, t)| (*a, l, t)).collect();
+            let mut v: Vec<_> = self.tables[l as usize]
+                .iter()
+                .map(move |(a, t)| (*a, l, t))
+                .collect();
             v.sort_by_key(|(a, _, _)| *a);
             v
         })

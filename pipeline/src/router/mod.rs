@@ -147,9 +147,27 @@ impl RouterInstance {
             kind,
             interfaces: Vec::new(),
             rules: vec![
-                Rule { priority: 0, from: None, iif: None, to: None, table: TABLE_LOCAL },
-                Rule { priority: 32766, from: None, iif: None, to: None, table: TABLE_MAIN },
-                Rule { priority: 32767, from: None, iif: None, to: None, table: TABLE_DEFAULT },
+                Rule {
+                    priority: 0,
+                    from: None,
+                    iif: None,
+                    to: None,
+                    table: TABLE_LOCAL,
+                },
+                Rule {
+                    priority: 32766,
+                    from: None,
+                    iif: None,
+                    to: None,
+                    table: TABLE_MAIN,
+                },
+                Rule {
+                    priority: 32767,
+                    from: None,
+                    iif: None,
+                    to: None,
+                    table: TABLE_DEFAULT,
+                },
             ],
             tables: BTreeMap::new(),
             neighbours: BTreeMap::new(),
@@ -166,9 +184,23 @@ impl RouterInstance {
     /// Adds an interface and its connected routes (`proto kernel scope link`).
     pub fn add_interface(&mut self, iface: Interface) {
         for &(addr, len) in &iface.addrs {
-            let dst = Cidr { addr: u32::from(addr), len };
-            let dst = Cidr { addr: dst.network(), len };
-            self.add_route(TABLE_MAIN, Route { dst, via: None, dev: iface.name.clone(), src: Some(addr) });
+            let dst = Cidr {
+                addr: u32::from(addr),
+                len,
+            };
+            let dst = Cidr {
+                addr: dst.network(),
+                len,
+            };
+            self.add_route(
+                TABLE_MAIN,
+                Route {
+                    dst,
+                    via: None,
+                    dev: iface.name.clone(),
+                    src: Some(addr),
+                },
+            );
         }
         self.interfaces.push(iface);
     }
@@ -185,23 +217,32 @@ impl RouterInstance {
 
     /// Is `ip` one of this instance's own addresses?
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.interfaces.iter().any(|i| i.addrs.iter().any(|(a, _)| *a == ip))
+        self.interfaces
+            .iter()
+            .any(|i| i.addrs.iter().any(|(a, _)| *a == ip))
     }
 
     /// The first address of an interface (source for ARP and ICMP errors).
     pub fn primary_addr(&self, iface: &str) -> Option<Ipv4Addr> {
-        self.interface(iface).and_then(|i| i.addrs.first().map(|(a, _)| *a))
+        self.interface(iface)
+            .and_then(|i| i.addrs.first().map(|(a, _)| *a))
     }
 
     /// Policy routing: the first rule (by priority) that selects the packet
     /// and whose table has a route for `dst`. Returns (rule, route).
-    pub fn route(&self, src: Ipv4Addr, dst: Ipv4Addr, iif: Option<&str>) -> Option<(&Rule, &Route)> {
+    pub fn route(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        iif: Option<&str>,
+    ) -> Option<(&Rule, &Route)> {
         let (s, d) = (u32::from(src), u32::from(dst));
         for rule in &self.rules {
             if rule.table == TABLE_LOCAL {
                 continue; // local delivery is decided before routing
             }
-            if rule.from.is_some_and(|c| !c.contains(s)) || rule.to.is_some_and(|c| !c.contains(d)) {
+            if rule.from.is_some_and(|c| !c.contains(s)) || rule.to.is_some_and(|c| !c.contains(d))
+            {
                 continue;
             }
             if let Some(dev) = &rule.iif {
@@ -220,8 +261,18 @@ impl RouterInstance {
     pub fn rules_text(&self) -> String {
         let mut s = String::new();
         for r in &self.rules {
-            let from = r.from.map(|c| if c.len == 32 { Ipv4Addr::from(c.addr).to_string() } else { cidr_host(c) });
-            let mut line = format!("{}:\tfrom {}", r.priority, from.unwrap_or_else(|| "all".into()));
+            let from = r.from.map(|c| {
+                if c.len == 32 {
+                    Ipv4Addr::from(c.addr).to_string()
+                } else {
+                    cidr_host(c)
+                }
+            });
+            let mut line = format!(
+                "{}:\tfrom {}",
+                r.priority,
+                from.unwrap_or_else(|| "all".into())
+            );
             if let Some(i) = &r.iif {
                 line.push_str(&format!(" iif {i}"));
             }
@@ -238,7 +289,13 @@ impl RouterInstance {
     pub fn routes_text(&self) -> String {
         let mut s = String::new();
         let mut tables: Vec<_> = self.tables.iter().collect();
-        tables.sort_by_key(|(id, _)| if **id == TABLE_MAIN { 0 } else { 1 + **id as u64 });
+        tables.sort_by_key(|(id, _)| {
+            if **id == TABLE_MAIN {
+                0
+            } else {
+                1 + **id as u64
+            }
+        });
         for (&id, t) in tables {
             for (_, _, r) in t.iter() {
                 let dst = if r.dst.len == 0 {
@@ -291,7 +348,14 @@ impl fmt::Display for RouterInstance {
         writeln!(f, "# ip -4 addr")?;
         for i in &self.interfaces {
             let addrs: Vec<String> = i.addrs.iter().map(|(a, l)| format!("{a}/{l}")).collect();
-            writeln!(f, "{}  {}  (MAC {}{})", i.name, addrs.join(" "), i.mac, if i.proxy_arp { ", proxy_arp=1" } else { "" })?;
+            writeln!(
+                f,
+                "{}  {}  (MAC {}{})",
+                i.name,
+                addrs.join(" "),
+                i.mac,
+                if i.proxy_arp { ", proxy_arp=1" } else { "" }
+            )?;
         }
         writeln!(f, "# ip rule")?;
         write!(f, "{}", self.rules_text())?;

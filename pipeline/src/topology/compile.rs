@@ -46,7 +46,11 @@ impl HostPlan {
 
     /// The OpenFlow port number of a device on its bridge.
     pub fn ofport(&self, device: &str) -> Option<u32> {
-        self.bridges.iter().flat_map(|b| &b.ports).find(|p| p.name == device).and_then(|p| p.ofport)
+        self.bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .find(|p| p.name == device)
+            .and_then(|p| p.ofport)
     }
 }
 
@@ -58,10 +62,14 @@ struct IntPort {
 }
 
 enum IntPortKind {
-    Patch { bridge: String },
+    Patch {
+        bridge: String,
+    },
     /// qr-/sg-/qg-/fg-: router-owned (`network:` device owner).
     Router,
-    Vm { port: usize },
+    Vm {
+        port: usize,
+    },
 }
 
 /// EUI-64 link-local address of a MAC (for the ICMPv6 NA anti-spoof flows).
@@ -98,7 +106,9 @@ pub fn routers_on_host<'a>(t: &'a Topology, host: &str) -> Vec<&'a super::model:
         .filter(|r| {
             r.snat_host.as_deref() == Some(host)
                 || t.ports.iter().filter(|p| p.host == host).any(|p| {
-                    r.interfaces.iter().any(|ri| subnet_of_port(t, &ri.subnet, p.ip, &p.network))
+                    r.interfaces
+                        .iter()
+                        .any(|ri| subnet_of_port(t, &ri.subnet, p.ip, &p.network))
                 })
         })
         .collect()
@@ -106,7 +116,9 @@ pub fn routers_on_host<'a>(t: &'a Topology, host: &str) -> Vec<&'a super::model:
 
 fn subnet_of_port(t: &Topology, subnet: &str, ip: Ipv4Addr, network: &str) -> bool {
     t.subnets.iter().any(|s| {
-        s.name == subnet && s.network == network && Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(ip)))
+        s.name == subnet
+            && s.network == network
+            && Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(ip)))
     })
 }
 
@@ -123,12 +135,27 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
     // br-int ports in plug order.
     let mut int_ports: Vec<IntPort> = Vec::new();
     for (_, bridge) in host.mappings() {
-        int_ports.push(IntPort { device: format!("int-{bridge}"), network: None, kind: IntPortKind::Patch { bridge: bridge.to_string() } });
+        int_ports.push(IntPort {
+            device: format!("int-{bridge}"),
+            network: None,
+            kind: IntPortKind::Patch {
+                bridge: bridge.to_string(),
+            },
+        });
     }
-    let net_of_subnet = |s: &str| t.subnets.iter().find(|x| x.name == s).map(|x| x.network.clone());
+    let net_of_subnet = |s: &str| {
+        t.subnets
+            .iter()
+            .find(|x| x.name == s)
+            .map(|x| x.network.clone())
+    };
     for r in &routers {
         for ri in &r.interfaces {
-            int_ports.push(IntPort { device: ri.device.clone(), network: net_of_subnet(&ri.subnet), kind: IntPortKind::Router });
+            int_ports.push(IntPort {
+                device: ri.device.clone(),
+                network: net_of_subnet(&ri.subnet),
+                kind: IntPortKind::Router,
+            });
         }
     }
     let mut fip_nets: Vec<&str> = Vec::new();
@@ -140,28 +167,61 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         }
     }
     for net in &fip_nets {
-        let fg = t.fip_gateways.iter().find(|g| g.host == host_name && g.network == *net).ok_or_else(|| {
-            err(format!("host {host_name}"), "fip_gateway", format!("needs a fip_gateway on {net} (a router here has a gateway on it)"))
-        })?;
-        int_ports.push(IntPort { device: fg.device.clone(), network: Some(fg.network.clone()), kind: IntPortKind::Router });
+        let fg = t
+            .fip_gateways
+            .iter()
+            .find(|g| g.host == host_name && g.network == *net)
+            .ok_or_else(|| {
+                err(
+                    format!("host {host_name}"),
+                    "fip_gateway",
+                    format!("needs a fip_gateway on {net} (a router here has a gateway on it)"),
+                )
+            })?;
+        int_ports.push(IntPort {
+            device: fg.device.clone(),
+            network: Some(fg.network.clone()),
+            kind: IntPortKind::Router,
+        });
     }
     for r in routers.iter().filter(|r| is_snat_host(r)) {
         for ri in &r.interfaces {
             if let Some(dev) = &ri.snat_device {
-                int_ports.push(IntPort { device: dev.clone(), network: net_of_subnet(&ri.subnet), kind: IntPortKind::Router });
+                int_ports.push(IntPort {
+                    device: dev.clone(),
+                    network: net_of_subnet(&ri.subnet),
+                    kind: IntPortKind::Router,
+                });
             }
         }
         if let Some(gw) = &r.gateway {
-            int_ports.push(IntPort { device: gw.device.clone(), network: Some(gw.network.clone()), kind: IntPortKind::Router });
+            int_ports.push(IntPort {
+                device: gw.device.clone(),
+                network: Some(gw.network.clone()),
+                kind: IntPortKind::Router,
+            });
         }
     }
-    for (i, p) in t.ports.iter().enumerate().filter(|(_, p)| p.host == host_name) {
-        int_ports.push(IntPort { device: p.device.clone(), network: Some(p.network.clone()), kind: IntPortKind::Vm { port: i } });
+    for (i, p) in t
+        .ports
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.host == host_name)
+    {
+        int_ports.push(IntPort {
+            device: p.device.clone(),
+            network: Some(p.network.clone()),
+            kind: IntPortKind::Vm { port: i },
+        });
     }
 
     // OpenFlow numbers: pinned ones first, the rest lowest-free in plug order.
-    let pinned: BTreeMap<&str, u32> =
-        t.ports.iter().filter(|p| p.host == host_name).filter_map(|p| p.ofport.map(|o| (p.device.as_str(), o))).collect();
+    let pinned: BTreeMap<&str, u32> = t
+        .ports
+        .iter()
+        .filter(|p| p.host == host_name)
+        .filter_map(|p| p.ofport.map(|o| (p.device.as_str(), o)))
+        .collect();
     let mut used: Vec<u32> = pinned.values().copied().collect();
     let mut ofports: BTreeMap<String, u32> = BTreeMap::new();
     for p in &int_ports {
@@ -187,7 +247,9 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         if let Some(net) = &p.network {
             if !lvids.contains_key(net) {
                 let taken: Vec<u16> = lvids.values().copied().collect();
-                let v = (1..4095).find(|v| !taken.contains(v) && !host.local_vlans.values().any(|x| x == v)).unwrap_or(4094);
+                let v = (1..4095)
+                    .find(|v| !taken.contains(v) && !host.local_vlans.values().any(|x| x == v))
+                    .unwrap_or(4094);
                 lvids.insert(net.clone(), v);
             }
         }
@@ -199,20 +261,39 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
 
     // ---- br-int (spec §2)
     let int_of = |dev: &str| ofports.get(dev).copied().unwrap_or(0);
-    out.add("br-int", "table=0,priority=65535,vlan_tci=0x0fff/0x1fff actions=drop");
+    out.add(
+        "br-int",
+        "table=0,priority=65535,vlan_tci=0x0fff/0x1fff actions=drop",
+    );
     for p in &int_ports {
-        let IntPortKind::Vm { port } = p.kind else { continue };
+        let IntPortKind::Vm { port } = p.kind else {
+            continue;
+        };
         let vm = &t.ports[port];
         if vm.owner != PortOwner::Compute || !vm.port_security {
             continue;
         }
         let ofp = int_of(&vm.device);
-        let open = vm.allowed_address_pairs.iter().any(|a| Cidr::parse(&a.ip).is_some_and(|c| c.len == 0));
+        let open = vm
+            .allowed_address_pairs
+            .iter()
+            .any(|a| Cidr::parse(&a.ip).is_some_and(|c| c.len == 0));
         if !open {
-            out.add("br-int", &format!("table=0,priority=10,arp,in_port={ofp} actions=goto_table:24"));
-            out.add("br-int", &format!("table=0,priority=10,icmp6,in_port={ofp},icmp_type=136 actions=goto_table:24"));
+            out.add(
+                "br-int",
+                &format!("table=0,priority=10,arp,in_port={ofp} actions=goto_table:24"),
+            );
+            out.add(
+                "br-int",
+                &format!(
+                    "table=0,priority=10,icmp6,in_port={ofp},icmp_type=136 actions=goto_table:24"
+                ),
+            );
         }
-        out.add("br-int", &format!("table=0,priority=9,in_port={ofp} actions=goto_table:25"));
+        out.add(
+            "br-int",
+            &format!("table=0,priority=9,in_port={ofp} actions=goto_table:25"),
+        );
         let mut allowed_macs = vec![vm.mac];
         for a in &vm.allowed_address_pairs {
             if let Some(m) = a.mac {
@@ -225,14 +306,23 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
             let mut addrs = vec![vm.ip.to_string()];
             for a in &vm.allowed_address_pairs {
                 if let Some(c) = Cidr::parse(&a.ip) {
-                    let s = if c.len == 32 { Ipv4Addr::from(c.addr).to_string() } else { c.to_string() };
+                    let s = if c.len == 32 {
+                        Ipv4Addr::from(c.addr).to_string()
+                    } else {
+                        c.to_string()
+                    };
                     if !addrs.contains(&s) {
                         addrs.push(s);
                     }
                 }
             }
             for a in &addrs {
-                out.add("br-int", &format!("table=24,priority=2,arp,in_port={ofp},arp_spa={a} actions=goto_table:25"));
+                out.add(
+                    "br-int",
+                    &format!(
+                        "table=24,priority=2,arp,in_port={ofp},arp_spa={a} actions=goto_table:25"
+                    ),
+                );
             }
             for m in &allowed_macs {
                 out.add(
@@ -242,19 +332,30 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
             }
         }
         for m in &allowed_macs {
-            out.add("br-int", &format!("table=25,priority=2,in_port={ofp},dl_src={m} actions=goto_table:60"));
+            out.add(
+                "br-int",
+                &format!("table=25,priority=2,in_port={ofp},dl_src={m} actions=goto_table:60"),
+            );
         }
     }
     for (_, bridge) in host.mappings() {
         let ofp = int_of(&format!("int-{bridge}"));
         for h in &other_hosts {
-            out.add("br-int", &format!("table=0,priority=4,in_port={ofp},dl_src={} actions=goto_table:2", h.dvr_mac));
+            out.add(
+                "br-int",
+                &format!(
+                    "table=0,priority=4,in_port={ofp},dl_src={} actions=goto_table:2",
+                    h.dvr_mac
+                ),
+            );
         }
     }
     for (physnet, bridge) in host.mappings() {
         let ofp = int_of(&format!("int-{bridge}"));
         for (net, &lvid) in &lvids {
-            let Some(n) = network(net).filter(|n| n.physnet == physnet) else { continue };
+            let Some(n) = network(net).filter(|n| n.physnet == physnet) else {
+                continue;
+            };
             match (n.network_type.clone(), n.segmentation_id) {
                 (NetworkType::Vlan, Some(seg)) => out.add(
                     "br-int",
@@ -270,15 +371,25 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         }
     }
     for (_, bridge) in host.mappings() {
-        out.add("br-int", &format!("table=0,priority=2,in_port={} actions=drop", int_of(&format!("int-{bridge}"))));
+        out.add(
+            "br-int",
+            &format!(
+                "table=0,priority=2,in_port={} actions=drop",
+                int_of(&format!("int-{bridge}"))
+            ),
+        );
     }
     out.add("br-int", "table=0,priority=0 actions=goto_table:60");
     out.add("br-int", "table=1,priority=1 actions=drop");
     // DVR delivery (table 2 / 60): local DVR-serviced ports on subnets of routers here.
     for r in &routers {
         for ri in &r.interfaces {
-            let Some(sub) = t.subnets.iter().find(|s| s.name == ri.subnet) else { continue };
-            let Some(seg) = network(&sub.network).and_then(|n| n.segmentation_id) else { continue };
+            let Some(sub) = t.subnets.iter().find(|s| s.name == ri.subnet) else {
+                continue;
+            };
+            let Some(seg) = network(&sub.network).and_then(|n| n.segmentation_id) else {
+                continue;
+            };
             let mut targets: Vec<(Mac, u32)> = t
                 .ports
                 .iter()
@@ -304,18 +415,39 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
     // ---- physical bridges (spec §3, §4)
     for (physnet, bridge) in host.mappings() {
         let phy = 2u32; // NIC is 1, patch is 2 (the agent adds the patch after the operator's NIC)
-        out.add(bridge, &format!("table=0,priority=2,in_port={phy} actions=goto_table:1"));
+        out.add(
+            bridge,
+            &format!("table=0,priority=2,in_port={phy} actions=goto_table:1"),
+        );
         out.add(bridge, "table=0,priority=1 actions=goto_table:3");
         out.add(bridge, "table=0,priority=0 actions=NORMAL");
         for r in &routers {
             for ri in &r.interfaces {
-                let Some(sub) = t.subnets.iter().find(|s| s.name == ri.subnet) else { continue };
-                let Some(n) = network(&sub.network).filter(|n| n.physnet == physnet && n.network_type == NetworkType::Vlan) else {
+                let Some(sub) = t.subnets.iter().find(|s| s.name == ri.subnet) else {
                     continue;
                 };
-                let Some(&lvid) = lvids.get(&n.name) else { continue };
-                out.add(bridge, &format!("table=1,priority=3,arp,dl_vlan={lvid},arp_tpa={} actions=drop", sub.gateway_ip));
-                out.add(bridge, &format!("table=1,priority=2,dl_vlan={lvid},dl_dst={} actions=drop", ri.mac));
+                let Some(n) = network(&sub.network)
+                    .filter(|n| n.physnet == physnet && n.network_type == NetworkType::Vlan)
+                else {
+                    continue;
+                };
+                let Some(&lvid) = lvids.get(&n.name) else {
+                    continue;
+                };
+                out.add(
+                    bridge,
+                    &format!(
+                        "table=1,priority=3,arp,dl_vlan={lvid},arp_tpa={} actions=drop",
+                        sub.gateway_ip
+                    ),
+                );
+                out.add(
+                    bridge,
+                    &format!(
+                        "table=1,priority=2,dl_vlan={lvid},dl_dst={} actions=drop",
+                        ri.mac
+                    ),
+                );
                 out.add(
                     bridge,
                     &format!("table=1,priority=1,dl_vlan={lvid},dl_src={} actions=mod_dl_src:{},goto_table:2", ri.mac, host.dvr_mac),
@@ -324,7 +456,9 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         }
         out.add(bridge, "table=1,priority=0 actions=goto_table:2");
         for (net, &lvid) in &lvids {
-            let Some(n) = network(net).filter(|n| n.physnet == physnet) else { continue };
+            let Some(n) = network(net).filter(|n| n.physnet == physnet) else {
+                continue;
+            };
             match (n.network_type.clone(), n.segmentation_id) {
                 (NetworkType::Vlan, Some(seg)) => {
                     out.add(bridge, &format!("table=2,priority=4,in_port={phy},dl_vlan={lvid} actions=mod_vlan_vid:{seg},NORMAL"))
@@ -332,21 +466,37 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
                 _ => out.add(bridge, &format!("table=0,priority=4,in_port={phy},dl_vlan={lvid} actions=strip_vlan,NORMAL")),
             }
         }
-        out.add(bridge, &format!("table=2,priority=2,in_port={phy} actions=drop"));
+        out.add(
+            bridge,
+            &format!("table=2,priority=2,in_port={phy} actions=drop"),
+        );
         for h in &other_hosts {
-            out.add(bridge, &format!("table=3,priority=2,dl_src={} actions=output:{phy}", h.dvr_mac));
+            out.add(
+                bridge,
+                &format!(
+                    "table=3,priority=2,dl_src={} actions=output:{phy}",
+                    h.dvr_mac
+                ),
+            );
         }
         out.add(bridge, "table=3,priority=1 actions=NORMAL");
     }
 
     // ---- assemble
     let mut bridges = Vec::new();
-    let mut int = BridgePlan { name: "br-int".into(), ports: Vec::new(), flows: Vec::new() };
+    let mut int = BridgePlan {
+        name: "br-int".into(),
+        ports: Vec::new(),
+        flows: Vec::new(),
+    };
     for p in &int_ports {
         let (kind, vlan) = match &p.kind {
-            IntPortKind::Patch { bridge } => {
-                (PortKind::Patch { peer: format!("phy-{bridge}") }, VlanMode::Trunk { trunks: vec![] })
-            }
+            IntPortKind::Patch { bridge } => (
+                PortKind::Patch {
+                    peer: format!("phy-{bridge}"),
+                },
+                VlanMode::Trunk { trunks: vec![] },
+            ),
             IntPortKind::Router => (PortKind::Internal, access(&lvids, &p.network)),
             IntPortKind::Vm { .. } => (PortKind::System, access(&lvids, &p.network)),
         };
@@ -357,13 +507,24 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
     int.flows = out.take("br-int")?;
     bridges.push(int);
     for (_, bridge) in host.mappings() {
-        let mut b = BridgePlan { name: bridge.to_string(), ports: Vec::new(), flows: Vec::new() };
-        let nic = host.nics.get(bridge).cloned().unwrap_or_else(|| format!("{bridge}-nic"));
-        let mut nic_port = PortConfig::new(&nic, PortKind::System, VlanMode::Trunk { trunks: vec![] });
+        let mut b = BridgePlan {
+            name: bridge.to_string(),
+            ports: Vec::new(),
+            flows: Vec::new(),
+        };
+        let nic = host
+            .nics
+            .get(bridge)
+            .cloned()
+            .unwrap_or_else(|| format!("{bridge}-nic"));
+        let mut nic_port =
+            PortConfig::new(&nic, PortKind::System, VlanMode::Trunk { trunks: vec![] });
         nic_port.ofport = Some(1);
         let mut patch = PortConfig::new(
             &format!("phy-{bridge}"),
-            PortKind::Patch { peer: format!("int-{bridge}") },
+            PortKind::Patch {
+                peer: format!("int-{bridge}"),
+            },
             VlanMode::Trunk { trunks: vec![] },
         );
         patch.ofport = Some(2);
@@ -371,7 +532,11 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         b.flows = out.take(bridge)?;
         bridges.push(b);
     }
-    Ok(HostPlan { host: host_name.to_string(), bridges, local_vlans: lvids })
+    Ok(HostPlan {
+        host: host_name.to_string(),
+        bridges,
+        local_vlans: lvids,
+    })
 }
 
 fn access(lvids: &BTreeMap<String, u16>, net: &Option<String>) -> VlanMode {
@@ -395,10 +560,17 @@ impl FlowText {
     fn take(&mut self, bridge: &str) -> Result<Vec<Flow>, TopologyError> {
         let mut flows = Vec::new();
         for (_, line) in self.lines.iter().filter(|(b, _)| b == bridge) {
-            let f = parse_flow(line, &NoPortNames)
-                .map_err(|e| err(format!("bridge {bridge}"), "flows", format!("generated flow `{line}` does not parse: {e}")))?;
+            let f = parse_flow(line, &NoPortNames).map_err(|e| {
+                err(
+                    format!("bridge {bridge}"),
+                    "flows",
+                    format!("generated flow `{line}` does not parse: {e}"),
+                )
+            })?;
             // The same match and priority twice: the later install wins (spec §10.3).
-            flows.retain(|x: &Flow| !(x.table == f.table && x.priority == f.priority && x.matches == f.matches));
+            flows.retain(|x: &Flow| {
+                !(x.table == f.table && x.priority == f.priority && x.matches == f.matches)
+            });
             flows.push(f);
         }
         Ok(flows)

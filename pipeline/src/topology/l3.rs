@@ -12,7 +12,8 @@ use super::model::{Cidr, Router, Topology};
 use super::validate::{err, TopologyError};
 use crate::key::Mac;
 use crate::router::{
-    InstanceKind, Interface, Link, NatHook, NatRule, NatTarget, Route, RouterInstance, Rule, TABLE_MAIN,
+    InstanceKind, Interface, Link, NatHook, NatRule, NatTarget, Route, RouterInstance, Rule,
+    TABLE_MAIN,
 };
 use std::net::Ipv4Addr;
 
@@ -21,10 +22,15 @@ pub const FIP_EGRESS_TABLE: u32 = 16;
 /// First priority of the FIP rule pool (32768–72767).
 pub const FIP_RULE_BASE: u32 = 32768;
 /// The rfp/fpr link-local pool (169.254.64.0/18).
-const LINK_POOL: Cidr = Cidr { addr: 0xa9fe_4000, len: 18 };
+const LINK_POOL: Cidr = Cidr {
+    addr: 0xa9fe_4000,
+    len: 18,
+};
 
 fn suffix(r: &Router) -> String {
-    r.device_suffix.clone().unwrap_or_else(|| r.name.to_lowercase())
+    r.device_suffix
+        .clone()
+        .unwrap_or_else(|| r.name.to_lowercase())
 }
 
 /// A stable locally administered MAC for a veth end (the kernel picks a
@@ -45,7 +51,11 @@ fn rfp_addr(t: &Topology, r: &Router, host: &str) -> Ipv4Addr {
         return *a;
     }
     // Lowest free /31 of the pool that no pinned link uses, stable per (router, host) order.
-    let pinned: Vec<u32> = t.routers.iter().flat_map(|x| x.rfp_links.values().map(|a| u32::from(*a))).collect();
+    let pinned: Vec<u32> = t
+        .routers
+        .iter()
+        .flat_map(|x| x.rfp_links.values().map(|a| u32::from(*a)))
+        .collect();
     let mut index = 0u32;
     for x in &t.routers {
         for h in &t.hosts {
@@ -72,20 +82,35 @@ fn rfp_addr(t: &Topology, r: &Router, host: &str) -> Ipv4Addr {
 }
 
 fn cidr_of(t: &Topology, subnet: &str) -> Option<Cidr> {
-    t.subnets.iter().find(|s| s.name == subnet).and_then(|s| Cidr::parse(&s.cidr))
+    t.subnets
+        .iter()
+        .find(|s| s.name == subnet)
+        .and_then(|s| Cidr::parse(&s.cidr))
 }
 
 /// Floating IPs hosted on `host` for router `r`: (fip, fixed, rule priority).
 pub fn fips_on_host(t: &Topology, r: &Router, host: &str) -> Vec<(Ipv4Addr, Ipv4Addr, u32)> {
-    let mut used: Vec<u32> = t.floating_ips.iter().filter_map(|f| f.rule_priority).collect();
+    let mut used: Vec<u32> = t
+        .floating_ips
+        .iter()
+        .filter_map(|f| f.rule_priority)
+        .collect();
     let mut out = Vec::new();
     for f in t.floating_ips.iter().filter(|f| f.router == r.name) {
-        let Some(port) = f.port.as_ref().and_then(|p| t.ports.iter().find(|x| &x.name == p)) else { continue };
+        let Some(port) = f
+            .port
+            .as_ref()
+            .and_then(|p| t.ports.iter().find(|x| &x.name == p))
+        else {
+            continue;
+        };
         if port.host != host {
             continue;
         }
         let prio = f.rule_priority.unwrap_or_else(|| {
-            let p = (FIP_RULE_BASE..).find(|p| !used.contains(p)).unwrap_or(FIP_RULE_BASE);
+            let p = (FIP_RULE_BASE..)
+                .find(|p| !used.contains(p))
+                .unwrap_or(FIP_RULE_BASE);
             used.push(p);
             p
         });
@@ -98,16 +123,33 @@ pub fn fips_on_host(t: &Topology, r: &Router, host: &str) -> Vec<(Ipv4Addr, Ipv4
 pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>, TopologyError> {
     let mut out = Vec::new();
     let routers = routers_on_host(t, host);
-    let fg_of = |net: &str| t.fip_gateways.iter().find(|g| g.host == host && g.network == net);
-    let ext_gw = |net: &str| t.subnets.iter().find(|s| s.network == net).map(|s| (s.gateway_ip, Cidr::parse(&s.cidr)));
+    let fg_of = |net: &str| {
+        t.fip_gateways
+            .iter()
+            .find(|g| g.host == host && g.network == net)
+    };
+    let ext_gw = |net: &str| {
+        t.subnets
+            .iter()
+            .find(|s| s.network == net)
+            .map(|s| (s.gateway_ip, Cidr::parse(&s.cidr)))
+    };
 
     for r in &routers {
         let sfx = suffix(r);
         let mut q = RouterInstance::new(&format!("qrouter-{}", r.name), InstanceKind::Qrouter);
         for ri in &r.interfaces {
-            let sub = t.subnets.iter().find(|s| s.name == ri.subnet).ok_or_else(|| {
-                err(format!("router {}", r.name), "interfaces", format!("unknown subnet `{}`", ri.subnet))
-            })?;
+            let sub = t
+                .subnets
+                .iter()
+                .find(|s| s.name == ri.subnet)
+                .ok_or_else(|| {
+                    err(
+                        format!("router {}", r.name),
+                        "interfaces",
+                        format!("unknown subnet `{}`", ri.subnet),
+                    )
+                })?;
             let c = Cidr::parse(&sub.cidr).unwrap_or(Cidr { addr: 0, len: 0 });
             q.add_interface(Interface {
                 name: ri.device.clone(),
@@ -117,7 +159,11 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
                 proxy_arp: false,
             });
             // Static neighbours: every non-router port on the subnet (all hosts).
-            for p in t.ports.iter().filter(|p| p.network == sub.network && c.contains(u32::from(p.ip))) {
+            for p in t
+                .ports
+                .iter()
+                .filter(|p| p.network == sub.network && c.contains(u32::from(p.ip)))
+            {
                 q.neighbours.insert((ri.device.clone(), p.ip), p.mac);
             }
         }
@@ -125,12 +171,33 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
         if let Some(gw) = &r.gateway {
             // SNAT redirect per subnet (spec §5.3/§5.4).
             for ri in &r.interfaces {
-                let (Some(sg_ip), Some(sg_mac)) = (ri.snat_ip, ri.snat_mac) else { continue };
-                let Some(sub) = t.subnets.iter().find(|s| s.name == ri.subnet) else { continue };
+                let (Some(sg_ip), Some(sg_mac)) = (ri.snat_ip, ri.snat_mac) else {
+                    continue;
+                };
+                let Some(sub) = t.subnets.iter().find(|s| s.name == ri.subnet) else {
+                    continue;
+                };
                 let c = cidr_of(t, &ri.subnet).unwrap_or(Cidr { addr: 0, len: 0 });
                 let idx = u32::from(sub.gateway_ip);
-                q.add_rule(Rule { priority: idx, from: Some(Cidr { addr: idx, len: c.len }), iif: None, to: None, table: idx });
-                q.add_route(idx, Route { dst: Cidr { addr: 0, len: 0 }, via: Some(sg_ip), dev: ri.device.clone(), src: None });
+                q.add_rule(Rule {
+                    priority: idx,
+                    from: Some(Cidr {
+                        addr: idx,
+                        len: c.len,
+                    }),
+                    iif: None,
+                    to: None,
+                    table: idx,
+                });
+                q.add_route(
+                    idx,
+                    Route {
+                        dst: Cidr { addr: 0, len: 0 },
+                        via: Some(sg_ip),
+                        dev: ri.device.clone(),
+                        src: None,
+                    },
+                );
                 q.neighbours.insert((ri.device.clone(), sg_ip), sg_mac);
             }
             // rfp link to the fip instance, if this host has one for the gateway network.
@@ -142,14 +209,21 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
                     name: rfp_dev.clone(),
                     mac: veth_mac(&rfp_dev, host),
                     addrs: vec![(rfp, 31)],
-                    link: Link::Veth { instance: format!("fip-{}", gw.network), iface: fpr_dev.clone() },
+                    link: Link::Veth {
+                        instance: format!("fip-{}", gw.network),
+                        iface: fpr_dev.clone(),
+                    },
                     proxy_arp: false,
                 });
-                q.neighbours.insert((rfp_dev.clone(), fpr), veth_mac(&fpr_dev, host));
+                q.neighbours
+                    .insert((rfp_dev.clone(), fpr), veth_mac(&fpr_dev, host));
                 for &(fip, fixed, prio) in &fips {
                     q.add_rule(Rule {
                         priority: prio,
-                        from: Some(Cidr { addr: u32::from(fixed), len: 32 }),
+                        from: Some(Cidr {
+                            addr: u32::from(fixed),
+                            len: 32,
+                        }),
                         iif: None,
                         to: None,
                         table: FIP_EGRESS_TABLE,
@@ -170,7 +244,15 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
                     });
                 }
                 if !fips.is_empty() {
-                    q.add_route(FIP_EGRESS_TABLE, Route { dst: Cidr { addr: 0, len: 0 }, via: Some(fpr), dev: rfp_dev.clone(), src: None });
+                    q.add_route(
+                        FIP_EGRESS_TABLE,
+                        Route {
+                            dst: Cidr { addr: 0, len: 0 },
+                            via: Some(fpr),
+                            dev: rfp_dev.clone(),
+                            src: None,
+                        },
+                    );
                     q.nat.push(NatRule {
                         hook: NatHook::Postrouting,
                         src: None,
@@ -207,14 +289,35 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
             }
         }
         for route in &r.routes {
-            let Some(dst) = Cidr::parse(&route.destination) else { continue };
+            let Some(dst) = Cidr::parse(&route.destination) else {
+                continue;
+            };
             let dev = q
                 .interfaces
                 .iter()
-                .find(|i| i.addrs.iter().any(|(a, l)| Cidr { addr: u32::from(*a), len: *l }.contains(u32::from(route.nexthop))))
+                .find(|i| {
+                    i.addrs.iter().any(|(a, l)| {
+                        Cidr {
+                            addr: u32::from(*a),
+                            len: *l,
+                        }
+                        .contains(u32::from(route.nexthop))
+                    })
+                })
                 .map(|i| i.name.clone());
             if let Some(dev) = dev {
-                q.add_route(TABLE_MAIN, Route { dst: Cidr { addr: dst.network(), len: dst.len }, via: Some(route.nexthop), dev, src: None });
+                q.add_route(
+                    TABLE_MAIN,
+                    Route {
+                        dst: Cidr {
+                            addr: dst.network(),
+                            len: dst.len,
+                        },
+                        via: Some(route.nexthop),
+                        dev,
+                        src: None,
+                    },
+                );
             }
         }
         out.push(q);
@@ -231,7 +334,13 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
     }
     for net in nets {
         let Some(fg) = fg_of(net) else { continue };
-        let (gw_ip, ext_cidr) = ext_gw(net).ok_or_else(|| err(format!("network {net}"), "subnet", "external network has no subnet"))?;
+        let (gw_ip, ext_cidr) = ext_gw(net).ok_or_else(|| {
+            err(
+                format!("network {net}"),
+                "subnet",
+                "external network has no subnet",
+            )
+        })?;
         let ext_cidr = ext_cidr.unwrap_or(Cidr { addr: 0, len: 0 });
         let mut f = RouterInstance::new(&format!("fip-{net}"), InstanceKind::Fip);
         f.add_interface(Interface {
@@ -242,9 +351,23 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
             proxy_arp: true,
         });
         if !ext_cidr.contains(u32::from(gw_ip)) {
-            f.add_route(TABLE_MAIN, Route { dst: Cidr { addr: u32::from(gw_ip), len: 32 }, via: None, dev: fg.device.clone(), src: None });
+            f.add_route(
+                TABLE_MAIN,
+                Route {
+                    dst: Cidr {
+                        addr: u32::from(gw_ip),
+                        len: 32,
+                    },
+                    via: None,
+                    dev: fg.device.clone(),
+                    src: None,
+                },
+            );
         }
-        for r in routers.iter().filter(|r| r.gateway.as_ref().is_some_and(|g| g.network == net)) {
+        for r in routers
+            .iter()
+            .filter(|r| r.gateway.as_ref().is_some_and(|g| g.network == net))
+        {
             let sfx = suffix(r);
             let rfp = rfp_addr(t, r, host);
             let fpr = Ipv4Addr::from(u32::from(rfp) + 1);
@@ -253,35 +376,107 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
                 name: fpr_dev.clone(),
                 mac: veth_mac(&fpr_dev, host),
                 addrs: vec![(fpr, 31)],
-                link: Link::Veth { instance: format!("qrouter-{}", r.name), iface: rfp_dev.clone() },
+                link: Link::Veth {
+                    instance: format!("qrouter-{}", r.name),
+                    iface: rfp_dev.clone(),
+                },
                 proxy_arp: false,
             });
-            f.neighbours.insert((fpr_dev.clone(), rfp), veth_mac(&rfp_dev, host));
+            f.neighbours
+                .insert((fpr_dev.clone(), rfp), veth_mac(&rfp_dev, host));
             let tbl = u32::from(fpr);
-            f.add_rule(Rule { priority: tbl, from: None, iif: Some(fpr_dev.clone()), to: None, table: tbl });
-            f.add_route(tbl, Route { dst: Cidr { addr: 0, len: 0 }, via: Some(gw_ip), dev: fg.device.clone(), src: None });
+            f.add_rule(Rule {
+                priority: tbl,
+                from: None,
+                iif: Some(fpr_dev.clone()),
+                to: None,
+                table: tbl,
+            });
+            f.add_route(
+                tbl,
+                Route {
+                    dst: Cidr { addr: 0, len: 0 },
+                    via: Some(gw_ip),
+                    dev: fg.device.clone(),
+                    src: None,
+                },
+            );
             for (fip, _, _) in fips_on_host(t, r, host) {
-                f.add_route(TABLE_MAIN, Route { dst: Cidr { addr: u32::from(fip), len: 32 }, via: Some(rfp), dev: fpr_dev.clone(), src: None });
+                f.add_route(
+                    TABLE_MAIN,
+                    Route {
+                        dst: Cidr {
+                            addr: u32::from(fip),
+                            len: 32,
+                        },
+                        via: Some(rfp),
+                        dev: fpr_dev.clone(),
+                        src: None,
+                    },
+                );
             }
         }
         out.push(f);
     }
 
     // snat instances on the SNAT host.
-    for r in routers.iter().filter(|r| r.snat_host.as_deref() == Some(host)) {
+    for r in routers
+        .iter()
+        .filter(|r| r.snat_host.as_deref() == Some(host))
+    {
         let Some(gw) = &r.gateway else { continue };
-        let (gw_ip, ext_cidr) = ext_gw(&gw.network).ok_or_else(|| err(format!("network {}", gw.network), "subnet", "external network has no subnet"))?;
+        let (gw_ip, ext_cidr) = ext_gw(&gw.network).ok_or_else(|| {
+            err(
+                format!("network {}", gw.network),
+                "subnet",
+                "external network has no subnet",
+            )
+        })?;
         let ext_cidr = ext_cidr.unwrap_or(Cidr { addr: 0, len: 0 });
         let mut s = RouterInstance::new(&format!("snat-{}", r.name), InstanceKind::Snat);
         for ri in &r.interfaces {
-            let (Some(dev), Some(ip), Some(mac)) = (&ri.snat_device, ri.snat_ip, ri.snat_mac) else { continue };
+            let (Some(dev), Some(ip), Some(mac)) = (&ri.snat_device, ri.snat_ip, ri.snat_mac)
+            else {
+                continue;
+            };
             let c = cidr_of(t, &ri.subnet).unwrap_or(Cidr { addr: 0, len: 0 });
-            s.add_interface(Interface { name: dev.clone(), mac, addrs: vec![(ip, c.len)], link: Link::Bridge, proxy_arp: false });
+            s.add_interface(Interface {
+                name: dev.clone(),
+                mac,
+                addrs: vec![(ip, c.len)],
+                link: Link::Bridge,
+                proxy_arp: false,
+            });
         }
-        s.add_interface(Interface { name: gw.device.clone(), mac: gw.mac, addrs: vec![(gw.ip, ext_cidr.len)], link: Link::Bridge, proxy_arp: false });
-        s.add_route(TABLE_MAIN, Route { dst: Cidr { addr: 0, len: 0 }, via: Some(gw_ip), dev: gw.device.clone(), src: None });
+        s.add_interface(Interface {
+            name: gw.device.clone(),
+            mac: gw.mac,
+            addrs: vec![(gw.ip, ext_cidr.len)],
+            link: Link::Bridge,
+            proxy_arp: false,
+        });
+        s.add_route(
+            TABLE_MAIN,
+            Route {
+                dst: Cidr { addr: 0, len: 0 },
+                via: Some(gw_ip),
+                dev: gw.device.clone(),
+                src: None,
+            },
+        );
         if !ext_cidr.contains(u32::from(gw_ip)) {
-            s.add_route(TABLE_MAIN, Route { dst: Cidr { addr: u32::from(gw_ip), len: 32 }, via: None, dev: gw.device.clone(), src: None });
+            s.add_route(
+                TABLE_MAIN,
+                Route {
+                    dst: Cidr {
+                        addr: u32::from(gw_ip),
+                        len: 32,
+                    },
+                    via: None,
+                    dev: gw.device.clone(),
+                    src: None,
+                },
+            );
         }
         let qg = gw.device.clone();
         s.mark_external.push(qg.clone());
@@ -311,7 +506,14 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
             )
         });
         if gw.enable_snat {
-            s.nat.push(rule(NatTarget::Snat(gw.ip), Some(qg.clone()), format!("-A neutron-l3-agent-snat -o {qg} -j SNAT --to-source {}", gw.ip)));
+            s.nat.push(rule(
+                NatTarget::Snat(gw.ip),
+                Some(qg.clone()),
+                format!(
+                    "-A neutron-l3-agent-snat -o {qg} -j SNAT --to-source {}",
+                    gw.ip
+                ),
+            ));
         }
         s.nat.push(NatRule {
             only_dnat: true,
@@ -323,14 +525,35 @@ pub fn compile_instances(t: &Topology, host: &str) -> Result<Vec<RouterInstance>
             )
         });
         for route in &r.routes {
-            let Some(dst) = Cidr::parse(&route.destination) else { continue };
+            let Some(dst) = Cidr::parse(&route.destination) else {
+                continue;
+            };
             let dev = s
                 .interfaces
                 .iter()
-                .find(|i| i.addrs.iter().any(|(a, l)| Cidr { addr: u32::from(*a), len: *l }.contains(u32::from(route.nexthop))))
+                .find(|i| {
+                    i.addrs.iter().any(|(a, l)| {
+                        Cidr {
+                            addr: u32::from(*a),
+                            len: *l,
+                        }
+                        .contains(u32::from(route.nexthop))
+                    })
+                })
                 .map(|i| i.name.clone());
             if let Some(dev) = dev {
-                s.add_route(TABLE_MAIN, Route { dst: Cidr { addr: dst.network(), len: dst.len }, via: Some(route.nexthop), dev, src: None });
+                s.add_route(
+                    TABLE_MAIN,
+                    Route {
+                        dst: Cidr {
+                            addr: dst.network(),
+                            len: dst.len,
+                        },
+                        via: Some(route.nexthop),
+                        dev,
+                        src: None,
+                    },
+                );
             }
         }
         out.push(s);

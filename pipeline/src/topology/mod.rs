@@ -19,7 +19,10 @@ pub use validate::{validate, TopologyError};
 pub fn load_toml(text: &str) -> Result<Topology, TopologyError> {
     let t: Topology = toml::from_str(text).map_err(|e| TopologyError {
         item: "topology file".into(),
-        field: e.span().map(|s| format!("bytes {}..{}", s.start, s.end)).unwrap_or_default(),
+        field: e
+            .span()
+            .map(|s| format!("bytes {}..{}", s.start, s.end))
+            .unwrap_or_default(),
         message: e.message().to_string(),
     })?;
     validate(&t)?;
@@ -28,11 +31,19 @@ pub fn load_toml(text: &str) -> Result<Topology, TopologyError> {
 
 /// Builds one host's switch configuration: its bridges, ports and flows
 /// (the OVS agent's part) and its router instances (the L3 agent's part).
-pub fn build_host(t: &Topology, host: &str, n_workers: usize) -> Result<crate::switch::SwitchConfig, TopologyError> {
+pub fn build_host(
+    t: &Topology,
+    host: &str,
+    n_workers: usize,
+) -> Result<crate::switch::SwitchConfig, TopologyError> {
     let plan = compile_host(t, host)?;
     let routers = l3::compile_instances(t, host)?;
     let mut cfg = crate::switch::SwitchConfig::new(n_workers);
-    let fail = |e: crate::switch::ConfigError| TopologyError { item: format!("host {host}"), field: "bridges".into(), message: e.to_string() };
+    let fail = |e: crate::switch::ConfigError| TopologyError {
+        item: format!("host {host}"),
+        field: "bridges".into(),
+        message: e.to_string(),
+    };
     for b in &plan.bridges {
         cfg.add_bridge(&b.name).map_err(fail)?;
     }

@@ -243,7 +243,10 @@ impl Cidr {
             None => (s, 32),
         };
         let addr: Ipv4Addr = a.parse().ok()?;
-        (l <= 32).then(|| Cidr { addr: u32::from(addr), len: l })
+        (l <= 32).then(|| Cidr {
+            addr: u32::from(addr),
+            len: l,
+        })
     }
 
     pub fn mask(self) -> u32 {
@@ -271,12 +274,18 @@ impl Cidr {
 impl Host {
     /// (physnet, bridge) pairs in configuration order.
     pub fn mappings(&self) -> Vec<(&str, &str)> {
-        self.bridge_mappings.iter().filter_map(|m| m.split_once(':')).collect()
+        self.bridge_mappings
+            .iter()
+            .filter_map(|m| m.split_once(':'))
+            .collect()
     }
 
     /// The bridge a physnet maps to on this host.
     pub fn bridge_for(&self, physnet: &str) -> Option<&str> {
-        self.mappings().into_iter().find(|(p, _)| *p == physnet).map(|(_, b)| b)
+        self.mappings()
+            .into_iter()
+            .find(|(p, _)| *p == physnet)
+            .map(|(_, b)| b)
     }
 }
 

@@ -59,7 +59,11 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<String, String> {
     match &cli.command {
-        Command::Trace { scenario, bridge, packet } => {
+        Command::Trace {
+            scenario,
+            bridge,
+            packet,
+        } => {
             let off = offline::open(scenario)?;
             let traces = off.trace(bridge.as_deref(), packet.as_deref())?;
             if cli.json {
@@ -67,7 +71,9 @@ fn run(cli: &Cli) -> Result<String, String> {
                     .iter()
                     .map(|(label, t)| serde_json::json!({ "label": label, "trace": t }))
                     .collect();
-                return serde_json::to_string_pretty(&v).map(|s| s + "\n").map_err(|e| e.to_string());
+                return serde_json::to_string_pretty(&v)
+                    .map(|s| s + "\n")
+                    .map_err(|e| e.to_string());
             }
             let mut out = String::new();
             for (label, t) in traces {
@@ -80,7 +86,9 @@ fn run(cli: &Cli) -> Result<String, String> {
             let text = off.dump_flows(bridge)?;
             if cli.json {
                 let lines: Vec<&str> = text.lines().collect();
-                return serde_json::to_string_pretty(&lines).map(|s| s + "\n").map_err(|e| e.to_string());
+                return serde_json::to_string_pretty(&lines)
+                    .map(|s| s + "\n")
+                    .map_err(|e| e.to_string());
             }
             Ok(text)
         }
