@@ -40,6 +40,29 @@ pub struct CacheEntry {
     mac_generation: Option<u64>,
     last_refresh_ns: u64,
     pub hits: u64,
+    /// Packets/bytes hit since the rule counters were last credited
+    /// (credited once per burst, and before the entry goes away).
+    pending_packets: u64,
+    pending_bytes: u64,
+    last_hit_ns: u64,
+}
+
+impl CacheEntry {
+    /// Adds the pending packets to the counters of every rule of the walk.
+    fn credit(&mut self, worker: usize) {
+        if self.pending_packets != 0 {
+            for r in self.rules.iter() {
+                r.add(
+                    worker,
+                    self.pending_packets,
+                    self.pending_bytes,
+                    self.last_hit_ns,
+                );
+            }
+            self.pending_packets = 0;
+            self.pending_bytes = 0;
+        }
+    }
 }
 
 struct Slot {
@@ -68,7 +91,11 @@ pub struct CacheCounters {
 }
 
 pub struct FlowCache {
+    /// The worker owning this cache (its slot in rule counters).
+    worker: usize,
     generation: u64,
+    /// Slots with pending counter updates (each listed once).
+    dirty: Vec<u32>,
     masks: Vec<MaskTable>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
@@ -78,9 +105,11 @@ pub struct FlowCache {
 }
 
 impl FlowCache {
-    pub fn new(capacity: usize) -> FlowCache {
+    pub fn new(worker: usize, capacity: usize) -> FlowCache {
         let capacity = capacity.max(1);
         FlowCache {
+            worker,
+            dirty: Vec::new(),
             generation: 0,
             masks: Vec::new(),
             slots: Vec::with_capacity(capacity),
@@ -104,6 +133,7 @@ impl FlowCache {
     }
 
     pub fn flush(&mut self) {
+        self.credit_rules();
         self.masks.clear();
         self.slots.clear();
         self.free.clear();
@@ -216,6 +246,9 @@ impl FlowCache {
             mac_generation: x.uses_mac_table.then_some(mac_generation),
             last_refresh_ns: now_ns,
             hits: 0,
+            pending_packets: 0,
+            pending_bytes: 0,
+            last_hit_ns: now_ns,
         };
         let slot = Slot {
             masked,
@@ -244,10 +277,39 @@ impl FlowCache {
         s
     }
 
+    /// Counts one packet of `bytes` for the entry in `slot`; the flows'
+    /// counters see it at the next `credit_rules`.
+    #[inline(always)]
+    pub fn account(&mut self, slot: u32, bytes: u64, now_ns: u64) {
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            let e = &mut s.entry;
+            if e.pending_packets == 0 {
+                self.dirty.push(slot);
+            }
+            e.pending_packets += 1;
+            e.pending_bytes += bytes;
+            e.last_hit_ns = now_ns;
+            e.hits += 1;
+        }
+    }
+
+    /// Credits every pending packet to the counters of the flows that
+    /// matched it (the datapath calls this at the end of each burst).
+    pub fn credit_rules(&mut self) {
+        let worker = self.worker;
+        for s in self.dirty.drain(..) {
+            if let Some(Some(slot)) = self.slots.get_mut(s as usize) {
+                slot.entry.credit(worker);
+            }
+        }
+    }
+
     fn remove(&mut self, s: u32) {
-        let Some(slot) = self.slots.get_mut(s as usize).and_then(|o| o.take()) else {
+        let worker = self.worker;
+        let Some(mut slot) = self.slots.get_mut(s as usize).and_then(|o| o.take()) else {
             return;
         };
+        slot.entry.credit(worker);
         if let Some(mt) = self.masks.get_mut(slot.mask as usize) {
             if let Ok(e) = mt.slots.find_entry(slot.hash, |&o| o == s) {
                 e.remove();

@@ -52,17 +52,57 @@ pub struct Classifier<T> {
     n_rules: usize,
 }
 
-/// Mixes the words of `key` selected by `words` under `mask`.
+/// Mixes the words of `key` selected by `words` under `mask`: a serial
+/// multiply-xorshift chain, cheapest for the one or two words a table's
+/// subtable masks usually have.
 #[inline(always)]
-pub(crate) fn hash_masked(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u64 {
+fn hash_subtable(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u64 {
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
     for &i in words {
         let i = i as usize;
-        let v = key.w[i] & mask.w[i];
-        h = (h ^ v).wrapping_mul(0x5851_f42d_4c95_7f2d);
-        h ^= h >> 29;
+        if let (Some(k), Some(m)) = (key.w.get(i), mask.w.get(i)) {
+            h = (h ^ (k & m)).wrapping_mul(0x5851_f42d_4c95_7f2d);
+            h ^= h >> 29;
+        }
     }
     h
+}
+
+/// Mixes the words of `key` selected by `words` under `mask`, for the flow
+/// cache's megaflow masks (several words each).
+///
+/// Each word is multiplied by its own odd constant (independent multiplies
+/// pipeline, unlike a serial chain) and the sum goes through a one-multiply
+/// xor-shift finaliser so that the top bits hashbrown uses for its control bytes are
+/// well mixed.
+#[inline(always)]
+pub(crate) fn hash_masked(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u64 {
+    const K: [u64; crate::key::KEY_WORDS] = [
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+        0x1656_67b1_9e37_79f9,
+        0x85eb_ca77_c2b2_ae63,
+        0x27d4_eb2f_1656_67c5,
+        0xff51_afd7_ed55_8ccd,
+        0xc4ce_b9fe_1a85_ec53,
+        0x8766_2f0d_ae1d_7d6b,
+        0x5851_f42d_4c95_7f2d,
+        0x1405_7b7e_f767_814f,
+        0xd6e8_feb8_6659_fd93,
+        0xa076_1d64_78bd_642f,
+        0xe703_7ed1_a0b4_28db,
+        0x8ebc_6af0_9c88_c6e3,
+    ];
+    let mut h: u64 = words.len() as u64;
+    for &i in words {
+        let i = i as usize;
+        if let (Some(k), Some(m), Some(c)) = (key.w.get(i), mask.w.get(i), K.get(i)) {
+            h = h.wrapping_add(((k & m) ^ c).wrapping_mul(c | 1).rotate_left(31));
+        }
+    }
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 29)
 }
 
 impl<T> Default for Classifier<T> {
@@ -101,7 +141,7 @@ impl<T: Clone> Classifier<T> {
             let st = &mut subtables[st_idx];
             st.max_priority = st.max_priority.max(rule.priority);
             let masked = rule.matches.value.masked(&mask);
-            let hash = hash_masked(&masked, &mask, &st.words);
+            let hash = hash_subtable(&masked, &mask, &st.words);
             let item = (rule.priority, seq as u32, rule.value);
             match st.entries.find_mut(hash, |e| e.masked == masked) {
                 Some(e) => {
@@ -159,7 +199,7 @@ impl<T: Clone> Classifier<T> {
                 let i = i as usize;
                 wc.w[i] |= st.mask.w[i];
             }
-            let hash = hash_masked(key, &st.mask, &st.words);
+            let hash = hash_subtable(key, &st.mask, &st.words);
             let found = st.entries.find(hash, |e| {
                 st.words.iter().all(|&i| {
                     let i = i as usize;

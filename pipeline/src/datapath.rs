@@ -56,7 +56,7 @@ impl Datapath {
     pub fn new(worker: usize, cache_capacity: usize) -> Datapath {
         Datapath {
             worker,
-            cache: FlowCache::new(cache_capacity),
+            cache: FlowCache::new(worker, cache_capacity),
             counters: DatapathCounters::default(),
             use_cache: true,
         }
@@ -128,17 +128,15 @@ impl Datapath {
                 }
             };
             self.cache.refresh_macs(slot, sw, now_ns);
+            self.cache.account(slot, bytes, now_ns);
             let Some(entry) = self.cache.entry(slot) else {
                 self.counters.drops.count(DropReason::FlowDrop);
                 pool.put(pkt);
                 continue;
             };
-            entry.hits += 1;
-            for r in entry.rules.iter() {
-                r.hit(self.worker, bytes, now_ns);
-            }
             run_program(&entry.program, pkt, &mut self.counters, pool, sink);
         }
+        self.cache.credit_rules();
     }
 }
 

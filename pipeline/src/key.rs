@@ -141,6 +141,7 @@ impl Field {
     ];
 
     /// (word index, bit shift, width in bits).
+    #[inline(always)]
     pub const fn position(self) -> (usize, u32, u32) {
         match self {
             Field::InPort => (0, 0, 32),
@@ -170,11 +171,13 @@ impl Field {
     }
 
     /// Width in bits.
+    #[inline(always)]
     pub const fn width(self) -> u32 {
         self.position().2
     }
 
     /// All-ones value of this field's width.
+    #[inline(always)]
     pub const fn full_mask(self) -> u64 {
         let w = self.width();
         if w == 64 {
@@ -222,10 +225,34 @@ impl Field {
 }
 
 /// A packet's flow key, or (used as a mask) which bits of a key matter.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 #[repr(align(32))]
 pub struct FlowKey {
     pub w: [u64; KEY_WORDS],
+}
+
+/// Word-wise comparison (branch-free; the derived form calls `memcmp`).
+impl PartialEq for FlowKey {
+    #[inline(always)]
+    fn eq(&self, other: &FlowKey) -> bool {
+        let mut diff = 0u64;
+        for i in 0..KEY_WORDS {
+            diff |= self.w[i] ^ other.w[i];
+        }
+        diff == 0
+    }
+}
+
+/// Hashes the packet words only: pipeline words (registers, metadata) are
+/// zero whenever a key is used as a table key, and equal keys still hash
+/// equally.
+impl std::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for w in &self.w[..PACKET_WORDS] {
+            h.write_u64(*w);
+        }
+    }
 }
 
 impl FlowKey {

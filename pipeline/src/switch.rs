@@ -179,6 +179,20 @@ impl RuleStats {
         }
     }
 
+    /// Adds `packets` for `worker` (a burst's worth, from the flow cache).
+    #[inline]
+    pub fn add(&self, worker: usize, packets: u64, bytes: u64, now_ns: u64) {
+        if let Some(s) = self.slots.get(worker) {
+            s.packets.store(
+                s.packets.load(Ordering::Relaxed) + packets,
+                Ordering::Relaxed,
+            );
+            s.bytes
+                .store(s.bytes.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
+            s.last_used_ns.store(now_ns, Ordering::Relaxed);
+        }
+    }
+
     /// (packets, bytes, last use) summed over workers.
     pub fn read(&self) -> (u64, u64, u64) {
         self.slots.iter().fold((0, 0, 0), |(p, b, t), s| {

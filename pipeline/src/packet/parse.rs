@@ -25,29 +25,73 @@ pub struct Parsed {
 
 /// Parses the frame held in `pkt` (its `in_port` included), records the
 /// layout in the buffer and returns the key.
-#[inline]
+#[inline(always)]
 pub fn parse_into(pkt: &mut PacketBuf) -> Result<FlowKey, DropReason> {
     let p = parse(pkt.data(), pkt.in_port)?;
     pkt.layout = p.layout;
     Ok(p.key)
 }
 
+/// The key words being filled, kept in registers (field positions as in
+/// `key::Field::position`; a unit test checks the two agree).
+#[derive(Default)]
+struct Words {
+    /// in_port | dl_type << 32 | vlan_tci << 48
+    w0: u64,
+    /// dl_dst | nw_proto << 48 | nw_tos << 56
+    w1: u64,
+    /// dl_src | nw_ttl << 48 | nw_frag << 56
+    w2: u64,
+    /// nw_src | nw_dst << 32
+    w3: u64,
+    /// tp_src | tp_dst << 16 | tcp_flags << 32
+    w4: u64,
+    /// arp_sha
+    w5: u64,
+    /// arp_tha | icmp_id << 48
+    w6: u64,
+    w7: u64,
+    w8: u64,
+}
+
+impl Words {
+    #[inline(always)]
+    fn into_key(self) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.w[0] = self.w0;
+        k.w[1] = self.w1;
+        k.w[2] = self.w2;
+        k.w[3] = self.w3;
+        k.w[4] = self.w4;
+        k.w[5] = self.w5;
+        k.w[6] = self.w6;
+        k.w[7] = self.w7;
+        k.w[8] = self.w8;
+        k
+    }
+}
+
+#[inline(always)]
+fn mac_word(m: crate::key::Mac) -> u64 {
+    m.to_u64()
+}
+
 /// Parses a frame that arrived on `in_port`.
-#[inline]
+#[inline(always)]
 pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
-    let mut key = FlowKey::ZERO;
+    let mut w = Words::default();
     let mut layout = Layout::default();
-    key.set(Field::InPort, in_port as u64);
 
     let eth = Ethernet::new(frame).ok_or(DropReason::EthTruncated)?;
-    key.set(Field::DlDst, eth.dst().to_u64());
-    key.set(Field::DlSrc, eth.src().to_u64());
+    w.w1 = mac_word(eth.dst());
+    w.w2 = mac_word(eth.src());
     let mut ofs = Ethernet::LEN;
     let mut dl_type = eth.ethertype();
+    let mut tci = 0u16;
     if dl_type == ethertype::VLAN {
         let tag = VlanTag::new(frame.get(Ethernet::LEN..).unwrap_or(&[]))
             .ok_or(DropReason::VlanTruncated)?;
-        key.set(Field::VlanTci, (tag.tci() | VLAN_CFI) as u64);
+        tci = tag.tci() | VLAN_CFI;
         dl_type = tag.inner_ethertype();
         ofs = Ethernet::LEN + VlanTag::LEN;
         layout.vlan = true;
@@ -55,12 +99,12 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
     if dl_type < 0x0600 {
         dl_type = DL_TYPE_NONE;
     }
-    key.set(Field::DlType, dl_type as u64);
+    w.w0 = in_port as u64 | (dl_type as u64) << 32 | (tci as u64) << 48;
     let l3 = frame.get(ofs..).unwrap_or(&[]);
     layout.l3_ofs = ofs as u16;
 
     match dl_type {
-        ethertype::IPV4 => parse_ipv4(l3, ofs, &mut key, &mut layout)?,
+        ethertype::IPV4 => parse_ipv4(l3, ofs, &mut w, &mut layout)?,
         ethertype::ARP => {
             let arp = Arp::new(l3).ok_or(DropReason::ArpMalformed)?;
             if !arp.is_ethernet_ipv4() {
@@ -69,61 +113,85 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
             layout.l3 = L3::Arp;
             let op = arp.op();
             if op <= 0xff {
-                key.set(Field::NwProto, op as u64);
+                w.w1 |= (op as u64) << 48;
             }
-            key.set(Field::NwSrc, arp.spa() as u64);
-            key.set(Field::NwDst, arp.tpa() as u64);
-            key.set(Field::ArpSha, arp.sha().to_u64());
-            key.set(Field::ArpTha, arp.tha().to_u64());
+            w.w3 = arp.spa() as u64 | (arp.tpa() as u64) << 32;
+            w.w5 = mac_word(arp.sha());
+            w.w6 = mac_word(arp.tha());
         }
-        ethertype::IPV6 => parse_ipv6(l3, ofs, &mut key, &mut layout)?,
+        ethertype::IPV6 => {
+            let mut key = w.into_key();
+            parse_ipv6(l3, ofs, &mut key, &mut layout)?;
+            return Ok(Parsed { key, layout });
+        }
         _ => {}
     }
-    Ok(Parsed { key, layout })
+    Ok(Parsed {
+        key: w.into_key(),
+        layout,
+    })
 }
 
 #[inline(always)]
-fn parse_ipv4(
-    l3: &[u8],
-    ofs: usize,
-    key: &mut FlowKey,
-    layout: &mut Layout,
-) -> Result<(), DropReason> {
+fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words, layout: &mut Layout) -> Result<(), DropReason> {
     let ip = Ipv4::new(l3).ok_or(DropReason::Ipv4Malformed)?;
     let hlen = ip.header_len();
+    let total = ip.total_len();
     if ip.version() != 4
         || hlen < Ipv4::MIN_LEN
         || hlen > l3.len()
-        || ip.total_len() < hlen
-        || ip.total_len() > l3.len()
+        || total < hlen
+        || total > l3.len()
     {
         return Err(DropReason::Ipv4Malformed);
     }
     layout.l3 = L3::Ipv4;
     let proto = ip.protocol();
-    key.set(Field::NwSrc, ip.src() as u64);
-    key.set(Field::NwDst, ip.dst() as u64);
-    key.set(Field::NwProto, proto as u64);
-    key.set(Field::NwTos, (ip.tos() & 0xfc) as u64);
-    key.set(Field::NwTtl, ip.ttl() as u64);
     let later = ip.fragment_offset() != 0;
-    if later || ip.more_fragments() {
-        key.set(
-            Field::NwFrag,
-            (FRAG_ANY | if later { FRAG_LATER } else { 0 }) as u64,
-        );
-    }
+    let frag = if later {
+        FRAG_ANY | FRAG_LATER
+    } else if ip.more_fragments() {
+        FRAG_ANY
+    } else {
+        0
+    };
+    w.w1 |= (proto as u64) << 48 | ((ip.tos() & 0xfc) as u64) << 56;
+    w.w2 |= (ip.ttl() as u64) << 48 | (frag as u64) << 56;
+    w.w3 = ip.src() as u64 | (ip.dst() as u64) << 32;
     if later {
         return Ok(());
     }
     // The transport header lies within the IP datagram (not its padding).
-    let l4 = l3.get(hlen..ip.total_len()).unwrap_or(&[]);
+    let l4 = l3.get(hlen..total).unwrap_or(&[]);
     layout.l4_ofs = (ofs + hlen) as u16;
-    parse_l4(proto, l4, key, layout)
+    match proto {
+        ipproto::TCP => {
+            let tcp = Tcp::new(l4).ok_or(DropReason::L4Truncated)?;
+            let (s, d) = tcp.ports();
+            w.w4 = s as u64 | (d as u64) << 16 | (tcp.flags() as u64) << 32;
+            layout.l4 = L4::Tcp;
+        }
+        ipproto::UDP => {
+            let udp = Udp::new(l4).ok_or(DropReason::L4Truncated)?;
+            let (s, d) = udp.ports();
+            w.w4 = s as u64 | (d as u64) << 16;
+            layout.l4 = L4::Udp;
+        }
+        ipproto::ICMP => {
+            let icmp = Icmp::new(l4).ok_or(DropReason::L4Truncated)?;
+            w.w4 = icmp.icmp_type() as u64 | (icmp.code() as u64) << 16;
+            if icmp_is_echo(icmp.icmp_type()) {
+                w.w6 |= (icmp.identifier() as u64) << 48;
+            }
+            layout.l4 = L4::Icmp;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
-#[inline(always)]
-fn parse_l4(
+/// TCP/UDP ports into the key (IPv6 path).
+fn parse_ports(
     proto: u8,
     l4: &[u8],
     key: &mut FlowKey,
@@ -144,15 +212,6 @@ fn parse_l4(
             key.set(Field::TpSrc, s as u64);
             key.set(Field::TpDst, d as u64);
             layout.l4 = L4::Udp;
-        }
-        ipproto::ICMP => {
-            let icmp = Icmp::new(l4).ok_or(DropReason::L4Truncated)?;
-            key.set(Field::TpSrc, icmp.icmp_type() as u64);
-            key.set(Field::TpDst, icmp.code() as u64);
-            if icmp_is_echo(icmp.icmp_type()) {
-                key.set(Field::IcmpId, icmp.identifier() as u64);
-            }
-            layout.l4 = L4::Icmp;
         }
         _ => {}
     }
@@ -195,8 +254,35 @@ fn parse_ipv6(
                 key.set(Field::NdTargetLo, v as u64);
             }
         }
-        ipproto::TCP | ipproto::UDP => parse_l4(nh, l4, key, layout)?,
+        ipproto::TCP | ipproto::UDP => parse_ports(nh, l4, key, layout)?,
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_layout_agrees_with_field_positions() {
+        let pos = |f: Field| f.position();
+        assert_eq!(pos(Field::InPort), (0, 0, 32));
+        assert_eq!(pos(Field::DlType), (0, 32, 16));
+        assert_eq!(pos(Field::VlanTci), (0, 48, 16));
+        assert_eq!(pos(Field::DlDst), (1, 0, 48));
+        assert_eq!(pos(Field::NwProto), (1, 48, 8));
+        assert_eq!(pos(Field::NwTos), (1, 56, 8));
+        assert_eq!(pos(Field::DlSrc), (2, 0, 48));
+        assert_eq!(pos(Field::NwTtl), (2, 48, 8));
+        assert_eq!(pos(Field::NwFrag), (2, 56, 8));
+        assert_eq!(pos(Field::NwSrc), (3, 0, 32));
+        assert_eq!(pos(Field::NwDst), (3, 32, 32));
+        assert_eq!(pos(Field::TpSrc), (4, 0, 16));
+        assert_eq!(pos(Field::TpDst), (4, 16, 16));
+        assert_eq!(pos(Field::TcpFlags), (4, 32, 16));
+        assert_eq!(pos(Field::ArpSha), (5, 0, 48));
+        assert_eq!(pos(Field::ArpTha), (6, 0, 48));
+        assert_eq!(pos(Field::IcmpId), (6, 48, 16));
+    }
 }
