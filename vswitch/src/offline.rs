@@ -5,7 +5,7 @@ use pipeline::flow::text::format_flow;
 use pipeline::flow::FlowStats;
 use pipeline::scenario::{load_dir, Scenario};
 use pipeline::switch::{PortKind, Switch, VlanMode};
-use pipeline::trace::{trace_text, Trace};
+use pipeline::trace::{trace_frame, trace_text, Trace};
 use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +47,13 @@ impl Offline {
                 })
                 .collect(),
         }
+    }
+
+    /// Traces a raw frame (hex bytes, spaces and colons allowed) arriving
+    /// on the named port.
+    pub fn trace_hex(&self, in_port: &str, hex: &str) -> Result<Trace, String> {
+        let frame = parse_hex(hex)?;
+        trace_frame(&self.switch, in_port, &frame, 0).map_err(|e| e.to_string())
     }
 
     /// `ovs-ofctl dump-flows` output for one bridge.
@@ -99,4 +106,31 @@ impl Offline {
         }
         out
     }
+}
+
+/// Bytes from hex text (`0a1b…`, `0a 1b`, `0a:1b`).
+pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
+    let digits: String = hex
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    let digits = digits.strip_prefix("0x").unwrap_or(&digits);
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "frame hex has an odd number of digits ({})",
+            digits.len()
+        ));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| {
+                format!(
+                    "frame hex: `{}` at digit {} is not hex",
+                    &digits[i..i + 2],
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }

@@ -29,6 +29,12 @@ enum Command {
         /// `in_port=qvo-vm1,arp,arp_spa=10.1.0.11,arp_tpa=10.1.0.1`.
         /// Without it, every packet of the scenario's packets.txt.
         packet: Option<String>,
+        /// Trace this raw frame (hex bytes) instead of a match; needs --in-port.
+        #[arg(long, conflicts_with = "packet", requires = "in_port")]
+        frame: Option<String>,
+        /// Port the raw frame arrives on (with --frame).
+        #[arg(long)]
+        in_port: Option<String>,
     },
     /// Print a bridge's flows in ovs-ofctl dump-flows format.
     DumpFlows {
@@ -63,9 +69,14 @@ fn run(cli: &Cli) -> Result<String, String> {
             scenario,
             bridge,
             packet,
+            frame,
+            in_port,
         } => {
             let off = offline::open(scenario)?;
-            let traces = off.trace(bridge.as_deref(), packet.as_deref())?;
+            let traces = match (frame, in_port) {
+                (Some(hex), Some(port)) => vec![("frame".to_string(), off.trace_hex(port, hex)?)],
+                _ => off.trace(bridge.as_deref(), packet.as_deref())?,
+            };
             if cli.json {
                 let v: Vec<_> = traces
                     .iter()
