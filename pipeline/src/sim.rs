@@ -279,6 +279,15 @@ impl Sim {
         self.run()
     }
 
+    /// Endpoint `from` puts the frame `key` describes on its link as is (no
+    /// ARP, addresses as given: for spoofing and isolation tests), then the
+    /// network runs.
+    pub fn send_frame(&mut self, from: &str, key: &FlowKey) -> Result<(), SimError> {
+        let i = self.endpoint_index(from)?;
+        self.endpoint_emit(i, frame_from_key(key, 0));
+        self.run()
+    }
+
     /// Endpoint `from` sends an ARP request for `target`, then the network runs.
     pub fn arp(&mut self, from: &str, target: Ipv4Addr) -> Result<(), SimError> {
         let i = self.endpoint_index(from)?;

@@ -1,0 +1,297 @@
+//! The spec's packet walks (§8.1–8.5) on the multi-host simulation of its
+//! example lab: two compute nodes, a network node, the physical VLAN trunk.
+//! Each test asserts the per-host steps and the frames on the wire.
+
+use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
+use pipeline::sim::{Segment, Sim};
+use pipeline::topology::load_toml;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+fn sim() -> Sim {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/topologies/spec-example.toml");
+    let t = load_toml(&std::fs::read_to_string(path).expect("topology"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Sim::new(&t).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("ip")
+}
+
+fn mac(s: &str) -> Mac {
+    s.parse().expect("mac")
+}
+
+const VM1: &str = "fa:16:3e:01:00:11";
+const VM3: &str = "fa:16:3e:01:00:13";
+const VM4: &str = "fa:16:3e:02:00:14";
+const VM5: &str = "fa:16:3e:02:00:15";
+const GW1: &str = "fa:16:3e:aa:01:01";
+const GW2: &str = "fa:16:3e:aa:02:01";
+const DVR_C1: &str = "fa:16:3f:00:00:c1";
+const DVR_C2: &str = "fa:16:3f:00:00:c2";
+
+/// ICMP frames seen on the fabric.
+fn icmp_on_wire(s: &Sim) -> Vec<FlowKey> {
+    s.wire
+        .iter()
+        .filter(|w| {
+            w.segment == Segment::Fabric
+                && w.key.dl_type() == ethertype::IPV4
+                && w.key.nw_proto() == ipproto::ICMP
+        })
+        .map(|w| w.key)
+        .collect()
+}
+
+fn echo_replies(s: &Sim, vm: &str) -> Vec<FlowKey> {
+    s.endpoint(vm)
+        .expect("vm")
+        .received
+        .iter()
+        .filter(|k| {
+            k.dl_type() == ethertype::IPV4 && k.nw_proto() == ipproto::ICMP && k.tp_src() == 0
+        })
+        .copied()
+        .collect()
+}
+
+/// Table paths of every host traversal, as "host: br-int 0 p10, ..." lines.
+fn paths(s: &Sim) -> Vec<String> {
+    s.steps
+        .iter()
+        .map(|st| format!("{}: {}", st.host, st.trace.table_path().join(", ")))
+        .collect()
+}
+
+#[test]
+fn s8_1_arp_for_the_gateway_is_answered_on_the_host_and_never_reaches_the_wire() {
+    let mut s = sim();
+    s.arp("vm1", ip("10.1.0.1")).expect("run");
+    let got: Vec<_> = s
+        .endpoint("vm1")
+        .expect("vm1")
+        .received
+        .iter()
+        .filter(|k| k.is_arp())
+        .copied()
+        .collect();
+    assert_eq!(got.len(), 1, "{}", s.render_steps());
+    let reply = got[0];
+    assert_eq!(reply.nw_proto(), 2, "ARP reply");
+    assert_eq!(
+        Mac::from_u64(reply.get(Field::ArpSha)),
+        mac(GW1),
+        "qr-s1 answers with the gateway MAC"
+    );
+    assert_eq!(reply.nw_src(), u32::from(ip("10.1.0.1")));
+    // The request was flooded to br-vlan and dropped in its table 1; nothing left compute1.
+    assert!(s.wire.is_empty(), "frames on the wire: {:?}", s.wire);
+    let first = &s.steps[0];
+    assert_eq!(first.host, "compute1");
+    let path = first.trace.table_path();
+    for step in [
+        "br-int 0 p10",
+        "br-int 24 p2",
+        "br-int 25 p2",
+        "br-int 60 p3",
+        "br-vlan 1 p3",
+    ] {
+        assert!(
+            path.iter().any(|p| p == step),
+            "{step} missing from {path:?}"
+        );
+    }
+    assert!(
+        first
+            .trace
+            .render()
+            .contains("reply 10.1.0.1 is-at fa:16:3e:aa:01:01"),
+        "{}",
+        first.trace.render()
+    );
+}
+
+#[test]
+fn s8_2_same_network_same_host_stays_on_br_int() {
+    let mut s = sim();
+    s.ping("vm1", ip("10.1.0.12"), 1).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    assert!(
+        icmp_on_wire(&s).is_empty(),
+        "ICMP never leaves compute1: {:?}",
+        icmp_on_wire(&s)
+    );
+    // The echo request: br-int 0 p9 -> 25 -> 60 NORMAL -> qvo-vm2, nothing else.
+    let req = s
+        .steps
+        .iter()
+        .find(|st| st.trace.input.contains("icmp") && st.trace.input.contains("icmp_type=8"))
+        .expect("request step");
+    assert_eq!(
+        req.trace.table_path(),
+        ["br-int 0 p9", "br-int 25 p2", "br-int 60 p3"]
+    );
+    let outs: Vec<&str> = req.trace.outputs().iter().map(|(p, _)| *p).collect();
+    assert_eq!(outs, ["qvo-vm2"]);
+}
+
+#[test]
+fn s8_3_same_network_other_host_crosses_the_trunk_with_the_segmentation_vlan() {
+    let mut s = sim();
+    s.ping("vm1", ip("10.1.0.13"), 2).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    let wire = icmp_on_wire(&s);
+    assert_eq!(wire.len(), 2, "request and reply");
+    let (req, rep) = (wire[0], wire[1]);
+    assert_eq!(
+        (req.vlan_vid(), req.dl_src(), req.dl_dst()),
+        (Some(101), mac(VM1), mac(VM3))
+    );
+    assert_eq!(
+        (rep.vlan_vid(), rep.dl_src(), rep.dl_dst()),
+        (Some(101), mac(VM3), mac(VM1))
+    );
+    assert_eq!(req.nw_ttl(), 64, "switched, not routed");
+    // Egress on compute1: br-vlan 0 -> 1 -> 2 (1 -> 101); ingress on compute2: br-vlan 0 -> 3, br-int 0 (101 -> 4).
+    let p = paths(&s).join("\n");
+    assert!(p.contains("compute1: br-int 0 p9, br-int 25 p2, br-int 60 p3, br-vlan 0 p2, br-vlan 1 p0, br-vlan 2 p4"), "{p}");
+    assert!(
+        p.contains("compute2: br-vlan 0 p1, br-vlan 3 p1, br-int 0 p3, br-int 60 p3"),
+        "{p}"
+    );
+}
+
+#[test]
+fn s8_4_different_networks_same_host_route_through_the_local_qrouter() {
+    let mut s = sim();
+    // vm4 has spoken (ARP for its gateway), so br-int knows its port; before
+    // that, NORMAL floods the routed frame in VLAN 2 like OVS would.
+    s.arp("vm4", ip("10.2.0.1")).expect("run");
+    s.clear_records();
+    s.ping("vm1", ip("10.2.0.14"), 3).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    assert!(icmp_on_wire(&s).is_empty(), "{:?}", icmp_on_wire(&s));
+    let at_vm4: Vec<_> = s
+        .endpoint("vm4")
+        .expect("vm4")
+        .received
+        .iter()
+        .filter(|k| k.nw_proto() == ipproto::ICMP)
+        .copied()
+        .collect();
+    assert_eq!(at_vm4.len(), 1);
+    let k = at_vm4[0];
+    assert_eq!(k.dl_src(), mac(GW2), "routed out of qr-s2");
+    assert_eq!(k.nw_ttl(), 63, "one router hop");
+    let text = s.render_steps();
+    for step in [
+        "in qr-s1",
+        "rule 32766: lookup 254",
+        "route 10.2.0.0/24 dev qr-s2",
+        "neighbour 10.2.0.14 dev qr-s2 lladdr fa:16:3e:02:00:14",
+        "out qr-s2",
+    ] {
+        assert!(text.contains(step), "{step} missing:\n{text}");
+    }
+}
+
+#[test]
+fn s8_5_different_networks_other_host_carry_the_dvr_mac_on_the_wire() {
+    let mut s = sim();
+    s.ping("vm1", ip("10.2.0.15"), 4).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    let wire = icmp_on_wire(&s);
+    assert_eq!(wire.len(), 2, "{wire:?}");
+    let (req, rep) = (wire[0], wire[1]);
+    // Routed on compute1 into net2 (VLAN 102), source rewritten to compute1's DVR MAC.
+    assert_eq!(
+        (req.vlan_vid(), req.dl_src(), req.dl_dst(), req.nw_ttl()),
+        (Some(102), mac(DVR_C1), mac(VM5), 63)
+    );
+    // The reply is routed on compute2 into net1 (VLAN 101) with compute2's DVR MAC.
+    assert_eq!(
+        (rep.vlan_vid(), rep.dl_src(), rep.dl_dst(), rep.nw_ttl()),
+        (Some(101), mac(DVR_C2), mac(VM1), 63)
+    );
+    // Delivered with the gateway MAC restored, straight from br-int table 60.
+    let at_vm5: Vec<_> = s
+        .endpoint("vm5")
+        .expect("vm5")
+        .received
+        .iter()
+        .filter(|k| k.nw_proto() == ipproto::ICMP)
+        .copied()
+        .collect();
+    assert_eq!(at_vm5[0].dl_src(), mac(GW2));
+    let p = paths(&s).join("\n");
+    assert!(
+        p.contains("compute2: br-vlan 0 p1, br-vlan 3 p2, br-int 0 p4, br-int 2 p4, br-int 60 p4"),
+        "{p}"
+    );
+}
+
+#[test]
+fn gateway_macs_never_appear_on_the_fabric_and_no_mac_flaps() {
+    let mut s = sim();
+    for (vm, dst) in [
+        ("vm1", "10.2.0.15"),
+        ("vm3", "10.2.0.14"),
+        ("vm5", "10.1.0.11"),
+        ("vm4", "10.1.0.13"),
+    ] {
+        s.ping(vm, ip(dst), 9).expect("run");
+        assert_eq!(
+            echo_replies(&s, vm).len(),
+            1,
+            "{vm} -> {dst}\n{}",
+            s.render_steps()
+        );
+        s.clear_records();
+    }
+    for gw in [GW1, GW2] {
+        assert!(
+            s.fabric_sources(mac(gw)).is_empty(),
+            "{gw} seen as a source on the fabric: {:?}",
+            s.fabric_sources(mac(gw))
+        );
+    }
+    for dvr in [DVR_C1, DVR_C2] {
+        for (vlan, from) in s.fabric_sources(mac(dvr)) {
+            assert_eq!(from.len(), 1, "{dvr} in VLAN {vlan:?} seen from {from:?}");
+        }
+    }
+}
+
+#[test]
+fn a_vm_cannot_reach_another_network_except_through_its_router() {
+    let mut s = sim();
+    // Let vm4's MAC be learned everywhere first.
+    s.ping("vm4", ip("10.2.0.15"), 5).expect("run");
+    s.clear_records();
+    // vm1 addresses vm4's MAC directly, bypassing the gateway.
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, mac(VM1).to_u64());
+    k.set(Field::DlDst, mac(VM4).to_u64());
+    k.set(Field::NwSrc, u32::from(ip("10.1.0.11")) as u64);
+    k.set(Field::NwDst, u32::from(ip("10.2.0.14")) as u64);
+    k.set(Field::NwProto, ipproto::ICMP as u64);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 8);
+    s.send_frame("vm1", &k).expect("run");
+    assert!(
+        s.endpoint("vm4").expect("vm4").received.is_empty(),
+        "{}",
+        s.render_steps()
+    );
+    assert!(s.endpoint("vm5").expect("vm5").received.is_empty());
+    // On the wire it could only appear in net1's VLAN, never in net2's.
+    assert!(
+        s.wire.iter().all(|w| w.key.vlan_vid() != Some(102)),
+        "{:?}",
+        s.wire
+    );
+}
