@@ -187,6 +187,9 @@ fn s8_4_different_networks_same_host_route_through_the_local_qrouter() {
     assert_eq!(k.dl_src(), mac(GW2), "routed out of qr-s2");
     assert_eq!(k.nw_ttl(), 63, "one router hop");
     let text = s.render_steps();
+    if std::env::var_os("SHOW").is_some() {
+        println!("{text}");
+    }
     for step in [
         "in qr-s1",
         "rule 32766: lookup 254",

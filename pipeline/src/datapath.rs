@@ -15,8 +15,9 @@
 use crate::cache::{CacheCounters, FlowCache};
 use crate::drop::{DropCounters, DropReason};
 use crate::packet::{self, PacketBuf, PacketPool};
+use crate::router::neighbour::HoldOutcome;
 use crate::switch::{PortId, Switch};
-use crate::xlate::{self, Op, Program, XlateOptions};
+use crate::xlate::{self, Generated, Op, Program, XlateOptions};
 
 /// Packets per burst, the unit of work.
 pub const BURST: usize = 32;
@@ -106,7 +107,7 @@ impl Datapath {
                 for r in &x.rules {
                     r.hit(self.worker, bytes, now_ns);
                 }
-                run_program(&x.program, pkt, &mut self.counters, pool, sink);
+                run_program(&x.program, pkt, &mut self.counters, pool, sink, now_ns);
                 continue;
             }
             let mac_generation = sw.mac_generation();
@@ -134,9 +135,10 @@ impl Datapath {
                 pool.put(pkt);
                 continue;
             };
-            run_program(&entry.program, pkt, &mut self.counters, pool, sink);
+            run_program(&entry.program, pkt, &mut self.counters, pool, sink, now_ns);
         }
         self.cache.credit_rules();
+        release_held(sw, &mut self.counters, pool, sink, now_ns);
     }
 }
 
@@ -148,13 +150,18 @@ pub fn run_program(
     counters: &mut DatapathCounters,
     pool: &mut PacketPool,
     sink: &mut impl OutputSink,
+    now_ns: u64,
 ) {
-    let Some(last) = prog.last_output else {
-        counters
-            .drops
-            .count(prog.drop_reason.unwrap_or(DropReason::FlowDrop));
-        pool.put(pkt);
-        return;
+    let last = match prog.last_output {
+        Some(l) => l,
+        None if prog.has_side_ops => usize::MAX,
+        None => {
+            counters
+                .drops
+                .count(prog.drop_reason.unwrap_or(DropReason::FlowDrop));
+            pool.put(pkt);
+            return;
+        }
     };
     for (i, op) in prog.ops.iter().enumerate() {
         match op {
@@ -179,8 +186,100 @@ pub fn run_program(
                 }
                 None => counters.drops.count(DropReason::PoolExhausted),
             },
+            Op::Generate {
+                packet,
+                limit,
+                program,
+            } => {
+                if limit.as_ref().is_some_and(|rt| !rt.0.icmp_allowed(now_ns)) {
+                    continue;
+                }
+                let Some(mut g) = pool.get() else {
+                    counters.drops.count(DropReason::PoolExhausted);
+                    continue;
+                };
+                let built = match packet {
+                    Generated::IcmpError(e) => e.build(&pkt, &mut g),
+                    Generated::ArpRequest(a) => a.build(&mut g),
+                };
+                match built {
+                    Ok(()) => run_program(program, g, counters, pool, sink, now_ns),
+                    Err(reason) => {
+                        counters.drops.count(reason);
+                        pool.put(g);
+                    }
+                }
+            }
+            Op::Hold {
+                runtime,
+                iface,
+                ip,
+                arp,
+                solicit,
+            } => match runtime.0.hold(*iface, *ip, pkt.data(), now_ns) {
+                HoldOutcome::HeldSolicit => match pool.get() {
+                    Some(mut g) => match arp.build(&mut g) {
+                        Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns),
+                        Err(reason) => {
+                            counters.drops.count(reason);
+                            pool.put(g);
+                        }
+                    },
+                    None => counters.drops.count(DropReason::PoolExhausted),
+                },
+                HoldOutcome::Held => {}
+                HoldOutcome::Dropped(reason) => counters.drops.count(reason),
+            },
         }
     }
-    // Not reached: the last op at index `last` is an output.
+    // Not output: dropped (counted by the program's reason) or held.
+    if let Some(reason) = prog.drop_reason {
+        counters.drops.count(reason);
+    }
     pool.put(pkt);
+}
+
+/// Sends the packets that neighbour resolutions released (slow path: they
+/// are translated one by one, not cached).
+pub fn release_held(
+    sw: &Switch,
+    counters: &mut DatapathCounters,
+    pool: &mut PacketPool,
+    sink: &mut impl OutputSink,
+    now_ns: u64,
+) {
+    for (instance, rt) in sw.router_runtime.iter().enumerate() {
+        for r in rt.take_released() {
+            let Some(mut pkt) = pool.get() else {
+                counters.drops.count(DropReason::PoolExhausted);
+                continue;
+            };
+            let key = match pkt
+                .set_data(&r.frame)
+                .and_then(|_| packet::parse_into(&mut pkt))
+            {
+                Ok(k) => k,
+                Err(reason) => {
+                    counters.drops.count(reason);
+                    pool.put(pkt);
+                    continue;
+                }
+            };
+            let at = crate::switch::RouterIfaceRef {
+                instance,
+                iface: r.iface,
+            };
+            let x = xlate::xlate_router_output(
+                sw,
+                at,
+                &key,
+                XlateOptions {
+                    learn: true,
+                    now_ns,
+                },
+                None,
+            );
+            run_program(&x.program, pkt, counters, pool, sink, now_ns);
+        }
+    }
 }

@@ -68,6 +68,8 @@ pub enum DropReason {
     NoRoute,
     /// Neighbour unresolved and its pending queue is full.
     NeighbourQueueFull,
+    /// Neighbour resolution failed (no ARP reply to any request).
+    NeighbourFailed,
     /// Not addressed to the router and not forwardable.
     NotForUs,
     // datapath
@@ -78,7 +80,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 29] = [
+    pub const ALL: [DropReason; 30] = [
         DropReason::EthTruncated,
         DropReason::VlanTruncated,
         DropReason::FrameTooLong,
@@ -105,6 +107,7 @@ impl DropReason {
         DropReason::CtInvalid,
         DropReason::NoRoute,
         DropReason::NeighbourQueueFull,
+        DropReason::NeighbourFailed,
         DropReason::NotForUs,
         DropReason::PoolExhausted,
         DropReason::TxQueueFull,
@@ -145,6 +148,7 @@ impl DropReason {
             DropReason::CtInvalid => "ct_invalid",
             DropReason::NoRoute => "no_route",
             DropReason::NeighbourQueueFull => "neighbour_queue_full",
+            DropReason::NeighbourFailed => "neighbour_failed",
             DropReason::NotForUs => "not_for_us",
             DropReason::PoolExhausted => "pool_exhausted",
             DropReason::TxQueueFull => "tx_queue_full",

@@ -492,6 +492,15 @@ impl Sim {
             &mut self.counters,
             &mut self.pool,
             &mut sink,
+            self.now_ns,
+        );
+        // Packets released by a neighbour resolution this frame caused.
+        crate::datapath::release_held(
+            &sw,
+            &mut self.counters,
+            &mut self.pool,
+            &mut sink,
+            self.now_ns,
         );
         for (p, bytes) in outs {
             let Some(port) = sw.port(p) else { continue };

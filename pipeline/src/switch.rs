@@ -237,6 +237,9 @@ pub struct SwitchConfig {
     mac_generation: Arc<AtomicU64>,
     mac_max_entries: usize,
     mac_aging_ns: u64,
+    /// Run-time state of each router instance, by name (kept across builds).
+    router_runtime:
+        std::collections::BTreeMap<String, Arc<crate::router::neighbour::RouterRuntime>>,
 }
 
 impl SwitchConfig {
@@ -250,6 +253,7 @@ impl SwitchConfig {
             mac_generation: Arc::new(AtomicU64::new(0)),
             mac_max_entries: DEFAULT_MAX_ENTRIES,
             mac_aging_ns: DEFAULT_AGING_NS,
+            router_runtime: std::collections::BTreeMap::new(),
         }
     }
 
@@ -520,6 +524,17 @@ impl SwitchConfig {
     /// Compiles a snapshot. Fails (naming the item) if ports or flows are
     /// inconsistent; `self` is unchanged either way.
     pub fn build(&mut self) -> Result<Arc<Switch>, ConfigError> {
+        // Router run-time state follows the instances by name.
+        let names: std::collections::BTreeSet<&str> =
+            self.routers.iter().map(|r| r.name.as_str()).collect();
+        self.router_runtime
+            .retain(|n, _| names.contains(n.as_str()));
+        for r in &self.routers {
+            if !self.router_runtime.contains_key(&r.name) {
+                let rt = crate::router::neighbour::RouterRuntime::new(self.mac_generation.clone());
+                self.router_runtime.insert(r.name.clone(), Arc::new(rt));
+            }
+        }
         let sw = compile(self, self.generation + 1)?;
         self.generation += 1;
         Ok(Arc::new(sw))
@@ -714,8 +729,11 @@ pub struct Switch {
     ports: HashMap<PortId, Port>,
     port_names: HashMap<String, PortId>,
     pub n_workers: usize,
-    /// Shared by every MAC table of this switch; see `MacTable`.
+    /// Shared by every MAC table and router run-time state of this switch:
+    /// the learned-state generation (see `MacTable`).
     pub mac_generation: Arc<AtomicU64>,
+    /// Run-time state of `routers[i]`.
+    pub router_runtime: Vec<Arc<crate::router::neighbour::RouterRuntime>>,
 }
 
 /// What is on the other side of a router interface.
@@ -866,6 +884,16 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
         port_names,
         n_workers: cfg.n_workers,
         mac_generation: cfg.mac_generation.clone(),
+        router_runtime: cfg
+            .routers
+            .iter()
+            .map(|r| match cfg.router_runtime.get(&r.name) {
+                Some(rt) => rt.clone(),
+                None => Arc::new(crate::router::neighbour::RouterRuntime::new(
+                    cfg.mac_generation.clone(),
+                )),
+            })
+            .collect(),
     })
 }
 

@@ -26,12 +26,37 @@ use crate::flow::{ofp, Action};
 use crate::key::{
     ethertype, ipproto, Field, FlowKey, Mac, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK,
 };
+use crate::packet::generate::{ArpRequest, IcmpError};
 use crate::packet::Rewrite;
 use crate::switch::{
     Bridge, Port, PortId, PortKind, RuleStats, Switch, MAX_HOPS, MAX_RESUBMIT_DEPTH,
 };
 use crate::trace::{Trace, TraceEvent};
 use std::sync::Arc;
+
+/// A router instance's run-time state, as an op refers to it (compared by
+/// identity).
+#[derive(Clone)]
+pub struct RuntimeRef(pub Arc<crate::router::neighbour::RouterRuntime>);
+
+impl PartialEq for RuntimeRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for RuntimeRef {}
+impl std::fmt::Debug for RuntimeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RuntimeRef")
+    }
+}
+
+/// A packet a router originates in response to the current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generated {
+    IcmpError(IcmpError),
+    ArpRequest(ArpRequest),
+}
 
 /// One step of a compiled program.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +65,23 @@ pub enum Op {
     Rewrite(Rewrite),
     /// Send the packet (a copy, unless this is the last output) to a port.
     Output(PortId),
+    /// Build a new packet (from this one) and run `program` on it; with a
+    /// `limit`, only while the instance's ICMP rate limit allows.
+    Generate {
+        packet: Generated,
+        limit: Option<RuntimeRef>,
+        program: Box<Program>,
+    },
+    /// The next hop `ip` on interface `iface` of a router is unresolved:
+    /// hold a copy of the packet (as it is now) until it resolves; when a
+    /// request is due, run `solicit` (an ARP request's program).
+    Hold {
+        runtime: RuntimeRef,
+        iface: usize,
+        ip: std::net::Ipv4Addr,
+        arp: ArpRequest,
+        solicit: Box<Program>,
+    },
 }
 
 /// What the fast path does with every packet of one megaflow.
@@ -51,12 +93,18 @@ pub struct Program {
     /// Index of the last `Output` op: that one sends the packet itself,
     /// earlier ones send copies.
     pub last_output: Option<usize>,
+    /// Some op builds or holds packets: run the ops even without outputs.
+    pub has_side_ops: bool,
 }
 
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
-        let drop_reason = if last_output.is_some() {
+        let has_side_ops = ops
+            .iter()
+            .any(|o| matches!(o, Op::Generate { .. } | Op::Hold { .. }));
+        let held = ops.iter().any(|o| matches!(o, Op::Hold { .. }));
+        let drop_reason = if last_output.is_some() || held {
             None
         } else {
             Some(drop_reason.unwrap_or(DropReason::FlowDrop))
@@ -65,6 +113,7 @@ impl Program {
             ops,
             drop_reason,
             last_output,
+            has_side_ops,
         }
     }
 
@@ -128,38 +177,67 @@ pub fn xlate(
     opts: XlateOptions,
     trace: Option<&mut Trace>,
 ) -> Xlation {
-    let mut ctx = Ctx {
-        sw,
-        opts,
-        key: *key,
-        committed: *key,
-        wc: FlowKey::ZERO,
-        ops: Vec::new(),
-        rules: Vec::new(),
-        learned: Vec::new(),
-        uses_mac_table: false,
-        depth: 0,
-        hops: 0,
-        drop_reason: None,
-        halted: false,
-        trace,
-    };
+    let mut ctx = Ctx::new(sw, key, opts, trace);
     // The ingress port always matters (it selects the bridge).
     ctx.wc.set(Field::InPort, Field::InPort.full_mask());
     match sw.port(in_port) {
         Some(port) => ctx.bridge_input(port),
         None => ctx.drop(DropReason::NoSuchPort),
     }
-    let program = Program::new(ctx.ops, ctx.drop_reason);
-    if let Some(t) = ctx.trace.as_deref_mut() {
-        t.finish(program.drop_reason);
+    ctx.finish()
+}
+
+/// Translates a packet a router instance sends out of interface `at`
+/// (packets released by neighbour resolution).
+pub fn xlate_router_output(
+    sw: &Switch,
+    at: crate::switch::RouterIfaceRef,
+    key: &FlowKey,
+    opts: XlateOptions,
+    trace: Option<&mut Trace>,
+) -> Xlation {
+    let mut ctx = Ctx::new(sw, key, opts, trace);
+    crate::router::forward::send_out(&mut ctx, at);
+    ctx.finish()
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        sw: &'a Switch,
+        key: &FlowKey,
+        opts: XlateOptions,
+        trace: Option<&'a mut Trace>,
+    ) -> Ctx<'a> {
+        Ctx {
+            sw,
+            opts,
+            key: *key,
+            committed: *key,
+            wc: FlowKey::ZERO,
+            ops: Vec::new(),
+            rules: Vec::new(),
+            learned: Vec::new(),
+            uses_mac_table: false,
+            depth: 0,
+            hops: 0,
+            drop_reason: None,
+            halted: false,
+            trace,
+        }
     }
-    Xlation {
-        program,
-        wc: ctx.wc,
-        rules: ctx.rules,
-        learned: ctx.learned,
-        uses_mac_table: ctx.uses_mac_table,
+
+    fn finish(mut self) -> Xlation {
+        let program = Program::new(self.ops, self.drop_reason);
+        if let Some(t) = self.trace.as_deref_mut() {
+            t.finish(program.drop_reason);
+        }
+        Xlation {
+            program,
+            wc: self.wc,
+            rules: self.rules,
+            learned: self.learned,
+            uses_mac_table: self.uses_mac_table,
+        }
     }
 }
 
@@ -439,13 +517,34 @@ impl<'a> Ctx<'a> {
         self.cross(|c| c.bridge_input(p));
     }
 
+    /// Walks a packet the pipeline originates (key `key`) with `walk`, and
+    /// returns its program; the current packet's walk is left as it was.
+    pub(crate) fn originate(&mut self, key: FlowKey, walk: impl FnOnce(&mut Self)) -> Program {
+        let saved_ops = std::mem::take(&mut self.ops);
+        let (saved_key, saved_committed) = (self.key, self.committed);
+        let saved_drop = self.drop_reason.take();
+        let saved_halted = self.halted;
+        self.key = key;
+        self.committed = key;
+        walk(self);
+        let program = Program::new(
+            std::mem::replace(&mut self.ops, saved_ops),
+            self.drop_reason,
+        );
+        self.key = saved_key;
+        self.committed = saved_committed;
+        self.drop_reason = saved_drop;
+        self.halted = saved_halted;
+        program
+    }
+
     /// A router sends a frame into a veth whose other end is `peer`.
     pub(crate) fn cross_to_router(&mut self, peer: crate::switch::RouterIfaceRef) {
         self.cross(|c| crate::router::forward::router_input(c, peer));
     }
 
     /// Emits the rewrites that make the packet look like the key.
-    fn commit(&mut self) {
+    pub(crate) fn commit(&mut self) {
         let (from, to) = (self.committed, self.key);
         let push = |ops: &mut Vec<Op>, r: Rewrite| ops.push(Op::Rewrite(r));
         if from.get(Field::DlSrc) != to.get(Field::DlSrc) {

@@ -16,12 +16,19 @@
 //! conntrack stage executes them.
 
 use crate::drop::DropReason;
-use crate::key::{ethertype, ipproto, Field, Mac};
+use crate::key::{ethertype, ipproto, Field, Mac, FRAG_LATER};
+use crate::packet::generate::{ArpRequest, IcmpError};
 use crate::router::{Interface, NatHook, RouterInstance};
 use crate::switch::{RouterIfaceRef, RouterLinkTarget};
 use crate::trace::TraceEvent;
-use crate::xlate::Ctx;
+use crate::xlate::{Ctx, Generated, Op, RuntimeRef};
 use std::net::Ipv4Addr;
+
+/// ICMP types that are errors (never answered with an error).
+const ICMP_ERROR_TYPES: [u64; 5] = [3, 4, 5, 11, 12];
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_NET_UNREACH: u8 = 0;
+const ICMP_TIME_EXCEEDED: u8 = 11;
 
 const ARP_REQUEST: u64 = 1;
 const ARP_REPLY: u64 = 2;
@@ -82,13 +89,23 @@ fn arp_input<'a>(
     let op = ctx.key.get(Field::NwProto);
     let tpa = Ipv4Addr::from(ctx.key.nw_dst());
     let spa = Ipv4Addr::from(ctx.key.nw_src());
+    // Any ARP from a neighbour we are resolving (or have) updates it; the
+    // walk depends on the neighbour table from here on.
+    ctx.uses_mac_table = true;
+    let sha = Mac::from_u64(ctx.key.get(Field::ArpSha));
+    if let Some(rt) = ctx.sw.router_runtime.get(at.instance) {
+        if ctx.opts.learn && rt.learn(at.iface, spa, sha, ctx.opts.now_ns) {
+            step(ctx, inst, |_c| {
+                format!(
+                    "neighbour {spa} dev {} lladdr {sha} REACHABLE (held packets released)",
+                    iface.name
+                )
+            });
+        }
+    }
     if op != ARP_REQUEST {
-        // A reply to one of our requests: the neighbour stage learns it.
-        step(ctx, inst, |c| {
-            format!(
-                "ARP reply {spa} is-at {}: consumed",
-                Mac::from_u64(c.key.get(Field::ArpSha))
-            )
+        step(ctx, inst, |_c| {
+            format!("ARP reply {spa} is-at {sha}: consumed")
         });
         ctx.drop(DropReason::NotForUs);
         return;
@@ -166,6 +183,7 @@ fn ipv4_input<'a>(
         step(ctx, inst, |_c| {
             format!("no route to {dst}: ICMP destination unreachable")
         });
+        icmp_error(ctx, inst, at, ICMP_DEST_UNREACH, ICMP_NET_UNREACH);
         ctx.drop(DropReason::NoRoute);
         return;
     };
@@ -183,6 +201,7 @@ fn ipv4_input<'a>(
     let ttl = ctx.key.nw_ttl();
     if ttl <= 1 {
         step(ctx, inst, |_c| format!("TTL {ttl}: ICMP time exceeded"));
+        icmp_error(ctx, inst, at, ICMP_TIME_EXCEEDED, 0);
         ctx.drop(DropReason::TtlExceeded);
         return;
     }
@@ -194,22 +213,15 @@ fn ipv4_input<'a>(
         return;
     };
     let out = &inst.interfaces[out_idx];
-    let Some(mac) = inst.neighbours.get(&(out.name.clone(), next_hop)).copied() else {
-        step(ctx, inst, |_c| {
-            format!(
-                "neighbour {next_hop} dev {}: unresolved (no static entry)",
-                out.name
-            )
-        });
-        ctx.drop(DropReason::NeighbourQueueFull);
+    let out_ref = RouterIfaceRef {
+        instance: at.instance,
+        iface: out_idx,
+    };
+    ctx.key.set(Field::DlSrc, out.mac.to_u64());
+    let Some(mac) = resolve(ctx, inst, out_ref, next_hop) else {
+        hold_for_neighbour(ctx, inst, out_ref, next_hop);
         return;
     };
-    step(ctx, inst, |_c| {
-        format!(
-            "neighbour {next_hop} dev {} lladdr {mac} PERMANENT",
-            out.name
-        )
-    });
     ctx.key.set(Field::DlSrc, out.mac.to_u64());
     ctx.key.set(Field::DlDst, mac.to_u64());
     router_output(
@@ -264,14 +276,17 @@ fn local_input<'a>(
         return;
     };
     let out = &inst.interfaces[out_idx];
-    let Some(mac) = inst.neighbours.get(&(out.name.clone(), next_hop)).copied() else {
-        step(ctx, inst, |_c| {
-            format!(
-                "neighbour {next_hop} dev {}: unresolved (no static entry)",
-                out.name
-            )
-        });
-        ctx.drop(DropReason::NeighbourQueueFull);
+    let out_ref = RouterIfaceRef {
+        instance: at.instance,
+        iface: out_idx,
+    };
+    ctx.key.set(Field::DlSrc, out.mac.to_u64());
+    ctx.key.set(Field::NwSrc, u32::from(dst) as u64);
+    ctx.key.set(Field::NwDst, u32::from(src) as u64);
+    ctx.key.set(Field::TpSrc, ICMP_ECHO_REPLY);
+    ctx.key.set(Field::NwTtl, 64);
+    let Some(mac) = resolve(ctx, inst, out_ref, next_hop) else {
+        hold_for_neighbour(ctx, inst, out_ref, next_hop);
         return;
     };
     let k = &mut ctx.key;
@@ -290,6 +305,184 @@ fn local_input<'a>(
         },
         out,
     );
+}
+
+/// The MAC of `next_hop` on `out`: a static entry, else a reachable
+/// dynamic one (the walk then depends on the neighbour table).
+fn resolve(
+    ctx: &mut Ctx,
+    inst: &RouterInstance,
+    out: RouterIfaceRef,
+    next_hop: Ipv4Addr,
+) -> Option<Mac> {
+    let iface = inst.interfaces.get(out.iface)?;
+    if let Some(mac) = inst
+        .neighbours
+        .get(&(iface.name.clone(), next_hop))
+        .copied()
+    {
+        step(ctx, inst, |_c| {
+            format!(
+                "neighbour {next_hop} dev {} lladdr {mac} PERMANENT",
+                iface.name
+            )
+        });
+        return Some(mac);
+    }
+    ctx.uses_mac_table = true;
+    let rt = ctx.sw.router_runtime.get(out.instance)?;
+    let mac = rt.lookup(out.iface, next_hop, ctx.opts.now_ns)?;
+    step(ctx, inst, |_c| {
+        format!(
+            "neighbour {next_hop} dev {} lladdr {mac} REACHABLE",
+            iface.name
+        )
+    });
+    Some(mac)
+}
+
+/// The next hop is unresolved: hold the packet and ARP for it (Linux's
+/// INCOMPLETE state). The program holds a copy per packet; requests are
+/// paced by the neighbour entry, not by the cache.
+fn hold_for_neighbour<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    out_ref: RouterIfaceRef,
+    next_hop: Ipv4Addr,
+) {
+    let Some(out) = inst.interfaces.get(out_ref.iface) else {
+        ctx.drop(DropReason::NoSuchPort);
+        return;
+    };
+    let Some(rt) = ctx.sw.router_runtime.get(out_ref.instance).cloned() else {
+        ctx.drop(DropReason::NeighbourFailed);
+        return;
+    };
+    // The request's sender address: the interface's address on the next hop's subnet.
+    let spa = out
+        .addrs
+        .iter()
+        .find(|(a, len)| {
+            crate::topology::model::Cidr {
+                addr: u32::from(*a),
+                len: *len,
+            }
+            .contains(u32::from(next_hop))
+        })
+        .or(out.addrs.first())
+        .map(|(a, _)| *a)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    step(ctx, inst, |_c| {
+        format!("neighbour {next_hop} dev {}: INCOMPLETE, packet held; ARP who-has {next_hop} tell {spa}", out.name)
+    });
+    ctx.uses_mac_table = true;
+    ctx.commit();
+    let arp = ArpRequest {
+        eth_src: out.mac,
+        spa,
+        tpa: next_hop,
+    };
+    let solicit = ctx.originate(arp.key(), |c| router_output(c, inst, out_ref, out));
+    ctx.ops.push(Op::Hold {
+        runtime: RuntimeRef(rt),
+        iface: out_ref.iface,
+        ip: next_hop,
+        arp,
+        solicit: Box::new(solicit),
+    });
+}
+
+/// Sends an ICMP error about the current packet back to its source, as the
+/// namespace's kernel would (never about an ICMP error or a later fragment;
+/// rate-limited per instance).
+fn icmp_error<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    at: RouterIfaceRef,
+    icmp_type: u8,
+    code: u8,
+) {
+    let k = ctx.key;
+    ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
+    let is_error = k.nw_proto() == ipproto::ICMP && ICMP_ERROR_TYPES.contains(&k.get(Field::TpSrc));
+    if is_error || k.get(Field::NwFrag) as u8 & FRAG_LATER != 0 {
+        step(ctx, inst, |_c| {
+            "no ICMP error about an ICMP error or a later fragment".to_string()
+        });
+        return;
+    }
+    let orig_src = Ipv4Addr::from(k.nw_src());
+    let Some((_, route)) = inst.route(Ipv4Addr::UNSPECIFIED, orig_src, None) else {
+        step(ctx, inst, |_c| {
+            format!("ICMP error: no route back to {orig_src}")
+        });
+        return;
+    };
+    let Some(out_idx) = inst.interfaces.iter().position(|i| i.name == route.dev) else {
+        return;
+    };
+    let out = &inst.interfaces[out_idx];
+    let out_ref = RouterIfaceRef {
+        instance: at.instance,
+        iface: out_idx,
+    };
+    let src = route
+        .src
+        .or_else(|| out.addrs.first().map(|(a, _)| *a))
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let next_hop = route.via.unwrap_or(orig_src);
+    let Some(mac) = resolve(ctx, inst, out_ref, next_hop) else {
+        step(ctx, inst, |_c| {
+            format!("ICMP error: neighbour {next_hop} unresolved, not sent")
+        });
+        return;
+    };
+    let err = IcmpError {
+        icmp_type,
+        code,
+        src,
+        dst: orig_src,
+        eth_src: out.mac,
+        eth_dst: mac,
+    };
+    step(ctx, inst, |_c| {
+        format!(
+            "ICMP type {icmp_type} code {code} from {src} to {orig_src} out {}",
+            out.name
+        )
+    });
+    ctx.commit();
+    let program = ctx.originate(err.key(), |c| router_output(c, inst, out_ref, out));
+    let limit = ctx
+        .sw
+        .router_runtime
+        .get(at.instance)
+        .cloned()
+        .map(RuntimeRef);
+    ctx.ops.push(Op::Generate {
+        packet: Generated::IcmpError(err),
+        limit,
+        program: Box::new(program),
+    });
+}
+
+/// Sends the frame in `ctx.key` out of router interface `at` (packets
+/// released by neighbour resolution start here).
+pub(crate) fn send_out(ctx: &mut Ctx, at: RouterIfaceRef) {
+    let sw = ctx.sw;
+    let (Some(inst), Some(iface)) = (
+        sw.routers.get(at.instance),
+        sw.routers
+            .get(at.instance)
+            .and_then(|i| i.interfaces.get(at.iface)),
+    ) else {
+        ctx.drop(DropReason::NoSuchPort);
+        return;
+    };
+    step(ctx, inst, |_c| {
+        format!("neighbour resolved: held packet leaves {}", iface.name)
+    });
+    router_output(ctx, inst, at, iface);
 }
 
 /// The frame leaves the instance through `out`.

@@ -14,6 +14,7 @@
 
 pub(crate) mod forward;
 pub mod lpm;
+pub mod neighbour;
 
 use crate::key::Mac;
 use crate::topology::model::Cidr;
