@@ -298,3 +298,155 @@ fn a_vm_cannot_reach_another_network_except_through_its_router() {
         s.wire
     );
 }
+
+#[test]
+fn ttl_expiring_in_the_qrouter_returns_time_exceeded_from_the_gateway() {
+    let mut s = sim();
+    s.arp("vm1", ip("10.1.0.1")).expect("run");
+    s.clear_records();
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, mac(VM1).to_u64());
+    k.set(Field::DlDst, mac(GW1).to_u64());
+    k.set(Field::NwSrc, u32::from(ip("10.1.0.11")) as u64);
+    k.set(Field::NwDst, u32::from(ip("10.2.0.14")) as u64);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwTtl, 1);
+    k.set(Field::TpSrc, 33434);
+    k.set(Field::TpDst, 33435);
+    s.send_frame("vm1", &k).expect("run");
+    let got: Vec<_> = s
+        .endpoint("vm1")
+        .expect("vm1")
+        .received
+        .iter()
+        .filter(|k| k.nw_proto() == ipproto::ICMP)
+        .copied()
+        .collect();
+    assert_eq!(got.len(), 1, "{}", s.render_steps());
+    let e = got[0];
+    assert_eq!(
+        (e.tp_src(), e.tp_dst()),
+        (11, 0),
+        "time exceeded in transit"
+    );
+    assert_eq!(
+        e.nw_src(),
+        u32::from(ip("10.1.0.1")),
+        "from the gateway address of the incoming subnet"
+    );
+    assert_eq!(e.dl_src(), mac(GW1));
+    assert!(
+        s.endpoint("vm4").expect("vm4").received.is_empty(),
+        "not forwarded"
+    );
+    let text = s.render_steps();
+    assert!(
+        text.contains("TTL 1: ICMP time exceeded")
+            && text.contains("ICMP type 11 code 0 from 10.1.0.1 to 10.1.0.11 out qr-s1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_next_hop_without_a_static_entry_is_resolved_by_arp_and_the_held_packet_released() {
+    // vm1 has a floating IP: its traffic leaves through rfp-r1 to the fip
+    // namespace, whose default route points at the external gateway
+    // 203.0.113.1, which no agent programs as a neighbour.
+    let mut s = sim();
+    let upstream = mac("52:54:00:00:00:01");
+    s.add_external_station(
+        "upstream",
+        upstream,
+        ip("203.0.113.1"),
+        24,
+        vec![ip("198.51.100.1")],
+    );
+    s.arp("vm1", ip("10.1.0.1")).expect("run");
+    s.clear_records();
+    s.ping("vm1", ip("198.51.100.1"), 7).expect("run");
+    let ext: Vec<FlowKey> = s
+        .wire
+        .iter()
+        .filter(|w| w.segment == Segment::External)
+        .map(|w| w.key)
+        .collect();
+    assert!(ext.len() >= 3, "{ext:?}\n{}", s.render_steps());
+    // 1. fip-ext-net asks for the gateway from fg-c1.
+    assert!(ext[0].is_arp() && ext[0].nw_proto() == 1, "{:?}", ext[0]);
+    assert_eq!(ext[0].dl_src(), mac("fa:16:3e:dd:00:21"));
+    assert_eq!(ext[0].nw_dst(), u32::from(ip("203.0.113.1")));
+    assert_eq!(ext[0].nw_src(), u32::from(ip("203.0.113.21")));
+    // 2. the upstream router answers; 3. the held echo request leaves, addressed to it.
+    assert!(ext[1].is_arp() && ext[1].nw_proto() == 2);
+    let req = ext[2];
+    assert_eq!((req.nw_proto(), req.tp_src()), (ipproto::ICMP, 8));
+    assert_eq!(
+        (req.dl_src(), req.dl_dst()),
+        (mac("fa:16:3e:dd:00:21"), upstream)
+    );
+    assert_eq!(req.nw_ttl(), 62, "two router hops: qrouter and fip");
+    let text = s.render_steps();
+    assert!(
+        text.contains("neighbour 203.0.113.1 dev fg-c1: INCOMPLETE, packet held"),
+        "{text}"
+    );
+    assert!(text.contains("REACHABLE (held packets released)"), "{text}");
+    // The next packet uses the learned entry: no second ARP.
+    s.clear_records();
+    s.ping("vm1", ip("198.51.100.1"), 8).expect("run");
+    let arps = s
+        .wire
+        .iter()
+        .filter(|w| w.segment == Segment::External && w.key.is_arp())
+        .count();
+    assert_eq!(arps, 0, "{}", s.render_steps());
+    assert!(s
+        .render_steps()
+        .contains("neighbour 203.0.113.1 dev fg-c1 lladdr 52:54:00:00:00:01 REACHABLE"));
+}
+
+#[test]
+fn no_route_in_the_fip_namespace_answers_destination_unreachable() {
+    let mut s = sim();
+    let upstream = mac("52:54:00:00:00:01");
+    s.add_external_station(
+        "upstream",
+        upstream,
+        ip("203.0.113.1"),
+        24,
+        vec![ip("198.51.100.1")],
+    );
+    // Resolve 203.0.113.1 in fip-ext-net first (vm1's traffic leaves through it).
+    s.ping("vm1", ip("198.51.100.1"), 7).expect("run");
+    s.clear_records();
+    // The upstream router sends fg-c1 a packet for an address the fip
+    // namespace has no route to (its main table has no default route).
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, upstream.to_u64());
+    k.set(Field::DlDst, mac("fa:16:3e:dd:00:21").to_u64());
+    k.set(Field::NwSrc, u32::from(ip("203.0.113.1")) as u64);
+    k.set(Field::NwDst, u32::from(ip("192.0.2.99")) as u64);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 1000);
+    k.set(Field::TpDst, 2000);
+    s.send_frame("upstream", &k).expect("run");
+    let got: Vec<_> = s
+        .endpoint("upstream")
+        .expect("upstream")
+        .received
+        .iter()
+        .filter(|k| k.nw_proto() == ipproto::ICMP)
+        .copied()
+        .collect();
+    assert_eq!(got.len(), 1, "{}", s.render_steps());
+    assert_eq!(
+        (got[0].tp_src(), got[0].tp_dst()),
+        (3, 0),
+        "destination (network) unreachable"
+    );
+    assert_eq!(got[0].nw_src(), u32::from(ip("203.0.113.21")));
+    assert_eq!(got[0].nw_dst(), u32::from(ip("203.0.113.1")));
+}
