@@ -1,5 +1,8 @@
-//! vswitchctl commands that run on a scenario directory, without a daemon:
-//! the same pipeline code the daemon runs, on a snapshot built from files.
+//! vswitchctl commands that run without a daemon, on a snapshot built from
+//! files: a scenario directory (bridges, ports and flows as OVS would have
+//! them) or a topology file compiled for one host (bridges, flows and router
+//! instances, as Neutron's agents would set them up). The same pipeline
+//! code the daemon runs.
 
 use pipeline::flow::text::format_flow;
 use pipeline::flow::FlowStats;
@@ -10,9 +13,11 @@ use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A loaded scenario and its compiled switch (static MAC entries installed).
+/// A loaded scenario (or host topology) and its compiled switch (static
+/// MAC entries installed).
 pub struct Offline {
-    pub scenario: Scenario,
+    /// The scenario's labelled packets (none for a topology).
+    pub scenario: Option<Scenario>,
     pub switch: Arc<Switch>,
 }
 
@@ -21,7 +26,25 @@ pub fn open(dir: &Path) -> Result<Offline, String> {
     let switch = scenario
         .build()
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(Offline { scenario, switch })
+    Ok(Offline {
+        scenario: Some(scenario),
+        switch,
+    })
+}
+
+/// Compiles `host` of the topology file `file` (bridges, flows, routers).
+pub fn open_topology(file: &Path, host: &str) -> Result<Offline, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let t = pipeline::topology::load_toml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut cfg = pipeline::topology::build_host(&t, host, 1)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let switch = cfg
+        .build()
+        .map_err(|e| format!("{}: host {host}: {e}", file.display()))?;
+    Ok(Offline {
+        scenario: None,
+        switch,
+    })
 }
 
 impl Offline {
@@ -38,6 +61,8 @@ impl Offline {
             }
             None => self
                 .scenario
+                .as_ref()
+                .ok_or("give a packet to trace (a topology has no packets.txt)")?
                 .packets
                 .iter()
                 .map(|p| {

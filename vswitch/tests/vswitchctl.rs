@@ -127,3 +127,40 @@ fn dump_flows_prints_appendix_a_and_parses_back() {
         }
     }
 }
+
+#[test]
+fn trace_on_a_topology_host_goes_through_the_router_instance() {
+    let topo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml")
+        .display()
+        .to_string();
+    let (ok, out, err) = ctl(&[
+        "trace",
+        "--topology",
+        &topo,
+        "--host",
+        "compute1",
+        "in_port=qvo-vm1,icmp,dl_src=fa:16:3e:01:00:11,dl_dst=fa:16:3e:aa:01:01,nw_src=10.1.0.11,nw_dst=10.2.0.14,nw_ttl=64,icmp_type=8",
+    ]);
+    assert!(ok, "{err}");
+    for step in [
+        "[qrouter-R1] in qr-s1",
+        "[qrouter-R1] rule 32766: lookup 254",
+        "[qrouter-R1] route 10.2.0.0/24 dev qr-s2",
+        "[qrouter-R1] TTL 64 -> 63",
+        "[qrouter-R1] neighbour 10.2.0.14 dev qr-s2 lladdr fa:16:3e:02:00:14 PERMANENT",
+        "bridge(\"br-int\") in_port qr-s2",
+        "output to qvo-vm4",
+    ] {
+        assert!(out.contains(step), "missing `{step}` in\n{out}");
+    }
+    let (ok, _, err) = ctl(&[
+        "trace",
+        "--topology",
+        &topo,
+        "--host",
+        "nohost",
+        "in_port=qvo-vm1",
+    ]);
+    assert!(!ok && err.contains("nohost"), "{err}");
+}

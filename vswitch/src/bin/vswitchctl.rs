@@ -17,11 +17,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Explain a packet's walk through the bridges (like ofproto/trace).
+    /// Explain a packet's walk through the bridges and router instances
+    /// (like ofproto/trace).
     Trace {
-        /// Scenario directory (ports.conf, flows/, packets.txt) to trace on.
-        #[arg(long)]
-        scenario: PathBuf,
+        #[command(flatten)]
+        on: Source,
         /// Bridge the packet enters (needed only if in_port is a number).
         #[arg(long)]
         bridge: Option<String>,
@@ -38,15 +38,44 @@ enum Command {
     },
     /// Print a bridge's flows in ovs-ofctl dump-flows format.
     DumpFlows {
-        #[arg(long)]
-        scenario: PathBuf,
+        #[command(flatten)]
+        on: Source,
         bridge: String,
     },
     /// Bridges and ports.
     Show {
-        #[arg(long)]
-        scenario: PathBuf,
+        #[command(flatten)]
+        on: Source,
     },
+}
+
+/// What to work on without a daemon: a scenario directory, or one host of
+/// a topology file.
+#[derive(clap::Args)]
+struct Source {
+    /// Scenario directory (ports.conf, flows/, packets.txt).
+    #[arg(
+        long,
+        conflicts_with = "topology",
+        required_unless_present = "topology"
+    )]
+    scenario: Option<PathBuf>,
+    /// Topology file (TOML); needs --host.
+    #[arg(long, requires = "host")]
+    topology: Option<PathBuf>,
+    /// Host of the topology whose switch to build.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+impl Source {
+    fn open(&self) -> Result<offline::Offline, String> {
+        match (&self.scenario, &self.topology, &self.host) {
+            (Some(dir), _, _) => offline::open(dir),
+            (None, Some(file), Some(host)) => offline::open_topology(file, host),
+            _ => Err("give --scenario DIR or --topology FILE --host HOST".into()),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,13 +95,13 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<String, String> {
     match &cli.command {
         Command::Trace {
-            scenario,
+            on,
             bridge,
             packet,
             frame,
             in_port,
         } => {
-            let off = offline::open(scenario)?;
+            let off = on.open()?;
             let traces = match (frame, in_port) {
                 (Some(hex), Some(port)) => vec![("frame".to_string(), off.trace_hex(port, hex)?)],
                 _ => off.trace(bridge.as_deref(), packet.as_deref())?,
@@ -92,8 +121,8 @@ fn run(cli: &Cli) -> Result<String, String> {
             }
             Ok(out)
         }
-        Command::DumpFlows { scenario, bridge } => {
-            let off = offline::open(scenario)?;
+        Command::DumpFlows { on, bridge } => {
+            let off = on.open()?;
             let text = off.dump_flows(bridge)?;
             if cli.json {
                 let lines: Vec<&str> = text.lines().collect();
@@ -103,8 +132,8 @@ fn run(cli: &Cli) -> Result<String, String> {
             }
             Ok(text)
         }
-        Command::Show { scenario } => {
-            let off = offline::open(scenario)?;
+        Command::Show { on } => {
+            let off = on.open()?;
             Ok(off.show())
         }
     }
