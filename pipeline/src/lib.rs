@@ -12,6 +12,7 @@
 pub mod bridge;
 pub mod cache;
 pub mod classifier;
+pub mod conntrack;
 pub mod datapath;
 pub mod drop;
 pub mod flow;
