@@ -27,7 +27,9 @@ pub mod tcp;
 use crate::drop::DropReason;
 use crate::key::{ct_state, ipproto};
 use crossbeam_utils::CachePadded;
-use std::collections::{HashMap, VecDeque};
+use hashbrown::HashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -145,14 +147,14 @@ impl Default for Timeouts {
 pub struct Limits {
     pub max_conns: usize,
     /// Per-zone limits (zones not listed: only the global one).
-    pub zone_max: HashMap<u16, usize>,
+    pub zone_max: std::collections::HashMap<u16, usize>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_conns: DEFAULT_MAX_CONNS,
-            zone_max: HashMap::new(),
+            zone_max: std::collections::HashMap::new(),
         }
     }
 }
@@ -169,6 +171,9 @@ pub struct Conn {
     pub dnat: bool,
     /// Monotonic time (ns) after which the connection is gone.
     pub expires_ns: u64,
+    /// The earliest deadline queued for this connection in its shard.
+    #[serde(skip)]
+    queued_ns: u64,
     pub packets: [u64; 2],
 }
 
@@ -207,8 +212,11 @@ struct Shard {
     conns: HashMap<Tuple, Conn>,
     /// Reply tuples hashing here → the original tuple of their connection.
     replies: HashMap<Tuple, Tuple>,
-    /// (deadline, original tuple), roughly in deadline order (lazy).
-    deadlines: VecDeque<(u64, Tuple)>,
+    /// (deadline, original tuple), earliest first. A connection is queued
+    /// at creation and again only when its deadline moves earlier (a state
+    /// with a shorter timeout); later deadlines are found when the entry
+    /// pops, and it is re-queued.
+    deadlines: BinaryHeap<Reverse<(u64, Tuple)>>,
 }
 
 /// Counters (relaxed atomics, summed on read).
@@ -319,37 +327,34 @@ impl ConnTable {
 
     /// Finds `t` as an original or reply tuple and advances the connection.
     fn update_existing(&self, t: &Tuple, info: PacketInfo, now_ns: u64) -> Option<Verdict> {
-        let (orig, dir) = {
-            let s = self.shard(t.shard());
-            if s.conns.contains_key(t) {
-                (*t, Dir::Orig)
-            } else {
-                (*s.replies.get(t)?, Dir::Reply)
+        let mut s = self.shard(t.shard());
+        let (orig, dir) = if s.conns.contains_key(t) {
+            (*t, Dir::Orig)
+        } else {
+            let orig = *s.replies.get(t)?;
+            if orig.shard() != t.shard() {
+                drop(s);
+                s = self.shard(orig.shard());
             }
+            (orig, Dir::Reply)
         };
-        let mut s = self.shard(orig.shard());
-        let expired = match s.conns.get(&orig) {
-            None => return None,
-            Some(c) => c.expires_ns <= now_ns,
-        };
-        if expired {
+        let timeouts = self.timeouts;
+        let shard = &mut *s;
+        let c = shard.conns.get_mut(&orig)?;
+        if c.expires_ns <= now_ns {
             drop(s);
             self.remove(&orig, now_ns, true);
             return None;
         }
-        let timeouts = self.timeouts;
-        let c = s.conns.get_mut(&orig)?;
         let mut state = ct_state::TRK;
-        let mut invalid = false;
         if let Some(st) = c.tcp {
             match tcp::next(st, dir, info.tcp_flags) {
                 Some(n) => c.tcp = Some(n),
-                None => invalid = true,
+                None => {
+                    self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                    return Some(Verdict::invalid(*t));
+                }
             }
-        }
-        if invalid {
-            self.counters.invalid.fetch_add(1, Ordering::Relaxed);
-            return Some(Verdict::invalid(*t));
         }
         if dir == Dir::Reply {
             c.seen_reply = true;
@@ -370,15 +375,11 @@ impl ConnTable {
             Dir::Orig => c.reply.reverse(),
             Dir::Reply => c.orig.reverse(),
         };
-        let deadline = now_ns + ConnTableTimeouts(timeouts).timeout_ns(c);
-        let extend = deadline > c.expires_ns;
-        c.expires_ns = deadline;
-        if extend {
-            s.deadlines.push_back((deadline, orig));
-            // Bound the lazy queue: drop stale duplicates from the front.
-            while s.deadlines.len() > 4 * s.conns.len() + 16 {
-                s.deadlines.pop_front();
-            }
+        c.expires_ns = now_ns + ConnTableTimeouts(timeouts).timeout_ns(c);
+        if c.expires_ns < c.queued_ns {
+            c.queued_ns = c.expires_ns;
+            let d = c.expires_ns;
+            shard.deadlines.push(Reverse((d, orig)));
         }
         Some(Verdict {
             state,
@@ -442,7 +443,7 @@ impl ConnTable {
                     }
                     let conn = self.new_conn(t, reply, info, nat, now_ns);
                     let v = self.first_verdict(&conn);
-                    s.deadlines.push_back((conn.expires_ns, t));
+                    s.deadlines.push(Reverse((conn.expires_ns, t)));
                     s.replies.insert(reply, t);
                     s.conns.insert(t, conn);
                     drop(g_lo);
@@ -476,7 +477,7 @@ impl ConnTable {
             }
             let conn = self.new_conn(t, reply, info, nat, now_ns);
             let v = self.first_verdict(&conn);
-            sa.deadlines.push_back((conn.expires_ns, t));
+            sa.deadlines.push(Reverse((conn.expires_ns, t)));
             sb.replies.insert(reply, t);
             sa.conns.insert(t, conn);
             drop(g_hi);
@@ -534,9 +535,11 @@ impl ConnTable {
             snat: matches!(nat, Some(Nat::Src { .. })),
             dnat: matches!(nat, Some(Nat::Dst { .. })),
             expires_ns: 0,
+            queued_ns: 0,
             packets: [1, 0],
         };
         c.expires_ns = now_ns + self.timeout_ns(&c);
+        c.queued_ns = c.expires_ns;
         c
     }
 
@@ -665,18 +668,27 @@ impl ConnTable {
         let mut due = Vec::new();
         {
             let mut s = self.shard(i);
+            let shard = &mut *s;
             let mut looked = 0;
             while looked < budget {
-                let Some(&(deadline, t)) = s.deadlines.front() else {
+                let Some(&Reverse((deadline, t))) = shard.deadlines.peek() else {
                     break;
                 };
                 if deadline > now_ns {
                     break;
                 }
-                s.deadlines.pop_front();
+                shard.deadlines.pop();
                 looked += 1;
-                if s.conns.get(&t).is_some_and(|c| c.expires_ns <= now_ns) {
+                let Some(c) = shard.conns.get_mut(&t) else {
+                    continue;
+                };
+                if c.expires_ns <= now_ns {
                     due.push(t);
+                } else if c.queued_ns <= now_ns {
+                    // Traffic moved the deadline: queue it where it is now.
+                    c.queued_ns = c.expires_ns;
+                    let d = c.expires_ns;
+                    shard.deadlines.push(Reverse((d, t)));
                 }
             }
         }
