@@ -32,7 +32,8 @@ pub const MAC_REFRESH_NS: u64 = 1_000_000_000;
 
 /// A cached walk.
 pub struct CacheEntry {
-    pub program: Program,
+    /// Shared so a recirculating packet can keep it while the cache changes.
+    pub program: Arc<Program>,
     /// Counters of the flows the walk matched.
     pub rules: Box<[Arc<RuleStats>]>,
     learned: Box<[MacLearnRef]>,
@@ -240,7 +241,7 @@ impl FlowCache {
         let masked = key.masked(&mask);
         let hash = hash_masked(&masked, &mask, &self.masks[mi].words);
         let entry = CacheEntry {
-            program: x.program,
+            program: Arc::new(x.program),
             rules: x.rules.into_boxed_slice(),
             learned: x.learned.into_boxed_slice(),
             mac_generation: x.uses_mac_table.then_some(mac_generation),

@@ -92,6 +92,7 @@ pub(crate) fn hash_masked(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u64 {
         0xa076_1d64_78bd_642f,
         0xe703_7ed1_a0b4_28db,
         0x8ebc_6af0_9c88_c6e3,
+        0x6a09_e667_f3bc_c909,
     ];
     let mut h: u64 = words.len() as u64;
     for &i in words {

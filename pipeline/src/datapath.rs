@@ -48,6 +48,8 @@ impl<F: FnMut(PortId, PacketBuf)> OutputSink for F {
 pub struct Datapath {
     pub worker: usize,
     pub cache: FlowCache,
+    /// Translations of recirculated keys (after conntrack).
+    pub recirc_cache: FlowCache,
     pub counters: DatapathCounters,
     /// Disable the cache (for differential tests and measurements).
     pub use_cache: bool,
@@ -58,6 +60,7 @@ impl Datapath {
         Datapath {
             worker,
             cache: FlowCache::new(worker, cache_capacity),
+            recirc_cache: FlowCache::new(worker, cache_capacity),
             counters: DatapathCounters::default(),
             use_cache: true,
         }
@@ -79,6 +82,7 @@ impl Datapath {
         sink: &mut impl OutputSink,
     ) {
         self.cache.sync(sw);
+        self.recirc_cache.sync(sw);
         for mut pkt in burst.drain(..) {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += pkt.len() as u64;
@@ -107,7 +111,20 @@ impl Datapath {
                 for r in &x.rules {
                     r.hit(self.worker, bytes, now_ns);
                 }
-                run_program(&x.program, pkt, &mut self.counters, pool, sink, now_ns);
+                let mut env = RecircEnv {
+                    sw,
+                    cache: None,
+                    depth: 0,
+                };
+                run_program(
+                    &x.program,
+                    pkt,
+                    &mut self.counters,
+                    pool,
+                    sink,
+                    now_ns,
+                    &mut env,
+                );
                 continue;
             }
             let mac_generation = sw.mac_generation();
@@ -135,9 +152,23 @@ impl Datapath {
                 pool.put(pkt);
                 continue;
             };
-            run_program(&entry.program, pkt, &mut self.counters, pool, sink, now_ns);
+            let mut env = RecircEnv {
+                sw,
+                cache: Some(&mut self.recirc_cache),
+                depth: 0,
+            };
+            run_program(
+                &entry.program,
+                pkt,
+                &mut self.counters,
+                pool,
+                sink,
+                now_ns,
+                &mut env,
+            );
         }
         self.cache.credit_rules();
+        self.recirc_cache.credit_rules();
         release_held(sw, &mut self.counters, pool, sink, now_ns);
     }
 }
@@ -151,6 +182,7 @@ pub fn run_program(
     pool: &mut PacketPool,
     sink: &mut impl OutputSink,
     now_ns: u64,
+    env: &mut RecircEnv,
 ) {
     let last = match prog.last_output {
         Some(l) => l,
@@ -203,12 +235,29 @@ pub fn run_program(
                     Generated::ArpRequest(a) => a.build(&mut g),
                 };
                 match built {
-                    Ok(()) => run_program(program, g, counters, pool, sink, now_ns),
+                    Ok(()) => run_program(program, g, counters, pool, sink, now_ns, env),
                     Err(reason) => {
                         counters.drops.count(reason);
                         pool.put(g);
                     }
                 }
+            }
+            Op::Recirc {
+                zone,
+                commit,
+                nat,
+                recirc_id,
+                pipeline,
+            } => {
+                let r = RecircOp {
+                    zone: *zone,
+                    commit: *commit,
+                    nat: *nat,
+                    recirc_id: *recirc_id,
+                    pipeline,
+                };
+                recirculate(pkt, &r, counters, pool, sink, now_ns, env);
+                return;
             }
             Op::Hold {
                 runtime,
@@ -219,7 +268,7 @@ pub fn run_program(
             } => match runtime.0.hold(*iface, *ip, pkt.data(), now_ns) {
                 HoldOutcome::HeldSolicit => match pool.get() {
                     Some(mut g) => match arp.build(&mut g) {
-                        Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns),
+                        Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns, env),
                         Err(reason) => {
                             counters.drops.count(reason);
                             pool.put(g);
@@ -279,7 +328,146 @@ pub fn release_held(
                 },
                 None,
             );
-            run_program(&x.program, pkt, counters, pool, sink, now_ns);
+            let mut env = RecircEnv {
+                sw,
+                cache: None,
+                depth: 0,
+            };
+            run_program(&x.program, pkt, counters, pool, sink, now_ns, &mut env);
         }
     }
+}
+
+/// Most recirculations of one packet (conntrack passes).
+pub const MAX_RECIRC: u8 = 4;
+
+/// What a recirculating packet needs: the switch, the worker's cache for
+/// recirculated keys (None: translate every time, as tests and the
+/// simulator do), and how deep it already is.
+pub struct RecircEnv<'a> {
+    pub sw: &'a Switch,
+    pub cache: Option<&'a mut FlowCache>,
+    pub depth: u8,
+}
+
+struct RecircOp<'a> {
+    zone: u16,
+    commit: bool,
+    nat: Option<crate::conntrack::Nat>,
+    recirc_id: u32,
+    pipeline: &'a [u64],
+}
+
+/// Conntrack (and NAT) on the packet, then its walk from the recirculation
+/// point, found in the cache or translated.
+fn recirculate(
+    mut pkt: PacketBuf,
+    r: &RecircOp,
+    counters: &mut DatapathCounters,
+    pool: &mut PacketPool,
+    sink: &mut impl OutputSink,
+    now_ns: u64,
+    env: &mut RecircEnv,
+) {
+    use crate::key::{ipproto, Field, PACKET_WORDS};
+    if env.depth >= MAX_RECIRC {
+        counters.drops.count(DropReason::ResubmitDepth);
+        pool.put(pkt);
+        return;
+    }
+    let sw = env.sw;
+    let Ok(parsed) = packet::parse(pkt.data(), pkt.in_port) else {
+        counters.drops.count(DropReason::CtInvalid);
+        pool.put(pkt);
+        return;
+    };
+    let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
+        counters.drops.count(DropReason::CtInvalid);
+        pool.put(pkt);
+        return;
+    };
+    let v = match sw.conntrack.track(t, info, r.commit, r.nat, now_ns) {
+        Ok(v) => v,
+        Err(reason) => {
+            counters.drops.count(reason);
+            pool.put(pkt);
+            return;
+        }
+    };
+    let mut base = parsed.key;
+    for (i, w) in r.pipeline.iter().enumerate() {
+        if let Some(slot) = base.w.get_mut(PACKET_WORDS + i) {
+            *slot = *w;
+        }
+    }
+    let key = xlate::after_ct_key(&base, &t, &v, r.recirc_id);
+    // The destination side of NAT happens now; the source side at output.
+    let mut rewrites: [Option<packet::Rewrite>; 3] = [None; 3];
+    if key.nw_dst() != base.nw_dst() {
+        rewrites[0] = Some(packet::Rewrite::Ipv4Dst(key.nw_dst()));
+    }
+    if t.proto != ipproto::ICMP && key.tp_dst() != base.tp_dst() {
+        rewrites[1] = Some(packet::Rewrite::L4Dst(key.tp_dst()));
+    }
+    if t.proto == ipproto::ICMP && key.get(Field::IcmpId) != base.get(Field::IcmpId) {
+        rewrites[2] = Some(packet::Rewrite::IcmpId(key.get(Field::IcmpId) as u16));
+    }
+    for rw in rewrites.iter().flatten() {
+        if let Err(reason) = packet::apply(&mut pkt, rw) {
+            counters.drops.count(reason);
+            pool.put(pkt);
+            return;
+        }
+    }
+    let in_port = PortId(pkt.in_port);
+    let bytes = pkt.len() as u64;
+    env.depth += 1;
+    let program = match env.cache.as_deref_mut() {
+        Some(cache) => {
+            let generation = sw.mac_generation();
+            let slot = match cache.lookup(&key, generation) {
+                Some(s) => s,
+                None => {
+                    let x = xlate::xlate(
+                        sw,
+                        in_port,
+                        &key,
+                        XlateOptions {
+                            learn: true,
+                            now_ns,
+                        },
+                        None,
+                    );
+                    cache.insert(&key, x, generation, now_ns)
+                }
+            };
+            cache.refresh_macs(slot, sw, now_ns);
+            cache.account(slot, bytes, now_ns);
+            cache.entry(slot).map(|e| e.program.clone())
+        }
+        None => {
+            let x = xlate::xlate(
+                sw,
+                in_port,
+                &key,
+                XlateOptions {
+                    learn: true,
+                    now_ns,
+                },
+                None,
+            );
+            for rule in &x.rules {
+                rule.hit(0, bytes, now_ns);
+            }
+            Some(std::sync::Arc::new(x.program))
+        }
+    };
+    match program {
+        Some(p) => run_program(&p, pkt, counters, pool, sink, now_ns, env),
+        None => {
+            counters.drops.count(DropReason::FlowDrop);
+            pool.put(pkt);
+        }
+    }
+    env.depth -= 1;
 }

@@ -21,7 +21,7 @@
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 14;
+pub const KEY_WORDS: usize = 15;
 /// Words derived from the packet (and the input port). Pipeline state
 /// (metadata, registers) follows and is zero at ingress.
 pub const PACKET_WORDS: usize = 9;
@@ -103,11 +103,14 @@ pub enum Field {
     NdTargetLo,
     Metadata,
     Reg(u8),
+    /// Which recirculation point a packet re-enters the pipeline at after
+    /// connection tracking (0: it has not been recirculated).
+    RecircId,
 }
 
 impl Field {
     /// All fields, in key order.
-    pub const ALL: [Field; 30] = [
+    pub const ALL: [Field; 31] = [
         Field::InPort,
         Field::DlType,
         Field::VlanTci,
@@ -138,6 +141,7 @@ impl Field {
         Field::Reg(5),
         Field::Reg(6),
         Field::Reg(7),
+        Field::RecircId,
     ];
 
     /// (word index, bit shift, width in bits).
@@ -167,6 +171,7 @@ impl Field {
             Field::NdTargetLo => (8, 0, 64),
             Field::Metadata => (9, 0, 64),
             Field::Reg(n) => (10 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
+            Field::RecircId => (14, 0, 32),
         }
     }
 
@@ -220,6 +225,7 @@ impl Field {
             Field::Reg(5) => "reg5",
             Field::Reg(6) => "reg6",
             Field::Reg(_) => "reg7",
+            Field::RecircId => "recirc_id",
         }
     }
 }
@@ -501,7 +507,7 @@ mod tests {
     fn packet_fields_live_in_packet_words() {
         for f in Field::ALL {
             let (word, _, _) = f.position();
-            let internal = matches!(f, Field::Metadata | Field::Reg(_));
+            let internal = matches!(f, Field::Metadata | Field::Reg(_) | Field::RecircId);
             assert_eq!(word >= PACKET_WORDS, internal, "{f:?}");
         }
     }

@@ -108,7 +108,7 @@ pub struct Sim {
     external: PhysicalSwitch,
     queue: VecDeque<(Place, Vec<u8>)>,
     pool: PacketPool,
-    counters: DatapathCounters,
+    pub counters: DatapathCounters,
     now_ns: u64,
     /// Every host traversal, in order.
     pub steps: Vec<HostStep>,
@@ -493,6 +493,11 @@ impl Sim {
             &mut self.pool,
             &mut sink,
             self.now_ns,
+            &mut crate::datapath::RecircEnv {
+                sw: &sw,
+                cache: None,
+                depth: 0,
+            },
         );
         // Packets released by a neighbour resolution this frame caused.
         crate::datapath::release_held(

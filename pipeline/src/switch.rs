@@ -237,6 +237,8 @@ pub struct SwitchConfig {
     mac_generation: Arc<AtomicU64>,
     mac_max_entries: usize,
     mac_aging_ns: u64,
+    /// The connection table (kept across builds).
+    conntrack: Arc<crate::conntrack::ConnTable>,
     /// Run-time state of each router instance, by name (kept across builds).
     router_runtime:
         std::collections::BTreeMap<String, Arc<crate::router::neighbour::RouterRuntime>>,
@@ -254,7 +256,17 @@ impl SwitchConfig {
             mac_max_entries: DEFAULT_MAX_ENTRIES,
             mac_aging_ns: DEFAULT_AGING_NS,
             router_runtime: std::collections::BTreeMap::new(),
+            conntrack: Arc::new(crate::conntrack::ConnTable::new(
+                Default::default(),
+                Default::default(),
+            )),
         }
+    }
+
+    /// Replaces the connection table (limits and timeouts from the daemon's
+    /// configuration); existing connections are dropped.
+    pub fn set_conntrack(&mut self, table: crate::conntrack::ConnTable) {
+        self.conntrack = Arc::new(table);
     }
 
     /// MAC table limits for bridges added from now on.
@@ -734,6 +746,8 @@ pub struct Switch {
     pub mac_generation: Arc<AtomicU64>,
     /// Run-time state of `routers[i]`.
     pub router_runtime: Vec<Arc<crate::router::neighbour::RouterRuntime>>,
+    /// Connections of every zone (OpenFlow `ct()` and router instances).
+    pub conntrack: Arc<crate::conntrack::ConnTable>,
 }
 
 /// What is on the other side of a router interface.
@@ -884,6 +898,7 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
         port_names,
         n_workers: cfg.n_workers,
         mac_generation: cfg.mac_generation.clone(),
+        conntrack: cfg.conntrack.clone(),
         router_runtime: cfg
             .routers
             .iter()

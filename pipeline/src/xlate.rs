@@ -82,6 +82,72 @@ pub enum Op {
         arp: ArpRequest,
         solicit: Box<Program>,
     },
+    /// Connection tracking (with NAT for new connections), then the packet
+    /// re-enters the pipeline at `recirc_id` with its `ct_state` set: the
+    /// rest of its walk depends on the connection, so it is a separate
+    /// (cached) translation. Pipeline words at this point are carried over.
+    Recirc {
+        zone: u16,
+        commit: bool,
+        nat: Option<crate::conntrack::Nat>,
+        recirc_id: u32,
+        pipeline: [u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS],
+    },
+}
+
+/// Recirculation ids of router instances: after conntrack, the packet
+/// re-enters instance `instance` as arriving on interface `iface`.
+pub const RECIRC_ROUTER: u32 = 0x8000_0000;
+
+pub fn recirc_router(at: crate::switch::RouterIfaceRef) -> u32 {
+    RECIRC_ROUTER | ((at.instance as u32 & 0x7fff) << 16) | (at.iface as u32 & 0xffff)
+}
+
+/// Register carrying a deferred source NAT address (router recirculation).
+pub const SNAT_ADDR_REG: Field = Field::Reg(0);
+/// Register carrying `SNAT_PENDING | port-or-id` of a deferred source NAT.
+pub const SNAT_PORT_REG: Field = Field::Reg(1);
+pub const SNAT_PENDING: u64 = 0x1_0000;
+
+/// The key a packet has after conntrack at recirculation point
+/// `recirc_id`: `ct_state`/`ct_zone` set, the destination side of `v`'s
+/// translation applied (as PREROUTING does: DNAT, or the reply direction of
+/// SNAT), the source side deferred to POSTROUTING in `SNAT_*_REG` (routing
+/// must still see the original source).
+pub fn after_ct_key(
+    key: &FlowKey,
+    t: &crate::conntrack::Tuple,
+    v: &crate::conntrack::Verdict,
+    recirc_id: u32,
+) -> FlowKey {
+    let mut k = *key;
+    let n = &v.translated;
+    let icmp = t.proto == ipproto::ICMP;
+    if n.dst != t.dst || (!icmp && n.dport != t.dport) {
+        k.set(Field::NwDst, u32::from(n.dst) as u64);
+        if !icmp {
+            k.set(Field::TpDst, n.dport as u64);
+        }
+    }
+    let src_side = n.src != t.src || (!icmp && n.sport != t.sport);
+    if icmp && n.sport != t.sport && !src_side {
+        k.set(Field::IcmpId, n.sport as u64);
+    }
+    if src_side || (icmp && n.sport != t.sport && n.src != t.src) {
+        k.set(SNAT_ADDR_REG, u32::from(n.src) as u64);
+        k.set(SNAT_PORT_REG, SNAT_PENDING | n.sport as u64);
+    }
+    k.set(Field::CtState, v.state as u64);
+    k.set(Field::CtZone, t.zone as u64);
+    k.set(Field::RecircId, recirc_id as u64);
+    k
+}
+
+fn recirc_point(id: u32) -> Option<crate::switch::RouterIfaceRef> {
+    (id & RECIRC_ROUTER != 0).then(|| crate::switch::RouterIfaceRef {
+        instance: ((id >> 16) & 0x7fff) as usize,
+        iface: (id & 0xffff) as usize,
+    })
 }
 
 /// What the fast path does with every packet of one megaflow.
@@ -102,8 +168,11 @@ impl Program {
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
         let has_side_ops = ops
             .iter()
-            .any(|o| matches!(o, Op::Generate { .. } | Op::Hold { .. }));
-        let held = ops.iter().any(|o| matches!(o, Op::Hold { .. }));
+            .any(|o| matches!(o, Op::Generate { .. } | Op::Hold { .. } | Op::Recirc { .. }));
+        // Held or recirculated packets are not dropped here.
+        let held = ops
+            .iter()
+            .any(|o| matches!(o, Op::Hold { .. } | Op::Recirc { .. }));
         let drop_reason = if last_output.is_some() || held {
             None
         } else {
@@ -180,6 +249,15 @@ pub fn xlate(
     let mut ctx = Ctx::new(sw, key, opts, trace);
     // The ingress port always matters (it selects the bridge).
     ctx.wc.set(Field::InPort, Field::InPort.full_mask());
+    ctx.wc.set(Field::RecircId, Field::RecircId.full_mask());
+    let recirc = key.get(Field::RecircId) as u32;
+    if recirc != 0 {
+        match recirc_point(recirc) {
+            Some(at) => crate::router::forward::router_after_ct(&mut ctx, at),
+            None => ctx.drop(DropReason::NoSuchPort),
+        }
+        return ctx.finish();
+    }
     match sw.port(in_port) {
         Some(port) => ctx.bridge_input(port),
         None => ctx.drop(DropReason::NoSuchPort),

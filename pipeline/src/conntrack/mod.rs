@@ -773,3 +773,107 @@ impl ConnTableTimeouts {
         s.saturating_mul(SEC)
     }
 }
+
+/// The tuple and tracking inputs of a parsed IPv4 packet, in `zone`; None
+/// for packets conntrack does not follow (non-IPv4, later fragments, ICMP
+/// other than echo).
+pub fn tuple_of(key: &crate::key::FlowKey, zone: u16) -> Option<(Tuple, PacketInfo)> {
+    use crate::key::{ethertype, Field, FRAG_LATER};
+    if key.dl_type() != ethertype::IPV4 || key.get(Field::NwFrag) as u8 & FRAG_LATER != 0 {
+        return None;
+    }
+    let proto = key.nw_proto();
+    let (sport, dport, info) = match proto {
+        ipproto::TCP | ipproto::UDP => (
+            key.tp_src(),
+            key.tp_dst(),
+            PacketInfo {
+                tcp_flags: key.get(Field::TcpFlags) as u16 & 0x1ff,
+                icmp_type: 0,
+            },
+        ),
+        ipproto::ICMP if matches!(key.tp_src(), 0 | 8) => (
+            key.get(Field::IcmpId) as u16,
+            0,
+            PacketInfo {
+                tcp_flags: 0,
+                icmp_type: key.tp_src() as u8,
+            },
+        ),
+        _ => return None,
+    };
+    Some((
+        Tuple {
+            zone,
+            proto,
+            src: Ipv4Addr::from(key.nw_src()),
+            dst: Ipv4Addr::from(key.nw_dst()),
+            sport,
+            dport,
+        },
+        info,
+    ))
+}
+
+impl ConnTable {
+    /// What `track` would say, without changing anything (for `trace`).
+    pub fn peek(&self, t: Tuple, info: PacketInfo, nat: Option<Nat>) -> Verdict {
+        let found = {
+            let s = self.shard(t.shard());
+            if let Some(c) = s.conns.get(&t) {
+                Some((c.clone(), Dir::Orig))
+            } else {
+                s.replies
+                    .get(&t)
+                    .copied()
+                    .map(|o| (o, Dir::Reply))
+                    .and_then(|(o, d)| {
+                        drop(s);
+                        self.shard(o.shard()).conns.get(&o).map(|c| (c.clone(), d))
+                    })
+            }
+        };
+        match found {
+            Some((c, dir)) => {
+                let mut state = ct_state::TRK;
+                state |= match (dir, c.seen_reply) {
+                    (Dir::Reply, _) => ct_state::EST | ct_state::RPL,
+                    (Dir::Orig, true) => ct_state::EST,
+                    (Dir::Orig, false) => ct_state::NEW,
+                };
+                if c.snat {
+                    state |= ct_state::SNAT;
+                }
+                if c.dnat {
+                    state |= ct_state::DNAT;
+                }
+                let translated = match dir {
+                    Dir::Orig => c.reply.reverse(),
+                    Dir::Reply => c.orig.reverse(),
+                };
+                Verdict {
+                    state,
+                    dir: Some(dir),
+                    translated,
+                }
+            }
+            None => {
+                if t.proto == ipproto::TCP && !tcp::valid_new(info.tcp_flags) {
+                    return Verdict::invalid(t);
+                }
+                let translated = self.nat_reply(&t, nat, 0).map_or(t, |r| r.reverse());
+                let mut state = ct_state::TRK | ct_state::NEW;
+                match nat {
+                    Some(Nat::Src { .. }) => state |= ct_state::SNAT,
+                    Some(Nat::Dst { .. }) => state |= ct_state::DNAT,
+                    None => {}
+                }
+                Verdict {
+                    state,
+                    dir: Some(Dir::Orig),
+                    translated,
+                }
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@
 use crate::drop::DropReason;
 use crate::key::{ethertype, ipproto, Field, Mac, FRAG_LATER};
 use crate::packet::generate::{ArpRequest, IcmpError};
-use crate::router::{Interface, NatHook, RouterInstance};
+use crate::router::{Interface, NatHook, NatRule, NatTarget, RouterInstance};
 use crate::switch::{RouterIfaceRef, RouterLinkTarget};
 use crate::trace::TraceEvent;
 use crate::xlate::{Ctx, Generated, Op, RuntimeRef};
@@ -167,14 +167,189 @@ fn ipv4_input<'a>(
     ] {
         ctx.wc.set(f, f.full_mask());
     }
+    // The namespace's conntrack sees the packet first (PREROUTING); the
+    // walk goes on after recirculation, with the connection's NAT applied.
+    if inst.conntrack && ctx.key.get(Field::RecircId) == 0 {
+        let zone = router_zone(at.instance);
+        if let Some((tuple, info)) = crate::conntrack::tuple_of(&ctx.key, zone) {
+            conntrack_then_recirculate(ctx, inst, at, iface, tuple, info);
+            return;
+        }
+    }
+    route_ipv4(ctx, inst, at, iface);
+}
+
+/// Conntrack zone of a router instance (one per namespace, apart from the
+/// zones OpenFlow flows use).
+pub fn router_zone(instance: usize) -> u16 {
+    0xf000 | (instance as u16 & 0x0fff)
+}
+
+/// The packet re-enters router instance `at.instance` after conntrack.
+pub(crate) fn router_after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
+    let sw = ctx.sw;
+    let Some(inst) = sw.routers.get(at.instance) else {
+        ctx.drop(DropReason::NoSuchPort);
+        return;
+    };
+    let Some(iface) = inst.interfaces.get(at.iface) else {
+        ctx.drop(DropReason::NoSuchPort);
+        return;
+    };
+    for f in [
+        Field::NwSrc,
+        Field::NwDst,
+        Field::NwProto,
+        Field::NwTtl,
+        Field::NwFrag,
+        Field::CtState,
+    ] {
+        ctx.wc.set(f, f.full_mask());
+    }
+    step(ctx, inst, |c| {
+        format!(
+            "after conntrack (ct_state={}): {}",
+            ct_state_text(c.key.get(Field::CtState) as u8),
+            crate::trace::key_summary(&c.key)
+        )
+    });
+    route_ipv4(ctx, inst, at, iface);
+}
+
+fn ct_state_text(st: u8) -> String {
+    crate::key::ct_state::NAMES
+        .iter()
+        .filter(|(b, _)| st & b != 0)
+        .map(|(_, n)| format!("+{n}"))
+        .collect()
+}
+
+/// Does a nat rule select this packet? `dnat`: the connection was DNATed;
+/// `marked`: it came in on an interface marked external.
+fn nat_rule_matches(
+    r: &NatRule,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    iif: &str,
+    oif: Option<&str>,
+    dnat: bool,
+    marked: bool,
+) -> bool {
+    let cidr_ok = |c: &Option<crate::topology::model::Cidr>, a: Ipv4Addr| {
+        c.is_none_or(|c| c.contains(u32::from(a)))
+    };
+    let dev_ok = |want: &Option<String>, not: bool, have: Option<&str>| match want {
+        None => true,
+        Some(w) => (have == Some(w.as_str())) != not,
+    };
+    cidr_ok(&r.src, src)
+        && cidr_ok(&r.dst, dst)
+        && dev_ok(&r.iif, r.iif_not, Some(iif))
+        && dev_ok(&r.oif, r.oif_not, oif)
+        && (!r.not_dnat || !dnat)
+        && (!r.only_dnat || dnat)
+        && (!r.not_marked_external || !marked)
+}
+
+/// The NAT a new connection gets from the instance's nat rules, evaluated
+/// in iptables order: PREROUTING (DNAT) on the packet as it arrives, then
+/// POSTROUTING (SNAT, or ACCEPT to stop) after the routing decision.
+fn nat_for_new(
+    ctx: &mut Ctx,
+    inst: &RouterInstance,
+    iface: &Interface,
+    t: &crate::conntrack::Tuple,
+) -> (Option<crate::conntrack::Nat>, Option<String>) {
+    use crate::conntrack::Nat;
+    let marked = inst.mark_external.iter().any(|m| *m == iface.name);
+    for r in inst.nat.iter().filter(|r| r.hook == NatHook::Prerouting) {
+        if nat_rule_matches(r, t.src, t.dst, &iface.name, None, false, marked) {
+            match r.target {
+                NatTarget::Dnat(a) => {
+                    return (
+                        Some(Nat::Dst {
+                            addrs: (a, a),
+                            ports: None,
+                        }),
+                        Some(r.text.clone()),
+                    )
+                }
+                NatTarget::Accept => break,
+                NatTarget::Snat(_) => {}
+            }
+        }
+    }
+    ctx.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
+    let oif = inst
+        .route(t.src, t.dst, Some(&iface.name))
+        .map(|(_, r)| r.dev.clone());
+    for r in inst.nat.iter().filter(|r| r.hook == NatHook::Postrouting) {
+        if nat_rule_matches(r, t.src, t.dst, &iface.name, oif.as_deref(), false, marked) {
+            return match r.target {
+                NatTarget::Snat(a) => (
+                    Some(Nat::Src {
+                        addrs: (a, a),
+                        ports: None,
+                    }),
+                    Some(r.text.clone()),
+                ),
+                NatTarget::Accept => (None, Some(r.text.clone())),
+                NatTarget::Dnat(_) => continue,
+            };
+        }
+    }
+    (None, None)
+}
+
+/// Emits the conntrack step and the recirculation; under `trace`, follows
+/// the packet as the connection table says it would continue.
+fn conntrack_then_recirculate<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    at: RouterIfaceRef,
+    iface: &'a Interface,
+    tuple: crate::conntrack::Tuple,
+    info: crate::conntrack::PacketInfo,
+) {
+    for f in [Field::TpSrc, Field::TpDst, Field::TcpFlags, Field::IcmpId] {
+        ctx.wc.set(f, f.full_mask());
+    }
+    let (nat, rule) = nat_for_new(ctx, inst, iface, &tuple);
+    step(ctx, inst, |_c| {
+        let nat_text = match (&nat, &rule) {
+            (Some(_), Some(r)) => format!("a new connection is NATed by `{r}`"),
+            (None, Some(r)) => format!("a new connection is not NATed (`{r}`)"),
+            _ => "no nat rule selects a new connection".to_string(),
+        };
+        format!("conntrack zone {}: {nat_text}; recirculate", tuple.zone)
+    });
+    ctx.commit();
+    let mut pipeline = [0u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS];
+    pipeline.copy_from_slice(&ctx.key.w[crate::key::PACKET_WORDS..]);
+    let recirc_id = crate::xlate::recirc_router(at);
+    ctx.ops.push(Op::Recirc {
+        zone: tuple.zone,
+        commit: true,
+        nat,
+        recirc_id,
+        pipeline,
+    });
+    if ctx.trace.is_some() {
+        let v = ctx.sw.conntrack.peek(tuple, info, nat);
+        let k2 = crate::xlate::after_ct_key(&ctx.key, &tuple, &v, recirc_id);
+        let _ = ctx.originate(k2, |c| router_after_ct(c, at));
+    }
+}
+
+/// Routes an IPv4 packet (after conntrack, if the instance tracks).
+fn route_ipv4<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    at: RouterIfaceRef,
+    iface: &'a Interface,
+) {
     let src = Ipv4Addr::from(ctx.key.nw_src());
     let dst = Ipv4Addr::from(ctx.key.nw_dst());
-    if inst.nat.iter().any(|r| r.hook == NatHook::Prerouting) {
-        step(ctx, inst, |_c| {
-            "PREROUTING: nat rules present; connection tracking not executed by this build"
-                .to_string()
-        });
-    }
     if inst.is_local(dst) {
         local_input(ctx, inst, at, src, dst);
         return;
@@ -492,6 +667,29 @@ fn router_output<'a>(
     out_ref: RouterIfaceRef,
     out: &'a Interface,
 ) {
+    // POSTROUTING: a source NAT conntrack decided is applied now.
+    use crate::xlate::{SNAT_ADDR_REG, SNAT_PENDING, SNAT_PORT_REG};
+    ctx.wc.set(SNAT_PORT_REG, SNAT_PORT_REG.full_mask());
+    let pending = ctx.key.get(SNAT_PORT_REG);
+    if pending & SNAT_PENDING != 0 {
+        ctx.wc.set(SNAT_ADDR_REG, SNAT_ADDR_REG.full_mask());
+        let addr = ctx.key.get(SNAT_ADDR_REG);
+        let port = pending & 0xffff;
+        ctx.key.set(Field::NwSrc, addr);
+        if ctx.key.nw_proto() == ipproto::ICMP {
+            ctx.key.set(Field::IcmpId, port);
+        } else {
+            ctx.key.set(Field::TpSrc, port);
+        }
+        ctx.key.set(SNAT_ADDR_REG, 0);
+        ctx.key.set(SNAT_PORT_REG, 0);
+        step(ctx, inst, |_c| {
+            format!(
+                "POSTROUTING: source NAT to {}:{port}",
+                Ipv4Addr::from(addr as u32)
+            )
+        });
+    }
     step(ctx, inst, |c| {
         format!("out {}: {}", out.name, crate::trace::key_summary(&c.key))
     });
