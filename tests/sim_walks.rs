@@ -456,3 +456,132 @@ fn no_route_in_the_fip_namespace_answers_destination_unreachable() {
     assert_eq!(got[0].nw_src(), u32::from(ip("203.0.113.21")));
     assert_eq!(got[0].nw_dst(), u32::from(ip("203.0.113.1")));
 }
+
+fn with_upstream() -> (Sim, Mac) {
+    let mut s = sim();
+    let upstream = mac("52:54:00:00:00:01");
+    s.add_external_station(
+        "upstream",
+        upstream,
+        ip("203.0.113.1"),
+        24,
+        vec![ip("198.51.100.1")],
+    );
+    (s, upstream)
+}
+
+fn external_icmp(s: &Sim) -> Vec<FlowKey> {
+    s.wire
+        .iter()
+        .filter(|w| {
+            w.segment == Segment::External && w.key.nw_proto() == ipproto::ICMP && w.key.is_ipv4()
+        })
+        .map(|w| w.key)
+        .collect()
+}
+
+#[test]
+fn s8_6_vm_without_floating_ip_reaches_outside_through_central_snat() {
+    let (mut s, _) = with_upstream();
+    s.ping("vm3", ip("198.51.100.1"), 11).expect("run");
+    assert_eq!(echo_replies(&s, "vm3").len(), 1, "{}", s.render_steps());
+    let ext = external_icmp(&s);
+    assert_eq!(ext.len(), 2, "{ext:?}");
+    if std::env::var_os("SHOW").is_some() {
+        println!("{}", s.render_steps());
+    }
+    // Leaves network1's qg-r1 SNATed to the router's gateway address.
+    assert_eq!(ext[0].nw_src(), u32::from(ip("203.0.113.10")));
+    assert_eq!(ext[0].dl_src(), mac("fa:16:3e:cc:00:10"), "qg-r1's MAC");
+    assert_eq!(ext[1].nw_dst(), u32::from(ip("203.0.113.10")));
+    // The reply reaches vm3 with its own address restored, from the gateway.
+    let r = echo_replies(&s, "vm3")[0];
+    assert_eq!(r.nw_dst(), u32::from(ip("10.1.0.13")));
+    assert_eq!(r.nw_src(), u32::from(ip("198.51.100.1")));
+    let hosts: Vec<&str> = s.steps.iter().map(|st| st.host.as_str()).collect();
+    assert!(hosts.contains(&"network1"), "{hosts:?}");
+    let text = s.render_steps();
+    assert!(text.contains("[snat-R1] conntrack zone"), "{text}");
+    assert!(text.contains("SNAT --to-source 203.0.113.10"), "{text}");
+    assert!(
+        text.contains("POSTROUTING: source NAT to 203.0.113.10"),
+        "{text}"
+    );
+    // compute2 sends it to the SNAT port across the fabric with its DVR MAC.
+    assert!(s.wire.iter().any(|w| w.segment == Segment::Fabric
+        && w.key.dl_src() == mac(DVR_C2)
+        && w.key.dl_dst() == mac("fa:16:3e:bb:01:03")));
+}
+
+#[test]
+fn s8_7_vm_with_floating_ip_leaves_from_its_own_host_as_the_floating_ip() {
+    let (mut s, upstream) = with_upstream();
+    s.ping("vm1", ip("198.51.100.1"), 12).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    let ext = external_icmp(&s);
+    assert_eq!(ext.len(), 2, "{ext:?}");
+    assert_eq!(
+        ext[0].nw_src(),
+        u32::from(ip("203.0.113.101")),
+        "SNATed to the floating IP"
+    );
+    assert_eq!(
+        (ext[0].dl_src(), ext[0].dl_dst()),
+        (mac("fa:16:3e:dd:00:21"), upstream),
+        "out of compute1's fg-c1"
+    );
+    // The ICMP packets are handled by compute1 only (the upstream's ARP
+    // broadcast for the floating IP reaches every host's eth2 and is
+    // answered by compute1's fip namespace alone).
+    assert!(
+        s.steps
+            .iter()
+            .filter(|st| st.trace.input.contains("icmp"))
+            .all(|st| st.host == "compute1"),
+        "never through the network node"
+    );
+    assert!(
+        s.wire.iter().all(|w| w.segment == Segment::External),
+        "nothing on the tenant fabric"
+    );
+    let text = s.render_steps();
+    assert!(
+        text.contains("float-snat -s 10.1.0.11/32 -j SNAT --to-source 203.0.113.101"),
+        "{text}"
+    );
+}
+
+#[test]
+fn s8_8_the_outside_reaches_a_vm_by_its_floating_ip() {
+    let (mut s, _) = with_upstream();
+    s.ping("upstream", ip("203.0.113.101"), 13).expect("run");
+    let got = echo_replies(&s, "upstream");
+    assert_eq!(got.len(), 1, "{}", s.render_steps());
+    assert_eq!(
+        got[0].nw_src(),
+        u32::from(ip("203.0.113.101")),
+        "the reply comes from the floating IP"
+    );
+    let at_vm1: Vec<_> = s
+        .endpoint("vm1")
+        .expect("vm1")
+        .received
+        .iter()
+        .filter(|k| k.nw_proto() == ipproto::ICMP)
+        .copied()
+        .collect();
+    assert_eq!(at_vm1.len(), 1);
+    assert_eq!(
+        at_vm1[0].nw_dst(),
+        u32::from(ip("10.1.0.11")),
+        "DNATed to the fixed IP"
+    );
+    assert_eq!(at_vm1[0].dl_src(), mac(GW1));
+    let text = s.render_steps();
+    assert!(text.contains("DNAT --to-destination 10.1.0.11"), "{text}");
+    // The upstream router ARPed for the floating IP; fip-ext-net proxy-answered on fg-c1 (§6.5).
+    assert!(
+        text.contains("proxy reply 203.0.113.101 is-at fa:16:3e:dd:00:21"),
+        "{text}"
+    );
+}

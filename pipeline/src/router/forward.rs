@@ -393,6 +393,7 @@ fn route_ipv4<'a>(
         iface: out_idx,
     };
     ctx.key.set(Field::DlSrc, out.mac.to_u64());
+    postrouting(ctx, inst);
     let Some(mac) = resolve(ctx, inst, out_ref, next_hop) else {
         hold_for_neighbour(ctx, inst, out_ref, next_hop);
         return;
@@ -660,14 +661,10 @@ pub(crate) fn send_out(ctx: &mut Ctx, at: RouterIfaceRef) {
     router_output(ctx, inst, at, iface);
 }
 
-/// The frame leaves the instance through `out`.
-fn router_output<'a>(
-    ctx: &mut Ctx<'a>,
-    inst: &'a RouterInstance,
-    out_ref: RouterIfaceRef,
-    out: &'a Interface,
-) {
-    // POSTROUTING: a source NAT conntrack decided is applied now.
+/// POSTROUTING: the source NAT conntrack decided for this packet (carried
+/// in registers through the recirculation) is applied before the packet
+/// meets the neighbour layer, as in Linux. Idempotent.
+fn postrouting(ctx: &mut Ctx, inst: &RouterInstance) {
     use crate::xlate::{SNAT_ADDR_REG, SNAT_PENDING, SNAT_PORT_REG};
     ctx.wc.set(SNAT_PORT_REG, SNAT_PORT_REG.full_mask());
     let pending = ctx.key.get(SNAT_PORT_REG);
@@ -690,6 +687,16 @@ fn router_output<'a>(
             )
         });
     }
+}
+
+/// The frame leaves the instance through `out`.
+fn router_output<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    out_ref: RouterIfaceRef,
+    out: &'a Interface,
+) {
+    postrouting(ctx, inst);
     step(ctx, inst, |c| {
         format!("out {}: {}", out.name, crate::trace::key_summary(&c.key))
     });
