@@ -877,3 +877,22 @@ impl ConnTable {
         }
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Memory per connection stays within the 256-byte budget: the entry
+    /// (key + value) in its shard, the reply index entry, one deadline.
+    #[test]
+    fn memory_per_connection_is_bounded() {
+        let per_conn = std::mem::size_of::<(Tuple, Conn)>()
+            + std::mem::size_of::<(Tuple, Tuple)>()
+            + std::mem::size_of::<Reverse<(u64, Tuple)>>()
+            + 2; // hashbrown control bytes
+        // hashbrown keeps tables at most 7/8 full.
+        let with_slack = per_conn * 8 / 7;
+        assert!(with_slack <= 256, "{with_slack} bytes per connection");
+        println!("conntrack: {per_conn} bytes per connection ({with_slack} with table slack)");
+    }
+}
