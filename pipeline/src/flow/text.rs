@@ -1585,7 +1585,10 @@ pub fn format_flow(flow: &Flow, stats: Option<&FlowStats>, ports: &dyn PortNames
             }
         }
         None => {
-            if flow.cookie != 0 {
+            if flow.cookie_mask != 0 {
+                // A selector (del-flows/mod-flows).
+                let _ = write!(s, "cookie={:#x}/{:#x}, ", flow.cookie, flow.cookie_mask);
+            } else if flow.cookie != 0 {
                 let _ = write!(s, "cookie={:#x}, ", flow.cookie);
             }
             let _ = write!(s, "table={}, ", flow.table);
@@ -1711,6 +1714,7 @@ mod tests {
             "table=0, dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=NORMAL",
             "table=0, dl_type=0x88cc actions=drop",
             "cookie=0x1234, table=0, idle_timeout=10, hard_timeout=20, priority=1 actions=NORMAL",
+            "cookie=0x4/0x6, table=0, actions=drop",
         ] {
             assert_eq!(rt(l), l);
         }
