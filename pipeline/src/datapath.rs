@@ -246,18 +246,38 @@ pub fn run_program(
                 zone,
                 commit,
                 nat,
+                apply_nat,
                 recirc_id,
+                in_port,
                 pipeline,
             } => {
                 let r = RecircOp {
                     zone: *zone,
                     commit: *commit,
                     nat: *nat,
+                    apply_nat: *apply_nat,
                     recirc_id: *recirc_id,
+                    in_port: *in_port,
                     pipeline,
                 };
-                recirculate(pkt, &r, counters, pool, sink, now_ns, env);
-                return;
+                if *recirc_id == 0 {
+                    // `ct` without `table`: track (and NAT) in place, go on.
+                    if let Err(reason) = conntrack_in_place(&mut pkt, &r, now_ns, env.sw) {
+                        counters.drops.count(reason);
+                        pool.put(pkt);
+                        return;
+                    }
+                    continue;
+                }
+                if i + 1 == prog.ops.len() {
+                    recirculate(pkt, &r, counters, pool, sink, now_ns, env);
+                    return;
+                }
+                // More actions follow: they see the packet as it was.
+                match pool.copy_of(&pkt) {
+                    Some(copy) => recirculate(copy, &r, counters, pool, sink, now_ns, env),
+                    None => counters.drops.count(DropReason::PoolExhausted),
+                }
             }
             Op::Hold {
                 runtime,
@@ -354,8 +374,57 @@ struct RecircOp<'a> {
     zone: u16,
     commit: bool,
     nat: Option<crate::conntrack::Nat>,
+    apply_nat: bool,
     recirc_id: u32,
+    in_port: u32,
     pipeline: &'a [u64],
+}
+
+/// Tracks the packet and, when asked, rewrites it to the connection's
+/// translated tuple (both sides at once, as OVS's `ct(nat)` does).
+fn conntrack_in_place(
+    pkt: &mut PacketBuf,
+    r: &RecircOp,
+    now_ns: u64,
+    sw: &Switch,
+) -> Result<
+    (
+        crate::conntrack::Tuple,
+        crate::conntrack::Verdict,
+        crate::key::FlowKey,
+    ),
+    DropReason,
+> {
+    use crate::key::ipproto;
+    let parsed = packet::parse(pkt.data(), pkt.in_port)?;
+    let (t, info) = crate::conntrack::tuple_of(&parsed.key, r.zone).ok_or(DropReason::CtInvalid)?;
+    let v = sw.conntrack.track(t, info, r.commit, r.nat, now_ns)?;
+    if r.apply_nat {
+        let n = v.translated;
+        let mut rw: [Option<packet::Rewrite>; 4] = [None; 4];
+        if n.src != t.src {
+            rw[0] = Some(packet::Rewrite::Ipv4Src(u32::from(n.src)));
+        }
+        if n.dst != t.dst {
+            rw[1] = Some(packet::Rewrite::Ipv4Dst(u32::from(n.dst)));
+        }
+        if t.proto == ipproto::ICMP {
+            if n.sport != t.sport {
+                rw[2] = Some(packet::Rewrite::IcmpId(n.sport));
+            }
+        } else {
+            if n.sport != t.sport {
+                rw[2] = Some(packet::Rewrite::L4Src(n.sport));
+            }
+            if n.dport != t.dport {
+                rw[3] = Some(packet::Rewrite::L4Dst(n.dport));
+            }
+        }
+        for x in rw.iter().flatten() {
+            packet::apply(pkt, x)?;
+        }
+    }
+    Ok((t, v, parsed.key))
 }
 
 /// Conntrack (and NAT) on the packet, then its walk from the recirculation
@@ -376,49 +445,80 @@ fn recirculate(
         return;
     }
     let sw = env.sw;
-    let Ok(parsed) = packet::parse(pkt.data(), pkt.in_port) else {
-        counters.drops.count(DropReason::CtInvalid);
-        pool.put(pkt);
-        return;
-    };
-    let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
-        counters.drops.count(DropReason::CtInvalid);
-        pool.put(pkt);
-        return;
-    };
-    let v = match sw.conntrack.track(t, info, r.commit, r.nat, now_ns) {
-        Ok(v) => v,
-        Err(reason) => {
-            counters.drops.count(reason);
+    let key = if r.recirc_id & xlate::RECIRC_ROUTER == 0 {
+        // OpenFlow `ct(table=T)`: NAT (if asked) applies whole, now.
+        let (_, v, _) = match conntrack_in_place(&mut pkt, r, now_ns, sw) {
+            Ok(x) => x,
+            Err(reason) => {
+                counters.drops.count(reason);
+                pool.put(pkt);
+                return;
+            }
+        };
+        let mut key = match packet::parse_into(&mut pkt) {
+            Ok(k) => k,
+            Err(reason) => {
+                counters.drops.count(reason);
+                pool.put(pkt);
+                return;
+            }
+        };
+        for (i, w) in r.pipeline.iter().enumerate() {
+            if let Some(slot) = key.w.get_mut(PACKET_WORDS + i) {
+                *slot = *w;
+            }
+        }
+        key.set(Field::InPort, r.in_port as u64);
+        key.set(Field::CtState, v.state as u64);
+        key.set(Field::CtZone, r.zone as u64);
+        key.set(Field::RecircId, r.recirc_id as u64);
+        key
+    } else {
+        let Ok(parsed) = packet::parse(pkt.data(), pkt.in_port) else {
+            counters.drops.count(DropReason::CtInvalid);
             pool.put(pkt);
             return;
-        }
-    };
-    let mut base = parsed.key;
-    for (i, w) in r.pipeline.iter().enumerate() {
-        if let Some(slot) = base.w.get_mut(PACKET_WORDS + i) {
-            *slot = *w;
-        }
-    }
-    let key = xlate::after_ct_key(&base, &t, &v, r.recirc_id);
-    // The destination side of NAT happens now; the source side at output.
-    let mut rewrites: [Option<packet::Rewrite>; 3] = [None; 3];
-    if key.nw_dst() != base.nw_dst() {
-        rewrites[0] = Some(packet::Rewrite::Ipv4Dst(key.nw_dst()));
-    }
-    if t.proto != ipproto::ICMP && key.tp_dst() != base.tp_dst() {
-        rewrites[1] = Some(packet::Rewrite::L4Dst(key.tp_dst()));
-    }
-    if t.proto == ipproto::ICMP && key.get(Field::IcmpId) != base.get(Field::IcmpId) {
-        rewrites[2] = Some(packet::Rewrite::IcmpId(key.get(Field::IcmpId) as u16));
-    }
-    for rw in rewrites.iter().flatten() {
-        if let Err(reason) = packet::apply(&mut pkt, rw) {
-            counters.drops.count(reason);
+        };
+        let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
+            counters.drops.count(DropReason::CtInvalid);
             pool.put(pkt);
             return;
+        };
+        let v = match sw.conntrack.track(t, info, r.commit, r.nat, now_ns) {
+            Ok(v) => v,
+            Err(reason) => {
+                counters.drops.count(reason);
+                pool.put(pkt);
+                return;
+            }
+        };
+        let mut base = parsed.key;
+        for (i, w) in r.pipeline.iter().enumerate() {
+            if let Some(slot) = base.w.get_mut(PACKET_WORDS + i) {
+                *slot = *w;
+            }
         }
-    }
+        let key = xlate::after_ct_key(&base, &t, &v, r.recirc_id);
+        // The destination side of NAT happens now; the source side at output.
+        let mut rewrites: [Option<packet::Rewrite>; 3] = [None; 3];
+        if key.nw_dst() != base.nw_dst() {
+            rewrites[0] = Some(packet::Rewrite::Ipv4Dst(key.nw_dst()));
+        }
+        if t.proto != ipproto::ICMP && key.tp_dst() != base.tp_dst() {
+            rewrites[1] = Some(packet::Rewrite::L4Dst(key.tp_dst()));
+        }
+        if t.proto == ipproto::ICMP && key.get(Field::IcmpId) != base.get(Field::IcmpId) {
+            rewrites[2] = Some(packet::Rewrite::IcmpId(key.get(Field::IcmpId) as u16));
+        }
+        for rw in rewrites.iter().flatten() {
+            if let Err(reason) = packet::apply(&mut pkt, rw) {
+                counters.drops.count(reason);
+                pool.put(pkt);
+                return;
+            }
+        }
+        key
+    };
     let in_port = PortId(pkt.in_port);
     let bytes = pkt.len() as u64;
     env.depth += 1;

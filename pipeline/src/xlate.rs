@@ -90,7 +90,14 @@ pub enum Op {
         zone: u16,
         commit: bool,
         nat: Option<crate::conntrack::Nat>,
+        /// Rewrite the packet to the connection's translated tuple (`nat`
+        /// in the action; always for router instances).
+        apply_nat: bool,
+        /// 0: no recirculation (`ct` without `table`): the packet continues
+        /// with the next op.
         recirc_id: u32,
+        /// OpenFlow in_port the recirculated packet keeps.
+        in_port: u32,
         pipeline: [u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS],
     },
 }
@@ -143,10 +150,29 @@ pub fn after_ct_key(
     k
 }
 
-fn recirc_point(id: u32) -> Option<crate::switch::RouterIfaceRef> {
-    (id & RECIRC_ROUTER != 0).then(|| crate::switch::RouterIfaceRef {
-        instance: ((id >> 16) & 0x7fff) as usize,
-        iface: (id & 0xffff) as usize,
+/// Recirculation ids of `ct(table=T)` in OpenFlow flows: bridge and table.
+pub const RECIRC_TABLE: u32 = 0x4000_0000;
+
+pub fn recirc_table(bridge: usize, table: u8) -> u32 {
+    RECIRC_TABLE | ((bridge as u32 & 0xffff) << 8) | table as u32
+}
+
+/// Where a recirculated packet re-enters.
+enum RecircPoint {
+    Router(crate::switch::RouterIfaceRef),
+    Table { bridge: usize, table: u8 },
+}
+
+fn recirc_point(id: u32) -> Option<RecircPoint> {
+    if id & RECIRC_ROUTER != 0 {
+        return Some(RecircPoint::Router(crate::switch::RouterIfaceRef {
+            instance: ((id >> 16) & 0x7fff) as usize,
+            iface: (id & 0xffff) as usize,
+        }));
+    }
+    (id & RECIRC_TABLE != 0).then_some(RecircPoint::Table {
+        bridge: ((id >> 8) & 0xffff) as usize,
+        table: id as u8,
     })
 }
 
@@ -253,7 +279,20 @@ pub fn xlate(
     let recirc = key.get(Field::RecircId) as u32;
     if recirc != 0 {
         match recirc_point(recirc) {
-            Some(at) => crate::router::forward::router_after_ct(&mut ctx, at),
+            Some(RecircPoint::Router(at)) => crate::router::forward::router_after_ct(&mut ctx, at),
+            Some(RecircPoint::Table { bridge, table }) => match sw.bridges.get(bridge) {
+                Some(b) => {
+                    ctx.wc.set(Field::CtState, Field::CtState.full_mask());
+                    ctx.wc.set(Field::CtZone, Field::CtZone.full_mask());
+                    ctx.event(|c| TraceEvent::Bridge {
+                        bridge: b.name.clone(),
+                        in_port: format!("recirculation (in_port={})", c.key.in_port()),
+                        packet: crate::trace::key_summary(&c.key),
+                    });
+                    ctx.lookup_table(b, table)
+                }
+                None => ctx.drop(DropReason::NoSuchPort),
+            },
             None => ctx.drop(DropReason::NoSuchPort),
         }
         return ctx.finish();
@@ -346,7 +385,7 @@ impl<'a> Ctx<'a> {
         self.lookup_table(bridge, 0);
     }
 
-    fn lookup_table(&mut self, bridge: &'a Bridge, table_id: u8) {
+    pub(crate) fn lookup_table(&mut self, bridge: &'a Bridge, table_id: u8) {
         if self.depth >= MAX_RESUBMIT_DEPTH {
             self.drop(DropReason::ResubmitDepth);
             self.halted = true;
@@ -503,9 +542,106 @@ impl<'a> Ctx<'a> {
                 self.key
                     .set_masked(*dst, v << dst_ofs, bit_range(*dst_ofs, *nbits));
             }
-            Action::Ct(_) => {
-                self.event(|_| TraceEvent::Note {
-                    text: "ct: connection tracking is not executed by this switch build".into(),
+            Action::Ct(ct) => self.ct(bridge, ct),
+        }
+    }
+
+    /// `ct(...)`: connection tracking in a zone, optionally committing and
+    /// NATing; with `table=T` the packet recirculates to table T with its
+    /// `ct_state` (a copy, if more actions follow: they see the packet as
+    /// it was), as in OVS.
+    fn ct(&mut self, bridge: &'a Bridge, ct: &crate::flow::CtAction) {
+        use crate::flow::{CtZone, NatKind};
+        if !self.key.is_ipv4() {
+            self.event(|_| TraceEvent::Note {
+                text: "ct: not IPv4, untracked".into(),
+            });
+            return;
+        }
+        let zone = match &ct.zone {
+            None => 0,
+            Some(CtZone::Value(z)) => *z,
+            Some(CtZone::Field { field, ofs, nbits }) => {
+                let mask = bit_range(*ofs, *nbits);
+                let (w, sh, _) = field.position();
+                self.wc.w[w] |= mask << sh;
+                ((self.key.get(*field) & mask) >> ofs) as u16
+            }
+        };
+        let nat = ct.nat.as_ref().and_then(|n| {
+            let addrs = n
+                .addr
+                .map(|(a, b)| (std::net::Ipv4Addr::from(a), std::net::Ipv4Addr::from(b)))?;
+            Some(match n.kind? {
+                NatKind::Src => crate::conntrack::Nat::Src {
+                    addrs,
+                    ports: n.ports,
+                },
+                NatKind::Dst => crate::conntrack::Nat::Dst {
+                    addrs,
+                    ports: n.ports,
+                },
+            })
+        });
+        for f in [
+            Field::NwSrc,
+            Field::NwDst,
+            Field::NwProto,
+            Field::TpSrc,
+            Field::TpDst,
+            Field::TcpFlags,
+            Field::IcmpId,
+            Field::NwFrag,
+        ] {
+            self.wc.set(f, f.full_mask());
+        }
+        let recirc_id = ct.table.map_or(0, |t| recirc_table(bridge.index, t));
+        self.event(|_| TraceEvent::Note {
+            text: format!(
+                "ct: zone {zone}{}{}{}",
+                if ct.commit { ", commit" } else { "" },
+                if ct.nat.is_some() { ", nat" } else { "" },
+                ct.table
+                    .map(|t| format!(", recirculate to table {t}"))
+                    .unwrap_or_default()
+            ),
+        });
+        self.commit();
+        let mut pipeline = [0u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS];
+        pipeline.copy_from_slice(&self.key.w[crate::key::PACKET_WORDS..]);
+        self.ops.push(Op::Recirc {
+            zone,
+            commit: ct.commit,
+            nat,
+            apply_nat: ct.nat.is_some(),
+            recirc_id,
+            in_port: self.key.in_port(),
+            pipeline,
+        });
+        if let (Some(table), true) = (ct.table, self.trace.is_some()) {
+            if let Some((t, info)) = crate::conntrack::tuple_of(&self.key, zone) {
+                let v = self.sw.conntrack.peek(t, info, nat);
+                let mut k2 = self.key;
+                if ct.nat.is_some() {
+                    k2 = after_ct_key(&k2, &t, &v, recirc_id);
+                    // OpenFlow applies both sides of NAT at once.
+                    if k2.get(SNAT_PORT_REG) & SNAT_PENDING != 0 {
+                        k2.set(Field::NwSrc, k2.get(SNAT_ADDR_REG));
+                        k2.set(SNAT_ADDR_REG, self.key.get(SNAT_ADDR_REG));
+                        k2.set(SNAT_PORT_REG, self.key.get(SNAT_PORT_REG));
+                    }
+                } else {
+                    k2.set(Field::CtState, v.state as u64);
+                    k2.set(Field::CtZone, zone as u64);
+                    k2.set(Field::RecircId, recirc_id as u64);
+                }
+                let _ = self.originate(k2, |c| {
+                    c.event(|c| TraceEvent::Bridge {
+                        bridge: bridge.name.clone(),
+                        in_port: format!("recirculation (in_port={})", c.key.in_port()),
+                        packet: crate::trace::key_summary(&c.key),
+                    });
+                    c.lookup_table(bridge, table)
                 });
             }
         }

@@ -890,7 +890,7 @@ mod size_tests {
             + std::mem::size_of::<(Tuple, Tuple)>()
             + std::mem::size_of::<Reverse<(u64, Tuple)>>()
             + 2; // hashbrown control bytes
-        // hashbrown keeps tables at most 7/8 full.
+                 // hashbrown keeps tables at most 7/8 full.
         let with_slack = per_conn * 8 / 7;
         assert!(with_slack <= 256, "{with_slack} bytes per connection");
         println!("conntrack: {per_conn} bytes per connection ({with_slack} with table slack)");

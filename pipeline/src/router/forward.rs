@@ -327,11 +327,14 @@ fn conntrack_then_recirculate<'a>(
     let mut pipeline = [0u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS];
     pipeline.copy_from_slice(&ctx.key.w[crate::key::PACKET_WORDS..]);
     let recirc_id = crate::xlate::recirc_router(at);
+    let in_port = ctx.key.in_port();
     ctx.ops.push(Op::Recirc {
         zone: tuple.zone,
         commit: true,
         nat,
+        apply_nat: true,
         recirc_id,
+        in_port,
         pipeline,
     });
     if ctx.trace.is_some() {
