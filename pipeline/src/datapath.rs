@@ -53,7 +53,14 @@ pub struct Datapath {
     pub counters: DatapathCounters,
     /// Disable the cache (for differential tests and measurements).
     pub use_cache: bool,
+    /// Last time the periodic upkeep (neighbour aging) ran.
+    last_upkeep_ns: u64,
 }
+
+/// How often a worker ages router neighbour entries.
+pub const UPKEEP_INTERVAL_NS: u64 = 100_000_000;
+/// Connections a worker may expire per burst (one conntrack shard per call).
+pub const CT_EXPIRE_PER_BURST: usize = 32;
 
 impl Datapath {
     pub fn new(worker: usize, cache_capacity: usize) -> Datapath {
@@ -63,6 +70,7 @@ impl Datapath {
             recirc_cache: FlowCache::new(worker, cache_capacity),
             counters: DatapathCounters::default(),
             use_cache: true,
+            last_upkeep_ns: 0,
         }
     }
 
@@ -170,6 +178,15 @@ impl Datapath {
         self.cache.credit_rules();
         self.recirc_cache.credit_rules();
         release_held(sw, &mut self.counters, pool, sink, now_ns);
+        // Upkeep, bounded per burst: expired connections of one conntrack
+        // shard; now and then, aged neighbours.
+        sw.conntrack.expire(now_ns, CT_EXPIRE_PER_BURST);
+        if now_ns.saturating_sub(self.last_upkeep_ns) >= UPKEEP_INTERVAL_NS {
+            self.last_upkeep_ns = now_ns;
+            for rt in &sw.router_runtime {
+                rt.expire(now_ns);
+            }
+        }
     }
 }
 
