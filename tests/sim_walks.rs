@@ -585,3 +585,101 @@ fn s8_8_the_outside_reaches_a_vm_by_its_floating_ip() {
         "{text}"
     );
 }
+
+/// A UDP datagram from `vm` to `dst`:53.
+fn udp_from(s: &Sim, vm: &str, dst: &str, gw_mac: &str) -> FlowKey {
+    let e = s.endpoint(vm).expect("vm");
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, e.mac.to_u64());
+    k.set(Field::DlDst, mac(gw_mac).to_u64());
+    k.set(Field::NwSrc, u32::from(e.ip) as u64);
+    k.set(Field::NwDst, u32::from(ip(dst)) as u64);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 40000);
+    k.set(Field::TpDst, 53);
+    k
+}
+
+#[test]
+fn icmp_errors_about_snated_packets_are_related_and_translated_back() {
+    let (mut s, _) = with_upstream();
+    // vm3 has no floating IP: its datagram leaves network1 SNATed to
+    // 203.0.113.10; the upstream router answers port unreachable to that
+    // address, quoting the translated datagram.
+    s.arp("vm3", ip("10.1.0.1")).expect("run");
+    s.clear_records();
+    let k = udp_from(&s, "vm3", "198.51.100.1", GW1);
+    s.send_frame("vm3", &k).expect("run");
+    let errs: Vec<FlowKey> = s
+        .endpoint("vm3")
+        .expect("vm3")
+        .received
+        .iter()
+        .filter(|k| k.is_ipv4() && k.nw_proto() == ipproto::ICMP)
+        .copied()
+        .collect();
+    assert_eq!(errs.len(), 1, "{}", s.render_steps());
+    assert_eq!(
+        (errs[0].tp_src(), errs[0].tp_dst()),
+        (3, 3),
+        "port unreachable"
+    );
+    assert_eq!(
+        errs[0].nw_dst(),
+        u32::from(ip("10.1.0.13")),
+        "outer destination translated back"
+    );
+    // On the external wire the error was addressed to the SNAT address.
+    let on_wire = s
+        .wire
+        .iter()
+        .find(|w| {
+            w.segment == Segment::External && w.key.is_ipv4() && w.key.nw_proto() == ipproto::ICMP
+        })
+        .expect("error on the wire");
+    assert_eq!(on_wire.key.nw_dst(), u32::from(ip("203.0.113.10")));
+    let text = s.render_steps();
+    assert!(text.contains("ICMP error, looked up as related"), "{text}");
+}
+
+#[test]
+fn quoted_packet_inside_the_error_is_translated_too() {
+    use pipeline::packet::embedded::{icmp_embedded, Embedded};
+    // The same walk, looking at the bytes vm3 receives.
+    let (mut s, _) = with_upstream();
+    s.arp("vm3", ip("10.1.0.1")).expect("run");
+    s.clear_records();
+    let k = udp_from(&s, "vm3", "198.51.100.1", GW1);
+    s.send_frame("vm3", &k).expect("run");
+    let frame = s
+        .endpoint_frames("vm3")
+        .into_iter()
+        .rev()
+        .find(|f| f.len() > 42 && f[23] == 1)
+        .expect("icmp frame");
+    let mut pkt = pipeline::packet::PacketBuf::new(2048);
+    pkt.set_data(&frame).expect("fits");
+    pipeline::packet::parse_into(&mut pkt).expect("parses");
+    let e = icmp_embedded(&pkt).expect("quotes a packet");
+    assert_eq!(
+        e,
+        Embedded {
+            proto: ipproto::UDP,
+            src: u32::from(ip("10.1.0.13")),
+            dst: u32::from(ip("198.51.100.1")),
+            sport: 40000,
+            dport: 53
+        },
+        "vm3 sees its own datagram quoted"
+    );
+    // Checksums: outer ICMP over the message, quoted IP header.
+    let d = pkt.data();
+    assert_eq!(pipeline::packet::checksum(&d[34..]), 0, "ICMP checksum");
+    assert_eq!(
+        pipeline::packet::checksum(&d[42..62]),
+        0,
+        "quoted IP header checksum"
+    );
+}

@@ -398,23 +398,22 @@ struct RecircOp<'a> {
 }
 
 /// Tracks the packet and, when asked, rewrites it to the connection's
-/// translated tuple (both sides at once, as OVS's `ct(nat)` does).
+/// translated tuple (both sides at once, as OVS's `ct(nat)` does). Returns
+/// the packet's `ct_state`.
 fn conntrack_in_place(
     pkt: &mut PacketBuf,
     r: &RecircOp,
     now_ns: u64,
     sw: &Switch,
-) -> Result<
-    (
-        crate::conntrack::Tuple,
-        crate::conntrack::Verdict,
-        crate::key::FlowKey,
-    ),
-    DropReason,
-> {
-    use crate::key::ipproto;
+) -> Result<u8, DropReason> {
+    use crate::key::{ct_state, ipproto};
     let parsed = packet::parse(pkt.data(), pkt.in_port)?;
-    let (t, info) = crate::conntrack::tuple_of(&parsed.key, r.zone).ok_or(DropReason::CtInvalid)?;
+    let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
+        if packet::embedded::icmp_embedded(pkt).is_some() {
+            return related_error(pkt, r.zone, r.apply_nat, false, sw).map(|(st, _)| st);
+        }
+        return Ok(ct_state::TRK | ct_state::INV);
+    };
     let v = sw.conntrack.track(t, info, r.commit, r.nat, now_ns)?;
     if r.apply_nat {
         let n = v.translated;
@@ -441,7 +440,58 @@ fn conntrack_in_place(
             packet::apply(pkt, x)?;
         }
     }
-    Ok((t, v, parsed.key))
+    Ok(v.state)
+}
+
+/// An ICMP error about a tracked connection: `+rel` (`+rpl` when it travels
+/// in the reply direction), its quoted packet and outer destination
+/// translated back through the connection's NAT. The outer source, when it
+/// must change too, is returned instead of applied if `defer_src` (a router
+/// applies it at POSTROUTING). Errors about no known connection are `+inv`.
+fn related_error(
+    pkt: &mut PacketBuf,
+    zone: u16,
+    apply_nat: bool,
+    defer_src: bool,
+    sw: &Switch,
+) -> Result<(u8, Option<u32>), DropReason> {
+    use crate::key::ct_state;
+    let e = packet::embedded::icmp_embedded(pkt).ok_or(DropReason::CtInvalid)?;
+    let Some((m, dir)) = sw.conntrack.related_of(zone, &e) else {
+        return Ok((ct_state::TRK | ct_state::INV, None));
+    };
+    let mut state = ct_state::TRK | ct_state::REL;
+    if dir == crate::conntrack::Dir::Reply {
+        state |= ct_state::RPL;
+    }
+    if !apply_nat {
+        return Ok((state, None));
+    }
+    let outer = packet::parse(pkt.data(), pkt.in_port)?.key;
+    let mapped = packet::embedded::Embedded {
+        proto: e.proto,
+        src: u32::from(m.src),
+        dst: u32::from(m.dst),
+        sport: m.sport,
+        dport: m.dport,
+    };
+    if mapped != e {
+        packet::embedded::rewrite_embedded(pkt, &mapped)?;
+    }
+    // The error goes back to whoever sent the quoted packet.
+    if outer.nw_dst() != mapped.src {
+        packet::apply(pkt, &packet::Rewrite::Ipv4Dst(mapped.src))?;
+    }
+    // An error sent by the quoted packet's destination speaks for it.
+    let mut deferred = None;
+    if outer.nw_src() == e.dst && mapped.dst != e.dst {
+        if defer_src {
+            deferred = Some(mapped.dst);
+        } else {
+            packet::apply(pkt, &packet::Rewrite::Ipv4Src(mapped.dst))?;
+        }
+    }
+    Ok((state, deferred))
 }
 
 /// Conntrack (and NAT) on the packet, then its walk from the recirculation
@@ -464,7 +514,7 @@ fn recirculate(
     let sw = env.sw;
     let key = if r.recirc_id & xlate::RECIRC_ROUTER == 0 {
         // OpenFlow `ct(table=T)`: NAT (if asked) applies whole, now.
-        let (_, v, _) = match conntrack_in_place(&mut pkt, r, now_ns, sw) {
+        let state = match conntrack_in_place(&mut pkt, r, now_ns, sw) {
             Ok(x) => x,
             Err(reason) => {
                 counters.drops.count(reason);
@@ -486,7 +536,7 @@ fn recirculate(
             }
         }
         key.set(Field::InPort, r.in_port as u64);
-        key.set(Field::CtState, v.state as u64);
+        key.set(Field::CtState, state as u64);
         key.set(Field::CtZone, r.zone as u64);
         key.set(Field::RecircId, r.recirc_id as u64);
         key
@@ -497,9 +547,39 @@ fn recirculate(
             return;
         };
         let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
-            counters.drops.count(DropReason::CtInvalid);
-            pool.put(pkt);
-            return;
+            // An ICMP error: related to a connection by its quoted packet.
+            let (state, deferred) = match related_error(&mut pkt, r.zone, r.apply_nat, true, sw) {
+                Ok(x) => x,
+                Err(reason) => {
+                    counters.drops.count(reason);
+                    pool.put(pkt);
+                    return;
+                }
+            };
+            let mut key = match packet::parse_into(&mut pkt) {
+                Ok(k) => k,
+                Err(reason) => {
+                    counters.drops.count(reason);
+                    pool.put(pkt);
+                    return;
+                }
+            };
+            for (i, w) in r.pipeline.iter().enumerate() {
+                if let Some(slot) = key.w.get_mut(PACKET_WORDS + i) {
+                    *slot = *w;
+                }
+            }
+            if let Some(addr) = deferred {
+                key.set(xlate::SNAT_ADDR_REG, addr as u64);
+                key.set(
+                    xlate::SNAT_PORT_REG,
+                    xlate::SNAT_PENDING | xlate::SNAT_ADDR_ONLY,
+                );
+            }
+            key.set(Field::CtState, state as u64);
+            key.set(Field::CtZone, r.zone as u64);
+            key.set(Field::RecircId, r.recirc_id as u64);
+            return continue_recirculated(pkt, key, counters, pool, sink, now_ns, env);
         };
         let v = match sw.conntrack.track(t, info, r.commit, r.nat, now_ns) {
             Ok(v) => v,
@@ -536,6 +616,20 @@ fn recirculate(
         }
         key
     };
+    continue_recirculated(pkt, key, counters, pool, sink, now_ns, env);
+}
+
+/// The walk of a packet after conntrack, from the cache or translated.
+fn continue_recirculated(
+    pkt: PacketBuf,
+    key: crate::key::FlowKey,
+    counters: &mut DatapathCounters,
+    pool: &mut PacketPool,
+    sink: &mut impl OutputSink,
+    now_ns: u64,
+    env: &mut RecircEnv,
+) {
+    let sw = env.sw;
     let in_port = PortId(pkt.in_port);
     let bytes = pkt.len() as u64;
     env.depth += 1;

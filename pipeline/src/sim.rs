@@ -78,6 +78,8 @@ pub struct Endpoint {
     pending: Vec<(Ipv4Addr, FlowKey)>,
     /// Frames delivered to this endpoint.
     pub received: Vec<FlowKey>,
+    /// The same frames, as bytes.
+    pub received_frames: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,6 +196,7 @@ impl Sim {
                 arp: BTreeMap::new(),
                 pending: Vec::new(),
                 received: Vec::new(),
+                received_frames: Vec::new(),
             });
         }
         Ok(Sim {
@@ -230,6 +233,7 @@ impl Sim {
             arp: BTreeMap::new(),
             pending: Vec::new(),
             received: Vec::new(),
+            received_frames: Vec::new(),
         });
     }
 
@@ -238,6 +242,13 @@ impl Sim {
             .iter()
             .find(|h| h.name == host)
             .map(|h| &h.switch)
+    }
+
+    /// The frames endpoint `name` received (since the last `clear_records`).
+    pub fn endpoint_frames(&self, name: &str) -> Vec<Vec<u8>> {
+        self.endpoint(name)
+            .map(|e| e.received_frames.clone())
+            .unwrap_or_default()
     }
 
     pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
@@ -258,6 +269,7 @@ impl Sim {
         self.wire.clear();
         for e in &mut self.endpoints {
             e.received.clear();
+            e.received_frames.clear();
         }
     }
 
@@ -355,6 +367,7 @@ impl Sim {
             return; // a flooded unicast for someone else
         }
         self.endpoints[i].received.push(k);
+        self.endpoints[i].received_frames.push(frame.to_vec());
         if k.is_arp() {
             let spa = Ipv4Addr::from(k.nw_src());
             let tpa = Ipv4Addr::from(k.nw_dst());
@@ -390,6 +403,28 @@ impl Sim {
         }
         let dst = Ipv4Addr::from(k.nw_dst());
         let mine = dst == me.ip || me.extra_ips.contains(&dst);
+        if k.is_ipv4() && mine && k.nw_proto() == ipproto::UDP {
+            // No UDP listener: ICMP port unreachable, quoting the datagram,
+            // back to the previous hop (as a host's kernel would).
+            let mut orig = PacketBuf::new(2048);
+            let mut out = PacketBuf::new(2048);
+            let err = crate::packet::generate::IcmpError {
+                icmp_type: 3,
+                code: 3,
+                src: dst,
+                dst: Ipv4Addr::from(k.nw_src()),
+                eth_src: me.mac,
+                eth_dst: k.dl_src(),
+            };
+            if orig.set_data(frame).is_ok()
+                && crate::packet::parse_into(&mut orig).is_ok()
+                && err.build(&orig, &mut out).is_ok()
+            {
+                let bytes = out.data().to_vec();
+                self.endpoint_emit(i, bytes);
+            }
+            return;
+        }
         if k.is_ipv4() && mine && k.nw_proto() == ipproto::ICMP && k.get(Field::TpSrc) == 8 {
             let mut r = FlowKey::ZERO;
             r.set(Field::DlType, ethertype::IPV4 as u64);

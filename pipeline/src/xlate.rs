@@ -115,6 +115,8 @@ pub const SNAT_ADDR_REG: Field = Field::Reg(0);
 /// Register carrying `SNAT_PENDING | port-or-id` of a deferred source NAT.
 pub const SNAT_PORT_REG: Field = Field::Reg(1);
 pub const SNAT_PENDING: u64 = 0x1_0000;
+/// With `SNAT_PENDING`: translate the address only (an ICMP error's outer header).
+pub const SNAT_ADDR_ONLY: u64 = 0x2_0000;
 
 /// The key a packet has after conntrack at recirculation point
 /// `recirc_id`: `ct_state`/`ct_zone` set, the destination side of `v`'s

@@ -774,6 +774,35 @@ impl ConnTableTimeouts {
     }
 }
 
+impl ConnTable {
+    /// An ICMP error quoting `e` (a packet that went through zone `zone`):
+    /// the connection it belongs to gives the quoted packet's tuple on the
+    /// other side of any NAT, and the direction the error travels.
+    pub fn related_of(
+        &self,
+        zone: u16,
+        e: &crate::packet::embedded::Embedded,
+    ) -> Option<(Tuple, Dir)> {
+        let quoted = Tuple {
+            zone,
+            proto: e.proto,
+            src: Ipv4Addr::from(e.src),
+            dst: Ipv4Addr::from(e.dst),
+            sport: e.sport,
+            dport: e.dport,
+        };
+        let (conn, dir) = self.related(&quoted.reverse())?;
+        Some((
+            if dir == Dir::Reply {
+                conn.orig
+            } else {
+                conn.reply
+            },
+            dir,
+        ))
+    }
+}
+
 /// The tuple and tracking inputs of a parsed IPv4 packet, in `zone`; None
 /// for packets conntrack does not follow (non-IPv4, later fragments, ICMP
 /// other than echo).

@@ -9,6 +9,7 @@
 //! through a length-checked view (`views`), so a short or malformed frame
 //! is a `DropReason`, never a panic.
 
+pub mod embedded;
 pub mod generate;
 mod parse;
 mod rewrite;

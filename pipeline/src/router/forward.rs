@@ -175,6 +175,30 @@ fn ipv4_input<'a>(
             conntrack_then_recirculate(ctx, inst, at, iface, tuple, info);
             return;
         }
+        ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
+        if ctx.key.nw_proto() == ipproto::ICMP
+            && ICMP_ERROR_TYPES.contains(&ctx.key.get(Field::TpSrc))
+        {
+            // Related to a tracked connection? Found (and translated back
+            // through NAT) from the quoted packet, at run time.
+            step(ctx, inst, |_c| {
+                format!("conntrack zone {zone}: ICMP error, looked up as related by its quoted packet; recirculate")
+            });
+            ctx.commit();
+            let mut pipeline = [0u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS];
+            pipeline.copy_from_slice(&ctx.key.w[crate::key::PACKET_WORDS..]);
+            let in_port = ctx.key.in_port();
+            ctx.ops.push(Op::Recirc {
+                zone,
+                commit: false,
+                nat: None,
+                apply_nat: true,
+                recirc_id: crate::xlate::recirc_router(at),
+                in_port,
+                pipeline,
+            });
+            return;
+        }
     }
     route_ipv4(ctx, inst, at, iface);
 }
@@ -676,7 +700,9 @@ fn postrouting(ctx: &mut Ctx, inst: &RouterInstance) {
         let addr = ctx.key.get(SNAT_ADDR_REG);
         let port = pending & 0xffff;
         ctx.key.set(Field::NwSrc, addr);
-        if ctx.key.nw_proto() == ipproto::ICMP {
+        if pending & crate::xlate::SNAT_ADDR_ONLY != 0 {
+            // An ICMP error's outer source: no port to translate.
+        } else if ctx.key.nw_proto() == ipproto::ICMP {
             ctx.key.set(Field::IcmpId, port);
         } else {
             ctx.key.set(Field::TpSrc, port);
