@@ -683,3 +683,50 @@ fn quoted_packet_inside_the_error_is_translated_too() {
         "quoted IP header checksum"
     );
 }
+
+fn syn_acks(s: &Sim, who: &str) -> usize {
+    s.endpoint(who)
+        .expect("endpoint")
+        .received
+        .iter()
+        .filter(|k| {
+            k.is_ipv4()
+                && k.nw_proto() == ipproto::TCP
+                && k.get(Field::TcpFlags) as u16 & 0x12 == 0x12
+        })
+        .count()
+}
+
+#[test]
+fn s8_8_tcp_connections_in_both_directions_through_the_floating_ip() {
+    let (mut s, _) = with_upstream();
+    // Outside -> floating IP: DNAT to vm1, handshake completes.
+    s.tcp_connect("upstream", ip("203.0.113.101"), 40001, 22)
+        .expect("run");
+    assert_eq!(syn_acks(&s, "upstream"), 1, "{}", s.render_steps());
+    // vm1 -> outside: SNAT to the floating IP, handshake completes.
+    s.clear_records();
+    s.tcp_connect("vm1", ip("198.51.100.1"), 40002, 80)
+        .expect("run");
+    assert_eq!(syn_acks(&s, "vm1"), 1, "{}", s.render_steps());
+    let syn = s
+        .wire
+        .iter()
+        .find(|w| {
+            w.segment == Segment::External && w.key.is_ipv4() && w.key.nw_proto() == ipproto::TCP
+        })
+        .expect("SYN on the wire");
+    assert_eq!(syn.key.nw_src(), u32::from(ip("203.0.113.101")));
+    // compute1's qrouter zone holds both connections, established.
+    let sw = s.switch("compute1").expect("compute1");
+    let conns = sw.conntrack.dump(None, None);
+    let tcp: Vec<_> = conns
+        .iter()
+        .filter(|c| c.orig.proto == ipproto::TCP)
+        .collect();
+    assert_eq!(tcp.len(), 2, "{conns:#?}");
+    for c in tcp {
+        assert_eq!(format!("{:?}", c.tcp), "Some(Established)", "{c:?}");
+        assert!(c.snat || c.dnat);
+    }
+}

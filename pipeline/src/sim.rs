@@ -19,6 +19,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+const TCP_SYN: u16 = 0x002;
+const TCP_ACK: u16 = 0x010;
+
 /// Most frames one `run` may move before it stops (a loop guard).
 const MAX_STEPS: usize = 10_000;
 
@@ -452,7 +455,59 @@ impl Sim {
                 self.endpoints[i].arp.insert(nh, k.dl_src());
             }
             self.endpoint_send_ip(i, r);
+            return;
         }
+        if k.is_ipv4() && mine && k.nw_proto() == ipproto::TCP {
+            // A minimal TCP: SYN is answered with SYN/ACK, SYN/ACK with ACK
+            // (every port listens).
+            let flags = k.get(Field::TcpFlags) as u16;
+            let answer = match (flags & TCP_SYN != 0, flags & TCP_ACK != 0) {
+                (true, false) => TCP_SYN | TCP_ACK,
+                (true, true) => TCP_ACK,
+                _ => return,
+            };
+            let mut r = FlowKey::ZERO;
+            r.set(Field::DlType, ethertype::IPV4 as u64);
+            r.set(Field::DlSrc, me.mac.to_u64());
+            r.set(Field::NwSrc, u32::from(dst) as u64);
+            r.set(Field::NwDst, k.nw_src() as u64);
+            r.set(Field::NwProto, ipproto::TCP as u64);
+            r.set(Field::NwTtl, 64);
+            r.set(Field::TpSrc, k.tp_dst() as u64);
+            r.set(Field::TpDst, k.tp_src() as u64);
+            r.set(Field::TcpFlags, answer as u64);
+            self.endpoints[i]
+                .arp
+                .entry(Ipv4Addr::from(k.nw_src()))
+                .or_insert(k.dl_src());
+            self.endpoint_send_ip(i, r);
+        }
+    }
+
+    /// Endpoint `from` opens a TCP connection to `to`:`port` (SYN, then
+    /// the network runs: the peer answers SYN/ACK, `from` completes with
+    /// ACK). Success shows as a SYN/ACK in `from`'s received frames.
+    pub fn tcp_connect(
+        &mut self,
+        from: &str,
+        to: Ipv4Addr,
+        sport: u16,
+        port: u16,
+    ) -> Result<(), SimError> {
+        let i = self.endpoint_index(from)?;
+        let e = &self.endpoints[i];
+        let mut k = FlowKey::ZERO;
+        k.set(Field::DlType, ethertype::IPV4 as u64);
+        k.set(Field::DlSrc, e.mac.to_u64());
+        k.set(Field::NwSrc, u32::from(e.ip) as u64);
+        k.set(Field::NwDst, u32::from(to) as u64);
+        k.set(Field::NwProto, ipproto::TCP as u64);
+        k.set(Field::NwTtl, 64);
+        k.set(Field::TpSrc, sport as u64);
+        k.set(Field::TpDst, port as u64);
+        k.set(Field::TcpFlags, TCP_SYN as u64);
+        self.endpoint_send_ip(i, k);
+        self.run()
     }
 
     /// Moves frames until nothing is left to move.
