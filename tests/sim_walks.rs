@@ -730,3 +730,69 @@ fn s8_8_tcp_connections_in_both_directions_through_the_floating_ip() {
         assert!(c.snat || c.dnat);
     }
 }
+
+#[test]
+fn floating_ip_disassociated_and_reassociated_at_run_time() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/topologies/spec-example.toml");
+    let with_fip = load_toml(&std::fs::read_to_string(path).expect("topology")).expect("valid");
+    let (mut s, _) = with_upstream();
+    s.ping("vm1", ip("198.51.100.1"), 31).expect("run");
+    s.tcp_connect("vm1", ip("198.51.100.1"), 41000, 443)
+        .expect("run");
+    let zone_conns = |s: &Sim| {
+        s.switch("compute1")
+            .expect("compute1")
+            .conntrack
+            .dump(None, Some(ip("203.0.113.101")))
+            .len()
+    };
+    assert_eq!(zone_conns(&s), 2, "ICMP and TCP through the floating IP");
+
+    // Disassociate: the agent drops the FIP's rules, routes, proxy ARP and connections.
+    let mut without = with_fip.clone();
+    without.floating_ips[0].port = None;
+    let deleted = s.apply_topology(&without).expect("apply");
+    assert_eq!(deleted, 2);
+    assert_eq!(zone_conns(&s), 0);
+    s.clear_records();
+    s.ping("vm1", ip("198.51.100.1"), 32).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    let out = external_icmp(&s)[0];
+    assert_eq!(
+        out.nw_src(),
+        u32::from(ip("203.0.113.10")),
+        "now through the network node's SNAT"
+    );
+    // The outside can no longer reach vm1 by the old floating IP.
+    s.clear_records();
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::ARP as u64);
+    k.set(Field::DlSrc, mac("52:54:00:00:00:01").to_u64());
+    k.set(Field::DlDst, Mac::BROADCAST.to_u64());
+    k.set(Field::NwProto, 1);
+    k.set(Field::NwSrc, u32::from(ip("203.0.113.1")) as u64);
+    k.set(Field::NwDst, u32::from(ip("203.0.113.101")) as u64);
+    k.set(Field::ArpSha, mac("52:54:00:00:00:01").to_u64());
+    s.send_frame("upstream", &k).expect("run");
+    let answered = s
+        .endpoint("upstream")
+        .expect("upstream")
+        .received
+        .iter()
+        .any(|k| k.is_arp() && k.nw_proto() == 2);
+    assert!(
+        !answered,
+        "no proxy ARP for a floating IP that is not bound"
+    );
+
+    // Re-associate: egress through compute1's fg- again, MAC tables intact.
+    s.apply_topology(&with_fip).expect("apply");
+    s.clear_records();
+    s.ping("vm1", ip("198.51.100.1"), 33).expect("run");
+    assert_eq!(echo_replies(&s, "vm1").len(), 1, "{}", s.render_steps());
+    assert_eq!(
+        external_icmp(&s)[0].nw_src(),
+        u32::from(ip("203.0.113.101"))
+    );
+}

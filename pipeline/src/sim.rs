@@ -93,6 +93,7 @@ enum Attach {
 
 struct SimHost {
     name: String,
+    config: crate::switch::SwitchConfig,
     switch: Arc<Switch>,
     /// Uplink NIC per segment.
     nics: BTreeMap<Segment, String>,
@@ -107,6 +108,7 @@ struct PhysicalSwitch {
 }
 
 pub struct Sim {
+    topology: Topology,
     hosts: Vec<SimHost>,
     pub endpoints: Vec<Endpoint>,
     fabric: PhysicalSwitch,
@@ -167,6 +169,7 @@ impl Sim {
             }
             hosts.push(SimHost {
                 name: h.name.clone(),
+                config: cfg,
                 switch,
                 nics,
             });
@@ -203,6 +206,7 @@ impl Sim {
             });
         }
         Ok(Sim {
+            topology: t.clone(),
             hosts,
             endpoints,
             fabric: PhysicalSwitch::default(),
@@ -214,6 +218,31 @@ impl Sim {
             steps: Vec::new(),
             wire: Vec::new(),
         })
+    }
+
+    /// Applies a changed topology to every host at run time (as the agents
+    /// would): bridges, flows and router instances are updated in place, MAC
+    /// tables, neighbours and connections survive, except the connections
+    /// of floating IPs no longer bound to a host. Returns how many
+    /// connections were deleted. Endpoints are not added or removed.
+    pub fn apply_topology(&mut self, t: &Topology) -> Result<usize, SimError> {
+        crate::topology::validate(t)?;
+        let mut deleted = 0;
+        for h in &mut self.hosts {
+            deleted += crate::topology::update_host(
+                &mut h.config,
+                &self.topology,
+                t,
+                &h.name,
+                self.now_ns,
+            )?;
+            h.switch = h
+                .config
+                .build()
+                .map_err(|e| SimError::Other(e.to_string()))?;
+        }
+        self.topology = t.clone();
+        Ok(deleted)
     }
 
     /// Adds a station on the external segment (e.g. the upstream router).

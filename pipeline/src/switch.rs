@@ -226,6 +226,10 @@ struct BridgeState {
     macs: Arc<MacTable>,
 }
 
+/// First conntrack zone given to router instances (OpenFlow flows use the
+/// zones below; Neutron's security groups allocate from 1 upwards).
+pub const ROUTER_ZONE_BASE: u16 = 0xf000;
+
 /// The configured world. Cheap to clone (rules and MAC tables are shared).
 #[derive(Clone)]
 pub struct SwitchConfig {
@@ -239,6 +243,8 @@ pub struct SwitchConfig {
     mac_aging_ns: u64,
     /// The connection table (kept across builds).
     conntrack: Arc<crate::conntrack::ConnTable>,
+    /// Next conntrack zone for a new router instance.
+    next_router_zone: u16,
     /// Run-time state of each router instance, by name (kept across builds).
     router_runtime:
         std::collections::BTreeMap<String, Arc<crate::router::neighbour::RouterRuntime>>,
@@ -260,7 +266,18 @@ impl SwitchConfig {
                 Default::default(),
                 Default::default(),
             )),
+            next_router_zone: ROUTER_ZONE_BASE,
         }
+    }
+
+    /// The shared connection table.
+    pub fn conntrack(&self) -> &Arc<crate::conntrack::ConnTable> {
+        &self.conntrack
+    }
+
+    /// The conntrack zone of router instance `name`, once built.
+    pub fn router_zone(&self, name: &str) -> Option<u16> {
+        self.router_runtime.get(name).map(|r| r.zone)
     }
 
     /// Replaces the connection table (limits and timeouts from the daemon's
@@ -334,6 +351,24 @@ impl SwitchConfig {
             .ok_or_else(|| ConfigError::NoSuchBridge(name.to_string()))?;
         self.bridges.remove(i);
         Ok(())
+    }
+
+    /// The configuration of port `name` and its bridge's name.
+    pub fn port_config(&self, name: &str) -> Option<(&str, &PortConfig)> {
+        let (bi, pi) = self.find_port(name)?;
+        Some((
+            self.bridges[bi].name.as_str(),
+            &self.bridges[bi].ports[pi].0,
+        ))
+    }
+
+    /// Names of the ports of `bridge`.
+    pub fn port_names_of(&self, bridge: &str) -> Vec<String> {
+        self.bridges
+            .iter()
+            .find(|b| b.name == bridge)
+            .map(|b| b.ports.iter().map(|(p, _, _)| p.name.clone()).collect())
+            .unwrap_or_default()
     }
 
     fn find_port(&self, name: &str) -> Option<(usize, usize)> {
@@ -543,7 +578,15 @@ impl SwitchConfig {
             .retain(|n, _| names.contains(n.as_str()));
         for r in &self.routers {
             if !self.router_runtime.contains_key(&r.name) {
-                let rt = crate::router::neighbour::RouterRuntime::new(self.mac_generation.clone());
+                let zone = self.next_router_zone;
+                self.next_router_zone = self
+                    .next_router_zone
+                    .checked_add(1)
+                    .unwrap_or(ROUTER_ZONE_BASE);
+                let rt = crate::router::neighbour::RouterRuntime::with_zone(
+                    self.mac_generation.clone(),
+                    zone,
+                );
                 self.router_runtime.insert(r.name.clone(), Arc::new(rt));
             }
         }

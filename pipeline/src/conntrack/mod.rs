@@ -710,6 +710,18 @@ impl ConnTable {
         victims.iter().filter(|t| self.remove(t, 0, false)).count()
     }
 
+    /// Deletes the connections (of `zone`, if given) with `addr` on either
+    /// side of either direction, as `conntrack -D -d/-s/-q/-r addr` would.
+    /// Returns how many.
+    pub fn flush_addr(&self, zone: Option<u16>, addr: Ipv4Addr) -> usize {
+        let victims: Vec<Tuple> = self
+            .dump(zone, Some(addr))
+            .into_iter()
+            .map(|c| c.orig)
+            .collect();
+        victims.iter().filter(|t| self.remove(t, 0, false)).count()
+    }
+
     /// A copy of the connections (of `zone`, touching `addr`, if given).
     pub fn dump(&self, zone: Option<u16>, addr: Option<Ipv4Addr>) -> Vec<Conn> {
         let mut v = Vec::new();

@@ -170,7 +170,11 @@ fn ipv4_input<'a>(
     // The namespace's conntrack sees the packet first (PREROUTING); the
     // walk goes on after recirculation, with the connection's NAT applied.
     if inst.conntrack && ctx.key.get(Field::RecircId) == 0 {
-        let zone = router_zone(at.instance);
+        let zone = ctx
+            .sw
+            .router_runtime
+            .get(at.instance)
+            .map_or(crate::switch::ROUTER_ZONE_BASE, |r| r.zone);
         if let Some((tuple, info)) = crate::conntrack::tuple_of(&ctx.key, zone) {
             conntrack_then_recirculate(ctx, inst, at, iface, tuple, info);
             return;
@@ -201,12 +205,6 @@ fn ipv4_input<'a>(
         }
     }
     route_ipv4(ctx, inst, at, iface);
-}
-
-/// Conntrack zone of a router instance (one per namespace, apart from the
-/// zones OpenFlow flows use).
-pub fn router_zone(instance: usize) -> u16 {
-    0xf000 | (instance as u16 & 0x0fff)
 }
 
 /// The packet re-enters router instance `at.instance` after conntrack.

@@ -84,6 +84,9 @@ struct State {
 
 /// Run-time state of one router instance.
 pub struct RouterRuntime {
+    /// The instance's conntrack zone (stable for the instance's lifetime,
+    /// whatever its position in later snapshots).
+    pub zone: u16,
     state: Mutex<State>,
     pub counters: NeighCounters,
     /// The switch's learned-state generation (shared with the MAC tables).
@@ -112,7 +115,12 @@ pub struct NeighRow {
 
 impl RouterRuntime {
     pub fn new(generation: Arc<AtomicU64>) -> RouterRuntime {
+        RouterRuntime::with_zone(generation, 0)
+    }
+
+    pub fn with_zone(generation: Arc<AtomicU64>, zone: u16) -> RouterRuntime {
         RouterRuntime {
+            zone,
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 released: Vec::new(),

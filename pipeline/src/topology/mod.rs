@@ -13,6 +13,7 @@ pub mod validate;
 
 pub use compile::{compile_host, BridgePlan, HostPlan};
 pub use model::Topology;
+use std::net::Ipv4Addr;
 pub use validate::{validate, TopologyError};
 
 /// Parses and validates a topology file.
@@ -57,4 +58,90 @@ pub fn build_host(
     // Compile once to check that ports, peers and router links fit together.
     cfg.clone().build().map_err(fail)?;
     Ok(cfg)
+}
+
+/// Brings an existing host configuration to what topology `new` compiles
+/// to, in place and as one change: ports added/removed/reconfigured by name
+/// (the ones that stay keep their identity, so MAC tables, flow counters,
+/// conntrack and neighbours survive), flow tables replaced (unchanged flows
+/// keep their counters), router instances replaced. Floating IPs that `old`
+/// bound on this host and `new` does not any more lose their connections in
+/// the router's zone, as Neutron's agent deletes their conntrack state; the
+/// number deleted is returned. On error `cfg` is untouched.
+pub fn update_host(
+    cfg: &mut crate::switch::SwitchConfig,
+    old: &Topology,
+    new: &Topology,
+    host: &str,
+    now_ns: u64,
+) -> Result<usize, TopologyError> {
+    let plan = compile_host(new, host)?;
+    let routers = l3::compile_instances(new, host)?;
+    let fail = |e: crate::switch::ConfigError| TopologyError {
+        item: format!("host {host}"),
+        field: "bridges".into(),
+        message: e.to_string(),
+    };
+    let mut next = cfg.clone();
+    for name in next.bridge_names() {
+        if plan.bridge(&name).is_none() {
+            next.del_bridge(&name).map_err(fail)?;
+        }
+    }
+    for b in &plan.bridges {
+        if !next.bridge_names().contains(&b.name) {
+            next.add_bridge(&b.name).map_err(fail)?;
+        }
+        for name in next.port_names_of(&b.name) {
+            if !b.ports.iter().any(|p| p.name == name) {
+                next.del_port(&name).map_err(fail)?;
+            }
+        }
+    }
+    for b in &plan.bridges {
+        for p in &b.ports {
+            match next
+                .port_config(&p.name)
+                .map(|(br, c)| (br.to_string(), c.clone()))
+            {
+                Some((br, c)) if br == b.name && c.ofport == p.ofport => {
+                    if c != *p {
+                        let want = p.clone();
+                        next.set_port(&p.name, |c| *c = want).map_err(fail)?;
+                    }
+                }
+                Some(_) => {
+                    next.del_port(&p.name).map_err(fail)?;
+                    next.add_port(&b.name, p.clone()).map_err(fail)?;
+                }
+                None => {
+                    next.add_port(&b.name, p.clone()).map_err(fail)?;
+                }
+            }
+        }
+        next.replace_flows(&b.name, b.flows.clone(), now_ns)
+            .map_err(fail)?;
+    }
+    next.set_routers(routers);
+    next.clone().build().map_err(fail)?;
+    // Floating IPs unbound from this host: delete their connections.
+    let bound_here = |t: &Topology| -> Vec<(Ipv4Addr, String)> {
+        t.floating_ips
+            .iter()
+            .filter_map(|f| {
+                let port = t.ports.iter().find(|p| Some(&p.name) == f.port.as_ref())?;
+                (port.host == host).then(|| (f.address, format!("qrouter-{}", f.router)))
+            })
+            .collect()
+    };
+    let now_bound = bound_here(new);
+    let mut deleted = 0;
+    for (addr, qrouter) in bound_here(old) {
+        if !now_bound.iter().any(|(a, _)| *a == addr) {
+            let zone = cfg.router_zone(&qrouter);
+            deleted += cfg.conntrack().flush_addr(zone, addr);
+        }
+    }
+    *cfg = next;
+    Ok(deleted)
 }
