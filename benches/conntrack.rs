@@ -82,25 +82,27 @@ fn bench_contended(c: &mut Criterion) {
     const PER_THREAD: u32 = 20_000;
     g.throughput(Throughput::Elements(2 * PER_THREAD as u64));
     g.sample_size(10);
-    g.bench_function("new_connections_2_threads", |b| {
-        b.iter(|| {
-            let ct = Arc::new(ConnTable::new(Limits::default(), Timeouts::default()));
-            let hs: Vec<_> = (0..2u32)
-                .map(|k| {
-                    let ct = ct.clone();
-                    std::thread::spawn(move || {
-                        for i in 0..PER_THREAD {
-                            let _ = ct.track(tuple(k * PER_THREAD + i), UDP, true, None, 0);
-                        }
+    for threads in [1u32, 2] {
+        g.bench_function(format!("new_connections_{threads}_threads"), |b| {
+            b.iter(|| {
+                let ct = Arc::new(ConnTable::new(Limits::default(), Timeouts::default()));
+                let hs: Vec<_> = (0..threads)
+                    .map(|k| {
+                        let ct = ct.clone();
+                        std::thread::spawn(move || {
+                            for i in 0..2 * PER_THREAD / threads {
+                                let _ = ct.track(tuple(k * 2 * PER_THREAD + i), UDP, true, None, 0);
+                            }
+                        })
                     })
-                })
-                .collect();
-            for h in hs {
-                let _ = h.join();
-            }
-            black_box(ct.len())
-        })
-    });
+                    .collect();
+                for h in hs {
+                    let _ = h.join();
+                }
+                black_box(ct.len())
+            })
+        });
+    }
     g.finish();
 }
 
