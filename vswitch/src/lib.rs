@@ -4,4 +4,8 @@
 //! without a running daemon (offline trace, dump-flows, show); the daemon's
 //! socket protocol arrives with the daemon.
 
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod io;
 pub mod offline;

@@ -83,54 +83,64 @@ impl Offline {
 
     /// `ovs-ofctl dump-flows` output for one bridge.
     pub fn dump_flows(&self, bridge: &str) -> Result<String, String> {
-        let b = self
-            .switch
-            .bridge(bridge)
-            .ok_or_else(|| format!("no bridge named `{bridge}`"))?;
-        let mut out = String::new();
-        for t in b.tables() {
-            for r in &t.rules {
-                let (n_packets, n_bytes, _) = r.stats.read();
-                let stats = FlowStats {
-                    n_packets,
-                    n_bytes,
-                    duration_secs: 0.0,
-                    idle_age_secs: None,
-                };
-                let _ = writeln!(out, "{}", format_flow(&r.flow, Some(&stats), b));
-            }
-        }
-        Ok(out)
+        dump_flows(&self.switch, bridge, 0)
     }
 
     /// `ovs-vsctl show`-like summary.
     pub fn show(&self) -> String {
-        let mut out = String::new();
-        for b in &self.switch.bridges {
-            let _ = writeln!(out, "Bridge {} ({} flows)", b.name, b.n_flows());
-            for id in &b.ports {
-                let Some(p) = self.switch.port(*id) else {
-                    continue;
-                };
-                let kind = match &p.kind {
-                    PortKind::System => "system".to_string(),
-                    PortKind::Internal => "internal".to_string(),
-                    PortKind::Patch { peer } => format!("patch, peer={peer}"),
-                };
-                let vlan = match &p.vlan {
-                    VlanMode::Access { tag } => format!("tag={tag}"),
-                    VlanMode::Trunk { trunks } if trunks.is_empty() => "trunk".to_string(),
-                    VlanMode::Trunk { trunks } => format!("trunks={trunks:?}"),
-                };
-                let _ = writeln!(
-                    out,
-                    "    Port {} (ofport {}, {kind}, {vlan})",
-                    p.name, p.ofport
-                );
-            }
-        }
-        out
+        show(&self.switch)
     }
+}
+
+/// `ovs-ofctl dump-flows` output for one bridge of a snapshot, durations
+/// measured at `now_ns`.
+pub fn dump_flows(sw: &Switch, bridge: &str, now_ns: u64) -> Result<String, String> {
+    let b = sw
+        .bridge(bridge)
+        .ok_or_else(|| format!("no bridge named `{bridge}`"))?;
+    let mut out = String::new();
+    for t in b.tables() {
+        for r in &t.rules {
+            let (n_packets, n_bytes, last) = r.stats.read();
+            let stats = FlowStats {
+                n_packets,
+                n_bytes,
+                duration_secs: now_ns.saturating_sub(r.added_ns) as f64 / 1e9,
+                idle_age_secs: (n_packets > 0).then(|| now_ns.saturating_sub(last) / 1_000_000_000),
+            };
+            let _ = writeln!(out, "{}", format_flow(&r.flow, Some(&stats), b));
+        }
+    }
+    Ok(out)
+}
+
+/// `ovs-vsctl show`-like summary of a snapshot.
+pub fn show(sw: &Switch) -> String {
+    let mut out = String::new();
+    for b in &sw.bridges {
+        let _ = writeln!(out, "Bridge {} ({} flows)", b.name, b.n_flows());
+        for id in &b.ports {
+            let Some(p) = sw.port(*id) else {
+                continue;
+            };
+            let kind = match &p.kind {
+                PortKind::System => "system".to_string(),
+                PortKind::Internal => "internal".to_string(),
+                PortKind::Patch { peer } => format!("patch, peer={peer}"),
+            };
+            let vlan = match &p.vlan {
+                VlanMode::Access { tag } => format!("tag={tag}"),
+                VlanMode::Trunk { trunks } if trunks.is_empty() => "trunk".to_string(),
+                VlanMode::Trunk { trunks } => format!("trunks={trunks:?}"),
+            };
+            let _ = writeln!(
+                out,
+                "    Port {} (ofport {}, {kind}, {vlan})",
+                p.name, p.ofport
+            );
+        }
+    }
+    out
 }
 
 /// Bytes from hex text (`0a1b…`, `0a 1b`, `0a:1b`).

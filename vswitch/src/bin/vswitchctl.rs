@@ -11,6 +11,10 @@ struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The daemon's control socket (commands without --scenario/--topology
+    /// talk to the running vswitchd).
+    #[arg(long, global = true, default_value = vswitch::config::DEFAULT_SOCKET)]
+    socket: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +51,53 @@ enum Command {
         #[command(flatten)]
         on: Source,
     },
+    /// Add or replace flows (ovs-ofctl syntax) on a running switch.
+    AddFlow { bridge: String, flow: String },
+    /// Add every flow of FILE (one per line, # comments) as one change.
+    AddFlows { bridge: String, file: PathBuf },
+    /// Delete the flows within a match (all flows without one).
+    DelFlows {
+        bridge: String,
+        r#match: Option<String>,
+    },
+    /// The MAC table of a bridge.
+    FdbShow { bridge: String },
+    /// Connection tracking.
+    Conntrack {
+        #[command(subcommand)]
+        op: ConntrackOp,
+    },
+    /// Per-worker counters.
+    PmdStats,
+    /// The topology the daemon runs.
+    Topology {
+        #[command(subcommand)]
+        op: TopologyOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConntrackOp {
+    /// Connections, optionally of one zone or touching one address.
+    Dump {
+        #[arg(long)]
+        zone: Option<u16>,
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Delete connections (of one zone).
+    Flush {
+        #[arg(long)]
+        zone: Option<u16>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopologyOp {
+    /// Apply a whole topology file atomically.
+    Load { file: PathBuf },
+    /// Print the running topology.
+    Show,
 }
 
 /// What to work on without a daemon: a scenario directory, or one host of
@@ -54,11 +105,7 @@ enum Command {
 #[derive(clap::Args)]
 struct Source {
     /// Scenario directory (ports.conf, flows/, packets.txt).
-    #[arg(
-        long,
-        conflicts_with = "topology",
-        required_unless_present = "topology"
-    )]
+    #[arg(long, conflicts_with = "topology")]
     scenario: Option<PathBuf>,
     /// Topology file (TOML); needs --host.
     #[arg(long, requires = "host")]
@@ -69,6 +116,10 @@ struct Source {
 }
 
 impl Source {
+    fn offline(&self) -> bool {
+        self.scenario.is_some() || self.topology.is_some()
+    }
+
     fn open(&self) -> Result<offline::Offline, String> {
         match (&self.scenario, &self.topology, &self.host) {
             (Some(dir), _, _) => offline::open(dir),
@@ -92,8 +143,162 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a daemon result: JSON as is with --json, else `text`.
+fn out(
+    cli: &Cli,
+    v: serde_json::Value,
+    text: impl FnOnce(&serde_json::Value) -> String,
+) -> Result<String, String> {
+    if cli.json {
+        return serde_json::to_string_pretty(&v)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string());
+    }
+    Ok(text(&v))
+}
+
+fn daemon(cli: &Cli, cmd: &str, args: serde_json::Value) -> Result<serde_json::Value, String> {
+    vswitch::control::call(&cli.socket, cmd, args)
+}
+
 fn run(cli: &Cli) -> Result<String, String> {
+    use serde_json::json;
     match &cli.command {
+        Command::Trace {
+            on, bridge, packet, ..
+        } if !on.offline() => {
+            let packet = packet.as_deref().ok_or("give the packet to trace")?;
+            let v = daemon(cli, "trace", json!({ "packet": packet, "bridge": bridge }))?;
+            out(cli, v, |v| {
+                v.get("text")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+        }
+        Command::DumpFlows { on, bridge } if !on.offline() => {
+            let v = daemon(cli, "dump-flows", json!({ "bridge": bridge }))?;
+            out(cli, v, |v| v.as_str().unwrap_or("").to_string())
+        }
+        Command::Show { on } if !on.offline() => {
+            let v = daemon(cli, "show", json!({}))?;
+            out(cli, v, |v| v.as_str().unwrap_or("").to_string())
+        }
+        Command::AddFlow { bridge, flow } => {
+            let v = daemon(cli, "add-flow", json!({ "bridge": bridge, "flow": flow }))?;
+            out(cli, v, |_| String::new())
+        }
+        Command::AddFlows { bridge, file } => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let flows: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            let v = daemon(
+                cli,
+                "add-flows",
+                json!({ "bridge": bridge, "flows": flows }),
+            )?;
+            out(cli, v, |v| format!("{} flow(s) added\n", v["added"]))
+        }
+        Command::DelFlows { bridge, r#match } => {
+            let v = daemon(
+                cli,
+                "del-flows",
+                json!({ "bridge": bridge, "match": r#match }),
+            )?;
+            out(cli, v, |v| format!("{} flow(s) deleted\n", v["deleted"]))
+        }
+        Command::FdbShow { bridge } => {
+            let v = daemon(cli, "fdb-show", json!({ "bridge": bridge }))?;
+            out(cli, v, |v| {
+                let mut s = String::from(" port  VLAN  MAC                Age\n");
+                for r in v.as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "{:>5}  {:>4}  {}  {:>3}\n",
+                        r["port"],
+                        r["vlan"],
+                        r["mac"].as_str().unwrap_or(""),
+                        r["age"]
+                    ));
+                }
+                s
+            })
+        }
+        Command::Conntrack {
+            op: ConntrackOp::Dump { zone, addr },
+        } => {
+            let v = daemon(cli, "conntrack-dump", json!({ "zone": zone, "addr": addr }))?;
+            out(cli, v, |v| {
+                let mut s = String::new();
+                for c in v.as_array().into_iter().flatten() {
+                    let t = |x: &serde_json::Value| {
+                        format!(
+                            "{}:{} -> {}:{}",
+                            x["src"].as_str().unwrap_or(""),
+                            x["sport"],
+                            x["dst"].as_str().unwrap_or(""),
+                            x["dport"]
+                        )
+                    };
+                    s.push_str(&format!(
+                        "zone={} proto={} orig=({}) reply=({}) state={} packets={}\n",
+                        c["orig"]["zone"],
+                        c["orig"]["proto"],
+                        t(&c["orig"]),
+                        t(&c["reply"]),
+                        c["tcp"],
+                        c["packets"]
+                    ));
+                }
+                s
+            })
+        }
+        Command::Conntrack {
+            op: ConntrackOp::Flush { zone },
+        } => {
+            let v = daemon(cli, "conntrack-flush", json!({ "zone": zone }))?;
+            out(cli, v, |v| {
+                format!("{} connection(s) deleted\n", v["deleted"])
+            })
+        }
+        Command::PmdStats => {
+            let v = daemon(cli, "pmd-stats", json!({}))?;
+            out(cli, v, |v| {
+                let mut s = String::new();
+                for w in v.as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "pmd {} (core {}): rx {} tx {} upcalls {} cache hits {} misses {} ns/packet {:.1} drops {}\n",
+                        w["worker"], w["core"], w["rx_packets"], w["tx_packets"], w["upcalls"], w["cache_hits"], w["cache_misses"],
+                        w["ns_per_packet"].as_f64().unwrap_or(0.0), w["drops"]
+                    ));
+                }
+                s
+            })
+        }
+        Command::Topology {
+            op: TopologyOp::Load { file },
+        } => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let v = daemon(cli, "topology-load", json!({ "toml": text }))?;
+            out(cli, v, |v| {
+                format!(
+                    "applied ({} connection(s) deleted)\n",
+                    v["connections_deleted"]
+                )
+            })
+        }
+        Command::Topology {
+            op: TopologyOp::Show,
+        } => {
+            let v = daemon(cli, "topology-show", json!({}))?;
+            out(cli, v.clone(), |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+            })
+        }
         Command::Trace {
             on,
             bridge,

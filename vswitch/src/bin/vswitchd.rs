@@ -1,10 +1,79 @@
-//! vswitchd: the dataplane daemon of one host. (Skeleton: the daemon — I/O
-//! backends, poll-mode workers, control socket — is being built; until then
-//! use `vswitchctl --scenario DIR` to run the pipeline offline.)
+//! vswitchd: the dataplane of one host. `vswitchd --config host.toml`.
 
+use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use vswitch::config::DaemonConfig;
+use vswitch::control::ControlServer;
+use vswitch::daemon::Daemon;
+
+#[derive(Parser)]
+#[command(
+    name = "vswitchd",
+    version,
+    about = "The vswitch dataplane daemon of one host"
+)]
+struct Args {
+    /// Daemon configuration (TOML): host, topology, ports, workers, limits.
+    #[arg(long)]
+    config: PathBuf,
+    /// Control socket (overrides the configuration).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
 
 fn main() -> ExitCode {
-    eprintln!("vswitchd: the daemon is not built yet; use `vswitchctl trace --scenario DIR` to run the pipeline offline");
-    ExitCode::FAILURE
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut cfg = match DaemonConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(s) = args.socket {
+        cfg.socket = s;
+    }
+    let daemon = match Daemon::start(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match ControlServer::start(&cfg.socket, daemon.shared.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vswitchd: control socket: {e}");
+            daemon.stop();
+            return ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: installing async-signal-safe handlers that only store to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    tracing::info!(socket = %cfg.socket.display(), "control socket ready");
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tracing::info!("stopping");
+    drop(server);
+    daemon.stop();
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,124 @@
+//! `vswitchd --config host.toml`: which host of which topology this daemon
+//! is, how its ports are bound to I/O backends, workers, limits, socket.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitchd.sock";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// This host's name in the topology.
+    pub host: String,
+    /// Topology file (relative paths are relative to the config file).
+    pub topology: PathBuf,
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// One entry per worker thread; `core` pins it.
+    #[serde(default = "default_workers")]
+    pub workers: Vec<WorkerConfig>,
+    /// Ports of the topology bound to I/O.
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Sleep this long when a worker finds no packets (0: busy-poll).
+    #[serde(default = "default_idle_sleep")]
+    pub idle_sleep_us: u64,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET)
+}
+
+fn default_workers() -> Vec<WorkerConfig> {
+    vec![WorkerConfig { core: None }]
+}
+
+fn default_idle_sleep() -> u64 {
+    50
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub core: Option<usize>,
+}
+
+/// How one port's packets get in and out.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "backend", rename_all = "kebab-case")]
+pub enum Backend {
+    /// In-memory rings (tests, benchmarks).
+    Ring {
+        #[serde(default = "default_depth")]
+        depth: usize,
+    },
+    /// Replay `rx` as input (looped if asked), write output to `tx`.
+    Pcap {
+        rx: Option<PathBuf>,
+        tx: Option<PathBuf>,
+        #[serde(default)]
+        looped: bool,
+    },
+}
+
+fn default_depth() -> usize {
+    4096
+}
+
+// (serde cannot deny unknown fields together with `flatten`.)
+#[derive(Clone, Debug, Deserialize)]
+pub struct PortBinding {
+    pub name: String,
+    #[serde(flatten)]
+    pub backend: Backend,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub flow_cache_entries: usize,
+    pub packet_buffers: usize,
+    pub max_frame: usize,
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            flow_cache_entries: pipeline::cache::DEFAULT_CAPACITY,
+            packet_buffers: 4096,
+            max_frame: pipeline::packet::DEFAULT_MAX_FRAME,
+            max_connections: pipeline::conntrack::DEFAULT_MAX_CONNS,
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// Reads a config file; errors name the file and what is wrong.
+    pub fn load(path: &Path) -> Result<DaemonConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut c: DaemonConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if c.topology.is_relative() {
+            c.topology = base.join(&c.topology);
+        }
+        for p in &mut c.ports {
+            if let Backend::Pcap { rx, tx, .. } = &mut p.backend {
+                for f in [rx, tx].into_iter().flatten() {
+                    if f.is_relative() {
+                        *f = base.join(&*f);
+                    }
+                }
+            }
+        }
+        if c.workers.is_empty() {
+            return Err(format!("{}: workers: at least one worker", path.display()));
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,29 @@
+//! Port I/O backends behind one pair of traits: a receive queue owned by
+//! one worker (bursts into pooled buffers) and a transmit queue any worker
+//! may send to.
+//!
+//! Backends here: `ring` (in-memory, for tests and benchmarks) and `pcap`
+//! (replay a capture as input, write output to a capture). AF_PACKET,
+//! AF_XDP and DPDK plug into the same traits.
+
+pub mod pcap;
+pub mod ring;
+
+use pipeline::packet::{PacketBuf, PacketPool};
+
+/// The receive side of a port queue. Owner: one worker.
+pub trait RxQueue: Send {
+    /// Receives up to `max` frames into buffers from `pool`, appended to
+    /// `out`; returns how many. Frames that do not fit a buffer are
+    /// dropped and counted by the backend.
+    fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<PacketBuf>, max: usize) -> usize;
+}
+
+/// The transmit side of a port. Shared by all workers.
+pub trait TxQueue: Send + Sync {
+    /// Sends one frame; false if the queue is full (the caller counts a
+    /// `tx_queue_full` drop).
+    fn send(&self, frame: &[u8]) -> bool;
+    /// Pushes out anything batched (end of a burst).
+    fn flush(&self) {}
+}
