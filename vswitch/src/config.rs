@@ -51,6 +51,11 @@ pub struct WorkerConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "backend", rename_all = "kebab-case")]
 pub enum Backend {
+    /// An AF_PACKET socket on a Linux interface (the default backend).
+    AfPacket {
+        /// The interface; the port's name when not given.
+        interface: Option<String>,
+    },
     /// In-memory rings (tests, benchmarks).
     Ring {
         #[serde(default = "default_depth")]

@@ -130,6 +130,21 @@ impl Daemon {
                 .ok_or_else(|| format!("ports: `{}` is not a port of host {}", b.name, cfg.host))?
                 .id;
             match &b.backend {
+                #[cfg(target_os = "linux")]
+                Backend::AfPacket { interface } => {
+                    let ifname = interface.as_deref().unwrap_or(&b.name);
+                    let (r, t) = crate::io::afpacket::open(ifname, None)
+                        .map_err(|e| format!("ports: {}: {e}", b.name))?;
+                    rx.push(RxBinding {
+                        port,
+                        queue: Box::new(r),
+                    });
+                    tx.insert(port, Arc::new(t));
+                }
+                #[cfg(not(target_os = "linux"))]
+                Backend::AfPacket { .. } => {
+                    return Err(format!("ports: {}: AF_PACKET needs Linux", b.name))
+                }
                 Backend::Ring { depth } => {
                     let h = RingHandle::new(*depth);
                     rx.push(RxBinding {

@@ -2,10 +2,13 @@
 //! one worker (bursts into pooled buffers) and a transmit queue any worker
 //! may send to.
 //!
-//! Backends here: `ring` (in-memory, for tests and benchmarks) and `pcap`
-//! (replay a capture as input, write output to a capture). AF_PACKET,
-//! AF_XDP and DPDK plug into the same traits.
+//! Backends here: `afpacket` (TPACKET_V3 ring, any Linux interface),
+//! `ring` (in-memory, for tests and benchmarks) and `pcap` (replay a
+//! capture as input, write output to a capture). AF_XDP and DPDK plug into
+//! the same traits.
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 pub mod pcap;
 pub mod ring;
 
