@@ -215,7 +215,9 @@ fn arb_rewrite() -> impl Strategy<Value = Rewrite> {
 }
 
 /// What a rewrite does to the key, or the drop it must cause.
-fn expected_key(k: &FlowKey, r: &Rewrite) -> Result<FlowKey, DropReason> {
+/// `raw_id`: the identifier bytes of an ICMP header, which stay in the
+/// packet even while its type is not an echo (and the key shows 0).
+fn expected_key(k: &FlowKey, r: &Rewrite, raw_id: u16) -> Result<FlowKey, DropReason> {
     let mut k = *k;
     let tagged = k.vlan_tci() & VLAN_CFI != 0;
     let icmp = k.nw_proto() == ipproto::ICMP;
@@ -238,7 +240,7 @@ fn expected_key(k: &FlowKey, r: &Rewrite) -> Result<FlowKey, DropReason> {
             k.set(Field::TpSrc, (p & 0xff) as u64);
             // Changing the type can make it (or stop it being) an echo.
             let id = if matches!(p & 0xff, 0 | 8) {
-                k.get(Field::IcmpId)
+                raw_id as u64
             } else {
                 0
             };
@@ -334,7 +336,13 @@ proptest! {
             }
             // Headroom is HEADROOM bytes: pushes beyond it must fail cleanly.
             let pushes_left = pkt.headroom() >= 4;
-            let want = expected_key(&key, r);
+            let raw_id = if key.nw_proto() == ipproto::ICMP {
+                let l4 = pkt.layout.l4_ofs as usize;
+                u16::from_be_bytes([pkt.data()[l4 + 4], pkt.data()[l4 + 5]])
+            } else {
+                0
+            };
+            let want = expected_key(&key, r, raw_id);
             let got = apply(&mut pkt, r);
             match (want, got) {
                 (Ok(_), Err(DropReason::NoHeadroom)) if !pushes_left => break,
