@@ -1,7 +1,7 @@
 //! `vswitchd --config host.toml`: which host of which topology this daemon
 //! is, how its ports are bound to I/O backends, workers, limits, socket.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Default control socket.
@@ -12,8 +12,13 @@ pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitchd.sock";
 pub struct DaemonConfig {
     /// This host's name in the topology.
     pub host: String,
-    /// Topology file (relative paths are relative to the config file).
-    pub topology: PathBuf,
+    /// The topology: a file name (relative paths are relative to the
+    /// config file), or the topology itself as an inline table.
+    pub topology: TopologySource,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace` or a
+    /// tracing-subscriber directive); `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
     /// One entry per worker thread; `core` pins it.
@@ -27,6 +32,34 @@ pub struct DaemonConfig {
     /// Sleep this long when a worker finds no packets (0: busy-poll).
     #[serde(default = "default_idle_sleep")]
     pub idle_sleep_us: u64,
+}
+
+/// Where the topology comes from.
+#[derive(Clone, Debug)]
+pub enum TopologySource {
+    File(PathBuf),
+    /// Inline `[topology]` table, kept as TOML text so that it is read
+    /// (and its errors reported) exactly like a topology file.
+    Inline(String),
+}
+
+impl<'de> Deserialize<'de> for TopologySource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(TopologySource::File(PathBuf::from(s))),
+            toml::Value::Table(t) => toml::to_string(&t)
+                .map(TopologySource::Inline)
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "topology: a file name or a table, not a {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
 }
 
 fn default_socket() -> PathBuf {
@@ -48,7 +81,7 @@ pub struct WorkerConfig {
 }
 
 /// How one port's packets get in and out.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "backend", rename_all = "kebab-case")]
 pub enum Backend {
     /// An AF_PACKET socket on a Linux interface (the default backend).
@@ -78,8 +111,16 @@ fn default_depth() -> usize {
 #[derive(Clone, Debug, Deserialize)]
 pub struct PortBinding {
     pub name: String,
+    /// Receive queues (AF_PACKET: sockets in one fanout group), spread
+    /// over the workers.
+    #[serde(default = "default_queues")]
+    pub queues: usize,
     #[serde(flatten)]
     pub backend: Backend,
+}
+
+fn default_queues() -> usize {
+    1
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -109,8 +150,10 @@ impl DaemonConfig {
         let mut c: DaemonConfig =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if c.topology.is_relative() {
-            c.topology = base.join(&c.topology);
+        if let TopologySource::File(t) = &mut c.topology {
+            if t.is_relative() {
+                *t = base.join(&*t);
+            }
         }
         for p in &mut c.ports {
             if let Backend::Pcap { rx, tx, .. } = &mut p.backend {
@@ -125,5 +168,20 @@ impl DaemonConfig {
             return Err(format!("{}: workers: at least one worker", path.display()));
         }
         Ok(c)
+    }
+
+    /// Reads and validates the topology; errors name its file (or
+    /// `topology` for an inline one).
+    pub fn load_topology(&self) -> Result<pipeline::topology::Topology, String> {
+        match &self.topology {
+            TopologySource::File(f) => {
+                let text =
+                    std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                pipeline::topology::load_toml(&text).map_err(|e| format!("{}: {e}", f.display()))
+            }
+            TopologySource::Inline(text) => {
+                pipeline::topology::load_toml(text).map_err(|e| format!("topology: {e}"))
+            }
+        }
     }
 }

@@ -8,11 +8,17 @@
 //! `MAX_REQUEST` bytes, clients at `MAX_CLIENTS`, and each connection has a
 //! read timeout, so a slow or hostile client cannot hold the daemon.
 
+use crate::config::Backend;
 use crate::daemon::Shared;
 use pipeline::flow::text::{parse_flow, parse_match};
+use pipeline::flow::PortNames;
+use pipeline::switch::{FlowSelector, PortConfig, PortKind, VlanMode};
+use pipeline::topology::model::Port as TopoPort;
+use pipeline::topology::Topology;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -38,6 +44,121 @@ fn arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("missing argument `{name}`"))
 }
 
+fn opt_str<'a>(args: &'a Value, name: &str) -> Option<&'a str> {
+    args.get(name).and_then(|v| v.as_str())
+}
+
+fn opt_u64(args: &Value, name: &str) -> Result<Option<u64>, String> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("argument `{name}` must be a non-negative integer")),
+    }
+}
+
+fn opt_u16(args: &Value, name: &str) -> Result<Option<u16>, String> {
+    match opt_u64(args, name)? {
+        None => Ok(None),
+        Some(v) => u16::try_from(v)
+            .map(Some)
+            .map_err(|_| format!("argument `{name}`: {v} is out of range")),
+    }
+}
+
+fn opt_bool(args: &Value, name: &str) -> bool {
+    args.get(name).and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+fn opt_ipv4(args: &Value, name: &str) -> Result<Option<Ipv4Addr>, String> {
+    match opt_str(args, name) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("argument `{name}`: `{s}` is not an IPv4 address")),
+    }
+}
+
+/// The backend of an `add-port`/`set-port`/`vm-port-add` request, if any.
+fn backend_arg(args: &Value) -> Result<Option<(Backend, usize)>, String> {
+    let Some(b) = args.get("backend").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let backend: Backend =
+        serde_json::from_value(b.clone()).map_err(|e| format!("backend: {e}"))?;
+    let queues = opt_u64(args, "queues")?.unwrap_or(1) as usize;
+    Ok(Some((backend, queues)))
+}
+
+/// A flow selector from a match text (`table=`, `priority=`, `cookie=`
+/// honoured) for `del-flows`/`mod-flows`.
+fn selector(
+    names: &dyn PortNames,
+    text: &str,
+    strict: bool,
+) -> Result<(FlowSelector, pipeline::flow::Flow), String> {
+    let sel = if text.trim().is_empty() {
+        pipeline::flow::Flow {
+            matches: pipeline::flow::Match::ANY,
+            ..Default::default()
+        }
+    } else {
+        let t = if text.contains("actions=") {
+            text.to_string()
+        } else {
+            format!("{text} actions=drop")
+        };
+        parse_flow(&t, names).map_err(|e| e.to_string())?
+    };
+    Ok((
+        FlowSelector {
+            table: text.contains("table=").then_some(sel.table),
+            matches: sel.matches.clone(),
+            strict,
+            priority: sel.priority,
+            cookie: sel.cookie,
+            cookie_mask: sel.cookie_mask,
+        },
+        sel,
+    ))
+}
+
+/// Port kind and VLAN mode from `add-port`/`set-port` arguments, applied
+/// over `p`.
+fn apply_port_args(p: &mut PortConfig, a: &Value) -> Result<(), String> {
+    match opt_str(a, "kind") {
+        None => {}
+        Some("system") => p.kind = PortKind::System,
+        Some("internal") => p.kind = PortKind::Internal,
+        Some("patch") => {
+            let peer = opt_str(a, "peer").ok_or("a patch port needs `peer`")?;
+            p.kind = PortKind::Patch {
+                peer: peer.to_string(),
+            };
+        }
+        Some(k) => return Err(format!("kind `{k}`: not system, internal or patch")),
+    }
+    if let (Some(peer), PortKind::Patch { .. }) = (opt_str(a, "peer"), &p.kind) {
+        p.kind = PortKind::Patch {
+            peer: peer.to_string(),
+        };
+    }
+    if let Some(tag) = opt_u16(a, "tag")? {
+        p.vlan = VlanMode::Access { tag };
+    }
+    if let Some(t) = a.get("trunks").filter(|v| !v.is_null()) {
+        let trunks: Vec<u16> =
+            serde_json::from_value(t.clone()).map_err(|e| format!("trunks: {e}"))?;
+        p.vlan = VlanMode::Trunk { trunks };
+    }
+    if let Some(n) = a.get("no_flood").and_then(|v| v.as_bool()) {
+        p.no_flood = n;
+    }
+    Ok(())
+}
+
 /// Carries out one request.
 pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
     if req.v != PROTOCOL_VERSION {
@@ -49,9 +170,27 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
     let a = &req.args;
     match req.cmd.as_str() {
         "version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "host": shared.host })),
-        "show" => Ok(json!(crate::offline::show(&shared.snapshot.load()))),
+        "show" => {
+            let sw = shared.switch();
+            let mut v = crate::offline::show_value(&sw);
+            let mut text = crate::offline::show(&sw);
+            let bindings = shared.bindings();
+            for b in &bindings {
+                text.push_str(&format!(
+                    "I/O {}: {} ({} queue{})\n",
+                    b.port,
+                    serde_json::to_string(&b.backend).unwrap_or_default(),
+                    b.queues,
+                    if b.queues == 1 { "" } else { "s" }
+                ));
+            }
+            v["io"] = serde_json::to_value(&bindings).map_err(|e| e.to_string())?;
+            v["host"] = json!(shared.host);
+            v["text"] = json!(text);
+            Ok(v)
+        }
         "dump-flows" => {
-            let sw = shared.snapshot.load();
+            let sw = shared.switch();
             crate::offline::dump_flows(&sw, arg(a, "bridge")?, shared.now_ns()).map(Value::from)
         }
         "add-flow" | "add-flows" => {
@@ -59,8 +198,12 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             let lines: Vec<String> = match a.get("flows").and_then(|v| v.as_array()) {
                 Some(v) => v
                     .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| "flows: every flow must be a string".to_string())
+                    })
+                    .collect::<Result<_, _>>()?,
                 None => vec![arg(a, "flow")?.to_string()],
             };
             let now = shared.now_ns();
@@ -77,54 +220,165 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 Ok(json!({ "added": n }))
             })
         }
-        "del-flows" => {
+        "mod-flows" => {
             let bridge = arg(a, "bridge")?.to_string();
-            let m = a
-                .get("match")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
+            let text = arg(a, "flow")?.to_string();
+            if !text.contains("actions=") {
+                return Err("mod-flows needs `actions=`".into());
+            }
+            let strict = opt_bool(a, "strict");
             shared.update(|st| {
                 let names = st.config.port_names(&bridge).map_err(|e| e.to_string())?;
-                let sel = if m.trim().is_empty() {
-                    pipeline::flow::Flow {
-                        matches: pipeline::flow::Match::ANY,
-                        ..Default::default()
-                    }
-                } else {
-                    let text = if m.contains("actions=") {
-                        m.clone()
-                    } else {
-                        format!("{m} actions=drop")
-                    };
-                    parse_flow(&text, &names).map_err(|e| e.to_string())?
-                };
-                let selector = pipeline::switch::FlowSelector {
-                    table: m.contains("table=").then_some(sel.table),
-                    matches: sel.matches,
-                    strict: false,
-                    priority: sel.priority,
-                    cookie: sel.cookie,
-                    cookie_mask: sel.cookie_mask,
-                };
+                let (sel, flow) = selector(&names, &text, strict)?;
                 let n = st
                     .config
-                    .del_flows(&bridge, &selector)
+                    .mod_flows(&bridge, &sel, flow.actions)
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({ "modified": n }))
+            })
+        }
+        "del-flows" => {
+            let bridge = arg(a, "bridge")?.to_string();
+            let m = opt_str(a, "match").unwrap_or("").to_string();
+            let strict = opt_bool(a, "strict");
+            shared.update(|st| {
+                let names = st.config.port_names(&bridge).map_err(|e| e.to_string())?;
+                let (sel, _) = selector(&names, &m, strict)?;
+                let n = st
+                    .config
+                    .del_flows(&bridge, &sel)
                     .map_err(|e| e.to_string())?;
                 Ok(json!({ "deleted": n }))
             })
         }
+        "add-br" => {
+            let bridge = arg(a, "bridge")?.to_string();
+            shared.update(|st| {
+                st.config.add_bridge(&bridge).map_err(|e| e.to_string())?;
+                Ok(json!({ "bridge": bridge }))
+            })
+        }
+        "del-br" => {
+            let bridge = arg(a, "bridge")?.to_string();
+            let ports = shared.update(|st| {
+                let ports = st.config.port_names_of(&bridge);
+                st.config.del_bridge(&bridge).map_err(|e| e.to_string())?;
+                Ok(ports)
+            })?;
+            for p in ports {
+                let _ = shared.unbind_port(&p);
+            }
+            Ok(json!({ "bridge": bridge }))
+        }
+        "add-port" => {
+            let bridge = arg(a, "bridge")?.to_string();
+            let name = arg(a, "port")?.to_string();
+            let backend = backend_arg(a)?;
+            let mut p =
+                PortConfig::new(&name, PortKind::System, VlanMode::Trunk { trunks: vec![] });
+            apply_port_args(&mut p, a)?;
+            p.ofport = opt_u64(a, "ofport")?
+                .map(|n| u32::try_from(n).map_err(|_| format!("ofport {n} is out of range")))
+                .transpose()?;
+            if backend.is_some() && p.kind != PortKind::System {
+                return Err(format!("{name}: only system ports carry I/O"));
+            }
+            let ofport =
+                shared.update(|st| st.config.add_port(&bridge, p).map_err(|e| e.to_string()))?;
+            if let Some((b, q)) = backend {
+                if let Err(e) = shared.bind_port(&name, &b, q) {
+                    // All or nothing: take the port back out.
+                    let _ =
+                        shared.update(|st| st.config.del_port(&name).map_err(|e| e.to_string()));
+                    return Err(e);
+                }
+            }
+            Ok(json!({ "port": name, "ofport": ofport }))
+        }
+        "del-port" => {
+            let name = arg(a, "port")?.to_string();
+            shared.update(|st| st.config.del_port(&name).map_err(|e| e.to_string()))?;
+            let _ = shared.unbind_port(&name);
+            Ok(json!({ "port": name }))
+        }
+        "set-port" => {
+            let name = arg(a, "port")?.to_string();
+            let backend = backend_arg(a)?;
+            let changes_port = ["kind", "peer", "tag", "trunks", "no_flood"]
+                .iter()
+                .any(|k| a.get(*k).is_some_and(|v| !v.is_null()));
+            if changes_port {
+                let mut err = None;
+                shared.update(|st| {
+                    st.config
+                        .set_port(&name, |p| {
+                            if let Err(e) = apply_port_args(p, a) {
+                                err = Some(e);
+                            }
+                        })
+                        .map_err(|e| e.to_string())?;
+                    match err.take() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    }
+                })?;
+            } else if shared.switch().port_by_name(&name).is_none() {
+                return Err(format!("no port named `{name}`"));
+            }
+            if opt_bool(a, "unbind") {
+                shared.unbind_port(&name)?;
+            } else if let Some((b, q)) = backend {
+                shared.bind_port(&name, &b, q)?;
+            }
+            Ok(json!({ "port": name }))
+        }
+        "dump-ports" => {
+            let sw = shared.switch();
+            let bridge = opt_str(a, "bridge");
+            if let Some(b) = bridge {
+                if sw.bridge(b).is_none() {
+                    return Err(format!("no bridge named `{b}`"));
+                }
+            }
+            let port = opt_str(a, "port");
+            let bound: Vec<String> = shared.bindings().into_iter().map(|b| b.port).collect();
+            let rows: Vec<Value> = shared
+                .port_counters()
+                .into_iter()
+                .filter(|(name, _, _)| {
+                    let p = sw.port_by_name(name);
+                    let br = p.and_then(|p| sw.bridges.get(p.bridge)).map(|b| b.name.as_str());
+                    bridge.is_none_or(|b| Some(b) == br) && port.is_none_or(|x| x == name)
+                })
+                .map(|(name, ofport, c)| {
+                    let br = sw
+                        .port_by_name(&name)
+                        .and_then(|p| sw.bridges.get(p.bridge))
+                        .map(|b| b.name.clone());
+                    json!({ "bridge": br, "port": name, "ofport": ofport, "io": bound.contains(&name), "counters": c })
+                })
+                .collect();
+            if let Some(p) = port {
+                if rows.is_empty() {
+                    return Err(format!("no port named `{p}`"));
+                }
+            }
+            Ok(Value::from(rows))
+        }
         "trace" => {
-            let sw = shared.snapshot.load();
+            let sw = shared.switch();
             let packet = arg(a, "packet")?;
-            let bridge = a.get("bridge").and_then(|v| v.as_str());
+            let bridge = opt_str(a, "bridge");
             let t = pipeline::trace::trace_text(&sw, bridge, packet, shared.now_ns())
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "text": t.render(), "trace": t }))
         }
         "fdb-show" => {
-            let sw = shared.snapshot.load();
-            let b = sw.bridge(arg(a, "bridge")?).ok_or("no such bridge")?;
+            let sw = shared.switch();
+            let name = arg(a, "bridge")?;
+            let b = sw
+                .bridge(name)
+                .ok_or_else(|| format!("no bridge named `{name}`"))?;
             let rows: Vec<Value> = b
                 .macs
                 .rows(shared.now_ns())
@@ -134,21 +388,23 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             Ok(Value::from(rows))
         }
         "conntrack-dump" => {
-            let sw = shared.snapshot.load();
-            let zone = a.get("zone").and_then(|v| v.as_u64()).map(|z| z as u16);
-            let addr = match a.get("addr").and_then(|v| v.as_str()) {
-                Some(s) => Some(
-                    s.parse()
-                        .map_err(|_| format!("`{s}` is not an IPv4 address"))?,
-                ),
-                None => None,
-            };
+            let sw = shared.switch();
+            let zone = opt_u16(a, "zone")?;
+            let addr = opt_ipv4(a, "addr")?;
             serde_json::to_value(sw.conntrack.dump(zone, addr)).map_err(|e| e.to_string())
         }
         "conntrack-flush" => {
-            let sw = shared.snapshot.load();
-            let zone = a.get("zone").and_then(|v| v.as_u64()).map(|z| z as u16);
-            Ok(json!({ "deleted": sw.conntrack.flush(zone) }))
+            let sw = shared.switch();
+            let zone = opt_u16(a, "zone")?;
+            let deleted = match opt_ipv4(a, "addr")? {
+                Some(ip) => sw.conntrack.flush_addr(zone, ip),
+                None => sw.conntrack.flush(zone),
+            };
+            Ok(json!({ "deleted": deleted }))
+        }
+        "conntrack-stats" => {
+            let sw = shared.switch();
+            Ok(conntrack_stats(&sw.conntrack))
         }
         "pmd-stats" => {
             let reports: Vec<Value> = shared
@@ -161,6 +417,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 .collect();
             Ok(Value::from(reports))
         }
+        "router-show" => {
+            let sw = shared.switch();
+            let v = crate::offline::routers_value(&sw, opt_str(a, "router"))?;
+            Ok(json!({ "routers": v, "text": crate::offline::routers_text(&v) }))
+        }
         "topology-show" => {
             let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             serde_json::to_value(&st.topology).map_err(|e| e.to_string())
@@ -168,26 +429,240 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         "topology-load" => {
             let text = arg(a, "toml")?;
             let t = pipeline::topology::load_toml(text).map_err(|e| e.to_string())?;
-            let now = shared.now_ns();
-            let host = shared.host.clone();
-            shared.update(|st| {
-                let deleted =
-                    pipeline::topology::update_host(&mut st.config, &st.topology, &t, &host, now)
-                        .map_err(|e| e.to_string())?;
-                st.topology = t;
-                Ok(json!({ "connections_deleted": deleted }))
+            apply_topology(shared, |_| Ok(t))
+        }
+        "vm-port-add" => {
+            let port = TopoPort {
+                name: arg(a, "name")?.to_string(),
+                device: arg(a, "device")?.to_string(),
+                host: opt_str(a, "host").unwrap_or(&shared.host).to_string(),
+                network: arg(a, "network")?.to_string(),
+                mac: arg(a, "mac")?.parse().map_err(|_| {
+                    format!("mac `{}`: not a MAC address", arg(a, "mac").unwrap_or(""))
+                })?,
+                ip: opt_ipv4(a, "ip")?.ok_or("missing argument `ip`")?,
+                owner: pipeline::topology::model::PortOwner::Compute,
+                port_security: !opt_bool(a, "no_port_security"),
+                allowed_address_pairs: Vec::new(),
+                ofport: opt_u64(a, "ofport")?
+                    .map(|n| u32::try_from(n).map_err(|_| format!("ofport {n} is out of range")))
+                    .transpose()?,
+            };
+            let backend = backend_arg(a)?;
+            let (name, device, here) = (
+                port.name.clone(),
+                port.device.clone(),
+                port.host == shared.host,
+            );
+            let mut v = apply_topology(shared, |mut t| {
+                if t.ports.iter().any(|p| p.name == port.name) {
+                    return Err(format!("port `{}` already exists", port.name));
+                }
+                t.ports.push(port);
+                Ok(t)
+            })?;
+            if let Some((b, q)) = backend {
+                if !here {
+                    return Err(format!(
+                        "{name}: I/O can be bound only to a port of this host"
+                    ));
+                }
+                shared.bind_port(&device, &b, q)?;
+            }
+            v["port"] = json!(name);
+            Ok(v)
+        }
+        "vm-port-del" => {
+            let name = arg(a, "name")?.to_string();
+            let mut device = None;
+            let v = apply_topology(shared, |mut t| {
+                let i = t
+                    .ports
+                    .iter()
+                    .position(|p| p.name == name)
+                    .ok_or_else(|| format!("no port named `{name}` in the topology"))?;
+                let p = t.ports.remove(i);
+                if t.floating_ips
+                    .iter()
+                    .any(|f| f.port.as_deref() == Some(&name))
+                {
+                    return Err(format!(
+                        "port `{name}` has a floating IP: disassociate it first"
+                    ));
+                }
+                device = Some(p.device);
+                Ok(t)
+            })?;
+            if let Some(d) = device {
+                let _ = shared.unbind_port(&d);
+            }
+            Ok(v)
+        }
+        "fip-associate" => {
+            let address = opt_ipv4(a, "address")?.ok_or("missing argument `address`")?;
+            let port = arg(a, "port")?.to_string();
+            let router = opt_str(a, "router").map(str::to_string);
+            apply_topology(shared, |mut t| {
+                let p = t
+                    .ports
+                    .iter()
+                    .find(|p| p.name == port)
+                    .ok_or_else(|| format!("no port named `{port}` in the topology"))?
+                    .clone();
+                let router = match router {
+                    Some(r) => r,
+                    None => router_of(&t, &p)?,
+                };
+                match t.floating_ips.iter_mut().find(|f| f.address == address) {
+                    Some(f) => {
+                        if let Some(other) = &f.port {
+                            if *other != port {
+                                return Err(format!(
+                                    "floating IP {address} is associated with `{other}`: disassociate it first"
+                                ));
+                            }
+                        }
+                        f.port = Some(port);
+                        f.router = router;
+                    }
+                    None => t.floating_ips.push(pipeline::topology::model::FloatingIp {
+                        address,
+                        port: Some(port),
+                        router,
+                        rule_priority: None,
+                    }),
+                }
+                Ok(t)
             })
         }
+        "fip-disassociate" => {
+            let address = opt_ipv4(a, "address")?.ok_or("missing argument `address`")?;
+            apply_topology(shared, |mut t| {
+                let f = t
+                    .floating_ips
+                    .iter_mut()
+                    .find(|f| f.address == address)
+                    .ok_or_else(|| format!("no floating IP {address} in the topology"))?;
+                if f.port.take().is_none() {
+                    return Err(format!("floating IP {address} is not associated"));
+                }
+                Ok(t)
+            })
+        }
+        "capture" => capture(shared, a),
         "match-check" => {
             // Parses a match for the given bridge (for clients that validate input).
-            let sw = shared.snapshot.load();
-            let b = sw.bridge(arg(a, "bridge")?).ok_or("no such bridge")?;
+            let sw = shared.switch();
+            let name = arg(a, "bridge")?;
+            let b = sw
+                .bridge(name)
+                .ok_or_else(|| format!("no bridge named `{name}`"))?;
             parse_match(arg(a, "match")?, b)
                 .map(|m| json!(pipeline::flow::text::format_match(&m, b)))
                 .map_err(|e| e.to_string())
         }
         other => Err(format!("unknown command `{other}`")),
     }
+}
+
+/// The router whose subnet the port is on (for a floating IP).
+fn router_of(t: &Topology, p: &TopoPort) -> Result<String, String> {
+    let subnets: Vec<&str> = t
+        .subnets
+        .iter()
+        .filter(|s| s.network == p.network)
+        .map(|s| s.name.as_str())
+        .collect();
+    let routers: Vec<&str> = t
+        .routers
+        .iter()
+        .filter(|r| {
+            r.interfaces
+                .iter()
+                .any(|i| subnets.contains(&i.subnet.as_str()))
+        })
+        .map(|r| r.name.as_str())
+        .collect();
+    match routers.as_slice() {
+        [r] => Ok(r.to_string()),
+        [] => Err(format!(
+            "no router has an interface on network `{}` of port `{}`",
+            p.network, p.name
+        )),
+        _ => Err(format!(
+            "several routers serve network `{}`: give --router",
+            p.network
+        )),
+    }
+}
+
+/// Changes the running topology with `change` (given a copy), validates
+/// it, brings this host's switch to it and publishes, all or nothing.
+fn apply_topology(
+    shared: &Shared,
+    change: impl FnOnce(Topology) -> Result<Topology, String>,
+) -> Result<Value, String> {
+    let now = shared.now_ns();
+    let host = shared.host.clone();
+    shared.update(|st| {
+        let t = change(st.topology.clone())?;
+        pipeline::topology::validate::validate(&t).map_err(|e| e.to_string())?;
+        let deleted = pipeline::topology::update_host(&mut st.config, &st.topology, &t, &host, now)
+            .map_err(|e| e.to_string())?;
+        st.topology = t;
+        Ok(json!({ "connections_deleted": deleted }))
+    })
+}
+
+/// Conntrack size and counters per reason.
+pub fn conntrack_stats(ct: &pipeline::conntrack::ConnTable) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &ct.counters;
+    json!({
+        "connections": ct.len(),
+        "created": c.created.load(Relaxed),
+        "expired": c.expired.load(Relaxed),
+        "deleted": c.deleted.load(Relaxed),
+        "invalid": c.invalid.load(Relaxed),
+        "table_full": c.table_full.load(Relaxed),
+        "zone_full": c.zone_full.load(Relaxed),
+        "nat_port_exhausted": c.nat_port_exhausted.load(Relaxed),
+        "nat_attempts": c.nat_attempts.load(Relaxed),
+    })
+}
+
+/// `capture`: copies a port's frames into a pcap file until `count`
+/// frames or `duration_ms` (default 10 s, at most an hour), then reports.
+fn capture(shared: &Shared, a: &Value) -> Result<Value, String> {
+    let port = arg(a, "port")?.to_string();
+    let file = PathBuf::from(arg(a, "file")?);
+    if !file.is_absolute() {
+        return Err(format!("{}: give an absolute path", file.display()));
+    }
+    let count = opt_u64(a, "count")?;
+    if count == Some(0) {
+        return Err("count must be at least 1".into());
+    }
+    let duration = Duration::from_millis(opt_u64(a, "duration_ms")?.unwrap_or(10_000))
+        .min(crate::capture::MAX_DURATION);
+    if shared.switch().port_by_name(&port).is_none() {
+        return Err(format!("no port named `{port}` on host {}", shared.host));
+    }
+    let (cap, writer) = crate::capture::Capture::start(&file, count)?;
+    if let Err(e) = shared.add_capture(&port, cap.clone()) {
+        writer.finish(cap);
+        let _ = std::fs::remove_file(&file);
+        return Err(e);
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < duration && !cap.full() && !shared.stopping() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    shared.remove_capture(&cap);
+    // Workers drop the capture at their next burst boundary.
+    std::thread::sleep(Duration::from_millis(20));
+    let r = writer.finish(cap);
+    Ok(json!({ "port": port, "file": file, "packets": r.written, "dropped": r.dropped }))
 }
 
 /// The listening socket and its thread.

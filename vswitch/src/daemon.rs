@@ -3,30 +3,42 @@
 //! calls.
 //!
 //! Ownership: the control state (`SwitchConfig` and topology) sits behind
-//! one mutex taken only by control operations; every change builds a new
-//! immutable `Switch` and publishes it with `ArcSwap`. Workers load the
-//! snapshot once per burst (no lock), so a change takes effect at a burst
-//! boundary; their flow caches drop stale entries by generation. MAC
+//! one mutex and the port I/O bindings behind a second one (always taken in
+//! that order), both only by control operations. Every change builds a new
+//! immutable [`World`] (the switch, the transmit queue of every bound port
+//! by id, the running captures) and publishes it with `ArcSwap`. Workers
+//! load the world once per burst (no lock), so a change takes effect at a
+//! burst boundary; their flow caches drop stale entries by generation. MAC
 //! tables, conntrack, neighbours and flow counters are shared live state
-//! that survives updates. Each worker owns its receive queues, its packet
-//! pool and its datapath; transmit queues are shared.
+//! that survives updates. Each worker owns its receive queues (handed to it
+//! over a channel when a port is bound, taken back when it is unbound), its
+//! packet pool and its datapath; transmit queues are shared.
 
+use crate::capture::Capture;
 use crate::config::{Backend, DaemonConfig};
 use crate::io::pcap::{PcapRx, PcapTx};
 use crate::io::ring::RingHandle;
 use crate::io::{RxQueue, TxQueue};
 use arc_swap::ArcSwap;
+use crossbeam::channel::{Receiver, Sender};
 use pipeline::datapath::{Datapath, BURST};
 use pipeline::drop::DropReason;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch, SwitchConfig};
 use pipeline::topology::Topology;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Port ids above this get no per-port counters (ids are allocated
+/// incrementally and never reused; a switch that has seen this many port
+/// additions keeps forwarding, it only stops counting new ports).
+pub const MAX_COUNTED_PORT_ID: usize = 1 << 16;
+/// Receive queues one port may be bound with.
+pub const MAX_QUEUES_PER_PORT: usize = 64;
 
 /// What control operations change.
 pub struct ControlState {
@@ -34,30 +46,115 @@ pub struct ControlState {
     pub topology: Topology,
 }
 
+/// What workers read, published as one immutable value.
+pub struct World {
+    pub sw: Arc<Switch>,
+    pub tx: HashMap<PortId, Arc<dyn TxQueue>>,
+    /// Captures running, with the id of the port each watches.
+    pub captures: Vec<(PortId, Arc<Capture>)>,
+}
+
+/// Packets and bytes through one port's I/O, as one worker saw them.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Received while the port was not part of the switch.
+    pub rx_dropped: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Refused by the backend (queue full).
+    pub tx_dropped: u64,
+}
+
+impl PortCounters {
+    fn add(&mut self, o: &PortCounters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.rx_dropped += o.rx_dropped;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.tx_dropped += o.tx_dropped;
+    }
+}
+
 /// One worker's counters as last published.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WorkerReport {
     pub worker: usize,
     pub core: Option<usize>,
+    pub rx_queues: usize,
     pub rx_packets: u64,
     pub tx_packets: u64,
     pub upcalls: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub drops: Vec<(&'static str, u64)>,
+    /// Time spent processing bursts.
     pub busy_ns: u64,
-    /// Time spent in bursts per packet received.
+    /// CPU cycles spent processing bursts (time-stamp counter; 0 where the
+    /// CPU has none).
+    pub busy_cycles: u64,
+    /// Busy time per packet received.
     pub ns_per_packet: f64,
+    /// Busy cycles per packet received.
+    pub cycles_per_packet: f64,
+    /// Loop iterations that found no packet.
+    pub idle_polls: u64,
+    #[serde(skip)]
+    pub ports: Vec<(PortId, PortCounters)>,
+}
+
+/// A port bound to I/O.
+struct BoundPort {
+    backend: Backend,
+    queues: usize,
+    /// Identifies the receive queues handed to workers for this binding.
+    binding: u64,
+    tx: Option<Arc<dyn TxQueue>>,
+    ring: Option<RingHandle>,
+}
+
+/// A port's I/O binding as `show`/`dump-ports` report it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BindingInfo {
+    pub port: String,
+    pub backend: Backend,
+    pub queues: usize,
+}
+
+#[derive(Default)]
+struct IoState {
+    ports: BTreeMap<String, BoundPort>,
+    captures: Vec<(String, Arc<Capture>)>,
+    next_binding: u64,
+    next_worker: usize,
+}
+
+enum IoCmd {
+    Add(RxBinding),
+    Remove(u64),
+}
+
+struct RxBinding {
+    binding: u64,
+    name: String,
+    /// The port's id in the switch the worker last looked at.
+    port: Option<PortId>,
+    queue: Box<dyn RxQueue>,
 }
 
 pub struct Shared {
     pub host: String,
     pub state: Mutex<ControlState>,
-    pub snapshot: ArcSwap<Switch>,
-    tx: ArcSwap<HashMap<PortId, Arc<dyn TxQueue>>>,
+    world: ArcSwap<World>,
+    io: Mutex<IoState>,
+    workers: Vec<Sender<IoCmd>>,
     stop: AtomicBool,
     pub reports: Vec<Mutex<WorkerReport>>,
     epoch: Instant,
+    max_frame: usize,
+    fanout_group: AtomicU64,
 }
 
 impl Shared {
@@ -66,22 +163,295 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    /// The switch workers run now.
+    pub fn switch(&self) -> Arc<Switch> {
+        self.world.load().sw.clone()
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_io(&self) -> MutexGuard<'_, IoState> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes `sw` with the transmit queues and captures of `io`
+    /// resolved against it. Callers hold both locks.
+    fn publish(&self, sw: Arc<Switch>, io: &IoState) {
+        let mut tx = HashMap::new();
+        for (name, b) in &io.ports {
+            if let (Some(t), Some(p)) = (&b.tx, sw.port_by_name(name)) {
+                tx.insert(p.id, t.clone());
+            }
+        }
+        let captures = io
+            .captures
+            .iter()
+            .filter_map(|(name, c)| sw.port_by_name(name).map(|p| (p.id, c.clone())))
+            .collect();
+        self.world.store(Arc::new(World { sw, tx, captures }));
+    }
+
     /// Applies `change` to a copy of the control state, builds it and
     /// publishes it; on any error nothing changes.
     pub fn update<T>(
         &self,
         change: impl FnOnce(&mut ControlState) -> Result<T, String>,
     ) -> Result<T, String> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock_state();
         let mut next = ControlState {
             config: st.config.clone(),
             topology: st.topology.clone(),
         };
         let out = change(&mut next)?;
         let sw = next.config.build().map_err(|e| e.to_string())?;
+        let io = self.lock_io();
         *st = next;
-        self.snapshot.store(sw);
+        self.publish(sw, &io);
         Ok(out)
+    }
+
+    /// Binds port `name` of the switch to I/O: opens the backend with
+    /// `queues` receive queues (spread over the workers) and publishes its
+    /// transmit side. The port must exist; an existing binding is replaced
+    /// only after the new one opened.
+    pub fn bind_port(&self, name: &str, backend: &Backend, queues: usize) -> Result<(), String> {
+        if queues == 0 || queues > MAX_QUEUES_PER_PORT {
+            return Err(format!(
+                "{name}: queues must be 1..={MAX_QUEUES_PER_PORT}, not {queues}"
+            ));
+        }
+        let st = self.lock_state();
+        let sw = self.world.load().sw.clone();
+        let port = sw
+            .port_by_name(name)
+            .ok_or_else(|| format!("no port named `{name}` on host {}", self.host))?;
+        if port.kind != pipeline::switch::PortKind::System {
+            return Err(format!(
+                "{name}: only system ports carry I/O (this one is {:?})",
+                port.kind
+            ));
+        }
+        let opened = open_backend(name, backend, queues, &self.fanout_group)?;
+        let mut io = self.lock_io();
+        io.next_binding += 1;
+        let binding = io.next_binding;
+        if let Some(old) = io.ports.remove(name) {
+            self.retire(old.binding);
+        }
+        for q in opened.rx {
+            let w = io.next_worker % self.workers.len().max(1);
+            io.next_worker += 1;
+            if let Some(s) = self.workers.get(w) {
+                let _ = s.send(IoCmd::Add(RxBinding {
+                    binding,
+                    name: name.to_string(),
+                    port: None,
+                    queue: q,
+                }));
+            }
+        }
+        io.ports.insert(
+            name.to_string(),
+            BoundPort {
+                backend: backend.clone(),
+                queues,
+                binding,
+                tx: opened.tx,
+                ring: opened.ring,
+            },
+        );
+        self.publish(sw, &io);
+        drop(st);
+        tracing::info!(port = name, queues, "port bound to I/O");
+        Ok(())
+    }
+
+    /// Removes port `name`'s I/O binding (its receive queues are closed by
+    /// the workers at their next burst boundary).
+    pub fn unbind_port(&self, name: &str) -> Result<(), String> {
+        let _st = self.lock_state();
+        let mut io = self.lock_io();
+        let old = io
+            .ports
+            .remove(name)
+            .ok_or_else(|| format!("port `{name}` has no I/O binding"))?;
+        self.retire(old.binding);
+        let sw = self.world.load().sw.clone();
+        self.publish(sw, &io);
+        Ok(())
+    }
+
+    fn retire(&self, binding: u64) {
+        for s in &self.workers {
+            let _ = s.send(IoCmd::Remove(binding));
+        }
+    }
+
+    /// The I/O bindings.
+    pub fn bindings(&self) -> Vec<BindingInfo> {
+        self.lock_io()
+            .ports
+            .iter()
+            .map(|(n, b)| BindingInfo {
+                port: n.clone(),
+                backend: b.backend.clone(),
+                queues: b.queues,
+            })
+            .collect()
+    }
+
+    /// The far end of a `ring` port.
+    pub fn ring(&self, name: &str) -> Option<RingHandle> {
+        self.lock_io().ports.get(name).and_then(|b| b.ring.clone())
+    }
+
+    /// Starts copying what port `name` receives and sends into `capture`.
+    pub fn add_capture(&self, name: &str, capture: Arc<Capture>) -> Result<(), String> {
+        let _st = self.lock_state();
+        let sw = self.world.load().sw.clone();
+        if sw.port_by_name(name).is_none() {
+            return Err(format!("no port named `{name}` on host {}", self.host));
+        }
+        let mut io = self.lock_io();
+        if io.captures.len() >= crate::capture::MAX_CAPTURES {
+            return Err(format!(
+                "{} captures are running already (the limit)",
+                io.captures.len()
+            ));
+        }
+        io.captures.push((name.to_string(), capture));
+        self.publish(sw, &io);
+        Ok(())
+    }
+
+    /// Stops feeding `capture`.
+    pub fn remove_capture(&self, capture: &Arc<Capture>) {
+        let _st = self.lock_state();
+        let mut io = self.lock_io();
+        io.captures.retain(|(_, c)| !Arc::ptr_eq(c, capture));
+        let sw = self.world.load().sw.clone();
+        self.publish(sw, &io);
+    }
+
+    /// Per-port I/O counters summed over the workers, by port name, for
+    /// the ports of the running switch.
+    pub fn port_counters(&self) -> Vec<(String, u32, PortCounters)> {
+        let sw = self.switch();
+        let mut sum: HashMap<PortId, PortCounters> = HashMap::new();
+        for r in &self.reports {
+            let r = r.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, c) in &r.ports {
+                sum.entry(*id).or_default().add(c);
+            }
+        }
+        sw.ports()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.ofport,
+                    sum.get(&p.id).copied().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Removes flows whose idle or hard timeout passed (called once a
+    /// second by the housekeeping thread); publishes only when one did.
+    fn expire_flows(&self) {
+        let now = self.now_ns();
+        let mut st = self.lock_state();
+        let mut next = st.config.clone();
+        if next.expire_flows(now).is_empty() {
+            return;
+        }
+        match next.build() {
+            Ok(sw) => {
+                let io = self.lock_io();
+                st.config = next;
+                self.publish(sw, &io);
+            }
+            Err(e) => tracing::warn!("flow expiry: {e}"),
+        }
+    }
+}
+
+/// What opening a backend gives.
+struct Opened {
+    rx: Vec<Box<dyn RxQueue>>,
+    tx: Option<Arc<dyn TxQueue>>,
+    ring: Option<RingHandle>,
+}
+
+fn open_backend(
+    name: &str,
+    backend: &Backend,
+    queues: usize,
+    fanout_group: &AtomicU64,
+) -> Result<Opened, String> {
+    match backend {
+        #[cfg(target_os = "linux")]
+        Backend::AfPacket { interface } => {
+            let ifname = interface.as_deref().unwrap_or(name);
+            // Several queues share the interface through one fanout group
+            // (the kernel hashes flows over the sockets).
+            let group = (queues > 1).then(|| {
+                let pid = std::process::id() as u64;
+                ((pid.wrapping_mul(31) + fanout_group.fetch_add(1, Ordering::Relaxed)) & 0xffff)
+                    as u16
+            });
+            let mut rx: Vec<Box<dyn RxQueue>> = Vec::new();
+            let mut tx: Option<Arc<dyn TxQueue>> = None;
+            for _ in 0..queues {
+                let (r, t) = crate::io::afpacket::open(ifname, group)
+                    .map_err(|e| format!("ports: {name}: {e}"))?;
+                rx.push(Box::new(r));
+                if tx.is_none() {
+                    tx = Some(Arc::new(t));
+                }
+            }
+            Ok(Opened { rx, tx, ring: None })
+        }
+        #[cfg(not(target_os = "linux"))]
+        Backend::AfPacket { .. } => Err(format!("ports: {name}: AF_PACKET needs Linux")),
+        Backend::Ring { depth } => {
+            if queues != 1 {
+                return Err(format!("ports: {name}: a ring port has one queue"));
+            }
+            let h = RingHandle::new(*depth);
+            Ok(Opened {
+                rx: vec![Box::new(h.rx())],
+                tx: Some(Arc::new(h.tx())),
+                ring: Some(h),
+            })
+        }
+        Backend::Pcap { rx, tx, looped } => {
+            if queues != 1 {
+                return Err(format!("ports: {name}: a pcap port has one queue"));
+            }
+            let mut out = Opened {
+                rx: Vec::new(),
+                tx: None,
+                ring: None,
+            };
+            if let Some(r) = rx {
+                out.rx.push(Box::new(
+                    PcapRx::open(r, *looped).map_err(|e| format!("ports: {name}: {e}"))?,
+                ));
+            }
+            if let Some(t) = tx {
+                out.tx = Some(Arc::new(
+                    PcapTx::create(t).map_err(|e| format!("ports: {name}: {e}"))?,
+                ));
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -89,22 +459,12 @@ impl Shared {
 pub struct Daemon {
     pub shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    /// The far ends of `ring` ports, by port name.
-    pub rings: HashMap<String, RingHandle>,
-}
-
-struct RxBinding {
-    port: PortId,
-    queue: Box<dyn RxQueue>,
 }
 
 impl Daemon {
     /// Starts the workers for `cfg` (the topology read from its file).
     pub fn start(cfg: &DaemonConfig) -> Result<Daemon, String> {
-        let text = std::fs::read_to_string(&cfg.topology)
-            .map_err(|e| format!("{}: {e}", cfg.topology.display()))?;
-        let topology = pipeline::topology::load_toml(&text)
-            .map_err(|e| format!("{}: {e}", cfg.topology.display()))?;
+        let topology = cfg.load_topology()?;
         Daemon::start_with(cfg, topology)
     }
 
@@ -121,135 +481,194 @@ impl Daemon {
             Default::default(),
         ));
         let sw = config.build().map_err(|e| e.to_string())?;
-        let mut rings = HashMap::new();
-        let mut tx: HashMap<PortId, Arc<dyn TxQueue>> = HashMap::new();
-        let mut rx: Vec<RxBinding> = Vec::new();
-        for b in &cfg.ports {
-            let port = sw
-                .port_by_name(&b.name)
-                .ok_or_else(|| format!("ports: `{}` is not a port of host {}", b.name, cfg.host))?
-                .id;
-            match &b.backend {
-                #[cfg(target_os = "linux")]
-                Backend::AfPacket { interface } => {
-                    let ifname = interface.as_deref().unwrap_or(&b.name);
-                    let (r, t) = crate::io::afpacket::open(ifname, None)
-                        .map_err(|e| format!("ports: {}: {e}", b.name))?;
-                    rx.push(RxBinding {
-                        port,
-                        queue: Box::new(r),
-                    });
-                    tx.insert(port, Arc::new(t));
-                }
-                #[cfg(not(target_os = "linux"))]
-                Backend::AfPacket { .. } => {
-                    return Err(format!("ports: {}: AF_PACKET needs Linux", b.name))
-                }
-                Backend::Ring { depth } => {
-                    let h = RingHandle::new(*depth);
-                    rx.push(RxBinding {
-                        port,
-                        queue: Box::new(h.rx()),
-                    });
-                    tx.insert(port, Arc::new(h.tx()));
-                    rings.insert(b.name.clone(), h);
-                }
-                Backend::Pcap {
-                    rx: r,
-                    tx: t,
-                    looped,
-                } => {
-                    if let Some(r) = r {
-                        rx.push(RxBinding {
-                            port,
-                            queue: Box::new(PcapRx::open(r, *looped)?),
-                        });
-                    }
-                    if let Some(t) = t {
-                        tx.insert(port, Arc::new(PcapTx::create(t)?));
-                    }
-                }
-            }
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..n_workers {
+            let (s, r) = crossbeam::channel::unbounded();
+            senders.push(s);
+            receivers.push(r);
         }
         let shared = Arc::new(Shared {
             host: cfg.host.clone(),
             state: Mutex::new(ControlState { config, topology }),
-            snapshot: ArcSwap::new(sw),
-            tx: ArcSwap::new(Arc::new(tx)),
+            world: ArcSwap::new(Arc::new(World {
+                sw,
+                tx: HashMap::new(),
+                captures: Vec::new(),
+            })),
+            io: Mutex::new(IoState::default()),
+            workers: senders,
             stop: AtomicBool::new(false),
             reports: (0..n_workers)
-                .map(|_| Mutex::new(WorkerReport::default()))
+                .map(|w| {
+                    Mutex::new(WorkerReport {
+                        worker: w,
+                        core: cfg.workers[w].core,
+                        ..Default::default()
+                    })
+                })
                 .collect(),
             epoch: Instant::now(),
+            max_frame: cfg.limits.max_frame,
+            fanout_group: AtomicU64::new(0),
         });
-        // Receive queues round-robin over the workers.
-        let mut per_worker: Vec<Vec<RxBinding>> = (0..n_workers).map(|_| Vec::new()).collect();
-        for (i, b) in rx.into_iter().enumerate() {
-            per_worker[i % n_workers].push(b);
+        for b in &cfg.ports {
+            shared
+                .bind_port(&b.name, &b.backend, b.queues)
+                .map_err(|e| {
+                    if e.starts_with("ports:") {
+                        e
+                    } else {
+                        format!("ports: {e}")
+                    }
+                })?;
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut threads = Vec::new();
-        for (w, queues) in per_worker.into_iter().enumerate() {
+        for (w, cmds) in receivers.into_iter().enumerate() {
             let shared = shared.clone();
             let core = cfg.workers[w].core;
             let core_id = core.and_then(|c| cores.iter().find(|id| id.id == c).copied());
+            if core.is_some() && core_id.is_none() {
+                tracing::warn!(worker = w, core, "no such core; the worker is not pinned");
+            }
             let limits = cfg.limits.clone();
-            let idle_sleep = std::time::Duration::from_micros(cfg.idle_sleep_us);
+            let idle_sleep = Duration::from_micros(cfg.idle_sleep_us);
             let t = std::thread::Builder::new()
                 .name(format!("pmd{w}"))
                 .spawn(move || {
                     if let Some(id) = core_id {
                         core_affinity::set_for_current(id);
                     }
-                    worker(w, core, shared, queues, limits, idle_sleep)
+                    worker(w, shared, cmds, limits, idle_sleep)
                 })
                 .map_err(|e| format!("worker {w}: {e}"))?;
             threads.push(t);
         }
+        let hk = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("housekeeping".into())
+                .spawn(move || {
+                    let mut last = Instant::now();
+                    while !hk.stopping() {
+                        std::thread::sleep(Duration::from_millis(50));
+                        if last.elapsed() >= Duration::from_secs(1) {
+                            last = Instant::now();
+                            hk.expire_flows();
+                        }
+                    }
+                })
+                .map_err(|e| format!("housekeeping: {e}"))?,
+        );
         tracing::info!(host = %cfg.host, workers = n_workers, "vswitchd started");
-        Ok(Daemon {
-            shared,
-            threads,
-            rings,
-        })
+        Ok(Daemon { shared, threads })
+    }
+
+    /// The far end of a `ring` port.
+    pub fn ring(&self, name: &str) -> Option<RingHandle> {
+        self.shared.ring(name)
     }
 
     /// Stops the workers and waits for them.
     pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // Closes every backend (rings unmapped, sockets closed).
+        let mut io = self.shared.lock_io();
+        io.ports.clear();
+        io.captures.clear();
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        self.halt();
+    }
+}
+
+/// Reads the CPU's time-stamp counter (0 where there is none).
+#[inline]
+fn cycles() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0
+    }
+}
+
+/// Per-port counters of one worker, indexed by port id.
+#[derive(Default)]
+struct PortTally(Vec<PortCounters>);
+
+impl PortTally {
+    #[inline]
+    fn slot(&mut self, p: PortId) -> Option<&mut PortCounters> {
+        let i = p.0 as usize;
+        if i >= self.0.len() {
+            if i >= MAX_COUNTED_PORT_ID {
+                return None;
+            }
+            self.0.resize(i + 1, PortCounters::default());
         }
+        self.0.get_mut(i)
+    }
+
+    fn nonzero(&self) -> Vec<(PortId, PortCounters)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != PortCounters::default())
+            .map(|(i, c)| (PortId(i as u32), *c))
+            .collect()
     }
 }
 
 /// One poll-mode worker.
 fn worker(
     w: usize,
-    core: Option<usize>,
     shared: Arc<Shared>,
-    mut queues: Vec<RxBinding>,
+    cmds: Receiver<IoCmd>,
     limits: crate::config::LimitsConfig,
-    idle_sleep: std::time::Duration,
+    idle_sleep: Duration,
 ) {
     let mut dp = Datapath::new(w, limits.flow_cache_entries);
-    let mut pool = PacketPool::new(limits.packet_buffers.max(4 * BURST), limits.max_frame);
+    let mut pool = PacketPool::new(limits.packet_buffers.max(4 * BURST), shared.max_frame);
+    let mut queues: Vec<RxBinding> = Vec::new();
     let mut burst: Vec<PacketBuf> = Vec::with_capacity(BURST);
     let mut out: Vec<(PortId, PacketBuf)> = Vec::with_capacity(4 * BURST);
+    let mut ports = PortTally::default();
     let mut busy_ns = 0u64;
+    let mut busy_cycles = 0u64;
+    let mut idle_polls = 0u64;
     let mut iterations = 0u64;
+    let mut seen: Option<Arc<World>> = None;
     while !shared.stop.load(Ordering::Acquire) {
-        let sw = shared.snapshot.load();
-        let tx = shared.tx.load();
+        while let Ok(c) = cmds.try_recv() {
+            match c {
+                IoCmd::Add(b) => queues.push(b),
+                IoCmd::Remove(id) => queues.retain(|q| q.binding != id),
+            }
+            seen = None;
+        }
+        let world = shared.world.load_full();
+        if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &world)) {
+            // A new world: port ids may have changed.
+            for q in queues.iter_mut() {
+                q.port = world.sw.port_by_name(&q.name).map(|p| p.id);
+            }
+            seen = Some(world.clone());
+        }
         let mut got = 0;
         for q in queues.iter_mut() {
             let n = q.queue.rx_burst(&mut pool, &mut burst, BURST);
@@ -258,14 +677,49 @@ fn worker(
             }
             got += n;
             let t0 = Instant::now();
+            let c0 = cycles();
+            let Some(port) = q.port else {
+                // Bound, but not (any more) a port of the switch.
+                dp.counters.rx_packets += n as u64;
+                for b in burst.drain(..) {
+                    dp.counters.drops.count(DropReason::NoSuchPort);
+                    pool.put(b);
+                }
+                continue;
+            };
+            if let Some(c) = ports.slot(port) {
+                c.rx_packets += n as u64;
+                c.rx_bytes += burst.iter().map(|b| b.len() as u64).sum::<u64>();
+            }
+            for (p, cap) in &world.captures {
+                if *p == port {
+                    for b in &burst {
+                        cap.offer(b.data(), shared.now_ns());
+                    }
+                }
+            }
             let now = shared.now_ns();
             let mut sink = |p: PortId, b: PacketBuf| out.push((p, b));
-            dp.process_burst(&sw, q.port, &mut burst, now, &mut pool, &mut sink);
+            dp.process_burst(&world.sw, port, &mut burst, now, &mut pool, &mut sink);
             for (p, b) in out.drain(..) {
-                match tx.get(&p) {
+                match world.tx.get(&p) {
                     Some(t) => {
-                        if !t.send(b.data()) {
+                        let sent = t.send(b.data());
+                        if let Some(c) = ports.slot(p) {
+                            if sent {
+                                c.tx_packets += 1;
+                                c.tx_bytes += b.len() as u64;
+                            } else {
+                                c.tx_dropped += 1;
+                            }
+                        }
+                        if !sent {
                             dp.counters.drops.count(DropReason::TxQueueFull);
+                        }
+                        for (cp, cap) in &world.captures {
+                            if *cp == p && sent {
+                                cap.offer(b.data(), shared.now_ns());
+                            }
                         }
                     }
                     // A port without I/O (not bound in the config).
@@ -273,33 +727,35 @@ fn worker(
                 }
                 pool.put(b);
             }
-            for t in tx.values() {
+            for t in world.tx.values() {
                 t.flush();
             }
+            busy_cycles += cycles().wrapping_sub(c0);
             busy_ns += t0.elapsed().as_nanos() as u64;
         }
         iterations += 1;
+        if got == 0 {
+            idle_polls += 1;
+        }
         if got == 0 || iterations % 256 == 0 {
             let c = dp.cache_counters();
             let rx = dp.counters.rx_packets;
-            let r = WorkerReport {
-                worker: w,
-                core,
-                rx_packets: rx,
-                tx_packets: dp.counters.tx_packets,
-                upcalls: dp.counters.upcalls,
-                cache_hits: c.hits,
-                cache_misses: c.misses,
-                drops: dp.counters.drops.nonzero(),
-                busy_ns,
-                ns_per_packet: if rx > 0 {
-                    busy_ns as f64 / rx as f64
-                } else {
-                    0.0
-                },
-            };
+            let per = |x: u64| if rx > 0 { x as f64 / rx as f64 } else { 0.0 };
             if let Some(slot) = shared.reports.get(w) {
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = r;
+                let mut r = slot.lock().unwrap_or_else(|e| e.into_inner());
+                r.rx_queues = queues.len();
+                r.rx_packets = rx;
+                r.tx_packets = dp.counters.tx_packets;
+                r.upcalls = dp.counters.upcalls;
+                r.cache_hits = c.hits;
+                r.cache_misses = c.misses;
+                r.drops = dp.counters.drops.nonzero();
+                r.busy_ns = busy_ns;
+                r.busy_cycles = busy_cycles;
+                r.ns_per_packet = per(busy_ns);
+                r.cycles_per_packet = per(busy_cycles);
+                r.idle_polls = idle_polls;
+                r.ports = ports.nonzero();
             }
         }
         if got == 0 && !idle_sleep.is_zero() {

@@ -1,9 +1,12 @@
 //! vswitchd and vswitchctl: the daemon and its control client.
 //!
-//! `offline` holds the commands that work on a scenario directory
-//! without a running daemon (offline trace, dump-flows, show); the daemon's
-//! socket protocol arrives with the daemon.
+//! `config` reads `vswitchd --config host.toml`; `daemon` runs the workers
+//! over the ports' I/O (`io`) and publishes changes; `control` is the
+//! socket protocol `vswitchctl` speaks; `capture` writes a port's traffic
+//! to pcap; `offline` holds the commands that work on a scenario directory
+//! or a topology file without a running daemon.
 
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -9,6 +9,7 @@ use pipeline::flow::FlowStats;
 use pipeline::scenario::{load_dir, Scenario};
 use pipeline::switch::{PortKind, Switch, VlanMode};
 use pipeline::trace::{trace_frame, trace_text, Trace};
+use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -114,6 +115,33 @@ pub fn dump_flows(sw: &Switch, bridge: &str, now_ns: u64) -> Result<String, Stri
     Ok(out)
 }
 
+/// The bridges, ports and router instances of a snapshot, for `show --json`.
+pub fn show_value(sw: &Switch) -> Value {
+    let bridges: Vec<Value> = sw
+        .bridges
+        .iter()
+        .map(|b| {
+            let ports: Vec<Value> = b
+                .ports
+                .iter()
+                .filter_map(|id| sw.port(*id))
+                .map(|p| {
+                    json!({
+                        "name": p.name,
+                        "ofport": p.ofport,
+                        "kind": p.kind,
+                        "vlan": p.vlan,
+                        "no_flood": p.no_flood,
+                    })
+                })
+                .collect();
+            json!({ "name": b.name, "flows": b.n_flows(), "ports": ports })
+        })
+        .collect();
+    let routers: Vec<&str> = sw.routers.iter().map(|r| r.name.as_str()).collect();
+    json!({ "bridges": bridges, "routers": routers })
+}
+
 /// `ovs-vsctl show`-like summary of a snapshot.
 pub fn show(sw: &Switch) -> String {
     let mut out = String::new();
@@ -168,4 +196,161 @@ pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
             })
         })
         .collect()
+}
+
+/// The router instances of a snapshot (one, or all when `name` is None):
+/// interfaces, `ip rule`, routes, NAT rules, neighbours (static and
+/// learned) and counters, for `router show`.
+pub fn routers_value(sw: &Switch, name: Option<&str>) -> Result<Value, String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = Vec::new();
+    for (i, r) in sw.routers.iter().enumerate() {
+        if name.is_some_and(|n| n != r.name) {
+            continue;
+        }
+        let rt = sw.router_runtime.get(i);
+        let mut neigh: Vec<Value> = r
+            .neighbours
+            .iter()
+            .map(|((dev, ip), mac)| {
+                json!({ "dev": dev, "ip": ip.to_string(), "mac": mac.to_string(), "state": "PERMANENT" })
+            })
+            .collect();
+        if let Some(rt) = rt {
+            for row in rt.rows() {
+                let dev = r
+                    .interfaces
+                    .get(row.iface)
+                    .map(|x| x.name.as_str())
+                    .unwrap_or("?");
+                let (state, mac) = match &row.state {
+                    pipeline::router::neighbour::NeighState::Reachable { mac } => {
+                        ("REACHABLE".to_string(), Some(mac.to_string()))
+                    }
+                    pipeline::router::neighbour::NeighState::Incomplete { .. } => {
+                        ("INCOMPLETE".to_string(), None)
+                    }
+                    pipeline::router::neighbour::NeighState::Failed => ("FAILED".to_string(), None),
+                };
+                neigh.push(json!({ "dev": dev, "ip": row.ip.to_string(), "mac": mac, "state": state, "pending": row.pending }));
+            }
+        }
+        let counters = rt.map(|rt| {
+            let c = &rt.counters;
+            json!({
+                "arp_requests_sent": c.requests_sent.load(Relaxed),
+                "neighbours_resolved": c.resolved.load(Relaxed),
+                "neighbours_failed": c.failed.load(Relaxed),
+                "packets_held": c.held.load(Relaxed),
+                "packets_released": c.released.load(Relaxed),
+                "hold_queue_drops": c.queue_drops.load(Relaxed),
+                "neighbour_table_full": c.table_full.load(Relaxed),
+                "icmp_errors_sent": c.icmp_sent.load(Relaxed),
+                "icmp_rate_limited": c.icmp_rate_limited.load(Relaxed),
+            })
+        });
+        let interfaces: Vec<Value> = r
+            .interfaces
+            .iter()
+            .map(|x| {
+                let addrs: Vec<String> = x.addrs.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+                json!({ "name": x.name, "mac": x.mac.to_string(), "addrs": addrs, "proxy_arp": x.proxy_arp })
+            })
+            .collect();
+        out.push(json!({
+            "name": r.name,
+            "kind": r.kind,
+            "zone": rt.map(|rt| rt.zone),
+            "conntrack": r.conntrack,
+            "interfaces": interfaces,
+            "rules": r.rules_text().lines().collect::<Vec<_>>(),
+            "routes": r.routes_text().lines().collect::<Vec<_>>(),
+            "nat": r.nat.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(),
+            "neighbours": neigh,
+            "counters": counters,
+        }));
+    }
+    if let Some(n) = name {
+        if out.is_empty() {
+            return Err(format!("no router instance named `{n}` on this host"));
+        }
+    }
+    Ok(Value::from(out))
+}
+
+/// Text for `router show`, from [`routers_value`].
+pub fn routers_text(v: &Value) -> String {
+    let mut s = String::new();
+    let strs = |x: &Value| -> Vec<String> {
+        x.as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| l.as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    for r in v.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "{} ({}{})",
+            r["name"].as_str().unwrap_or(""),
+            r["kind"].as_str().unwrap_or(""),
+            match (r["conntrack"].as_bool(), r["zone"].as_u64()) {
+                (Some(true), Some(z)) => format!(", conntrack zone {z}"),
+                _ => ", no conntrack".to_string(),
+            }
+        );
+        s.push_str("  interfaces:\n");
+        for i in r["interfaces"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "    {} {} {}{}",
+                i["name"].as_str().unwrap_or(""),
+                i["mac"].as_str().unwrap_or(""),
+                strs(&i["addrs"]).join(" "),
+                if i["proxy_arp"].as_bool() == Some(true) {
+                    " proxy_arp"
+                } else {
+                    ""
+                }
+            );
+        }
+        s.push_str("  ip rule:\n");
+        for l in strs(&r["rules"]) {
+            let _ = writeln!(s, "    {}", l.replace('\t', " "));
+        }
+        s.push_str("  ip route:\n");
+        for l in strs(&r["routes"]) {
+            let _ = writeln!(s, "    {l}");
+        }
+        let nat = strs(&r["nat"]);
+        if !nat.is_empty() {
+            s.push_str("  iptables -t nat:\n");
+            for l in nat {
+                let _ = writeln!(s, "    {l}");
+            }
+        }
+        s.push_str("  ip neigh:\n");
+        for n in r["neighbours"].as_array().into_iter().flatten() {
+            let mac = n["mac"]
+                .as_str()
+                .map(|m| format!(" lladdr {m}"))
+                .unwrap_or_default();
+            let pending = match n["pending"].as_u64() {
+                Some(p) if p > 0 => format!(" ({p} held)"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "    {} dev {}{mac} {}{pending}",
+                n["ip"].as_str().unwrap_or(""),
+                n["dev"].as_str().unwrap_or(""),
+                n["state"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(c) = r["counters"].as_object() {
+            let line: Vec<String> = c.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(s, "  counters: {}", line.join(" "));
+        }
+    }
+    s
 }

@@ -81,8 +81,8 @@ fn traffic_flows_and_vswitchctl_controls_the_running_switch() {
     let d = Daemon::start(&config(1)).expect("start");
     let sock = socket_path("ctl");
     let _server = ControlServer::start(&sock, d.shared.clone()).expect("socket");
-    let vm1 = d.rings["qvo-vm1"].clone();
-    let vm2 = d.rings["qvo-vm2"].clone();
+    let vm1 = d.ring("qvo-vm1").expect("ring port");
+    let vm2 = d.ring("qvo-vm2").expect("ring port");
     let mut got = Vec::new();
     // vm2's MAC is learned once vm2 speaks; until then frames flood (to vm2 too).
     for i in 0..50 {
@@ -171,8 +171,8 @@ fn traffic_flows_and_vswitchctl_controls_the_running_switch() {
 #[test]
 fn a_thousand_live_updates_lose_no_packet() {
     let d = Daemon::start(&config(2)).expect("start");
-    let vm1 = d.rings["qvo-vm1"].clone();
-    let vm2 = d.rings["qvo-vm2"].clone();
+    let vm1 = d.ring("qvo-vm1").expect("ring port");
+    let vm2 = d.ring("qvo-vm2").expect("ring port");
     // vm2 speaks first, so br-int knows its port: vm1's frames go to vm2 only.
     let mut hello = FlowKey::ZERO;
     hello.set(Field::DlType, ethertype::ARP as u64);
@@ -184,7 +184,7 @@ fn a_thousand_live_updates_lose_no_packet() {
     hello.set(Field::ArpSha, 0xfa163e010012);
     assert!(vm2.inject(frame_from_key(&hello, 0)));
     std::thread::sleep(Duration::from_millis(100));
-    let _ = d.rings["eth1"].collect();
+    let _ = d.ring("eth1").expect("ring port").collect();
     const N: u16 = 20_000;
     let sender = std::thread::spawn(move || {
         for i in 0..N {
@@ -242,7 +242,7 @@ fn a_thousand_live_updates_lose_no_packet() {
     assert_eq!(seqs.len(), N as usize);
     // Nothing misdirected: no frame of the flow left on the uplink, no
     // queue overflowed.
-    assert!(d.rings["eth1"].collect().is_empty());
+    assert!(d.ring("eth1").expect("ring port").collect().is_empty());
     let stats = vswitch::control::handle(
         &shared,
         &vswitch::control::Request {

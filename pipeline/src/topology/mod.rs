@@ -62,6 +62,7 @@ pub fn build_host(
 
 /// Brings an existing host configuration to what topology `new` compiles
 /// to, in place and as one change: ports added/removed/reconfigured by name
+/// (removed only if `old` had them: bridges and ports added by hand stay)
 /// (the ones that stay keep their identity, so MAC tables, flow counters,
 /// conntrack and neighbours survive), flow tables replaced (unchanged flows
 /// keep their counters), router instances replaced. Floating IPs that `old`
@@ -82,9 +83,19 @@ pub fn update_host(
         field: "bridges".into(),
         message: e.to_string(),
     };
+    // What the old topology put on this host: only that is removed when
+    // the new one lacks it (bridges and ports added by hand stay).
+    let old_plan = compile_host(old, host).ok();
+    let managed_bridge = |name: &str| old_plan.as_ref().is_some_and(|p| p.bridge(name).is_some());
+    let managed_port = |bridge: &str, port: &str| {
+        old_plan
+            .as_ref()
+            .and_then(|p| p.bridge(bridge))
+            .is_some_and(|b| b.ports.iter().any(|p| p.name == port))
+    };
     let mut next = cfg.clone();
     for name in next.bridge_names() {
-        if plan.bridge(&name).is_none() {
+        if plan.bridge(&name).is_none() && managed_bridge(&name) {
             next.del_bridge(&name).map_err(fail)?;
         }
     }
@@ -93,7 +104,7 @@ pub fn update_host(
             next.add_bridge(&b.name).map_err(fail)?;
         }
         for name in next.port_names_of(&b.name) {
-            if !b.ports.iter().any(|p| p.name == name) {
+            if !b.ports.iter().any(|p| p.name == name) && managed_port(&b.name, &name) {
                 next.del_port(&name).map_err(fail)?;
             }
         }

@@ -30,13 +30,6 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
     let mut cfg = match DaemonConfig::load(&args.config) {
         Ok(c) => c,
@@ -45,6 +38,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) if !f.is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&f).map_err(|e| format!("RUST_LOG `{f}`: {e}"))
+        }
+        _ => tracing_subscriber::EnvFilter::try_new(&cfg.log_level).map_err(|e| {
+            format!(
+                "{}: log_level `{}`: {e}",
+                args.config.display(),
+                cfg.log_level
+            )
+        }),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
     if let Some(s) = args.socket {
         cfg.socket = s;
     }
