@@ -168,7 +168,7 @@ impl<T: Clone> Classifier<T> {
                 }
             }
         }
-        subtables.sort_by(|a, b| b.max_priority.cmp(&a.max_priority));
+        subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         Classifier { subtables, n_rules }
     }
 

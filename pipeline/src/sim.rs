@@ -480,9 +480,10 @@ impl Sim {
             } else {
                 e.gateway.unwrap_or(src)
             };
-            if !self.endpoints[i].arp.contains_key(&nh) {
-                self.endpoints[i].arp.insert(nh, k.dl_src());
-            }
+            self.endpoints[i]
+                .arp
+                .entry(nh)
+                .or_insert_with(|| k.dl_src());
             self.endpoint_send_ip(i, r);
             return;
         }

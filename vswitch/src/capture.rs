@@ -22,8 +22,11 @@ pub const QUEUE_DEPTH: usize = 4096;
 /// Longest capture.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
+/// A frame and its time (ns since the daemon started).
+type Frame = (u64, Vec<u8>);
+
 pub struct Capture {
-    queue: Sender<(u64, Vec<u8>)>,
+    queue: Sender<Frame>,
     /// Packets still to take (u64::MAX: no limit).
     limit: u64,
     offered: AtomicU64,
@@ -44,8 +47,7 @@ impl Capture {
     pub fn start(path: &Path, limit: Option<u64>) -> Result<(Arc<Capture>, CaptureWriter), String> {
         let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut w = PcapWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (tx, rx): (Sender<(u64, Vec<u8>)>, Receiver<(u64, Vec<u8>)>) =
-            crossbeam::channel::bounded(QUEUE_DEPTH);
+        let (tx, rx): (Sender<Frame>, Receiver<Frame>) = crossbeam::channel::bounded(QUEUE_DEPTH);
         let written = Arc::new(AtomicU64::new(0));
         let counter = written.clone();
         let thread = std::thread::Builder::new()

@@ -115,7 +115,7 @@ fn selector(
     Ok((
         FlowSelector {
             table: text.contains("table=").then_some(sel.table),
-            matches: sel.matches.clone(),
+            matches: sel.matches,
             strict,
             priority: sel.priority,
             cookie: sel.cookie,

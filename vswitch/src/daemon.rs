@@ -737,7 +737,7 @@ fn worker(
         if got == 0 {
             idle_polls += 1;
         }
-        if got == 0 || iterations % 256 == 0 {
+        if got == 0 || iterations.is_multiple_of(256) {
             let c = dp.cache_counters();
             let rx = dp.counters.rx_packets;
             let per = |x: u64| if rx > 0 { x as f64 / rx as f64 } else { 0.0 };

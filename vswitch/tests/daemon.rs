@@ -193,8 +193,9 @@ fn a_thousand_live_updates_lose_no_packet() {
             }
         }
     });
-    // 1000 updates while traffic flows: add and delete a flow that never
-    // matches this traffic (another port), each published as a new snapshot.
+    // 1600 updates while traffic flows: add and delete a flow that never
+    // matches this traffic (another port), and every tenth time a topology
+    // change, each published as a new snapshot.
     let shared = d.shared.clone();
     let mut got = Vec::new();
     for i in 0..1000u32 {
@@ -209,6 +210,27 @@ fn a_thousand_live_updates_lose_no_packet() {
             args: serde_json::json!({ "bridge": "br-int", "flow": flow }),
         };
         vswitch::control::handle(&shared, &req).expect("update");
+        if i % 10 == 0 {
+            // A topology update too: vm1's floating IP goes and comes back
+            // (update_host recompiles flows and router instances).
+            let (cmd, args) = if i % 20 == 0 {
+                (
+                    "fip-disassociate",
+                    serde_json::json!({ "address": "203.0.113.101" }),
+                )
+            } else {
+                (
+                    "fip-associate",
+                    serde_json::json!({ "address": "203.0.113.101", "port": "vm1" }),
+                )
+            };
+            let req = vswitch::control::Request {
+                v: 1,
+                cmd: cmd.into(),
+                args,
+            };
+            vswitch::control::handle(&shared, &req).expect("topology update");
+        }
         if i % 2 == 1 {
             let req = vswitch::control::Request {
                 v: 1,

@@ -283,7 +283,7 @@ fn nat_for_new(
     t: &crate::conntrack::Tuple,
 ) -> (Option<crate::conntrack::Nat>, Option<String>) {
     use crate::conntrack::Nat;
-    let marked = inst.mark_external.iter().any(|m| *m == iface.name);
+    let marked = inst.mark_external.contains(&iface.name);
     for r in inst.nat.iter().filter(|r| r.hook == NatHook::Prerouting) {
         if nat_rule_matches(r, t.src, t.dst, &iface.name, None, false, marked) {
             match r.target {

@@ -178,6 +178,8 @@ enum RouterOp {
     },
 }
 
+// Parsed once per run: the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum VmPortOp {
     /// Bind a new VM port (on this host unless --host).

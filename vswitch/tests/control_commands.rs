@@ -1,0 +1,680 @@
+//! Every vswitchctl command against a running daemon (in-memory ports), with
+//! the change it makes checked on the running switch, and bad input that
+//! is refused with a clear error, a non-zero exit and no change.
+
+use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::packet::synth::frame_from_key;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vswitch::config::DaemonConfig;
+use vswitch::control::ControlServer;
+use vswitch::daemon::Daemon;
+
+fn topology_path() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml")
+        .display()
+        .to_string()
+}
+
+fn config() -> DaemonConfig {
+    let text = format!(
+        "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n\
+         [[ports]]\nname = \"qvo-vm1\"\nbackend = \"ring\"\n\
+         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"ring\"\n",
+        topology_path()
+    );
+    toml::from_str(&text).expect("config")
+}
+
+/// UDP from vm1 (10.1.0.11, fa:16:3e:01:00:11) to `dst_mac`/`dst_ip`.
+fn udp(dst_mac: u64, dst_ip: u32, seq: u16) -> Vec<u8> {
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, 0xfa163e010011);
+    k.set(Field::DlDst, dst_mac);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwSrc, 0x0a01000b);
+    k.set(Field::NwDst, dst_ip as u64);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 1000);
+    k.set(Field::TpDst, seq as u64);
+    frame_from_key(&k, 8)
+}
+
+struct Ctl {
+    sock: PathBuf,
+}
+
+impl Ctl {
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            .arg("--socket")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("vswitchctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "vswitchctl {args:?} failed: {err}");
+        out
+    }
+
+    /// Runs a command with --json that must succeed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    /// Runs a command that must fail with an error containing `needle`,
+    /// and checks that the running configuration did not change.
+    fn refused(&self, args: &[&str], needle: &str) {
+        let before = self.state();
+        let (ok, _, err) = self.run(args);
+        assert!(!ok, "vswitchctl {args:?} should have failed");
+        assert!(
+            err.contains(needle),
+            "vswitchctl {args:?}: error `{err}` lacks `{needle}`"
+        );
+        assert_eq!(
+            self.state(),
+            before,
+            "vswitchctl {args:?} changed the state"
+        );
+    }
+
+    /// Bridges, ports, flows, I/O bindings and topology.
+    fn state(&self) -> String {
+        let mut s = self.ok(&["--json", "show"]);
+        for b in ["br-int", "br-vlan", "br-ex"] {
+            s.push_str(
+                &self
+                    .ok(&["dump-flows", b])
+                    .replace(|c: char| c.is_ascii_digit(), ""),
+            );
+        }
+        s.push_str(&self.ok(&["topology", "show"]));
+        s
+    }
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("vswitch-ctl-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("tempdir");
+        TempDir(d)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start(tmp: &TempDir) -> (Daemon, ControlServer, Ctl) {
+    let d = Daemon::start(&config()).expect("start");
+    let sock = tmp.path("ctl.sock");
+    let server = ControlServer::start(&sock, d.shared.clone()).expect("socket");
+    (d, server, Ctl { sock })
+}
+
+fn pcap_frames(path: &Path) -> Vec<Vec<u8>> {
+    let f = std::fs::File::open(path).expect("capture file");
+    let mut r = pcap_file::pcap::PcapReader::new(f).expect("pcap");
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.expect("packet").data.into_owned());
+    }
+    out
+}
+
+#[test]
+fn every_command_has_help() {
+    let cmds: &[&[&str]] = &[
+        &[],
+        &["show"],
+        &["trace"],
+        &["dump-flows"],
+        &["add-flow"],
+        &["add-flows"],
+        &["mod-flows"],
+        &["del-flows"],
+        &["dump-ports"],
+        &["fdb-show"],
+        &["add-br"],
+        &["del-br"],
+        &["add-port"],
+        &["del-port"],
+        &["set-port"],
+        &["router", "show"],
+        &["vm-port", "add"],
+        &["vm-port", "del"],
+        &["fip", "associate"],
+        &["fip", "disassociate"],
+        &["conntrack", "dump"],
+        &["conntrack", "flush"],
+        &["conntrack", "stats"],
+        &["pmd-stats"],
+        &["topology", "load"],
+        &["topology", "show"],
+        &["capture"],
+    ];
+    for c in cmds {
+        let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            .args(*c)
+            .arg("--help")
+            .output()
+            .expect("vswitchctl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Usage:"),
+            "{c:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn bridges_ports_and_flows_change_the_running_switch() {
+    let tmp = TempDir::new("ports");
+    let (d, _server, ctl) = start(&tmp);
+    let vm1 = d.ring("qvo-vm1").expect("ring");
+
+    // add-br / del-br.
+    ctl.ok(&["add-br", "br-test"]);
+    assert!(ctl.ok(&["show"]).contains("Bridge br-test (0 flows)"));
+    ctl.refused(&["add-br", "br-test"], "br-test");
+    ctl.refused(&["del-br", "br-nope"], "br-nope");
+
+    // add-port with a ring backend, flows on the new bridge: a port moves
+    // frames to another; dump-ports counts them.
+    let out = ctl.ok(&[
+        "add-port",
+        "br-test",
+        "t1",
+        "--ofport",
+        "7",
+        "--backend",
+        "ring",
+    ]);
+    assert!(out.contains("ofport 7"), "{out}");
+    ctl.ok(&[
+        "add-port",
+        "br-test",
+        "t2",
+        "--backend",
+        "ring",
+        "--tag",
+        "5",
+    ]);
+    ctl.refused(&["add-port", "br-test", "t1"], "t1");
+    ctl.refused(&["add-port", "br-nope", "t9"], "br-nope");
+    ctl.refused(
+        &["add-port", "br-test", "t9", "--backend", "warp-drive"],
+        "warp-drive",
+    );
+    ctl.refused(
+        &[
+            "add-port",
+            "br-test",
+            "t9",
+            "--backend",
+            "pcap",
+            "--pcap-rx",
+            "/nonexistent/x.pcap",
+        ],
+        "/nonexistent/x.pcap",
+    );
+    ctl.refused(&["add-port", "br-test", "t9", "--tag", "4096"], "4096");
+    ctl.refused(&["add-port", "br-test", "t9", "--kind", "patch"], "peer");
+    ctl.ok(&["add-flow", "br-test", "in_port=t1 actions=output:t2"]);
+    let t1 = d.ring("t1").expect("t1 ring");
+    let t2 = d.ring("t2").expect("t2 ring");
+    for i in 0..5 {
+        assert!(t1.inject(udp(0xfa163e010012, 0x0a01000c, i)));
+    }
+    let mut got = Vec::new();
+    assert!(wait_until(|| {
+        got.extend(t2.collect());
+        got.len() >= 5
+    }));
+    let ports = ctl.json(&["dump-ports", "br-test"]);
+    let row = |name: &str| {
+        ports
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["port"] == name)
+            .cloned()
+            .expect("port row")
+    };
+    // Counters are published by the worker when idle; the frames were seen.
+    assert!(wait_until(|| {
+        let p = ctl.json(&["dump-ports", "br-test", "t1"]);
+        p[0]["counters"]["rx_packets"] == 5
+    }));
+    assert_eq!(row("t2")["ofport"], 1, "the lowest free number");
+    let p = ctl.json(&["dump-ports", "br-test", "t2"]);
+    assert_eq!(p[0]["counters"]["tx_packets"], 5);
+    assert!(ctl.ok(&["dump-ports", "br-test"]).contains("\"t1\":"));
+    ctl.refused(&["dump-ports", "br-nope"], "br-nope");
+    ctl.refused(&["dump-ports", "br-test", "t9"], "t9");
+
+    // mod-flows: the same flow now sends to t1 back (loop to the sender).
+    let out = ctl.ok(&["mod-flows", "br-test", "in_port=t1 actions=drop"]);
+    assert!(out.contains("1 flow(s) modified"), "{out}");
+    assert!(ctl
+        .ok(&["dump-flows", "br-test"])
+        .contains("in_port=t1 actions=drop"));
+    ctl.refused(&["mod-flows", "br-test", "in_port=t1"], "actions=");
+    ctl.refused(
+        &["mod-flows", "br-test", "in_port=t1 actions=output:t7"],
+        "t7",
+    );
+    for i in 0..3 {
+        t1.inject(udp(0xfa163e010012, 0x0a01000c, i));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(t2.collect().is_empty(), "mod-flows took effect");
+
+    // del-flows --strict needs the exact priority.
+    let out = ctl.ok(&["del-flows", "br-test", "--strict", "priority=1,in_port=t1"]);
+    assert!(out.contains("0 flow(s) deleted"), "{out}");
+    let out = ctl.ok(&["del-flows", "br-test", "--strict", "in_port=t1"]);
+    assert!(out.contains("1 flow(s) deleted"), "{out}");
+
+    // set-port: VLAN tag, then unbinding and rebinding its I/O.
+    ctl.ok(&["set-port", "t2", "--tag", "9"]);
+    let show = ctl.json(&["show"]);
+    let t2cfg = show["bridges"]
+        .as_array()
+        .expect("bridges")
+        .iter()
+        .flat_map(|b| b["ports"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["name"] == "t2")
+        .expect("t2");
+    assert_eq!(t2cfg["vlan"]["access"]["tag"], 9, "{t2cfg}");
+    ctl.refused(&["set-port", "t9", "--tag", "3"], "t9");
+    ctl.ok(&["set-port", "t2", "--unbind"]);
+    assert!(d.ring("t2").is_none());
+    ctl.refused(&["set-port", "t2", "--unbind"], "no I/O binding");
+    ctl.ok(&["set-port", "t2", "--backend", "ring", "--depth", "64"]);
+    assert!(d.ring("t2").is_some());
+    assert!(ctl.ok(&["show"]).contains("I/O t2"));
+
+    // del-port, del-br.
+    ctl.ok(&["del-port", "t2"]);
+    assert!(!ctl.ok(&["show"]).contains("Port t2"));
+    assert!(d.ring("t2").is_none());
+    ctl.refused(&["del-port", "t2"], "t2");
+    ctl.ok(&["del-br", "br-test"]);
+    assert!(!ctl.ok(&["show"]).contains("br-test"));
+    assert!(d.ring("t1").is_none(), "its ports' I/O went with it");
+
+    // add-flows from a file, with a bad line: all or nothing.
+    let file = tmp.path("flows.txt");
+    std::fs::write(
+        &file,
+        "# comment\ntable=0,priority=300,in_port=qvo-vm4,udp,tp_dst=1 actions=drop\n\
+         table=0,priority=300,in_port=qvo-vm4,udp,tp_dst=2 actions=drop\n",
+    )
+    .expect("write");
+    let out = ctl.ok(&["add-flows", "br-int", file.to_str().expect("path")]);
+    assert!(out.contains("2 flow(s) added"), "{out}");
+    std::fs::write(
+        &file,
+        "table=0,priority=300,in_port=qvo-vm4,udp,tp_dst=3 actions=drop\nbogus=1 actions=drop\n",
+    )
+    .expect("write");
+    ctl.refused(
+        &["add-flows", "br-int", file.to_str().expect("path")],
+        "flow 2",
+    );
+    assert!(!ctl.ok(&["dump-flows", "br-int"]).contains("tp_dst=3"));
+
+    // fdb-show after vm1 speaks.
+    vm1.inject(udp(0xfa163e010012, 0x0a01000c, 1));
+    assert!(wait_until(|| ctl
+        .ok(&["fdb-show", "br-int"])
+        .contains("fa:16:3e:01:00:11")));
+    ctl.refused(&["fdb-show", "br-nope"], "br-nope");
+
+    // pmd-stats has cycles and per-reason drops.
+    let stats = ctl.json(&["pmd-stats"]);
+    assert!(stats[0]["cycles_per_packet"].as_f64().is_some(), "{stats}");
+    assert!(ctl.ok(&["pmd-stats"]).contains("busy cycles/packet"));
+    d.stop();
+}
+
+#[test]
+fn topology_commands_vm_ports_floating_ips_and_routers() {
+    let tmp = TempDir::new("topo");
+    let (d, _server, ctl) = start(&tmp);
+    let vm1 = d.ring("qvo-vm1").expect("ring");
+
+    // router show: the qrouter of R1 with its routes, rules, NAT.
+    let text = ctl.ok(&["router", "show", "qrouter-R1"]);
+    assert!(text.contains("qrouter-R1 (qrouter"), "{text}");
+    assert!(text.contains("10.2.0.0/24 dev qr-"), "{text}");
+    assert!(
+        text.contains("203.0.113.101"),
+        "the FIP's NAT rules: {text}"
+    );
+    let v = ctl.json(&["router", "show"]);
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("routers")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"qrouter-R1") && names.iter().any(|n| n.starts_with("fip-")),
+        "{names:?}"
+    );
+    ctl.refused(&["router", "show", "qrouter-nope"], "qrouter-nope");
+
+    // vm-port add: a new VM on net1 on this host with its I/O; vm1 reaches it.
+    ctl.ok(&[
+        "vm-port",
+        "add",
+        "vm9",
+        "--device",
+        "qvo-vm9",
+        "--network",
+        "net1",
+        "--mac",
+        "fa:16:3e:01:00:19",
+        "--ip",
+        "10.1.0.19",
+        "--backend",
+        "ring",
+    ]);
+    assert!(ctl.ok(&["show"]).contains("Port qvo-vm9"));
+    assert!(ctl.ok(&["topology", "show"]).contains("vm9"));
+    let vm9 = d.ring("qvo-vm9").expect("vm9 ring");
+    for i in 0..5 {
+        vm1.inject(udp(0xfa163e010019, 0x0a010013, i));
+    }
+    let mut got = Vec::new();
+    assert!(wait_until(|| {
+        got.extend(vm9.collect());
+        got.len() >= 5
+    }));
+    ctl.refused(
+        &[
+            "vm-port",
+            "add",
+            "vm9",
+            "--device",
+            "qvo-x",
+            "--network",
+            "net1",
+            "--mac",
+            "fa:16:3e:01:00:29",
+            "--ip",
+            "10.1.0.29",
+        ],
+        "vm9",
+    );
+    ctl.refused(
+        &[
+            "vm-port",
+            "add",
+            "vm8",
+            "--device",
+            "qvo-vm8",
+            "--network",
+            "nope",
+            "--mac",
+            "fa:16:3e:01:00:18",
+            "--ip",
+            "10.1.0.18",
+        ],
+        "nope",
+    );
+    ctl.refused(
+        &[
+            "vm-port",
+            "add",
+            "vm8",
+            "--device",
+            "qvo-vm8",
+            "--network",
+            "net1",
+            "--mac",
+            "fa:16:3e:01:00:11",
+            "--ip",
+            "10.1.0.18",
+        ],
+        "fa:16:3e:01:00:11",
+    );
+    ctl.refused(
+        &[
+            "vm-port",
+            "add",
+            "vm8",
+            "--device",
+            "qvo-vm8",
+            "--network",
+            "net1",
+            "--mac",
+            "zz",
+            "--ip",
+            "10.1.0.18",
+        ],
+        "zz",
+    );
+
+    // fip: associate with vm9, disassociate.
+    ctl.ok(&["fip", "associate", "203.0.113.109", "vm9"]);
+    assert!(ctl
+        .ok(&["router", "show", "qrouter-R1"])
+        .contains("203.0.113.109"));
+    ctl.refused(&["fip", "associate", "203.0.113.101", "vm9"], "vm1");
+    ctl.refused(&["fip", "associate", "203.0.113.110", "vm-nope"], "vm-nope");
+    ctl.refused(&["fip", "associate", "10.9.9.9", "vm9"], "10.9.9.9");
+    ctl.refused(&["fip", "associate", "not-an-ip", "vm9"], "not-an-ip");
+    ctl.refused(&["vm-port", "del", "vm9"], "disassociate");
+    ctl.ok(&["fip", "disassociate", "203.0.113.109"]);
+    assert!(!ctl
+        .ok(&["router", "show", "qrouter-R1"])
+        .contains("203.0.113.109"));
+    ctl.refused(&["fip", "disassociate", "203.0.113.109"], "not associated");
+    ctl.refused(&["fip", "disassociate", "203.0.113.200"], "203.0.113.200");
+
+    // vm-port del takes the port and its I/O away.
+    ctl.ok(&["vm-port", "del", "vm9"]);
+    assert!(!ctl.ok(&["show"]).contains("qvo-vm9"));
+    assert!(d.ring("qvo-vm9").is_none());
+    ctl.refused(&["vm-port", "del", "vm9"], "vm9");
+
+    // topology load: a bad file is refused whole.
+    let bad = tmp.path("bad.toml");
+    std::fs::write(&bad, "[[host]]\nname = \"compute1\"\nrole = \"warp\"\n").expect("write");
+    ctl.refused(&["topology", "load", bad.to_str().expect("path")], "warp");
+    ctl.refused(
+        &["topology", "load", "/nonexistent.toml"],
+        "/nonexistent.toml",
+    );
+    let out = ctl.ok(&["topology", "load", &topology_path()]);
+    assert!(out.contains("applied"), "{out}");
+
+    // conntrack: a routed flow through the qrouter makes a connection.
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, 0xfa163e010011);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwSrc, 0x0a01000b);
+    k.set(Field::NwDst, 0x0a02000e);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 4000);
+    k.set(Field::TpDst, 53);
+    let gw = ctl.json(&["router", "show", "qrouter-R1"]);
+    let qr = gw[0]["interfaces"]
+        .as_array()
+        .expect("ifaces")
+        .iter()
+        .find(|i| i["addrs"][0] == "10.1.0.1/24")
+        .expect("qr on subnet1")["mac"]
+        .as_str()
+        .expect("mac")
+        .replace(':', "");
+    k.set(Field::DlDst, u64::from_str_radix(&qr, 16).expect("mac"));
+    vm1.inject(frame_from_key(&k, 8));
+    assert!(wait_until(|| {
+        ctl.json(&["conntrack", "dump", "--addr", "10.2.0.14"])
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    }));
+    let stats = ctl.json(&["conntrack", "stats"]);
+    assert!(stats["created"].as_u64().unwrap_or(0) >= 1, "{stats}");
+    assert!(ctl
+        .ok(&["conntrack", "stats"])
+        .contains("nat_port_exhausted: 0"));
+    assert!(ctl.ok(&["conntrack", "dump"]).contains("10.2.0.14"));
+    ctl.refused(&["conntrack", "dump", "--addr", "nope"], "nope");
+    let out = ctl.ok(&["conntrack", "flush", "--addr", "10.2.0.14"]);
+    assert!(out.contains("1 connection(s) deleted"), "{out}");
+    assert!(ctl
+        .json(&["conntrack", "dump"])
+        .as_array()
+        .expect("conns")
+        .is_empty());
+    ctl.ok(&["conntrack", "flush", "--zone", "5"]);
+    d.stop();
+}
+
+#[test]
+fn capture_writes_what_a_port_receives_and_sends() {
+    let tmp = TempDir::new("capture");
+    let (d, _server, ctl) = start(&tmp);
+    let vm1 = d.ring("qvo-vm1").expect("ring");
+    let vm2 = d.ring("qvo-vm2").expect("ring");
+    let file = tmp.path("vm2.pcap");
+    let sock = ctl.sock.clone();
+    let f2 = file.clone();
+    let capture = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            .arg("--socket")
+            .arg(&sock)
+            .args([
+                "capture",
+                "qvo-vm2",
+                f2.to_str().expect("path"),
+                "6",
+                "--duration",
+                "20",
+            ])
+            .output()
+            .expect("vswitchctl")
+    });
+    // Feed vm1 -> vm2 until the capture is running and has its 6 frames.
+    let mut sent = Vec::new();
+    let mut i = 0u16;
+    while !capture.is_finished() && i < 20_000 {
+        let f = udp(0xfa163e010012, 0x0a01000c, i);
+        vm1.inject(f.clone());
+        sent.push(f);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(2));
+        let _ = vm2.collect();
+    }
+    let out = capture.join().expect("capture");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("6 packet(s) captured"), "{text}");
+    let frames = pcap_frames(&file);
+    assert_eq!(frames.len(), 6);
+    // What vm2's port sent: frames vm1 sent, unchanged, in order.
+    let first = sent
+        .iter()
+        .position(|f| *f == frames[0])
+        .expect("a sent frame");
+    assert_eq!(frames, sent[first..first + 6].to_vec());
+
+    // Bad input.
+    let (ok, _, err) = ctl.run(&["capture", "qvo-nope", "/tmp/x.pcap"]);
+    assert!(!ok && err.contains("qvo-nope"), "{err}");
+    let (ok, _, err) = ctl.run(&["capture", "qvo-vm2", "/nonexistent/dir/x.pcap", "1"]);
+    assert!(!ok && err.contains("/nonexistent/dir/x.pcap"), "{err}");
+    let (ok, _, err) = ctl.run(&["capture", "qvo-vm2", "/tmp/x.pcap", "0"]);
+    assert!(!ok && err.contains("count"), "{err}");
+    d.stop();
+}
+
+#[test]
+fn malformed_and_oversized_requests_are_refused() {
+    use std::io::{BufRead, BufReader, Write};
+    let tmp = TempDir::new("proto");
+    let (d, _server, ctl) = start(&tmp);
+    let mut s = std::os::unix::net::UnixStream::connect(&ctl.sock).expect("connect");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut ask = |line: &str| -> Value {
+        writeln!(s, "{line}").expect("write");
+        let mut resp = String::new();
+        r.read_line(&mut resp).expect("read");
+        serde_json::from_str(&resp).expect("json response")
+    };
+    let v = ask("{not json");
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap_or("").contains("malformed"));
+    let v = ask(r#"{"v":2,"cmd":"show"}"#);
+    assert!(v["error"].as_str().unwrap_or("").contains("version 2"));
+    let v = ask(r#"{"v":1,"cmd":"launch-missiles"}"#);
+    assert!(v["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("launch-missiles"));
+    let v = ask(r#"{"v":1,"cmd":"add-port","args":{"bridge":"br-int","port":"x","tag":"ten"}}"#);
+    assert!(v["error"].as_str().unwrap_or("").contains("tag"), "{v}");
+    let v = ask(r#"{"v":1,"cmd":"add-flows","args":{"bridge":"br-int","flows":[1,2]}}"#);
+    assert!(v["error"].as_str().unwrap_or("").contains("string"), "{v}");
+    let v = ask(r#"{"v":1,"cmd":"version"}"#);
+    assert_eq!(v["result"]["host"], "compute1");
+    // Oversized: refused and the connection closed.
+    let big = format!(
+        r#"{{"v":1,"cmd":"show","args":{{"pad":"{}"}}}}"#,
+        "x".repeat(vswitch::control::MAX_REQUEST + 10)
+    );
+    let v = ask(&big);
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("longer than"),
+        "{v}"
+    );
+    // Other clients are still served.
+    assert!(ctl.ok(&["show"]).contains("Bridge br-int"));
+    d.stop();
+}
