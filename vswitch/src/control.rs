@@ -616,19 +616,7 @@ fn apply_topology(
 
 /// Conntrack size and counters per reason.
 pub fn conntrack_stats(ct: &pipeline::conntrack::ConnTable) -> Value {
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = &ct.counters;
-    json!({
-        "connections": ct.len(),
-        "created": c.created.load(Relaxed),
-        "expired": c.expired.load(Relaxed),
-        "deleted": c.deleted.load(Relaxed),
-        "invalid": c.invalid.load(Relaxed),
-        "table_full": c.table_full.load(Relaxed),
-        "zone_full": c.zone_full.load(Relaxed),
-        "nat_port_exhausted": c.nat_port_exhausted.load(Relaxed),
-        "nat_attempts": c.nat_attempts.load(Relaxed),
-    })
+    serde_json::to_value(ct.stats()).unwrap_or(Value::Null)
 }
 
 /// `capture`: copies a port's frames into a pcap file until `count`

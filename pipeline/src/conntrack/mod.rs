@@ -219,17 +219,38 @@ struct Shard {
     deadlines: BinaryHeap<Reverse<(u64, Tuple)>>,
 }
 
-/// Counters (relaxed atomics, summed on read).
+/// Counters of events that only happen at the limits (relaxed atomics).
 #[derive(Default, Debug)]
 pub struct CtCounters {
-    pub created: AtomicU64,
-    pub expired: AtomicU64,
-    pub deleted: AtomicU64,
-    pub invalid: AtomicU64,
     pub table_full: AtomicU64,
     pub zone_full: AtomicU64,
     pub nat_port_exhausted: AtomicU64,
-    pub nat_attempts: AtomicU64,
+}
+
+/// Counters of the common events, one set per shard (each on its own
+/// cache line) so that workers creating connections in different shards
+/// do not bounce a shared line; summed on read.
+#[derive(Default, Debug)]
+struct ShardStats {
+    created: AtomicU64,
+    expired: AtomicU64,
+    deleted: AtomicU64,
+    invalid: AtomicU64,
+    nat_attempts: AtomicU64,
+}
+
+/// A snapshot of the table's size and counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CtStats {
+    pub connections: u64,
+    pub created: u64,
+    pub expired: u64,
+    pub deleted: u64,
+    pub invalid: u64,
+    pub table_full: u64,
+    pub zone_full: u64,
+    pub nat_port_exhausted: u64,
+    pub nat_attempts: u64,
 }
 
 /// The connection table.
@@ -240,6 +261,7 @@ pub struct ConnTable {
     limits: Limits,
     pub timeouts: Timeouts,
     pub counters: CtCounters,
+    stats: Box<[CachePadded<ShardStats>]>,
     /// Next shard `expire` visits.
     expire_hand: AtomicUsize,
 }
@@ -261,6 +283,9 @@ impl ConnTable {
             limits,
             timeouts,
             counters: CtCounters::default(),
+            stats: (0..SHARDS)
+                .map(|_| CachePadded::new(ShardStats::default()))
+                .collect(),
             expire_hand: AtomicUsize::new(0),
         }
     }
@@ -269,6 +294,30 @@ impl ConnTable {
         self.shards[i & (SHARDS - 1)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The counters of the shard of `t`.
+    fn stats_of(&self, t: &Tuple) -> &ShardStats {
+        &self.stats[t.shard() & (SHARDS - 1)]
+    }
+
+    /// Size and counters, summed over the shards.
+    pub fn stats(&self) -> CtStats {
+        let mut s = CtStats {
+            connections: self.len() as u64,
+            table_full: self.counters.table_full.load(Ordering::Relaxed),
+            zone_full: self.counters.zone_full.load(Ordering::Relaxed),
+            nat_port_exhausted: self.counters.nat_port_exhausted.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        for x in self.stats.iter() {
+            s.created += x.created.load(Ordering::Relaxed);
+            s.expired += x.expired.load(Ordering::Relaxed);
+            s.deleted += x.deleted.load(Ordering::Relaxed);
+            s.invalid += x.invalid.load(Ordering::Relaxed);
+            s.nat_attempts += x.nat_attempts.load(Ordering::Relaxed);
+        }
+        s
     }
 
     /// Live connections.
@@ -298,7 +347,7 @@ impl ConnTable {
         if t.proto == ipproto::ICMP && !is_echo(&t, &info) {
             // ICMP errors are related (looked up by their embedded header
             // with `related`), other ICMP is not tracked: invalid here.
-            self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(&t).invalid.fetch_add(1, Ordering::Relaxed);
             return Ok(Verdict::invalid(t));
         }
         if let Some(v) = self.update_existing(&t, info, now_ns) {
@@ -306,12 +355,12 @@ impl ConnTable {
         }
         // A new connection.
         if t.proto == ipproto::TCP && !tcp::valid_new(info.tcp_flags) {
-            self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(&t).invalid.fetch_add(1, Ordering::Relaxed);
             return Ok(Verdict::invalid(t));
         }
         if t.proto == ipproto::ICMP && info.icmp_type != 8 {
             // An echo reply with no request: invalid.
-            self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(&t).invalid.fetch_add(1, Ordering::Relaxed);
             return Ok(Verdict::invalid(t));
         }
         if !commit {
@@ -351,7 +400,7 @@ impl ConnTable {
             match tcp::next(st, dir, info.tcp_flags) {
                 Some(n) => c.tcp = Some(n),
                 None => {
-                    self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                    self.stats_of(t).invalid.fetch_add(1, Ordering::Relaxed);
                     return Some(Verdict::invalid(*t));
                 }
             }
@@ -417,7 +466,7 @@ impl ConnTable {
                     return Err(DropReason::NatPortExhausted);
                 }
             };
-            self.counters.nat_attempts.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(&t).nat_attempts.fetch_add(1, Ordering::Relaxed);
             let (a, b) = (t.shard(), reply.shard());
             // Both shards, in index order (one lock if they coincide).
             let (lo, hi) = (a.min(b), a.max(b));
@@ -447,7 +496,7 @@ impl ConnTable {
                     s.replies.insert(reply, t);
                     s.conns.insert(t, conn);
                     drop(g_lo);
-                    self.count_new(t.zone);
+                    self.count_new(&t);
                     return Ok(v);
                 }
                 Some(h) => {
@@ -482,7 +531,7 @@ impl ConnTable {
             sa.conns.insert(t, conn);
             drop(g_hi);
             drop(g_lo);
-            self.count_new(t.zone);
+            self.count_new(&t);
             return Ok(v);
         }
     }
@@ -502,13 +551,14 @@ impl ConnTable {
                 .fetch_add(1, Ordering::Relaxed);
             return Err(DropReason::NatPortExhausted);
         }
-        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+        self.stats_of(&t).invalid.fetch_add(1, Ordering::Relaxed);
         Ok(Verdict::invalid(t))
     }
 
-    fn count_new(&self, zone: u16) {
+    fn count_new(&self, t: &Tuple) {
+        let zone = t.zone;
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.counters.created.fetch_add(1, Ordering::Relaxed);
+        self.stats_of(t).created.fetch_add(1, Ordering::Relaxed);
         if self.limits.zone_max.contains_key(&zone) {
             *self
                 .zone_counts
@@ -654,9 +704,9 @@ impl ConnTable {
             }
         }
         if expired {
-            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(orig).expired.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.counters.deleted.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(orig).deleted.fetch_add(1, Ordering::Relaxed);
         }
         true
     }
