@@ -560,7 +560,12 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
     assert!(ctl
         .ok(&["conntrack", "stats"])
         .contains("nat_port_exhausted: 0"));
-    assert!(ctl.ok(&["conntrack", "dump"]).contains("10.2.0.14"));
+    let dump = ctl.ok(&["conntrack", "dump"]);
+    assert!(
+        dump.contains("udp,orig=(src=10.1.0.11,dst=10.2.0.14,sport=4000,dport=53),reply=(src=10.2.0.14,dst=10.1.0.11,sport=53,dport=4000),zone="),
+        "{dump}"
+    );
+    assert!(dump.contains("[unreplied]"), "{dump}");
     ctl.refused(&["conntrack", "dump", "--addr", "nope"], "nope");
     let out = ctl.ok(&["conntrack", "flush", "--addr", "10.2.0.14"]);
     assert!(out.contains("1 connection(s) deleted"), "{out}");

@@ -466,7 +466,9 @@ impl ConnTable {
                     return Err(DropReason::NatPortExhausted);
                 }
             };
-            self.stats_of(&t).nat_attempts.fetch_add(1, Ordering::Relaxed);
+            self.stats_of(&t)
+                .nat_attempts
+                .fetch_add(1, Ordering::Relaxed);
             let (a, b) = (t.shard(), reply.shard());
             // Both shards, in index order (one lock if they coincide).
             let (lo, hi) = (a.min(b), a.max(b));

@@ -615,24 +615,8 @@ fn run(cli: &Cli) -> Result<String, String> {
             out(cli, v, |v| {
                 let mut s = String::new();
                 for c in v.as_array().into_iter().flatten() {
-                    let t = |x: &serde_json::Value| {
-                        format!(
-                            "{}:{} -> {}:{}",
-                            x["src"].as_str().unwrap_or(""),
-                            x["sport"],
-                            x["dst"].as_str().unwrap_or(""),
-                            x["dport"]
-                        )
-                    };
-                    s.push_str(&format!(
-                        "zone={} proto={} orig=({}) reply=({}) state={} packets={}\n",
-                        c["orig"]["zone"],
-                        c["orig"]["proto"],
-                        t(&c["orig"]),
-                        t(&c["reply"]),
-                        c["tcp"],
-                        c["packets"]
-                    ));
+                    s.push_str(&conntrack_line(c));
+                    s.push('\n');
                 }
                 s
             })
@@ -739,5 +723,74 @@ fn run(cli: &Cli) -> Result<String, String> {
             let off = on.open()?;
             Ok(off.show())
         }
+    }
+}
+
+/// One connection as `ovs-appctl dpctl/dump-conntrack` prints it, plus
+/// the packet counts and the NAT done.
+fn conntrack_line(c: &serde_json::Value) -> String {
+    let proto = c["orig"]["proto"].as_u64().unwrap_or(0);
+    let name = match proto {
+        1 => "icmp".to_string(),
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        n => format!("proto{n}"),
+    };
+    let tuple = |x: &serde_json::Value, echo_type: u8| {
+        let (src, dst) = (
+            x["src"].as_str().unwrap_or(""),
+            x["dst"].as_str().unwrap_or(""),
+        );
+        if proto == 1 {
+            format!(
+                "src={src},dst={dst},id={},type={echo_type},code=0",
+                x["sport"]
+            )
+        } else {
+            format!(
+                "src={src},dst={dst},sport={},dport={}",
+                x["sport"], x["dport"]
+            )
+        }
+    };
+    let mut line = format!(
+        "{name},orig=({}),reply=({}),zone={}",
+        tuple(&c["orig"], 8),
+        tuple(&c["reply"], 0),
+        c["orig"]["zone"]
+    );
+    if let Some(st) = c["tcp"].as_str() {
+        line.push_str(&format!(",protoinfo=(state={})", tcp_state_name(st)));
+    }
+    let mut flags = Vec::new();
+    if c["snat"].as_bool() == Some(true) {
+        flags.push("snat");
+    }
+    if c["dnat"].as_bool() == Some(true) {
+        flags.push("dnat");
+    }
+    if c["seen_reply"].as_bool() != Some(true) {
+        flags.push("unreplied");
+    }
+    let p = &c["packets"];
+    line.push_str(&format!(" packets={}/{}", p[0], p[1]));
+    if !flags.is_empty() {
+        line.push_str(&format!(" [{}]", flags.join(",")));
+    }
+    line
+}
+
+/// TCP states in conntrack's spelling.
+fn tcp_state_name(s: &str) -> &'static str {
+    match s {
+        "SynSent" => "SYN_SENT",
+        "SynRecv" => "SYN_RECV",
+        "Established" => "ESTABLISHED",
+        "FinWait" => "FIN_WAIT",
+        "CloseWait" => "CLOSE_WAIT",
+        "LastAck" => "LAST_ACK",
+        "TimeWait" => "TIME_WAIT",
+        "Close" => "CLOSE",
+        _ => "UNKNOWN",
     }
 }
