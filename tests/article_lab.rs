@@ -40,6 +40,15 @@ fn every_host_compiles_with_the_article_devices() {
             pipeline::topology::build_host(&t, host, 1).unwrap_or_else(|e| panic!("{host}: {e}"));
         cfg.build().unwrap_or_else(|e| panic!("{host}: {e}"));
     }
+    for host in ["compute1", "compute2", "network"] {
+        let instances = compile_instances(&t, host).unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert!(!instances.is_empty(), "{host} has router instances");
+    }
+    let network = compile_instances(&t, "network").expect("network");
+    assert!(
+        network.iter().any(|i| i.name.starts_with("snat-")),
+        "the SNAT namespace is on the network node"
+    );
     let c1 = compile_instances(&t, "compute1").expect("compute1");
     let q = c1
         .iter()
@@ -107,6 +116,34 @@ fn the_articles_pings_all_succeed() {
         assert_eq!(r.len(), 1, "test1 -> {dst}\n{}", s.render_steps());
         let routed = dst.starts_with("192.168.2.");
         assert_eq!(r[0].nw_ttl(), if routed { 63 } else { 64 }, "{dst}");
+        if routed {
+            // Routed replies come from test1's gateway (qr- MAC), and the
+            // request reached the destination from test2's gateway, TTL 63.
+            assert_eq!(
+                r[0].dl_src(),
+                "fa:16:3e:71:00:01".parse::<Mac>().expect("mac"),
+                "{dst}"
+            );
+            let vm = if *dst == "192.168.2.9" {
+                "test2"
+            } else {
+                "test2-remote"
+            };
+            let req = s
+                .endpoint(vm)
+                .expect("endpoint")
+                .received
+                .iter()
+                .find(|k| k.is_ipv4() && k.nw_proto() == ipproto::ICMP && k.tp_src() == 8)
+                .copied()
+                .expect("request delivered");
+            assert_eq!(req.nw_ttl(), 63, "{dst}");
+            assert_eq!(
+                req.dl_src(),
+                "fa:16:3e:72:00:01".parse::<Mac>().expect("mac"),
+                "{dst}"
+            );
+        }
     }
     // §5.4 on the wire: VLAN 148, the sending host's DVR MAC.
     s.clear_records();
