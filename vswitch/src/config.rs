@@ -29,6 +29,8 @@ pub struct DaemonConfig {
     pub ports: Vec<PortBinding>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub dpdk: DpdkConfig,
     /// Sleep this long when a worker finds no packets (0: busy-poll).
     #[serde(default = "default_idle_sleep")]
     pub idle_sleep_us: u64,
@@ -101,6 +103,49 @@ pub enum Backend {
         #[serde(default)]
         looped: bool,
     },
+    /// A DPDK device (needs the `dpdk` feature). `device` is the name EAL
+    /// gives it, e.g. `net_pcap0`; virtual devices are created from
+    /// `--vdev=DEVICE,DEVARGS` (`devargs` e.g. `rx_pcap=in.pcap,tx_pcap=out.pcap`).
+    Dpdk {
+        device: String,
+        #[serde(default)]
+        devargs: Option<String>,
+    },
+}
+
+/// DPDK's EAL (with the `dpdk` feature).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdkConfig {
+    /// Passed to EAL verbatim, before the `--vdev` arguments of the ports.
+    pub eal_args: Vec<String>,
+    /// mbufs per port pool.
+    pub mbufs: u32,
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        DpdkConfig {
+            // No hugepages, no PCI scan, nothing left in /var/run: runs on
+            // any Linux machine with virtual devices.
+            eal_args: [
+                "--no-huge",
+                "--no-shconf",
+                "--no-pci",
+                "--no-telemetry",
+                "-m",
+                "256",
+                "-l",
+                "0",
+                "--log-level",
+                "warning",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            mbufs: 4095,
+        }
+    }
 }
 
 fn default_depth() -> usize {

@@ -155,6 +155,7 @@ pub struct Shared {
     epoch: Instant,
     max_frame: usize,
     fanout_group: AtomicU64,
+    dpdk_mbufs: u32,
 }
 
 impl Shared {
@@ -238,7 +239,7 @@ impl Shared {
                 port.kind
             ));
         }
-        let opened = open_backend(name, backend, queues, &self.fanout_group)?;
+        let opened = open_backend(name, backend, queues, &self.fanout_group, self.dpdk_mbufs)?;
         let mut io = self.lock_io();
         io.next_binding += 1;
         let binding = io.next_binding;
@@ -394,8 +395,30 @@ fn open_backend(
     backend: &Backend,
     queues: usize,
     fanout_group: &AtomicU64,
+    dpdk_mbufs: u32,
 ) -> Result<Opened, String> {
     match backend {
+        #[cfg(feature = "dpdk")]
+        Backend::Dpdk { device, .. } => {
+            let q = u16::try_from(queues).map_err(|_| format!("ports: {name}: too many queues"))?;
+            let (rx, tx) = crate::io::dpdk::open(device, q, dpdk_mbufs)
+                .map_err(|e| format!("ports: {name}: {e}"))?;
+            Ok(Opened {
+                rx: rx
+                    .into_iter()
+                    .map(|r| Box::new(r) as Box<dyn RxQueue>)
+                    .collect(),
+                tx: Some(Arc::new(tx)),
+                ring: None,
+            })
+        }
+        #[cfg(not(feature = "dpdk"))]
+        Backend::Dpdk { .. } => {
+            let _ = dpdk_mbufs;
+            Err(format!(
+                "ports: {name}: backend dpdk: vswitchd was built without the dpdk feature"
+            ))
+        }
         #[cfg(target_os = "linux")]
         Backend::AfPacket { interface } => {
             let ifname = interface.as_deref().unwrap_or(name);
@@ -455,6 +478,41 @@ fn open_backend(
     }
 }
 
+/// Initialises DPDK's EAL when a port uses it: the configured EAL
+/// arguments and a `--vdev` for every DPDK port with devargs.
+fn start_dpdk(cfg: &DaemonConfig) -> Result<(), String> {
+    let vdevs: Vec<String> = cfg
+        .ports
+        .iter()
+        .filter_map(|p| match &p.backend {
+            Backend::Dpdk { device, devargs } => Some(match devargs {
+                Some(a) => format!("--vdev={device},{a}"),
+                None if device.starts_with("net_") => format!("--vdev={device}"),
+                None => return None,
+            }),
+            _ => None,
+        })
+        .collect();
+    if !cfg
+        .ports
+        .iter()
+        .any(|p| matches!(p.backend, Backend::Dpdk { .. }))
+    {
+        return Ok(());
+    }
+    #[cfg(feature = "dpdk")]
+    {
+        let mut args = cfg.dpdk.eal_args.clone();
+        args.extend(vdevs);
+        crate::io::dpdk::eal_init(&args).map_err(|e| format!("dpdk: {e}"))
+    }
+    #[cfg(not(feature = "dpdk"))]
+    {
+        let _ = vdevs;
+        Err("ports: backend dpdk: vswitchd was built without the dpdk feature".into())
+    }
+}
+
 /// A running daemon.
 pub struct Daemon {
     pub shared: Arc<Shared>,
@@ -511,7 +569,9 @@ impl Daemon {
             epoch: Instant::now(),
             max_frame: cfg.limits.max_frame,
             fanout_group: AtomicU64::new(0),
+            dpdk_mbufs: cfg.dpdk.mbufs,
         });
+        start_dpdk(cfg)?;
         for b in &cfg.ports {
             shared
                 .bind_port(&b.name, &b.backend, b.queues)

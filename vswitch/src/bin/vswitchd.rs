@@ -91,5 +91,7 @@ fn main() -> ExitCode {
     tracing::info!("stopping");
     drop(server);
     daemon.stop();
+    #[cfg(feature = "dpdk")]
+    vswitch::io::dpdk::eal_cleanup();
     ExitCode::SUCCESS
 }

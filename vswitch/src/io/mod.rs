@@ -4,11 +4,13 @@
 //!
 //! Backends here: `afpacket` (TPACKET_V3 ring, any Linux interface),
 //! `ring` (in-memory, for tests and benchmarks) and `pcap` (replay a
-//! capture as input, write output to a capture). AF_XDP and DPDK plug into
-//! the same traits.
+//! capture as input, write output to a capture) and, with the `dpdk`
+//! feature, `dpdk` (our thin binding: any device DPDK's EAL knows).
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod pcap;
 pub mod ring;
 
