@@ -91,6 +91,14 @@ pub enum Backend {
         /// The interface; the port's name when not given.
         interface: Option<String>,
     },
+    /// An AF_XDP socket on a Linux interface (needs the `af-xdp`
+    /// feature): copy mode, our XDP program attached in generic mode.
+    /// `queues = N` binds receive queues `queue..queue+N`.
+    AfXdp {
+        interface: Option<String>,
+        #[serde(default)]
+        queue: u32,
+    },
     /// In-memory rings (tests, benchmarks).
     Ring {
         #[serde(default = "default_depth")]

@@ -443,6 +443,29 @@ fn open_backend(
         }
         #[cfg(not(target_os = "linux"))]
         Backend::AfPacket { .. } => Err(format!("ports: {name}: AF_PACKET needs Linux")),
+        #[cfg(all(target_os = "linux", feature = "af-xdp"))]
+        Backend::AfXdp { interface, queue } => {
+            // One socket, one queue: each socket attaches its own XDP
+            // program (an interface takes one), so several queues would
+            // need a shared program (not yet).
+            if queues != 1 {
+                return Err(format!(
+                    "ports: {name}: an af-xdp port has one queue (choose it with `queue`)"
+                ));
+            }
+            let ifname = interface.as_deref().unwrap_or(name);
+            let (r, t) = crate::io::afxdp::open(ifname, *queue)
+                .map_err(|e| format!("ports: {name}: {e}"))?;
+            Ok(Opened {
+                rx: vec![Box::new(r)],
+                tx: Some(Arc::new(t)),
+                ring: None,
+            })
+        }
+        #[cfg(not(all(target_os = "linux", feature = "af-xdp")))]
+        Backend::AfXdp { .. } => Err(format!(
+            "ports: {name}: backend af-xdp: vswitchd was built without the af-xdp feature"
+        )),
         Backend::Ring { depth } => {
             if queues != 1 {
                 return Err(format!("ports: {name}: a ring port has one queue"));

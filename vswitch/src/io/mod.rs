@@ -4,11 +4,14 @@
 //!
 //! Backends here: `afpacket` (TPACKET_V3 ring, any Linux interface),
 //! `ring` (in-memory, for tests and benchmarks) and `pcap` (replay a
-//! capture as input, write output to a capture) and, with the `dpdk`
-//! feature, `dpdk` (our thin binding: any device DPDK's EAL knows).
+//! capture as input, write output to a capture) and, with their features,
+//! `afxdp` (AF_XDP in copy mode with our XDP program) and `dpdk` (our thin
+//! binding: any device DPDK's EAL knows).
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
+#[cfg(all(target_os = "linux", feature = "af-xdp"))]
+pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod pcap;

@@ -1,0 +1,742 @@
+//! AF_XDP ports (cargo feature `af-xdp`; Linux). Copy mode with the XDP
+//! program attached in generic (skb) mode, which works on any interface,
+//! veth included; zero-copy needs driver support this machine lacks.
+//!
+//! Our XDP program is five eBPF instructions, assembled here (no compiler):
+//! `return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)` — frames
+//! of a queue with a socket in the XSKMAP come to us, others go on to the
+//! kernel. It is attached through a BPF link, so closing the link detaches
+//! it even if the process dies; `Drop` closes it explicitly.
+//!
+//! One UMEM per socket: the first half of its frames feeds the fill ring
+//! (receive), the second half is the transmit pool. Receive copies frames
+//! into `PacketBuf`s and gives their UMEM frames straight back; transmit
+//! copies into a free UMEM frame, batches descriptors and kicks the kernel
+//! at `flush`. The kernel interface structures come from the libc crate
+//! where it has them; the BPF ones are laid out here after
+//! `include/uapi/linux/bpf.h`.
+
+use super::{RxQueue, TxQueue};
+use pipeline::packet::{PacketBuf, PacketPool};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// UMEM frames (half for receive, half for transmit) and their size.
+const NUM_FRAMES: u32 = 4096;
+const FRAME_SIZE: u32 = 2048;
+/// Descriptors per ring (power of two).
+const RING_SIZE: u32 = 2048;
+const RX_FRAMES: u32 = NUM_FRAMES / 2;
+
+// include/uapi/linux/bpf.h
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_MAP_TYPE_XSKMAP: u32 = 17;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_XDP: u32 = 37;
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+const BPF_FUNC_REDIRECT_MAP: i32 = 51;
+const XDP_PASS: i32 = 2;
+// include/uapi/linux/if_link.h
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+/// Entries of our XSKMAP (receive queues of one interface).
+const MAX_QUEUES: u32 = 64;
+
+fn os_err(ifname: &str, what: &str) -> String {
+    format!("{ifname}: {what}: {}", std::io::Error::last_os_error())
+}
+
+/// `union bpf_attr`, as raw words: each command fills the fields it uses.
+#[repr(C, align(8))]
+struct BpfAttr([u8; 128]);
+
+impl BpfAttr {
+    fn new() -> BpfAttr {
+        BpfAttr([0; 128])
+    }
+    fn u32(&mut self, off: usize, v: u32) -> &mut Self {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+    fn u64(&mut self, off: usize, v: u64) -> &mut Self {
+        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> i64 {
+    // SAFETY: attr is a live, zero-initialised bpf_attr of the size passed;
+    // the kernel reads (and for some commands writes) only within it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut BpfAttr,
+            std::mem::size_of::<BpfAttr>(),
+        )
+    }
+}
+
+fn owned(fd: i64, ifname: &str, what: &str) -> Result<OwnedFd, String> {
+    if fd < 0 {
+        return Err(os_err(ifname, what));
+    }
+    // SAFETY: fd is a new descriptor the kernel just returned to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// One eBPF instruction (`struct bpf_insn`).
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    let regs = (dst & 0xf) | ((src & 0xf) << 4);
+    let mut b = [0u8; 8];
+    b[0] = code;
+    b[1] = regs;
+    b[2..4].copy_from_slice(&off.to_ne_bytes());
+    b[4..8].copy_from_slice(&imm.to_ne_bytes());
+    u64::from_ne_bytes(b)
+}
+
+/// The program: r2 = ctx->rx_queue_index; r1 = &xsks; r3 = XDP_PASS;
+/// return bpf_redirect_map(r1, r2, r3).
+fn program(map_fd: i32) -> [u64; 6] {
+    [
+        insn(0x61, 2, 1, 16, 0),                     // ldxw r2, [r1 + 16]
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd), // lddw r1, map
+        insn(0, 0, 0, 0, 0),                         //   (second half)
+        insn(0xb7, 3, 0, 0, XDP_PASS),               // mov r3, XDP_PASS
+        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP),  // call bpf_redirect_map
+        insn(0x95, 0, 0, 0, 0),                      // exit
+    ]
+}
+
+/// Our XSKMAP, program and the link attaching it to the interface.
+struct XdpAttach {
+    map: OwnedFd,
+    _prog: OwnedFd,
+    link: Option<OwnedFd>,
+    ifname: String,
+}
+
+impl XdpAttach {
+    fn new(ifname: &str, ifindex: u32) -> Result<XdpAttach, String> {
+        let mut a = BpfAttr::new();
+        a.u32(0, BPF_MAP_TYPE_XSKMAP)
+            .u32(4, 4)
+            .u32(8, 4)
+            .u32(12, MAX_QUEUES);
+        let map = owned(
+            bpf(BPF_MAP_CREATE, &mut a),
+            ifname,
+            "BPF_MAP_CREATE (xskmap)",
+        )?;
+        let insns = program(map.as_raw_fd());
+        let license = CString::new("Dual MIT/Apache-2.0").map_err(|e| e.to_string())?;
+        let mut log = vec![0u8; 4096];
+        let mut a = BpfAttr::new();
+        a.u32(0, BPF_PROG_TYPE_XDP)
+            .u32(4, insns.len() as u32)
+            .u64(8, insns.as_ptr() as u64)
+            .u64(16, license.as_ptr() as u64)
+            .u32(24, 1)
+            .u32(28, log.len() as u32)
+            .u64(32, log.as_mut_ptr() as u64)
+            .u32(68, BPF_XDP);
+        let name = b"vswitch_xsk";
+        a.0[48..48 + name.len()].copy_from_slice(name);
+        let fd = bpf(BPF_PROG_LOAD, &mut a);
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            let end = log.iter().position(|&c| c == 0).unwrap_or(log.len());
+            return Err(format!(
+                "{ifname}: BPF_PROG_LOAD: {err}: {}",
+                String::from_utf8_lossy(&log[..end]).trim()
+            ));
+        }
+        let prog = owned(fd, ifname, "BPF_PROG_LOAD")?;
+        let mut a = BpfAttr::new();
+        a.u32(0, prog.as_raw_fd() as u32)
+            .u32(4, ifindex)
+            .u32(8, BPF_XDP)
+            .u32(12, XDP_FLAGS_SKB_MODE);
+        let link = owned(
+            bpf(BPF_LINK_CREATE, &mut a),
+            ifname,
+            "BPF_LINK_CREATE (xdp)",
+        )?;
+        Ok(XdpAttach {
+            map,
+            _prog: prog,
+            link: Some(link),
+            ifname: ifname.to_string(),
+        })
+    }
+
+    /// Puts socket `fd` at `queue` in the XSKMAP.
+    fn insert(&self, queue: u32, fd: i32) -> Result<(), String> {
+        let key = queue;
+        let value = fd as u32;
+        let mut a = BpfAttr::new();
+        a.u32(0, self.map.as_raw_fd() as u32)
+            .u64(8, &key as *const u32 as u64)
+            .u64(16, &value as *const u32 as u64);
+        if bpf(BPF_MAP_UPDATE_ELEM, &mut a) != 0 {
+            return Err(os_err(&self.ifname, "BPF_MAP_UPDATE_ELEM (xskmap)"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for XdpAttach {
+    fn drop(&mut self) {
+        // Closing the link detaches the program from the interface.
+        self.link.take();
+    }
+}
+
+/// An anonymous mapping (the UMEM, or a ring), unmapped on drop.
+struct Mapping {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn anonymous(len: usize, ifname: &str) -> Result<Mapping, String> {
+        // SAFETY: a fresh private anonymous mapping; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err(ifname, "mmap (umem)"));
+        }
+        Ok(Mapping {
+            base: p as *mut u8,
+            len,
+        })
+    }
+
+    fn ring(fd: i32, len: usize, pgoff: u64, ifname: &str, what: &str) -> Result<Mapping, String> {
+        // SAFETY: mapping the socket's ring at the offset the kernel defines; checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                pgoff as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err(ifname, what));
+        }
+        Ok(Mapping {
+            base: p as *mut u8,
+            len,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: base/len are a mapping we created and unmap once.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+/// One single-producer/single-consumer ring shared with the kernel.
+struct Ring {
+    /// Keeps the ring mapped while the pointers below are used.
+    _map: Mapping,
+    producer: *const AtomicU32,
+    consumer: *const AtomicU32,
+    flags: *const AtomicU32,
+    desc: *mut u8,
+    mask: u32,
+}
+
+impl Ring {
+    fn new(map: Mapping, off: &libc::xdp_ring_offset) -> Ring {
+        // SAFETY (pointer arithmetic only): the offsets come from
+        // XDP_MMAP_OFFSETS for this very mapping.
+        let at = |o: u64| unsafe { map.base.add(o as usize) };
+        Ring {
+            producer: at(off.producer) as *const AtomicU32,
+            consumer: at(off.consumer) as *const AtomicU32,
+            flags: at(off.flags) as *const AtomicU32,
+            desc: at(off.desc),
+            mask: RING_SIZE - 1,
+            _map: map,
+        }
+    }
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: a u32 the kernel shares with us inside the live mapping.
+        unsafe { &*self.producer }
+    }
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: as above.
+        unsafe { &*self.consumer }
+    }
+    fn needs_wakeup(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { &*self.flags }.load(Ordering::Acquire) & libc::XDP_RING_NEED_WAKEUP != 0
+    }
+    /// Address slot `i` of a fill/completion ring.
+    fn addr(&self, i: u32) -> *mut u64 {
+        // SAFETY: within the ring's descriptor array (masked index).
+        unsafe { (self.desc as *mut u64).add((i & self.mask) as usize) }
+    }
+    /// Descriptor slot `i` of an rx/tx ring.
+    fn xdesc(&self, i: u32) -> *mut libc::xdp_desc {
+        // SAFETY: as above.
+        unsafe { (self.desc as *mut libc::xdp_desc).add((i & self.mask) as usize) }
+    }
+}
+
+/// Counters of one AF_XDP port.
+#[derive(Debug, Default)]
+pub struct AfXdpStats {
+    pub rx_packets: AtomicU64,
+    /// Frames not taken: too large or no packet buffer free.
+    pub rx_dropped: AtomicU64,
+    pub tx_packets: AtomicU64,
+    /// No free UMEM frame or no room in the transmit ring.
+    pub tx_ring_full: AtomicU64,
+}
+
+/// What receive and transmit share: the socket, its UMEM, the XDP attach.
+struct Socket {
+    fd: OwnedFd,
+    umem: Mapping,
+    // Dropped after the socket's rings (field order): the program goes
+    // last.
+    _xdp: XdpAttach,
+    stats: AfXdpStats,
+}
+
+// SAFETY: the raw pointers inside point into mappings owned by this
+// struct; receive (fill + rx rings) and transmit (tx + completion rings)
+// touch disjoint rings and disjoint UMEM halves, and each side is owned by
+// one thread at a time (the rx queue by its worker, the tx side behind a
+// mutex).
+unsafe impl Send for Socket {}
+// SAFETY: as above; shared access is only to atomics and the fd.
+unsafe impl Sync for Socket {}
+
+pub struct AfXdpRx {
+    sock: Arc<Socket>,
+    fill: Ring,
+    rx: Ring,
+}
+
+// SAFETY: the rings point into mappings owned by this value; one worker owns it.
+unsafe impl Send for AfXdpRx {}
+
+struct TxState {
+    tx: Ring,
+    comp: Ring,
+    free: Vec<u64>,
+    /// Descriptors produced since the last kick.
+    pending: u32,
+}
+
+// SAFETY: the rings point into mappings owned by this value; reached only
+// through the mutex.
+unsafe impl Send for TxState {}
+
+pub struct AfXdpTx {
+    sock: Arc<Socket>,
+    state: Mutex<TxState>,
+}
+
+impl AfXdpRx {
+    pub fn stats(&self) -> &AfXdpStats {
+        &self.sock.stats
+    }
+}
+
+impl AfXdpTx {
+    pub fn stats(&self) -> &AfXdpStats {
+        &self.sock.stats
+    }
+}
+
+fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Result<(), String> {
+    // SAFETY: v is a live u32 of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            name,
+            &v as *const u32 as *const libc::c_void,
+            4,
+        )
+    };
+    if r != 0 {
+        return Err(os_err(ifname, what));
+    }
+    Ok(())
+}
+
+/// Opens an AF_XDP socket on `ifname`, receive queue `queue`, in copy
+/// mode, with our XDP program attached (generic mode).
+pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
+    if queue >= MAX_QUEUES {
+        return Err(format!(
+            "{ifname}: queue {queue}: at most {MAX_QUEUES} queues"
+        ));
+    }
+    let cname = CString::new(ifname).map_err(|_| format!("{ifname}: bad interface name"))?;
+    // SAFETY: cname is NUL-terminated.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(os_err(ifname, "no such interface"));
+    }
+    // SAFETY: plain socket creation, checked.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    let fd = owned(fd as i64, ifname, "socket(AF_XDP)")?;
+    let s = fd.as_raw_fd();
+    let umem = Mapping::anonymous((NUM_FRAMES * FRAME_SIZE) as usize, ifname)?;
+    let reg = libc::xdp_umem_reg {
+        addr: umem.base as u64,
+        len: umem.len as u64,
+        chunk_size: FRAME_SIZE,
+        headroom: 0,
+        flags: 0,
+        tx_metadata_len: 0,
+    };
+    // SAFETY: reg is a live xdp_umem_reg of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            s,
+            libc::SOL_XDP,
+            libc::XDP_UMEM_REG,
+            &reg as *const libc::xdp_umem_reg as *const libc::c_void,
+            std::mem::size_of::<libc::xdp_umem_reg>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(os_err(ifname, "XDP_UMEM_REG"));
+    }
+    setsockopt_u32(
+        s,
+        libc::XDP_UMEM_FILL_RING,
+        RING_SIZE,
+        ifname,
+        "XDP_UMEM_FILL_RING",
+    )?;
+    setsockopt_u32(
+        s,
+        libc::XDP_UMEM_COMPLETION_RING,
+        RING_SIZE,
+        ifname,
+        "XDP_UMEM_COMPLETION_RING",
+    )?;
+    setsockopt_u32(s, libc::XDP_RX_RING, RING_SIZE, ifname, "XDP_RX_RING")?;
+    setsockopt_u32(s, libc::XDP_TX_RING, RING_SIZE, ifname, "XDP_TX_RING")?;
+    // SAFETY: zeroed plain-data struct, filled by getsockopt below.
+    let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    // SAFETY: off is a live struct of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            s,
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            &mut off as *mut libc::xdp_mmap_offsets as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(os_err(ifname, "XDP_MMAP_OFFSETS"));
+    }
+    let desc = std::mem::size_of::<libc::xdp_desc>();
+    let rx_len = off.rx.desc as usize + RING_SIZE as usize * desc;
+    let tx_len = off.tx.desc as usize + RING_SIZE as usize * desc;
+    let fr_len = off.fr.desc as usize + RING_SIZE as usize * 8;
+    let cr_len = off.cr.desc as usize + RING_SIZE as usize * 8;
+    let rx = Ring::new(
+        Mapping::ring(
+            s,
+            rx_len,
+            libc::XDP_PGOFF_RX_RING as u64,
+            ifname,
+            "mmap rx ring",
+        )?,
+        &off.rx,
+    );
+    let tx = Ring::new(
+        Mapping::ring(
+            s,
+            tx_len,
+            libc::XDP_PGOFF_TX_RING as u32 as u64,
+            ifname,
+            "mmap tx ring",
+        )?,
+        &off.tx,
+    );
+    let fill = Ring::new(
+        Mapping::ring(
+            s,
+            fr_len,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            ifname,
+            "mmap fill ring",
+        )?,
+        &off.fr,
+    );
+    let comp = Ring::new(
+        Mapping::ring(
+            s,
+            cr_len,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+            ifname,
+            "mmap completion ring",
+        )?,
+        &off.cr,
+    );
+    // The first half of the UMEM waits in the fill ring for packets.
+    for i in 0..RX_FRAMES {
+        // SAFETY: slot i of the fill ring (we are its only producer).
+        unsafe { *fill.addr(i) = (i * FRAME_SIZE) as u64 };
+    }
+    fill.producer().store(RX_FRAMES, Ordering::Release);
+    let xdp = XdpAttach::new(ifname, ifindex)?;
+    let sa = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: 0,
+    };
+    // SAFETY: sa is a live sockaddr_xdp of the size passed.
+    let r = unsafe {
+        libc::bind(
+            s,
+            &sa as *const libc::sockaddr_xdp as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(os_err(ifname, "bind (XDP_COPY)"));
+    }
+    xdp.insert(queue, s)?;
+    let sock = Arc::new(Socket {
+        fd,
+        umem,
+        _xdp: xdp,
+        stats: AfXdpStats::default(),
+    });
+    let free = (RX_FRAMES..NUM_FRAMES)
+        .map(|i| (i * FRAME_SIZE) as u64)
+        .collect();
+    Ok((
+        AfXdpRx {
+            sock: sock.clone(),
+            fill,
+            rx,
+        },
+        AfXdpTx {
+            sock,
+            state: Mutex::new(TxState {
+                tx,
+                comp,
+                free,
+                pending: 0,
+            }),
+        },
+    ))
+}
+
+impl Socket {
+    /// Bytes `addr..addr+len` of the UMEM, if they lie within it.
+    fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let start = addr as usize;
+        let end = start.checked_add(len)?;
+        if end > self.umem.len {
+            return None;
+        }
+        // SAFETY: in bounds of the UMEM mapping; the kernel finished
+        // writing this frame before publishing its descriptor.
+        Some(unsafe { std::slice::from_raw_parts(self.umem.base.add(start), len) })
+    }
+
+    fn kick(&self) {
+        // SAFETY: a zero-length send on our socket asks the kernel to
+        // process the tx ring (copy mode); errors like EAGAIN are retried
+        // at the next flush.
+        unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            );
+        }
+    }
+}
+
+impl RxQueue for AfXdpRx {
+    fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<PacketBuf>, max: usize) -> usize {
+        let cons = self.rx.consumer().load(Ordering::Relaxed);
+        let prod = self.rx.producer().load(Ordering::Acquire);
+        let avail = prod.wrapping_sub(cons).min(max as u32);
+        if avail == 0 {
+            if self.fill.needs_wakeup() {
+                // SAFETY: a non-blocking zero-length receive wakes the
+                // kernel's receive processing; nothing is read.
+                unsafe {
+                    libc::recvfrom(
+                        self.sock.fd.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        0,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    );
+                }
+            }
+            return 0;
+        }
+        let fill_prod = self.fill.producer().load(Ordering::Relaxed);
+        let mut n = 0;
+        for i in 0..avail {
+            // SAFETY: descriptor cons+i was published by the kernel (below prod).
+            let d = unsafe { *self.rx.xdesc(cons.wrapping_add(i)) };
+            let taken = match (self.sock.frame(d.addr, d.len as usize), pool.get()) {
+                (Some(frame), Some(mut b)) => {
+                    if b.set_data(frame).is_ok() {
+                        out.push(b);
+                        true
+                    } else {
+                        pool.put(b);
+                        false
+                    }
+                }
+                (_, b) => {
+                    if let Some(b) = b {
+                        pool.put(b);
+                    }
+                    false
+                }
+            };
+            if taken {
+                n += 1;
+            } else {
+                self.sock.stats.rx_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            // The frame goes straight back to the fill ring (the ring has
+            // room: it holds every receive frame at most once).
+            let base = d.addr - d.addr % FRAME_SIZE as u64;
+            // SAFETY: fill slot fill_prod+i is ours to write (we produce).
+            unsafe { *self.fill.addr(fill_prod.wrapping_add(i)) = base };
+        }
+        self.rx
+            .consumer()
+            .store(cons.wrapping_add(avail), Ordering::Release);
+        self.fill
+            .producer()
+            .store(fill_prod.wrapping_add(avail), Ordering::Release);
+        self.sock
+            .stats
+            .rx_packets
+            .fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+}
+
+impl TxState {
+    /// Takes completed transmit frames back into the free list.
+    fn reclaim(&mut self) {
+        let cons = self.comp.consumer().load(Ordering::Relaxed);
+        let prod = self.comp.producer().load(Ordering::Acquire);
+        let n = prod.wrapping_sub(cons);
+        for i in 0..n {
+            // SAFETY: slot published by the kernel (below prod).
+            let a = unsafe { *self.comp.addr(cons.wrapping_add(i)) };
+            self.free.push(a);
+        }
+        self.comp
+            .consumer()
+            .store(cons.wrapping_add(n), Ordering::Release);
+    }
+}
+
+impl TxQueue for AfXdpTx {
+    fn send(&self, frame: &[u8]) -> bool {
+        if frame.len() > FRAME_SIZE as usize {
+            self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.free.is_empty() {
+            st.reclaim();
+        }
+        let prod = st.tx.producer().load(Ordering::Relaxed);
+        let cons = st.tx.consumer().load(Ordering::Acquire);
+        let Some(addr) = st.free.pop() else {
+            self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        if prod.wrapping_sub(cons) >= RING_SIZE {
+            st.free.push(addr);
+            self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        // SAFETY: addr is a free transmit frame of FRAME_SIZE bytes inside
+        // the UMEM (second half), not in flight; the copy fits.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.sock.umem.base.add(addr as usize),
+                frame.len(),
+            );
+            *st.tx.xdesc(prod) = libc::xdp_desc {
+                addr,
+                len: frame.len() as u32,
+                options: 0,
+            };
+        }
+        st.tx
+            .producer()
+            .store(prod.wrapping_add(1), Ordering::Release);
+        st.pending += 1;
+        self.sock.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Kicks the kernel until it has taken every descriptor (in copy mode
+    /// each kick sends a bounded batch, synchronously) or stops making
+    /// progress; what is left goes at the next flush.
+    fn flush(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let prod = st.tx.producer().load(Ordering::Relaxed);
+        let mut cons = st.tx.consumer().load(Ordering::Acquire);
+        if st.pending > 0 || cons != prod {
+            st.pending = 0;
+            for _ in 0..RING_SIZE / 16 {
+                self.sock.kick();
+                let now = st.tx.consumer().load(Ordering::Acquire);
+                if now == prod || now == cons {
+                    break;
+                }
+                cons = now;
+            }
+        }
+        st.reclaim();
+    }
+}

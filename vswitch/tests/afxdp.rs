@@ -1,0 +1,214 @@
+//! AF_XDP ports (feature `af-xdp`, root): copy mode on a veth pair the test
+//! creates and deletes. Frames sent by the peer arrive through our XDP
+//! program and the socket unchanged; frames sent on the socket arrive at
+//! the peer; the program is gone from the interface after the port closes;
+//! the daemon switches vm1 -> vm2 between AF_XDP ports.
+//!
+//! `sudo cargo test -p vswitch --features af-xdp --test afxdp`
+
+#![cfg(all(target_os = "linux", feature = "af-xdp"))]
+
+use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::packet::synth::frame_from_key;
+use pipeline::packet::PacketPool;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vswitch::io::{afpacket, afxdp, RxQueue, TxQueue};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A veth pair, deleted on drop (even when the test fails).
+struct Veth(String, String);
+
+impl Veth {
+    fn new(tag: &str) -> Option<Veth> {
+        let base = format!("vsx{}{tag}", std::process::id() % 100_000);
+        let (a, b) = (format!("{base}a"), format!("{base}b"));
+        let ok = Command::new("ip")
+            .args(["link", "add", &a, "type", "veth", "peer", "name", &b])
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+        let v = Veth(a, b);
+        for n in [&v.0, &v.1] {
+            let _ = Command::new("sysctl")
+                .args(["-qw", &format!("net.ipv6.conf.{n}.disable_ipv6=1")])
+                .status();
+            Command::new("ip")
+                .args(["link", "set", n, "up"])
+                .status()
+                .ok()?;
+        }
+        Some(v)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+fn udp(sport: u16, payload: usize) -> Vec<u8> {
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, 0xfa163e010011);
+    k.set(Field::DlDst, 0xfa163e010012);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwSrc, 0x0a01000b);
+    k.set(Field::NwDst, 0x0a01000c);
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, sport as u64);
+    k.set(Field::TpDst, 53);
+    frame_from_key(&k, payload)
+}
+
+fn xdp_attached(ifname: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+/// Receives until `want` frames among `expect` arrived or `wait` passed.
+fn receive(rx: &mut dyn RxQueue, expect: &[Vec<u8>], wait: Duration) -> Vec<Vec<u8>> {
+    let mut pool = PacketPool::new(512, 2048);
+    let mut got = Vec::new();
+    let mut burst = Vec::new();
+    let deadline = Instant::now() + wait;
+    while got.len() < expect.len() && Instant::now() < deadline {
+        rx.rx_burst(&mut pool, &mut burst, 32);
+        for b in burst.drain(..) {
+            if expect.iter().any(|f| f.as_slice() == b.data()) {
+                got.push(b.data().to_vec());
+            }
+            pool.put(b);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got
+}
+
+#[test]
+fn af_xdp_receives_and_sends_on_a_veth_and_detaches_on_close() {
+    if !is_root() {
+        eprintln!("skipped: AF_XDP needs root");
+        return;
+    }
+    let Some(v) = Veth::new("x") else {
+        eprintln!("skipped: cannot create a veth pair here");
+        return;
+    };
+    let (mut xrx, xtx) = match afxdp::open(&v.0, 0) {
+        Ok(p) => p,
+        Err(e) => panic!("AF_XDP on {}: {e}", v.0),
+    };
+    assert!(xdp_attached(&v.0), "our program is attached");
+    let (mut prx, ptx) = afpacket::open(&v.1, None).expect("peer");
+    // Peer -> AF_XDP.
+    let frames: Vec<Vec<u8>> = (0..40).map(|i| udp(1000 + i, 8 + i as usize)).collect();
+    for f in &frames {
+        assert!(ptx.send(f));
+    }
+    ptx.flush();
+    let got = receive(&mut xrx, &frames, Duration::from_secs(5));
+    assert_eq!(got, frames, "every frame, unchanged and in order");
+    assert_eq!(
+        xrx.stats()
+            .rx_packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        40
+    );
+    // AF_XDP -> peer, more than one ring's worth of UMEM frames over time.
+    let out: Vec<Vec<u8>> = (0..3000)
+        .map(|i| udp(5000 + (i % 1000) as u16, 8 + (i / 1000) as usize))
+        .collect();
+    // The peer reads as the frames come (its ring would overflow otherwise).
+    let mut sent = Vec::new();
+    let mut got = Vec::new();
+    let mut pool = PacketPool::new(512, 2048);
+    let mut burst = Vec::new();
+    let mut drain = |prx: &mut afpacket::AfPacketRx, got: &mut Vec<Vec<u8>>| {
+        while prx.rx_burst(&mut pool, &mut burst, 32) > 0 {
+            for b in burst.drain(..) {
+                if b.len() > 14 && b.data()[12..14] == [8, 0] {
+                    got.push(b.data().to_vec());
+                }
+                pool.put(b);
+            }
+        }
+    };
+    for chunk in out.chunks(32) {
+        for f in chunk {
+            if xtx.send(f) {
+                sent.push(f.clone());
+            }
+        }
+        xtx.flush();
+        std::thread::sleep(Duration::from_micros(200));
+        drain(&mut prx, &mut got);
+    }
+    assert!(
+        sent.len() >= 2900,
+        "the transmit frames are reclaimed and reused: {}",
+        sent.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < sent.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+        drain(&mut prx, &mut got);
+    }
+    assert_eq!(got.len(), sent.len(), "everything sent arrives at the peer");
+    assert!(got == sent, "unchanged and in order");
+    drop(xrx);
+    drop(xtx);
+    assert!(
+        !xdp_attached(&v.0),
+        "the program is detached when the port closes"
+    );
+}
+
+#[test]
+fn the_daemon_switches_between_af_xdp_ports() {
+    if !is_root() {
+        eprintln!("skipped: AF_XDP needs root");
+        return;
+    }
+    let (Some(p1), Some(p2)) = (Veth::new("y"), Veth::new("z")) else {
+        eprintln!("skipped: cannot create veth pairs here");
+        return;
+    };
+    let topo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml");
+    let cfg: vswitch::config::DaemonConfig = toml::from_str(&format!(
+        "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n\
+         [[ports]]\nname = \"qvo-vm1\"\nbackend = \"af-xdp\"\ninterface = \"{}\"\n\
+         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"af-xdp\"\ninterface = \"{}\"\n",
+        topo.display(),
+        p1.0,
+        p2.0
+    ))
+    .expect("config");
+    let d = vswitch::daemon::Daemon::start(&cfg).expect("start");
+    let (_, vm1_tx) = afpacket::open(&p1.1, None).expect("vm1 end");
+    let (mut vm2_rx, _) = afpacket::open(&p2.1, None).expect("vm2 end");
+    let frames: Vec<Vec<u8>> = (0..50).map(|i| udp(2000 + i, 8)).collect();
+    for f in &frames {
+        assert!(vm1_tx.send(f));
+    }
+    vm1_tx.flush();
+    let got = receive(&mut vm2_rx, &frames, Duration::from_secs(5));
+    assert_eq!(got, frames, "vm1's frames reach vm2 through br-int");
+    d.stop();
+    assert!(
+        !xdp_attached(&p1.0) && !xdp_attached(&p2.0),
+        "programs removed at stop"
+    );
+}
