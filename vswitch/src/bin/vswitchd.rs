@@ -21,6 +21,10 @@ struct Args {
     /// Control socket (overrides the configuration).
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// DPDK EAL arguments after `--` (replace the configuration's
+    /// `[dpdk] eal_args`), e.g. `-- --no-huge -m 512 -l 1`.
+    #[arg(last = true)]
+    eal: Vec<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -63,6 +67,9 @@ fn main() -> ExitCode {
         .init();
     if let Some(s) = args.socket {
         cfg.socket = s;
+    }
+    if !args.eal.is_empty() {
+        cfg.dpdk.eal_args = args.eal.clone();
     }
     let daemon = match Daemon::start(&cfg) {
         Ok(d) => d,
