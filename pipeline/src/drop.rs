@@ -181,6 +181,12 @@ impl DropCounters {
     pub fn count(&mut self, r: DropReason) {
         self.counts[r.index()] += 1;
     }
+
+    /// Counts `n` drops for reason `r`.
+    pub fn count_n(&mut self, r: DropReason, n: u64) {
+        self.counts[r.index()] += n;
+    }
+
     pub fn get(&self, r: DropReason) -> u64 {
         self.counts[r.index()]
     }

@@ -730,6 +730,7 @@ fn worker(
     let mut queues: Vec<RxBinding> = Vec::new();
     let mut burst: Vec<PacketBuf> = Vec::with_capacity(BURST);
     let mut out: Vec<(PortId, PacketBuf)> = Vec::with_capacity(4 * BURST);
+    let mut out_ports: Vec<PortId> = Vec::with_capacity(16);
     let mut ports = PortTally::default();
     let mut busy_ns = 0u64;
     let mut busy_cycles = 0u64;
@@ -784,34 +785,46 @@ fn worker(
             let now = shared.now_ns();
             let mut sink = |p: PortId, b: PacketBuf| out.push((p, b));
             dp.process_burst(&world.sw, port, &mut burst, now, &mut pool, &mut sink);
-            for (p, b) in out.drain(..) {
-                match world.tx.get(&p) {
-                    Some(t) => {
-                        let sent = t.send(b.data());
-                        if let Some(c) = ports.slot(p) {
-                            if sent {
-                                c.tx_packets += 1;
-                                c.tx_bytes += b.len() as u64;
-                            } else {
-                                c.tx_dropped += 1;
-                            }
-                        }
-                        if !sent {
-                            dp.counters.drops.count(DropReason::TxQueueFull);
-                        }
-                        for (cp, cap) in &world.captures {
-                            if *cp == p && sent {
-                                cap.offer(b.data(), shared.now_ns());
-                            }
+            // Output: one burst per port, packets in the order they came,
+            // one backend call (and lock) per port; then flush those ports.
+            out_ports.clear();
+            for (p, _) in &out {
+                if !out_ports.contains(p) {
+                    out_ports.push(*p);
+                }
+            }
+            for &p in &out_ports {
+                let of_port = || out.iter().filter(move |(q, _)| *q == p).map(|(_, b)| b);
+                let offered = of_port().count() as u64;
+                let Some(t) = world.tx.get(&p) else {
+                    // A port without I/O (not bound in the config).
+                    dp.counters.drops.count_n(DropReason::NoSuchPort, offered);
+                    continue;
+                };
+                let sent = t.send_burst(&mut of_port().map(|b| b.data())) as u64;
+                t.flush();
+                let refused = offered.saturating_sub(sent);
+                if refused > 0 {
+                    dp.counters.drops.count_n(DropReason::TxQueueFull, refused);
+                }
+                if let Some(c) = ports.slot(p) {
+                    c.tx_packets += sent;
+                    c.tx_bytes += of_port()
+                        .take(sent as usize)
+                        .map(|b| b.len() as u64)
+                        .sum::<u64>();
+                    c.tx_dropped += refused;
+                }
+                for (cp, cap) in &world.captures {
+                    if *cp == p {
+                        for b in of_port().take(sent as usize) {
+                            cap.offer(b.data(), shared.now_ns());
                         }
                     }
-                    // A port without I/O (not bound in the config).
-                    None => dp.counters.drops.count(DropReason::NoSuchPort),
                 }
-                pool.put(b);
             }
-            for t in world.tx.values() {
-                t.flush();
+            for (_, b) in out.drain(..) {
+                pool.put(b);
             }
             busy_cycles += cycles().wrapping_sub(c0);
             busy_ns += t0.elapsed().as_nanos() as u64;

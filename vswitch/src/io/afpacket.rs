@@ -357,18 +357,35 @@ impl AfPacketTx {
     }
 }
 
+impl AfPacketTx {
+    /// Appends `frame` to the batch, sending it when full.
+    fn queue(&self, b: &mut TxBatch, frame: &[u8]) {
+        let off = b.data.len();
+        b.data.extend_from_slice(frame);
+        b.frames.push((off, frame.len()));
+        if b.frames.len() >= TX_BATCH {
+            self.send_batch(b);
+        }
+    }
+}
+
 impl TxQueue for AfPacketTx {
     /// Queues a copy of `frame`; it leaves at `flush` (or when a batch of
     /// 32 is full). Failures are counted in `stats.tx_errors`.
     fn send(&self, frame: &[u8]) -> bool {
         let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        let off = b.data.len();
-        b.data.extend_from_slice(frame);
-        b.frames.push((off, frame.len()));
-        if b.frames.len() >= TX_BATCH {
-            self.send_batch(&mut b);
-        }
+        self.queue(&mut b, frame);
         true
+    }
+
+    fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for f in frames {
+            self.queue(&mut b, f);
+            n += 1;
+        }
+        n
     }
 
     fn flush(&self) {

@@ -676,13 +676,14 @@ impl TxState {
     }
 }
 
-impl TxQueue for AfXdpTx {
-    fn send(&self, frame: &[u8]) -> bool {
+impl AfXdpTx {
+    /// Copies `frame` into a free UMEM frame and produces its descriptor;
+    /// false when no frame or ring slot is free (counted).
+    fn push(&self, st: &mut TxState, frame: &[u8]) -> bool {
         if frame.len() > FRAME_SIZE as usize {
             self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.free.is_empty() {
             st.reclaim();
         }
@@ -717,6 +718,18 @@ impl TxQueue for AfXdpTx {
         st.pending += 1;
         self.sock.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
         true
+    }
+}
+
+impl TxQueue for AfXdpTx {
+    fn send(&self, frame: &[u8]) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.push(&mut st, frame)
+    }
+
+    fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        frames.map(|f| self.push(&mut st, f) as usize).sum()
     }
 
     /// Kicks the kernel until it has taken every descriptor (in copy mode

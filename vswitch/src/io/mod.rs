@@ -32,6 +32,12 @@ pub trait TxQueue: Send + Sync {
     /// Sends one frame; false if the queue is full (the caller counts a
     /// `tx_queue_full` drop).
     fn send(&self, frame: &[u8]) -> bool;
+    /// Sends a burst of frames for this port, in order; returns how many
+    /// were taken. Backends with shared state take their lock once per
+    /// burst here (the workers' path), not once per frame.
+    fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
+        frames.map(|f| self.send(f) as usize).sum()
+    }
     /// Pushes out anything batched (end of a burst).
     fn flush(&self) {}
 }

@@ -428,30 +428,53 @@ impl DpdkTx {
     }
 }
 
-impl TxQueue for DpdkTx {
-    fn send(&self, frame: &[u8]) -> bool {
-        let Ok(len) = u16::try_from(frame.len()) else {
-            self.port
-                .counters
-                .tx_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            return false;
+impl DpdkTx {
+    /// A new mbuf holding `frame` (None when the pool is empty or the
+    /// frame too long, counted).
+    fn mbuf(&self, frame: &[u8]) -> Option<*mut sys::rte_mbuf> {
+        let m = match u16::try_from(frame.len()) {
+            // SAFETY: frame is readable for len bytes; the pool is live.
+            Ok(len) => unsafe { sys::vs_mbuf_from(self.port.pool.0, frame.as_ptr(), len) },
+            Err(_) => std::ptr::null_mut(),
         };
-        // SAFETY: frame is readable for len bytes; the pool is live.
-        let m = unsafe { sys::vs_mbuf_from(self.port.pool.0, frame.as_ptr(), len) };
         if m.is_null() {
             self.port
                 .counters
                 .tx_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            return false;
+            return None;
         }
-        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        Some(m)
+    }
+
+    fn queue(&self, b: &mut Batch, m: *mut sys::rte_mbuf) {
         b.0.push(m);
         if b.0.len() >= TX_BATCH {
-            self.send_batch(&mut b);
+            self.send_batch(b);
         }
+    }
+}
+
+impl TxQueue for DpdkTx {
+    fn send(&self, frame: &[u8]) -> bool {
+        let Some(m) = self.mbuf(frame) else {
+            return false;
+        };
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        self.queue(&mut b, m);
         true
+    }
+
+    fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for f in frames {
+            if let Some(m) = self.mbuf(f) {
+                self.queue(&mut b, m);
+                n += 1;
+            }
+        }
+        n
     }
 
     fn flush(&self) {
