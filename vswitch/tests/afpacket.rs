@@ -273,8 +273,18 @@ fn two_workers_share_one_interface_through_a_fanout_group() {
             "flow {flow} in order"
         );
     }
-    // Both workers took a share.
-    std::thread::sleep(Duration::from_millis(50));
+    // Both workers took a share (reports are published when idle).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let total = || {
+        d.shared
+            .reports
+            .iter()
+            .map(|w| w.lock().expect("report").rx_packets)
+            .sum::<u64>()
+    };
+    while total() < sent.len() as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for w in &d.shared.reports {
         let r = w.lock().expect("report");
         assert!(r.rx_queues >= 1, "worker {} owns a queue of vm1", r.worker);
