@@ -164,3 +164,26 @@ fn trace_on_a_topology_host_goes_through_the_router_instance() {
     ]);
     assert!(!ok && err.contains("nohost"), "{err}");
 }
+
+#[test]
+fn show_offline_as_json_lists_bridges_ports_and_routers() {
+    let topo = format!(
+        "{}/../config/topologies/spec-example.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, out, err) = ctl(&["--json", "show", "--topology", &topo, "--host", "compute1"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let bridges: Vec<&str> = v["bridges"]
+        .as_array()
+        .expect("bridges")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(bridges, ["br-int", "br-vlan", "br-ex"]);
+    assert!(v["routers"]
+        .as_array()
+        .expect("routers")
+        .iter()
+        .any(|r| r == "qrouter-R1"));
+}

@@ -721,7 +721,7 @@ fn run(cli: &Cli) -> Result<String, String> {
         }
         Command::Show { on } => {
             let off = on.open()?;
-            Ok(off.show())
+            out(cli, offline::show_value(&off.switch), |_| off.show())
         }
     }
 }
