@@ -454,6 +454,12 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 port.device.clone(),
                 port.host == shared.host,
             );
+            if backend.is_some() && !here {
+                return Err(format!(
+                    "{name}: I/O can be bound only to a port of this host ({})",
+                    shared.host
+                ));
+            }
             let mut v = apply_topology(shared, |mut t| {
                 if t.ports.iter().any(|p| p.name == port.name) {
                     return Err(format!("port `{}` already exists", port.name));
@@ -462,12 +468,14 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 Ok(t)
             })?;
             if let Some((b, q)) = backend {
-                if !here {
-                    return Err(format!(
-                        "{name}: I/O can be bound only to a port of this host"
-                    ));
+                if let Err(e) = shared.bind_port(&device, &b, q) {
+                    // All or nothing: take the port back out.
+                    let _ = apply_topology(shared, |mut t| {
+                        t.ports.retain(|p| p.name != name);
+                        Ok(t)
+                    });
+                    return Err(e);
                 }
-                shared.bind_port(&device, &b, q)?;
             }
             v["port"] = json!(name);
             Ok(v)

@@ -493,6 +493,48 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
         ],
         "zz",
     );
+    // I/O for a port of another host, or a backend that cannot open:
+    // refused, and the port is not left behind.
+    ctl.refused(
+        &[
+            "vm-port",
+            "add",
+            "vm8",
+            "--device",
+            "qvo-vm8",
+            "--network",
+            "net1",
+            "--mac",
+            "fa:16:3e:01:00:18",
+            "--ip",
+            "10.1.0.18",
+            "--host",
+            "compute2",
+            "--backend",
+            "ring",
+        ],
+        "this host",
+    );
+    ctl.refused(
+        &[
+            "vm-port",
+            "add",
+            "vm8",
+            "--device",
+            "qvo-vm8",
+            "--network",
+            "net1",
+            "--mac",
+            "fa:16:3e:01:00:18",
+            "--ip",
+            "10.1.0.18",
+            "--backend",
+            "af-packet",
+            "--interface",
+            "nonexistent0",
+        ],
+        "nonexistent0",
+    );
 
     // fip: associate with vm9, disassociate.
     ctl.ok(&["fip", "associate", "203.0.113.109", "vm9"]);
