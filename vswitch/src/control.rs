@@ -307,6 +307,14 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             let changes_port = ["kind", "peer", "tag", "trunks", "no_flood"]
                 .iter()
                 .any(|k| a.get(*k).is_some_and(|v| !v.is_null()));
+            // The port as it was, to put back if the new I/O cannot open.
+            let before = shared
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .config
+                .port_config(&name)
+                .map(|(_, c)| c.clone());
             if changes_port {
                 let mut err = None;
                 shared.update(|st| {
@@ -328,7 +336,16 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             if opt_bool(a, "unbind") {
                 shared.unbind_port(&name)?;
             } else if let Some((b, q)) = backend {
-                shared.bind_port(&name, &b, q)?;
+                if let Err(e) = shared.bind_port(&name, &b, q) {
+                    if let (true, Some(old)) = (changes_port, before) {
+                        let _ = shared.update(|st| {
+                            st.config
+                                .set_port(&name, |p| *p = old)
+                                .map_err(|e| e.to_string())
+                        });
+                    }
+                    return Err(e);
+                }
             }
             Ok(json!({ "port": name }))
         }

@@ -324,6 +324,19 @@ fn bridges_ports_and_flows_change_the_running_switch() {
         .expect("t2");
     assert_eq!(t2cfg["vlan"]["access"]["tag"], 9, "{t2cfg}");
     ctl.refused(&["set-port", "t9", "--tag", "3"], "t9");
+    ctl.refused(
+        &[
+            "set-port",
+            "t2",
+            "--tag",
+            "11",
+            "--backend",
+            "pcap",
+            "--pcap-rx",
+            "/nonexistent/y.pcap",
+        ],
+        "/nonexistent/y.pcap",
+    );
     ctl.ok(&["set-port", "t2", "--unbind"]);
     assert!(d.ring("t2").is_none());
     ctl.refused(&["set-port", "t2", "--unbind"], "no I/O binding");
