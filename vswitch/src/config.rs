@@ -84,7 +84,7 @@ pub struct WorkerConfig {
 
 /// How one port's packets get in and out.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(tag = "backend", rename_all = "kebab-case")]
+#[serde(tag = "backend", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Backend {
     /// An AF_PACKET socket on a Linux interface (the default backend).
     AfPacket {
@@ -160,16 +160,46 @@ fn default_depth() -> usize {
     4096
 }
 
-// (serde cannot deny unknown fields together with `flatten`.)
-#[derive(Clone, Debug, Deserialize)]
+/// One port's I/O: `name`, `queues` and the backend's own keys. Without
+/// `backend` a port is an AF_PACKET socket on the interface of its name
+/// (the default on Linux).
+#[derive(Clone, Debug)]
 pub struct PortBinding {
     pub name: String,
     /// Receive queues (AF_PACKET: sockets in one fanout group), spread
     /// over the workers.
-    #[serde(default = "default_queues")]
     pub queues: usize,
-    #[serde(flatten)]
     pub backend: Backend,
+}
+
+impl<'de> Deserialize<'de> for PortBinding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut t = toml::Table::deserialize(d)?;
+        let name = match t.remove("name") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err(D::Error::custom("ports: `name` must be a string")),
+            None => return Err(D::Error::custom("ports: a port needs a `name`")),
+        };
+        let queues = match t.remove("queues") {
+            None => default_queues(),
+            Some(toml::Value::Integer(n)) if n >= 1 => n as usize,
+            Some(v) => {
+                return Err(D::Error::custom(format!(
+                    "ports: {name}: `queues` must be a positive integer, not {v}"
+                )))
+            }
+        };
+        t.entry("backend")
+            .or_insert_with(|| toml::Value::String("af-packet".into()));
+        let backend = Backend::deserialize(toml::Value::Table(t))
+            .map_err(|e| D::Error::custom(format!("ports: {name}: {e}")))?;
+        Ok(PortBinding {
+            name,
+            queues,
+            backend,
+        })
+    }
 }
 
 fn default_queues() -> usize {
@@ -236,5 +266,55 @@ impl DaemonConfig {
                 pipeline::topology::load_toml(text).map_err(|e| format!("topology: {e}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<DaemonConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_port_without_backend_is_af_packet_on_its_own_name() {
+        let c = parse("host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\n")
+            .expect("config");
+        assert_eq!(c.ports[0].backend, Backend::AfPacket { interface: None });
+        assert_eq!(c.ports[0].queues, 1);
+    }
+
+    #[test]
+    fn port_errors_name_the_port_and_the_key() {
+        let e = parse(
+            "host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nbackend = \"ring\"\ndeph = 4\n",
+        )
+        .expect_err("unknown key");
+        assert!(e.contains("eth1") && e.contains("deph"), "{e}");
+        let e = parse(
+            "host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nbackend = \"warp\"\n",
+        )
+        .expect_err("unknown backend");
+        assert!(e.contains("eth1") && e.contains("warp"), "{e}");
+        let e =
+            parse("host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nqueues = 0\n")
+                .expect_err("zero queues");
+        assert!(e.contains("eth1") && e.contains("queues"), "{e}");
+        let e = parse("host = \"h\"\ntopology = 3\n").expect_err("bad topology");
+        assert!(e.contains("topology"), "{e}");
+    }
+
+    #[test]
+    fn an_inline_topology_is_read_like_a_file() {
+        let c =
+            parse("host = \"compute1\"\n[topology]\n[[topology.physnet]]\nname = \"physnet1\"\n")
+                .expect("config");
+        match &c.topology {
+            TopologySource::Inline(t) => assert!(t.contains("physnet1"), "{t}"),
+            other => panic!("{other:?}"),
+        }
+        let t = c.load_topology().expect("topology");
+        assert_eq!(t.physnets.len(), 1);
     }
 }
