@@ -77,10 +77,13 @@ pub enum DropReason {
     PoolExhausted,
     /// Output queue to a port full.
     TxQueueFull,
+    /// Output to a port of the switch that has no I/O bound (daemon), or
+    /// input from an I/O binding whose port left the switch.
+    PortNotBound,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 30] = [
+    pub const ALL: [DropReason; 31] = [
         DropReason::EthTruncated,
         DropReason::VlanTruncated,
         DropReason::FrameTooLong,
@@ -111,6 +114,7 @@ impl DropReason {
         DropReason::NotForUs,
         DropReason::PoolExhausted,
         DropReason::TxQueueFull,
+        DropReason::PortNotBound,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -152,6 +156,7 @@ impl DropReason {
             DropReason::NotForUs => "not_for_us",
             DropReason::PoolExhausted => "pool_exhausted",
             DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::PortNotBound => "port_not_bound",
         }
     }
 }

@@ -766,7 +766,7 @@ fn worker(
                 // Bound, but not (any more) a port of the switch.
                 dp.counters.rx_packets += n as u64;
                 for b in burst.drain(..) {
-                    dp.counters.drops.count(DropReason::NoSuchPort);
+                    dp.counters.drops.count(DropReason::PortNotBound);
                     pool.put(b);
                 }
                 continue;
@@ -798,7 +798,7 @@ fn worker(
                 let offered = of_port().count() as u64;
                 let Some(t) = world.tx.get(&p) else {
                     // A port without I/O (not bound in the config).
-                    dp.counters.drops.count_n(DropReason::NoSuchPort, offered);
+                    dp.counters.drops.count_n(DropReason::PortNotBound, offered);
                     continue;
                 };
                 let sent = t.send_burst(&mut of_port().map(|b| b.data())) as u64;

@@ -61,8 +61,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .init();
     if let Some(s) = args.socket {
