@@ -167,12 +167,34 @@ fn af_xdp_receives_and_sends_on_a_veth_and_detaches_on_close() {
     }
     assert_eq!(got.len(), sent.len(), "everything sent arrives at the peer");
     assert!(got == sent, "unchanged and in order");
+    // Without a flush nothing is kicked: once the transmit frames are all
+    // in the ring, the next frame is refused and counted.
+    let before = xtx
+        .stats()
+        .tx_ring_full
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut queued = 0;
+    while xtx.send(&out[0]) {
+        queued += 1;
+        assert!(queued <= 4096, "the ring must fill up");
+    }
+    assert!(queued > 0);
+    assert_eq!(
+        xtx.stats()
+            .tx_ring_full
+            .load(std::sync::atomic::Ordering::Relaxed),
+        before + 1
+    );
+    xtx.flush();
     drop(xrx);
     drop(xtx);
     assert!(
         !xdp_attached(&v.0),
         "the program is detached when the port closes"
     );
+    // The same queue opens again at once (the kernel frees it lazily).
+    let (_r, _t) = afxdp::open(&v.0, 0).expect("reopen the same queue");
+    assert!(xdp_attached(&v.0));
 }
 
 #[test]

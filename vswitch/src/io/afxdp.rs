@@ -521,16 +521,26 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
         sxdp_queue_id: queue,
         sxdp_shared_umem_fd: 0,
     };
-    // SAFETY: sa is a live sockaddr_xdp of the size passed.
-    let r = unsafe {
-        libc::bind(
-            s,
-            &sa as *const libc::sockaddr_xdp as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(os_err(ifname, "bind (XDP_COPY)"));
+    // A socket closed a moment ago may still hold the queue (the kernel
+    // releases it in the background): retry EBUSY for up to 2 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        // SAFETY: sa is a live sockaddr_xdp of the size passed.
+        let r = unsafe {
+            libc::bind(
+                s,
+                &sa as *const libc::sockaddr_xdp as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
+        if !busy || std::time::Instant::now() >= deadline {
+            return Err(os_err(ifname, &format!("bind (queue {queue}, copy mode)")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     xdp.insert(queue, s)?;
     let sock = Arc::new(Socket {
