@@ -11,4 +11,5 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod io;
+pub mod lab;
 pub mod offline;
