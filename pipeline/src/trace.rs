@@ -234,6 +234,13 @@ pub fn key_to_match(key: &FlowKey) -> Match {
             if !later && matches!(key.nw_proto(), ipproto::TCP | ipproto::UDP | ipproto::ICMP) {
                 full(&mut m, Field::TpSrc);
                 full(&mut m, Field::TpDst);
+                // Conntrack decides by the flags (a SYN starts a
+                // connection, a bare segment is invalid): a trace line
+                // pasted back must keep them.
+                let flags = key.get(Field::TcpFlags) & 0x0fff;
+                if key.nw_proto() == ipproto::TCP && flags != 0 {
+                    m.set(Field::TcpFlags, flags, 0x0fff);
+                }
             }
         }
         _ => {}

@@ -760,7 +760,8 @@ fn conntrack_line(c: &serde_json::Value) -> String {
         c["orig"]["zone"]
     );
     if let Some(st) = c["tcp"].as_str() {
-        line.push_str(&format!(",protoinfo=(state={})", tcp_state_name(st)));
+        // The daemon names TCP states as conntrack does (TIME_WAIT, ...).
+        line.push_str(&format!(",protoinfo=(state={st})"));
     }
     let mut flags = Vec::new();
     if c["snat"].as_bool() == Some(true) {
@@ -778,19 +779,4 @@ fn conntrack_line(c: &serde_json::Value) -> String {
         line.push_str(&format!(" [{}]", flags.join(",")));
     }
     line
-}
-
-/// TCP states in conntrack's spelling.
-fn tcp_state_name(s: &str) -> &'static str {
-    match s {
-        "SynSent" => "SYN_SENT",
-        "SynRecv" => "SYN_RECV",
-        "Established" => "ESTABLISHED",
-        "FinWait" => "FIN_WAIT",
-        "CloseWait" => "CLOSE_WAIT",
-        "LastAck" => "LAST_ACK",
-        "TimeWait" => "TIME_WAIT",
-        "Close" => "CLOSE",
-        _ => "UNKNOWN",
-    }
 }
