@@ -111,13 +111,21 @@ pub enum Backend {
         #[serde(default)]
         looped: bool,
     },
+    /// Discards what the switch sends, counting it (benchmarks: the
+    /// output side of a replay costs nothing but the switch's own work).
+    Null,
     /// A DPDK device (needs the `dpdk` feature). `device` is the name EAL
     /// gives it, e.g. `net_pcap0`; virtual devices are created from
     /// `--vdev=DEVICE,DEVARGS` (`devargs` e.g. `rx_pcap=in.pcap,tx_pcap=out.pcap`).
+    /// `receive = false` leaves the device's receive side unpolled
+    /// (transmit-only ports such as net_null, whose receive side makes up
+    /// frames).
     Dpdk {
         device: String,
         #[serde(default)]
         devargs: Option<String>,
+        #[serde(default = "default_true")]
+        receive: bool,
     },
 }
 
@@ -154,6 +162,10 @@ impl Default for DpdkConfig {
             mbufs: 4095,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_depth() -> usize {

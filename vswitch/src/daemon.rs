@@ -399,13 +399,16 @@ fn open_backend(
 ) -> Result<Opened, String> {
     match backend {
         #[cfg(feature = "dpdk")]
-        Backend::Dpdk { device, .. } => {
+        Backend::Dpdk {
+            device, receive, ..
+        } => {
             let q = u16::try_from(queues).map_err(|_| format!("ports: {name}: too many queues"))?;
             let (rx, tx) = crate::io::dpdk::open(device, q, dpdk_mbufs)
                 .map_err(|e| format!("ports: {name}: {e}"))?;
             Ok(Opened {
                 rx: rx
                     .into_iter()
+                    .filter(|_| *receive)
                     .map(|r| Box::new(r) as Box<dyn RxQueue>)
                     .collect(),
                 tx: Some(Arc::new(tx)),
@@ -477,19 +480,31 @@ fn open_backend(
                 ring: Some(h),
             })
         }
-        Backend::Pcap { rx, tx, looped } => {
+        Backend::Null => {
             if queues != 1 {
-                return Err(format!("ports: {name}: a pcap port has one queue"));
+                return Err(format!("ports: {name}: a null port has one queue"));
             }
+            Ok(Opened {
+                rx: Vec::new(),
+                tx: Some(Arc::new(crate::io::null::NullTx::default())),
+                ring: None,
+            })
+        }
+        Backend::Pcap { rx, tx, looped } => {
             let mut out = Opened {
                 rx: Vec::new(),
                 tx: None,
                 ring: None,
             };
             if let Some(r) = rx {
-                out.rx.push(Box::new(
-                    PcapRx::open(r, *looped).map_err(|e| format!("ports: {name}: {e}"))?,
-                ));
+                // Several queues split the capture by flow, as RSS would.
+                for q in PcapRx::open_queues(r, *looped, queues)
+                    .map_err(|e| format!("ports: {name}: {e}"))?
+                {
+                    out.rx.push(Box::new(q));
+                }
+            } else if queues != 1 {
+                return Err(format!("ports: {name}: queues without rx"));
             }
             if let Some(t) = tx {
                 out.tx = Some(Arc::new(
@@ -508,7 +523,9 @@ fn start_dpdk(cfg: &DaemonConfig) -> Result<(), String> {
         .ports
         .iter()
         .filter_map(|p| match &p.backend {
-            Backend::Dpdk { device, devargs } => Some(match devargs {
+            Backend::Dpdk {
+                device, devargs, ..
+            } => Some(match devargs {
                 Some(a) => format!("--vdev={device},{a}"),
                 None if device.starts_with("net_") => format!("--vdev={device}"),
                 None => return None,
@@ -651,6 +668,47 @@ impl Daemon {
     /// The far end of a `ring` port.
     pub fn ring(&self, name: &str) -> Option<RingHandle> {
         self.shared.ring(name)
+    }
+
+    /// Runs `frames` through the switch as if port `port` had received
+    /// them, on the calling thread, and discards what they output: the
+    /// shared state they touch (MAC tables, connections, neighbours) is
+    /// the workers'. Returns how many frames were output. For putting a
+    /// host in its steady state before measured traffic starts.
+    pub fn process_local(&self, port: &str, frames: &[Vec<u8>]) -> Result<usize, String> {
+        let sw = self.shared.switch();
+        let id = sw
+            .port_by_name(port)
+            .ok_or_else(|| format!("no port named `{port}`"))?
+            .id;
+        // A worker index no worker has: rule counters are not credited.
+        let mut dp = Datapath::new(usize::MAX, 1024);
+        let mut pool = PacketPool::new(4 * BURST, self.shared.max_frame);
+        let mut outputs = 0;
+        for chunk in frames.chunks(BURST) {
+            let mut burst = Vec::with_capacity(BURST);
+            for f in chunk {
+                let mut b = pool.get().ok_or("packet pool exhausted")?;
+                b.set_data(f)
+                    .map_err(|_| format!("a {}-byte frame does not fit", f.len()))?;
+                burst.push(b);
+            }
+            let mut out = Vec::new();
+            let mut sink = |_: PortId, b: PacketBuf| out.push(b);
+            dp.process_burst(
+                &sw,
+                id,
+                &mut burst,
+                self.shared.now_ns(),
+                &mut pool,
+                &mut sink,
+            );
+            outputs += out.len();
+            for b in out {
+                pool.put(b);
+            }
+        }
+        Ok(outputs)
     }
 
     /// Stops the workers and waits for them.

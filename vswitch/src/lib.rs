@@ -13,3 +13,5 @@ pub mod daemon;
 pub mod io;
 pub mod lab;
 pub mod offline;
+pub mod replay;
+pub mod traffic;

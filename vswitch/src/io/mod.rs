@@ -3,8 +3,9 @@
 //! may send to.
 //!
 //! Backends here: `afpacket` (TPACKET_V3 ring, any Linux interface),
-//! `ring` (in-memory, for tests and benchmarks) and `pcap` (replay a
-//! capture as input, write output to a capture) and, with their features,
+//! `ring` (in-memory, for tests), `pcap` (replay a capture as input,
+//! write output to a capture), `null` (discard output, counted) and, with
+//! their features,
 //! `afxdp` (AF_XDP in copy mode with our XDP program) and `dpdk` (our thin
 //! binding: any device DPDK's EAL knows).
 
@@ -14,6 +15,7 @@ pub mod afpacket;
 pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod null;
 pub mod pcap;
 pub mod ring;
 

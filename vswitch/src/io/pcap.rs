@@ -17,20 +17,70 @@ pub struct PcapRx {
     looped: bool,
 }
 
+/// Every frame of a capture file.
+pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut r = PcapReader::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut frames = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let p = p.map_err(|e| format!("{}: {e}", path.display()))?;
+        frames.push(p.data.into_owned());
+    }
+    Ok(frames)
+}
+
+/// The receive queue a frame goes to among `n`, as a NIC's RSS would
+/// choose it: by a hash of the IPv4 addresses and L4 ports (the frame's
+/// first bytes otherwise), so that a flow stays on one queue.
+pub fn rss_queue(frame: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let tuple = match pipeline::packet::parse(frame, 0) {
+        Ok(p) if p.key.is_ipv4() => [
+            p.key.nw_src() as u64,
+            p.key.nw_dst() as u64,
+            p.key.tp_src() as u64,
+            p.key.tp_dst() as u64,
+        ],
+        _ => {
+            let mut w = [0u64; 4];
+            for (i, b) in frame.iter().take(32).enumerate() {
+                w[i / 8] = w[i / 8] << 8 | *b as u64;
+            }
+            w
+        }
+    };
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for x in tuple {
+        h = (h ^ x).wrapping_mul(0x0100_0000_01b3);
+    }
+    ((h >> 32) % n as u64) as usize
+}
+
 impl PcapRx {
     pub fn open(path: &Path, looped: bool) -> Result<PcapRx, String> {
-        let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut r = PcapReader::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut frames = Vec::new();
-        while let Some(p) = r.next_packet() {
-            let p = p.map_err(|e| format!("{}: {e}", path.display()))?;
-            frames.push(p.data.into_owned());
-        }
         Ok(PcapRx {
-            frames,
+            frames: read_frames(path)?,
             next: 0,
             looped,
         })
+    }
+
+    /// `n` queues replaying the capture's flows between them (`rss_queue`).
+    pub fn open_queues(path: &Path, looped: bool, n: usize) -> Result<Vec<PcapRx>, String> {
+        let mut queues: Vec<PcapRx> = (0..n.max(1))
+            .map(|_| PcapRx {
+                frames: Vec::new(),
+                next: 0,
+                looped,
+            })
+            .collect();
+        for f in read_frames(path)? {
+            let q = rss_queue(&f, queues.len());
+            queues[q].frames.push(f);
+        }
+        Ok(queues)
     }
 
     /// Frames in the capture.
