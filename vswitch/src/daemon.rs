@@ -89,6 +89,14 @@ pub struct WorkerReport {
     pub upcalls: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Megaflows and masks in the worker's cache, and in its cache of
+    /// recirculated (post-conntrack) keys.
+    pub cache_entries: usize,
+    pub cache_masks: usize,
+    pub recirc_entries: usize,
+    pub recirc_masks: usize,
+    pub recirc_hits: u64,
+    pub recirc_misses: u64,
     pub drops: Vec<(&'static str, u64)>,
     /// Time spent processing bursts.
     pub busy_ns: u64,
@@ -903,6 +911,12 @@ fn worker(
                 r.upcalls = dp.counters.upcalls;
                 r.cache_hits = c.hits;
                 r.cache_misses = c.misses;
+                r.cache_entries = dp.cache.len();
+                r.cache_masks = dp.cache.n_masks();
+                r.recirc_entries = dp.recirc_cache.len();
+                r.recirc_masks = dp.recirc_cache.n_masks();
+                r.recirc_hits = dp.recirc_cache.counters.hits;
+                r.recirc_misses = dp.recirc_cache.counters.misses;
                 r.drops = dp.counters.drops.nonzero();
                 r.busy_ns = busy_ns;
                 r.busy_cycles = busy_cycles;

@@ -64,6 +64,12 @@ pub struct Measured {
     pub ns_per_packet: f64,
     pub cycles_per_packet: f64,
     pub cache_hit_rate: f64,
+    /// Megaflows and masks in the caches at the end (main, recirculated).
+    pub cache_entries: usize,
+    pub cache_masks: usize,
+    pub recirc_entries: usize,
+    pub recirc_masks: usize,
+    pub recirc_hit_rate: f64,
     pub rx_packets: u64,
     /// Frames that left by the scenario's output port, per frame received.
     pub delivered: f64,
@@ -294,6 +300,19 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
         cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
         cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
+        cache_entries: after.entries,
+        cache_masks: after.masks,
+        recirc_entries: after.recirc_entries,
+        recirc_masks: after.recirc_masks,
+        recirc_hit_rate: {
+            let h = after.recirc_hits.saturating_sub(before.recirc_hits) as f64;
+            let m = after.recirc_misses.saturating_sub(before.recirc_misses) as f64;
+            if h + m > 0.0 {
+                h / (h + m)
+            } else {
+                0.0
+            }
+        },
         rx_packets: rx,
         delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
         drops,
@@ -320,6 +339,12 @@ struct Snapshot {
     misses: u64,
     drops: BTreeMap<String, u64>,
     out_tx: u64,
+    entries: usize,
+    masks: usize,
+    recirc_entries: usize,
+    recirc_masks: usize,
+    recirc_hits: u64,
+    recirc_misses: u64,
 }
 
 fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
@@ -331,6 +356,12 @@ fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
         s.cycles += r.busy_cycles;
         s.hits += r.cache_hits;
         s.misses += r.cache_misses;
+        s.entries += r.cache_entries;
+        s.masks = s.masks.max(r.cache_masks);
+        s.recirc_entries += r.recirc_entries;
+        s.recirc_masks = s.recirc_masks.max(r.recirc_masks);
+        s.recirc_hits += r.recirc_hits;
+        s.recirc_misses += r.recirc_misses;
         for (k, v) in &r.drops {
             *s.drops.entry(k.to_string()).or_default() += v;
         }
