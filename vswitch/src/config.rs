@@ -21,6 +21,10 @@ pub struct DaemonConfig {
     pub log_level: String,
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// Group that may use the control socket too (mode 0660 instead of
+    /// 0600); must exist.
+    #[serde(default)]
+    pub socket_group: Option<String>,
     /// One entry per worker thread; `core` pins it.
     #[serde(default = "default_workers")]
     pub workers: Vec<WorkerConfig>,
@@ -249,6 +253,9 @@ impl DaemonConfig {
         }
         if c.workers.is_empty() {
             return Err(format!("{}: workers: at least one worker", path.display()));
+        }
+        if let Some(g) = &c.socket_group {
+            crate::control::group_id(g).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(c)
     }
