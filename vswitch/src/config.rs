@@ -217,6 +217,8 @@ pub struct LimitsConfig {
     pub packet_buffers: usize,
     pub max_frame: usize,
     pub max_connections: usize,
+    /// Learned MACs per bridge (beyond: the oldest are evicted).
+    pub mac_table_entries: usize,
 }
 
 impl Default for LimitsConfig {
@@ -226,6 +228,7 @@ impl Default for LimitsConfig {
             packet_buffers: 4096,
             max_frame: pipeline::packet::DEFAULT_MAX_FRAME,
             max_connections: pipeline::conntrack::DEFAULT_MAX_CONNS,
+            mac_table_entries: pipeline::bridge::mac::DEFAULT_MAX_ENTRIES,
         }
     }
 }
