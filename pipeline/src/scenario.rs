@@ -9,7 +9,9 @@
 //!   (`noflood BR BR` names OVS's bridge-local port, which this switch does
 //!   not have, and is accepted and ignored).
 //! * `flows/BRIDGE.flows`: `ovs-ofctl add-flows` format, port names allowed.
-//! * `packets.txt` (optional): `[label |] BRIDGE FLOW` per line.
+//! * `packets.txt` (optional): `[label |] [--ct-next FLAGS ...] BRIDGE FLOW`
+//!   per line; each `--ct-next` (ofproto/trace's option) gives the
+//!   `ct_state` one `ct(table=...)` recirculation sees, in order.
 
 use crate::flow::text::parse_flow;
 use crate::key::Mac;
@@ -31,6 +33,17 @@ pub struct PacketLine {
     pub label: String,
     pub bridge: String,
     pub flow: String,
+    /// `--ct-next` states, first recirculation first.
+    pub ct_next: Vec<u8>,
+}
+
+impl PacketLine {
+    /// The trace options this line asks for.
+    pub fn trace_options(&self) -> crate::trace::TraceOptions {
+        crate::trace::TraceOptions {
+            ct_next: self.ct_next.clone(),
+        }
+    }
 }
 
 pub struct Scenario {
@@ -196,10 +209,31 @@ fn parse_packets(text: &str) -> Result<Vec<PacketLine>, (usize, String)> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        let (label, rest) = match l.split_once('|') {
+        // A label ends at ` | `, as oracle.py reads it: `trk|est` is not one.
+        let (label, rest) = match l.split_once(" | ") {
             Some((a, b)) => (a.trim().to_string(), b.trim()),
             None => (format!("packet{}", out.len() + 1), l),
         };
+        let mut rest = rest;
+        let mut ct_next = Vec::new();
+        while let Some(opt) = rest.strip_prefix("--") {
+            let (name, after) = opt.split_once(char::is_whitespace).unwrap_or((opt, ""));
+            match name {
+                "ct-next" => {
+                    let after = after.trim_start();
+                    let (flags, tail) =
+                        after.split_once(char::is_whitespace).unwrap_or((after, ""));
+                    if flags.is_empty() {
+                        return Err((i + 1, "--ct-next needs FLAGS, e.g. `trk,new`".into()));
+                    }
+                    let state = crate::trace::parse_ct_state_flags(flags)
+                        .map_err(|m| (i + 1, format!("--ct-next: {m}")))?;
+                    ct_next.push(state);
+                    rest = tail.trim_start();
+                }
+                other => return Err((i + 1, format!("unknown option `--{other}`"))),
+            }
+        }
         let (bridge, flow) = rest
             .split_once(char::is_whitespace)
             .ok_or((i + 1, "expected BRIDGE FLOW".to_string()))?;
@@ -207,6 +241,7 @@ fn parse_packets(text: &str) -> Result<Vec<PacketLine>, (usize, String)> {
             label,
             bridge: bridge.to_string(),
             flow: flow.trim().to_string(),
+            ct_next,
         });
     }
     Ok(out)
@@ -267,5 +302,50 @@ impl Scenario {
             b.macs.add_static(f.vlan, f.mac, p.id);
         }
         Ok(sw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::ct_state::{EST, INV, NEW, TRK};
+
+    #[test]
+    fn packet_lines_take_ct_next_options_in_order() {
+        let p = parse_packets(
+            "a | --ct-next trk,new br0 in_port=p1,tcp\n\
+             --ct-next trk,est --ct-next trk,inv br0 in_port=p1,udp\n\
+             c | br0 in_port=p1,icmp\n",
+        )
+        .expect("parses");
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[0].label.as_str(), p[0].bridge.as_str()), ("a", "br0"));
+        assert_eq!(p[0].flow, "in_port=p1,tcp");
+        assert_eq!(p[0].ct_next, vec![TRK | NEW]);
+        assert_eq!(p[1].label, "packet2");
+        assert_eq!(p[1].ct_next, vec![TRK | EST, TRK | INV]);
+        assert_eq!(p[1].flow, "in_port=p1,udp");
+        assert!(p[2].ct_next.is_empty());
+    }
+
+    #[test]
+    fn bad_ct_next_is_an_error_naming_the_line_and_flags() {
+        let e = parse_packets("x | br0 in_port=p1\ny | --ct-next trk,bogus br0 in_port=p1\n")
+            .unwrap_err();
+        assert_eq!(e.0, 2);
+        assert!(e.1.contains("bogus"), "{}", e.1);
+        let e = parse_packets("--ct-next new br0 in_port=p1").unwrap_err();
+        assert!(e.1.contains("trk"), "{}", e.1);
+        let e = parse_packets("--ct-next trk,new,est br0 in_port=p1").unwrap_err();
+        assert!(e.1.contains("exclude"), "{}", e.1);
+        // ofproto/trace refuses these spellings, and so do we.
+        for flags in ["+trk+new", "trk|new", "0x21", "trk,,new"] {
+            let e = parse_packets(&format!("--ct-next {flags} br0 in_port=p1")).unwrap_err();
+            assert!(e.1.contains("unknown ct_state flag"), "{flags}: {}", e.1);
+        }
+        let e = parse_packets("--ct-next").unwrap_err();
+        assert!(e.1.contains("FLAGS"), "{}", e.1);
+        let e = parse_packets("--l7 x br0 in_port=p1").unwrap_err();
+        assert!(e.1.contains("--l7"), "{}", e.1);
     }
 }

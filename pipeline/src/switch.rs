@@ -286,10 +286,19 @@ impl SwitchConfig {
         self.conntrack = Arc::new(table);
     }
 
-    /// MAC table limits for bridges added from now on.
+    /// MAC table limits of every bridge: those added from now on, and
+    /// those already configured, which get a fresh (empty) table with the
+    /// new limits (a configuration-time setting: learned entries go).
     pub fn set_mac_limits(&mut self, max_entries: usize, aging_ns: u64) {
         self.mac_max_entries = max_entries;
         self.mac_aging_ns = aging_ns;
+        for b in &mut self.bridges {
+            b.macs = Arc::new(MacTable::new(
+                max_entries,
+                aging_ns,
+                self.mac_generation.clone(),
+            ));
+        }
     }
 
     pub fn n_workers(&self) -> usize {

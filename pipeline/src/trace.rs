@@ -75,6 +75,10 @@ pub struct Trace {
     pub events: Vec<TraceEvent>,
     /// Set when nothing was output.
     pub dropped: Option<DropReason>,
+    /// `ct_state`s still to be given to the next `ct(table=...)`
+    /// recirculations (`--ct-next`), first one first.
+    #[serde(skip)]
+    pub ct_next: std::collections::VecDeque<u8>,
 }
 
 impl Trace {
@@ -83,6 +87,12 @@ impl Trace {
             input: input.to_string(),
             ..Trace::default()
         }
+    }
+
+    /// The `ct_state` the next recirculation after conntrack sees instead
+    /// of what the connection table says, if `--ct-next` gave one.
+    pub fn take_ct_next(&mut self) -> Option<u8> {
+        self.ct_next.pop_front()
     }
 
     pub fn push(&mut self, e: TraceEvent) {
@@ -198,6 +208,15 @@ impl Trace {
     }
 }
 
+/// `ct_state` bits as ovs-ofctl writes them in a match: `+trk+new`.
+pub fn ct_state_text(state: u8) -> String {
+    crate::key::ct_state::NAMES
+        .iter()
+        .filter(|(b, _)| state & b != 0)
+        .map(|(_, n)| format!("+{n}"))
+        .collect()
+}
+
 /// The packet fields that matter for its protocol, as a match.
 pub fn key_to_match(key: &FlowKey) -> Match {
     let mut m = Match::ANY;
@@ -253,6 +272,52 @@ pub fn key_summary(key: &FlowKey) -> String {
     crate::flow::text::format_match(&key_to_match(key), &NoPortNames)
 }
 
+/// How a trace runs, beyond the packet itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceOptions {
+    /// `ofproto/trace --ct-next`: the `ct_state` of the packet after each
+    /// `ct(table=...)` recirculation, in order (the first recirculation
+    /// takes the first). Recirculations beyond these see what the
+    /// connection table computes.
+    pub ct_next: Vec<u8>,
+}
+
+/// Parses `ofproto/trace --ct-next` flags: names separated by commas
+/// (`trk,new`, `trk,est,rpl`), what ofproto/trace accepts (it refuses
+/// `+trk+new`, `trk|new` and numbers, and so does this). The combination
+/// must be one conntrack can produce, as OVS checks: without `trk` no other
+/// flag; `inv` only with `trk`; `new` neither with `est` nor with `rpl`.
+pub fn parse_ct_state_flags(s: &str) -> Result<u8, String> {
+    use crate::key::ct_state::*;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("--ct-next needs flags, e.g. `trk,new`".into());
+    }
+    let mut state = 0u8;
+    for name in s.split(',') {
+        state |= NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(b, _)| *b)
+            .ok_or_else(|| format!("`{name}`: unknown ct_state flag (in `{s}`)"))?;
+    }
+    if state != 0 && state & TRK == 0 {
+        return Err(format!(
+            "`{s}`: without `trk` no other ct_state flag can be set"
+        ));
+    }
+    if state & INV != 0 && state & !(TRK | INV) != 0 {
+        return Err(format!("`{s}`: `inv` goes with `trk` only"));
+    }
+    if state & NEW != 0 && state & EST != 0 {
+        return Err(format!("`{s}`: `new` and `est` exclude each other"));
+    }
+    if state & NEW != 0 && state & RPL != 0 {
+        return Err(format!("`{s}`: `new` and `rpl` exclude each other"));
+    }
+    Ok(state)
+}
+
 /// Why a trace request could not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceInputError {
@@ -279,6 +344,17 @@ pub fn trace_text(
     bridge: Option<&str>,
     spec: &str,
     now_ns: u64,
+) -> Result<Trace, TraceInputError> {
+    trace_text_with(sw, bridge, spec, now_ns, &TraceOptions::default())
+}
+
+/// `trace_text` with options (`--ct-next`).
+pub fn trace_text_with(
+    sw: &crate::switch::Switch,
+    bridge: Option<&str>,
+    spec: &str,
+    now_ns: u64,
+    opts: &TraceOptions,
 ) -> Result<Trace, TraceInputError> {
     let bridge = match bridge {
         Some(name) => sw
@@ -312,7 +388,7 @@ pub fn trace_text(
             bridge: bridge.name.clone(),
             ofport,
         })?;
-    Ok(trace_key(sw, port, &m.value, spec, now_ns))
+    Ok(trace_key_with(sw, port, &m.value, spec, now_ns, opts))
 }
 
 /// Traces a frame (raw bytes) arriving on the named port.
@@ -338,7 +414,20 @@ pub fn trace_key(
     input: &str,
     now_ns: u64,
 ) -> Trace {
+    trace_key_with(sw, in_port, key, input, now_ns, &TraceOptions::default())
+}
+
+/// `trace_key` with options (`--ct-next`).
+pub fn trace_key_with(
+    sw: &crate::switch::Switch,
+    in_port: crate::switch::PortId,
+    key: &FlowKey,
+    input: &str,
+    now_ns: u64,
+    opts: &TraceOptions,
+) -> Trace {
     let mut t = Trace::new(input);
+    t.ct_next = opts.ct_next.iter().copied().collect();
     crate::xlate::xlate(
         sw,
         in_port,

@@ -348,7 +348,16 @@ impl<'a> Ctx<'a> {
     fn finish(mut self) -> Xlation {
         let program = Program::new(self.ops, self.drop_reason);
         if let Some(t) = self.trace.as_deref_mut() {
-            t.finish(program.drop_reason);
+            // A packet that recirculated is dropped (if at all) in its
+            // recirculated walk, which a trace follows inline.
+            let mut reason = program.drop_reason;
+            if reason.is_none() && t.outputs().is_empty() {
+                reason = t.events.iter().rev().find_map(|e| match e {
+                    TraceEvent::Drop { reason } => Some(*reason),
+                    _ => None,
+                });
+            }
+            t.finish(reason);
         }
         Xlation {
             program,
@@ -621,31 +630,64 @@ impl<'a> Ctx<'a> {
             pipeline,
         });
         if let (Some(table), true) = (ct.table, self.trace.is_some()) {
-            if let Some((t, info)) = crate::conntrack::tuple_of(&self.key, zone) {
-                let v = self.sw.conntrack.peek(t, info, nat);
-                let mut k2 = self.key;
-                if ct.nat.is_some() {
-                    k2 = after_ct_key(&k2, &t, &v, recirc_id);
-                    // OpenFlow applies both sides of NAT at once.
-                    if k2.get(SNAT_PORT_REG) & SNAT_PENDING != 0 {
-                        k2.set(Field::NwSrc, k2.get(SNAT_ADDR_REG));
-                        k2.set(SNAT_ADDR_REG, self.key.get(SNAT_ADDR_REG));
-                        k2.set(SNAT_PORT_REG, self.key.get(SNAT_PORT_REG));
+            // A trace peeks at the connection table (it changes nothing)
+            // and follows the recirculated packet inline. `--ct-next`
+            // replaces the state the table would give, as ofproto/trace
+            // does.
+            let forced = self.trace.as_deref_mut().and_then(|t| t.take_ct_next());
+            let mut k2 = self.key;
+            match crate::conntrack::tuple_of(&self.key, zone) {
+                Some((t, info)) => {
+                    let v = self.sw.conntrack.peek(t, info, nat);
+                    if ct.nat.is_some() {
+                        k2 = after_ct_key(&k2, &t, &v, recirc_id);
+                        // OpenFlow applies both sides of NAT at once.
+                        if k2.get(SNAT_PORT_REG) & SNAT_PENDING != 0 {
+                            k2.set(Field::NwSrc, k2.get(SNAT_ADDR_REG));
+                            k2.set(SNAT_ADDR_REG, self.key.get(SNAT_ADDR_REG));
+                            k2.set(SNAT_PORT_REG, self.key.get(SNAT_PORT_REG));
+                        }
+                    } else {
+                        k2.set(Field::CtState, v.state as u64);
+                        k2.set(Field::CtZone, zone as u64);
+                        k2.set(Field::RecircId, recirc_id as u64);
                     }
-                } else {
-                    k2.set(Field::CtState, v.state as u64);
+                }
+                None => {
+                    // The datapath marks what it cannot track (later
+                    // fragments, ICMP other than echo) invalid; an ICMP
+                    // error is `+rel` there when its quoted packet belongs
+                    // to a connection, which a flow alone does not show.
+                    if forced.is_none() {
+                        self.event(|_| TraceEvent::Note {
+                            text: "ct: not trackable from the flow, ct_state=+trk+inv".into(),
+                        });
+                    }
+                    k2.set(
+                        Field::CtState,
+                        (crate::key::ct_state::TRK | crate::key::ct_state::INV) as u64,
+                    );
                     k2.set(Field::CtZone, zone as u64);
                     k2.set(Field::RecircId, recirc_id as u64);
                 }
-                let _ = self.originate(k2, |c| {
-                    c.event(|c| TraceEvent::Bridge {
-                        bridge: bridge.name.clone(),
-                        in_port: format!("recirculation (in_port={})", c.key.in_port()),
-                        packet: crate::trace::key_summary(&c.key),
-                    });
-                    c.lookup_table(bridge, table)
+            }
+            if let Some(state) = forced {
+                k2.set(Field::CtState, state as u64);
+                self.event(|_| TraceEvent::Note {
+                    text: format!(
+                        "ct: ct_state={} (given by --ct-next)",
+                        crate::trace::ct_state_text(state)
+                    ),
                 });
             }
+            let _ = self.originate(k2, |c| {
+                c.event(|c| TraceEvent::Bridge {
+                    bridge: bridge.name.clone(),
+                    in_port: format!("recirculation (in_port={})", c.key.in_port()),
+                    packet: crate::trace::key_summary(&c.key),
+                });
+                c.lookup_table(bridge, table)
+            });
         }
     }
 

@@ -21,6 +21,10 @@ pub struct DaemonConfig {
     pub log_level: String,
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// Group that may use the control socket too (mode 0660 instead of
+    /// 0600); must exist.
+    #[serde(default)]
+    pub socket_group: Option<String>,
     /// One entry per worker thread; `core` pins it.
     #[serde(default = "default_workers")]
     pub workers: Vec<WorkerConfig>,
@@ -225,6 +229,8 @@ pub struct LimitsConfig {
     pub packet_buffers: usize,
     pub max_frame: usize,
     pub max_connections: usize,
+    /// Learned MACs per bridge (beyond: the oldest are evicted).
+    pub mac_table_entries: usize,
 }
 
 impl Default for LimitsConfig {
@@ -234,6 +240,7 @@ impl Default for LimitsConfig {
             packet_buffers: 4096,
             max_frame: pipeline::packet::DEFAULT_MAX_FRAME,
             max_connections: pipeline::conntrack::DEFAULT_MAX_CONNS,
+            mac_table_entries: pipeline::bridge::mac::DEFAULT_MAX_ENTRIES,
         }
     }
 }
@@ -261,6 +268,9 @@ impl DaemonConfig {
         }
         if c.workers.is_empty() {
             return Err(format!("{}: workers: at least one worker", path.display()));
+        }
+        if let Some(g) = &c.socket_group {
+            crate::control::group_id(g).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(c)
     }

@@ -1,5 +1,12 @@
 //! The control protocol: one JSON request per line, one JSON response per
-//! line, over a unix socket (mode 0600).
+//! line, over a unix socket.
+//!
+//! The socket is the daemon's whole authority, so its file is guarded:
+//! mode 0600 (0660 and the configured group with `socket_group`), created
+//! under a umask that never lets it exist with looser bits; its directory
+//! is created 0755 and must be owned by us (or root) and writable by
+//! no one else; a path someone else owns is never replaced; a stale socket
+//! of our own is.
 //!
 //! Request: `{"v":1,"cmd":"dump-flows","args":{"bridge":"br-int"}}`.
 //! Response: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
@@ -678,6 +685,127 @@ fn capture(shared: &Shared, a: &Value) -> Result<Value, String> {
     Ok(json!({ "port": port, "file": file, "packets": r.written, "dropped": r.dropped }))
 }
 
+/// The id of the group named `name`.
+pub fn group_id(name: &str) -> Result<u32, String> {
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| format!("socket_group `{name}`: contains a NUL byte"))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getgrnam_r writes only into `grp` and `buf` (of the length
+    // given) and sets `result` to null or to `grp`.
+    let (rc, found, gid) = unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        (rc, !result.is_null(), grp.gr_gid)
+    };
+    match (rc, found) {
+        (0, true) => Ok(gid),
+        (0, false) => Err(format!("socket_group `{name}`: no such group")),
+        (e, _) => Err(format!(
+            "socket_group `{name}`: {}",
+            std::io::Error::from_raw_os_error(e)
+        )),
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates (0755) or checks the socket's directory: a directory, owned by
+/// us or root, writable by neither group nor others.
+fn check_socket_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let md = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !md.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()));
+    }
+    if md.uid() != euid() && md.uid() != 0 {
+        return Err(format!(
+            "{}: owned by uid {}, not by us (uid {}) or root; refusing to put the control socket there",
+            dir.display(),
+            md.uid(),
+            euid()
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{}: writable by others (mode {:o}); the control socket's directory must be 0755 or stricter",
+            dir.display(),
+            md.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Binds the control socket at `path` (see the module notes).
+fn bind_socket(path: &Path, gid: Option<u32>) -> Result<UnixListener, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let shown = path.display();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        check_socket_dir(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(md) => {
+            if md.uid() != euid() {
+                return Err(format!(
+                    "{shown}: exists and is owned by uid {}, not by us (uid {}); refusing to replace it",
+                    md.uid(),
+                    euid()
+                ));
+            }
+            if !md.file_type().is_socket() {
+                return Err(format!(
+                    "{shown}: exists and is not a socket; refusing to replace it"
+                ));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!("{shown}: another daemon is listening"));
+            }
+            // A stale socket of ours (a daemon that did not clean up).
+            std::fs::remove_file(path).map_err(|e| format!("{shown}: {e}"))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{shown}: {e}")),
+    }
+    // The socket file takes its mode from the umask at bind: never let it
+    // exist with more than 0600, even for the moment before chmod.
+    // SAFETY: umask only swaps the process's file mode mask.
+    let old_mask = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the mask.
+    unsafe { libc::umask(old_mask) };
+    let listener = bound.map_err(|e| format!("{shown}: {e}"))?;
+    let finish = || -> Result<(), String> {
+        if let Some(g) = gid {
+            std::os::unix::fs::chown(path, None, Some(g))
+                .map_err(|e| format!("{shown}: chown to gid {g}: {e}"))?;
+        }
+        let mode = if gid.is_some() { 0o660 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("{shown}: {e}"))
+    };
+    if let Err(e) = finish() {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
 /// The listening socket and its thread.
 pub struct ControlServer {
     stop: Arc<AtomicBool>,
@@ -686,21 +814,21 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Listens on `path` (its directory is created; a stale socket file is
-    /// replaced; mode 0600).
+    /// Listens on `path`, mode 0600 (see the module notes).
     pub fn start(path: &Path, shared: Arc<Shared>) -> Result<ControlServer, String> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(format!("{}: another daemon is listening", path.display()));
-            }
-            let _ = std::fs::remove_file(path);
-        }
-        let listener = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        ControlServer::start_with_group(path, None, shared)
+    }
+
+    /// Listens on `path`; with a `group`, the socket is mode 0660 and
+    /// belongs to that group (an unknown group is an error naming it).
+    /// Errors name the path or group and leave nothing behind.
+    pub fn start_with_group(
+        path: &Path,
+        group: Option<&str>,
+        shared: Arc<Shared>,
+    ) -> Result<ControlServer, String> {
+        let gid = group.map(group_id).transpose()?;
+        let listener = bind_socket(path, gid)?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let clients = Arc::new(AtomicUsize::new(0));

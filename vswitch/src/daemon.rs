@@ -579,6 +579,10 @@ impl Daemon {
         let n_workers = cfg.workers.len();
         let mut config = pipeline::topology::build_host(&topology, &cfg.host, n_workers)
             .map_err(|e| e.to_string())?;
+        config.set_mac_limits(
+            cfg.limits.mac_table_entries,
+            pipeline::bridge::mac::DEFAULT_AGING_NS,
+        );
         config.set_conntrack(pipeline::conntrack::ConnTable::new(
             pipeline::conntrack::Limits {
                 max_conns: cfg.limits.max_connections,

@@ -8,7 +8,7 @@ use pipeline::flow::text::format_flow;
 use pipeline::flow::FlowStats;
 use pipeline::scenario::{load_dir, Scenario};
 use pipeline::switch::{PortKind, Switch, VlanMode};
-use pipeline::trace::{trace_frame, trace_text, Trace};
+use pipeline::trace::{trace_frame, trace_text, trace_text_with, Trace};
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::Path;
@@ -67,9 +67,15 @@ impl Offline {
                 .packets
                 .iter()
                 .map(|p| {
-                    trace_text(&self.switch, Some(&p.bridge), &p.flow, 0)
-                        .map(|t| (p.label.clone(), t))
-                        .map_err(|e| format!("{}: {e}", p.label))
+                    trace_text_with(
+                        &self.switch,
+                        Some(&p.bridge),
+                        &p.flow,
+                        0,
+                        &p.trace_options(),
+                    )
+                    .map(|t| (p.label.clone(), t))
+                    .map_err(|e| format!("{}: {e}", p.label))
                 })
                 .collect(),
         }

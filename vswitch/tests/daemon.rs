@@ -59,7 +59,10 @@ fn wait_for(n: usize, mut got: impl FnMut() -> usize) -> usize {
 }
 
 fn socket_path(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("vswitch-test-{}-{tag}.sock", std::process::id()))
+    // Our own directory: the daemon refuses world-writable ones like /tmp.
+    std::env::temp_dir()
+        .join(format!("vswitch-test-{}", std::process::id()))
+        .join(format!("{tag}.sock"))
 }
 
 fn ctl(sock: &PathBuf, args: &[&str]) -> (bool, String, String) {

@@ -187,3 +187,29 @@ fn show_offline_as_json_lists_bridges_ports_and_routers() {
         .iter()
         .any(|r| r == "qrouter-R1"));
 }
+
+/// A scenario whose packets.txt uses ofproto/trace's `--ct-next` runs as it
+/// is: each line's recirculated packet sees the state it gives.
+#[test]
+fn trace_scenario_with_ct_next_lines() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/scenarios/ct-firewall");
+    let (ok, out, err) = ctl(&["--json", "trace", "--scenario", &dir.display().to_string()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let traces = v.as_array().expect("array");
+    assert_eq!(traces.len(), 12);
+    let by_label = |l: &str| {
+        traces
+            .iter()
+            .find(|t| t["label"] == l)
+            .unwrap_or_else(|| panic!("no {l} in {out}"))
+    };
+    assert_eq!(by_label("invalid-dropped")["trace"]["dropped"], "flow_drop");
+    assert!(by_label("http-new")["trace"]["dropped"].is_null());
+    let text = by_label("dns-two-stages")["trace"].to_string();
+    assert!(
+        text.contains("ct_state=+new+trk (given by --ct-next)")
+            && text.contains("ct_state=+est+trk (given by --ct-next)"),
+        "{text}"
+    );
+}

@@ -231,19 +231,11 @@ pub(crate) fn router_after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
     step(ctx, inst, |c| {
         format!(
             "after conntrack (ct_state={}): {}",
-            ct_state_text(c.key.get(Field::CtState) as u8),
+            crate::trace::ct_state_text(c.key.get(Field::CtState) as u8),
             crate::trace::key_summary(&c.key)
         )
     });
     route_ipv4(ctx, inst, at, iface);
-}
-
-fn ct_state_text(st: u8) -> String {
-    crate::key::ct_state::NAMES
-        .iter()
-        .filter(|(b, _)| st & b != 0)
-        .map(|(_, n)| format!("+{n}"))
-        .collect()
 }
 
 /// Does a nat rule select this packet? `dnat`: the connection was DNATed;

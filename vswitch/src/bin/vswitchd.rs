@@ -80,7 +80,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match ControlServer::start(&cfg.socket, daemon.shared.clone()) {
+    let server = match ControlServer::start_with_group(
+        &cfg.socket,
+        cfg.socket_group.as_deref(),
+        daemon.shared.clone(),
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("vswitchd: control socket: {e}");
