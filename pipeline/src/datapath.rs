@@ -316,6 +316,26 @@ pub fn run_program(
                 HoldOutcome::Held => {}
                 HoldOutcome::Dropped(reason) => counters.drops.count(reason),
             },
+            Op::Probe {
+                runtime,
+                iface,
+                ip,
+                arp,
+                solicit,
+            } => {
+                if runtime.0.probe(*iface, *ip, now_ns) {
+                    match pool.get() {
+                        Some(mut g) => match arp.build(&mut g) {
+                            Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns, env),
+                            Err(reason) => {
+                                counters.drops.count(reason);
+                                pool.put(g);
+                            }
+                        },
+                        None => counters.drops.count(DropReason::PoolExhausted),
+                    }
+                }
+            }
         }
     }
     // Not output: dropped (counted by the program's reason) or held.

@@ -82,6 +82,16 @@ pub enum Op {
         arp: ArpRequest,
         solicit: Box<Program>,
     },
+    /// The next hop `ip` on interface `iface` of a router is stale: the
+    /// packet goes on with its last known MAC; when a request to
+    /// re-confirm it is due, run `solicit` (an ARP request's program).
+    Probe {
+        runtime: RuntimeRef,
+        iface: usize,
+        ip: std::net::Ipv4Addr,
+        arp: ArpRequest,
+        solicit: Box<Program>,
+    },
     /// Connection tracking (with NAT for new connections), then the packet
     /// re-enters the pipeline at `recirc_id` with its `ct_state` set: the
     /// rest of its walk depends on the connection, so it is a separate
@@ -194,9 +204,12 @@ pub struct Program {
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
-        let has_side_ops = ops
-            .iter()
-            .any(|o| matches!(o, Op::Generate { .. } | Op::Hold { .. } | Op::Recirc { .. }));
+        let has_side_ops = ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::Generate { .. } | Op::Hold { .. } | Op::Probe { .. } | Op::Recirc { .. }
+            )
+        });
         // Held or recirculated packets are not dropped here.
         let held = ops
             .iter()

@@ -908,13 +908,7 @@ fn serve(stream: UnixStream, shared: &Shared) {
         let resp = if n > MAX_REQUEST {
             json!({ "ok": false, "error": format!("request longer than {MAX_REQUEST} bytes") })
         } else {
-            match serde_json::from_str::<Request>(line.trim_end()) {
-                Err(e) => json!({ "ok": false, "error": format!("malformed request: {e}") }),
-                Ok(req) => match handle(shared, &req) {
-                    Ok(result) => json!({ "ok": true, "result": result }),
-                    Err(error) => json!({ "ok": false, "error": error }),
-                },
-            }
+            respond(shared, &line)
         };
         if writeln!(writer, "{resp}").is_err() {
             return;
@@ -922,6 +916,18 @@ fn serve(stream: UnixStream, shared: &Shared) {
         if n > MAX_REQUEST {
             return;
         }
+    }
+}
+
+/// The response to one request line: decoded, handled, and the result or
+/// the error as the protocol's JSON object.
+pub fn respond(shared: &Shared, line: &str) -> Value {
+    match serde_json::from_str::<Request>(line.trim_end()) {
+        Err(e) => json!({ "ok": false, "error": format!("malformed request: {e}") }),
+        Ok(req) => match handle(shared, &req) {
+            Ok(result) => json!({ "ok": true, "result": result }),
+            Err(error) => json!({ "ok": false, "error": error }),
+        },
     }
 }
 

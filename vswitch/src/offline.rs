@@ -233,6 +233,9 @@ pub fn routers_value(sw: &Switch, name: Option<&str>) -> Result<Value, String> {
                     pipeline::router::neighbour::NeighState::Reachable { mac } => {
                         ("REACHABLE".to_string(), Some(mac.to_string()))
                     }
+                    pipeline::router::neighbour::NeighState::Stale { mac, .. } => {
+                        ("STALE".to_string(), Some(mac.to_string()))
+                    }
                     pipeline::router::neighbour::NeighState::Incomplete { .. } => {
                         ("INCOMPLETE".to_string(), None)
                     }

@@ -502,9 +502,9 @@ fn local_input<'a>(
 
 /// The MAC of `next_hop` on `out`: a static entry, else a reachable
 /// dynamic one (the walk then depends on the neighbour table).
-fn resolve(
-    ctx: &mut Ctx,
-    inst: &RouterInstance,
+fn resolve<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
     out: RouterIfaceRef,
     next_hop: Ipv4Addr,
 ) -> Option<Mac> {
@@ -523,15 +523,55 @@ fn resolve(
         return Some(mac);
     }
     ctx.uses_mac_table = true;
-    let rt = ctx.sw.router_runtime.get(out.instance)?;
-    let mac = rt.lookup(out.iface, next_hop, ctx.opts.now_ns)?;
+    let rt = ctx.sw.router_runtime.get(out.instance)?.clone();
+    let (mac, stale) = rt.lookup(out.iface, next_hop, ctx.opts.now_ns)?;
+    if !stale {
+        step(ctx, inst, |_c| {
+            format!(
+                "neighbour {next_hop} dev {} lladdr {mac} REACHABLE",
+                iface.name
+            )
+        });
+        return Some(mac);
+    }
+    let spa = request_source(iface, next_hop);
     step(ctx, inst, |_c| {
         format!(
-            "neighbour {next_hop} dev {} lladdr {mac} REACHABLE",
+            "neighbour {next_hop} dev {} lladdr {mac} STALE: used, and re-confirmed (ARP who-has {next_hop} tell {spa})",
             iface.name
         )
     });
+    let arp = ArpRequest {
+        eth_src: iface.mac,
+        spa,
+        tpa: next_hop,
+    };
+    let solicit = ctx.originate(arp.key(), |c| router_output(c, inst, out, iface));
+    ctx.ops.push(Op::Probe {
+        runtime: RuntimeRef(rt),
+        iface: out.iface,
+        ip: next_hop,
+        arp,
+        solicit: Box::new(solicit),
+    });
     Some(mac)
+}
+
+/// The sender address of an ARP request for `next_hop` out of `out`: the
+/// interface's address on the next hop's subnet.
+fn request_source(out: &crate::router::Interface, next_hop: Ipv4Addr) -> Ipv4Addr {
+    out.addrs
+        .iter()
+        .find(|(a, len)| {
+            crate::topology::model::Cidr {
+                addr: u32::from(*a),
+                len: *len,
+            }
+            .contains(u32::from(next_hop))
+        })
+        .or(out.addrs.first())
+        .map(|(a, _)| *a)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED)
 }
 
 /// The next hop is unresolved: hold the packet and ARP for it (Linux's
@@ -551,20 +591,7 @@ fn hold_for_neighbour<'a>(
         ctx.drop(DropReason::NeighbourFailed);
         return;
     };
-    // The request's sender address: the interface's address on the next hop's subnet.
-    let spa = out
-        .addrs
-        .iter()
-        .find(|(a, len)| {
-            crate::topology::model::Cidr {
-                addr: u32::from(*a),
-                len: *len,
-            }
-            .contains(u32::from(next_hop))
-        })
-        .or(out.addrs.first())
-        .map(|(a, _)| *a)
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let spa = request_source(out, next_hop);
     step(ctx, inst, |_c| {
         format!("neighbour {next_hop} dev {}: INCOMPLETE, packet held; ARP who-has {next_hop} tell {spa}", out.name)
     });

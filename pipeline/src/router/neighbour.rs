@@ -6,7 +6,12 @@
 //! INCOMPLETE entry and is held, a request is sent, up to `MAX_SOLICITS`
 //! requests one `RETRANS_NS` apart; a reply makes the entry REACHABLE and
 //! releases the held packets; no reply means FAILED (held packets dropped
-//! and counted). Reachable entries age out after `REACHABLE_NS`.
+//! and counted). A reachable entry becomes STALE after `REACHABLE_NS`: it
+//! is still used (traffic never stops for a re-confirmation, as in Linux),
+//! and the walks that use it send up to `MAX_SOLICITS` requests one
+//! `RETRANS_NS` apart; a reply makes it REACHABLE again, silence removes
+//! it (the next packet starts over as INCOMPLETE), and a stale entry no
+//! walk uses within `RETRANS_NS` is removed.
 //!
 //! Ownership: one `RouterRuntime` per router instance, shared by every
 //! worker and kept across snapshot rebuilds (like MAC tables). A mutex
@@ -40,15 +45,24 @@ pub const ICMP_BURST: u64 = 50;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NeighState {
-    Incomplete { solicits: u32 },
-    Reachable { mac: Mac },
+    Incomplete {
+        solicits: u32,
+    },
+    Reachable {
+        mac: Mac,
+    },
+    /// Past its reachable time: still used while being re-confirmed.
+    Stale {
+        mac: Mac,
+        probes: u32,
+    },
     Failed,
 }
 
 struct Entry {
     state: NeighState,
-    /// Last request sent (Incomplete), resolution time (Reachable), or
-    /// failure time (Failed).
+    /// Last request sent (Incomplete, Stale once probed), resolution time
+    /// (Reachable), the time it went stale, or failure time (Failed).
     since_ns: u64,
     pending: VecDeque<Vec<u8>>,
 }
@@ -140,17 +154,50 @@ impl RouterRuntime {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// The resolved MAC of `ip` on interface `iface`, if reachable at `now_ns`.
-    pub fn lookup(&self, iface: usize, ip: Ipv4Addr, now_ns: u64) -> Option<Mac> {
+    /// The resolved MAC of `ip` on interface `iface`, and whether the
+    /// entry is stale (to be re-confirmed: see `probe`).
+    pub fn lookup(&self, iface: usize, ip: Ipv4Addr, now_ns: u64) -> Option<(Mac, bool)> {
         let st = self.lock();
         match st.entries.get(&(iface, ip)) {
             Some(Entry {
                 state: NeighState::Reachable { mac },
                 since_ns,
                 ..
-            }) if now_ns.saturating_sub(*since_ns) < REACHABLE_NS => Some(*mac),
+            }) => Some((*mac, now_ns.saturating_sub(*since_ns) >= REACHABLE_NS)),
+            Some(Entry {
+                state: NeighState::Stale { mac, .. },
+                ..
+            }) => Some((*mac, true)),
             _ => None,
         }
+    }
+
+    /// A packet is being sent to stale neighbour `ip`: whether a request
+    /// to re-confirm it is due now (the first one at once, then one per
+    /// `RETRANS_NS`, at most `MAX_SOLICITS`).
+    pub fn probe(&self, iface: usize, ip: Ipv4Addr, now_ns: u64) -> bool {
+        let mut st = self.lock();
+        let Some(e) = st.entries.get_mut(&(iface, ip)) else {
+            return false;
+        };
+        let probes = match e.state {
+            NeighState::Stale { probes, .. } => probes,
+            NeighState::Reachable { mac } if now_ns.saturating_sub(e.since_ns) >= REACHABLE_NS => {
+                e.state = NeighState::Stale { mac, probes: 0 };
+                0
+            }
+            _ => return false,
+        };
+        let due = probes == 0 || now_ns.saturating_sub(e.since_ns) >= RETRANS_NS;
+        if !due || probes >= MAX_SOLICITS {
+            return false;
+        }
+        if let NeighState::Stale { probes, .. } = &mut e.state {
+            *probes += 1;
+        }
+        e.since_ns = now_ns;
+        self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Holds `frame` (a routed packet whose destination MAC is still to be
@@ -206,8 +253,8 @@ impl RouterRuntime {
                 e.since_ns = now_ns;
                 solicit = true;
             }
-            NeighState::Reachable { .. } => {
-                // Expired (the translation found it stale): re-resolve.
+            NeighState::Reachable { .. } | NeighState::Stale { .. } => {
+                // Gone between lookup and hold: re-resolve.
                 e.state = NeighState::Incomplete { solicits: 1 };
                 e.since_ns = now_ns;
                 solicit = true;
@@ -269,19 +316,45 @@ impl RouterRuntime {
         std::mem::take(&mut self.lock().released)
     }
 
-    /// Removes reachable entries older than `REACHABLE_NS` and failed ones
-    /// past their hold-down. Returns how many.
+    /// Ages the table: reachable entries older than `REACHABLE_NS` become
+    /// stale; stale ones no walk probed within `RETRANS_NS`, or whose last
+    /// probe went unanswered for `RETRANS_NS`, are removed; failed ones go
+    /// after their hold-down. A stale entry with a probe due bumps the
+    /// generation, so that the walks using it translate again and send it.
+    /// Returns how many entries were removed.
     pub fn expire(&self, now_ns: u64) -> usize {
         let mut st = self.lock();
         let before = st.entries.len();
-        st.entries.retain(|_, e| match e.state {
-            NeighState::Reachable { .. } => now_ns.saturating_sub(e.since_ns) < REACHABLE_NS,
-            NeighState::Failed => now_ns.saturating_sub(e.since_ns) < RETRANS_NS,
-            NeighState::Incomplete { .. } => true,
+        let mut changed = false;
+        st.entries.retain(|_, e| {
+            let age = now_ns.saturating_sub(e.since_ns);
+            match e.state {
+                NeighState::Reachable { mac } => {
+                    if age >= REACHABLE_NS {
+                        e.state = NeighState::Stale { mac, probes: 0 };
+                        e.since_ns = now_ns;
+                        changed = true;
+                    }
+                    true
+                }
+                NeighState::Stale { probes, .. } => {
+                    if age < RETRANS_NS {
+                        true
+                    } else if probes == 0 || probes >= MAX_SOLICITS {
+                        // Unused, or never confirmed again.
+                        false
+                    } else {
+                        changed = true;
+                        true
+                    }
+                }
+                NeighState::Failed => age < RETRANS_NS,
+                NeighState::Incomplete { .. } => true,
+            }
         });
         let n = before - st.entries.len();
         drop(st);
-        if n > 0 {
+        if n > 0 || changed {
             self.bump();
         }
         n
@@ -346,9 +419,12 @@ mod tests {
         assert_eq!(rel.len(), 2);
         assert_eq!(&rel[0].frame[0..6], &mac.0);
         assert_eq!(rel[1].frame[6], 1);
-        assert_eq!(r.lookup(1, ip, 40), Some(mac));
-        assert_eq!(r.lookup(1, ip, 40 + REACHABLE_NS), None, "aged");
-        assert_eq!(r.expire(40 + REACHABLE_NS), 1);
+        assert_eq!(r.lookup(1, ip, 40), Some((mac, false)));
+        // Aged: stale, still used (re-confirmed by the walks using it).
+        assert_eq!(r.lookup(1, ip, 40 + REACHABLE_NS), Some((mac, true)));
+        assert_eq!(r.expire(40 + REACHABLE_NS), 0);
+        // Unused while stale: gone.
+        assert_eq!(r.expire(40 + REACHABLE_NS + RETRANS_NS), 1);
     }
 
     #[test]
@@ -373,6 +449,52 @@ mod tests {
             MAX_SOLICITS as u64
         );
         assert!(r.take_released().is_empty());
+    }
+
+    #[test]
+    fn a_stale_entry_is_used_while_probed_and_confirmed_or_removed() {
+        let r = rt();
+        let ip = Ipv4Addr::new(203, 0, 113, 1);
+        let mac = Mac([2, 0, 0, 0, 0, 1]);
+        let sec = 1_000_000_000;
+        assert_eq!(r.hold(0, ip, &[0; 60], 0), HoldOutcome::HeldSolicit);
+        assert!(r.learn(0, ip, mac, 0));
+        assert_eq!(r.lookup(0, ip, sec), Some((mac, false)));
+        // Past its reachable time: stale, still used, probed at once and
+        // then once a second, three times.
+        r.expire(REACHABLE_NS);
+        assert_eq!(r.lookup(0, ip, REACHABLE_NS), Some((mac, true)));
+        let t = REACHABLE_NS + 1;
+        assert!(r.probe(0, ip, t));
+        assert!(!r.probe(0, ip, t + sec / 2), "paced");
+        assert!(r.probe(0, ip, t + sec));
+        assert!(r.probe(0, ip, t + 2 * sec));
+        assert!(!r.probe(0, ip, t + 3 * sec), "at most MAX_SOLICITS");
+        assert_eq!(
+            r.expire(t + 2 * sec + sec / 2),
+            0,
+            "the last probe has its time"
+        );
+        // A reply confirms it.
+        assert!(r.learn(0, ip, mac, t + 2 * sec + sec / 2));
+        assert_eq!(r.lookup(0, ip, t + 3 * sec), Some((mac, false)));
+        // Silence removes it: the next packet starts over.
+        let t2 = t + 3 * sec + REACHABLE_NS;
+        r.expire(t2);
+        for i in 0..MAX_SOLICITS as u64 {
+            assert!(r.probe(0, ip, t2 + i * sec));
+        }
+        assert_eq!(r.expire(t2 + 3 * sec), 1);
+        assert_eq!(r.lookup(0, ip, t2 + 3 * sec), None);
+        // A stale entry nobody uses goes too.
+        assert_eq!(
+            r.hold(0, ip, &[0; 60], t2 + 4 * sec),
+            HoldOutcome::HeldSolicit
+        );
+        r.learn(0, ip, mac, t2 + 4 * sec);
+        let t3 = t2 + 4 * sec + REACHABLE_NS;
+        r.expire(t3);
+        assert_eq!(r.expire(t3 + sec), 1);
     }
 
     #[test]
