@@ -39,7 +39,7 @@ fn hosts() -> &'static Mutex<Vec<Host>> {
                     Default::default(),
                 ));
                 let sw = cfg.build().expect("build");
-                let ports = sw.ports.iter().map(|p| p.id).collect();
+                let ports = sw.ports().map(|p| p.id).collect();
                 Host {
                     sw,
                     dp: Datapath::new(0, 128),
