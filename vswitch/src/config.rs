@@ -130,6 +130,9 @@ pub enum Backend {
         devargs: Option<String>,
         #[serde(default = "default_true")]
         receive: bool,
+        /// This port's mbuf pool (default: `[dpdk] mbufs`).
+        #[serde(default)]
+        mbufs: Option<u32>,
     },
 }
 

@@ -408,10 +408,13 @@ fn open_backend(
     match backend {
         #[cfg(feature = "dpdk")]
         Backend::Dpdk {
-            device, receive, ..
+            device,
+            receive,
+            mbufs,
+            ..
         } => {
             let q = u16::try_from(queues).map_err(|_| format!("ports: {name}: too many queues"))?;
-            let (rx, tx) = crate::io::dpdk::open(device, q, dpdk_mbufs)
+            let (rx, tx) = crate::io::dpdk::open(device, q, mbufs.unwrap_or(dpdk_mbufs))
                 .map_err(|e| format!("ports: {name}: {e}"))?;
             Ok(Opened {
                 rx: rx

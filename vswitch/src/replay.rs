@@ -204,12 +204,13 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             }
             for (i, o) in outputs.iter().enumerate() {
                 text.push_str(&format!(
-                    "[[ports]]\nname = \"{o}\"\nbackend = \"dpdk\"\ndevice = \"net_null{i}\"\nreceive = false\n"
+                    "[[ports]]\nname = \"{o}\"\nbackend = \"dpdk\"\ndevice = \"net_null{i}\"\nreceive = false\nmbufs = 8191\n"
                 ));
             }
-            // The capture is held in mbufs (infinite_rx): room for all.
+            // The capture is held in mbufs (infinite_rx): room for all in
+            // the input's pool; the outputs' pools are small.
             let mbufs = frames_in_capture + 16_384;
-            let mem_mb = 256 + mbufs * 2_300 / (1 << 20);
+            let mem_mb = 256 + (mbufs + outputs.len() * 8191) * 2_300 / (1 << 20);
             text.push_str(&format!(
                 "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={dpdk_in},rx_pcap={},infinite_rx=1\"]\n",
                 pcap.display()
@@ -237,6 +238,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             device: dpdk_in.to_string(),
             devargs: None,
             receive: true,
+            mbufs: None,
         },
     };
     let queues = if p.io == Io::Memory { p.workers } else { 1 };
