@@ -186,7 +186,7 @@ fn plan(a: &Args) -> Vec<Group> {
         points: vec![Point {
             updates: if a.quick { 4 } else { 20 },
             seconds: a.seconds.max(1.0),
-            ..point("fip-egress", Io::Memory, big, 1, a)
+            ..point("l2-egress", Io::Memory, big, 1, a)
         }],
     });
     groups
