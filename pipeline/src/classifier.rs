@@ -14,12 +14,20 @@
 //! probes. The structure is built once per snapshot and never mutated:
 //! updates build a new one.
 //!
+//! Staged lookup (as OVS does): a subtable's mask is also cut into growing
+//! prefixes, metadata (in_port, registers, conntrack) → + L2 → + L3, and
+//! for each prefix the subtable keeps the hashes of its rules' keys under
+//! it. A key whose prefix is not among them cannot match the subtable, and
+//! the answer then depends only on the prefix's bits: a UDP packet tried
+//! against `icmp6,icmp_type=136` rules un-wildcards its ethertype, not its
+//! source port, so the megaflow cache keeps one entry for all its flows.
+//!
 //! Ties: among rules of equal priority whose matches overlap, the one added
 //! first wins (OpenFlow leaves this undefined; a fixed rule keeps lookups,
 //! the cache and the reference scan in agreement).
 
 use crate::flow::Match;
-use crate::key::{FlowKey, KEY_WORDS};
+use crate::key::{Field, FlowKey, KEY_WORDS};
 use hashbrown::HashTable;
 
 /// One rule as the classifier sees it: a match, a priority and a payload.
@@ -44,6 +52,69 @@ struct Subtable<T> {
     words: Vec<u8>,
     max_priority: u16,
     entries: HashTable<Entry<T>>,
+    /// Proper prefixes of `mask` (metadata, + L2, + L3) that narrow it,
+    /// shortest first.
+    stages: Vec<Stage>,
+}
+
+/// One prefix of a subtable's mask and the hashes of its rules under it.
+struct Stage {
+    mask: FlowKey,
+    words: Vec<u8>,
+    /// Hashes (the table's own hash) of the rules' keys under `mask`.
+    hashes: HashTable<u64>,
+}
+
+/// Which lookup stage a field belongs to: 0 metadata, 1 L2, 2 L3, 3 L4.
+fn stage_of(f: Field) -> usize {
+    match f {
+        Field::InPort
+        | Field::CtZone
+        | Field::CtState
+        | Field::Metadata
+        | Field::Reg(_)
+        | Field::RecircId => 0,
+        Field::DlType | Field::VlanTci | Field::DlDst | Field::DlSrc => 1,
+        Field::NwProto
+        | Field::NwTos
+        | Field::NwTtl
+        | Field::NwFrag
+        | Field::NwSrc
+        | Field::NwDst
+        | Field::ArpSha
+        | Field::ArpTha => 2,
+        Field::TpSrc
+        | Field::TpDst
+        | Field::TcpFlags
+        | Field::IcmpId
+        | Field::NdTargetHi
+        | Field::NdTargetLo => 3,
+    }
+}
+
+fn mask_words(mask: &FlowKey) -> Vec<u8> {
+    (0..KEY_WORDS)
+        .filter(|&i| mask.w[i] != 0)
+        .map(|i| i as u8)
+        .collect()
+}
+
+/// The proper prefixes of `mask` worth a stage, shortest first.
+fn stage_masks(mask: &FlowKey) -> Vec<FlowKey> {
+    let mut out: Vec<FlowKey> = Vec::new();
+    for last in 0..3 {
+        let mut m = FlowKey::ZERO;
+        for f in Field::ALL {
+            if stage_of(f) <= last {
+                m.set(f, mask.get(f));
+            }
+        }
+        let narrows = m != *mask && m != FlowKey::ZERO;
+        if narrows && out.last() != Some(&m) {
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// An immutable classifier over rules with payload `T`.
@@ -135,6 +206,7 @@ impl<T: Clone> Classifier<T> {
                         words,
                         max_priority: 0,
                         entries: HashTable::new(),
+                        stages: Vec::new(),
                     });
                     subtables.len() - 1
                 }
@@ -168,6 +240,26 @@ impl<T: Clone> Classifier<T> {
                 }
             }
         }
+        for st in &mut subtables {
+            st.stages = stage_masks(&st.mask)
+                .into_iter()
+                .map(|mask| {
+                    let words = mask_words(&mask);
+                    let mut hashes = HashTable::new();
+                    for e in st.entries.iter() {
+                        let h = hash_subtable(&e.masked, &mask, &words);
+                        if hashes.find(h, |&x| x == h).is_none() {
+                            hashes.insert_unique(h, h, |&x| x);
+                        }
+                    }
+                    Stage {
+                        mask,
+                        words,
+                        hashes,
+                    }
+                })
+                .collect();
+        }
         subtables.sort_by_key(|s| std::cmp::Reverse(s.max_priority));
         Classifier { subtables, n_rules }
     }
@@ -195,6 +287,18 @@ impl<T: Clone> Classifier<T> {
                 if st.max_priority < bp {
                     break;
                 }
+            }
+            // A prefix no rule has: no match, whatever the other bits.
+            let pruned = st.stages.iter().find(|stg| {
+                let h = hash_subtable(key, &stg.mask, &stg.words);
+                stg.hashes.find(h, |&x| x == h).is_none()
+            });
+            if let Some(stg) = pruned {
+                for &i in &stg.words {
+                    let i = i as usize;
+                    wc.w[i] |= stg.mask.w[i];
+                }
+                continue;
             }
             for &i in &st.words {
                 let i = i as usize;
@@ -226,7 +330,6 @@ impl<T: Clone> Classifier<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Field;
     use proptest::prelude::*;
 
     /// The reference: a linear scan with the same tie rule.
@@ -313,6 +416,48 @@ mod tests {
                 prop_assert_eq!(again, got);
             }
         }
+    }
+
+    #[test]
+    fn a_subtable_pruned_at_an_early_stage_leaves_later_fields_wildcarded() {
+        // Neutron's `icmp6,in_port=P,icmp_type=136` (table 0): a UDP packet
+        // from P depends on its ethertype, not on its ports.
+        let mut nd = Match::ANY;
+        nd.set_exact(Field::InPort, 5);
+        nd.set_exact(Field::DlType, 0x86dd);
+        nd.set_exact(Field::NwProto, 58);
+        nd.set_exact(Field::TpSrc, 136);
+        let mut port = Match::ANY;
+        port.set_exact(Field::InPort, 5);
+        let cls = Classifier::build([
+            ClassifierRule {
+                matches: nd,
+                priority: 10,
+                value: "nd",
+            },
+            ClassifierRule {
+                matches: port,
+                priority: 9,
+                value: "port",
+            },
+        ]);
+        let mut key = FlowKey::ZERO;
+        key.set(Field::InPort, 5);
+        key.set(Field::DlType, 0x0800);
+        key.set(Field::NwProto, 17);
+        key.set(Field::TpSrc, 1234);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(cls.lookup(&key, &mut wc).map(|(v, _)| *v), Some("port"));
+        assert_eq!(wc.get(Field::TpSrc), 0, "source port stays wildcarded");
+        assert_eq!(wc.get(Field::NwProto), 0);
+        assert_eq!(wc.get(Field::DlType), Field::DlType.full_mask());
+        // An ICMPv6 NA from the port still matches, on every field.
+        key.set(Field::DlType, 0x86dd);
+        key.set(Field::NwProto, 58);
+        key.set(Field::TpSrc, 136);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(cls.lookup(&key, &mut wc).map(|(v, _)| *v), Some("nd"));
+        assert_eq!(wc.get(Field::TpSrc), Field::TpSrc.full_mask());
     }
 
     #[test]
