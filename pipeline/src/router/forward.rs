@@ -325,8 +325,13 @@ fn conntrack_then_recirculate<'a>(
     tuple: crate::conntrack::Tuple,
     info: crate::conntrack::PacketInfo,
 ) {
-    for f in [Field::TpSrc, Field::TpDst, Field::TcpFlags, Field::IcmpId] {
-        ctx.wc.set(f, f.full_mask());
+    // Whether the packet is tracked depends on its protocol and, for ICMP,
+    // on its type (`tuple_of`); the NAT a new connection gets, on addresses
+    // and interfaces (`nat_for_new`). Ports, ICMP ids and TCP flags are the
+    // connection table's, at run time (the Recirc op): they stay
+    // wildcarded, and one megaflow serves every connection of the walk.
+    if ctx.key.nw_proto() == ipproto::ICMP {
+        ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
     }
     let (nat, rule) = nat_for_new(ctx, inst, iface, &tuple);
     step(ctx, inst, |_c| {
