@@ -616,6 +616,9 @@ fn recirculate(
             }
         }
         let key = xlate::after_ct_key(&base, &t, &v, r.recirc_id);
+        if key.get(xlate::SNAT_PORT_REG) & xlate::SNAT_PENDING != 0 {
+            pkt.nat_sport = packet::NAT_SPORT_SET | v.translated.sport as u32;
+        }
         // The destination side of NAT happens now; the source side at output.
         let mut rewrites: [Option<packet::Rewrite>; 3] = [None; 3];
         if key.nw_dst() != base.nw_dst() {

@@ -122,11 +122,17 @@ pub fn recirc_router(at: crate::switch::RouterIfaceRef) -> u32 {
 
 /// Register carrying a deferred source NAT address (router recirculation).
 pub const SNAT_ADDR_REG: Field = Field::Reg(0);
-/// Register carrying `SNAT_PENDING | port-or-id` of a deferred source NAT.
+/// Register carrying the flags of a deferred source NAT (`SNAT_PENDING`,
+/// with `SNAT_ADDR_ONLY` or, in traces only, `SNAT_PORT_KNOWN | port`).
 pub const SNAT_PORT_REG: Field = Field::Reg(1);
 pub const SNAT_PENDING: u64 = 0x1_0000;
 /// With `SNAT_PENDING`: translate the address only (an ICMP error's outer header).
 pub const SNAT_ADDR_ONLY: u64 = 0x2_0000;
+/// With `SNAT_PENDING`, in a trace (no packet): the port is in the low
+/// 16 bits. Datapath keys never carry it: the port is per connection and
+/// travels with the packet (`PacketBuf::nat_sport`), so one walk (one
+/// megaflow) serves every connection.
+pub const SNAT_PORT_KNOWN: u64 = 0x4_0000;
 
 /// The key a packet has after conntrack at recirculation point
 /// `recirc_id`: `ct_state`/`ct_zone` set, the destination side of `v`'s
@@ -138,6 +144,27 @@ pub fn after_ct_key(
     t: &crate::conntrack::Tuple,
     v: &crate::conntrack::Verdict,
     recirc_id: u32,
+) -> FlowKey {
+    after_ct(key, t, v, recirc_id, false)
+}
+
+/// `after_ct_key` for a trace, which has no packet to carry the source
+/// port: the register does (`SNAT_PORT_KNOWN`).
+pub fn after_ct_key_traced(
+    key: &FlowKey,
+    t: &crate::conntrack::Tuple,
+    v: &crate::conntrack::Verdict,
+    recirc_id: u32,
+) -> FlowKey {
+    after_ct(key, t, v, recirc_id, true)
+}
+
+fn after_ct(
+    key: &FlowKey,
+    t: &crate::conntrack::Tuple,
+    v: &crate::conntrack::Verdict,
+    recirc_id: u32,
+    traced: bool,
 ) -> FlowKey {
     let mut k = *key;
     let n = &v.translated;
@@ -154,7 +181,12 @@ pub fn after_ct_key(
     }
     if src_side || (icmp && n.sport != t.sport && n.src != t.src) {
         k.set(SNAT_ADDR_REG, u32::from(n.src) as u64);
-        k.set(SNAT_PORT_REG, SNAT_PENDING | n.sport as u64);
+        let port = if traced {
+            SNAT_PORT_KNOWN | n.sport as u64
+        } else {
+            0
+        };
+        k.set(SNAT_PORT_REG, SNAT_PENDING | port);
     }
     k.set(Field::CtState, v.state as u64);
     k.set(Field::CtZone, t.zone as u64);
@@ -653,7 +685,7 @@ impl<'a> Ctx<'a> {
                 Some((t, info)) => {
                     let v = self.sw.conntrack.peek(t, info, nat);
                     if ct.nat.is_some() {
-                        k2 = after_ct_key(&k2, &t, &v, recirc_id);
+                        k2 = after_ct_key_traced(&k2, &t, &v, recirc_id);
                         // OpenFlow applies both sides of NAT at once.
                         if k2.get(SNAT_PORT_REG) & SNAT_PENDING != 0 {
                             k2.set(Field::NwSrc, k2.get(SNAT_ADDR_REG));

@@ -81,7 +81,15 @@ pub struct PacketBuf {
     pub layout: Layout,
     /// The switch port the frame arrived on.
     pub in_port: u32,
+    /// The source port (ICMP: echo id) its connection translates it to,
+    /// `NAT_SPORT_SET | port`, set by conntrack at recirculation and
+    /// applied at POSTROUTING (`Rewrite::NatSrcPort`); 0 when none. Per
+    /// packet, so that one cached walk serves every connection.
+    pub nat_sport: u32,
 }
+
+/// `PacketBuf::nat_sport` holds a port.
+pub const NAT_SPORT_SET: u32 = 0x1_0000;
 
 impl PacketBuf {
     /// A standalone buffer for frames up to `max_frame` bytes.
@@ -92,6 +100,7 @@ impl PacketBuf {
             len: 0,
             layout: Layout::default(),
             in_port: 0,
+            nat_sport: 0,
         }
     }
 
@@ -139,6 +148,7 @@ impl PacketBuf {
         self.len = frame.len();
         self.buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         self.layout = Layout::default();
+        self.nat_sport = 0;
         Ok(())
     }
 
@@ -246,6 +256,7 @@ impl PacketPool {
         }
         c.layout = pkt.layout;
         c.in_port = pkt.in_port;
+        c.nat_sport = pkt.nat_sport;
         Some(c)
     }
 

@@ -37,6 +37,9 @@ pub enum Rewrite {
     L4Dst(u16),
     /// ICMP echo identifier.
     IcmpId(u16),
+    /// The source port (ICMP: echo id) the packet's connection chose
+    /// (`PacketBuf::nat_sport`); nothing when it has none.
+    NatSrcPort,
     ArpOp(u16),
     ArpSha(Mac),
     ArpTha(Mac),
@@ -222,6 +225,16 @@ fn set_l4_word(
 pub fn apply(pkt: &mut PacketBuf, r: &Rewrite) -> Result<(), DropReason> {
     let lay = pkt.layout;
     match *r {
+        Rewrite::NatSrcPort => {
+            if pkt.nat_sport & super::NAT_SPORT_SET == 0 {
+                return Ok(());
+            }
+            let port = pkt.nat_sport as u16;
+            return match lay.l4 {
+                super::L4::Icmp => apply(pkt, &Rewrite::IcmpId(port)),
+                _ => apply(pkt, &Rewrite::L4Src(port)),
+            };
+        }
         Rewrite::EthDst(m) => wr_mac(pkt.data_mut(), 0, m),
         Rewrite::EthSrc(m) => wr_mac(pkt.data_mut(), 6, m),
         Rewrite::VlanPush { tpid, tci } => {

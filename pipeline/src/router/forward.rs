@@ -358,7 +358,7 @@ fn conntrack_then_recirculate<'a>(
     });
     if ctx.trace.is_some() {
         let v = ctx.sw.conntrack.peek(tuple, info, nat);
-        let k2 = crate::xlate::after_ct_key(&ctx.key, &tuple, &v, recirc_id);
+        let k2 = crate::xlate::after_ct_key_traced(&ctx.key, &tuple, &v, recirc_id);
         let _ = ctx.originate(k2, |c| router_after_ct(c, at));
     }
 }
@@ -710,32 +710,45 @@ pub(crate) fn send_out(ctx: &mut Ctx, at: RouterIfaceRef) {
     router_output(ctx, inst, at, iface);
 }
 
-/// POSTROUTING: the source NAT conntrack decided for this packet (carried
-/// in registers through the recirculation) is applied before the packet
-/// meets the neighbour layer, as in Linux. Idempotent.
+/// POSTROUTING: the source NAT conntrack decided for this packet is
+/// applied before the packet meets the neighbour layer, as in Linux. The
+/// address (the same for every connection of the walk) comes in a
+/// register through the recirculation; the port is the packet's own
+/// (`Rewrite::NatSrcPort`), except in traces. Idempotent.
 fn postrouting(ctx: &mut Ctx, inst: &RouterInstance) {
-    use crate::xlate::{SNAT_ADDR_REG, SNAT_PENDING, SNAT_PORT_REG};
+    use crate::xlate::{
+        SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_PENDING, SNAT_PORT_KNOWN, SNAT_PORT_REG,
+    };
     ctx.wc.set(SNAT_PORT_REG, SNAT_PORT_REG.full_mask());
     let pending = ctx.key.get(SNAT_PORT_REG);
-    if pending & SNAT_PENDING != 0 {
-        ctx.wc.set(SNAT_ADDR_REG, SNAT_ADDR_REG.full_mask());
-        let addr = ctx.key.get(SNAT_ADDR_REG);
+    if pending & SNAT_PENDING == 0 {
+        return;
+    }
+    ctx.wc.set(SNAT_ADDR_REG, SNAT_ADDR_REG.full_mask());
+    let addr = ctx.key.get(SNAT_ADDR_REG);
+    ctx.key.set(Field::NwSrc, addr);
+    ctx.key.set(SNAT_ADDR_REG, 0);
+    ctx.key.set(SNAT_PORT_REG, 0);
+    let to = Ipv4Addr::from(addr as u32);
+    if pending & SNAT_ADDR_ONLY != 0 {
+        // An ICMP error's outer source: no port to translate.
+        step(ctx, inst, |_c| format!("POSTROUTING: source NAT to {to}"));
+    } else if pending & SNAT_PORT_KNOWN != 0 {
         let port = pending & 0xffff;
-        ctx.key.set(Field::NwSrc, addr);
-        if pending & crate::xlate::SNAT_ADDR_ONLY != 0 {
-            // An ICMP error's outer source: no port to translate.
-        } else if ctx.key.nw_proto() == ipproto::ICMP {
+        if ctx.key.nw_proto() == ipproto::ICMP {
             ctx.key.set(Field::IcmpId, port);
         } else {
             ctx.key.set(Field::TpSrc, port);
         }
-        ctx.key.set(SNAT_ADDR_REG, 0);
-        ctx.key.set(SNAT_PORT_REG, 0);
         step(ctx, inst, |_c| {
-            format!(
-                "POSTROUTING: source NAT to {}:{port}",
-                Ipv4Addr::from(addr as u32)
-            )
+            format!("POSTROUTING: source NAT to {to}:{port}")
+        });
+    } else {
+        ctx.commit();
+        ctx.ops
+            .push(Op::Rewrite(crate::packet::Rewrite::NatSrcPort));
+        step(ctx, inst, |_c| {
+            format!("POSTROUTING: source NAT to {to} (the connection's port)")
         });
     }
 }
