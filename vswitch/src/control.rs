@@ -166,6 +166,50 @@ fn apply_port_args(p: &mut PortConfig, a: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// The arguments each command takes. A request naming any other is
+/// refused before anything runs: a misspelt key (`flow` for `del-flows`'s
+/// `match`) must not silently widen what the command does.
+fn known_args(cmd: &str) -> Option<&'static [&'static str]> {
+    Some(match cmd {
+        "version" | "show" | "conntrack-stats" | "pmd-stats" | "topology-show" => &[],
+        "dump-flows" | "add-br" | "del-br" | "fdb-show" => &["bridge"],
+        "add-flow" | "add-flows" => &["bridge", "flow", "flows"],
+        "mod-flows" => &["bridge", "flow", "strict"],
+        "del-flows" => &["bridge", "match", "strict"],
+        "add-port" => &[
+            "bridge", "port", "ofport", "kind", "peer", "tag", "trunks", "no_flood", "backend",
+            "queues",
+        ],
+        "del-port" => &["port"],
+        "set-port" => &[
+            "port", "unbind", "kind", "peer", "tag", "trunks", "no_flood", "backend", "queues",
+        ],
+        "dump-ports" => &["bridge", "port"],
+        "trace" => &["bridge", "packet"],
+        "conntrack-dump" | "conntrack-flush" => &["addr", "zone"],
+        "router-show" => &["router"],
+        "topology-load" => &["toml"],
+        "vm-port-add" => &[
+            "name",
+            "device",
+            "host",
+            "network",
+            "mac",
+            "ip",
+            "no_port_security",
+            "ofport",
+            "backend",
+            "queues",
+        ],
+        "vm-port-del" => &["name"],
+        "fip-associate" => &["address", "port", "router"],
+        "fip-disassociate" => &["address"],
+        "capture" => &["port", "file", "count", "duration_ms"],
+        "match-check" => &["bridge", "match"],
+        _ => return None,
+    })
+}
+
 /// Carries out one request.
 pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
     if req.v != PROTOCOL_VERSION {
@@ -175,6 +219,25 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         ));
     }
     let a = &req.args;
+    if let Some(known) = known_args(&req.cmd) {
+        match a {
+            Value::Null => {}
+            Value::Object(m) => {
+                if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+                    return Err(format!(
+                        "{}: unknown argument `{k}` (it takes: {})",
+                        req.cmd,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ));
+                }
+            }
+            _ => return Err(format!("{}: arguments must be an object", req.cmd)),
+        }
+    }
     match req.cmd.as_str() {
         "version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "host": shared.host })),
         "show" => {

@@ -724,6 +724,29 @@ fn malformed_and_oversized_requests_are_refused() {
     assert!(v["error"].as_str().unwrap_or("").contains("tag"), "{v}");
     let v = ask(r#"{"v":1,"cmd":"add-flows","args":{"bridge":"br-int","flows":[1,2]}}"#);
     assert!(v["error"].as_str().unwrap_or("").contains("string"), "{v}");
+    // An argument the command does not take is refused before anything
+    // runs: `del-flows` with `flow` (its key is `match`) deletes nothing.
+    let before = ask(r#"{"v":1,"cmd":"dump-flows","args":{"bridge":"br-int"}}"#);
+    let v = ask(
+        r#"{"v":1,"cmd":"del-flows","args":{"bridge":"br-int","flow":"table=0,dl_src=02:00:00:00:99:99"}}"#,
+    );
+    let e = v["error"].as_str().unwrap_or("");
+    assert!(
+        e.contains("unknown argument `flow`") && e.contains("match"),
+        "{v}"
+    );
+    let after = ask(r#"{"v":1,"cmd":"dump-flows","args":{"bridge":"br-int"}}"#);
+    let lines = |v: &Value| v["result"].as_str().map_or(0, |t| t.lines().count());
+    assert!(lines(&before) > 10, "{before}");
+    assert_eq!(lines(&before), lines(&after));
+    let v = ask(r#"{"v":1,"cmd":"show","args":[1]}"#);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("must be an object"),
+        "{v}"
+    );
     let v = ask(r#"{"v":1,"cmd":"version"}"#);
     assert_eq!(v["result"]["host"], "compute1");
     // Oversized: refused and the connection closed.
