@@ -45,6 +45,10 @@ pub enum DropReason {
     NoSuchPort,
     /// A flow output to the packet's own input port without `IN_PORT`.
     OutputToInPort,
+    /// A frame with a VLAN tag (nonzero VID) entering through an access
+    /// port (a VM's port): dropped before the flow tables, so a VM cannot
+    /// address another network's segment or local VLAN directly.
+    TaggedOnAccessPort,
     // bridge: NORMAL
     /// Tagged frame received on an access port.
     NormalTaggedOnAccess,
@@ -83,7 +87,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 31] = [
+    pub const ALL: [DropReason; 32] = [
         DropReason::EthTruncated,
         DropReason::VlanTruncated,
         DropReason::FrameTooLong,
@@ -100,6 +104,7 @@ impl DropReason {
         DropReason::PatchLoop,
         DropReason::NoSuchPort,
         DropReason::OutputToInPort,
+        DropReason::TaggedOnAccessPort,
         DropReason::NormalTaggedOnAccess,
         DropReason::NormalVlanNotAllowed,
         DropReason::NormalLearnedOnInPort,
@@ -142,6 +147,7 @@ impl DropReason {
             DropReason::PatchLoop => "patch_loop",
             DropReason::NoSuchPort => "no_such_port",
             DropReason::OutputToInPort => "output_to_in_port",
+            DropReason::TaggedOnAccessPort => "tagged_on_access_port",
             DropReason::NormalTaggedOnAccess => "normal_tagged_on_access",
             DropReason::NormalVlanNotAllowed => "normal_vlan_not_allowed",
             DropReason::NormalLearnedOnInPort => "normal_learned_on_in_port",

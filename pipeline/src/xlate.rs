@@ -438,6 +438,25 @@ impl<'a> Ctx<'a> {
             in_port: port.name.clone(),
             packet: crate::trace::key_summary(&c.key),
         });
+        // An access port takes untagged (or priority-tagged) frames only.
+        // Open vSwitch applies this in NORMAL alone, which lets a VM reach
+        // another network through Neutron's explicit table 60 flows
+        // (`dl_vlan=<segmentation id>,dl_dst=<vm> actions=strip_vlan,output`)
+        // by tagging its frames; the switch refuses them at the port.
+        if let crate::switch::VlanMode::Access { .. } = port.vlan {
+            self.wc.set(Field::VlanTci, 0x1fff);
+            if self.key.vlan_vid().is_some_and(|vid| vid != 0) {
+                self.event(|c| TraceEvent::Note {
+                    text: format!(
+                        "VLAN {} tagged frame on access port {}: dropped",
+                        c.key.vlan_vid().unwrap_or(0),
+                        port.name
+                    ),
+                });
+                self.drop(DropReason::TaggedOnAccessPort);
+                return;
+            }
+        }
         self.lookup_table(bridge, 0);
     }
 
