@@ -108,6 +108,32 @@ fn a_vm_sending_with_another_vms_mac_reaches_nobody() {
 }
 
 #[test]
+fn a_vm_sending_with_another_vms_ip_reaches_nobody() {
+    let mut s = sim();
+    // vm2 with its own MAC but vm1's address: to vm3 (same network, other
+    // host), to vm4 (routed), to the outside.
+    s.send_frame("vm2", &icmp(VM2, VM3, "10.1.0.11", "10.1.0.13"))
+        .expect("run");
+    s.send_frame(
+        "vm2",
+        &icmp(VM2, "fa:16:3e:aa:01:01", "10.1.0.11", "10.2.0.14"),
+    )
+    .expect("run");
+    s.send_frame(
+        "vm2",
+        &icmp(VM2, "fa:16:3e:aa:01:01", "10.1.0.11", "198.51.100.7"),
+    )
+    .expect("run");
+    // An address of no VM at all.
+    s.send_frame("vm2", &icmp(VM2, VM3, "10.1.0.200", "10.1.0.13"))
+        .expect("run");
+    reached_nobody(&s, "vm2");
+    // Its own address still works.
+    s.ping("vm2", ip("10.1.0.13"), 9).expect("run");
+    assert!(!s.endpoint("vm3").expect("vm3").received.is_empty());
+}
+
+#[test]
 fn arp_poisoning_the_gateway_reaches_nobody() {
     let mut s = sim();
     // "10.1.0.1 is-at vm2", broadcast and to vm1.

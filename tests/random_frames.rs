@@ -47,11 +47,15 @@ impl Rng {
     }
 }
 
-fn host(name: &str) -> Arc<Switch> {
+fn topology() -> pipeline::topology::Topology {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/topologies/spec-example.toml");
-    let t = pipeline::topology::load_toml(&std::fs::read_to_string(path).expect("topology"))
-        .expect("valid topology");
+    pipeline::topology::load_toml(&std::fs::read_to_string(path).expect("topology"))
+        .expect("valid topology")
+}
+
+fn host(name: &str) -> Arc<Switch> {
+    let t = topology();
     let mut cfg = pipeline::topology::build_host(&t, name, 1).expect("host");
     cfg.set_mac_limits(MAC_LIMIT, 300_000_000_000);
     cfg.set_conntrack(pipeline::conntrack::ConnTable::new(
@@ -98,10 +102,13 @@ fn pick_ip(r: &mut Rng) -> u32 {
 }
 
 /// A valid frame: ARP, ICMP, TCP (flags cycling through all 512
-/// combinations), UDP, or another ethertype.
-fn valid_frame(r: &mut Rng, n: usize) -> Vec<u8> {
+/// combinations), UDP, or another ethertype. Half of those entering a VM's
+/// port come from that VM's own MAC and address (`own`), so that they get
+/// past port security and go deep.
+fn valid_frame(r: &mut Rng, n: usize, own: Option<(u64, u32)>) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
-    k.set(Field::DlSrc, pick_mac(r));
+    let own = own.filter(|_| r.below(2) == 0);
+    k.set(Field::DlSrc, own.map_or_else(|| pick_mac(r), |o| o.0));
     k.set(Field::DlDst, pick_mac(r));
     match r.below(5) {
         0 => {
@@ -114,7 +121,7 @@ fn valid_frame(r: &mut Rng, n: usize) -> Vec<u8> {
         }
         1..=3 => {
             k.set(Field::DlType, ethertype::IPV4 as u64);
-            k.set(Field::NwSrc, pick_ip(r) as u64);
+            k.set(Field::NwSrc, own.map_or_else(|| pick_ip(r), |o| o.1) as u64);
             k.set(Field::NwDst, pick_ip(r) as u64);
             k.set(Field::NwTtl, [64, 1, 0, 255][r.below(4)]);
             let proto = [ipproto::TCP, ipproto::UDP, ipproto::ICMP][r.below(3)];
@@ -142,8 +149,8 @@ fn valid_frame(r: &mut Rng, n: usize) -> Vec<u8> {
 }
 
 /// One mutation of a valid frame, or a wholly random one.
-fn mutated_frame(r: &mut Rng, n: usize) -> Vec<u8> {
-    let mut f = valid_frame(r, n);
+fn mutated_frame(r: &mut Rng, n: usize, own: Option<(u64, u32)>) -> Vec<u8> {
+    let mut f = valid_frame(r, n, own);
     let len = f.len();
     match r.below(12) {
         0 => {}
@@ -254,6 +261,7 @@ const PARSE_REASONS: [DropReason; 7] = [
 
 fn run_host(name: &str, seed: u64) {
     let sw = host(name);
+    let vms = topology().ports;
     for b in &sw.bridges {
         assert!(b.macs.is_empty());
     }
@@ -271,7 +279,11 @@ fn run_host(name: &str, seed: u64) {
     let mut parse_drops = 0u64;
     for n in 0..FRAMES_PER_HOST {
         let in_port = ports[n % ports.len()];
-        let frame = mutated_frame(&mut r, n);
+        let own = sw
+            .port(in_port)
+            .and_then(|p| vms.iter().find(|v| v.device == p.name))
+            .map(|v| (v.mac.to_u64(), u32::from(v.ip)));
+        let frame = mutated_frame(&mut r, n, own);
         let expect_parse = pipeline::packet::parse(&frame, in_port.0).err();
         let mut p = pool.get().expect("pool has a buffer");
         p.set_data(&frame).expect("frame fits the buffer");
@@ -406,9 +418,9 @@ fn network1_survives_random_and_mutated_frames() {
 fn mutations_are_deterministic() {
     let a: Vec<Vec<u8>> = {
         let mut r = Rng(7);
-        (0..100).map(|n| mutated_frame(&mut r, n)).collect()
+        (0..100).map(|n| mutated_frame(&mut r, n, None)).collect()
     };
     let mut r = Rng(7);
-    let b: Vec<Vec<u8>> = (0..100).map(|n| mutated_frame(&mut r, n)).collect();
+    let b: Vec<Vec<u8>> = (0..100).map(|n| mutated_frame(&mut r, n, None)).collect();
     assert_eq!(a, b);
 }

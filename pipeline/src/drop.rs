@@ -49,6 +49,9 @@ pub enum DropReason {
     /// port (a VM's port): dropped before the flow tables, so a VM cannot
     /// address another network's segment or local VLAN directly.
     TaggedOnAccessPort,
+    /// An IPv4 packet from a VM's port with a source address port security
+    /// does not allow (another VM's, a floating IP, ...).
+    IpSourceSpoofed,
     // bridge: NORMAL
     /// Tagged frame received on an access port.
     NormalTaggedOnAccess,
@@ -87,7 +90,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 32] = [
+    pub const ALL: [DropReason; 33] = [
         DropReason::EthTruncated,
         DropReason::VlanTruncated,
         DropReason::FrameTooLong,
@@ -105,6 +108,7 @@ impl DropReason {
         DropReason::NoSuchPort,
         DropReason::OutputToInPort,
         DropReason::TaggedOnAccessPort,
+        DropReason::IpSourceSpoofed,
         DropReason::NormalTaggedOnAccess,
         DropReason::NormalVlanNotAllowed,
         DropReason::NormalLearnedOnInPort,
@@ -148,6 +152,7 @@ impl DropReason {
             DropReason::NoSuchPort => "no_such_port",
             DropReason::OutputToInPort => "output_to_in_port",
             DropReason::TaggedOnAccessPort => "tagged_on_access_port",
+            DropReason::IpSourceSpoofed => "ip_source_spoofed",
             DropReason::NormalTaggedOnAccess => "normal_tagged_on_access",
             DropReason::NormalVlanNotAllowed => "normal_vlan_not_allowed",
             DropReason::NormalLearnedOnInPort => "normal_learned_on_in_port",

@@ -83,6 +83,13 @@ pub struct PortConfig {
     pub no_flood: bool,
     #[serde(default)]
     pub mac: Option<Mac>,
+    /// Port security: the IPv4 sources (address, prefix length) the port
+    /// may send from, its fixed IP and allowed address pairs; `None`: any.
+    /// What Neutron's firewall enforces on the VM's bridge (iptables on
+    /// `qbr`, or the OVS firewall's tables), outside the flows the spec
+    /// lists; here the port does it on entry.
+    #[serde(default)]
+    pub ip_sources: Option<Vec<(u32, u8)>>,
 }
 
 impl PortConfig {
@@ -94,6 +101,7 @@ impl PortConfig {
             vlan,
             no_flood: false,
             mac: None,
+            ip_sources: None,
         }
     }
 }
@@ -722,6 +730,24 @@ pub struct Port {
     pub vlan: VlanMode,
     pub no_flood: bool,
     pub mac: Option<Mac>,
+    /// IPv4 sources the port may send from (`PortConfig::ip_sources`).
+    pub ip_sources: Option<Vec<(u32, u8)>>,
+}
+
+impl Port {
+    /// Whether port security lets this port send from `src` (IPv4).
+    pub fn may_send_from(&self, src: u32) -> bool {
+        self.ip_sources.as_ref().is_none_or(|list| {
+            list.iter().any(|&(a, len)| {
+                let m = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - len.min(32) as u32)
+                };
+                src & m == a & m
+            })
+        })
+    }
 }
 
 /// One OpenFlow table: its rules and their compiled lookup.
@@ -868,6 +894,7 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
                     vlan: p.vlan.clone(),
                     no_flood: p.no_flood,
                     mac: p.mac,
+                    ip_sources: p.ip_sources.clone(),
                 },
             );
         }

@@ -457,6 +457,31 @@ impl<'a> Ctx<'a> {
                 return;
             }
         }
+        if port.ip_sources.is_some() && self.key.is_ipv4() {
+            self.wc.set(Field::DlType, Field::DlType.full_mask());
+            self.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
+            let src = self.key.nw_src();
+            // DHCP discovery comes from 0.0.0.0.
+            let dhcp = src == 0 && {
+                for f in [Field::NwProto, Field::TpSrc, Field::TpDst] {
+                    self.wc.set(f, f.full_mask());
+                }
+                self.key.nw_proto() == crate::key::ipproto::UDP
+                    && self.key.tp_src() == 68
+                    && self.key.tp_dst() == 67
+            };
+            if !dhcp && !port.may_send_from(src) {
+                self.event(|_| TraceEvent::Note {
+                    text: format!(
+                        "source {} not allowed on {} (port security): dropped",
+                        std::net::Ipv4Addr::from(src),
+                        port.name
+                    ),
+                });
+                self.drop(DropReason::IpSourceSpoofed);
+                return;
+            }
+        }
         self.lookup_table(bridge, 0);
     }
 

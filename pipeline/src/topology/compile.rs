@@ -55,6 +55,24 @@ impl HostPlan {
 }
 
 /// A port on br-int and what the agent knows about it.
+/// A VM port's allowed IPv4 sources under port security: its fixed IP and
+/// its allowed address pairs (None: port security off, or a pair opens
+/// every address).
+fn ip_sources(vm: &crate::topology::model::Port) -> Option<Vec<(u32, u8)>> {
+    if vm.owner != PortOwner::Compute || !vm.port_security {
+        return None;
+    }
+    let mut v = vec![(u32::from(vm.ip), 32)];
+    for a in &vm.allowed_address_pairs {
+        let c = Cidr::parse(&a.ip)?;
+        if c.len == 0 {
+            return None;
+        }
+        v.push((c.addr, c.len));
+    }
+    Some(v)
+}
+
 struct IntPort {
     device: String,
     network: Option<String>,
@@ -502,6 +520,9 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         };
         let mut pc = PortConfig::new(&p.device, kind, vlan);
         pc.ofport = ofports.get(&p.device).copied();
+        if let IntPortKind::Vm { port } = p.kind {
+            pc.ip_sources = ip_sources(&t.ports[port]);
+        }
         int.ports.push(pc);
     }
     int.flows = out.take("br-int")?;
