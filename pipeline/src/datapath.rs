@@ -316,6 +316,14 @@ pub fn run_program(
                 HoldOutcome::Held => {}
                 HoldOutcome::Dropped(reason) => counters.drops.count(reason),
             },
+            Op::NeighLearn {
+                runtime,
+                iface,
+                ip,
+                mac,
+            } => {
+                runtime.0.learn(*iface, *ip, *mac, now_ns);
+            }
             Op::Probe {
                 runtime,
                 iface,

@@ -82,6 +82,14 @@ pub enum Op {
         arp: ArpRequest,
         solicit: Box<Program>,
     },
+    /// An ARP packet from `ip` is-at `mac` reached interface `iface` of a
+    /// router: its neighbour entry (if it has one) is confirmed.
+    NeighLearn {
+        runtime: RuntimeRef,
+        iface: usize,
+        ip: std::net::Ipv4Addr,
+        mac: crate::key::Mac,
+    },
     /// The next hop `ip` on interface `iface` of a router is stale: the
     /// packet goes on with its last known MAC; when a request to
     /// re-confirm it is due, run `solicit` (an ARP request's program).

@@ -93,7 +93,7 @@ fn arp_input<'a>(
     // walk depends on the neighbour table from here on.
     ctx.uses_mac_table = true;
     let sha = Mac::from_u64(ctx.key.get(Field::ArpSha));
-    if let Some(rt) = ctx.sw.router_runtime.get(at.instance) {
+    if let Some(rt) = ctx.sw.router_runtime.get(at.instance).cloned() {
         if ctx.opts.learn && rt.learn(at.iface, spa, sha, ctx.opts.now_ns) {
             step(ctx, inst, |_c| {
                 format!(
@@ -102,6 +102,15 @@ fn arp_input<'a>(
                 )
             });
         }
+        // Every later ARP packet of this walk (replayed from the cache)
+        // updates the neighbour too: a re-confirmation of a stale entry
+        // is the same frame as the answer that first resolved it.
+        ctx.ops.push(Op::NeighLearn {
+            runtime: RuntimeRef(rt),
+            iface: at.iface,
+            ip: spa,
+            mac: sha,
+        });
     }
     if op != ARP_REQUEST {
         step(ctx, inst, |_c| {
