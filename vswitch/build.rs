@@ -82,6 +82,8 @@ mod dpdk {
             .allowlist_function("rte_eth_dev_socket_id")
             .allowlist_function("rte_socket_id")
             .allowlist_function("rte_strerror")
+            .allowlist_function("rte_thread_register")
+            .allowlist_function("rte_thread_unregister")
             .allowlist_function("vs_.*")
             .allowlist_type("rte_eth_stats")
             .allowlist_type("rte_eth_conf")

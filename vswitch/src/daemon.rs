@@ -798,6 +798,8 @@ fn worker(
     limits: crate::config::LimitsConfig,
     idle_sleep: Duration,
 ) {
+    #[cfg(feature = "dpdk")]
+    let _lcore = crate::io::dpdk::LcoreRegistration::for_this_thread();
     let mut dp = Datapath::new(w, limits.flow_cache_entries);
     let mut pool = PacketPool::new(limits.packet_buffers.max(4 * BURST), shared.max_frame);
     let mut queues: Vec<RxBinding> = Vec::new();

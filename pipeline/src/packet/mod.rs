@@ -161,6 +161,7 @@ impl PacketBuf {
         self.start = HEADROOM;
         self.len = len;
         self.layout = Layout::default();
+        self.nat_sport = 0;
         Ok(())
     }
 

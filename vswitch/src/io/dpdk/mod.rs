@@ -315,7 +315,7 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
         .collect();
     let tx = DpdkTx {
         port,
-        batch: Mutex::new(Batch(Vec::with_capacity(TX_BATCH))),
+        queue: Mutex::new(()),
     };
     Ok((rx, tx))
 }
@@ -337,45 +337,52 @@ impl DpdkRx {
 }
 
 impl RxQueue for DpdkRx {
+    /// One call into the shim per burst: it receives, copies every frame
+    /// into a buffer of ours and frees the mbufs in bulk.
     fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<PacketBuf>, max: usize) -> usize {
-        let mut mbufs: [*mut sys::rte_mbuf; RX_BURST] = [std::ptr::null_mut(); RX_BURST];
-        let want = max.min(RX_BURST) as u16;
-        // SAFETY: mbufs has room for `want` pointers; this queue is owned by
-        // this handle (one worker).
-        let n = unsafe { sys::vs_rx_burst(self.port.id, self.queue, mbufs.as_mut_ptr(), want) };
+        let want = max.min(RX_BURST).min(pool.available());
+        if want == 0 {
+            return 0;
+        }
+        let mut bufs: [Option<PacketBuf>; RX_BURST] = Default::default();
+        let mut dst: [*mut u8; RX_BURST] = [std::ptr::null_mut(); RX_BURST];
+        let mut cap = u16::MAX as usize;
+        for i in 0..want {
+            let Some(mut b) = pool.get() else { break };
+            cap = cap.min(b.max_frame());
+            dst[i] = b.raw_frame_mut().as_mut_ptr();
+            bufs[i] = Some(b);
+        }
+        let mut lens = [0u16; RX_BURST];
+        // SAFETY: dst[..want] point to buffers we own with room for `cap`
+        // bytes each, alive until we hand them on below; lens has room for
+        // `want`; this queue is owned by this handle (one worker).
+        let n = unsafe {
+            sys::vs_rx_copy_burst(
+                self.port.id,
+                self.queue,
+                dst.as_ptr(),
+                cap as u16,
+                lens.as_mut_ptr(),
+                want as u16,
+            )
+        } as usize;
         let mut taken = 0;
-        for &m in mbufs.iter().take(n as usize) {
-            let mut len: u16 = 0;
-            // SAFETY: m is an mbuf the driver just gave us; its data stays
-            // valid until we free it below.
-            let data = unsafe { sys::vs_mbuf_data(m, &mut len) };
-            let ok = if data.is_null() {
-                false
+        for (i, slot) in bufs.iter_mut().enumerate() {
+            let Some(mut b) = slot.take() else { continue };
+            if i < n && lens[i] > 0 && b.set_len(lens[i] as usize).is_ok() {
+                out.push(b);
+                taken += 1;
             } else {
-                // SAFETY: data points to len readable bytes (see above).
-                let frame = unsafe { std::slice::from_raw_parts(data, len as usize) };
-                match pool.get() {
-                    Some(mut b) => {
-                        if b.set_data(frame).is_ok() {
-                            out.push(b);
-                            taken += 1;
-                            true
-                        } else {
-                            pool.put(b);
-                            false
-                        }
-                    }
-                    None => false,
+                if i < n {
+                    // Chained or longer than our buffers.
+                    self.port
+                        .counters
+                        .rx_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                 }
-            };
-            if !ok {
-                self.port
-                    .counters
-                    .rx_dropped
-                    .fetch_add(1, Ordering::Relaxed);
+                pool.put(b);
             }
-            // SAFETY: m is ours to free, and not used after this.
-            unsafe { sys::vs_mbuf_free(m) };
         }
         self.port
             .counters
@@ -385,18 +392,43 @@ impl RxQueue for DpdkRx {
     }
 }
 
-/// Mbufs waiting to be sent.
-struct Batch(Vec<*mut sys::rte_mbuf>);
+/// A worker thread registered with EAL as a non-EAL lcore, for as long as
+/// this lives. A registered thread has an lcore id, so the mempools'
+/// per-lcore caches serve its mbuf allocations and frees (LIFO,
+/// cache-warm) instead of each one going through the pool's shared ring.
+pub struct LcoreRegistration(bool);
 
-// SAFETY: the mbufs in a batch are owned by the batch alone (allocated
-// for it and handed to the driver or freed at flush), and the batch is
-// only reached through the mutex.
-unsafe impl Send for Batch {}
+impl LcoreRegistration {
+    /// Registers the calling thread if EAL runs (nothing otherwise).
+    pub fn for_this_thread() -> LcoreRegistration {
+        if !EAL.get().is_some_and(|r| r.is_ok()) {
+            return LcoreRegistration(false);
+        }
+        // SAFETY: EAL is initialised; registering the calling thread has no
+        // other precondition (it fails cleanly when no lcore id is free).
+        let rc = unsafe { sys::rte_thread_register() };
+        if rc != 0 {
+            tracing::warn!("DPDK: a worker thread could not be registered as an lcore");
+        }
+        LcoreRegistration(rc == 0)
+    }
+}
 
-/// The transmit queue of a DPDK port (shared by the workers).
+impl Drop for LcoreRegistration {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: undoes the registration of this same thread.
+            unsafe { sys::rte_thread_unregister() };
+        }
+    }
+}
+
+/// The transmit queue of a DPDK port (shared by the workers). DPDK's
+/// `tx_burst` is not safe from two threads on one queue: the mutex
+/// serialises the workers, taken once per burst.
 pub struct DpdkTx {
     port: Arc<Port>,
-    batch: Mutex<Batch>,
+    queue: Mutex<()>,
 }
 
 impl DpdkTx {
@@ -408,83 +440,61 @@ impl DpdkTx {
         self.port.stats()
     }
 
-    fn send_batch(&self, b: &mut Batch) {
-        if b.0.is_empty() {
-            return;
-        }
-        let n = b.0.len() as u16;
-        // SAFETY: the batch holds n valid mbufs; the driver takes ownership
-        // of the first `sent`, we free the rest. Only one thread is here
-        // (the mutex), as DPDK requires per queue.
-        let sent = unsafe { sys::vs_tx_burst(self.port.id, 0, b.0.as_mut_ptr(), n) };
-        for &m in &b.0[sent as usize..] {
-            // SAFETY: not taken by the driver: ours to free.
-            unsafe { sys::vs_mbuf_free(m) };
-        }
+    /// Copies up to `TX_BATCH` frames into mbufs (allocated in bulk) and
+    /// sends them, in one call into the shim. The caller holds the lock.
+    fn send_chunk(&self, frames: &[*const u8], lens: &[u16]) -> usize {
+        let mut no_mbuf: u16 = 0;
+        // SAFETY: frames[i] points to lens[i] readable bytes (borrowed from
+        // the caller's buffers for this call); the pool is live; the queue
+        // is ours under the lock.
+        let sent = unsafe {
+            sys::vs_tx_copy_burst(
+                self.port.id,
+                0,
+                self.port.pool.0,
+                frames.as_ptr(),
+                lens.as_ptr(),
+                frames.len() as u16,
+                &mut no_mbuf,
+            )
+        } as usize;
         let c = &self.port.counters;
         c.tx.fetch_add(sent as u64, Ordering::Relaxed);
-        c.tx_dropped.fetch_add((n - sent) as u64, Ordering::Relaxed);
-        b.0.clear();
-    }
-}
-
-impl DpdkTx {
-    /// A new mbuf holding `frame` (None when the pool is empty or the
-    /// frame too long, counted).
-    fn mbuf(&self, frame: &[u8]) -> Option<*mut sys::rte_mbuf> {
-        let m = match u16::try_from(frame.len()) {
-            // SAFETY: frame is readable for len bytes; the pool is live.
-            Ok(len) => unsafe { sys::vs_mbuf_from(self.port.pool.0, frame.as_ptr(), len) },
-            Err(_) => std::ptr::null_mut(),
-        };
-        if m.is_null() {
-            self.port
-                .counters
-                .tx_dropped
-                .fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(m)
-    }
-
-    fn queue(&self, b: &mut Batch, m: *mut sys::rte_mbuf) {
-        b.0.push(m);
-        if b.0.len() >= TX_BATCH {
-            self.send_batch(b);
-        }
+        c.tx_dropped
+            .fetch_add((frames.len() - sent) as u64, Ordering::Relaxed);
+        sent
     }
 }
 
 impl TxQueue for DpdkTx {
     fn send(&self, frame: &[u8]) -> bool {
-        let Some(m) = self.mbuf(frame) else {
-            return false;
-        };
-        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        self.queue(&mut b, m);
-        true
+        self.send_burst(&mut std::iter::once(frame)) == 1
     }
 
     fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
-        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        let mut n = 0;
+        let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ptrs: [*const u8; TX_BATCH] = [std::ptr::null(); TX_BATCH];
+        let mut lens = [0u16; TX_BATCH];
+        let (mut n, mut sent) = (0usize, 0usize);
         for f in frames {
-            if let Some(m) = self.mbuf(f) {
-                self.queue(&mut b, m);
-                n += 1;
+            let Ok(len) = u16::try_from(f.len()) else {
+                self.port
+                    .counters
+                    .tx_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            ptrs[n] = f.as_ptr();
+            lens[n] = len;
+            n += 1;
+            if n == TX_BATCH {
+                sent += self.send_chunk(&ptrs[..n], &lens[..n]);
+                n = 0;
             }
         }
-        n
-    }
-
-    fn flush(&self) {
-        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
-        self.send_batch(&mut b);
-    }
-}
-
-impl Drop for DpdkTx {
-    fn drop(&mut self) {
-        self.flush();
+        if n > 0 {
+            sent += self.send_chunk(&ptrs[..n], &lens[..n]);
+        }
+        sent
     }
 }
