@@ -98,3 +98,75 @@ fn connections_sharing_a_megaflow_leave_with_their_own_ports() {
         "{report:?}"
     );
 }
+
+fn csum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in data.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 62, proto, 0, 0];
+    h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+#[test]
+fn an_icmp_error_about_no_connection_reaches_nobody() {
+    let dir = std::env::temp_dir().join(format!("vswitch-icmperr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let text = format!(
+        "host = \"network1\"\ntopology = \"unused\"\nsocket = \"{}\"\nlog_level = \"warn\"\nidle_sleep_us = 20\n\
+         [[ports]]\nname = \"eth1\"\nbackend = \"ring\"\n[[ports]]\nname = \"eth2\"\nbackend = \"ring\"\n",
+        dir.join("unused.sock").display()
+    );
+    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
+    let t = vswitch::lab::topology().expect("topology");
+    let d = Daemon::start_with(&cfg, t.clone()).expect("daemon");
+    let warm =
+        traffic::generate(&t, Scenario::SnatEgress, 1, FrameSize::Fixed(64), 1).expect("traffic");
+    for (port, frames) in &warm.warmup {
+        d.process_local(port, frames).expect("warm-up");
+    }
+    let eth1 = d.ring("eth1").expect("eth1");
+    let eth2 = d.ring("eth2").expect("eth2");
+    let _ = (eth1.collect(), eth2.collect());
+    // Port unreachable from the outside "about" a datagram 203.0.113.10:7777
+    // -> 198.51.100.7:53 that no connection ever sent.
+    let quoted_udp = [0x1e, 0x61, 0, 53, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let quoted = ipv4([203, 0, 113, 10], [198, 51, 100, 7], 17, &quoted_udp);
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&quoted[..28]);
+    let c = csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut frame = vec![
+        0xfa, 0x16, 0x3e, 0xcc, 0x00, 0x10, 0x00, 0x00, 0x5e, 0x00, 0x53, 0x01, 0x08, 0x00,
+    ];
+    frame.extend_from_slice(&ipv4([198, 51, 100, 7], [203, 0, 113, 10], 1, &icmp));
+    assert!(eth2.inject(frame));
+    let start = Instant::now();
+    let mut rx = 0;
+    while rx == 0 && start.elapsed() < Duration::from_secs(5) {
+        rx = d.shared.reports[0].lock().expect("report").rx_packets;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let r = d.shared.reports[0].lock().expect("report").clone();
+    let (o1, o2) = (eth1.collect(), eth2.collect());
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.rx_packets, 1);
+    assert!(o1.is_empty() && o2.is_empty(), "{o1:?} {o2:?}");
+    assert_eq!(r.tx_packets, 0, "{r:?}");
+    assert!(!r.drops.is_empty(), "dropped under a named reason: {r:?}");
+}
