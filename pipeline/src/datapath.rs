@@ -303,16 +303,9 @@ pub fn run_program(
                 arp,
                 solicit,
             } => match runtime.0.hold(*iface, *ip, pkt.data(), now_ns) {
-                HoldOutcome::HeldSolicit => match pool.get() {
-                    Some(mut g) => match arp.build(&mut g) {
-                        Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns, env),
-                        Err(reason) => {
-                            counters.drops.count(reason);
-                            pool.put(g);
-                        }
-                    },
-                    None => counters.drops.count(DropReason::PoolExhausted),
-                },
+                HoldOutcome::HeldSolicit => {
+                    send_arp_request(arp, solicit, counters, pool, sink, now_ns, env)
+                }
                 HoldOutcome::Held => {}
                 HoldOutcome::Dropped(reason) => counters.drops.count(reason),
             },
@@ -332,16 +325,7 @@ pub fn run_program(
                 solicit,
             } => {
                 if runtime.0.probe(*iface, *ip, now_ns) {
-                    match pool.get() {
-                        Some(mut g) => match arp.build(&mut g) {
-                            Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns, env),
-                            Err(reason) => {
-                                counters.drops.count(reason);
-                                pool.put(g);
-                            }
-                        },
-                        None => counters.drops.count(DropReason::PoolExhausted),
-                    }
+                    send_arp_request(arp, solicit, counters, pool, sink, now_ns, env);
                 }
             }
         }
@@ -351,6 +335,29 @@ pub fn run_program(
         counters.drops.count(reason);
     }
     pool.put(pkt);
+}
+
+/// Builds the ARP request a neighbour entry asked for and runs its
+/// program (out of the router's interface and through the bridges).
+fn send_arp_request(
+    arp: &crate::packet::generate::ArpRequest,
+    solicit: &Program,
+    counters: &mut DatapathCounters,
+    pool: &mut PacketPool,
+    sink: &mut impl OutputSink,
+    now_ns: u64,
+    env: &mut RecircEnv,
+) {
+    match pool.get() {
+        Some(mut g) => match arp.build(&mut g) {
+            Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns, env),
+            Err(reason) => {
+                counters.drops.count(reason);
+                pool.put(g);
+            }
+        },
+        None => counters.drops.count(DropReason::PoolExhausted),
+    }
 }
 
 /// Sends the packets that neighbour resolutions released (slow path: they

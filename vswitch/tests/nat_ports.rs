@@ -26,9 +26,10 @@ fn egress(src: [u8; 4], sport: u16) -> Vec<u8> {
     frame_from_key(&k, 18)
 }
 
-#[test]
-fn connections_sharing_a_megaflow_leave_with_their_own_ports() {
-    let dir = std::env::temp_dir().join(format!("vswitch-natports-{}", std::process::id()));
+/// network1 on in-memory eth1/eth2, the upstream router resolved as in
+/// steady state; and its scratch directory.
+fn network1(tag: &str) -> (Daemon, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("vswitch-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let text = format!(
         "host = \"network1\"\ntopology = \"unused\"\nsocket = \"{}\"\nlog_level = \"warn\"\nidle_sleep_us = 20\n\
@@ -38,12 +39,17 @@ fn connections_sharing_a_megaflow_leave_with_their_own_ports() {
     let cfg: DaemonConfig = toml::from_str(&text).expect("config");
     let t = vswitch::lab::topology().expect("topology");
     let d = Daemon::start_with(&cfg, t.clone()).expect("daemon");
-    // The upstream router resolved, as in steady state.
     let warm =
         traffic::generate(&t, Scenario::SnatEgress, 1, FrameSize::Fixed(64), 1).expect("traffic");
     for (port, frames) in &warm.warmup {
         d.process_local(port, frames).expect("warm-up");
     }
+    (d, dir)
+}
+
+#[test]
+fn connections_sharing_a_megaflow_leave_with_their_own_ports() {
+    let (d, dir) = network1("natports");
     let eth1 = d.ring("eth1").expect("eth1");
     let eth2 = d.ring("eth2").expect("eth2");
     let sources = [[10, 1, 0, 13], [10, 1, 0, 77], [10, 1, 0, 78]];
@@ -123,21 +129,7 @@ fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn an_icmp_error_about_no_connection_reaches_nobody() {
-    let dir = std::env::temp_dir().join(format!("vswitch-icmperr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let text = format!(
-        "host = \"network1\"\ntopology = \"unused\"\nsocket = \"{}\"\nlog_level = \"warn\"\nidle_sleep_us = 20\n\
-         [[ports]]\nname = \"eth1\"\nbackend = \"ring\"\n[[ports]]\nname = \"eth2\"\nbackend = \"ring\"\n",
-        dir.join("unused.sock").display()
-    );
-    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let t = vswitch::lab::topology().expect("topology");
-    let d = Daemon::start_with(&cfg, t.clone()).expect("daemon");
-    let warm =
-        traffic::generate(&t, Scenario::SnatEgress, 1, FrameSize::Fixed(64), 1).expect("traffic");
-    for (port, frames) in &warm.warmup {
-        d.process_local(port, frames).expect("warm-up");
-    }
+    let (d, dir) = network1("icmperr");
     let eth1 = d.ring("eth1").expect("eth1");
     let eth2 = d.ring("eth2").expect("eth2");
     let _ = (eth1.collect(), eth2.collect());

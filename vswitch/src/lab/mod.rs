@@ -537,14 +537,7 @@ fn run_kernel_scenario(s: &Scenario) -> Outcome {
         Ok(r) => r,
         Err(e) => (false, e),
     };
-    Outcome {
-        id: s.id.to_string(),
-        title: s.title.clone(),
-        walk: s.walk.to_string(),
-        passed,
-        detail,
-        traces: Vec::new(),
-    }
+    Outcome::of(s, passed, detail)
 }
 
 fn sender_ns(s: &Sender) -> String {
@@ -773,14 +766,7 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
             let v = serde_json::to_value(&tr).map_err(|e| e.to_string())?;
             Ok((v, tr.render()))
         });
-        let mut o = Outcome {
-            id: s.id.to_string(),
-            title: s.title.clone(),
-            walk: s.walk.to_string(),
-            passed,
-            detail,
-            traces: Vec::new(),
-        };
+        let mut o = Outcome::of(s, passed, detail);
         match traces {
             Ok(t) => o.traces = t,
             Err(e) => o.detail.push_str(&format!("; trace failed: {e}")),

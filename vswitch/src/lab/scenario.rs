@@ -401,6 +401,20 @@ pub struct Outcome {
     pub traces: Vec<HostTrace>,
 }
 
+impl Outcome {
+    /// What scenario `s` gave, its traces still to add.
+    pub fn of(s: &Scenario, passed: bool, detail: String) -> Outcome {
+        Outcome {
+            id: s.id.to_string(),
+            title: s.title.clone(),
+            walk: s.walk.to_string(),
+            passed,
+            detail,
+            traces: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct HostTrace {
     pub host: String,
