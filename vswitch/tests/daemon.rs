@@ -23,7 +23,7 @@ fn config(workers: usize) -> DaemonConfig {
     let text = format!(
         "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n{workers}\n\
          [[ports]]\nname = \"qvo-vm1\"\nbackend = \"ring\"\n\
-         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"ring\"\n\
+         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"ring\"\ndepth = 32768\n\
          [[ports]]\nname = \"eth1\"\nbackend = \"ring\"\n",
         topology_path()
     );
@@ -265,7 +265,15 @@ fn a_thousand_live_updates_lose_no_packet() {
         got.retain(udp);
         got.len()
     });
-    assert_eq!(n, N as usize, "every packet delivered");
+    let drops: Vec<_> = d
+        .shared
+        .reports
+        .iter()
+        .map(|r| r.lock().expect("report").drops.clone())
+        .collect();
+    // vm2's ring holds all N: a test thread starved of CPU cannot make the
+    // switch drop them; any loss is the switch's, under a counted reason.
+    assert_eq!(n, N as usize, "every packet delivered (drops: {drops:?})");
     // Each exactly once, and nothing misdirected.
     let mut seqs: Vec<u16> = got
         .iter()
