@@ -555,12 +555,7 @@ fn resolve<'a>(
             iface.name
         )
     });
-    let arp = ArpRequest {
-        eth_src: iface.mac,
-        spa,
-        tpa: next_hop,
-    };
-    let solicit = ctx.originate(arp.key(), |c| router_output(c, inst, out, iface));
+    let (arp, solicit) = arp_request(ctx, inst, out, iface, spa, next_hop);
     ctx.ops.push(Op::Probe {
         runtime: RuntimeRef(rt),
         iface: out.iface,
@@ -569,6 +564,25 @@ fn resolve<'a>(
         solicit: Box::new(solicit),
     });
     Some(mac)
+}
+
+/// The ARP request for `next_hop` out of `out` (from `spa`), and the
+/// program that sends it through the bridges.
+fn arp_request<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    out_ref: RouterIfaceRef,
+    out: &'a Interface,
+    spa: Ipv4Addr,
+    next_hop: Ipv4Addr,
+) -> (ArpRequest, crate::xlate::Program) {
+    let arp = ArpRequest {
+        eth_src: out.mac,
+        spa,
+        tpa: next_hop,
+    };
+    let solicit = ctx.originate(arp.key(), |c| router_output(c, inst, out_ref, out));
+    (arp, solicit)
 }
 
 /// The sender address of an ARP request for `next_hop` out of `out`: the
@@ -611,12 +625,7 @@ fn hold_for_neighbour<'a>(
     });
     ctx.uses_mac_table = true;
     ctx.commit();
-    let arp = ArpRequest {
-        eth_src: out.mac,
-        spa,
-        tpa: next_hop,
-    };
-    let solicit = ctx.originate(arp.key(), |c| router_output(c, inst, out_ref, out));
+    let (arp, solicit) = arp_request(ctx, inst, out_ref, out, spa, next_hop);
     ctx.ops.push(Op::Hold {
         runtime: RuntimeRef(rt),
         iface: out_ref.iface,
