@@ -7,10 +7,13 @@
 //! (`tests/golden/ct-firewall/oracle.jsonl`, recorded with
 //! `shared/tools/ovs-oracle/oracle.sh config/scenarios/ct-firewall --format json`).
 
+mod common;
+
+use common::{assert_matches_oracle, oracle, run_all};
 use pipeline::drop::DropReason;
 use pipeline::key::ct_state;
 use pipeline::scenario::{load, load_dir, Scenario};
-use pipeline::trace::{trace_text_with, Trace, TraceEvent};
+use pipeline::trace::{Trace, TraceEvent};
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -19,65 +22,6 @@ fn root() -> PathBuf {
 
 fn scenario() -> Scenario {
     load_dir(&root().join("config/scenarios/ct-firewall"), 1).expect("scenario loads")
-}
-
-type Effects = Vec<(String, String, String, String)>;
-
-fn effects_of(t: &Trace) -> Effects {
-    let mut v: Effects = t
-        .output_keys()
-        .into_iter()
-        .map(|(port, k)| {
-            let vlan = k
-                .vlan_vid()
-                .map_or_else(|| "none".to_string(), |v| v.to_string());
-            (
-                port.to_string(),
-                k.dl_src().to_string(),
-                k.dl_dst().to_string(),
-                vlan,
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn oracle() -> Vec<(String, Effects, Option<String>)> {
-    let text = std::fs::read_to_string(root().join("tests/golden/ct-firewall/oracle.jsonl"))
-        .expect("oracle recording");
-    text.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            let mut outs: Effects = v["outputs"]
-                .as_array()
-                .expect("outputs")
-                .iter()
-                .map(|o| {
-                    let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
-                    (s("port"), s("dl_src"), s("dl_dst"), s("vlan"))
-                })
-                .collect();
-            outs.sort();
-            (
-                v["label"].as_str().unwrap_or_default().to_string(),
-                outs,
-                v["error"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
-
-fn run_all(sc: &mut Scenario) -> Vec<(String, Trace)> {
-    let sw = sc.build().expect("builds");
-    sc.packets
-        .iter()
-        .map(|p| {
-            let t = trace_text_with(&sw, Some(&p.bridge), &p.flow, 0, &p.trace_options())
-                .unwrap_or_else(|e| panic!("{}: {e}", p.label));
-            (p.label.clone(), t)
-        })
-        .collect()
 }
 
 fn get<'a>(ours: &'a [(String, Trace)], label: &str) -> &'a Trace {
@@ -91,22 +35,10 @@ fn get<'a>(ours: &'a [(String, Trace)], label: &str) -> &'a Trace {
 fn outputs_match_open_vswitch_given_the_same_ct_next_states() {
     let mut sc = scenario();
     let ours = run_all(&mut sc);
-    let expected = oracle();
-    assert_eq!(
-        ours.len(),
-        expected.len(),
-        "packets.txt and the oracle recording differ in length"
+    assert_matches_oracle(
+        &ours,
+        &oracle(&root().join("tests/golden/ct-firewall/oracle.jsonl")),
     );
-    for ((label, t), (olabel, oeff, oerr)) in ours.iter().zip(&expected) {
-        assert_eq!(label, olabel);
-        assert_eq!(oerr, &None, "{label}: OVS refused the line");
-        assert_eq!(
-            &effects_of(t),
-            oeff,
-            "{label}: outputs differ from Open vSwitch\n{}",
-            t.render()
-        );
-    }
 }
 
 #[test]

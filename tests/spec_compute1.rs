@@ -9,9 +9,11 @@
 //! 3. the rendered trace equals its golden file (`UPDATE_GOLDEN=1` rewrites
 //!    them; review the diff).
 
-use pipeline::key::{Field, FlowKey};
+mod common;
+
+use common::{assert_matches_oracle, oracle, run_all};
+use pipeline::key::Field;
 use pipeline::scenario::{load_dir, Scenario};
-use pipeline::trace::{trace_text, Trace};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -22,88 +24,21 @@ fn scenario() -> Scenario {
     load_dir(&root().join("config/scenarios/spec-compute1"), 1).expect("scenario loads")
 }
 
-/// (port, dl_src, dl_dst, vlan) as the oracle prints them, sorted.
-type Effects = Vec<(String, String, String, String)>;
-
-fn effects_of(t: &Trace) -> Effects {
-    let mut v: Effects = t
-        .output_keys()
-        .into_iter()
-        .map(|(port, k): (&str, FlowKey)| {
-            let vlan = match k.vlan_vid() {
-                Some(v) => v.to_string(),
-                None => "none".to_string(),
-            };
-            (
-                port.to_string(),
-                k.dl_src().to_string(),
-                k.dl_dst().to_string(),
-                vlan,
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn oracle(file: &str) -> Vec<(String, Effects)> {
-    let text = std::fs::read_to_string(root().join("tests/golden/spec-compute1").join(file))
-        .expect("oracle file");
-    text.lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            let mut outs: Effects = v["outputs"]
-                .as_array()
-                .expect("outputs")
-                .iter()
-                .map(|o| {
-                    let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
-                    (s("port"), s("dl_src"), s("dl_dst"), s("vlan"))
-                })
-                .collect();
-            outs.sort();
-            (v["label"].as_str().unwrap_or_default().to_string(), outs)
-        })
-        .collect()
-}
-
-fn run_all(sc: &mut Scenario) -> Vec<(String, Trace)> {
-    let sw = sc.build().expect("builds");
-    sc.packets
-        .iter()
-        .map(|p| {
-            let t = trace_text(&sw, Some(&p.bridge), &p.flow, 0)
-                .unwrap_or_else(|e| panic!("{}: {e}", p.label));
-            (p.label.clone(), t)
-        })
-        .collect()
-}
-
 fn compare_with_oracle(with_fdb: bool) {
     let mut sc = scenario();
     if !with_fdb {
         sc.fdb.clear();
     }
     let ours = run_all(&mut sc);
-    let expected = oracle(if with_fdb {
+    let file = if with_fdb {
         "oracle.jsonl"
     } else {
         "oracle-nofdb.jsonl"
-    });
-    assert_eq!(
-        ours.len(),
-        expected.len(),
-        "packets.txt and the oracle recording differ in length"
+    };
+    assert_matches_oracle(
+        &ours,
+        &oracle(&root().join("tests/golden/spec-compute1").join(file)),
     );
-    for ((label, t), (olabel, oeff)) in ours.iter().zip(&expected) {
-        assert_eq!(label, olabel);
-        assert_eq!(
-            &effects_of(t),
-            oeff,
-            "{label}: outputs differ from Open vSwitch\n{}",
-            t.render()
-        );
-    }
 }
 
 #[test]

@@ -85,6 +85,18 @@ impl Drop for Down {
     }
 }
 
+/// As root: the one kernel lab at a time, none left from before, and
+/// whatever this test leaves removed when it ends (even failing).
+/// (The lab comes down before the lock is released: tuple fields drop in order.)
+fn kernel_lab() -> Option<(Down, std::sync::MutexGuard<'static, ()>)> {
+    if !is_root() {
+        return None;
+    }
+    let one = KERNEL_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = vswitch().args(["lab", "down"]).output();
+    Some((Down, one))
+}
+
 fn scenario<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["scenarios"]
         .as_array()
@@ -175,13 +187,10 @@ fn the_articles_scenarios_pass_on_the_simulation() {
 
 #[test]
 fn the_articles_scenarios_pass_on_real_kernels_and_the_lab_comes_down() {
-    if !is_root() {
+    let Some(_lab) = kernel_lab() else {
         eprintln!("skipped: the kernel lab needs root (network namespaces)");
         return;
-    }
-    let _one = KERNEL_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let _down = Down;
-    let _ = vswitch().args(["lab", "down"]).output();
+    };
     let (ok, out, err) = run(
         &[
             "--json",
@@ -243,13 +252,10 @@ fn the_articles_scenarios_pass_on_real_kernels_and_the_lab_comes_down() {
 
 #[test]
 fn an_interrupted_lab_removes_everything_it_created() {
-    if !is_root() {
+    let Some(_lab) = kernel_lab() else {
         eprintln!("skipped: the kernel lab needs root (network namespaces)");
         return;
-    }
-    let _one = KERNEL_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let _down = Down;
-    let _ = vswitch().args(["lab", "down"]).output();
+    };
     let mut child = vswitch()
         .args(["lab", "--vswitchd", env!("CARGO_BIN_EXE_vswitchd")])
         .stdin(Stdio::null())

@@ -645,6 +645,24 @@ pub fn down() -> Result<Vec<String>, String> {
     Ok(removed)
 }
 
+/// The IPv4 frames endpoint `who` of `sim` received that `pred` accepts.
+fn received<'a>(
+    sim: &'a pipeline::sim::Sim,
+    who: &str,
+    pred: impl Fn(&pipeline::key::FlowKey) -> bool + 'a,
+) -> impl Iterator<Item = &'a pipeline::key::FlowKey> + 'a {
+    sim.endpoint(who)
+        .into_iter()
+        .flat_map(|e| e.received.iter())
+        .filter(move |k| k.is_ipv4() && pred(k))
+}
+
+/// A TCP SYN (no other flag).
+fn is_syn(k: &pipeline::key::FlowKey) -> bool {
+    use pipeline::key::{ipproto, Field};
+    k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) == 0x002
+}
+
 /// The same scenarios on the in-process multi-host simulation: the hosts'
 /// compiled switches joined by simulated trunk and external segments, an
 /// upstream station answering for the external host.
@@ -679,20 +697,12 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
             Probe::Ping { dst } => {
                 let id = 0x5600 + i as u16;
                 let r = sim.ping(&from, *dst, id);
-                let replies = sim
-                    .endpoint(&from)
-                    .map(|e| {
-                        e.received
-                            .iter()
-                            .filter(|k| {
-                                k.is_ipv4()
-                                    && k.nw_proto() == ipproto::ICMP
-                                    && k.get(Field::TpSrc) == 0
-                                    && k.nw_src() == u32::from(*dst)
-                            })
-                            .count()
-                    })
-                    .unwrap_or(0);
+                let replies = received(&sim, &from, |k| {
+                    k.nw_proto() == ipproto::ICMP
+                        && k.get(Field::TpSrc) == 0
+                        && k.nw_src() == u32::from(*dst)
+                })
+                .count();
                 match r {
                     Ok(()) => (replies == 1, format!("{replies}/1 echo replies from {dst}")),
                     Err(e) => (false, e.to_string()),
@@ -709,41 +719,20 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
                     SeenAs::ExternalSender => sender_ip,
                 };
                 let r = sim.tcp_connect(&from, *to.ip(), 40000 + i as u16, to.port());
-                let syn_acks = sim
-                    .endpoint(&from)
-                    .map(|e| {
-                        e.received
-                            .iter()
-                            .filter(|k| {
-                                k.is_ipv4()
-                                    && k.nw_proto() == ipproto::TCP
-                                    && k.get(Field::TcpFlags) & 0x12 == 0x12
-                            })
-                            .count()
-                    })
-                    .unwrap_or(0);
+                let syn_acks = received(&sim, &from, |k| {
+                    k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) & 0x12 == 0x12
+                })
+                .count();
                 // The SYN as the server got it.
                 let syn_src = match server {
                     Sender::External => sim
                         .wire
                         .iter()
                         .find(|w| {
-                            w.segment == Segment::External
-                                && w.key.is_ipv4()
-                                && w.key.nw_proto() == ipproto::TCP
-                                && w.key.get(Field::TcpFlags) == 0x002
+                            w.segment == Segment::External && w.key.is_ipv4() && is_syn(&w.key)
                         })
                         .map(|w| w.key.nw_src()),
-                    Sender::Vm(v) => sim.endpoint(v).and_then(|e| {
-                        e.received
-                            .iter()
-                            .find(|k| {
-                                k.is_ipv4()
-                                    && k.nw_proto() == ipproto::TCP
-                                    && k.get(Field::TcpFlags) == 0x002
-                            })
-                            .map(|k| k.nw_src())
-                    }),
+                    Sender::Vm(v) => received(&sim, v, is_syn).next().map(|k| k.nw_src()),
                 };
                 let seen = syn_src.map(Ipv4Addr::from);
                 match r {
