@@ -85,6 +85,7 @@ mod dpdk {
             .allowlist_function("rte_thread_register")
             .allowlist_function("rte_thread_unregister")
             .allowlist_function("vs_.*")
+            .allowlist_type("vs_rx_frame")
             .allowlist_type("rte_eth_stats")
             .allowlist_type("rte_eth_conf")
             .allowlist_type("rte_eth_dev_info")

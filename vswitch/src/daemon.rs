@@ -806,6 +806,7 @@ fn worker(
     let mut burst: Vec<PacketBuf> = Vec::with_capacity(BURST);
     let mut out: Vec<(PortId, PacketBuf)> = Vec::with_capacity(4 * BURST);
     let mut out_ports: Vec<PortId> = Vec::with_capacity(16);
+    let mut staged: Vec<PacketBuf> = Vec::with_capacity(4 * BURST);
     let mut ports = PortTally::default();
     let mut busy_ns = 0u64;
     let mut busy_cycles = 0u64;
@@ -861,7 +862,9 @@ fn worker(
             let mut sink = |p: PortId, b: PacketBuf| out.push((p, b));
             dp.process_burst(&world.sw, port, &mut burst, now, &mut pool, &mut sink);
             // Output: one burst per port, packets in the order they came,
-            // one backend call (and lock) per port; then flush those ports.
+            // one backend call (and lock) per port, which takes the
+            // buffers (a DPDK port sends a frame still in its mbuf as it
+            // is); then flush those ports.
             out_ports.clear();
             for (p, _) in &out {
                 if !out_ports.contains(p) {
@@ -869,37 +872,39 @@ fn worker(
                 }
             }
             for &p in &out_ports {
-                let of_port = || out.iter().filter(move |(q, _)| *q == p).map(|(_, b)| b);
-                let offered = of_port().count() as u64;
+                if out_ports.len() == 1 {
+                    staged.extend(out.drain(..).map(|(_, b)| b));
+                } else {
+                    staged.extend(out.extract_if(.., |(q, _)| *q == p).map(|(_, b)| b));
+                }
+                let offered = staged.len() as u64;
                 let Some(t) = world.tx.get(&p) else {
                     // A port without I/O (not bound in the config).
                     dp.counters.drops.count_n(DropReason::PortNotBound, offered);
+                    for b in staged.drain(..) {
+                        pool.put(b);
+                    }
                     continue;
                 };
-                let sent = t.send_burst(&mut of_port().map(|b| b.data())) as u64;
-                t.flush();
-                let refused = offered.saturating_sub(sent);
-                if refused > 0 {
-                    dp.counters.drops.count_n(DropReason::TxQueueFull, refused);
-                }
-                if let Some(c) = ports.slot(p) {
-                    c.tx_packets += sent;
-                    c.tx_bytes += of_port()
-                        .take(sent as usize)
-                        .map(|b| b.len() as u64)
-                        .sum::<u64>();
-                    c.tx_dropped += refused;
-                }
+                // A capture sees what is handed to the port.
                 for (cp, cap) in &world.captures {
                     if *cp == p {
-                        for b in of_port().take(sent as usize) {
+                        for b in &staged {
                             cap.offer(b.data(), shared.now_ns());
                         }
                     }
                 }
-            }
-            for (_, b) in out.drain(..) {
-                pool.put(b);
+                let sent = t.send_bufs(&mut staged, &mut pool);
+                t.flush();
+                let refused = offered.saturating_sub(sent.frames);
+                if refused > 0 {
+                    dp.counters.drops.count_n(DropReason::TxQueueFull, refused);
+                }
+                if let Some(c) = ports.slot(p) {
+                    c.tx_packets += sent.frames;
+                    c.tx_bytes += sent.bytes;
+                    c.tx_dropped += refused;
+                }
             }
             busy_cycles += cycles().wrapping_sub(c0);
             busy_ns += t0.elapsed().as_nanos() as u64;

@@ -166,26 +166,38 @@ mbufs = 2047
     }
     let frames: Vec<Vec<u8>> = bufs.iter().map(|b| b.data().to_vec()).collect();
     same(&frames, &direct, "net_pcap2 receive");
-    for b in &bufs {
-        assert!(tx.send(b.data()));
-    }
+    // Received frames stay in their mbufs (lent, no copy) ...
+    assert!(bufs.iter().all(|b| b
+        .lender()
+        .is_some_and(|(l, _)| l.id == vswitch::io::dpdk::DPDK_LENDER.id)));
+    // ... and leave as those mbufs; a buffer of ours among them (a copy
+    // of the first frame, in the middle) is copied into an mbuf, in order.
+    let copy = pool.copy_of(&bufs[0]).expect("a pooled copy");
+    assert!(copy.lender().is_none());
+    bufs.insert(20, copy);
+    let mut want = direct.clone();
+    want.insert(20, direct[0].clone());
+    let free_before = pool.available();
+    let out = tx.send_bufs(&mut bufs, &mut pool);
     tx.flush();
+    assert!(bufs.is_empty());
     assert_eq!(
-        tx.counters().tx.load(Ordering::Relaxed),
-        direct.len() as u64
+        pool.available(),
+        free_before + 1,
+        "the copy is back in the pool"
     );
+    assert_eq!(out.frames, want.len() as u64);
+    assert_eq!(out.bytes, want.iter().map(|f| f.len() as u64).sum::<u64>());
+    assert_eq!(tx.counters().tx.load(Ordering::Relaxed), want.len() as u64);
     assert_eq!(tx.counters().tx_dropped.load(Ordering::Relaxed), 0);
     let stats = tx.device_stats().expect("stats");
     assert_eq!(stats.ipackets, direct.len() as u64);
-    assert_eq!(stats.opackets, direct.len() as u64);
-    for b in bufs.drain(..) {
-        pool.put(b);
-    }
+    assert_eq!(stats.opackets, want.len() as u64);
     drop(rx);
     drop(tx);
     same(
         &read_pcap(&tmp.0.join("direct-out.pcap")),
-        &direct,
+        &want,
         "net_pcap2 transmit",
     );
 

@@ -67,15 +67,44 @@ impl Layout {
     }
 }
 
+/// An I/O backend that lends its own buffers to the pipeline (DPDK: a
+/// frame stays in the mbuf it was received in). A lent buffer goes back
+/// to its lender with `release`, from whichever thread drops it.
+pub struct Lender {
+    /// Tells the lender's own buffers apart (a transmit path that can send
+    /// them without copying checks it).
+    pub id: u32,
+    /// Gives the buffer behind `handle` back. Called once per lent
+    /// buffer, from any thread.
+    pub release: unsafe fn(handle: usize),
+}
+
+enum Storage {
+    /// `cap` bytes from `PacketBuf::new` (a boxed slice, freed on drop).
+    Heap,
+    /// Lent by an I/O backend, given back on drop.
+    Lent {
+        lender: &'static Lender,
+        handle: usize,
+    },
+}
+
 /// One frame in a pooled buffer.
 ///
-/// Owner: the worker that took it from its pool; it travels by value
-/// through the pipeline and goes back to the pool (or to a TX queue that
-/// returns it) exactly once.
+/// Owner: the worker that took it from its pool (or received it from a
+/// backend that lends its buffers); it travels by value through the
+/// pipeline and goes back to the pool, to a TX queue, or to its lender
+/// exactly once.
+///
+/// The storage is `cap` bytes at `base`, owned by this value; the frame
+/// is `start..start + len` of it, and `start + len <= cap` always holds
+/// (every method that moves either keeps it).
 pub struct PacketBuf {
-    buf: Box<[u8]>,
+    base: std::ptr::NonNull<u8>,
+    cap: usize,
     start: usize,
     len: usize,
+    storage: Storage,
     /// Headers of the frame, as of the last `parse_into` (kept up to date
     /// by `apply`).
     pub layout: Layout,
@@ -88,35 +117,104 @@ pub struct PacketBuf {
     pub nat_sport: u32,
 }
 
+// SAFETY: a PacketBuf owns its storage exclusively (a heap allocation, or
+// a lent buffer nobody else touches until it is released); lenders'
+// `release` may be called from any thread (`Lender`'s contract).
+unsafe impl Send for PacketBuf {}
+// SAFETY: shared references only read the bytes.
+unsafe impl Sync for PacketBuf {}
+
 /// `PacketBuf::nat_sport` holds a port.
 pub const NAT_SPORT_SET: u32 = 0x1_0000;
 
 impl PacketBuf {
     /// A standalone buffer for frames up to `max_frame` bytes.
     pub fn new(max_frame: usize) -> PacketBuf {
+        let cap = HEADROOM + max_frame;
+        let raw = Box::into_raw(vec![0u8; cap].into_boxed_slice());
         PacketBuf {
-            buf: vec![0u8; HEADROOM + max_frame].into_boxed_slice(),
+            // SAFETY: Box::into_raw never returns null.
+            base: unsafe { std::ptr::NonNull::new_unchecked(raw as *mut u8) },
+            cap,
             start: HEADROOM,
             len: 0,
+            storage: Storage::Heap,
             layout: Layout::default(),
             in_port: 0,
             nat_sport: 0,
         }
     }
 
+    /// A frame received into a backend's own buffer: `cap` bytes at
+    /// `base`, the frame `len` bytes from `start`.
+    ///
+    /// # Safety
+    /// `base..base + cap` must be valid for reads and writes, and used by
+    /// nobody else, until `lender.release(handle)` is called (which the
+    /// returned value does exactly once, unless `into_lent` hands the
+    /// buffer back first); `start + len <= cap`.
+    pub unsafe fn lent(
+        base: std::ptr::NonNull<u8>,
+        cap: usize,
+        start: usize,
+        len: usize,
+        lender: &'static Lender,
+        handle: usize,
+    ) -> PacketBuf {
+        debug_assert!(start + len <= cap);
+        PacketBuf {
+            base,
+            cap,
+            start,
+            len,
+            storage: Storage::Lent { lender, handle },
+            layout: Layout::default(),
+            in_port: 0,
+            nat_sport: 0,
+        }
+    }
+
+    /// The lender and handle of a lent buffer.
+    pub fn lender(&self) -> Option<(&'static Lender, usize)> {
+        match self.storage {
+            Storage::Heap => None,
+            Storage::Lent { lender, handle } => Some((lender, handle)),
+        }
+    }
+
+    /// Gives a buffer lent by `lender_id` back to the caller without
+    /// releasing it: `(handle, start, len)` of the frame as it is now (the
+    /// caller now owns the handle). Any other buffer comes back as `Err`.
+    pub fn into_lent(self, lender_id: u32) -> Result<(usize, usize, usize), PacketBuf> {
+        match self.storage {
+            Storage::Lent { lender, handle } if lender.id == lender_id => {
+                let r = (handle, self.start, self.len);
+                std::mem::forget(self);
+                Ok(r)
+            }
+            _ => Err(self),
+        }
+    }
+
+    /// The whole storage.
+    #[inline(always)]
+    fn storage_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `base..base + cap` is ours (the type's invariant).
+        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), self.cap) }
+    }
+
     /// The frame bytes.
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
-        self.buf
-            .get(self.start..self.start + self.len)
-            .unwrap_or(&[])
+        // SAFETY: start + len <= cap, and the storage is ours.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(self.start), self.len) }
     }
 
     /// The frame bytes, writable.
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let end = self.start + self.len;
-        self.buf.get_mut(self.start..end).unwrap_or(&mut [])
+        // SAFETY: as in `data`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(self.start), self.len) }
     }
 
     #[inline(always)]
@@ -130,7 +228,7 @@ impl PacketBuf {
 
     /// Largest frame this buffer holds (without using headroom).
     pub fn max_frame(&self) -> usize {
-        self.buf.len() - HEADROOM
+        self.cap.saturating_sub(HEADROOM)
     }
 
     /// Bytes free in front of the frame.
@@ -144,9 +242,9 @@ impl PacketBuf {
         if frame.len() > self.max_frame() {
             return Err(DropReason::FrameTooLong);
         }
+        self.storage_mut()[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         self.start = HEADROOM;
         self.len = frame.len();
-        self.buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         self.layout = Layout::default();
         self.nat_sport = 0;
         Ok(())
@@ -168,7 +266,8 @@ impl PacketBuf {
     /// The whole area a receiver may write a frame into (`max_frame` bytes
     /// after the headroom); follow with `set_len`.
     pub fn raw_frame_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[HEADROOM..]
+        let h = HEADROOM.min(self.cap);
+        &mut self.storage_mut()[h..]
     }
 
     /// Grows the frame by `n` bytes at the front (for a header push).
@@ -189,6 +288,23 @@ impl PacketBuf {
         self.start += n;
         self.len -= n;
         Ok(())
+    }
+}
+
+impl Drop for PacketBuf {
+    fn drop(&mut self) {
+        match self.storage {
+            Storage::Heap => {
+                let raw = std::ptr::slice_from_raw_parts_mut(self.base.as_ptr(), self.cap);
+                // SAFETY: made by Box::into_raw of a boxed slice of `cap`
+                // bytes in `new`, and dropped only here.
+                drop(unsafe { Box::from_raw(raw) });
+            }
+            Storage::Lent { lender, handle } => {
+                // SAFETY: the lender's contract (`lent`): released once.
+                unsafe { (lender.release)(handle) }
+            }
+        }
     }
 }
 
@@ -240,7 +356,11 @@ impl PacketPool {
     /// size) are freed instead, so the pool never grows.
     #[inline]
     pub fn put(&mut self, mut pkt: PacketBuf) {
-        if self.free.len() < self.capacity && pkt.max_frame() == self.max_frame {
+        // A lent buffer goes back to its lender (on drop).
+        if matches!(pkt.storage, Storage::Heap)
+            && self.free.len() < self.capacity
+            && pkt.max_frame() == self.max_frame
+        {
             pkt.start = HEADROOM;
             pkt.len = 0;
             self.free.push(pkt);
@@ -302,5 +422,91 @@ mod tests {
         assert_eq!(p.data(), &[7u8; 64][..]);
         let mut jumbo = PacketBuf::new(DEFAULT_MAX_FRAME);
         assert!(jumbo.set_data(&vec![0u8; 9018]).is_ok());
+    }
+
+    static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    unsafe fn count_release(handle: usize) {
+        // The test's storage is a leaked boxed slice: free it like a lender would.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(handle as *mut u8, 256)) });
+        RELEASED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    static TEST_LENDER: Lender = Lender {
+        id: 7,
+        release: count_release,
+    };
+
+    unsafe fn free_only(handle: usize) {
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(handle as *mut u8, 256)) });
+    }
+
+    /// For tests that do not count releases (tests run in parallel).
+    static OTHER_LENDER: Lender = Lender {
+        id: 9,
+        release: free_only,
+    };
+
+    fn lent_frame(bytes: &[u8]) -> PacketBuf {
+        lent_by(bytes, &TEST_LENDER)
+    }
+
+    fn lent_by(bytes: &[u8], lender: &'static Lender) -> PacketBuf {
+        let raw = Box::into_raw(vec![0u8; 256].into_boxed_slice()) as *mut u8;
+        // SAFETY: 256 fresh bytes, released by count_release exactly once.
+        let mut b = unsafe {
+            PacketBuf::lent(
+                std::ptr::NonNull::new(raw).unwrap(),
+                256,
+                128,
+                bytes.len(),
+                lender,
+                raw as usize,
+            )
+        };
+        b.data_mut().copy_from_slice(bytes);
+        b
+    }
+
+    #[test]
+    fn lent_buffers_go_back_to_their_lender_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let before = RELEASED.load(SeqCst);
+        // Dropped: released.
+        let b = lent_frame(&[1, 2, 3]);
+        assert_eq!(b.data(), &[1, 2, 3]);
+        assert_eq!(b.headroom(), 128);
+        drop(b);
+        assert_eq!(RELEASED.load(SeqCst), before + 1);
+        // Put into a pool: released, never pooled.
+        let mut pool = PacketPool::new(1, 128);
+        let _taken = pool.get().unwrap();
+        pool.put(lent_frame(&[4]));
+        assert_eq!(pool.available(), 0);
+        assert_eq!(RELEASED.load(SeqCst), before + 2);
+        // A copy is a pooled buffer of ours; the original is still lent.
+        let mut pool = PacketPool::new(1, 128);
+        let orig = lent_frame(&[5, 6]);
+        let copy = pool.copy_of(&orig).unwrap();
+        assert!(copy.lender().is_none());
+        assert_eq!(copy.data(), &[5, 6]);
+        // Handed back by id: not released; another id does not take it.
+        let orig = orig.into_lent(8).unwrap_err();
+        let (handle, start, len) = orig.into_lent(7).ok().unwrap();
+        assert_eq!((start, len), (128, 2));
+        assert_eq!(RELEASED.load(SeqCst), before + 2);
+        // SAFETY: the handle is ours again: release it as the lender would.
+        unsafe { count_release(handle) };
+    }
+
+    #[test]
+    fn pushes_and_pulls_stay_inside_a_lent_buffer() {
+        let mut b = lent_by(&[9; 20], &OTHER_LENDER);
+        assert!(b.push_front(128).is_ok());
+        assert_eq!(b.push_front(1), Err(DropReason::NoHeadroom));
+        assert_eq!(b.len(), 148);
+        assert!(b.pull_front(148).is_ok());
+        assert_eq!(b.pull_front(1), Err(DropReason::RewriteNoHeader));
+        assert_eq!(b.data(), &[] as &[u8]);
     }
 }

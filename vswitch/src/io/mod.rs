@@ -40,6 +40,29 @@ pub trait TxQueue: Send + Sync {
     fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
         frames.map(|f| self.send(f) as usize).sum()
     }
+    /// Sends `bufs` (this port's frames of a burst, in order) and empties
+    /// it: each buffer is sent or given back (to `pool`, or to the backend
+    /// that lent it). A backend that can send a buffer as it is (DPDK: a
+    /// frame still in an mbuf) does so without copying; the default copies
+    /// through `send_burst`.
+    fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
+        let frames = self.send_burst(&mut bufs.iter().map(|b| b.data()));
+        let bytes = bufs.iter().take(frames).map(|b| b.len() as u64).sum();
+        for b in bufs.drain(..) {
+            pool.put(b);
+        }
+        Sent {
+            frames: frames as u64,
+            bytes,
+        }
+    }
     /// Pushes out anything batched (end of a burst).
     fn flush(&self) {}
+}
+
+/// What one `send_bufs` sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub frames: u64,
+    pub bytes: u64,
 }

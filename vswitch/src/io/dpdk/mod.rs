@@ -8,12 +8,14 @@
 //! without hugepages (`--no-huge --in-memory`) on virtual devices such as
 //! `net_pcap`, `net_null`, `net_ring`, `net_af_packet` or `net_memif`.
 //!
-//! Receive copies each frame out of its mbuf into a `PacketBuf` and frees
-//! the mbuf at once; transmit copies a frame into a fresh mbuf, batches
-//! them per port and sends at `flush` (the end of a worker's burst).
-//! Every receive queue is owned by one worker; the transmit queue is shared
-//! behind a mutex (DPDK's tx burst is not safe on one queue from two
-//! threads).
+//! No copy on the worker's path: a received frame stays in its mbuf,
+//! which the pipeline works on in place (a `PacketBuf` lent by
+//! [`DPDK_LENDER`]); a frame in an mbuf leaves by any DPDK port as that
+//! mbuf. Only frames that are not in an mbuf (from another backend, a
+//! flood's copies, frames the switch makes) are copied into one of the
+//! output port's pool. Every receive queue is owned by one worker; the
+//! transmit queue is shared behind a mutex (DPDK's tx burst is not safe on
+//! one queue from two threads), taken once per burst.
 
 #[allow(
     non_upper_case_globals,
@@ -26,8 +28,8 @@ mod sys {
     include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));
 }
 
-use super::{RxQueue, TxQueue};
-use pipeline::packet::{PacketBuf, PacketPool};
+use super::{RxQueue, Sent, TxQueue};
+use pipeline::packet::{Lender, PacketBuf, PacketPool};
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -38,8 +40,11 @@ const RX_BURST: usize = 32;
 const TX_BATCH: usize = 32;
 /// Descriptors per queue.
 const RING_DESC: u16 = 512;
-/// Per-lcore mbuf cache of a pool.
-const POOL_CACHE: u32 = 32;
+/// Per-lcore mbuf cache of a pool: DPDK's largest. A worker's mbufs then
+/// cycle LIFO through its cache, warm; with a cache no larger than a burst
+/// every burst went through the pool's FIFO ring and each mbuf came back
+/// cold (l2-egress, 1 flow, DPDK: 281 -> 181 ns/packet).
+const POOL_CACHE: u32 = 512;
 /// mbuf buffer size: DPDK's default (2048 bytes of data after the
 /// 128-byte headroom, RTE_MBUF_DEFAULT_BUF_SIZE). Larger frames arrive
 /// chained and are dropped as `rx_dropped`.
@@ -256,7 +261,7 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
         sys::rte_pktmbuf_pool_create(
             pool_name.as_ptr(),
             mbufs,
-            POOL_CACHE.min(mbufs / 2),
+            POOL_CACHE.min(mbufs * 2 / 3),
             0,
             MBUF_BUF_SIZE,
             sys::rte_socket_id() as i32,
@@ -336,58 +341,67 @@ impl DpdkRx {
     }
 }
 
+/// Gives a received mbuf back to its pool.
+unsafe fn release_mbuf(handle: usize) {
+    // SAFETY: `handle` is an mbuf lent by `rx_burst`, released once.
+    unsafe { sys::vs_mbuf_free(handle as *mut sys::rte_mbuf) }
+}
+
+/// The lender of every frame a DPDK port receives.
+pub static DPDK_LENDER: Lender = Lender {
+    id: 0x4450_444b,
+    release: release_mbuf,
+};
+
 impl RxQueue for DpdkRx {
-    /// One call into the shim per burst: it receives, copies every frame
-    /// into a buffer of ours and frees the mbufs in bulk.
+    /// One call into the shim per burst: each frame stays in its mbuf and
+    /// reaches the pipeline as a lent `PacketBuf` (no copy). Chained
+    /// mbufs and frames larger than the switch's `max_frame` are dropped
+    /// and counted as `rx_dropped`.
     fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<PacketBuf>, max: usize) -> usize {
-        let want = max.min(RX_BURST).min(pool.available());
+        let want = max.min(RX_BURST);
         if want == 0 {
             return 0;
         }
-        let mut bufs: [Option<PacketBuf>; RX_BURST] = Default::default();
-        let mut dst: [*mut u8; RX_BURST] = [std::ptr::null_mut(); RX_BURST];
-        let mut cap = u16::MAX as usize;
-        for i in 0..want {
-            let Some(mut b) = pool.get() else { break };
-            cap = cap.min(b.max_frame());
-            dst[i] = b.raw_frame_mut().as_mut_ptr();
-            bufs[i] = Some(b);
-        }
-        let mut lens = [0u16; RX_BURST];
-        // SAFETY: dst[..want] point to buffers we own with room for `cap`
-        // bytes each, alive until we hand them on below; lens has room for
-        // `want`; this queue is owned by this handle (one worker).
+        let mut frames = [sys::vs_rx_frame::default(); RX_BURST];
+        let mut chained: u16 = 0;
+        // SAFETY: frames has room for `want`; this queue is owned by this
+        // handle (one worker).
         let n = unsafe {
-            sys::vs_rx_copy_burst(
+            sys::vs_rx_burst_frames(
                 self.port.id,
                 self.queue,
-                dst.as_ptr(),
-                cap as u16,
-                lens.as_mut_ptr(),
+                frames.as_mut_ptr(),
                 want as u16,
+                &mut chained,
             )
         } as usize;
+        let mut dropped = chained as u64;
         let mut taken = 0;
-        for (i, slot) in bufs.iter_mut().enumerate() {
-            let Some(mut b) = slot.take() else { continue };
-            if i < n && lens[i] > 0 && b.set_len(lens[i] as usize).is_ok() {
-                out.push(b);
-                taken += 1;
-            } else {
-                if i < n {
-                    // Chained or longer than our buffers.
-                    self.port
-                        .counters
-                        .rx_dropped
-                        .fetch_add(1, Ordering::Relaxed);
+        for f in &frames[..n.min(RX_BURST)] {
+            let (start, len, cap) = (f.data_off as usize, f.data_len as usize, f.buf_len as usize);
+            match std::ptr::NonNull::new(f.buf) {
+                Some(base) if start + len <= cap && len <= pool.max_frame() => {
+                    // SAFETY: the mbuf is ours from rx_burst until released;
+                    // its buffer is buf_len bytes at buf_addr, the frame
+                    // data_len bytes from data_off (checked above).
+                    out.push(unsafe {
+                        PacketBuf::lent(base, cap, start, len, &DPDK_LENDER, f.mbuf as usize)
+                    });
+                    taken += 1;
                 }
-                pool.put(b);
+                _ => {
+                    // SAFETY: as above; not lent, so freed here, once.
+                    unsafe { sys::vs_mbuf_free(f.mbuf) };
+                    dropped += 1;
+                }
             }
         }
-        self.port
-            .counters
-            .rx
-            .fetch_add(taken as u64, Ordering::Relaxed);
+        let c = &self.port.counters;
+        if dropped > 0 {
+            c.rx_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        c.rx.fetch_add(taken as u64, Ordering::Relaxed);
         taken
     }
 }
@@ -466,7 +480,134 @@ impl DpdkTx {
     }
 }
 
+/// Up to `TX_BATCH` frames of a `send_bufs` on their way to the shim: an
+/// mbuf each, or the bytes of a buffer of ours (kept alive in `copied`
+/// until the shim has copied them).
+struct TxChunk {
+    n: usize,
+    mbufs: [*mut sys::rte_mbuf; TX_BATCH],
+    frames: [*const u8; TX_BATCH],
+    offs: [u16; TX_BATCH],
+    lens: [u16; TX_BATCH],
+    copied: [Option<PacketBuf>; TX_BATCH],
+}
+
+impl Default for TxChunk {
+    fn default() -> TxChunk {
+        TxChunk {
+            n: 0,
+            mbufs: [std::ptr::null_mut(); TX_BATCH],
+            frames: [std::ptr::null(); TX_BATCH],
+            offs: [0; TX_BATCH],
+            lens: [0; TX_BATCH],
+            copied: Default::default(),
+        }
+    }
+}
+
+impl TxChunk {
+    /// Sends the chunk (the caller holds the queue's lock), gives the
+    /// copied buffers back to `pool` and empties it.
+    fn send(&mut self, tx: &DpdkTx, pool: &mut PacketPool, total: &mut Sent) {
+        let n = self.n;
+        let s = tx.send_frames(
+            &mut self.mbufs[..n],
+            &self.frames[..n],
+            &self.offs[..n],
+            &self.lens[..n],
+        );
+        total.frames += s.frames;
+        total.bytes += s.bytes;
+        for b in self.copied.iter_mut().take(n).filter_map(Option::take) {
+            pool.put(b);
+        }
+        self.n = 0;
+    }
+}
+
+impl DpdkTx {
+    /// Sends one chunk (at most `TX_BATCH`) of `send_bufs`; the caller
+    /// holds the lock and keeps the copied frames' buffers alive.
+    fn send_frames(
+        &self,
+        mbufs: &mut [*mut sys::rte_mbuf],
+        frames: &[*const u8],
+        offs: &[u16],
+        lens: &[u16],
+    ) -> Sent {
+        let (mut bytes, mut no_mbuf) = (0u64, 0u16);
+        // SAFETY: mbufs[i] is null or an mbuf we own (given up to the shim
+        // here) whose frame is lens[i] bytes at offs[i] inside its buffer;
+        // frames[i] (for null mbufs) points to lens[i] bytes alive for the
+        // call; the queue is ours under the lock.
+        let sent = unsafe {
+            sys::vs_tx_burst_frames(
+                self.port.id,
+                0,
+                self.port.pool.0,
+                mbufs.as_mut_ptr(),
+                frames.as_ptr(),
+                offs.as_ptr(),
+                lens.as_ptr(),
+                lens.len() as u16,
+                &mut bytes,
+                &mut no_mbuf,
+            )
+        } as u64;
+        let c = &self.port.counters;
+        c.tx.fetch_add(sent, Ordering::Relaxed);
+        c.tx_dropped
+            .fetch_add(lens.len() as u64 - sent, Ordering::Relaxed);
+        Sent {
+            frames: sent,
+            bytes,
+        }
+    }
+}
+
 impl TxQueue for DpdkTx {
+    /// Frames still in an mbuf (from any DPDK port) leave as that mbuf;
+    /// the rest are copied into mbufs of this port's pool.
+    fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
+        let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = Sent::default();
+        let mut c = TxChunk::default();
+        for b in bufs.drain(..) {
+            let Ok(len) = u16::try_from(b.len()) else {
+                self.port
+                    .counters
+                    .tx_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                pool.put(b);
+                continue;
+            };
+            let n = c.n;
+            match b.into_lent(DPDK_LENDER.id) {
+                Ok((handle, start, _)) => {
+                    c.mbufs[n] = handle as *mut sys::rte_mbuf;
+                    c.frames[n] = std::ptr::null();
+                    // start < buf_len, a u16, for a lent mbuf.
+                    c.offs[n] = start as u16;
+                }
+                Err(b) => {
+                    c.mbufs[n] = std::ptr::null_mut();
+                    c.frames[n] = b.data().as_ptr();
+                    c.offs[n] = 0;
+                    c.copied[n] = Some(b);
+                }
+            }
+            c.lens[n] = len;
+            c.n += 1;
+            if c.n == TX_BATCH {
+                c.send(self, pool, &mut total);
+            }
+        }
+        if c.n > 0 {
+            c.send(self, pool, &mut total);
+        }
+        total
+    }
+
     fn send(&self, frame: &[u8]) -> bool {
         self.send_burst(&mut std::iter::once(frame)) == 1
     }
