@@ -73,6 +73,10 @@ pub struct Measured {
     pub rx_packets: u64,
     /// Frames that left by the scenario's output port, per frame received.
     pub delivered: f64,
+    /// Frames that left by any port, per frame received (above
+    /// `delivered` when something floods).
+    #[serde(default)]
+    pub outputs_per_packet: f64,
     pub drops: BTreeMap<String, u64>,
     /// OpenFlow rules installed on the host (all bridges).
     pub rules: usize,
@@ -317,6 +321,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         },
         rx_packets: rx,
         delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
+        outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
         drops,
         rules,
         connections,
@@ -341,6 +346,7 @@ struct Snapshot {
     misses: u64,
     drops: BTreeMap<String, u64>,
     out_tx: u64,
+    all_tx: u64,
     entries: usize,
     masks: usize,
     recirc_entries: usize,
@@ -368,13 +374,12 @@ fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
             *s.drops.entry(k.to_string()).or_default() += v;
         }
     }
-    s.out_tx = d
-        .shared
-        .port_counters()
-        .into_iter()
-        .filter(|(name, _, _)| name == out_port)
-        .map(|(_, _, c)| c.tx_packets)
-        .sum();
+    for (name, _, c) in d.shared.port_counters() {
+        s.all_tx += c.tx_packets;
+        if name == out_port {
+            s.out_tx += c.tx_packets;
+        }
+    }
     s
 }
 

@@ -167,9 +167,12 @@ impl Scenario {
 struct Cast {
     vm1: (Mac, Ipv4Addr),
     vm3: (Mac, Ipv4Addr),
-    vm4: Ipv4Addr,
-    vm5: Ipv4Addr,
+    vm4: (Mac, Ipv4Addr),
+    vm5: (Mac, Ipv4Addr),
     gw1: Mac,
+    /// Gateway addresses of subnet1 and subnet2 (the qrouter's qr- ports).
+    gw1_ip: Ipv4Addr,
+    gw2_ip: Ipv4Addr,
     dvr_c2: Mac,
     sg1: Mac,
     qg: (Mac, Ipv4Addr),
@@ -196,6 +199,13 @@ fn cast(t: &Topology) -> Result<Cast, String> {
             .find(|i| i.subnet == sub)
             .ok_or_else(|| format!("topology: router {} has no interface on {sub}", r.name))
     };
+    let gateway_ip = |sub: &str| {
+        t.subnets
+            .iter()
+            .find(|s| s.name == sub)
+            .map(|s| s.gateway_ip)
+            .ok_or_else(|| format!("topology: no subnet {sub}"))
+    };
     let g = r.gateway.as_ref().ok_or("gateway")?;
     let fg = t
         .fip_gateways
@@ -216,9 +226,11 @@ fn cast(t: &Topology) -> Result<Cast, String> {
     Ok(Cast {
         vm1,
         vm3: port("vm3")?,
-        vm4: port("vm4")?.1,
-        vm5: port("vm5")?.1,
+        vm4: port("vm4")?,
+        vm5: port("vm5")?,
         gw1: iface("subnet1")?.mac,
+        gw1_ip: gateway_ip("subnet1")?,
+        gw2_ip: gateway_ip("subnet2")?,
         dvr_c2: c2.dvr_mac,
         sg1: iface("subnet1")?
             .snat_mac
@@ -260,6 +272,19 @@ fn ports_of(i: usize) -> (u16, u16, u32) {
     (sport, 53 + (rest % 16) as u16, (rest / 16) as u32)
 }
 
+/// A broadcast ARP request from `from` for `target`.
+fn arp_request(from: (Mac, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::ARP as u64);
+    k.set(Field::DlSrc, from.0.to_u64());
+    k.set(Field::DlDst, 0xffff_ffff_ffff);
+    k.set(Field::NwProto, 1);
+    k.set(Field::NwSrc, u32::from(from.1) as u64);
+    k.set(Field::NwDst, u32::from(target) as u64);
+    k.set(Field::ArpSha, from.0.to_u64());
+    frame_from_key(&k, 0)
+}
+
 fn arp_reply(from_mac: u64, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::ARP as u64);
@@ -288,10 +313,10 @@ fn key(s: Scenario, c: &Cast, i: usize) -> FlowKey {
     let mut k = match s {
         Scenario::L2Egress => udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64),
         Scenario::L2Ingress => udp(c.vm3.0, c.vm1.0, Some(101), c.vm3.1, c.vm1.1, 64),
-        Scenario::DvrEgress => udp(c.vm1.0, c.gw1, None, c.vm1.1, c.vm5, 64),
+        Scenario::DvrEgress => udp(c.vm1.0, c.gw1, None, c.vm1.1, c.vm5.1, 64),
         // Routed on compute2: its DVR MAC as source, vm1's MAC as destination.
-        Scenario::DvrIngress => udp(c.dvr_c2, c.vm1.0, Some(101), c.vm5, c.vm1.1, 63),
-        Scenario::RoutedSameHost => udp(c.vm1.0, c.gw1, None, c.vm1.1, c.vm4, 64),
+        Scenario::DvrIngress => udp(c.dvr_c2, c.vm1.0, Some(101), c.vm5.1, c.vm1.1, 63),
+        Scenario::RoutedSameHost => udp(c.vm1.0, c.gw1, None, c.vm1.1, c.vm4.1, 64),
         // vm3's packet after compute2's qrouter: to sg-s1, compute2's DVR MAC.
         Scenario::SnatEgress => udp(c.dvr_c2, c.sg1, Some(101), c.vm3.1, EXTERNAL_HOST, 63),
         Scenario::SnatReply => {
@@ -361,7 +386,21 @@ pub fn generate(
             "qvo-vm1".to_string(),
             one(udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64)),
         )],
-        Scenario::DvrEgress | Scenario::RoutedSameHost => vec![],
+        // vm1 has ARPed for its gateway (the qrouter's answer leaves by
+        // qr-s1, so br-int knows the gateway MAC there), and the
+        // destination VM has spoken: vm5 (on compute2) to vm4, arriving on
+        // the trunk; vm4 (local) ARPing for its own gateway.
+        Scenario::DvrEgress => vec![
+            ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
+            (
+                "eth1".to_string(),
+                one(udp(c.vm5.0, c.vm4.0, Some(102), c.vm5.1, c.vm4.1, 64)),
+            ),
+        ],
+        Scenario::RoutedSameHost => vec![
+            ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
+            ("qvo-vm4".to_string(), vec![arp_request(c.vm4, c.gw2_ip)]),
+        ],
         // A first packet makes the snat namespace ARP for the upstream
         // router; its answer resolves it.
         Scenario::SnatEgress => vec![
@@ -393,6 +432,7 @@ pub fn generate(
             ]
         }
         Scenario::FipEgress => vec![
+            ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
             ("qvo-vm1".to_string(), one(key(s, &c, 0))),
             ("eth2".to_string(), vec![upstream_arp(c.fg_c1)]),
         ],
