@@ -38,6 +38,8 @@ struct Args {
     scenarios: Vec<String>,
     out: PathBuf,
     sweeps: bool,
+    /// Also run Open vSwitch with DPDK on the same captures.
+    ovs: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         scenarios: traffic::ALL.iter().map(|s| s.name().to_string()).collect(),
         out: replay::default_out_dir(),
         sweeps: true,
+        ovs: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -83,10 +86,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--out" => a.out = PathBuf::from(val()?),
             "--no-sweeps" => a.sweeps = false,
+            "--no-ovs" => a.ovs = false,
             "--help" | "-h" => {
                 println!(
-                    "replay [--quick] [--seconds S] [--io memory,dpdk] [--scenarios a,b] [--no-sweeps] [--out DIR]\n\
+                    "replay [--quick] [--seconds S] [--io memory,dpdk] [--scenarios a,b] [--no-sweeps] [--no-ovs] [--out DIR]\n\
+                     With --io dpdk, Open vSwitch with DPDK runs beside on the same captures when\n\
+                     installed ({}; VSWITCH_BENCH_OVS overrides) and run as root; --no-ovs skips it.\n\
                      scenarios: {}",
+                    vswitch::ovs_dpdk::DEFAULT_BINARY,
                     traffic::ALL.map(|s| s.name()).join(", ")
                 );
                 std::process::exit(0);
@@ -129,7 +136,14 @@ fn plan(a: &Args) -> Vec<Group> {
                     .iter()
                     .flat_map(move |&io| [1, big].map(|f| (s.clone(), io, f)))
             })
-            .map(|(s, io, f)| point(&s, io, f, 1, a))
+            .flat_map(|(s, io, f)| {
+                let ours = point(&s, io, f, 1, a);
+                // Open vSwitch on the same capture, right after our DPDK run.
+                let ovs =
+                    (a.ovs && io == Io::Dpdk && vswitch::ovs_dpdk::SCENARIOS.contains(&s.as_str()))
+                        .then(|| point(&s, Io::OvsDpdk, f, 1, a));
+                std::iter::once(ours).chain(ovs)
+            })
             .collect(),
     }];
     if !a.sweeps {
@@ -260,6 +274,12 @@ fn main() {
         }
     };
     let exe = std::env::current_exe().expect("current exe");
+    if a.ovs && a.ios.contains(&Io::Dpdk) && vswitch::ovs_dpdk::binary().is_none() {
+        eprintln!(
+            "Open vSwitch with DPDK is not installed ({}) or this is not root: no side-by-side run",
+            vswitch::ovs_dpdk::DEFAULT_BINARY
+        );
+    }
     let groups = plan(&a);
     let total: usize = groups.iter().map(|g| g.points.len()).sum();
     let work = a.out.join("work");
@@ -310,9 +330,40 @@ fn main() {
         }
     }
     if let Some(ms) = results.get("scenarios") {
-        println!("\n== against Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
+        let measured_ovs: Vec<&Measured> = ms
+            .iter()
+            .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
+            .collect();
+        if !measured_ovs.is_empty() {
+            println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; target 2x) ==");
+        }
+        for o in &measured_ovs {
+            let op = o.point.as_ref().expect("point");
+            let ours = ms.iter().find(|m| {
+                m.point.as_ref().is_some_and(|p| {
+                    p.io == Io::Dpdk && p.scenario == op.scenario && p.flows == op.flows
+                })
+            });
+            if let Some(m) = ours {
+                println!(
+                    "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps ({:.0} cycles/packet, {:.2} outputs/packet) = {:.2}x (target 2x: {})",
+                    op.scenario,
+                    op.flows,
+                    m.mpps,
+                    o.mpps,
+                    o.cycles_per_packet,
+                    o.outputs_per_packet,
+                    m.mpps / o.mpps.max(1e-9),
+                    if m.mpps >= 2.0 * o.mpps { "met" } else { "not met" }
+                );
+            }
+        }
+        println!("\n== against the issue's reference figures for Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
         for m in ms {
             let p = m.point.as_ref().expect("point");
+            if p.io == Io::OvsDpdk {
+                continue;
+            }
             let big = if a.quick { 4_096 } else { 65_536 };
             let f = if p.flows == big { 65_536 } else { p.flows };
             if let Some(o) = ovs(&p.scenario, f) {

@@ -13,5 +13,6 @@ pub mod daemon;
 pub mod io;
 pub mod lab;
 pub mod offline;
+pub mod ovs_dpdk;
 pub mod replay;
 pub mod traffic;

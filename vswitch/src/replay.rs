@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 pub enum Io {
     Memory,
     Dpdk,
+    /// Open vSwitch with DPDK on the same capture (`ovs_dpdk`).
+    #[serde(rename = "ovs-dpdk")]
+    OvsDpdk,
 }
 
 impl Io {
@@ -34,6 +37,7 @@ impl Io {
         match self {
             Io::Memory => "memory",
             Io::Dpdk => "dpdk",
+            Io::OvsDpdk => "ovs-dpdk",
         }
     }
 }
@@ -197,7 +201,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
     }
     let dpdk_in = "net_pcap0";
     match p.io {
-        Io::Memory => {
+        Io::Memory | Io::OvsDpdk => {
             for o in &outputs {
                 text.push_str(&format!("[[ports]]\nname = \"{o}\"\nbackend = \"null\"\n"));
             }
@@ -232,6 +236,43 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
     for (port, frames) in &tr.warmup {
         d.process_local(port, frames)?;
     }
+    if p.io == Io::OvsDpdk {
+        // Our switch, warmed up, is the model; Open vSwitch runs it.
+        let bin = crate::ovs_dpdk::binary()
+            .ok_or("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")?;
+        let m = crate::ovs_dpdk::model(
+            &d.shared.switch(),
+            &t,
+            host.name.as_str(),
+            s.in_port(),
+            &pcap,
+            d.shared.now_ns(),
+        )?;
+        d.stop();
+        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+        let r = crate::ovs_dpdk::measure(
+            &bin,
+            &m,
+            s.out_port(),
+            &dir.join("ovs"),
+            cores - 1,
+            p.seconds,
+        );
+        let _ = std::fs::remove_file(&pcap);
+        let r = r?;
+        return Ok(Measured {
+            point: Some(p.clone()),
+            mpps: r.mpps,
+            ns_per_packet: if r.mpps > 0.0 { 1e3 / r.mpps } else { 0.0 },
+            cycles_per_packet: r.cycles_per_packet,
+            rx_packets: r.rx_packets,
+            delivered: r.delivered,
+            outputs_per_packet: r.outputs_per_packet,
+            rules: r.flows,
+            frames_in_capture,
+            ..Measured::default()
+        });
+    }
     let backend = match p.io {
         Io::Memory => crate::config::Backend::Pcap {
             rx: Some(pcap.clone()),
@@ -244,6 +285,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             receive: true,
             mbufs: None,
         },
+        Io::OvsDpdk => return Err("OVS-DPDK points are measured above".into()),
     };
     let queues = if p.io == Io::Memory { p.workers } else { 1 };
     d.shared.bind_port(s.in_port(), &backend, queues)?;

@@ -14,7 +14,7 @@ use pipeline::topology::Topology;
 use std::net::Ipv4Addr;
 
 /// The upstream router on the external network (spec §0.3).
-const UPSTREAM_MAC: u64 = 0x00005e005301;
+pub const UPSTREAM_MAC: u64 = 0x00005e005301;
 const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 /// The external host behind it.
 const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
