@@ -248,6 +248,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             &pcap,
             d.shared.now_ns(),
         )?;
+        // The model must forward the capture's first frame as we do.
+        let frame = tr.frames.first().ok_or("an empty capture")?;
+        let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
         d.stop();
         let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
         let r = crate::ovs_dpdk::measure(
@@ -257,6 +260,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             &dir.join("ovs"),
             cores - 1,
             p.seconds,
+            Some((frame.as_slice(), ours.as_slice())),
         );
         let _ = std::fs::remove_file(&pcap);
         let r = r?;
@@ -268,6 +272,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             rx_packets: r.rx_packets,
             delivered: r.delivered,
             outputs_per_packet: r.outputs_per_packet,
+            drops: r.drops,
             rules: r.flows,
             frames_in_capture,
             ..Measured::default()
