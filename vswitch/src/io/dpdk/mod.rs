@@ -453,31 +453,6 @@ impl DpdkTx {
     pub fn device_stats(&self) -> Result<DeviceStats, String> {
         self.port.stats()
     }
-
-    /// Copies up to `TX_BATCH` frames into mbufs (allocated in bulk) and
-    /// sends them, in one call into the shim. The caller holds the lock.
-    fn send_chunk(&self, frames: &[*const u8], lens: &[u16]) -> usize {
-        let mut no_mbuf: u16 = 0;
-        // SAFETY: frames[i] points to lens[i] readable bytes (borrowed from
-        // the caller's buffers for this call); the pool is live; the queue
-        // is ours under the lock.
-        let sent = unsafe {
-            sys::vs_tx_copy_burst(
-                self.port.id,
-                0,
-                self.port.pool.0,
-                frames.as_ptr(),
-                lens.as_ptr(),
-                frames.len() as u16,
-                &mut no_mbuf,
-            )
-        } as usize;
-        let c = &self.port.counters;
-        c.tx.fetch_add(sent as u64, Ordering::Relaxed);
-        c.tx_dropped
-            .fetch_add((frames.len() - sent) as u64, Ordering::Relaxed);
-        sent
-    }
 }
 
 /// Up to `TX_BATCH` frames of a `send_bufs` on their way to the shim: an
@@ -614,9 +589,12 @@ impl TxQueue for DpdkTx {
 
     fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
         let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        // Every frame copied into an mbuf of this port's pool (no mbufs given).
+        let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); TX_BATCH];
+        let offs = [0u16; TX_BATCH];
         let mut ptrs: [*const u8; TX_BATCH] = [std::ptr::null(); TX_BATCH];
         let mut lens = [0u16; TX_BATCH];
-        let (mut n, mut sent) = (0usize, 0usize);
+        let (mut n, mut sent) = (0usize, 0u64);
         for f in frames {
             let Ok(len) = u16::try_from(f.len()) else {
                 self.port
@@ -629,13 +607,17 @@ impl TxQueue for DpdkTx {
             lens[n] = len;
             n += 1;
             if n == TX_BATCH {
-                sent += self.send_chunk(&ptrs[..n], &lens[..n]);
+                sent += self
+                    .send_frames(&mut mbufs[..n], &ptrs[..n], &offs[..n], &lens[..n])
+                    .frames;
                 n = 0;
             }
         }
         if n > 0 {
-            sent += self.send_chunk(&ptrs[..n], &lens[..n]);
+            sent += self
+                .send_frames(&mut mbufs[..n], &ptrs[..n], &offs[..n], &lens[..n])
+                .frames;
         }
-        sent
+        sent as usize
     }
 }
