@@ -23,14 +23,14 @@ struct Host {
 fn hosts() -> &'static Mutex<Vec<Host>> {
     static H: OnceLock<Mutex<Vec<Host>>> = OnceLock::new();
     H.get_or_init(|| {
-        let t = pipeline::topology::load_toml(include_str!(
+        let t = topology::load_toml(include_str!(
             "../../config/topologies/spec-example.toml"
         ))
         .expect("spec topology");
         let hosts = ["compute1", "network1"]
             .iter()
             .map(|h| {
-                let mut cfg = pipeline::topology::build_host(&t, h, 1).expect("host");
+                let mut cfg = topology::build_host(&t, h, 1).expect("host");
                 cfg.set_conntrack(pipeline::conntrack::ConnTable::new(
                     pipeline::conntrack::Limits {
                         max_conns: 256,

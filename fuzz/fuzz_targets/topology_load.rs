@@ -7,9 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(t) = pipeline::topology::load_toml(text) else { return };
+    let Ok(t) = topology::load_toml(text) else { return };
     for h in &t.hosts {
-        if let Ok(mut cfg) = pipeline::topology::build_host(&t, &h.name, 1) {
+        if let Ok(mut cfg) = topology::build_host(&t, &h.name, 1) {
             let _ = cfg.build();
         }
     }

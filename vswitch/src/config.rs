@@ -280,15 +280,15 @@ impl DaemonConfig {
 
     /// Reads and validates the topology; errors name its file (or
     /// `topology` for an inline one).
-    pub fn load_topology(&self) -> Result<pipeline::topology::Topology, String> {
+    pub fn load_topology(&self) -> Result<topology::Topology, String> {
         match &self.topology {
             TopologySource::File(f) => {
                 let text =
                     std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-                pipeline::topology::load_toml(&text).map_err(|e| format!("{}: {e}", f.display()))
+                topology::load_toml(&text).map_err(|e| format!("{}: {e}", f.display()))
             }
             TopologySource::Inline(text) => {
-                pipeline::topology::load_toml(text).map_err(|e| format!("topology: {e}"))
+                topology::load_toml(text).map_err(|e| format!("topology: {e}"))
             }
         }
     }

@@ -20,8 +20,8 @@ use crate::daemon::Shared;
 use pipeline::flow::text::{parse_flow, parse_match};
 use pipeline::flow::PortNames;
 use pipeline::switch::{FlowSelector, PortConfig, PortKind, VlanMode};
-use pipeline::topology::model::Port as TopoPort;
-use pipeline::topology::Topology;
+use topology::model::Port as TopoPort;
+use topology::Topology;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -515,7 +515,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         }
         "topology-load" => {
             let text = arg(a, "toml")?;
-            let t = pipeline::topology::load_toml(text).map_err(|e| e.to_string())?;
+            let t = topology::load_toml(text).map_err(|e| e.to_string())?;
             apply_topology(shared, |_| Ok(t))
         }
         "vm-port-add" => {
@@ -528,7 +528,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                     format!("mac `{}`: not a MAC address", arg(a, "mac").unwrap_or(""))
                 })?,
                 ip: opt_ipv4(a, "ip")?.ok_or("missing argument `ip`")?,
-                owner: pipeline::topology::model::PortOwner::Compute,
+                owner: topology::model::PortOwner::Compute,
                 port_security: !opt_bool(a, "no_port_security"),
                 allowed_address_pairs: Vec::new(),
                 ofport: opt_u64(a, "ofport")?
@@ -620,7 +620,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                         f.port = Some(port);
                         f.router = router;
                     }
-                    None => t.floating_ips.push(pipeline::topology::model::FloatingIp {
+                    None => t.floating_ips.push(topology::model::FloatingIp {
                         address,
                         port: Some(port),
                         router,
@@ -701,8 +701,8 @@ fn apply_topology(
     let host = shared.host.clone();
     shared.update(|st| {
         let t = change(st.topology.clone())?;
-        pipeline::topology::validate::validate(&t).map_err(|e| e.to_string())?;
-        let deleted = pipeline::topology::update_host(&mut st.config, &st.topology, &t, &host, now)
+        topology::validate::validate(&t).map_err(|e| e.to_string())?;
+        let deleted = topology::update_host(&mut st.config, &st.topology, &t, &host, now)
             .map_err(|e| e.to_string())?;
         st.topology = t;
         Ok(json!({ "connections_deleted": deleted }))

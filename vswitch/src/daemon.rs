@@ -25,7 +25,7 @@ use pipeline::datapath::{Datapath, BURST};
 use pipeline::drop::DropReason;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch, SwitchConfig};
-use pipeline::topology::Topology;
+use topology::Topology;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -580,7 +580,7 @@ impl Daemon {
     /// Starts the workers for `cfg` with an already loaded topology.
     pub fn start_with(cfg: &DaemonConfig, topology: Topology) -> Result<Daemon, String> {
         let n_workers = cfg.workers.len();
-        let mut config = pipeline::topology::build_host(&topology, &cfg.host, n_workers)
+        let mut config = topology::build_host(&topology, &cfg.host, n_workers)
             .map_err(|e| e.to_string())?;
         config.set_mac_limits(
             cfg.limits.mac_table_entries,

@@ -11,8 +11,4 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod io;
-pub mod lab;
 pub mod offline;
-pub mod ovs_dpdk;
-pub mod replay;
-pub mod traffic;

@@ -258,7 +258,7 @@ fn nat_rule_matches(
     dnat: bool,
     marked: bool,
 ) -> bool {
-    let cidr_ok = |c: &Option<crate::topology::model::Cidr>, a: Ipv4Addr| {
+    let cidr_ok = |c: &Option<crate::router::Cidr>, a: Ipv4Addr| {
         c.is_none_or(|c| c.contains(u32::from(a)))
     };
     let dev_ok = |want: &Option<String>, not: bool, have: Option<&str>| match want {
@@ -591,7 +591,7 @@ fn request_source(out: &crate::router::Interface, next_hop: Ipv4Addr) -> Ipv4Add
     out.addrs
         .iter()
         .find(|(a, len)| {
-            crate::topology::model::Cidr {
+            crate::router::Cidr {
                 addr: u32::from(*a),
                 len: *len,
             }

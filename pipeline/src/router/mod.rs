@@ -12,12 +12,13 @@
 //! by priority (a rule whose table has no route falls through to the next
 //! rule), longest-prefix match, TTL, neighbour, out.
 
+mod cidr;
 pub(crate) mod forward;
 pub mod lpm;
 pub mod neighbour;
 
 use crate::key::Mac;
-use crate::topology::model::Cidr;
+pub use cidr::Cidr;
 use lpm::Lpm;
 use std::collections::BTreeMap;
 use std::fmt;

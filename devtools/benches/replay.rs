@@ -1,0 +1,655 @@
+//! The pcap-replay benchmark: every scenario of the spec's §8 replayed
+//! through a vswitchd host of the spec's topology, in memory and through
+//! DPDK (net_pcap in, net_null out, no hugepages; with `--features dpdk`),
+//! plus how throughput and memory grow with distinct flows, installed
+//! rules, live connections and workers, and the time to apply a topology
+//! update while traffic runs.
+//!
+//!     cargo bench -p vswitch --features dpdk --bench replay
+//!     cargo bench -p vswitch --bench replay -- --quick      # a smaller run
+//!
+//! Prints a progress line per point and a table at the end; writes
+//! `target/replay/results.json` and SVG plots beside it. Each point runs
+//! in a child process of this binary (`--point JSON`): its own address
+//! space for the memory figures, its own DPDK EAL.
+
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use devtools::replay::{self, Io, Measured, Point};
+use devtools::traffic;
+
+/// Open vSwitch 3.1 with DPDK 22.11 on this machine kind, one PMD, 64-byte
+/// frames, net_pcap -> net_null, the same Neutron flows (the issue's
+/// figures): (scenario, flows) -> Mpps.
+const OVS_DPDK: [(&str, usize, f64); 6] = [
+    ("l2-egress", 1, 13.0),
+    ("l2-egress", 65_536, 5.9),
+    ("dvr-egress", 1, 11.6),
+    ("dvr-egress", 65_536, 5.7),
+    ("snat-egress", 1, 5.5),
+    ("snat-egress", 65_536, 2.7),
+];
+
+struct Args {
+    quick: bool,
+    seconds: f64,
+    ios: Vec<Io>,
+    scenarios: Vec<String>,
+    out: PathBuf,
+    sweeps: bool,
+    /// Also run Open vSwitch with DPDK on the same captures.
+    ovs: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        quick: false,
+        seconds: 1.0,
+        ios: if cfg!(feature = "dpdk") {
+            vec![Io::Memory, Io::Dpdk]
+        } else {
+            vec![Io::Memory]
+        },
+        scenarios: traffic::ALL.iter().map(|s| s.name().to_string()).collect(),
+        out: replay::default_out_dir(),
+        sweeps: true,
+        ovs: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        let mut val = || it.next().ok_or(format!("{x}: needs a value"));
+        match x.as_str() {
+            "--bench" => {}
+            "--quick" => {
+                a.quick = true;
+                a.seconds = 0.3;
+            }
+            "--seconds" => a.seconds = val()?.parse().map_err(|_| "--seconds: a number")?,
+            "--io" => {
+                a.ios = val()?
+                    .split(',')
+                    .map(|s| match s {
+                        "memory" => Ok(Io::Memory),
+                        "dpdk" if cfg!(feature = "dpdk") => Ok(Io::Dpdk),
+                        "dpdk" => Err("--io dpdk: build with --features dpdk".to_string()),
+                        o => Err(format!("--io: memory or dpdk, not {o}")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--scenarios" => {
+                let v = val()?;
+                for s in v.split(',') {
+                    traffic::TrafficScenario::parse(s)?;
+                }
+                a.scenarios = v.split(',').map(String::from).collect();
+            }
+            "--out" => a.out = PathBuf::from(val()?),
+            "--no-sweeps" => a.sweeps = false,
+            "--no-ovs" => a.ovs = false,
+            "--help" | "-h" => {
+                println!(
+                    "replay [--quick] [--seconds S] [--io memory,dpdk] [--scenarios a,b] [--no-sweeps] [--no-ovs] [--out DIR]\n\
+                     With --io dpdk, Open vSwitch with DPDK runs beside on the same captures when\n\
+                     installed ({}; VSWITCH_BENCH_OVS overrides) and run as root; --no-ovs skips it.\n\
+                     scenarios: {}",
+                    devtools::ovs_dpdk::DEFAULT_BINARY,
+                    traffic::ALL.map(|s| s.name()).join(", ")
+                );
+                std::process::exit(0);
+            }
+            o => return Err(format!("unknown argument {o} (try --help)")),
+        }
+    }
+    Ok(a)
+}
+
+fn point(scenario: &str, io: Io, flows: usize, workers: usize, a: &Args) -> Point {
+    Point {
+        scenario: scenario.to_string(),
+        io,
+        flows,
+        size: "64".into(),
+        workers,
+        extra_ports: 0,
+        seconds: a.seconds,
+        updates: 0,
+    }
+}
+
+/// A labelled group of points (one table section, one plot).
+struct Group {
+    name: &'static str,
+    points: Vec<Point>,
+}
+
+fn plan(a: &Args) -> Vec<Group> {
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+    let big = if a.quick { 4_096 } else { 65_536 };
+    let mut groups = vec![Group {
+        name: "scenarios",
+        points: a
+            .scenarios
+            .iter()
+            .flat_map(|s| {
+                a.ios
+                    .iter()
+                    .flat_map(move |&io| [1, big].map(|f| (s.clone(), io, f)))
+            })
+            .flat_map(|(s, io, f)| {
+                let ours = point(&s, io, f, 1, a);
+                // Open vSwitch on the same capture, right after our DPDK run.
+                let ovs =
+                    (a.ovs && io == Io::Dpdk && devtools::ovs_dpdk::SCENARIOS.contains(&s.as_str()))
+                        .then(|| point(&s, Io::OvsDpdk, f, 1, a));
+                std::iter::once(ours).chain(ovs)
+            })
+            .collect(),
+    }];
+    if !a.sweeps {
+        return groups;
+    }
+    let flows: &[usize] = if a.quick {
+        &[1, 100, 10_000]
+    } else {
+        &[1, 100, 10_000, 65_536, 1_000_000]
+    };
+    groups.push(Group {
+        name: "flows",
+        points: ["l2-egress", "dvr-egress", "snat-egress"]
+            .iter()
+            .flat_map(|s| flows.iter().map(|&f| point(s, Io::Memory, f, 1, a)))
+            .collect(),
+    });
+    let ports: &[usize] = if a.quick {
+        &[10, 1_000]
+    } else {
+        &[10, 100, 1_000, 10_000]
+    };
+    groups.push(Group {
+        name: "rules",
+        points: ports
+            .iter()
+            .map(|&n| Point {
+                extra_ports: n,
+                ..point("l2-egress", Io::Memory, big, 1, a)
+            })
+            .collect(),
+    });
+    let conns: &[usize] = if a.quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000, 1_000_000]
+    };
+    groups.push(Group {
+        name: "connections",
+        points: conns
+            .iter()
+            .map(|&n| point("snat-reply", Io::Memory, n, 1, a))
+            .collect(),
+    });
+    groups.push(Group {
+        name: "workers",
+        points: ["l2-egress", "snat-egress"]
+            .iter()
+            .flat_map(|s| (1..=cores).map(|w| point(s, Io::Memory, big, w, a)))
+            .collect(),
+    });
+    groups.push(Group {
+        name: "updates",
+        points: vec![Point {
+            updates: if a.quick { 4 } else { 20 },
+            seconds: a.seconds.max(1.0),
+            ..point("l2-egress", Io::Memory, big, 1, a)
+        }],
+    });
+    groups
+}
+
+fn child(json: &str, dir: &Path) -> Result<(), String> {
+    let p: Point = serde_json::from_str(json).map_err(|e| format!("--point: {e}"))?;
+    let t = devtools::lab::topology()?;
+    let m = replay::run_point(&t, &p, dir)?;
+    println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn ovs(scenario: &str, flows: usize) -> Option<f64> {
+    OVS_DPDK
+        .iter()
+        .find(|(s, f, _)| *s == scenario && *f == flows)
+        .map(|x| x.2)
+}
+
+fn row(m: &Measured) -> String {
+    let p = m.point.as_ref().expect("point");
+    let drops: Vec<String> = m.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let extra = if p.extra_ports > 0 {
+        format!(" +{} ports", p.extra_ports)
+    } else {
+        String::new()
+    };
+    format!(
+        "{:<17} {:<6} {:>8} {:>2}w {:>6.2} Mpps {:>7.1} ns {:>7.0} cyc  hit {:>5.1}%  out {:>5.1}%  rules {:>6}  conns {:>8}  rss {:>7.1} MiB{extra}  {}",
+        p.scenario,
+        p.io.name(),
+        p.flows,
+        p.workers,
+        m.mpps,
+        m.ns_per_packet,
+        m.cycles_per_packet,
+        m.cache_hit_rate * 100.0,
+        m.delivered * 100.0,
+        m.rules,
+        m.connections,
+        m.rss_mb,
+        if drops.is_empty() {
+            String::new()
+        } else {
+            format!("drops: {}", drops.join(" "))
+        }
+    )
+}
+
+fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    if let Some(i) = raw.iter().position(|a| a == "--point") {
+        let dir = raw
+            .iter()
+            .position(|a| a == "--dir")
+            .and_then(|j| raw.get(j + 1))
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        if let Err(e) = child(raw.get(i + 1).map_or("", |s| s.as_str()), &dir) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("replay: {e}");
+            std::process::exit(2);
+        }
+    };
+    let exe = std::env::current_exe().expect("current exe");
+    if a.ovs && a.ios.contains(&Io::Dpdk) && devtools::ovs_dpdk::binary().is_none() {
+        eprintln!(
+            "Open vSwitch with DPDK is not installed ({}) or this is not root: no side-by-side run",
+            devtools::ovs_dpdk::DEFAULT_BINARY
+        );
+    }
+    let groups = plan(&a);
+    let total: usize = groups.iter().map(|g| g.points.len()).sum();
+    let work = a.out.join("work");
+    let mut results: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
+    let mut done = 0;
+    let started = std::time::Instant::now();
+    // A discarded first point: the first child of a run measures low
+    // (cold page cache and CPU); every reported point then runs warm.
+    if let Some(p) = groups.first().and_then(|g| g.points.first()) {
+        let warm = Point {
+            seconds: 0.5,
+            ..p.clone()
+        };
+        let _ = replay::run_point_in_child(&exe, &warm, &work);
+    }
+    for g in &groups {
+        for p in &g.points {
+            done += 1;
+            eprint!(
+                "\r[{done}/{total}] {:<12} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
+                g.name,
+                p.scenario,
+                p.io.name(),
+                p.flows,
+                p.workers,
+                ""
+            );
+            match replay::run_point_in_child(&exe, p, &work) {
+                Ok(m) => {
+                    eprint!("\r[{done}/{total}] {:<12} {}\n", g.name, row(&m));
+                    results.entry(g.name).or_default().push(m);
+                }
+                Err(e) => eprintln!("\r[{done}/{total}] {:<12} failed: {e}", g.name),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "\nvswitch pcap-replay benchmark ({} points in {:.0} s; {})",
+        total,
+        started.elapsed().as_secs_f64(),
+        machine()
+    );
+    for (name, ms) in &results {
+        println!("\n== {name} ==");
+        for m in ms {
+            println!("{}", row(m));
+        }
+    }
+    if let Some(ms) = results.get("scenarios") {
+        let measured_ovs: Vec<&Measured> = ms
+            .iter()
+            .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
+            .collect();
+        if !measured_ovs.is_empty() {
+            println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; target 2x) ==");
+        }
+        for o in &measured_ovs {
+            let op = o.point.as_ref().expect("point");
+            let ours = ms.iter().find(|m| {
+                m.point.as_ref().is_some_and(|p| {
+                    p.io == Io::Dpdk && p.scenario == op.scenario && p.flows == op.flows
+                })
+            });
+            if let Some(m) = ours {
+                println!(
+                    "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps ({:.0} cycles/packet, {:.2} outputs/packet) = {:.2}x (target 2x: {})",
+                    op.scenario,
+                    op.flows,
+                    m.mpps,
+                    o.mpps,
+                    o.cycles_per_packet,
+                    o.outputs_per_packet,
+                    m.mpps / o.mpps.max(1e-9),
+                    if m.mpps >= 2.0 * o.mpps { "met" } else { "not met" }
+                );
+            }
+        }
+        println!("\n== against the issue's reference figures for Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
+        for m in ms {
+            let p = m.point.as_ref().expect("point");
+            if p.io == Io::OvsDpdk {
+                continue;
+            }
+            let big = if a.quick { 4_096 } else { 65_536 };
+            let f = if p.flows == big { 65_536 } else { p.flows };
+            if let Some(o) = ovs(&p.scenario, f) {
+                println!(
+                    "{:<17} {:<6} {:>6} flows: {:>6.2} Mpps vs {o:>5.1} = {:.2}x (target 2x: {})",
+                    p.scenario,
+                    p.io.name(),
+                    p.flows,
+                    m.mpps,
+                    m.mpps / o,
+                    if m.mpps >= 2.0 * o { "met" } else { "not met" }
+                );
+            }
+        }
+    }
+    if let Some(u) = results.get("updates").and_then(|v| v.first()) {
+        println!(
+            "\ntopology update while traffic runs: {:.2} ms mean, {:.2} ms worst; {:.2} Mpps meanwhile, {:.2}% delivered",
+            u.update_ms_mean,
+            u.update_ms_max,
+            u.mpps,
+            u.delivered * 100.0
+        );
+    }
+    std::fs::create_dir_all(&a.out).expect("out dir");
+    let json = serde_json::json!({
+        "machine": machine(),
+        "ovs_dpdk_reference": OVS_DPDK.iter().map(|(s, f, m)| serde_json::json!({"scenario": s, "flows": f, "mpps": m})).collect::<Vec<_>>(),
+        "results": results,
+    });
+    let jpath = a.out.join("results.json");
+    std::fs::write(&jpath, serde_json::to_string_pretty(&json).expect("json")).expect("write");
+    println!("\nwrote {}", jpath.display());
+    for (name, f) in [
+        (
+            "scenarios",
+            plot_scenarios as fn(&[Measured], &Path) -> Result<(), String>,
+        ),
+        ("flows", plot_flows),
+        ("workers", plot_workers),
+        ("rules", plot_rules),
+        ("connections", plot_connections),
+    ] {
+        if let Some(ms) = results.get(name) {
+            let path = a.out.join(format!("{name}.svg"));
+            match f(ms, &path) {
+                Ok(()) => println!("wrote {}", path.display()),
+                Err(e) => eprintln!("plot {name}: {e}"),
+            }
+        }
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len());
+    format!("{cpu}, {cores} cores")
+}
+
+fn e<E: std::fmt::Debug>(x: E) -> String {
+    format!("{x:?}")
+}
+
+/// Mpps per scenario: bars for each (io, flows), OVS-DPDK beside: as
+/// measured in this run when it ran (`ovs-dpdk` points), else the issue's
+/// reference figures.
+fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
+    let scen: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for m in ms {
+            let s = &m.point.as_ref().expect("p").scenario;
+            if !v.contains(s) {
+                v.push(s.clone());
+            }
+        }
+        v
+    };
+    let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+    for m in ms {
+        let p = m.point.as_ref().expect("p");
+        let label = format!("{} {} flows", p.io.name(), p.flows);
+        let x = scen.iter().position(|s| *s == p.scenario).unwrap_or(0);
+        match series.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, v)) => v.push((x, m.mpps)),
+            None => series.push((label, vec![(x, m.mpps)])),
+        }
+    }
+    let measured_ovs = ms
+        .iter()
+        .any(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk));
+    let reference: &[(&str, usize, f64)] = if measured_ovs { &[] } else { &OVS_DPDK };
+    let ovs: Vec<(usize, f64, usize)> = reference
+        .iter()
+        .filter_map(|(s, f, v)| scen.iter().position(|x| x == s).map(|i| (i, *v, *f)))
+        .collect();
+    let ymax = ms.iter().map(|m| m.mpps).fold(14.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(e)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "vswitch: Mpps per scenario, one worker, 64 B",
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(60)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..scen.len() as f64, 0f64..ymax)
+        .map_err(e)?;
+    let names = scen.clone();
+    c.configure_mesh()
+        .x_labels(scen.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = (*x - 0.5).round();
+            if (x - 0.5 - i).abs() < 0.01 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("Mpps")
+        .draw()
+        .map_err(e)?;
+    let n = series.len().max(1) as f64;
+    let w = 0.8 / (n + 1.0);
+    for (si, (label, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(si).to_rgba();
+        c.draw_series(pts.iter().map(|&(x, y)| {
+            let x0 = x as f64 + 0.1 + si as f64 * w;
+            Rectangle::new([(x0, 0.0), (x0 + w * 0.9, y)], color.filled())
+        }))
+        .map_err(e)?
+        .label(label.clone())
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    if !ovs.is_empty() {
+        c.draw_series(ovs.iter().map(|&(x, y, f)| {
+            let x0 = x as f64 + 0.1 + n * w;
+            let shade = if f == 1 {
+                BLACK.mix(0.6)
+            } else {
+                BLACK.mix(0.3)
+            };
+            Rectangle::new([(x0, 0.0), (x0 + w * 0.9, y)], shade.filled())
+        }))
+        .map_err(e)?
+        .label("Open vSwitch + DPDK, the issue's figures (1 / 65,536 flows)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], BLACK.mix(0.5).filled()));
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// Lines of Mpps against a log-scale x taken from each point.
+fn plot_lines(
+    ms: &[Measured],
+    path: &Path,
+    title: &str,
+    xdesc: &str,
+    x_of: impl Fn(&Point) -> f64,
+    log_x: bool,
+) -> Result<(), String> {
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for m in ms {
+        let p = m.point.as_ref().expect("p");
+        series
+            .entry(p.scenario.clone())
+            .or_default()
+            .push((x_of(p), m.mpps));
+    }
+    let xmax = ms
+        .iter()
+        .map(|m| x_of(m.point.as_ref().expect("p")))
+        .fold(1.0, f64::max);
+    let ymax = ms.iter().map(|m| m.mpps).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (900, 550)).into_drawing_area();
+    root.fill(&WHITE).map_err(e)?;
+    let mut b = ChartBuilder::on(&root);
+    b.caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(50);
+    if log_x {
+        let mut c = b
+            .build_cartesian_2d((0.8f64..xmax * 1.5).log_scale(), 0f64..ymax)
+            .map_err(e)?;
+        c.configure_mesh()
+            .x_desc(xdesc)
+            .y_desc("Mpps")
+            .draw()
+            .map_err(e)?;
+        draw_lines(&mut c, &series)?;
+    } else {
+        let mut c = b
+            .build_cartesian_2d(0.5f64..xmax + 0.5, 0f64..ymax)
+            .map_err(e)?;
+        c.configure_mesh()
+            .x_desc(xdesc)
+            .y_desc("Mpps")
+            .x_labels(xmax as usize + 1)
+            .draw()
+            .map_err(e)?;
+        draw_lines(&mut c, &series)?;
+    }
+    root.present().map_err(e)
+}
+
+fn draw_lines<'a, 'b, X>(
+    c: &mut ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
+    series: &BTreeMap<String, Vec<(f64, f64)>>,
+) -> Result<(), String>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    'b: 'a,
+{
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+        c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(e)?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)
+}
+
+fn plot_flows(ms: &[Measured], path: &Path) -> Result<(), String> {
+    plot_lines(
+        ms,
+        path,
+        "Mpps vs distinct flows (1 worker, 64 B)",
+        "flows",
+        |p| p.flows as f64,
+        true,
+    )
+}
+
+fn plot_workers(ms: &[Measured], path: &Path) -> Result<(), String> {
+    plot_lines(
+        ms,
+        path,
+        "Mpps vs workers (64 B)",
+        "workers",
+        |p| p.workers as f64,
+        false,
+    )
+}
+
+fn plot_rules(ms: &[Measured], path: &Path) -> Result<(), String> {
+    plot_lines(
+        ms,
+        path,
+        "l2-egress Mpps vs VM ports on the host",
+        "VM ports added",
+        |p| p.extra_ports as f64,
+        true,
+    )
+}
+
+fn plot_connections(ms: &[Measured], path: &Path) -> Result<(), String> {
+    plot_lines(
+        ms,
+        path,
+        "snat-reply Mpps vs live connections",
+        "connections",
+        |p| p.flows as f64,
+        true,
+    )
+}

@@ -1,0 +1,762 @@
+//! `vswitch lab`: the seed article's experiment on real Linux kernels.
+//!
+//! The spec's example (§0.3) built out of network namespaces: one per host
+//! (compute1, compute2, network1), each running its own `vswitchd` on
+//! AF_PACKET ports; one per VM, whose `eth0` is a veth whose other end is
+//! the VM's port (`qvo-…`) in its host; a fabric namespace holding two
+//! Linux bridges, the VLAN trunk joining every host's `eth1` and the
+//! external segment joining every `eth2` with the upstream router; the
+//! upstream router (203.0.113.1, forwarding) and the external host behind
+//! it (198.51.100.7). Every namespace is named `vsl-…` and every address
+//! lives inside one of them: the machine's own interfaces and routes are
+//! never touched.
+//!
+//! The scenarios (`scenario`) then run with the kernels' own stacks
+//! (ICMP echo through raw sockets, HTTP over kernel TCP), and each one's
+//! first packet is traced through the daemons that carried it.
+//! Everything is removed at the end, after a failure, and on Ctrl-C
+//! (`LabGuard`); `--keep` leaves it up and `vswitch lab down` removes it
+//! later, from the state kept in `RUN_DIR`. Without root the same
+//! scenarios run on the in-process multi-host simulation (`run_sim`).
+
+pub mod netns;
+pub mod probe;
+pub mod scenario;
+
+use topology::Topology;
+use scenario::{Outcome, Probe, LabScenario, SeenAs, Sender};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Prefix of every namespace the lab creates.
+pub const NS_PREFIX: &str = "vsl-";
+/// Where a running lab keeps its configs, sockets, logs and daemon pids.
+pub const RUN_DIR: &str = "/run/vswitch-lab";
+/// The lab's topology: the spec's example (§0.3).
+pub const TOPOLOGY: &str = include_str!("../../../config/topologies/spec-example.toml");
+
+const FABRIC_NS: &str = "vsl-fabric";
+const UPSTREAM_NS: &str = "vsl-upstream";
+const EXTERNAL_NS: &str = "vsl-external";
+const TRUNK_BRIDGE: &str = "trunk";
+const EXTERNAL_BRIDGE: &str = "extnet";
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn check_interrupt() -> Result<(), String> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        Err("interrupted".into())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The lab's topology, parsed and validated.
+pub fn topology() -> Result<Topology, String> {
+    topology::load_toml(TOPOLOGY).map_err(|e| format!("lab topology: {e}"))
+}
+
+/// A lab run's results.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// `kernel` (namespaces) or `simulation`.
+    pub mode: String,
+    pub scenarios: Vec<Outcome>,
+    /// For `--keep`: each host's control socket.
+    pub sockets: Vec<(String, String)>,
+}
+
+impl Report {
+    pub fn passed(&self) -> usize {
+        self.scenarios.iter().filter(|s| s.passed).count()
+    }
+}
+
+pub fn vm_ns(vm: &str) -> String {
+    format!("{NS_PREFIX}{vm}")
+}
+
+pub fn host_ns(host: &str) -> String {
+    format!("{NS_PREFIX}{host}")
+}
+
+fn socket_of(host: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("{host}.sock"))
+}
+
+/// Everything a kernel lab run created; removes it on drop unless kept.
+struct LabGuard {
+    namespaces: Vec<String>,
+    daemons: Vec<(String, Child)>,
+    keep: bool,
+}
+
+impl LabGuard {
+    fn add_ns(&mut self, name: &str) -> Result<(), String> {
+        netns::add_namespace(name)?;
+        self.namespaces.push(name.to_string());
+        Ok(())
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for (_, child) in &mut self.daemons {
+            stop_daemon(child.id() as i32);
+            let _ = child.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            if let Err(e) = netns::del_namespace(ns) {
+                eprintln!("lab: cleanup: {e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(RUN_DIR);
+    }
+}
+
+/// SIGTERM, then SIGKILL after 3 s.
+fn stop_daemon(pid: i32) {
+    // SAFETY: signalling a process we started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// A short interface name for a host's end of a link in the fabric.
+fn fabric_port(index: usize, nic: &str) -> String {
+    let mut n = format!("h{index}-{nic}");
+    n.truncate(15);
+    n
+}
+
+/// Options of a kernel lab run.
+#[derive(Clone, Debug, Default)]
+pub struct LabOptions {
+    pub keep: bool,
+    /// The vswitchd binary (default: beside the running executable).
+    pub vswitchd: Option<PathBuf>,
+}
+
+fn find_vswitchd(opt: &Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = opt {
+        return Ok(p.clone());
+    }
+    crate::shipped::binary("vswitchd")
+}
+
+/// Builds the lab, runs every scenario, tears it down (unless `keep`).
+pub fn run_kernel(opts: &LabOptions, progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
+    if !is_root() {
+        return Err("the kernel lab needs root (network namespaces)".into());
+    }
+    let vswitchd = find_vswitchd(&opts.vswitchd)?;
+    let left = netns::namespaces_with_prefix(NS_PREFIX);
+    if !left.is_empty() {
+        return Err(format!(
+            "a lab is already up ({}): `vswitch lab down` removes it",
+            left.join(", ")
+        ));
+    }
+    let t = topology()?;
+    let list = scenario::scenarios(&t)?;
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    // SAFETY: handlers that only store to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let mut guard = LabGuard {
+        namespaces: Vec::new(),
+        daemons: Vec::new(),
+        keep: false,
+    };
+    let result = build_and_run(&t, &list, &vswitchd, &mut guard, progress);
+    // Keep only a lab that came up whole.
+    guard.keep = opts.keep && result.is_ok() && !INTERRUPTED.load(Ordering::SeqCst);
+    if guard.keep {
+        // The daemons outlive us; `lab down` finds them by pid.
+        let pids: String = guard
+            .daemons
+            .iter()
+            .map(|(h, c)| format!("{h} {}\n", c.id()))
+            .collect();
+        let _ = std::fs::write(Path::new(RUN_DIR).join("pids"), pids);
+    }
+    drop(guard);
+    result
+}
+
+fn build_and_run(
+    t: &Topology,
+    list: &[LabScenario],
+    vswitchd: &Path,
+    g: &mut LabGuard,
+    progress: &mut dyn FnMut(&Outcome),
+) -> Result<Report, String> {
+    std::fs::create_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+    set_mode(Path::new(RUN_DIR), 0o700)?;
+    let topo_path = Path::new(RUN_DIR).join("topology.toml");
+    std::fs::write(&topo_path, TOPOLOGY).map_err(|e| format!("{}: {e}", topo_path.display()))?;
+
+    // The physical network: a trunk bridge and an external bridge.
+    g.add_ns(FABRIC_NS)?;
+    for br in [TRUNK_BRIDGE, EXTERNAL_BRIDGE] {
+        netns::ip_in(
+            FABRIC_NS,
+            &[
+                "link",
+                "add",
+                br,
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+                "stp_state",
+                "0",
+            ],
+        )?;
+        netns::ip_in(FABRIC_NS, &["link", "set", br, "up"])?;
+    }
+    check_interrupt()?;
+
+    // Hosts: uplink NICs into the fabric.
+    for (i, h) in t.hosts.iter().enumerate() {
+        let ns = host_ns(&h.name);
+        g.add_ns(&ns)?;
+        for (physnet, bridge) in h.mappings() {
+            let Some(nic) = h.nics.get(bridge) else {
+                continue;
+            };
+            let external = t
+                .networks
+                .iter()
+                .any(|n| n.physnet == physnet && n.external);
+            let segment = if external {
+                EXTERNAL_BRIDGE
+            } else {
+                TRUNK_BRIDGE
+            };
+            let peer = fabric_port(i, nic);
+            netns::ip_in(
+                &ns,
+                &[
+                    "link", "add", nic, "type", "veth", "peer", "name", &peer, "netns", FABRIC_NS,
+                ],
+            )?;
+            netns::ip_in(FABRIC_NS, &["link", "set", &peer, "master", segment, "up"])?;
+            netns::ip_in(&ns, &["link", "set", nic, "up"])?;
+        }
+        check_interrupt()?;
+    }
+
+    // VMs: eth0 in the VM, its port device in the host.
+    for p in &t.ports {
+        let ns = vm_ns(&p.name);
+        g.add_ns(&ns)?;
+        let host = host_ns(&p.host);
+        netns::ip_in(
+            &host,
+            &[
+                "link", "add", &p.device, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        let sub = t.subnets.iter().find(|s| {
+            s.network == p.network
+                && topology::model::Cidr::parse(&s.cidr)
+                    .is_some_and(|c| c.contains(u32::from(p.ip)))
+        });
+        let prefix = sub
+            .and_then(|s| topology::model::Cidr::parse(&s.cidr))
+            .map_or(24, |c| c.len);
+        netns::ip_in(&ns, &["link", "set", "eth0", "address", &p.mac.to_string()])?;
+        netns::ip_in(
+            &ns,
+            &["addr", "add", &format!("{}/{prefix}", p.ip), "dev", "eth0"],
+        )?;
+        netns::ip_in(&ns, &["link", "set", "eth0", "up"])?;
+        netns::ip_in(&host, &["link", "set", &p.device, "up"])?;
+        if let Some(s) = sub {
+            netns::ip_in(
+                &ns,
+                &["route", "add", "default", "via", &s.gateway_ip.to_string()],
+            )?;
+        }
+        netns::in_netns(&ns, || netns::offloads_off("eth0"))??;
+        check_interrupt()?;
+    }
+
+    // The upstream router and the external host behind it.
+    let ext = t
+        .subnets
+        .iter()
+        .find(|s| t.networks.iter().any(|n| n.name == s.network && n.external))
+        .ok_or("the lab topology has no external subnet")?;
+    let ext_prefix = topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len);
+    g.add_ns(UPSTREAM_NS)?;
+    g.add_ns(EXTERNAL_NS)?;
+    netns::ip_in(
+        UPSTREAM_NS,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "upstream", "netns", FABRIC_NS,
+        ],
+    )?;
+    netns::ip_in(
+        FABRIC_NS,
+        &["link", "set", "upstream", "master", EXTERNAL_BRIDGE, "up"],
+    )?;
+    netns::ip_in(
+        UPSTREAM_NS,
+        &["link", "set", "eth0", "address", scenario::UPSTREAM_MAC],
+    )?;
+    netns::ip_in(
+        UPSTREAM_NS,
+        &[
+            "addr",
+            "add",
+            &format!("{}/{ext_prefix}", ext.gateway_ip),
+            "dev",
+            "eth0",
+        ],
+    )?;
+    netns::ip_in(
+        UPSTREAM_NS,
+        &[
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            EXTERNAL_NS,
+        ],
+    )?;
+    netns::ip_in(
+        UPSTREAM_NS,
+        &[
+            "addr",
+            "add",
+            &format!("{}/24", scenario::UPSTREAM_INNER),
+            "dev",
+            "eth1",
+        ],
+    )?;
+    netns::ip_in(
+        EXTERNAL_NS,
+        &[
+            "addr",
+            "add",
+            &format!("{}/24", scenario::EXTERNAL_HOST),
+            "dev",
+            "eth0",
+        ],
+    )?;
+    for (ns, dev) in [
+        (UPSTREAM_NS, "eth0"),
+        (UPSTREAM_NS, "eth1"),
+        (EXTERNAL_NS, "eth0"),
+    ] {
+        netns::ip_in(ns, &["link", "set", dev, "up"])?;
+        netns::in_netns(ns, || netns::offloads_off(dev))??;
+    }
+    netns::ip_in(
+        EXTERNAL_NS,
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            &scenario::UPSTREAM_INNER.to_string(),
+        ],
+    )?;
+    netns::in_netns(UPSTREAM_NS, || {
+        netns::write_sysctl("net/ipv4/ip_forward", "1")
+    })??;
+    check_interrupt()?;
+
+    // One vswitchd per host.
+    for h in &t.hosts {
+        let cfg = daemon_config(t, &h.name, &topo_path);
+        let cfg_path = Path::new(RUN_DIR).join(format!("{}.toml", h.name));
+        std::fs::write(&cfg_path, cfg).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let log_path = Path::new(RUN_DIR).join(format!("{}.log", h.name));
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host_ns(&h.name)])
+            .arg(vswitchd)
+            .arg("--config")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Its own process group: Ctrl-C reaches the lab, which stops
+            // the daemons in order.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting vswitchd for {}: {e}", h.name))?;
+        g.daemons.push((h.name.clone(), child));
+    }
+    for (host, child) in &mut g.daemons {
+        wait_ready(host, child)?;
+    }
+
+    let mut outcomes = Vec::new();
+    for s in list {
+        check_interrupt()?;
+        let mut o = run_kernel_scenario(s);
+        o.traces = scenario::trace_across(t, &s.first, |host, packet| {
+            let r = vswitch::control::call(
+                &socket_of(host),
+                "trace",
+                serde_json::json!({ "packet": packet }),
+            )?;
+            let text = r.get("text").and_then(|t| t.as_str()).unwrap_or("");
+            Ok((
+                r.get("trace").cloned().unwrap_or_default(),
+                text.to_string(),
+            ))
+        })
+        .unwrap_or_else(|e| {
+            o.detail.push_str(&format!("; trace failed: {e}"));
+            Vec::new()
+        });
+        progress(&o);
+        outcomes.push(o);
+    }
+    Ok(Report {
+        mode: "kernel".into(),
+        scenarios: outcomes,
+        sockets: t
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), socket_of(&h.name).display().to_string()))
+            .collect(),
+    })
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Host `host`'s vswitchd config: every NIC and VM port on AF_PACKET.
+fn daemon_config(t: &Topology, host: &str, topology: &Path) -> String {
+    let mut s = format!(
+        "# written by `vswitch lab`\nhost = \"{host}\"\ntopology = \"{}\"\nsocket = \"{}\"\nlog_level = \"warn\"\n\
+         # three daemons share this machine's cores: sleep when idle\nidle_sleep_us = 100\n",
+        topology.display(),
+        socket_of(host).display()
+    );
+    let h = t.hosts.iter().find(|h| h.name == host);
+    let nics = h.map(|h| h.nics.values().cloned().collect::<Vec<_>>());
+    let vms = t
+        .ports
+        .iter()
+        .filter(|p| p.host == host)
+        .map(|p| p.device.clone());
+    for name in nics.into_iter().flatten().chain(vms) {
+        s.push_str(&format!(
+            "\n[[ports]]\nname = \"{name}\"\nbackend = \"af-packet\"\n"
+        ));
+    }
+    s
+}
+
+fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
+    let sock = socket_of(host);
+    let start = Instant::now();
+    loop {
+        check_interrupt()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(Path::new(RUN_DIR).join(format!("{host}.log")))
+                .unwrap_or_default();
+            return Err(format!(
+                "vswitchd for {host} exited ({status}): {}",
+                log.trim()
+            ));
+        }
+        if vswitch::control::call(&sock, "show", serde_json::json!({})).is_ok() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            return Err(format!("vswitchd for {host}: no control socket after 15 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs one scenario on the kernels of the namespaces.
+fn run_kernel_scenario(s: &LabScenario) -> Outcome {
+    let (passed, detail) = match kernel_probe(s) {
+        Ok(r) => r,
+        Err(e) => (false, e),
+    };
+    Outcome::of(s, passed, detail)
+}
+
+fn sender_ns(s: &Sender) -> String {
+    match s {
+        Sender::Vm(v) => vm_ns(v),
+        Sender::External => EXTERNAL_NS.to_string(),
+    }
+}
+
+const PINGS: u32 = 3;
+
+fn kernel_probe(s: &LabScenario) -> Result<(bool, String), String> {
+    let ns = sender_ns(&s.from);
+    match &s.probe {
+        Probe::Ping { dst } => {
+            let id = 0x5600 | (s.id.len() as u16);
+            let dst = *dst;
+            let r = netns::in_netns(&ns, || probe::ping(dst, PINGS, id, Duration::from_secs(3)))??;
+            let rtt = r
+                .rtt_us
+                .iter()
+                .map(|u| format!("{:.2}", *u as f64 / 1000.0))
+                .collect::<Vec<_>>()
+                .join("/");
+            let from_ok = r.reply_from == Some(dst);
+            Ok((
+                r.received == r.sent && r.sent == PINGS && from_ok,
+                format!(
+                    "{}/{} echo replies from {}, ttl {}, rtt {rtt} ms",
+                    r.received,
+                    r.sent,
+                    r.reply_from.map_or("-".into(), |a| a.to_string()),
+                    r.reply_ttl.map_or("-".into(), |t| t.to_string()),
+                ),
+            ))
+        }
+        Probe::Http {
+            server,
+            to,
+            seen_as,
+        } => {
+            let (listen, name) = match server {
+                Sender::External => (*to, "the external host".to_string()),
+                Sender::Vm(v) => {
+                    let t = topology()?;
+                    let p = t
+                        .ports
+                        .iter()
+                        .find(|p| &p.name == v)
+                        .ok_or_else(|| format!("no VM {v}"))?;
+                    (SocketAddrV4::new(p.ip, to.port()), v.clone())
+                }
+            };
+            let expect: Ipv4Addr = match seen_as {
+                SeenAs::Addr(a) => *a,
+                SeenAs::ExternalSender => scenario::EXTERNAL_HOST,
+            };
+            let srv = probe::HttpServer::start(&sender_ns(server), listen, &name)?;
+            let to = *to;
+            let got = netns::in_netns(&ns, move || probe::http_get(to, Duration::from_secs(5)))?;
+            let peers = srv.stop()?;
+            let (status, body) = got?;
+            let seen = peers
+                .first()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
+            Ok((
+                status.contains(" 200 ") && seen == expect.to_string(),
+                format!("{status}: \"{body}\" (server saw {seen}, expected {expect})"),
+            ))
+        }
+    }
+}
+
+/// Removes a lab left up with `--keep` (or by a crash): stops its daemons,
+/// deletes every `vsl-` namespace and the run directory. Returns what it
+/// removed.
+pub fn down() -> Result<Vec<String>, String> {
+    if !is_root() {
+        return Err("removing the lab needs root".into());
+    }
+    let mut removed = Vec::new();
+    let pids = std::fs::read_to_string(Path::new(RUN_DIR).join("pids")).unwrap_or_default();
+    for line in pids.lines() {
+        let Some((host, pid)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains("vswitchd") {
+            stop_daemon(pid);
+            removed.push(format!("vswitchd of {host} (pid {pid})"));
+        }
+    }
+    for ns in netns::namespaces_with_prefix(NS_PREFIX) {
+        netns::del_namespace(&ns)?;
+        removed.push(format!("namespace {ns}"));
+    }
+    if Path::new(RUN_DIR).exists() {
+        std::fs::remove_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+        removed.push(RUN_DIR.to_string());
+    }
+    Ok(removed)
+}
+
+/// The IPv4 frames endpoint `who` of `sim` received that `pred` accepts.
+fn received<'a>(
+    sim: &'a crate::sim::Sim,
+    who: &str,
+    pred: impl Fn(&pipeline::key::FlowKey) -> bool + 'a,
+) -> impl Iterator<Item = &'a pipeline::key::FlowKey> + 'a {
+    sim.endpoint(who)
+        .into_iter()
+        .flat_map(|e| e.received.iter())
+        .filter(move |k| k.is_ipv4() && pred(k))
+}
+
+/// A TCP SYN (no other flag).
+fn is_syn(k: &pipeline::key::FlowKey) -> bool {
+    use pipeline::key::{ipproto, Field};
+    k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) == 0x002
+}
+
+/// The same scenarios on the in-process multi-host simulation: the hosts'
+/// compiled switches joined by simulated trunk and external segments, an
+/// upstream station answering for the external host.
+pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
+    use pipeline::key::{ipproto, Field};
+    use crate::sim::{Segment, Sim};
+    let t = topology()?;
+    let list = scenario::scenarios(&t)?;
+    let mut sim = Sim::new(&t).map_err(|e| e.to_string())?;
+    let ext = t
+        .subnets
+        .iter()
+        .find(|s| t.networks.iter().any(|n| n.name == s.network && n.external))
+        .ok_or("the lab topology has no external subnet")?;
+    let upstream_mac = scenario::UPSTREAM_MAC.parse().map_err(|_| "upstream MAC")?;
+    sim.add_external_station(
+        "upstream",
+        upstream_mac,
+        ext.gateway_ip,
+        topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len),
+        vec![scenario::EXTERNAL_HOST],
+    );
+    let name = |s: &Sender| match s {
+        Sender::Vm(v) => v.clone(),
+        Sender::External => "upstream".to_string(),
+    };
+    let mut outcomes = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        sim.clear_records();
+        let from = name(&s.from);
+        let (passed, detail) = match &s.probe {
+            Probe::Ping { dst } => {
+                let id = 0x5600 + i as u16;
+                let r = sim.ping(&from, *dst, id);
+                let replies = received(&sim, &from, |k| {
+                    k.nw_proto() == ipproto::ICMP
+                        && k.get(Field::TpSrc) == 0
+                        && k.nw_src() == u32::from(*dst)
+                })
+                .count();
+                match r {
+                    Ok(()) => (replies == 1, format!("{replies}/1 echo replies from {dst}")),
+                    Err(e) => (false, e.to_string()),
+                }
+            }
+            Probe::Http {
+                server,
+                to,
+                seen_as,
+            } => {
+                let sender_ip = sim.endpoint(&from).map(|e| e.ip);
+                let expect = match seen_as {
+                    SeenAs::Addr(a) => Some(*a),
+                    SeenAs::ExternalSender => sender_ip,
+                };
+                let r = sim.tcp_connect(&from, *to.ip(), 40000 + i as u16, to.port());
+                let syn_acks = received(&sim, &from, |k| {
+                    k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) & 0x12 == 0x12
+                })
+                .count();
+                // The SYN as the server got it.
+                let syn_src = match server {
+                    Sender::External => sim
+                        .wire
+                        .iter()
+                        .find(|w| {
+                            w.segment == Segment::External && w.key.is_ipv4() && is_syn(&w.key)
+                        })
+                        .map(|w| w.key.nw_src()),
+                    Sender::Vm(v) => received(&sim, v, is_syn).next().map(|k| k.nw_src()),
+                };
+                let seen = syn_src.map(Ipv4Addr::from);
+                match r {
+                    Ok(()) => (
+                        syn_acks == 1 && seen.is_some() && seen == expect,
+                        format!(
+                            "handshake {}; server saw {}, expected {}",
+                            if syn_acks == 1 { "completed" } else { "failed" },
+                            seen.map_or("nothing".into(), |a| a.to_string()),
+                            expect.map_or("-".into(), |a| a.to_string())
+                        ),
+                    ),
+                    Err(e) => (false, e.to_string()),
+                }
+            }
+        };
+        let traces = scenario::trace_across(&t, &s.first, |host, packet| {
+            let sw = sim.switch(host).ok_or_else(|| format!("no host {host}"))?;
+            let tr = pipeline::trace::trace_text(sw, None, packet, 0).map_err(|e| e.to_string())?;
+            let v = serde_json::to_value(&tr).map_err(|e| e.to_string())?;
+            Ok((v, tr.render()))
+        });
+        let mut o = Outcome::of(s, passed, detail);
+        match traces {
+            Ok(t) => o.traces = t,
+            Err(e) => o.detail.push_str(&format!("; trace failed: {e}")),
+        }
+        progress(&o);
+        outcomes.push(o);
+    }
+    Ok(Report {
+        mode: "simulation".into(),
+        scenarios: outcomes,
+        sockets: Vec::new(),
+    })
+}

@@ -1,0 +1,502 @@
+//! The seed article's scenarios on the spec's example topology (§0.3,
+//! walks §8.1–8.8): who sends what to whom, what must come back, and the
+//! first packet to trace across the hosts it crosses. The same list runs
+//! on real kernels in namespaces and on the in-process simulation.
+
+use pipeline::key::Mac;
+use topology::model::{Cidr, Port};
+use topology::Topology;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// The external host behind the upstream router (spec §0.3).
+pub const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+/// The upstream router's address on the external host's side.
+pub const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The upstream router's MAC on the external network (spec §0.3).
+pub const UPSTREAM_MAC: &str = "00:00:5e:00:53:01";
+/// The external host's HTTP port, and the one vm1 listens on.
+pub const EXTERNAL_HTTP_PORT: u16 = 80;
+pub const VM_HTTP_PORT: u16 = 8080;
+/// Source port of the traced first TCP segment.
+const TRACE_SPORT: u16 = 40000;
+
+/// Who sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A VM (topology port name).
+    Vm(String),
+    /// The external host behind the upstream router.
+    External,
+}
+
+/// The address a server must see its client as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeenAs {
+    Addr(Ipv4Addr),
+    /// Whatever address the external sender has (the kernel lab's
+    /// external host; the simulation's upstream station).
+    ExternalSender,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// ICMP echo; every request must be answered by `dst`.
+    Ping { dst: Ipv4Addr },
+    /// An HTTP fetch (kernel TCP); the server must see the client as `seen_as`.
+    Http {
+        server: Sender,
+        to: SocketAddrV4,
+        seen_as: SeenAs,
+    },
+}
+
+/// The first packet of a scenario, for `trace`: where it enters, in
+/// ovs-ofctl match syntax, and the hosts it crosses in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstPacket {
+    pub packet: String,
+    pub hosts: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LabScenario {
+    pub id: &'static str,
+    pub title: String,
+    /// The spec's walk, and what the article says happens.
+    pub walk: &'static str,
+    pub from: Sender,
+    pub probe: Probe,
+    pub first: FirstPacket,
+}
+
+/// The addresses a scenario list is made of, found in the topology.
+struct Cast<'a> {
+    t: &'a Topology,
+    fip: Ipv4Addr,
+}
+
+impl<'a> Cast<'a> {
+    fn subnet_of(&self, p: &Port) -> Option<(Cidr, Ipv4Addr)> {
+        self.t.subnets.iter().find_map(|s| {
+            let c = Cidr::parse(&s.cidr)?;
+            (s.network == p.network && c.contains(u32::from(p.ip))).then_some((c, s.gateway_ip))
+        })
+    }
+
+    /// The gateway MAC of `p`'s subnet (the qr- port's).
+    fn gateway_mac(&self, p: &Port) -> Option<Mac> {
+        let subnet = self.t.subnets.iter().find(|s| {
+            s.network == p.network
+                && Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(p.ip)))
+        })?;
+        self.t
+            .routers
+            .iter()
+            .flat_map(|r| &r.interfaces)
+            .find(|i| i.subnet == subnet.name)
+            .map(|i| i.mac)
+    }
+
+    fn port(&self, f: impl Fn(&Port) -> bool) -> Option<&'a Port> {
+        self.t.ports.iter().find(|p| f(p))
+    }
+
+    fn has_fip(&self, p: &Port) -> bool {
+        self.t
+            .floating_ips
+            .iter()
+            .any(|f| f.port.as_deref() == Some(&p.name))
+    }
+
+    fn nic(&self, host: &str, external: bool) -> Option<String> {
+        let h = self.t.hosts.iter().find(|h| h.name == host)?;
+        h.mappings().into_iter().find_map(|(physnet, bridge)| {
+            let ext = self
+                .t
+                .networks
+                .iter()
+                .any(|n| n.physnet == physnet && n.external);
+            (ext == external).then(|| h.nics.get(bridge).cloned())?
+        })
+    }
+}
+
+fn icmp_echo(src: &Port, dmac: Mac, dst: Ipv4Addr) -> String {
+    format!(
+        "in_port={},icmp,dl_src={},dl_dst={dmac},nw_src={},nw_dst={dst},nw_ttl=64,icmp_type=8,icmp_code=0",
+        src.device, src.mac, src.ip
+    )
+}
+
+fn tcp_syn(src: &Port, dmac: Mac, dst: SocketAddrV4) -> String {
+    format!(
+        "in_port={},tcp,dl_src={},dl_dst={dmac},nw_src={},nw_dst={},nw_ttl=64,tp_src={TRACE_SPORT},tp_dst={},tcp_flags=0x002",
+        src.device,
+        src.mac,
+        src.ip,
+        dst.ip(),
+        dst.port()
+    )
+}
+
+/// The scenarios of the article on topology `t` (the spec's example, or
+/// one with the same cast: a VM with a floating IP, a neighbour on its
+/// network and host, one on its network elsewhere, one on another network
+/// on its host and elsewhere, a router with a gateway).
+pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
+    let fip = t
+        .floating_ips
+        .iter()
+        .find(|f| f.port.is_some())
+        .ok_or("the topology has no associated floating IP")?;
+    let a = t
+        .ports
+        .iter()
+        .find(|p| Some(&p.name) == fip.port.as_ref())
+        .ok_or("the floating IP's port is not in the topology")?;
+    let c = Cast {
+        t,
+        fip: fip.address,
+    };
+    let need = |what: &str| format!("the topology has no {what} for the lab's scenarios");
+    let same_host = c
+        .port(|p| p.network == a.network && p.host == a.host && p.name != a.name)
+        .ok_or_else(|| need("second VM on the first VM's network and host"))?;
+    let other_host = c
+        .port(|p| p.network == a.network && p.host != a.host)
+        .ok_or_else(|| need("VM on the first VM's network on another host"))?;
+    let routed_same = c
+        .port(|p| p.network != a.network && p.host == a.host)
+        .ok_or_else(|| need("VM on another network on the first VM's host"))?;
+    let routed_other = c
+        .port(|p| p.network != a.network && p.host != a.host)
+        .ok_or_else(|| need("VM on another network on another host"))?;
+    let snat_vm = c
+        .port(|p| p.host != a.host && !c.has_fip(p))
+        .ok_or_else(|| need("VM without a floating IP on another host"))?;
+    let router = t
+        .routers
+        .iter()
+        .find(|r| r.gateway.is_some() && r.snat_host.is_some())
+        .ok_or_else(|| need("router with an external gateway"))?;
+    let snat_host = router.snat_host.clone().unwrap_or_default();
+    let snat_ip = router.gateway.as_ref().map(|g| g.ip).unwrap_or(c.fip);
+    let (_, gw) = c
+        .subnet_of(a)
+        .ok_or_else(|| need("subnet for the first VM"))?;
+    let gw_mac = c.gateway_mac(a).ok_or_else(|| need("gateway MAC"))?;
+    let snat_gw_mac = c.gateway_mac(snat_vm).ok_or_else(|| need("gateway MAC"))?;
+    let fg_mac = t
+        .fip_gateways
+        .iter()
+        .find(|g| g.host == a.host)
+        .map(|g| g.mac)
+        .ok_or_else(|| need("fg- port on the floating IP's host"))?;
+    let ext_nic = c.nic(&a.host, true).ok_or_else(|| need("external NIC"))?;
+    let ext_http = SocketAddrV4::new(EXTERNAL_HOST, EXTERNAL_HTTP_PORT);
+    let vm_http = SocketAddrV4::new(c.fip, VM_HTTP_PORT);
+    let hosts = |list: &[&str]| {
+        let mut v: Vec<String> = Vec::new();
+        for h in list {
+            if v.last().map(|l| l.as_str()) != Some(*h) {
+                v.push(h.to_string());
+            }
+        }
+        v
+    };
+    let vm = |p: &Port| Sender::Vm(p.name.clone());
+    let from_outside = |l4: &str| {
+        FirstPacket {
+        packet: format!(
+            "in_port={ext_nic},{l4},dl_src={UPSTREAM_MAC},dl_dst={fg_mac},nw_src={EXTERNAL_HOST},nw_dst={},nw_ttl=63",
+            c.fip
+        ),
+        hosts: hosts(&[&a.host]),
+    }
+    };
+    Ok(vec![
+        LabScenario {
+            id: "gateway",
+            title: format!("{} pings its gateway {gw}", a.name),
+            walk: "§8.1: the ARP request for the gateway never leaves the host: br-int \
+                   tables 0/24/25/60 let it through, NORMAL hands it to the local \
+                   qrouter's qr- port, which answers it (and the echo)",
+            from: vm(a),
+            probe: Probe::Ping { dst: gw },
+            first: FirstPacket {
+                packet: format!(
+                    "in_port={},arp,dl_src={},dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa={},arp_tpa={gw},arp_sha={}",
+                    a.device, a.mac, a.ip, a.mac
+                ),
+                hosts: hosts(&[&a.host]),
+            },
+        },
+        LabScenario {
+            id: "l2-same-host",
+            title: format!("{} -> {}: same network, same host", a.name, same_host.name),
+            walk: "§8.2: br-int switches it in the network's local VLAN, port to port",
+            from: vm(a),
+            probe: Probe::Ping { dst: same_host.ip },
+            first: FirstPacket {
+                packet: icmp_echo(a, same_host.mac, same_host.ip),
+                hosts: hosts(&[&a.host]),
+            },
+        },
+        LabScenario {
+            id: "l2-other-host",
+            title: format!("{} -> {}: same network, other host", a.name, other_host.name),
+            walk: "§8.3: br-vlan swaps the local VLAN for the segmentation id onto the \
+                   trunk; the other host's br-int swaps it back",
+            from: vm(a),
+            probe: Probe::Ping { dst: other_host.ip },
+            first: FirstPacket {
+                packet: icmp_echo(a, other_host.mac, other_host.ip),
+                hosts: hosts(&[&a.host, &other_host.host]),
+            },
+        },
+        LabScenario {
+            id: "routed-same-host",
+            title: format!(
+                "{} -> {}: different networks, same host",
+                a.name, routed_same.name
+            ),
+            walk: "§8.4: the local qrouter routes between its qr- ports (TTL 64 -> 63); \
+                   nothing reaches the wire",
+            from: vm(a),
+            probe: Probe::Ping {
+                dst: routed_same.ip,
+            },
+            first: FirstPacket {
+                packet: icmp_echo(a, gw_mac, routed_same.ip),
+                hosts: hosts(&[&a.host]),
+            },
+        },
+        LabScenario {
+            id: "routed-other-host",
+            title: format!(
+                "{} -> {}: different networks, different hosts",
+                a.name, routed_other.name
+            ),
+            walk: "§8.5: routed on the sender's host; br-vlan replaces the gateway MAC \
+                   with the host's DVR MAC on the trunk; the receiver's br-int table 2 \
+                   restores the gateway MAC",
+            from: vm(a),
+            probe: Probe::Ping {
+                dst: routed_other.ip,
+            },
+            first: FirstPacket {
+                packet: icmp_echo(a, gw_mac, routed_other.ip),
+                hosts: hosts(&[&a.host, &routed_other.host]),
+            },
+        },
+        LabScenario {
+            id: "snat-ping",
+            title: format!(
+                "{} -> {EXTERNAL_HOST}: no floating IP, central SNAT on {snat_host}",
+                snat_vm.name
+            ),
+            walk: "§8.6: the qrouter's policy rule sends it to the sg- port on the SNAT \
+                   host, whose snat namespace translates the source to the router's \
+                   gateway address",
+            from: vm(snat_vm),
+            probe: Probe::Ping { dst: EXTERNAL_HOST },
+            first: FirstPacket {
+                packet: icmp_echo(snat_vm, snat_gw_mac, EXTERNAL_HOST),
+                hosts: hosts(&[&snat_vm.host, &snat_host]),
+            },
+        },
+        LabScenario {
+            id: "snat-http",
+            title: format!(
+                "{} fetches http://{ext_http}/ through SNAT (seen as {snat_ip})",
+                snat_vm.name
+            ),
+            walk: "§8.6 over TCP: conntrack in the snat namespace keeps the connection \
+                   and translates every segment of both directions",
+            from: vm(snat_vm),
+            probe: Probe::Http {
+                server: Sender::External,
+                to: ext_http,
+                seen_as: SeenAs::Addr(snat_ip),
+            },
+            first: FirstPacket {
+                packet: tcp_syn(snat_vm, snat_gw_mac, ext_http),
+                hosts: hosts(&[&snat_vm.host, &snat_host]),
+            },
+        },
+        LabScenario {
+            id: "fip-in-ping",
+            title: format!("external host {EXTERNAL_HOST} pings floating IP {}", c.fip),
+            walk: "§8.8: the host's fg- port answers ARP for the floating IP (proxy ARP); \
+                   the fip namespace routes it over fpr/rfp to the qrouter, which DNATs it \
+                   to the VM",
+            from: Sender::External,
+            probe: Probe::Ping { dst: c.fip },
+            first: from_outside("icmp,icmp_type=8,icmp_code=0"),
+        },
+        LabScenario {
+            id: "fip-in-tcp",
+            title: format!(
+                "external host connects to http://{vm_http}/ ({} listens)",
+                a.name
+            ),
+            walk: "§8.8 over TCP: DNAT to the VM's fixed address; the VM sees the \
+                   external host's own address",
+            from: Sender::External,
+            probe: Probe::Http {
+                server: vm(a),
+                to: vm_http,
+                seen_as: SeenAs::ExternalSender,
+            },
+            first: from_outside(&format!(
+                "tcp,tp_src={TRACE_SPORT},tp_dst={VM_HTTP_PORT},tcp_flags=0x002"
+            )),
+        },
+        LabScenario {
+            id: "fip-out-ping",
+            title: format!(
+                "{} -> {EXTERNAL_HOST} from its floating IP {}",
+                a.name, c.fip
+            ),
+            walk: "§8.7: the FIP's ip rule sends it to rfp-; the qrouter SNATs it to the \
+                   floating IP; the fip namespace sends it out of fg- on this host",
+            from: vm(a),
+            probe: Probe::Ping { dst: EXTERNAL_HOST },
+            first: FirstPacket {
+                packet: icmp_echo(a, gw_mac, EXTERNAL_HOST),
+                hosts: hosts(&[&a.host]),
+            },
+        },
+        LabScenario {
+            id: "fip-out-http",
+            title: format!(
+                "{} fetches http://{ext_http}/ (seen as {})",
+                a.name, c.fip
+            ),
+            walk: "§8.7 over TCP: the external server sees the floating IP",
+            from: vm(a),
+            probe: Probe::Http {
+                server: Sender::External,
+                to: ext_http,
+                seen_as: SeenAs::Addr(c.fip),
+            },
+            first: FirstPacket {
+                packet: tcp_syn(a, gw_mac, ext_http),
+                hosts: hosts(&[&a.host]),
+            },
+        },
+    ])
+}
+
+/// What one scenario did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub title: String,
+    pub walk: String,
+    pub passed: bool,
+    /// What was observed (replies, addresses), or why it failed.
+    pub detail: String,
+    /// The first packet's trace on each host it crossed, in order.
+    pub traces: Vec<HostTrace>,
+}
+
+impl Outcome {
+    /// What scenario `s` gave, its traces still to add.
+    pub fn of(s: &LabScenario, passed: bool, detail: String) -> Outcome {
+        Outcome {
+            id: s.id.to_string(),
+            title: s.title.clone(),
+            walk: s.walk.to_string(),
+            passed,
+            detail,
+            traces: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HostTrace {
+    pub host: String,
+    pub input: String,
+    /// The trace as `pipeline::trace::Trace` serialises it.
+    pub trace: serde_json::Value,
+    /// The trace as `vswitchctl trace` prints it.
+    pub text: String,
+}
+
+/// Follows the first packet across hosts: traces it on the first host,
+/// then the frame it sends out of an uplink NIC on the next host's NIC of
+/// the same bridge, and so on. `trace(host, packet)` asks one host for the
+/// trace as JSON and as text.
+pub fn trace_across(
+    t: &Topology,
+    first: &FirstPacket,
+    mut trace: impl FnMut(&str, &str) -> Result<(serde_json::Value, String), String>,
+) -> Result<Vec<HostTrace>, String> {
+    let mut out = Vec::new();
+    let mut packet = first.packet.clone();
+    for (i, host) in first.hosts.iter().enumerate() {
+        let (v, text) = trace(host, &packet)?;
+        out.push(HostTrace {
+            host: host.clone(),
+            input: packet.clone(),
+            trace: v.clone(),
+            text,
+        });
+        let Some(next) = first.hosts.get(i + 1) else {
+            break;
+        };
+        let this = t.hosts.iter().find(|h| &h.name == host);
+        let next_h = t.hosts.iter().find(|h| &h.name == next);
+        let (Some(this), Some(next_h)) = (this, next_h) else {
+            return Err(format!("no host named {host} or {next}"));
+        };
+        // The first output on one of this host's NICs, entering the next
+        // host on its NIC of the same bridge.
+        let events = v.get("events").and_then(|e| e.as_array());
+        let hop = events.into_iter().flatten().find_map(|e| {
+            if e.get("event")?.as_str()? != "output" {
+                return None;
+            }
+            let port = e.get("port")?.as_str()?;
+            let bridge = this.nics.iter().find(|(_, nic)| *nic == port)?.0;
+            let nic = next_h.nics.get(bridge)?;
+            Some(format!("in_port={nic},{}", e.get("packet")?.as_str()?))
+        });
+        match hop {
+            Some(p) => packet = p,
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// The article-style summary of one host's trace: bridge, table hits and
+/// their actions, NORMAL's decisions, router steps (rules, routes, NAT),
+/// outputs and drops.
+pub fn brief(h: &HostTrace) -> Vec<String> {
+    let mut lines = vec![format!("{}: {}", h.host, h.input)];
+    let events = h.trace.get("events").and_then(|e| e.as_array());
+    for e in events.into_iter().flatten() {
+        let s = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let line = match s("event") {
+            "bridge" => format!("  {} (in {})", s("bridge"), s("in_port")),
+            "table" => match e.get("flow").and_then(|f| f.as_str()) {
+                Some(f) => format!("    {f}"),
+                None => format!(
+                    "    table={} miss",
+                    e.get("table").and_then(|t| t.as_u64()).unwrap_or(0)
+                ),
+            },
+            "normal" => format!("      NORMAL: {}", s("decision")),
+            "router" => format!("    [{}] {}", s("instance"), s("step")),
+            "output" => format!("    -> {}: {}", s("port"), s("packet")),
+            "drop" => format!("    -> drop ({})", s("reason")),
+            "note" => format!("    >> {}", s("text")),
+            _ => continue,
+        };
+        lines.push(line);
+    }
+    lines
+}

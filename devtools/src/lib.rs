@@ -1,0 +1,19 @@
+//! What does not ship on a compute node: the tools that develop, test and
+//! measure vswitch.
+//!
+//! `sim` runs several hosts' pipelines in one process with the wires
+//! between them; `traffic` writes a §8 walk's frames as they arrive at a
+//! host; `replay` runs the pcap-replay benchmark through the daemon's own
+//! worker loop; `ovs_dpdk` runs Open vSwitch with DPDK beside it on the same
+//! capture; `lab` builds the reference article's experiment out of network
+//! namespaces and runs its scenarios on real kernels (`vswitch lab`).
+//!
+//! May call: `pipeline`, `topology` and `vswitch` (the daemon as a library
+//! and its control client). Nothing that ships depends on this crate.
+
+pub mod lab;
+pub mod ovs_dpdk;
+pub mod replay;
+pub mod shipped;
+pub mod sim;
+pub mod traffic;

@@ -1,0 +1,1098 @@
+//! The replay benchmark's side-by-side run: Open vSwitch with DPDK
+//! (`datapath_type=netdev`, one PMD on the core our worker uses, `net_pcap`
+//! with `infinite_rx=1` in, `net_null` out, no hugepages) forwarding the
+//! same capture through the same Neutron flows.
+//!
+//! The model is built from our own switch after the scenario's warm-up:
+//! - every bridge, port (OpenFlow number, VLAN tag, patch peer) and flow
+//!   of the host as our switch compiled them (`dump-flows`, loaded with
+//!   `ovs-ofctl add-flows`);
+//! - the MAC tables NORMAL learned during the warm-up (`fdb/add`), so both
+//!   switches start from the same steady state;
+//! - the router namespaces, which Open vSwitch does not have, as OpenFlow
+//!   bridges joined by patch ports in place of their internal ports: the
+//!   qrouter (`br-qr`: match the interface MAC, `dec_ttl`, per neighbour a
+//!   /32 that rewrites both MACs and outputs on the right interface; DVR's
+//!   neighbours are permanent) and, on the SNAT host, the snat namespace
+//!   (`br-snat`: `dec_ttl`, `ct(commit,nat(src=gateway))` in one pass, the
+//!   upstream router's MAC, out of the `qg-` port). The model does less
+//!   than the namespaces (no conntrack in the qrouter, no ip rules), so the
+//!   ratio errs in Open vSwitch's favour. The FIP namespace is not
+//!   modelled: its ports discard, and the FIP scenarios have no
+//!   side-by-side run.
+//!
+//! Every other port is a `net_null` device with `no-rx=1` (without it
+//! `net_null` generates frames on receive and the PMD spends its time on
+//! them), as our run discards on every port but the input.
+//!
+//! Before a measurement the model is checked: the capture's first frame,
+//! traced by `ofproto/trace`, must leave by the same ports with the same
+//! MACs, VLAN, addresses and TTL as our own trace of it (`Session::check`;
+//! the datapath actions are replayed on the traced flow, `ct(nat)`
+//! included). A model that forwards differently is an error, not a
+//! figure. Counters are one `dpctl/show -s` snapshot of every port at
+//! each end of the interval, and `pmd-stats-show` for cycles per packet.
+//!
+//! ovs-vswitchd runs in a network namespace of its own (`unshare --net`),
+//! so the bridges' tap devices never appear on the machine; ovsdb-server
+//! and vswitchd are stopped by pid file and their directory removed when
+//! the `Session` is dropped, on error and panic too.
+
+use pipeline::key::Mac;
+use pipeline::switch::{PortKind, Switch, VlanMode};
+use topology::Topology;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Debian's `openvswitch-switch-dpdk` binary.
+pub const DEFAULT_BINARY: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
+
+/// util-linux `unshare`, to give ovs-vswitchd a network namespace.
+const UNSHARE: &str = "/usr/bin/unshare";
+
+/// The scenarios the model covers (the others need the FIP namespace).
+pub const SCENARIOS: [&str; 6] = [
+    "l2-egress",
+    "l2-ingress",
+    "dvr-egress",
+    "dvr-ingress",
+    "routed-same-host",
+    "snat-egress",
+];
+
+/// The OVS-DPDK binary to run (`VSWITCH_BENCH_OVS` overrides), if it is
+/// installed and we are root (DPDK needs it).
+pub fn binary() -> Option<PathBuf> {
+    let p = std::env::var_os("VSWITCH_BENCH_OVS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    (root && p.exists()).then_some(p)
+}
+
+/// One port of the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OvsPort {
+    pub name: String,
+    pub ofport: u32,
+    pub tag: Option<u16>,
+    /// `type=...` and options, as `ovs-vsctl set Interface` arguments.
+    pub interface: Vec<String>,
+}
+
+/// One bridge of the model.
+#[derive(Clone, Debug, Default)]
+pub struct OvsBridge {
+    pub name: String,
+    pub ports: Vec<OvsPort>,
+    /// `ovs-ofctl add-flows` text.
+    pub flows: String,
+}
+
+/// What Open vSwitch is given.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub bridges: Vec<OvsBridge>,
+    /// (bridge, port, VLAN, MAC) for `ovs-appctl fdb/add`.
+    pub fdb: Vec<(String, String, u16, Mac)>,
+    /// The port frames come in by, and the DPDK devices by port name.
+    pub in_port: String,
+    pub devices: Vec<(String, String)>,
+}
+
+impl Model {
+    pub fn n_flows(&self) -> usize {
+        self.bridges
+            .iter()
+            .map(|b| b.flows.lines().filter(|l| !l.trim().is_empty()).count())
+            .sum()
+    }
+}
+
+/// A flow line of `dump-flows` without its statistics.
+fn strip_stats(line: &str) -> String {
+    line.split(", ")
+        .flat_map(|part| part.split(','))
+        .filter(|f| {
+            let f = f.trim();
+            !(f.starts_with("duration=")
+                || f.starts_with("n_packets=")
+                || f.starts_with("n_bytes=")
+                || f.starts_with("idle_age=")
+                || f.starts_with("hard_age="))
+        })
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(",")
+        // the match and the actions are separated by a space
+        .replacen(",actions=", " actions=", 1)
+}
+
+/// Builds the model of `host` from our switch `sw` (after warm-up) and
+/// the topology, with `in_port` reading `pcap`.
+pub fn model(
+    sw: &Switch,
+    t: &Topology,
+    host: &str,
+    in_port: &str,
+    pcap: &Path,
+    now_ns: u64,
+) -> Result<Model, String> {
+    let mut m = Model {
+        in_port: in_port.to_string(),
+        ..Model::default()
+    };
+    // Router ports we model: qrouter interfaces (every host), and on the
+    // SNAT host the snat namespace's sg- and qg- ports.
+    let mut qr: Vec<(&str, Mac, String)> = Vec::new(); // device, mac, subnet
+    let mut snat: Vec<(&str, Mac)> = Vec::new();
+    let mut snat_gw: Option<(&str, Mac, std::net::Ipv4Addr)> = None;
+    for r in &t.routers {
+        let on_host = |dev: &str| sw.port_by_name(dev).is_some();
+        for i in &r.interfaces {
+            if on_host(&i.device) {
+                qr.push((&i.device, i.mac, i.subnet.clone()));
+            }
+            if r.snat_host.as_deref() == Some(host) {
+                if let (Some(d), Some(mac)) = (&i.snat_device, i.snat_mac) {
+                    if on_host(d) {
+                        snat.push((d, mac));
+                    }
+                }
+            }
+        }
+        if let Some(g) = &r.gateway {
+            if r.snat_host.as_deref() == Some(host) && on_host(&g.device) {
+                snat_gw = Some((&g.device, g.mac, g.ip));
+            }
+        }
+    }
+    let modelled = |name: &str| {
+        qr.iter().any(|(d, _, _)| *d == name)
+            || snat.iter().any(|(d, _)| *d == name)
+            || snat_gw.is_some_and(|(d, _, _)| d == name)
+    };
+    let mut nulls = 0;
+    for b in &sw.bridges {
+        let mut ob = OvsBridge {
+            name: b.name.clone(),
+            ..OvsBridge::default()
+        };
+        for id in &b.ports {
+            let Some(p) = sw.port(*id) else { continue };
+            let tag = match p.vlan {
+                VlanMode::Access { tag } => Some(tag),
+                VlanMode::Trunk { .. } => None,
+            };
+            let interface = match &p.kind {
+                PortKind::Patch { peer } => {
+                    vec!["type=patch".into(), format!("options:peer={peer}")]
+                }
+                PortKind::Internal if modelled(&p.name) => {
+                    vec!["type=patch".into(), format!("options:peer=r-{}", p.name)]
+                }
+                _ if p.name == in_port => {
+                    let dev = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
+                    m.devices.push((p.name.clone(), dev.clone()));
+                    vec![
+                        "type=dpdk".into(),
+                        format!("options:dpdk-devargs=\"{dev}\""),
+                    ]
+                }
+                _ => {
+                    let dev = format!("net_null{nulls},no-rx=1");
+                    nulls += 1;
+                    m.devices.push((p.name.clone(), dev.clone()));
+                    vec![
+                        "type=dpdk".into(),
+                        format!("options:dpdk-devargs=\"{dev}\""),
+                    ]
+                }
+            };
+            ob.ports.push(OvsPort {
+                name: p.name.clone(),
+                ofport: p.ofport,
+                tag,
+                interface,
+            });
+        }
+        let dump = vswitch::offline::dump_flows(sw, &b.name, now_ns)?;
+        for l in dump.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(ob.flows, "{}", strip_stats(l));
+        }
+        for r in b.macs.rows(now_ns) {
+            if let Some(p) = sw.port(r.port) {
+                m.fdb.push((b.name.clone(), p.name.clone(), r.vlan, r.mac));
+            }
+        }
+        m.bridges.push(ob);
+    }
+    let patch = |dev: &str, ofport: u32| OvsPort {
+        name: format!("r-{dev}"),
+        ofport,
+        tag: None,
+        interface: vec!["type=patch".into(), format!("options:peer={dev}")],
+    };
+    if !qr.is_empty() {
+        let mut b = OvsBridge {
+            name: "br-qr".into(),
+            ..OvsBridge::default()
+        };
+        let mut f =
+            String::from("table=0,priority=0 actions=drop\ntable=1,priority=0 actions=drop\n");
+        for (i, (dev, mac, subnet)) in qr.iter().enumerate() {
+            b.ports.push(patch(dev, 1 + i as u32));
+            let _ = writeln!(
+                f,
+                "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,goto_table:1"
+            );
+            // DVR's permanent neighbours: every VM port of the subnet's network.
+            let net = t
+                .subnets
+                .iter()
+                .find(|s| s.name == *subnet)
+                .map(|s| s.network.as_str())
+                .unwrap_or("");
+            for vm in t.ports.iter().filter(|p| p.network == net) {
+                let _ = writeln!(
+                    f,
+                    "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
+                    vm.ip, vm.mac
+                );
+            }
+        }
+        b.flows = f;
+        m.bridges.push(b);
+    }
+    if let Some((gw_dev, gw_mac, gw_ip)) = snat_gw {
+        let mut b = OvsBridge {
+            name: "br-snat".into(),
+            ..OvsBridge::default()
+        };
+        b.ports.push(patch(gw_dev, 1));
+        let upstream = crate::traffic::UPSTREAM_MAC;
+        let mut f = String::from("table=0,priority=0 actions=drop\n");
+        for (i, (dev, mac)) in snat.iter().enumerate() {
+            b.ports.push(patch(dev, 2 + i as u32));
+            let _ = writeln!(
+                f,
+                "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{},output:r-{gw_dev}",
+                Mac::from_u64(upstream)
+            );
+        }
+        b.flows = f;
+        m.bridges.push(b);
+    }
+    Ok(m)
+}
+
+/// Our switch for scenario `s` after its warm-up, brought there as
+/// `replay::run_point` does (the warm-up frames through
+/// `Daemon::process_local`), and the scenario's traffic (`count` 64-byte
+/// frames over `flows` flows).
+pub fn warm_switch(
+    t: &Topology,
+    s: crate::traffic::TrafficScenario,
+    flows: usize,
+    count: usize,
+) -> Result<(std::sync::Arc<Switch>, crate::traffic::Traffic), String> {
+    let tr = crate::traffic::generate(t, s, flows, crate::traffic::FrameSize::Fixed(64), count)?;
+    let text = format!(
+        "host = \"{}\"\ntopology = \"unused\"\nsocket = \"{}\"\nlog_level = \"warn\"\n",
+        s.host(),
+        std::env::temp_dir()
+            .join("vswitch-ovs-unused.sock")
+            .display()
+    );
+    let cfg: vswitch::config::DaemonConfig =
+        toml::from_str(&text).map_err(|e| format!("warm-up config: {e}"))?;
+    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone())?;
+    for (port, frames) in &tr.warmup {
+        d.process_local(port, frames)?;
+    }
+    let sw = d.shared.switch();
+    d.stop();
+    Ok((sw, tr))
+}
+
+/// A private Open vSwitch: ovsdb-server and ovs-vswitchd under `dir`,
+/// stopped (by pid file) and removed when dropped.
+struct Ovs {
+    dir: PathBuf,
+    ctl: Option<PathBuf>,
+}
+
+impl Ovs {
+    fn cmd(&self, prog: &str) -> Command {
+        let mut c = Command::new(prog);
+        let d = &self.dir;
+        c.env("OVS_RUNDIR", d)
+            .env("OVS_DBDIR", d)
+            .env("OVS_LOGDIR", d)
+            .env("OVS_SYSCONFDIR", d);
+        c
+    }
+
+    fn run(&self, prog: &str, args: &[String]) -> Result<String, String> {
+        let out = self
+            .cmd(prog)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{prog}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{prog} {}: {}",
+                args.join(" ").chars().take(300).collect::<String>(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn vsctl(&self, args: &[String]) -> Result<String, String> {
+        let mut a = vec![format!("--db=unix:{}/db.sock", self.dir.display())];
+        a.extend_from_slice(args);
+        self.run("ovs-vsctl", &a)
+    }
+
+    fn appctl(&self, args: &[&str]) -> Result<String, String> {
+        let ctl = self.ctl.as_ref().ok_or("ovs-vswitchd is not running")?;
+        let mut a = vec!["-t".to_string(), ctl.display().to_string()];
+        a.extend(args.iter().map(|s| s.to_string()));
+        self.run("ovs-appctl", &a)
+    }
+
+    fn start(bin: &Path, dir: &Path, core: usize, other: usize) -> Result<Ovs, String> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut o = Ovs {
+            dir: dir.to_path_buf(),
+            ctl: None,
+        };
+        let d = dir.display().to_string();
+        o.run(
+            "ovsdb-tool",
+            &[
+                "create".into(),
+                format!("{d}/conf.db"),
+                "/usr/share/openvswitch/vswitch.ovsschema".into(),
+            ],
+        )?;
+        o.run(
+            "ovsdb-server",
+            &[
+                format!("{d}/conf.db"),
+                format!("--remote=punix:{d}/db.sock"),
+                format!("--pidfile={d}/ovsdb-server.pid"),
+                "--detach".into(),
+                format!("--log-file={d}/ovsdb-server.log"),
+            ],
+        )?;
+        o.vsctl(&["--no-wait".into(), "init".into()])?;
+        o.vsctl(&[
+            "--no-wait".into(),
+            "set".into(),
+            "Open_vSwitch".into(),
+            ".".into(),
+            "other_config:dpdk-init=true".into(),
+            // --legacy-mem: otherwise OVS adds --in-memory, which EAL
+            // refuses with --no-huge.
+            "other_config:dpdk-extra=\"--no-huge -m 1024 --no-pci --no-telemetry --legacy-mem\""
+                .into(),
+            format!("other_config:dpdk-lcore-mask=0x{:x}", 1u64 << other),
+            format!("other_config:pmd-cpu-mask=0x{:x}", 1u64 << core),
+        ])?;
+        // In a network namespace of its own when `unshare` is there: the
+        // bridges' internal ports are tap devices, which would otherwise
+        // appear (br-int, br-ex, ...) in the machine's namespace.
+        let (prog, mut args) = if Path::new(UNSHARE).exists() {
+            (
+                UNSHARE.to_string(),
+                vec!["--net".into(), "--".into(), bin.display().to_string()],
+            )
+        } else {
+            (bin.display().to_string(), Vec::new())
+        };
+        args.extend([
+            format!("unix:{d}/db.sock"),
+            format!("--pidfile={d}/ovs-vswitchd.pid"),
+            "--detach".into(),
+            format!("--log-file={d}/ovs-vswitchd.log"),
+        ]);
+        o.run(&prog, &args)?;
+        let prog = bin
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(pid) = std::fs::read_to_string(dir.join("ovs-vswitchd.pid"))
+                .ok()
+                .map(|s| s.trim().to_string())
+            {
+                let ctl = dir.join(format!("{prog}.{pid}.ctl"));
+                if ctl.exists() {
+                    o.ctl = Some(ctl);
+                    if o.appctl(&["version"]).is_ok() {
+                        return Ok(o);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "ovs-vswitchd did not come up; see {d}/ovs-vswitchd.log"
+        ))
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        for f in ["ovs-vswitchd.pid", "ovsdb-server.pid"] {
+            let Some(pid) = std::fs::read_to_string(self.dir.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill with a pid read from our own pid file.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            // SAFETY: signal 0 only checks the process exists.
+            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // SAFETY: as above.
+            if unsafe { libc::kill(pid, 0) } == 0 {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What Open vSwitch did.
+#[derive(Clone, Debug, Default)]
+pub struct OvsMeasured {
+    pub mpps: f64,
+    pub cycles_per_packet: f64,
+    pub rx_packets: u64,
+    /// Frames out of `out_port` and out of every port, per frame in.
+    pub delivered: f64,
+    pub outputs_per_packet: f64,
+    pub flows: usize,
+    /// Packets the ports dropped over the interval, by `rx_dropped:PORT`
+    /// / `tx_dropped:PORT` (only those that dropped).
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// Live counters of every datapath port, by name (`dpctl/show -s`: one
+/// snapshot, read from the devices; the database's copy is refreshed only
+/// every few seconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PortCounters {
+    rx_packets: u64,
+    rx_dropped: u64,
+    tx_packets: u64,
+    tx_dropped: u64,
+}
+
+fn port_counters(show: &str) -> BTreeMap<String, PortCounters> {
+    let mut out: BTreeMap<String, PortCounters> = BTreeMap::new();
+    let mut port: Option<String> = None;
+    let num = |l: &str, k: &str| {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for l in show.lines() {
+        let t = l.trim();
+        if let Some(rest) = t.strip_prefix("port ") {
+            port = rest
+                .split_once(": ")
+                .and_then(|(_, n)| n.split_whitespace().next())
+                .map(str::to_string);
+        } else if let Some(p) = &port {
+            let c = out.entry(p.clone()).or_default();
+            if t.starts_with("RX packets:") {
+                c.rx_packets = num(t, "packets:");
+                c.rx_dropped = num(t, "dropped:");
+            } else if t.starts_with("TX packets:") {
+                c.tx_packets = num(t, "packets:");
+                c.tx_dropped = num(t, "dropped:");
+            }
+        }
+    }
+    out
+}
+
+/// A private Open vSwitch running a model: bridges, ports and flows
+/// installed, the MAC tables filled. Stopped and removed when dropped.
+pub struct Session {
+    ovs: Ovs,
+    model: Model,
+}
+
+impl Session {
+    /// Starts OVS-DPDK (`bin`) under `dir` with its PMD on `core` and
+    /// installs `m`.
+    pub fn start(bin: &Path, m: &Model, dir: &Path, core: usize) -> Result<Session, String> {
+        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+        let other = if cores > 1 { (core + 1) % cores } else { core };
+        let ovs = Ovs::start(bin, dir, core, other)?;
+        // One transaction: bridges and ports.
+        let mut a: Vec<String> = Vec::new();
+        for b in &m.bridges {
+            a.extend(
+                [
+                    "--",
+                    "add-br",
+                    &b.name,
+                    "--",
+                    "set",
+                    "bridge",
+                    &b.name,
+                    "datapath_type=netdev",
+                    "fail_mode=secure",
+                ]
+                .map(String::from),
+            );
+            for p in &b.ports {
+                a.extend(["--", "add-port", &b.name, &p.name].map(String::from));
+                if let Some(t) = p.tag {
+                    a.push(format!("tag={t}"));
+                }
+                a.extend(["--", "set", "Interface", &p.name].map(String::from));
+                a.extend(p.interface.iter().cloned());
+                a.push(format!("ofport_request={}", p.ofport));
+            }
+        }
+        ovs.vsctl(&a)?;
+        for b in &m.bridges {
+            let f = dir.join(format!("{}.flows", b.name));
+            std::fs::write(&f, &b.flows).map_err(|e| e.to_string())?;
+            ovs.run(
+                "ovs-ofctl",
+                &[
+                    "-O".into(),
+                    "OpenFlow13".into(),
+                    "del-flows".into(),
+                    b.name.clone(),
+                ],
+            )?;
+            ovs.run(
+                "ovs-ofctl",
+                &[
+                    "-O".into(),
+                    "OpenFlow13".into(),
+                    "add-flows".into(),
+                    b.name.clone(),
+                    f.display().to_string(),
+                ],
+            )?;
+        }
+        for (b, p, vlan, mac) in &m.fdb {
+            let vlan = vlan.to_string();
+            let mac = mac.to_string();
+            ovs.appctl(&["fdb/add", b, p, &vlan, &mac])?;
+        }
+        Ok(Session {
+            ovs,
+            model: m.clone(),
+        })
+    }
+
+    fn bridge_of(&self, port: &str) -> Option<&str> {
+        self.model
+            .bridges
+            .iter()
+            .find(|b| b.ports.iter().any(|p| p.name == port))
+            .map(|b| b.name.as_str())
+    }
+
+    /// Where `frame`, arriving on `in_port`, leaves and how it looks then,
+    /// by `ofproto/trace` (the datapath actions it would install).
+    pub fn trace(&self, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, String> {
+        let bridge = self
+            .bridge_of(in_port)
+            .ok_or_else(|| format!("model: no port {in_port}"))?;
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        let flow = format!("in_port={in_port}");
+        let out = self.ovs.appctl(&["ofproto/trace", bridge, &flow, &hex])?;
+        let start = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Flow: "))
+            .ok_or_else(|| format!("ofproto/trace: no `Flow:` line in\n{out}"))?;
+        let actions = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Datapath actions: "))
+            .ok_or_else(|| format!("ofproto/trace: no `Datapath actions:` line in\n{out}"))?;
+        let ports = datapath_ports(&self.ovs.appctl(&["dpctl/show"])?);
+        datapath_egress(actions, &flow_fields(start)?, &ports)
+            .map_err(|e| format!("{e}\nofproto/trace:\n{out}"))
+    }
+
+    /// Checks that `frame` on `in_port` leaves OVS exactly as it leaves
+    /// our switch (`ours`, from [`ours_egress`]).
+    pub fn check(&self, in_port: &str, frame: &[u8], ours: &[Egress]) -> Result<(), String> {
+        let mut theirs = self.trace(in_port, frame)?;
+        let mut want = ours.to_vec();
+        theirs.sort();
+        want.sort();
+        if theirs == want {
+            return Ok(());
+        }
+        let show = |v: &[Egress]| {
+            if v.is_empty() {
+                "  (dropped)\n".to_string()
+            } else {
+                v.iter().map(|e| format!("  {e}\n")).collect()
+            }
+        };
+        Err(format!(
+            "the OVS model forwards a frame from {in_port} differently from vswitch\nvswitch:\n{}OVS (ofproto/trace):\n{}",
+            show(&want),
+            show(&theirs)
+        ))
+    }
+
+    /// Lets traffic run `seconds` after a settling time and reads the
+    /// counters.
+    pub fn measure(&self, out_port: &str, seconds: f64) -> Result<OvsMeasured, String> {
+        let m = &self.model;
+        // Settle (megaflows and EMC filled), then measure.
+        std::thread::sleep(Duration::from_millis(1_500));
+        let ovs = &self.ovs;
+        let sample = || -> Result<BTreeMap<String, PortCounters>, String> {
+            Ok(port_counters(&ovs.appctl(&["dpctl/show", "-s"])?))
+        };
+        ovs.appctl(&["dpif-netdev/pmd-stats-clear"])?;
+        let c0 = sample()?;
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        let c1 = sample()?;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let delta = |port: &str, f: fn(&PortCounters) -> u64| {
+            let a = c0.get(port).map_or(0, f);
+            c1.get(port).map_or(0, f).saturating_sub(a)
+        };
+        let rx = delta(&m.in_port, |c| c.rx_packets);
+        let mut all = 0;
+        let mut drops = BTreeMap::new();
+        for (p, _) in &m.devices {
+            if *p != m.in_port {
+                all += delta(p, |c| c.tx_packets);
+            }
+            for (what, n) in [
+                ("rx_dropped", delta(p, |c| c.rx_dropped)),
+                ("tx_dropped", delta(p, |c| c.tx_dropped)),
+            ] {
+                if n > 0 {
+                    drops.insert(format!("{what}:{p}"), n);
+                }
+            }
+        }
+        let out = delta(out_port, |c| c.tx_packets);
+        let stats = ovs.appctl(&["dpif-netdev/pmd-stats-show"])?;
+        let cycles = stats
+            .lines()
+            .find(|l| l.contains("avg processing cycles per packet"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let n = rx.max(1) as f64;
+        Ok(OvsMeasured {
+            mpps: rx as f64 / elapsed / 1e6,
+            cycles_per_packet: cycles,
+            rx_packets: rx,
+            delivered: out as f64 / n,
+            outputs_per_packet: all as f64 / n,
+            flows: m.n_flows(),
+            drops,
+        })
+    }
+}
+
+/// Runs `m` in a private OVS-DPDK with its PMD on `core` for `seconds`.
+/// With `check` (a frame of the capture and where it leaves our switch),
+/// the model is first verified to forward that frame the same way
+/// (`Session::check`); a difference is an error, not a figure.
+pub fn measure(
+    bin: &Path,
+    m: &Model,
+    out_port: &str,
+    dir: &Path,
+    core: usize,
+    seconds: f64,
+    check: Option<(&[u8], &[Egress])>,
+) -> Result<OvsMeasured, String> {
+    let s = Session::start(bin, m, dir, core)?;
+    if let Some((frame, ours)) = check {
+        s.check(&m.in_port, frame, ours)?;
+    }
+    s.measure(out_port, seconds)
+}
+
+/// A copy of a frame as it leaves a switch: the port and the headers the
+/// scenarios change.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Egress {
+    pub port: String,
+    pub dl_src: Mac,
+    pub dl_dst: Mac,
+    pub vlan: Option<u16>,
+    pub nw_src: Ipv4Addr,
+    pub nw_dst: Ipv4Addr,
+    pub nw_ttl: u8,
+}
+
+impl std::fmt::Display for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: dl_src={} dl_dst={} vlan={} nw_src={} nw_dst={} ttl={}",
+            self.port,
+            self.dl_src,
+            self.dl_dst,
+            self.vlan.map_or("none".to_string(), |v| v.to_string()),
+            self.nw_src,
+            self.nw_dst,
+            self.nw_ttl
+        )
+    }
+}
+
+/// Where `frame`, arriving on `in_port`, leaves our switch `sw` (our
+/// trace: the same code as the datapath).
+pub fn ours_egress(sw: &Switch, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, String> {
+    let t = pipeline::trace::trace_frame(sw, in_port, frame, 0).map_err(|e| e.to_string())?;
+    Ok(t.output_keys()
+        .into_iter()
+        .map(|(port, k)| Egress {
+            port: port.to_string(),
+            dl_src: k.dl_src(),
+            dl_dst: k.dl_dst(),
+            vlan: k.vlan_vid(),
+            nw_src: Ipv4Addr::from(k.nw_src()),
+            nw_dst: Ipv4Addr::from(k.nw_dst()),
+            nw_ttl: k.nw_ttl(),
+        })
+        .collect())
+}
+
+/// The fields of an `ofproto/trace` `Flow:` line (`udp,in_port=6,
+/// vlan_tci=0x0000,dl_src=...,nw_ttl=64,...`).
+fn flow_fields(line: &str) -> Result<Egress, String> {
+    let mut e = Egress {
+        port: String::new(),
+        dl_src: Mac::from_u64(0),
+        dl_dst: Mac::from_u64(0),
+        vlan: None,
+        nw_src: Ipv4Addr::UNSPECIFIED,
+        nw_dst: Ipv4Addr::UNSPECIFIED,
+        nw_ttl: 0,
+    };
+    for kv in line.split(',') {
+        let Some((k, v)) = kv.trim().split_once('=') else {
+            continue;
+        };
+        set_field(&mut e, k, v)?;
+        if k == "vlan_tci" {
+            let tci = u16::from_str_radix(v.trim_start_matches("0x"), 16)
+                .map_err(|_| format!("Flow: vlan_tci={v}"))?;
+            e.vlan = (tci & 0x1000 != 0).then_some(tci & 0x0fff);
+        }
+    }
+    Ok(e)
+}
+
+/// Applies one `key=value` of a flow or a datapath `set()` to `e`.
+fn set_field(e: &mut Egress, k: &str, v: &str) -> Result<(), String> {
+    // Masked sets print `value/mask`; ours are whole fields.
+    let v = v.split('/').next().unwrap_or(v);
+    let bad = || format!("`{k}={v}`");
+    match k {
+        "dl_src" | "src" if v.contains(':') => e.dl_src = v.parse().map_err(|_| bad())?,
+        "dl_dst" | "dst" if v.contains(':') => e.dl_dst = v.parse().map_err(|_| bad())?,
+        "nw_src" | "src" => e.nw_src = v.parse().map_err(|_| bad())?,
+        "nw_dst" | "dst" => e.nw_dst = v.parse().map_err(|_| bad())?,
+        "nw_ttl" | "ttl" => e.nw_ttl = v.parse().map_err(|_| bad())?,
+        "dl_vlan" => e.vlan = Some(v.parse().map_err(|_| bad())?),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Datapath port numbers to names, from `dpctl/show` (`  port 3: eth1 (dpdk: ...)`).
+fn datapath_ports(show: &str) -> BTreeMap<u32, String> {
+    show.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("port ")?;
+            let (n, name) = rest.split_once(": ")?;
+            let name = name.split_whitespace().next()?;
+            Some((n.parse().ok()?, name.to_string()))
+        })
+        .collect()
+}
+
+/// Splits a datapath action list at its top-level commas.
+fn split_top(s: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut from) = (Vec::new(), 0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(s[from..i].trim());
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if from < s.len() {
+        out.push(s[from..].trim());
+    }
+    out.retain(|a| !a.is_empty());
+    out
+}
+
+/// The copies a datapath action list (`ofproto/trace`'s `Datapath
+/// actions:`) sends out, starting from the packet `start`: MAC, VLAN and
+/// IPv4 rewrites, `ct(...nat(src=...))` (conntrack rewrites the source in
+/// the datapath, after the trace) and `clone()` followed; a recirculation
+/// or a packet sent to userspace is an error (the trace stops there, so
+/// the model would not be one pass).
+fn datapath_egress(
+    actions: &str,
+    start: &Egress,
+    ports: &BTreeMap<u32, String>,
+) -> Result<Vec<Egress>, String> {
+    let mut out = Vec::new();
+    let mut e = start.clone();
+    apply_actions(actions.trim(), &mut e, ports, &mut out)?;
+    Ok(out)
+}
+
+fn apply_actions(
+    actions: &str,
+    e: &mut Egress,
+    ports: &BTreeMap<u32, String>,
+    out: &mut Vec<Egress>,
+) -> Result<(), String> {
+    let inner = |a: &str, name: &str| {
+        a.strip_prefix(name)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+            .map(str::to_string)
+    };
+    for a in split_top(actions) {
+        if a == "drop" {
+            continue;
+        } else if let Ok(n) = a.parse::<u32>() {
+            let port = ports
+                .get(&n)
+                .cloned()
+                .ok_or_else(|| format!("datapath port {n} is not in dpctl/show"))?;
+            out.push(Egress { port, ..e.clone() });
+        } else if a == "pop_vlan" {
+            e.vlan = None;
+        } else if let Some(x) = inner(a, "push_vlan") {
+            for kv in x.split(',') {
+                if let Some(v) = kv.trim().strip_prefix("vid=") {
+                    e.vlan = Some(v.parse().map_err(|_| format!("`{a}`"))?);
+                }
+            }
+        } else if let Some(x) = inner(a, "set").or_else(|| inner(a, "masked_set")) {
+            // eth(src=..,dst=..), ipv4(src=..,ttl=..); others ignored.
+            let (what, fields) = x.split_once('(').unwrap_or((&x, ""));
+            if what == "eth" || what == "ipv4" {
+                for kv in fields.trim_end_matches(')').split(',') {
+                    if let Some((k, v)) = kv.trim().split_once('=') {
+                        set_field(e, k, v)?;
+                    }
+                }
+            }
+        } else if let Some(x) = inner(a, "ct") {
+            if let Some(i) = x.find("nat(src=") {
+                let v = &x[i + 8..];
+                let ip = v.split([')', '-', ':', ',']).next().unwrap_or("");
+                e.nw_src = ip.parse().map_err(|_| format!("`{a}`: source {ip}"))?;
+            }
+        } else if let Some(x) = inner(a, "clone") {
+            let mut copy = e.clone();
+            apply_actions(&x, &mut copy, ports, out)?;
+        } else if a.starts_with("recirc") || a.starts_with("userspace") {
+            return Err(format!("datapath action `{a}`: not one pass"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_of(host: &str, in_port: &str) -> Model {
+        let t = crate::lab::topology().expect("topology");
+        let mut cfg = topology::build_host(&t, host, 1).expect("host");
+        let sw = cfg.build().expect("switch");
+        model(&sw, &t, host, in_port, Path::new("/tmp/x.pcap"), 0).expect("model")
+    }
+
+    fn bridge<'a>(m: &'a Model, name: &str) -> &'a OvsBridge {
+        m.bridges.iter().find(|b| b.name == name).expect(name)
+    }
+
+    #[test]
+    fn compute1_routes_through_a_qrouter_bridge() {
+        let m = model_of("compute1", "qvo-vm1");
+        let int = bridge(&m, "br-int");
+        let qr = int.ports.iter().find(|p| p.name == "qr-s1").expect("qr-s1");
+        assert_eq!(qr.tag, Some(1));
+        assert_eq!(qr.interface, ["type=patch", "options:peer=r-qr-s1"]);
+        let vm1 = int.ports.iter().find(|p| p.name == "qvo-vm1").expect("vm1");
+        assert!(vm1.interface[1].contains("net_pcap0,rx_pcap=/tmp/x.pcap,infinite_rx=1"));
+        let vm2 = int.ports.iter().find(|p| p.name == "qvo-vm2").expect("vm2");
+        assert!(vm2.interface[1].contains("no-rx=1"), "{:?}", vm2.interface);
+        // Our flows, as compiled, without statistics.
+        assert!(int
+            .flows
+            .lines()
+            .any(|l| l == "cookie=0x0,table=0,priority=9,in_port=qvo-vm1 actions=goto_table:25"));
+        assert!(!int.flows.contains("n_packets"));
+        // vm5 (10.2.0.15, on compute2) is routed out of qr-s2 with both MACs rewritten.
+        let r = bridge(&m, "br-qr");
+        assert!(r.flows.contains(
+            "table=0,priority=10,ip,in_port=r-qr-s1,dl_dst=fa:16:3e:aa:01:01 actions=dec_ttl,goto_table:1"
+        ));
+        assert!(r.flows.contains("table=1,priority=10,ip,nw_dst=10.2.0.15 actions=mod_dl_src:fa:16:3e:aa:02:01,mod_dl_dst:fa:16:3e:02:00:15,output:r-qr-s2"), "{}", r.flows);
+        // compute1 is not the SNAT host; the FIP namespace is not modelled.
+        assert!(m.bridges.iter().all(|b| b.name != "br-snat"));
+        let fg = int.ports.iter().find(|p| p.name == "fg-c1").expect("fg-c1");
+        assert!(fg.interface[1].contains("net_null"));
+    }
+
+    #[test]
+    fn the_snat_host_translates_in_one_pass() {
+        let m = model_of("network1", "eth1");
+        let s = bridge(&m, "br-snat");
+        assert!(s.flows.contains("in_port=r-sg-s1,dl_dst=fa:16:3e:bb:01:03 actions=dec_ttl,ct(commit,zone=1,nat(src=203.0.113.10)),mod_dl_src:fa:16:3e:cc:00:10,mod_dl_dst:00:00:5e:00:53:01,output:r-qg-r1"), "{}", s.flows);
+        let int = bridge(&m, "br-int");
+        let qg = int.ports.iter().find(|p| p.name == "qg-r1").expect("qg-r1");
+        assert_eq!(qg.interface, ["type=patch", "options:peer=r-qg-r1"]);
+    }
+
+    #[test]
+    fn the_warm_up_fills_the_mac_tables_ovs_is_given() {
+        let t = crate::lab::topology().expect("topology");
+        let s = crate::traffic::TrafficScenario::L2Egress;
+        let (sw, tr) = warm_switch(&t, s, 1, 1).expect("warm");
+        let m = model(&sw, &t, s.host(), s.in_port(), Path::new("/tmp/x.pcap"), 0).expect("m");
+        // vm3 spoke from compute2: learned behind br-int's trunk to br-vlan
+        // (local VLAN 1) and on br-vlan's eth1 (VLAN 101).
+        let vm3: Mac = "fa:16:3e:01:00:13".parse().expect("mac");
+        assert!(
+            m.fdb
+                .contains(&("br-int".into(), "int-br-vlan".into(), 1, vm3)),
+            "{:?}",
+            m.fdb
+        );
+        assert!(
+            m.fdb.contains(&("br-vlan".into(), "eth1".into(), 101, vm3)),
+            "{:?}",
+            m.fdb
+        );
+        // Our own walk of the first frame: out of eth1, tagged 101.
+        let ours = ours_egress(&sw, s.in_port(), &tr.frames[0]).expect("trace");
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        assert_eq!(ours[0].port, "eth1");
+        assert_eq!(ours[0].vlan, Some(101));
+        assert_eq!(ours[0].dl_dst, vm3);
+    }
+
+    fn ports() -> BTreeMap<u32, String> {
+        datapath_ports(
+            "netdev@ovs-netdev:\n  lookups: hit:0 missed:0 lost:0\n  flows: 0\n  port 0: ovs-netdev (tap)\n  port 1: eth1 (dpdk: configured_rx_queues=1, mtu=1500)\n  port 2: qvo-vm1 (dpdk: configured_rx_queues=1)\n  port 3: br-int (tap)\n  port 4: eth2 (dpdk: configured_rx_queues=1)\n",
+        )
+    }
+
+    fn start() -> Egress {
+        flow_fields("udp,in_port=6,vlan_tci=0x0000,dl_src=fa:16:3e:01:00:11,dl_dst=fa:16:3e:aa:01:01,nw_src=10.1.0.11,nw_dst=10.2.0.15,nw_tos=0,nw_ecn=0,nw_ttl=64,nw_frag=no,tp_src=1024,tp_dst=53").expect("flow")
+    }
+
+    #[test]
+    fn datapath_actions_give_the_copies_and_their_headers() {
+        let p = ports();
+        assert_eq!(p.get(&1).map(String::as_str), Some("eth1"));
+        assert_eq!(p.get(&3).map(String::as_str), Some("br-int"));
+        let s = start();
+        assert_eq!(s.vlan, None);
+        assert_eq!(s.nw_ttl, 64);
+        // DVR egress: both MACs, the TTL, then compute1's DVR MAC and the tag.
+        let e = datapath_egress(
+            "set(eth(src=fa:16:3f:00:00:c1,dst=fa:16:3e:02:00:15)),set(ipv4(ttl=63)),push_vlan(vid=102,pcp=0),1",
+            &s,
+            &p,
+        )
+        .expect("dvr");
+        assert_eq!(
+            e.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["eth1: dl_src=fa:16:3f:00:00:c1 dl_dst=fa:16:3e:02:00:15 vlan=102 nw_src=10.1.0.11 nw_dst=10.2.0.15 ttl=63"]
+        );
+        // SNAT in one pass: conntrack rewrites the source.
+        let e = datapath_egress(
+            "ct(commit,zone=1,nat(src=203.0.113.10)),set(eth(src=fa:16:3e:cc:00:10,dst=00:00:5e:00:53:01)),set(ipv4(ttl=62/0xff)),4",
+            &s,
+            &p,
+        )
+        .expect("snat");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].port, "eth2");
+        assert_eq!(e[0].nw_src, Ipv4Addr::new(203, 0, 113, 10));
+        assert_eq!(e[0].nw_ttl, 62);
+        // Flooding: a clone's rewrites stay in the clone.
+        let e = datapath_egress("clone(push_vlan(vid=101,pcp=0),1),3,pop_vlan,2", &s, &p)
+            .expect("flood");
+        let got: Vec<(&str, Option<u16>)> = e.iter().map(|e| (e.port.as_str(), e.vlan)).collect();
+        assert_eq!(
+            got,
+            [("eth1", Some(101)), ("br-int", None), ("qvo-vm1", None)]
+        );
+        assert!(datapath_egress("drop", &s, &p).expect("drop").is_empty());
+        // What the trace cannot follow is an error, not a silent pass.
+        assert!(datapath_egress("ct(zone=1,nat),recirc(0x1)", &s, &p).is_err());
+        assert!(datapath_egress("9", &s, &p).is_err());
+        // A tagged input.
+        let t = flow_fields("udp,in_port=1,dl_vlan=101,dl_vlan_pcp=0,vlan_tci1=0x0000,dl_src=fa:16:3f:00:00:c2,dl_dst=fa:16:3e:bb:01:03,nw_src=10.1.0.13,nw_dst=198.51.100.7,nw_ttl=63").expect("tagged");
+        assert_eq!(t.vlan, Some(101));
+        let t = flow_fields("udp,in_port=1,vlan_tci=0x1065,dl_src=fa:16:3f:00:00:c2,dl_dst=fa:16:3e:bb:01:03,nw_src=10.1.0.13,nw_dst=198.51.100.7,nw_ttl=63").expect("tci");
+        assert_eq!(t.vlan, Some(101));
+    }
+
+    #[test]
+    fn port_counters_come_from_one_dpctl_snapshot() {
+        let c = port_counters(
+            "netdev@ovs-netdev:\n  lookups: hit:0 missed:0 lost:0\n  flows: 2\n  port 0: ovs-netdev (tap)\n    RX packets:0 errors:0 dropped:0 overruns:0 frame:0\n    TX packets:0 errors:0 dropped:0 aborted:0 carrier:0\n    collisions:0\n    RX bytes:0  TX bytes:0\n  port 1: eth1 (dpdk: configured_rx_queues=1, mtu=1500)\n    RX packets:0 errors:0 dropped:0 overruns:0 frame:0\n    TX packets:2840096 errors:0 dropped:12 aborted:0 carrier:0\n    collisions:0\n    RX bytes:0  TX bytes:181766144 (173.3 MiB)\n  port 2: qvo-vm1 (dpdk: configured_rx_queues=1)\n    RX packets:2840128 errors:0 dropped:0 overruns:0 frame:0\n    TX packets:0 errors:0 dropped:0 aborted:0 carrier:0\n",
+        );
+        assert_eq!(c["eth1"].tx_packets, 2_840_096);
+        assert_eq!(c["eth1"].tx_dropped, 12);
+        assert_eq!(c["qvo-vm1"].rx_packets, 2_840_128);
+        assert_eq!(c["ovs-netdev"], PortCounters::default());
+    }
+
+    #[test]
+    fn stats_are_stripped_and_the_match_kept() {
+        let l = " cookie=0x0, duration=1.5s, table=60, n_packets=3, n_bytes=180, idle_age=0, priority=4,dl_vlan=101,dl_dst=fa:16:3e:01:00:11 actions=strip_vlan,output:qvo-vm1";
+        assert_eq!(
+            strip_stats(l),
+            "cookie=0x0,table=60,priority=4,dl_vlan=101,dl_dst=fa:16:3e:01:00:11 actions=strip_vlan,output:qvo-vm1"
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! One point of the pcap-replay benchmark: a host of the spec's topology
+//! in a `Daemon`, the scenario's capture replayed into its input port, and
+//! the workers' own counters read over a measured interval.
+//!
+//! Two kinds of I/O: `memory` (the capture looped from memory by the pcap
+//! backend, split over the workers' queues by flow as RSS would; every
+//! other port discards and counts) and `dpdk` (DPDK's `net_pcap` with
+//! `infinite_rx=1` in, `net_null` out, without hugepages). The host is
+//! brought to its steady state first (`traffic::Traffic::warmup`, through
+//! `Daemon::process_local`), then the input port is bound and traffic
+//! starts. Figures come from the workers' reports: packets received,
+//! busy nanoseconds and TSC cycles, cache hits, drops by reason; the
+//! output port's transmit counter says how much arrived where the walk
+//! says.
+
+use vswitch::config::DaemonConfig;
+use vswitch::daemon::Daemon;
+use crate::traffic::{self, FrameSize, TrafficScenario};
+use topology::Topology;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Io {
+    Memory,
+    Dpdk,
+    /// Open vSwitch with DPDK on the same capture (`ovs_dpdk`).
+    #[serde(rename = "ovs-dpdk")]
+    OvsDpdk,
+}
+
+impl Io {
+    pub fn name(self) -> &'static str {
+        match self {
+            Io::Memory => "memory",
+            Io::Dpdk => "dpdk",
+            Io::OvsDpdk => "ovs-dpdk",
+        }
+    }
+}
+
+/// What to measure.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Point {
+    pub scenario: String,
+    pub io: Io,
+    pub flows: usize,
+    /// `64`..`1518` or `imix`.
+    pub size: String,
+    pub workers: usize,
+    /// VM ports added to the scenario's host (rule growth), 0 for none.
+    pub extra_ports: usize,
+    /// Measured interval.
+    pub seconds: f64,
+    /// Topology updates (floating IP toggles) applied while measuring.
+    pub updates: usize,
+}
+
+/// What was measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Measured {
+    pub point: Option<Point>,
+    pub mpps: f64,
+    /// Busy time per packet of a worker.
+    pub ns_per_packet: f64,
+    pub cycles_per_packet: f64,
+    pub cache_hit_rate: f64,
+    /// Megaflows and masks in the caches at the end (main, recirculated).
+    pub cache_entries: usize,
+    pub cache_masks: usize,
+    pub recirc_entries: usize,
+    pub recirc_masks: usize,
+    pub recirc_hit_rate: f64,
+    pub rx_packets: u64,
+    /// Frames that left by the scenario's output port, per frame received.
+    pub delivered: f64,
+    /// Frames that left by any port, per frame received (above
+    /// `delivered` when something floods).
+    #[serde(default)]
+    pub outputs_per_packet: f64,
+    pub drops: BTreeMap<String, u64>,
+    /// OpenFlow rules installed on the host (all bridges).
+    pub rules: usize,
+    pub connections: usize,
+    /// Resident memory after the run, and its growth from before the
+    /// daemon started (the capture's frames included).
+    pub rss_mb: f64,
+    pub rss_growth_mb: f64,
+    /// Mean and worst time to apply one topology update while traffic ran.
+    pub update_ms_mean: f64,
+    pub update_ms_max: f64,
+    pub frames_in_capture: usize,
+}
+
+/// Resident set size of this process, in MiB.
+pub fn rss_mb() -> f64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    pages * page / (1024.0 * 1024.0)
+}
+
+/// The spec's example topology, with `extra` more VM ports on `host`'s
+/// first network (its subnet widened to a /16 to hold them).
+pub fn topology_with_ports(base: &Topology, host: &str, extra: usize) -> Result<Topology, String> {
+    let mut t = base.clone();
+    if extra == 0 {
+        return Ok(t);
+    }
+    if extra > 60_000 {
+        return Err(format!("extra ports: at most 60000, not {extra}"));
+    }
+    let net = t
+        .ports
+        .iter()
+        .find(|p| p.host == host)
+        .map(|p| p.network.clone())
+        .ok_or_else(|| format!("{host} has no VM port"))?;
+    if let Some(s) = t.subnets.iter_mut().find(|s| s.network == net) {
+        let base_ip = s.cidr.split('/').next().unwrap_or("10.1.0.0").to_string();
+        s.cidr = format!("{base_ip}/16");
+    }
+    for i in 0..extra {
+        let ip = std::net::Ipv4Addr::new(10, 1, 1 + (i / 250) as u8, 2 + (i % 250) as u8);
+        let mac = pipeline::key::Mac::from_u64(0xfa163e_800000 + i as u64);
+        t.ports.push(topology::model::Port {
+            name: format!("x{i}"),
+            device: format!("qvo-x{i}"),
+            host: host.to_string(),
+            network: net.clone(),
+            mac,
+            ip,
+            owner: topology::model::PortOwner::Compute,
+            port_security: true,
+            allowed_address_pairs: Vec::new(),
+            ofport: None,
+        });
+    }
+    topology::validate(&t).map_err(|e| e.to_string())?;
+    Ok(t)
+}
+
+fn frames_for(p: &Point, s: TrafficScenario, t: &Topology) -> Result<traffic::Traffic, String> {
+    let size = FrameSize::parse(&p.size)?;
+    // Enough frames that a loop over them is not a loop over a few cache
+    // lines; one frame per flow beyond that.
+    let count = p.flows.max(32_768);
+    traffic::generate(t, s, p.flows, size, count)
+}
+
+/// Measures one point, in this process. `dir` holds the capture.
+pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, String> {
+    let s = TrafficScenario::parse(&p.scenario)?;
+    if p.workers == 0 {
+        return Err("workers: at least 1".into());
+    }
+    let rss0 = rss_mb();
+    let t = topology_with_ports(base, s.host(), p.extra_ports)?;
+    let tr = frames_for(p, s, &t)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pcap = dir.join(format!("{}-{}-{}.pcap", s.name(), p.flows, p.size));
+    traffic::write_pcap(&pcap, &tr.frames)?;
+    let frames_in_capture = tr.frames.len();
+
+    // Every port of the host but the input discards (and counts) output.
+    let host = t
+        .hosts
+        .iter()
+        .find(|h| h.name == s.host())
+        .ok_or_else(|| format!("no host {}", s.host()))?;
+    let mut outputs: Vec<String> = host.nics.values().cloned().collect();
+    outputs.extend(
+        t.ports
+            .iter()
+            .filter(|q| q.host == host.name)
+            .map(|q| q.device.clone()),
+    );
+    outputs.retain(|o| o != s.in_port());
+    let mut text = format!(
+        "host = \"{}\"\ntopology = \"unused\"\nsocket = \"{}\"\nidle_sleep_us = 0\nlog_level = \"warn\"\n",
+        host.name,
+        dir.join("unused.sock").display()
+    );
+    for w in 0..p.workers {
+        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len());
+        // Workers from the last core down; the measuring thread sleeps.
+        text.push_str(&format!(
+            "[[workers]]\ncore = {}\n",
+            cores.saturating_sub(1 + w) % cores.max(1)
+        ));
+    }
+    let dpdk_in = "net_pcap0";
+    match p.io {
+        Io::Memory | Io::OvsDpdk => {
+            for o in &outputs {
+                text.push_str(&format!("[[ports]]\nname = \"{o}\"\nbackend = \"null\"\n"));
+            }
+        }
+        Io::Dpdk => {
+            if p.workers != 1 {
+                return Err("dpdk replay: one worker (net_pcap has one queue per capture)".into());
+            }
+            for (i, o) in outputs.iter().enumerate() {
+                text.push_str(&format!(
+                    "[[ports]]\nname = \"{o}\"\nbackend = \"dpdk\"\ndevice = \"net_null{i}\"\nreceive = false\nmbufs = 8191\n"
+                ));
+            }
+            // The capture is held in mbufs (infinite_rx): room for all in
+            // the input's pool; the outputs' pools are small.
+            let mbufs = frames_in_capture + 16_384;
+            let mem_mb = 256 + (mbufs + outputs.len() * 8191) * 2_300 / (1 << 20);
+            text.push_str(&format!(
+                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={dpdk_in},rx_pcap={},infinite_rx=1\"]\n",
+                pcap.display()
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "[limits]\nflow_cache_entries = {}\nmax_connections = {}\npacket_buffers = 8192\n",
+        (2 * p.flows).clamp(65_536, 1 << 21),
+        (2 * p.flows).max(262_144)
+    ));
+    let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("bench config: {e}"))?;
+    let d = Daemon::start_with(&cfg, t.clone())?;
+
+    for (port, frames) in &tr.warmup {
+        d.process_local(port, frames)?;
+    }
+    if p.io == Io::OvsDpdk {
+        // Our switch, warmed up, is the model; Open vSwitch runs it.
+        let bin = crate::ovs_dpdk::binary()
+            .ok_or("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")?;
+        let m = crate::ovs_dpdk::model(
+            &d.shared.switch(),
+            &t,
+            host.name.as_str(),
+            s.in_port(),
+            &pcap,
+            d.shared.now_ns(),
+        )?;
+        // The model must forward the capture's first frame as we do.
+        let frame = tr.frames.first().ok_or("an empty capture")?;
+        let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
+        d.stop();
+        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+        let r = crate::ovs_dpdk::measure(
+            &bin,
+            &m,
+            s.out_port(),
+            &dir.join("ovs"),
+            cores - 1,
+            p.seconds,
+            Some((frame.as_slice(), ours.as_slice())),
+        );
+        let _ = std::fs::remove_file(&pcap);
+        let r = r?;
+        return Ok(Measured {
+            point: Some(p.clone()),
+            mpps: r.mpps,
+            ns_per_packet: if r.mpps > 0.0 { 1e3 / r.mpps } else { 0.0 },
+            cycles_per_packet: r.cycles_per_packet,
+            rx_packets: r.rx_packets,
+            delivered: r.delivered,
+            outputs_per_packet: r.outputs_per_packet,
+            drops: r.drops,
+            rules: r.flows,
+            frames_in_capture,
+            ..Measured::default()
+        });
+    }
+    let backend = match p.io {
+        Io::Memory => vswitch::config::Backend::Pcap {
+            rx: Some(pcap.clone()),
+            tx: None,
+            looped: true,
+        },
+        Io::Dpdk => vswitch::config::Backend::Dpdk {
+            device: dpdk_in.to_string(),
+            devargs: None,
+            receive: true,
+            mbufs: None,
+        },
+        Io::OvsDpdk => return Err("OVS-DPDK points are measured above".into()),
+    };
+    let queues = if p.io == Io::Memory { p.workers } else { 1 };
+    d.shared.bind_port(s.in_port(), &backend, queues)?;
+
+    // Settle (caches filled, every flow seen once), then measure.
+    std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
+    let before = snapshot(&d, s.out_port());
+    let t0 = Instant::now();
+    let mut update_ms = Vec::new();
+    if p.updates > 0 {
+        let without = {
+            let mut w = t.clone();
+            for f in &mut w.floating_ips {
+                f.port = None;
+            }
+            w
+        };
+        let texts = [
+            toml::to_string(&without).map_err(|e| e.to_string())?,
+            toml::to_string(&t).map_err(|e| e.to_string())?,
+        ];
+        let gap = Duration::from_secs_f64(p.seconds / p.updates as f64);
+        for i in 0..p.updates {
+            let req = vswitch::control::Request {
+                v: vswitch::control::PROTOCOL_VERSION,
+                cmd: "topology-load".into(),
+                args: serde_json::json!({ "toml": texts[i % 2] }),
+            };
+            let u0 = Instant::now();
+            vswitch::control::handle(&d.shared, &req)?;
+            update_ms.push(u0.elapsed().as_secs_f64() * 1e3);
+            std::thread::sleep(gap.saturating_sub(u0.elapsed()));
+        }
+    } else {
+        std::thread::sleep(Duration::from_secs_f64(p.seconds));
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let after = snapshot(&d, s.out_port());
+    let sw = d.shared.switch();
+    let rules = sw.bridges.iter().map(|b| b.n_flows()).sum();
+    let connections = sw.conntrack.len();
+    d.stop();
+
+    let rx = after.rx.saturating_sub(before.rx);
+    let n = rx.max(1) as f64;
+    let hits = after.hits.saturating_sub(before.hits) as f64;
+    let lookups = hits + after.misses.saturating_sub(before.misses) as f64;
+    let mut drops = BTreeMap::new();
+    for (k, v) in &after.drops {
+        let d = v.saturating_sub(*before.drops.get(k).unwrap_or(&0));
+        if d > 0 {
+            drops.insert(k.clone(), d);
+        }
+    }
+    let rss = rss_mb();
+    let _ = std::fs::remove_file(&pcap);
+    Ok(Measured {
+        point: Some(p.clone()),
+        mpps: rx as f64 / elapsed / 1e6,
+        ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
+        cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
+        cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
+        cache_entries: after.entries,
+        cache_masks: after.masks,
+        recirc_entries: after.recirc_entries,
+        recirc_masks: after.recirc_masks,
+        recirc_hit_rate: {
+            let h = after.recirc_hits.saturating_sub(before.recirc_hits) as f64;
+            let m = after.recirc_misses.saturating_sub(before.recirc_misses) as f64;
+            if h + m > 0.0 {
+                h / (h + m)
+            } else {
+                0.0
+            }
+        },
+        rx_packets: rx,
+        delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
+        outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
+        drops,
+        rules,
+        connections,
+        rss_mb: rss,
+        rss_growth_mb: rss - rss0,
+        update_ms_mean: if update_ms.is_empty() {
+            0.0
+        } else {
+            update_ms.iter().sum::<f64>() / update_ms.len() as f64
+        },
+        update_ms_max: update_ms.iter().cloned().fold(0.0, f64::max),
+        frames_in_capture,
+    })
+}
+
+#[derive(Default)]
+struct Snapshot {
+    rx: u64,
+    busy_ns: u64,
+    cycles: u64,
+    hits: u64,
+    misses: u64,
+    drops: BTreeMap<String, u64>,
+    out_tx: u64,
+    all_tx: u64,
+    entries: usize,
+    masks: usize,
+    recirc_entries: usize,
+    recirc_masks: usize,
+    recirc_hits: u64,
+    recirc_misses: u64,
+}
+
+fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
+    let mut s = Snapshot::default();
+    for r in &d.shared.reports {
+        let r = r.lock().unwrap_or_else(|e| e.into_inner());
+        s.rx += r.rx_packets;
+        s.busy_ns += r.busy_ns;
+        s.cycles += r.busy_cycles;
+        s.hits += r.cache_hits;
+        s.misses += r.cache_misses;
+        s.entries += r.cache_entries;
+        s.masks = s.masks.max(r.cache_masks);
+        s.recirc_entries += r.recirc_entries;
+        s.recirc_masks = s.recirc_masks.max(r.recirc_masks);
+        s.recirc_hits += r.recirc_hits;
+        s.recirc_misses += r.recirc_misses;
+        for (k, v) in &r.drops {
+            *s.drops.entry(k.to_string()).or_default() += v;
+        }
+    }
+    for (name, _, c) in d.shared.port_counters() {
+        s.all_tx += c.tx_packets;
+        if name == out_port {
+            s.out_tx += c.tx_packets;
+        }
+    }
+    s
+}
+
+/// Runs `p` in a child process (`exe --point JSON`, which must call
+/// `run_point` and print the result as JSON): each point gets a clean
+/// address space (its memory figures its own) and, for DPDK, its own EAL.
+pub fn run_point_in_child(exe: &Path, p: &Point, dir: &Path) -> Result<Measured, String> {
+    let json = serde_json::to_string(p).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .arg("--point")
+        .arg(&json)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+    match (out.status.success(), line) {
+        (true, Some(l)) => serde_json::from_str(l).map_err(|e| format!("child result: {e}")),
+        _ => Err(format!(
+            "{} {}: {}",
+            p.scenario,
+            p.io.name(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// The directory benchmark results go to: `target/replay` of the workspace.
+pub fn default_out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/replay")
+}

@@ -1,0 +1,164 @@
+//! Source NAT under one cached walk: the snat namespace of network1 sends
+//! every connection of a walk through one megaflow, yet each packet leaves
+//! with its own connection's port. Two VMs using the same source port
+//! towards the same server get distinct ports on the outside.
+
+use pipeline::key::{ethertype, ipproto, Field, FlowKey, VLAN_CFI};
+use pipeline::packet::synth::frame_from_key;
+use std::time::{Duration, Instant};
+use vswitch::config::DaemonConfig;
+use vswitch::daemon::Daemon;
+use devtools::traffic::{self, FrameSize, TrafficScenario};
+
+/// vm on net1 (routed on compute2) → 198.51.100.7:53, as it reaches network1.
+fn egress(src: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, ethertype::IPV4 as u64);
+    k.set(Field::DlSrc, 0xfa163f0000c2); // compute2's DVR MAC
+    k.set(Field::DlDst, 0xfa163ebb0103); // sg-s1
+    k.set(Field::VlanTci, (101 | VLAN_CFI) as u64);
+    k.set(Field::NwProto, ipproto::UDP as u64);
+    k.set(Field::NwSrc, u32::from_be_bytes(src) as u64);
+    k.set(Field::NwDst, u32::from_be_bytes([198, 51, 100, 7]) as u64);
+    k.set(Field::NwTtl, 63);
+    k.set(Field::TpSrc, sport as u64);
+    k.set(Field::TpDst, 53);
+    frame_from_key(&k, 18)
+}
+
+/// network1 on in-memory eth1/eth2, the upstream router resolved as in
+/// steady state; and its scratch directory.
+fn network1(tag: &str) -> (Daemon, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("vswitch-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let text = format!(
+        "host = \"network1\"\ntopology = \"unused\"\nsocket = \"{}\"\nlog_level = \"warn\"\nidle_sleep_us = 20\n\
+         [[ports]]\nname = \"eth1\"\nbackend = \"ring\"\n[[ports]]\nname = \"eth2\"\nbackend = \"ring\"\n",
+        dir.join("unused.sock").display()
+    );
+    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
+    let t = devtools::lab::topology().expect("topology");
+    let d = Daemon::start_with(&cfg, t.clone()).expect("daemon");
+    let warm =
+        traffic::generate(&t, TrafficScenario::SnatEgress, 1, FrameSize::Fixed(64), 1).expect("traffic");
+    for (port, frames) in &warm.warmup {
+        d.process_local(port, frames).expect("warm-up");
+    }
+    (d, dir)
+}
+
+#[test]
+fn connections_sharing_a_megaflow_leave_with_their_own_ports() {
+    let (d, dir) = network1("natports");
+    let eth1 = d.ring("eth1").expect("eth1");
+    let eth2 = d.ring("eth2").expect("eth2");
+    let sources = [[10, 1, 0, 13], [10, 1, 0, 77], [10, 1, 0, 78]];
+    for s in &sources {
+        assert!(eth1.inject(egress(*s, 5000)));
+        // And a second packet of each connection.
+        assert!(eth1.inject(egress(*s, 5000)));
+    }
+    // More connections of the same sources, on ports nobody else uses.
+    for s in &sources {
+        assert!(eth1.inject(egress(*s, 6000 + s[3] as u16)));
+    }
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < 3 * sources.len() && start.elapsed() < Duration::from_secs(5) {
+        out.extend(eth2.collect().into_iter().filter_map(|f| {
+            let p = pipeline::packet::parse(&f, 0).ok()?;
+            (p.key.nw_proto() == ipproto::UDP).then_some(p.key)
+        }));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let report = d.shared.reports[0].lock().expect("report").clone();
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.len(), 3 * sources.len(), "{out:?}");
+    let (pairs, singles) = out.split_at(2 * sources.len());
+    for (k, s) in singles.iter().zip(&sources) {
+        assert_eq!(k.nw_src(), u32::from_be_bytes([203, 0, 113, 10]));
+        assert_eq!(k.tp_src(), 6000 + s[3] as u16, "a free port is kept");
+    }
+    let mut ports = Vec::new();
+    for pair in pairs.chunks(2) {
+        for k in pair {
+            assert_eq!(k.nw_src(), u32::from_be_bytes([203, 0, 113, 10]));
+            assert_eq!(k.tp_dst(), 53);
+        }
+        // Both packets of a connection carry its port.
+        assert_eq!(pair[0].tp_src(), pair[1].tp_src());
+        ports.push(pair[0].tp_src());
+    }
+    // The first keeps 5000; the others, colliding on the outside, get others.
+    assert_eq!(ports[0], 5000);
+    let mut uniq = ports.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), sources.len(), "{ports:?}");
+    // One walk per source address served its connections: a megaflow
+    // before conntrack and one after, not one per connection.
+    assert_eq!(
+        (report.cache_entries, report.recirc_entries),
+        (sources.len(), sources.len()),
+        "{report:?}"
+    );
+}
+
+fn csum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in data.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 62, proto, 0, 0];
+    h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = csum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+#[test]
+fn an_icmp_error_about_no_connection_reaches_nobody() {
+    let (d, dir) = network1("icmperr");
+    let eth1 = d.ring("eth1").expect("eth1");
+    let eth2 = d.ring("eth2").expect("eth2");
+    let _ = (eth1.collect(), eth2.collect());
+    // Port unreachable from the outside "about" a datagram 203.0.113.10:7777
+    // -> 198.51.100.7:53 that no connection ever sent.
+    let quoted_udp = [0x1e, 0x61, 0, 53, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let quoted = ipv4([203, 0, 113, 10], [198, 51, 100, 7], 17, &quoted_udp);
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&quoted[..28]);
+    let c = csum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut frame = vec![
+        0xfa, 0x16, 0x3e, 0xcc, 0x00, 0x10, 0x00, 0x00, 0x5e, 0x00, 0x53, 0x01, 0x08, 0x00,
+    ];
+    frame.extend_from_slice(&ipv4([198, 51, 100, 7], [203, 0, 113, 10], 1, &icmp));
+    assert!(eth2.inject(frame));
+    let start = Instant::now();
+    let mut rx = 0;
+    while rx == 0 && start.elapsed() < Duration::from_secs(5) {
+        rx = d.shared.reports[0].lock().expect("report").rx_packets;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let r = d.shared.reports[0].lock().expect("report").clone();
+    let (o1, o2) = (eth1.collect(), eth2.collect());
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.rx_packets, 1);
+    assert!(o1.is_empty() && o2.is_empty(), "{o1:?} {o2:?}");
+    assert_eq!(r.tx_packets, 0, "{r:?}");
+    assert!(!r.drops.is_empty(), "dropped under a named reason: {r:?}");
+}

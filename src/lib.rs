@@ -1,1 +1,0 @@
-//! Integration test and benchmark host for the vswitch workspace.
