@@ -350,7 +350,7 @@ fn run_host(name: &str, seed: u64) {
         sw.conntrack.len(),
         sw.bridges.iter().map(|b| (b.name.as_str(), b.macs.len())).collect::<Vec<_>>()
     );
-    for (reason, n) in DropReason::ALL.iter().zip(c.drops.counts) {
+    for (reason, n) in DropReason::all().zip(c.drops.counts) {
         if n > 0 {
             eprintln!("  {:>28}: {n}", reason.as_str());
         }

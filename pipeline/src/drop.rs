@@ -1,14 +1,28 @@
 //! Named reasons a packet is dropped, shared by every stage.
 //!
 //! Each stage reports drops through this one enum so that counters are a
-//! plain array indexed by reason and `trace` can name the decision. Adding a
-//! reason: append a variant, its name, and bump nothing else (`ALL` is the
-//! list the counters iterate).
+//! plain array indexed by reason and `trace` can name the decision. The
+//! enum is the one list: its names (snake_case, for counters, traces and
+//! JSON), its count and its iteration are derived from it (strum), so adding
+//! a reason is adding a variant.
 
-use std::fmt;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    strum::EnumCount,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DropReason {
     // packet: parse
     /// Shorter than an Ethernet header.
@@ -90,42 +104,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 33] = [
-        DropReason::EthTruncated,
-        DropReason::VlanTruncated,
-        DropReason::FrameTooLong,
-        DropReason::ArpMalformed,
-        DropReason::Ipv4Malformed,
-        DropReason::Ipv6Malformed,
-        DropReason::L4Truncated,
-        DropReason::RewriteNoHeader,
-        DropReason::NoHeadroom,
-        DropReason::TableMiss,
-        DropReason::FlowDrop,
-        DropReason::TtlExceeded,
-        DropReason::ResubmitDepth,
-        DropReason::PatchLoop,
-        DropReason::NoSuchPort,
-        DropReason::OutputToInPort,
-        DropReason::TaggedOnAccessPort,
-        DropReason::IpSourceSpoofed,
-        DropReason::NormalTaggedOnAccess,
-        DropReason::NormalVlanNotAllowed,
-        DropReason::NormalLearnedOnInPort,
-        DropReason::NormalReservedMulticast,
-        DropReason::NormalNoPorts,
-        DropReason::CtTableFull,
-        DropReason::NatPortExhausted,
-        DropReason::CtInvalid,
-        DropReason::NoRoute,
-        DropReason::NeighbourQueueFull,
-        DropReason::NeighbourFailed,
-        DropReason::NotForUs,
-        DropReason::PoolExhausted,
-        DropReason::TxQueueFull,
-        DropReason::PortNotBound,
-    ];
-    pub const COUNT: usize = Self::ALL.len();
+    /// How many reasons there are (the size of a counter array).
+    pub const COUNT: usize = <DropReason as strum::EnumCount>::COUNT;
+
+    /// Every reason, in index order.
+    pub fn all() -> impl Iterator<Item = DropReason> {
+        <DropReason as strum::IntoEnumIterator>::iter()
+    }
 
     /// Index into a per-reason counter array.
     #[inline(always)]
@@ -133,48 +118,9 @@ impl DropReason {
         self as usize
     }
 
+    /// The reason's name, as counters and traces show it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::EthTruncated => "eth_truncated",
-            DropReason::VlanTruncated => "vlan_truncated",
-            DropReason::FrameTooLong => "frame_too_long",
-            DropReason::ArpMalformed => "arp_malformed",
-            DropReason::Ipv4Malformed => "ipv4_malformed",
-            DropReason::Ipv6Malformed => "ipv6_malformed",
-            DropReason::L4Truncated => "l4_truncated",
-            DropReason::RewriteNoHeader => "rewrite_no_header",
-            DropReason::NoHeadroom => "no_headroom",
-            DropReason::TableMiss => "table_miss",
-            DropReason::FlowDrop => "flow_drop",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::ResubmitDepth => "resubmit_depth",
-            DropReason::PatchLoop => "patch_loop",
-            DropReason::NoSuchPort => "no_such_port",
-            DropReason::OutputToInPort => "output_to_in_port",
-            DropReason::TaggedOnAccessPort => "tagged_on_access_port",
-            DropReason::IpSourceSpoofed => "ip_source_spoofed",
-            DropReason::NormalTaggedOnAccess => "normal_tagged_on_access",
-            DropReason::NormalVlanNotAllowed => "normal_vlan_not_allowed",
-            DropReason::NormalLearnedOnInPort => "normal_learned_on_in_port",
-            DropReason::NormalReservedMulticast => "normal_reserved_multicast",
-            DropReason::NormalNoPorts => "normal_no_ports",
-            DropReason::CtTableFull => "ct_table_full",
-            DropReason::NatPortExhausted => "nat_port_exhausted",
-            DropReason::CtInvalid => "ct_invalid",
-            DropReason::NoRoute => "no_route",
-            DropReason::NeighbourQueueFull => "neighbour_queue_full",
-            DropReason::NeighbourFailed => "neighbour_failed",
-            DropReason::NotForUs => "not_for_us",
-            DropReason::PoolExhausted => "pool_exhausted",
-            DropReason::TxQueueFull => "tx_queue_full",
-            DropReason::PortNotBound => "port_not_bound",
-        }
-    }
-}
-
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -208,8 +154,7 @@ impl DropCounters {
     }
     /// Non-zero counters by name.
     pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
-        DropReason::ALL
-            .iter()
+        DropReason::all()
             .filter(|r| self.counts[r.index()] != 0)
             .map(|r| (r.as_str(), self.counts[r.index()]))
             .collect()
@@ -221,13 +166,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_lists_every_reason_in_index_order() {
-        for (i, r) in DropReason::ALL.iter().enumerate() {
+    fn all_lists_every_reason_in_index_order_with_distinct_names() {
+        for (i, r) in DropReason::all().enumerate() {
             assert_eq!(r.index(), i, "{r:?}");
         }
-        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        let mut names: Vec<_> = DropReason::all().map(|r| r.as_str()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), DropReason::COUNT);
+        assert_eq!(names.len(), <DropReason as strum::EnumCount>::COUNT);
+    }
+
+    #[test]
+    fn names_are_the_serialized_snake_case_names() {
+        for r in DropReason::all() {
+            let json = serde_json::to_string(&r).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(r.to_string(), r.as_str());
+        }
+        assert_eq!(
+            DropReason::TaggedOnAccessPort.as_str(),
+            "tagged_on_access_port"
+        );
+        assert_eq!(DropReason::PortNotBound.as_str(), "port_not_bound");
     }
 }

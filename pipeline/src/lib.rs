@@ -16,6 +16,7 @@ pub mod conntrack;
 pub mod datapath;
 pub mod drop;
 pub mod flow;
+pub mod ids;
 pub mod key;
 pub mod packet;
 pub mod router;

@@ -13,7 +13,7 @@
 //! moves; refreshing an entry's age does not move it.
 
 use crate::key::Mac;
-use crate::switch::PortId;
+use crate::ids::PortId;
 use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
