@@ -14,11 +14,11 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use pipeline::datapath::{Datapath, BURST};
 use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
 use pipeline::packet::{self, synth::frame_from_key, PacketBuf, PacketPool, Rewrite};
-use vswitch::offline::scenario::load_dir;
 use pipeline::switch::{PortId, Switch};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
+use vswitch::offline::scenario::load_dir;
 
 fn switch() -> Arc<Switch> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/scenarios/spec-compute1");
@@ -214,8 +214,7 @@ fn bench_bare(c: &mut Criterion) {
 fn bench_routed(c: &mut Criterion) {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
-    let t = topology::load_toml(&std::fs::read_to_string(path).expect("topology"))
-        .expect("valid");
+    let t = topology::load_toml(&std::fs::read_to_string(path).expect("topology")).expect("valid");
     let sw = topology::build_host(&t, "compute1", 1)
         .expect("host")
         .build()

@@ -13,11 +13,11 @@
 //! in a child process of this binary (`--point JSON`): its own address
 //! space for the memory figures, its own DPDK EAL.
 
+use devtools::replay::{self, Io, Measured, Point};
+use devtools::traffic;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use devtools::replay::{self, Io, Measured, Point};
-use devtools::traffic;
 
 /// Open vSwitch 3.1 with DPDK 22.11 on this machine kind, one PMD, 64-byte
 /// frames, net_pcap -> net_null, the same Neutron flows (the issue's
@@ -139,9 +139,10 @@ fn plan(a: &Args) -> Vec<Group> {
             .flat_map(|(s, io, f)| {
                 let ours = point(&s, io, f, 1, a);
                 // Open vSwitch on the same capture, right after our DPDK run.
-                let ovs =
-                    (a.ovs && io == Io::Dpdk && devtools::ovs_dpdk::SCENARIOS.contains(&s.as_str()))
-                        .then(|| point(&s, Io::OvsDpdk, f, 1, a));
+                let ovs = (a.ovs
+                    && io == Io::Dpdk
+                    && devtools::ovs_dpdk::SCENARIOS.contains(&s.as_str()))
+                .then(|| point(&s, Io::OvsDpdk, f, 1, a));
                 std::iter::once(ours).chain(ovs)
             })
             .collect(),

@@ -2,9 +2,9 @@
 //! experiment on real Linux hosts in network namespaces.
 
 use clap::{Parser, Subcommand};
+use devtools::lab::{self, scenario::Outcome};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use devtools::lab::{self, scenario::Outcome};
 
 #[derive(Parser)]
 #[command(name = "vswitch", version, about = "vswitch tools: the DVR lab")]

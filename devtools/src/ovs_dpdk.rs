@@ -40,13 +40,13 @@
 
 use pipeline::key::Mac;
 use pipeline::switch::{PortKind, Switch, VlanMode};
-use topology::Topology;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use topology::Topology;
 
 /// Debian's `openvswitch-switch-dpdk` binary.
 pub const DEFAULT_BINARY: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
@@ -772,7 +772,8 @@ impl std::fmt::Display for Egress {
 /// Where `frame`, arriving on `in_port`, leaves our switch `sw` (our
 /// trace: the same code as the datapath).
 pub fn ours_egress(sw: &Switch, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, String> {
-    let t = pipeline::trace::trace_frame(sw, in_port, frame, 0).map_err(|e| e.to_string())?;
+    let t =
+        pipeline::xlate::trace::trace_frame(sw, in_port, frame, 0).map_err(|e| e.to_string())?;
     Ok(t.output_keys()
         .into_iter()
         .map(|(port, k)| Egress {

@@ -13,14 +13,14 @@
 //! output port's transmit counter says how much arrived where the walk
 //! says.
 
-use vswitch::config::DaemonConfig;
-use vswitch::daemon::Daemon;
 use crate::traffic::{self, FrameSize, TrafficScenario};
-use topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use topology::Topology;
+use vswitch::config::DaemonConfig;
+use vswitch::daemon::Daemon;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -8,16 +8,16 @@
 //! list of per-host traces (the same `xlate` the datapath runs) plus the
 //! frames seen on the wire.
 
-use pipeline::datapath::{run_program, DatapathCounters};
+use pipeline::datapath::Datapath;
 use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::{parse, synth::frame_from_key, PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch};
-use topology::{build_host, Topology, TopologyError};
 use pipeline::trace::{key_summary, Trace};
 use pipeline::xlate::{xlate, XlateOptions};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use topology::{build_host, Topology, TopologyError};
 
 const TCP_SYN: u16 = 0x002;
 const TCP_ACK: u16 = 0x010;
@@ -115,7 +115,9 @@ pub struct Sim {
     external: PhysicalSwitch,
     queue: VecDeque<(Place, Vec<u8>)>,
     pool: PacketPool,
-    pub counters: DatapathCounters,
+    /// The datapath every host's packets run through (uncached: each
+    /// walk is translated with a trace, then run).
+    pub datapath: Datapath,
     now_ns: u64,
     /// Every host traversal, in order.
     pub steps: Vec<HostStep>,
@@ -213,7 +215,7 @@ impl Sim {
             external: PhysicalSwitch::default(),
             queue: VecDeque::new(),
             pool: PacketPool::new(1024, 2048),
-            counters: DatapathCounters::default(),
+            datapath: Datapath::new(0, 1),
             now_ns: 0,
             steps: Vec::new(),
             wire: Vec::new(),
@@ -229,13 +231,8 @@ impl Sim {
         topology::validate(t)?;
         let mut deleted = 0;
         for h in &mut self.hosts {
-            deleted += topology::update_host(
-                &mut h.config,
-                &self.topology,
-                t,
-                &h.name,
-                self.now_ns,
-            )?;
+            deleted +=
+                topology::update_host(&mut h.config, &self.topology, t, &h.name, self.now_ns)?;
             h.switch = h
                 .config
                 .build()
@@ -606,27 +603,8 @@ impl Sim {
         let _ = pipeline::packet::parse_into(&mut pkt);
         let mut outs: Vec<(PortId, Vec<u8>)> = Vec::new();
         let mut sink = |p: PortId, b: PacketBuf| outs.push((p, b.data().to_vec()));
-        run_program(
-            &x.program,
-            pkt,
-            &mut self.counters,
-            &mut self.pool,
-            &mut sink,
-            self.now_ns,
-            &mut pipeline::datapath::RecircEnv {
-                sw: &sw,
-                cache: None,
-                depth: 0,
-            },
-        );
-        // Packets released by a neighbour resolution this frame caused.
-        pipeline::datapath::release_held(
-            &sw,
-            &mut self.counters,
-            &mut self.pool,
-            &mut sink,
-            self.now_ns,
-        );
+        self.datapath
+            .run(&sw, &x.program, pkt, self.now_ns, &mut self.pool, &mut sink);
         for (p, bytes) in outs {
             let Some(port) = sw.port(p) else { continue };
             let nic_segment = h_nic_segment(&self.hosts, host, &port.name);

@@ -10,8 +10,8 @@
 
 use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
 use pipeline::packet::synth::frame_from_key;
-use topology::Topology;
 use std::net::Ipv4Addr;
+use topology::Topology;
 
 /// The upstream router on the external network (spec §0.3).
 pub const UPSTREAM_MAC: u64 = 0x00005e005301;
@@ -147,7 +147,9 @@ impl TrafficScenario {
             | TrafficScenario::DvrEgress
             | TrafficScenario::RoutedSameHost
             | TrafficScenario::FipEgress => "qvo-vm1",
-            TrafficScenario::L2Ingress | TrafficScenario::DvrIngress | TrafficScenario::SnatEgress => "eth1",
+            TrafficScenario::L2Ingress
+            | TrafficScenario::DvrIngress
+            | TrafficScenario::SnatEgress => "eth1",
             TrafficScenario::SnatReply | TrafficScenario::FipIngress => "eth2",
         }
     }
@@ -155,8 +157,12 @@ impl TrafficScenario {
     /// The port the frames must leave by.
     pub fn out_port(self) -> &'static str {
         match self {
-            TrafficScenario::L2Egress | TrafficScenario::DvrEgress | TrafficScenario::SnatReply => "eth1",
-            TrafficScenario::L2Ingress | TrafficScenario::DvrIngress | TrafficScenario::FipIngress => "qvo-vm1",
+            TrafficScenario::L2Egress | TrafficScenario::DvrEgress | TrafficScenario::SnatReply => {
+                "eth1"
+            }
+            TrafficScenario::L2Ingress
+            | TrafficScenario::DvrIngress
+            | TrafficScenario::FipIngress => "qvo-vm1",
             TrafficScenario::RoutedSameHost => "qvo-vm4",
             TrafficScenario::SnatEgress | TrafficScenario::FipEgress => "eth2",
         }
@@ -382,10 +388,12 @@ pub fn generate(
             "eth1".to_string(),
             one(udp(c.vm3.0, c.vm1.0, Some(101), c.vm3.1, c.vm1.1, 64)),
         )],
-        TrafficScenario::L2Ingress | TrafficScenario::DvrIngress | TrafficScenario::FipIngress => vec![(
-            "qvo-vm1".to_string(),
-            one(udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64)),
-        )],
+        TrafficScenario::L2Ingress | TrafficScenario::DvrIngress | TrafficScenario::FipIngress => {
+            vec![(
+                "qvo-vm1".to_string(),
+                one(udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64)),
+            )]
+        }
         // vm1 has ARPed for its gateway (the qrouter's answer leaves by
         // qr-s1, so br-int knows the gateway MAC there), and the
         // destination VM has spoken: vm5 (on compute2) to vm4, arriving on

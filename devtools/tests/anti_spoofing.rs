@@ -3,8 +3,8 @@
 //! or for a floating IP it does not own, or sends tagged frames, reaches
 //! nobody (no endpoint receives it, no host learns from it).
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
 use devtools::sim::{Segment, Sim};
+use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
 use std::net::Ipv4Addr;
 
 const VM1: &str = "fa:16:3e:01:00:11";

@@ -3,14 +3,15 @@
 //! multi-host simulation: the ping of the gateway, the four east-west
 //! scenarios, SNAT through the network node and the floating IP both ways.
 
-use pipeline::key::{ethertype, ipproto, FlowKey, Mac};
 use devtools::sim::{Segment, Sim};
-use topology::{compile_host, l3::compile_instances, load_toml, Topology};
+use pipeline::key::{ethertype, ipproto, FlowKey, Mac};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use topology::{compile_host, l3::compile_instances, load_toml, Topology};
 
 fn topology() -> Topology {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/article-lab.toml");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/article-lab.toml");
     load_toml(&std::fs::read_to_string(path).expect("topology")).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -36,8 +37,7 @@ fn every_host_compiles_with_the_article_devices() {
     for host in ["compute1", "compute2", "network"] {
         let plan = compile_host(&t, host).unwrap_or_else(|e| panic!("{host}: {e}"));
         assert!(plan.bridge("br-int").is_some());
-        let mut cfg =
-            topology::build_host(&t, host, 1).unwrap_or_else(|e| panic!("{host}: {e}"));
+        let mut cfg = topology::build_host(&t, host, 1).unwrap_or_else(|e| panic!("{host}: {e}"));
         cfg.build().unwrap_or_else(|e| panic!("{host}: {e}"));
     }
     for host in ["compute1", "compute2", "network"] {

@@ -10,11 +10,11 @@
 use pipeline::datapath::Datapath;
 use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::{synth::frame_from_key, PacketBuf, PacketPool};
-use vswitch::offline::scenario::load_dir;
 use pipeline::switch::{PortId, Switch};
 use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
+use vswitch::offline::scenario::load_dir;
 
 const PORTS: [&str; 8] = [
     "qvo-vm1", "qvo-vm2", "qvo-vm4", "qr-s1", "qr-s2", "fg-c1", "eth1", "eth2",

@@ -12,9 +12,9 @@ mod common;
 use common::{assert_matches_oracle, oracle, run_all};
 use pipeline::drop::DropReason;
 use pipeline::key::ct_state;
-use vswitch::offline::scenario::{load, load_dir, ScenarioDir};
 use pipeline::trace::{Trace, TraceEvent};
 use std::path::PathBuf;
+use vswitch::offline::scenario::{load, load_dir, ScenarioDir};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -148,7 +148,8 @@ table=1, priority=0 actions=drop
     assert_eq!(back.len(), 1, "reply admitted");
     assert_eq!(back[0].1.nw_dst(), a, "translated back to the inside host");
     // The trace shows the conntrack step and the recirculated table.
-    let t = pipeline::trace::trace_frame(&sw, "inside", &udp(a, 5000, b, 53), 2).expect("trace");
+    let t =
+        pipeline::xlate::trace::trace_frame(&sw, "inside", &udp(a, 5000, b, 53), 2).expect("trace");
     let text = t.render();
     assert!(
         text.contains("ct: zone 7, nat, recirculate to table 1"),

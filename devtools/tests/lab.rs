@@ -200,13 +200,7 @@ fn the_articles_scenarios_pass_on_real_kernels_and_the_lab_comes_down() {
         return;
     };
     let (ok, out, err) = run(
-        &[
-            "--json",
-            "lab",
-            "--keep",
-            "--vswitchd",
-            vswitchd().as_str(),
-        ],
+        &["--json", "lab", "--keep", "--vswitchd", vswitchd().as_str()],
         Duration::from_secs(180),
     );
     assert!(ok, "{out}\n{err}");

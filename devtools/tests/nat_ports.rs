@@ -3,12 +3,12 @@
 //! with its own connection's port. Two VMs using the same source port
 //! towards the same server get distinct ports on the outside.
 
+use devtools::traffic::{self, FrameSize, TrafficScenario};
 use pipeline::key::{ethertype, ipproto, Field, FlowKey, VLAN_CFI};
 use pipeline::packet::synth::frame_from_key;
 use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;
 use vswitch::daemon::Daemon;
-use devtools::traffic::{self, FrameSize, TrafficScenario};
 
 /// vm on net1 (routed on compute2) → 198.51.100.7:53, as it reaches network1.
 fn egress(src: [u8; 4], sport: u16) -> Vec<u8> {
@@ -39,8 +39,8 @@ fn network1(tag: &str) -> (Daemon, std::path::PathBuf) {
     let cfg: DaemonConfig = toml::from_str(&text).expect("config");
     let t = devtools::lab::topology().expect("topology");
     let d = Daemon::start_with(&cfg, t.clone()).expect("daemon");
-    let warm =
-        traffic::generate(&t, TrafficScenario::SnatEgress, 1, FrameSize::Fixed(64), 1).expect("traffic");
+    let warm = traffic::generate(&t, TrafficScenario::SnatEgress, 1, FrameSize::Fixed(64), 1)
+        .expect("traffic");
     for (port, frames) in &warm.warmup {
         d.process_local(port, frames).expect("warm-up");
     }

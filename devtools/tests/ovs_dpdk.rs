@@ -10,10 +10,10 @@
 //!
 //! `cargo test -p vswitch --test ovs_dpdk`
 
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use devtools::ovs_dpdk::{self, Session};
 use devtools::traffic::{self, TrafficScenario};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 /// A directory removed when dropped.
 struct TempDir(PathBuf);

@@ -50,8 +50,7 @@ impl Rng {
 fn topology() -> topology::Topology {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
-    topology::load_toml(&std::fs::read_to_string(path).expect("topology"))
-        .expect("valid topology")
+    topology::load_toml(&std::fs::read_to_string(path).expect("topology")).expect("valid topology")
 }
 
 fn host(name: &str) -> Arc<Switch> {

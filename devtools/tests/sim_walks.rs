@@ -2,11 +2,11 @@
 //! example lab: two compute nodes, a network node, the physical VLAN trunk.
 //! Each test asserts the per-host steps and the frames on the wire.
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
 use devtools::sim::{Segment, Sim};
-use topology::load_toml;
+use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use topology::load_toml;
 
 fn sim() -> Sim {
     let path =
@@ -177,7 +177,7 @@ fn s8_4_different_networks_same_host_route_through_the_local_qrouter() {
         1,
         "{}\n{:?}",
         s.render_steps(),
-        s.counters.drops.nonzero()
+        s.datapath.counters.drops.nonzero()
     );
     assert!(icmp_on_wire(&s).is_empty(), "{:?}", icmp_on_wire(&s));
     let at_vm4: Vec<_> = s

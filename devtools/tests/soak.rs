@@ -8,6 +8,7 @@
 //! tables stayed within their limits; resident memory stayed flat after
 //! warm-up.
 
+use devtools::traffic::{self, FrameSize, TrafficScenario};
 use pipeline::key::{ethertype, Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;
 use vswitch::daemon::Daemon;
-use devtools::traffic::{self, FrameSize, TrafficScenario};
 
 const LONG_LIVED: usize = 50;
 const MAX_CONNS: usize = 4096;

@@ -13,8 +13,8 @@ mod common;
 
 use common::{assert_matches_oracle, oracle, run_all};
 use pipeline::key::Field;
-use vswitch::offline::scenario::{load_dir, ScenarioDir};
 use std::path::{Path, PathBuf};
+use vswitch::offline::scenario::{load_dir, ScenarioDir};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

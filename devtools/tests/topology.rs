@@ -6,10 +6,10 @@
 //! Neutron refuses, naming the item and field.
 
 use pipeline::flow::{Flow, NoPortNames};
-use vswitch::offline::scenario::load_dir;
 use pipeline::switch::{PortKind, VlanMode};
-use topology::{compile_host, load_toml, Topology};
 use std::path::PathBuf;
+use topology::{compile_host, load_toml, Topology};
+use vswitch::offline::scenario::load_dir;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,7 +37,8 @@ fn sorted_text(flows: &[Flow]) -> Vec<String> {
 fn compute1_compiles_to_appendix_a_flow_for_flow() {
     let t = spec_topology();
     let plan = compile_host(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
-    let appendix = load_dir(&root().join("../config/scenarios/spec-compute1"), 1).expect("scenario");
+    let appendix =
+        load_dir(&root().join("../config/scenarios/spec-compute1"), 1).expect("scenario");
     let mut cfg = appendix.config;
     let sw = cfg.build().expect("appendix builds");
     for bridge in ["br-int", "br-vlan", "br-ex"] {
@@ -292,8 +293,7 @@ fn instance<'a>(
 #[test]
 fn compute1_qrouter_matches_appendix_a5() {
     let t = spec_topology();
-    let list =
-        topology::l3::compile_instances(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
+    let list = topology::l3::compile_instances(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(
         names,
@@ -364,8 +364,7 @@ fn compute1_qrouter_matches_appendix_a5() {
 #[test]
 fn compute1_fip_namespace_matches_appendix_a6() {
     let t = spec_topology();
-    let list =
-        topology::l3::compile_instances(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
+    let list = topology::l3::compile_instances(&t, "compute1").unwrap_or_else(|e| panic!("{e}"));
     let f = instance(&list, "fip-ext-net");
     assert!(!f.conntrack, "raw CT --notrack");
     assert!(f.interface("fg-c1").expect("fg-c1").proxy_arp);
@@ -392,8 +391,7 @@ fn compute1_fip_namespace_matches_appendix_a6() {
 #[test]
 fn compute2_qrouter_has_no_fip_state_and_network1_has_snat_a7() {
     let t = spec_topology();
-    let list =
-        topology::l3::compile_instances(&t, "compute2").unwrap_or_else(|e| panic!("{e}"));
+    let list = topology::l3::compile_instances(&t, "compute2").unwrap_or_else(|e| panic!("{e}"));
     let q = instance(&list, "qrouter-R1");
     assert!(
         q.nat.is_empty(),
@@ -405,8 +403,7 @@ fn compute2_qrouter_has_no_fip_state_and_network1_has_snat_a7() {
     );
     assert!(q.rules_text().contains("167837697"));
 
-    let list =
-        topology::l3::compile_instances(&t, "network1").unwrap_or_else(|e| panic!("{e}"));
+    let list = topology::l3::compile_instances(&t, "network1").unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["qrouter-R1", "fip-ext-net", "snat-R1"]);
     let s = instance(&list, "snat-R1");

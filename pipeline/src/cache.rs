@@ -18,8 +18,9 @@
 use crate::bridge::mac::MacLearnRef;
 use crate::classifier::hash_masked;
 use crate::key::{FlowKey, KEY_WORDS};
+use crate::program::Program;
 use crate::switch::{RuleStats, Switch};
-use crate::xlate::{Program, Xlation};
+use crate::xlate::Xlation;
 use hashbrown::HashTable;
 use std::sync::Arc;
 
@@ -187,6 +188,15 @@ impl FlowCache {
         }
         self.counters.misses += 1;
         None
+    }
+
+    /// Every entry with its megaflow (the masked key and the mask), for
+    /// listings and checks; looking changes nothing (no hit, no expiry).
+    pub fn entries(&self) -> impl Iterator<Item = (&FlowKey, &FlowKey, &CacheEntry)> {
+        self.slots.iter().flatten().map(|s| {
+            let mask = &self.masks[s.mask as usize].mask;
+            (&s.masked, mask, &s.entry)
+        })
     }
 
     /// The entry in `slot` (from `lookup` or `insert`).

@@ -1,26 +1,44 @@
 //! A worker's packet path: a burst in, parse, cache lookup (slow path on a
 //! miss), run the program, outputs out.
 //!
-//! `Datapath::process_burst` reads like the path itself:
-//! `parse_into` → `FlowCache::lookup` (→ `upcall` → `xlate` on a miss) →
-//! count the matched flows → `run_program` (rewrites in place, copies for all
-//! but the last output). Nothing here allocates per packet once the cache is
-//! warm: buffers come from the worker's `PacketPool`, and a packet leaves
-//! either through the output sink or back into the pool.
+//! `Datapath::process_burst` reads like the path itself: `parse_into` →
+//! `FlowCache::lookup` (→ `xlate` on a miss) → `Burst::run` (rewrites in
+//! place, copies for all but the last output, conntrack steps through
+//! `conntrack::stage`, resumed walks from the recirculation cache). Nothing
+//! here allocates per packet once the cache is warm: buffers come from the
+//! worker's `PacketPool`, and a packet leaves through the output sink or
+//! goes back to the pool, counted under its `DropReason`, in exactly one
+//! place (`Burst::drop`).
 //!
-//! Ownership: one `Datapath` per worker thread; it owns its cache and
-//! counters. The `Switch` snapshot is shared read-only; MAC tables and flow
-//! counters are shared live state (see their modules).
+//! Ownership: one `Datapath` per worker thread; it owns its caches and
+//! counters. The `Switch` snapshot is shared read-only; MAC tables, router
+//! run-time state, flow counters and the connection table are shared live
+//! state (see their modules).
+//!
+//! May call: `packet`, `cache`, `xlate` (upcalls), `program`, `conntrack`
+//! (the ct stage), `router::neighbour` (held packets), `switch`, `drop`.
 
 use crate::cache::{CacheCounters, FlowCache};
+use crate::conntrack::stage::{self, CtMode, CtStep, Resume};
 use crate::drop::{DropCounters, DropReason};
+use crate::ids::{PortId, RouterIfaceRef};
+use crate::key::FlowKey;
+use crate::packet::generate::ArpRequest;
 use crate::packet::{self, PacketBuf, PacketPool};
+use crate::program::{Generated, Op, Program, RuntimeRef};
 use crate::router::neighbour::HoldOutcome;
-use crate::switch::{PortId, Switch};
-use crate::xlate::{self, Generated, Op, Program, XlateOptions};
+use crate::switch::Switch;
+use crate::xlate::{self, XlateOptions};
+use std::sync::Arc;
 
 /// Packets per burst, the unit of work.
 pub const BURST: usize = 32;
+/// How often a worker ages router neighbour entries.
+pub const UPKEEP_INTERVAL_NS: u64 = 100_000_000;
+/// Connections a worker may expire per burst (one conntrack shard per call).
+pub const CT_EXPIRE_PER_BURST: usize = 32;
+/// Most conntrack steps one packet may resume from (nested recirculations).
+pub const MAX_RECIRC: u8 = 4;
 
 /// Counters of one worker's datapath.
 #[derive(Clone, Debug, Default)]
@@ -48,19 +66,14 @@ impl<F: FnMut(PortId, PacketBuf)> OutputSink for F {
 pub struct Datapath {
     pub worker: usize,
     pub cache: FlowCache,
-    /// Translations of recirculated keys (after conntrack).
+    /// Translations of resumed keys (after a conntrack step).
     pub recirc_cache: FlowCache,
     pub counters: DatapathCounters,
-    /// Disable the cache (for differential tests and measurements).
+    /// Disable the caches (for differential tests and measurements).
     pub use_cache: bool,
     /// Last time the periodic upkeep (neighbour aging) ran.
     last_upkeep_ns: u64,
 }
-
-/// How often a worker ages router neighbour entries.
-pub const UPKEEP_INTERVAL_NS: u64 = 100_000_000;
-/// Connections a worker may expire per burst (one conntrack shard per call).
-pub const CT_EXPIRE_PER_BURST: usize = 32;
 
 impl Datapath {
     pub fn new(worker: usize, cache_capacity: usize) -> Datapath {
@@ -91,95 +104,70 @@ impl Datapath {
     ) {
         self.cache.sync(sw);
         self.recirc_cache.sync(sw);
+        let use_cache = self.use_cache;
+        let mut b = Burst {
+            sw,
+            worker: self.worker,
+            counters: &mut self.counters,
+            pool,
+            sink,
+            now_ns,
+            recirc: use_cache.then_some(&mut self.recirc_cache),
+            depth: 0,
+        };
         for mut pkt in burst.drain(..) {
-            self.counters.rx_packets += 1;
-            self.counters.rx_bytes += pkt.len() as u64;
+            b.counters.rx_packets += 1;
+            b.counters.rx_bytes += pkt.len() as u64;
             pkt.in_port = in_port.0;
             let key = match packet::parse_into(&mut pkt) {
                 Ok(k) => k,
                 Err(reason) => {
-                    self.counters.drops.count(reason);
-                    pool.put(pkt);
+                    b.drop(pkt, reason);
                     continue;
                 }
             };
-            let bytes = pkt.len() as u64;
-            if !self.use_cache {
-                let x = xlate::xlate(
-                    sw,
-                    in_port,
-                    &key,
-                    XlateOptions {
-                        learn: true,
-                        now_ns,
-                    },
-                    None,
-                );
-                self.counters.upcalls += 1;
-                for r in &x.rules {
-                    r.hit(self.worker, bytes, now_ns);
-                }
-                let mut env = RecircEnv {
-                    sw,
-                    cache: None,
-                    depth: 0,
-                };
-                run_program(
-                    &x.program,
-                    pkt,
-                    &mut self.counters,
-                    pool,
-                    sink,
-                    now_ns,
-                    &mut env,
-                );
-                continue;
+            if use_cache {
+                b.lookup_and_run(&mut self.cache, &key, pkt);
+            } else {
+                b.translate_and_run(&key, pkt);
             }
-            let mac_generation = sw.mac_generation();
-            let slot = match self.cache.lookup(&key, mac_generation) {
-                Some(s) => s,
-                None => {
-                    self.counters.upcalls += 1;
-                    let x = xlate::xlate(
-                        sw,
-                        in_port,
-                        &key,
-                        XlateOptions {
-                            learn: true,
-                            now_ns,
-                        },
-                        None,
-                    );
-                    self.cache.insert(&key, x, mac_generation, now_ns)
-                }
-            };
-            self.cache.refresh_macs(slot, sw, now_ns);
-            self.cache.account(slot, bytes, now_ns);
-            let Some(entry) = self.cache.entry(slot) else {
-                self.counters.drops.count(DropReason::FlowDrop);
-                pool.put(pkt);
-                continue;
-            };
-            let mut env = RecircEnv {
-                sw,
-                cache: Some(&mut self.recirc_cache),
-                depth: 0,
-            };
-            run_program(
-                &entry.program,
-                pkt,
-                &mut self.counters,
-                pool,
-                sink,
-                now_ns,
-                &mut env,
-            );
         }
+        b.release_held();
         self.cache.credit_rules();
         self.recirc_cache.credit_rules();
-        release_held(sw, &mut self.counters, pool, sink, now_ns);
-        // Upkeep, bounded per burst: expired connections of one conntrack
-        // shard; now and then, aged neighbours.
+        self.upkeep(sw, now_ns);
+    }
+
+    /// Runs `program` — a walk translated outside this datapath (the
+    /// simulator's traced walks) — on `pkt` as a burst would, resumed walks
+    /// translated every time (not cached); then sends what neighbour
+    /// resolutions released.
+    pub fn run(
+        &mut self,
+        sw: &Switch,
+        program: &Program,
+        pkt: PacketBuf,
+        now_ns: u64,
+        pool: &mut PacketPool,
+        sink: &mut impl OutputSink,
+    ) {
+        let mut b = Burst {
+            sw,
+            worker: self.worker,
+            counters: &mut self.counters,
+            pool,
+            sink,
+            now_ns,
+            recirc: None,
+            depth: 0,
+        };
+        b.run(program, pkt);
+        b.release_held();
+    }
+
+    /// Upkeep, bounded per burst: expired connections of one conntrack
+    /// shard; now and then, aged neighbours.
+    fn upkeep(&mut self, sw: &Switch, now_ns: u64) {
         sw.conntrack.expire(now_ns, CT_EXPIRE_PER_BURST);
         if now_ns.saturating_sub(self.last_upkeep_ns) >= UPKEEP_INTERVAL_NS {
             self.last_upkeep_ns = now_ns;
@@ -190,533 +178,285 @@ impl Datapath {
     }
 }
 
-/// Replays a program on one packet.
-#[inline]
-pub fn run_program(
-    prog: &Program,
-    mut pkt: PacketBuf,
-    counters: &mut DatapathCounters,
-    pool: &mut PacketPool,
-    sink: &mut impl OutputSink,
+/// What a burst's packets share on their way: the snapshot, the worker's
+/// counters, pool and output sink, the clock, the cache of resumed walks,
+/// and how deep the current packet's resumptions go.
+struct Burst<'a, S: OutputSink> {
+    sw: &'a Switch,
+    worker: usize,
+    counters: &'a mut DatapathCounters,
+    pool: &'a mut PacketPool,
+    sink: &'a mut S,
     now_ns: u64,
-    env: &mut RecircEnv,
-) {
-    let last = match prog.last_output {
-        Some(l) => l,
-        None if prog.has_side_ops => usize::MAX,
-        None => {
-            counters
-                .drops
-                .count(prog.drop_reason.unwrap_or(DropReason::FlowDrop));
-            pool.put(pkt);
-            return;
-        }
-    };
-    for (i, op) in prog.ops.iter().enumerate() {
-        match op {
-            Op::Rewrite(r) => {
-                if let Err(reason) = packet::apply(&mut pkt, r) {
-                    counters.drops.count(reason);
-                    pool.put(pkt);
-                    return;
-                }
-            }
-            Op::Output(port) if i == last => {
-                counters.tx_packets += 1;
-                counters.tx_bytes += pkt.len() as u64;
-                sink.output(*port, pkt);
-                return;
-            }
-            Op::Output(port) => match pool.copy_of(&pkt) {
-                Some(copy) => {
-                    counters.tx_packets += 1;
-                    counters.tx_bytes += copy.len() as u64;
-                    sink.output(*port, copy);
-                }
-                None => counters.drops.count(DropReason::PoolExhausted),
-            },
-            Op::Generate {
-                packet,
-                limit,
-                program,
-            } => {
-                if limit.as_ref().is_some_and(|rt| !rt.0.icmp_allowed(now_ns)) {
-                    continue;
-                }
-                let Some(mut g) = pool.get() else {
-                    counters.drops.count(DropReason::PoolExhausted);
-                    continue;
-                };
-                let built = match packet {
-                    Generated::IcmpError(e) => e.build(&pkt, &mut g),
-                    Generated::ArpRequest(a) => a.build(&mut g),
-                };
-                match built {
-                    Ok(()) => run_program(program, g, counters, pool, sink, now_ns, env),
-                    Err(reason) => {
-                        counters.drops.count(reason);
-                        pool.put(g);
-                    }
-                }
-            }
-            Op::Recirc {
-                zone,
-                commit,
-                nat,
-                apply_nat,
-                recirc_id,
-                in_port,
-                pipeline,
-            } => {
-                let r = RecircOp {
-                    zone: *zone,
-                    commit: *commit,
-                    nat: *nat,
-                    apply_nat: *apply_nat,
-                    recirc_id: *recirc_id,
-                    in_port: *in_port,
-                    pipeline,
-                };
-                if *recirc_id == 0 {
-                    // `ct` without `table`: track (and NAT) in place, go on.
-                    if let Err(reason) = conntrack_in_place(&mut pkt, &r, now_ns, env.sw) {
-                        counters.drops.count(reason);
-                        pool.put(pkt);
-                        return;
-                    }
-                    continue;
-                }
-                if i + 1 == prog.ops.len() {
-                    recirculate(pkt, &r, counters, pool, sink, now_ns, env);
-                    return;
-                }
-                // More actions follow: they see the packet as it was.
-                match pool.copy_of(&pkt) {
-                    Some(copy) => recirculate(copy, &r, counters, pool, sink, now_ns, env),
-                    None => counters.drops.count(DropReason::PoolExhausted),
-                }
-            }
-            Op::Hold {
-                runtime,
-                iface,
-                ip,
-                arp,
-                solicit,
-            } => match runtime.0.hold(*iface, *ip, pkt.data(), now_ns) {
-                HoldOutcome::HeldSolicit => {
-                    send_arp_request(arp, solicit, counters, pool, sink, now_ns, env)
-                }
-                HoldOutcome::Held => {}
-                HoldOutcome::Dropped(reason) => counters.drops.count(reason),
-            },
-            Op::NeighLearn {
-                runtime,
-                iface,
-                ip,
-                mac,
-            } => {
-                runtime.0.learn(*iface, *ip, *mac, now_ns);
-            }
-            Op::Probe {
-                runtime,
-                iface,
-                ip,
-                arp,
-                solicit,
-            } => {
-                if runtime.0.probe(*iface, *ip, now_ns) {
-                    send_arp_request(arp, solicit, counters, pool, sink, now_ns, env);
-                }
-            }
-        }
-    }
-    // Not output: dropped (counted by the program's reason) or held.
-    if let Some(reason) = prog.drop_reason {
-        counters.drops.count(reason);
-    }
-    pool.put(pkt);
+    /// Translations of resumed keys (None: translate every time).
+    recirc: Option<&'a mut FlowCache>,
+    depth: u8,
 }
 
-/// Builds the ARP request a neighbour entry asked for and runs its
-/// program (out of the router's interface and through the bridges).
-fn send_arp_request(
-    arp: &crate::packet::generate::ArpRequest,
-    solicit: &Program,
-    counters: &mut DatapathCounters,
-    pool: &mut PacketPool,
-    sink: &mut impl OutputSink,
-    now_ns: u64,
-    env: &mut RecircEnv,
-) {
-    match pool.get() {
-        Some(mut g) => match arp.build(&mut g) {
-            Ok(()) => run_program(solicit, g, counters, pool, sink, now_ns, env),
-            Err(reason) => {
-                counters.drops.count(reason);
-                pool.put(g);
-            }
-        },
-        None => counters.drops.count(DropReason::PoolExhausted),
+impl<S: OutputSink> Burst<'_, S> {
+    /// The one way a packet is dropped: counted under `reason`, its buffer
+    /// back in the pool.
+    fn drop(&mut self, pkt: PacketBuf, reason: DropReason) {
+        self.counters.drops.count(reason);
+        self.pool.put(pkt);
     }
-}
 
-/// Sends the packets that neighbour resolutions released (slow path: they
-/// are translated one by one, not cached).
-pub fn release_held(
-    sw: &Switch,
-    counters: &mut DatapathCounters,
-    pool: &mut PacketPool,
-    sink: &mut impl OutputSink,
-    now_ns: u64,
-) {
-    for (instance, rt) in sw.router_runtime.iter().enumerate() {
-        for r in rt.take_released() {
-            let Some(mut pkt) = pool.get() else {
-                counters.drops.count(DropReason::PoolExhausted);
-                continue;
-            };
-            let key = match pkt
-                .set_data(&r.frame)
-                .and_then(|_| packet::parse_into(&mut pkt))
-            {
-                Ok(k) => k,
-                Err(reason) => {
-                    counters.drops.count(reason);
-                    pool.put(pkt);
-                    continue;
-                }
-            };
-            let at = crate::switch::RouterIfaceRef {
-                instance,
-                iface: r.iface,
-            };
-            let x = xlate::xlate_router_output(
-                sw,
-                at,
-                &key,
-                XlateOptions {
-                    learn: true,
-                    now_ns,
-                },
-                None,
-            );
-            let mut env = RecircEnv {
-                sw,
-                cache: None,
-                depth: 0,
-            };
-            run_program(&x.program, pkt, counters, pool, sink, now_ns, &mut env);
+    fn translate_opts(&self) -> XlateOptions {
+        XlateOptions {
+            learn: true,
+            now_ns: self.now_ns,
         }
     }
-}
 
-/// Most recirculations of one packet (conntrack passes).
-pub const MAX_RECIRC: u8 = 4;
+    /// The packet's walk from `cache` (translated and cached on a miss),
+    /// then run.
+    fn lookup_and_run(&mut self, cache: &mut FlowCache, key: &FlowKey, pkt: PacketBuf) {
+        let slot = self.cache_slot(cache, key, &pkt);
+        match cache.entry(slot) {
+            Some(entry) => self.run(&entry.program, pkt),
+            None => self.drop(pkt, DropReason::FlowDrop),
+        }
+    }
 
-/// What a recirculating packet needs: the switch, the worker's cache for
-/// recirculated keys (None: translate every time, as tests and the
-/// simulator do), and how deep it already is.
-pub struct RecircEnv<'a> {
-    pub sw: &'a Switch,
-    pub cache: Option<&'a mut FlowCache>,
-    pub depth: u8,
-}
-
-struct RecircOp<'a> {
-    zone: u16,
-    commit: bool,
-    nat: Option<crate::conntrack::Nat>,
-    apply_nat: bool,
-    recirc_id: u32,
-    in_port: u32,
-    pipeline: &'a [u64],
-}
-
-/// Tracks the packet and, when asked, rewrites it to the connection's
-/// translated tuple (both sides at once, as OVS's `ct(nat)` does). Returns
-/// the packet's `ct_state`.
-fn conntrack_in_place(
-    pkt: &mut PacketBuf,
-    r: &RecircOp,
-    now_ns: u64,
-    sw: &Switch,
-) -> Result<u8, DropReason> {
-    use crate::key::{ct_state, ipproto};
-    let parsed = packet::parse(pkt.data(), pkt.in_port)?;
-    let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
-        if packet::embedded::icmp_embedded(pkt).is_some() {
-            return related_error(pkt, r.zone, r.apply_nat, false, sw).map(|(st, _)| st);
-        }
-        return Ok(ct_state::TRK | ct_state::INV);
-    };
-    let v = sw.conntrack.track(t, info, r.commit, r.nat, now_ns)?;
-    if r.apply_nat {
-        let n = v.translated;
-        let mut rw: [Option<packet::Rewrite>; 4] = [None; 4];
-        if n.src != t.src {
-            rw[0] = Some(packet::Rewrite::Ipv4Src(u32::from(n.src)));
-        }
-        if n.dst != t.dst {
-            rw[1] = Some(packet::Rewrite::Ipv4Dst(u32::from(n.dst)));
-        }
-        if t.proto == ipproto::ICMP {
-            if n.sport != t.sport {
-                rw[2] = Some(packet::Rewrite::IcmpId(n.sport));
-            }
-        } else {
-            if n.sport != t.sport {
-                rw[2] = Some(packet::Rewrite::L4Src(n.sport));
-            }
-            if n.dport != t.dport {
-                rw[3] = Some(packet::Rewrite::L4Dst(n.dport));
-            }
-        }
-        for x in rw.iter().flatten() {
-            packet::apply(pkt, x)?;
-        }
-    }
-    Ok(v.state)
-}
-
-/// An ICMP error about a tracked connection: `+rel` (`+rpl` when it travels
-/// in the reply direction), its quoted packet and outer destination
-/// translated back through the connection's NAT. The outer source, when it
-/// must change too, is returned instead of applied if `defer_src` (a router
-/// applies it at POSTROUTING). Errors about no known connection are `+inv`.
-fn related_error(
-    pkt: &mut PacketBuf,
-    zone: u16,
-    apply_nat: bool,
-    defer_src: bool,
-    sw: &Switch,
-) -> Result<(u8, Option<u32>), DropReason> {
-    use crate::key::ct_state;
-    let e = packet::embedded::icmp_embedded(pkt).ok_or(DropReason::CtInvalid)?;
-    let Some((m, dir)) = sw.conntrack.related_of(zone, &e) else {
-        return Ok((ct_state::TRK | ct_state::INV, None));
-    };
-    let mut state = ct_state::TRK | ct_state::REL;
-    if dir == crate::conntrack::Dir::Reply {
-        state |= ct_state::RPL;
-    }
-    if !apply_nat {
-        return Ok((state, None));
-    }
-    let outer = packet::parse(pkt.data(), pkt.in_port)?.key;
-    let mapped = packet::embedded::Embedded {
-        proto: e.proto,
-        src: u32::from(m.src),
-        dst: u32::from(m.dst),
-        sport: m.sport,
-        dport: m.dport,
-    };
-    if mapped != e {
-        packet::embedded::rewrite_embedded(pkt, &mapped)?;
-    }
-    // The error goes back to whoever sent the quoted packet.
-    if outer.nw_dst() != mapped.src {
-        packet::apply(pkt, &packet::Rewrite::Ipv4Dst(mapped.src))?;
-    }
-    // An error sent by the quoted packet's destination speaks for it.
-    let mut deferred = None;
-    if outer.nw_src() == e.dst && mapped.dst != e.dst {
-        if defer_src {
-            deferred = Some(mapped.dst);
-        } else {
-            packet::apply(pkt, &packet::Rewrite::Ipv4Src(mapped.dst))?;
-        }
-    }
-    Ok((state, deferred))
-}
-
-/// Conntrack (and NAT) on the packet, then its walk from the recirculation
-/// point, found in the cache or translated.
-fn recirculate(
-    mut pkt: PacketBuf,
-    r: &RecircOp,
-    counters: &mut DatapathCounters,
-    pool: &mut PacketPool,
-    sink: &mut impl OutputSink,
-    now_ns: u64,
-    env: &mut RecircEnv,
-) {
-    use crate::key::{ipproto, Field, PACKET_WORDS};
-    if env.depth >= MAX_RECIRC {
-        counters.drops.count(DropReason::ResubmitDepth);
-        pool.put(pkt);
-        return;
-    }
-    let sw = env.sw;
-    let key = if r.recirc_id & xlate::RECIRC_ROUTER == 0 {
-        // OpenFlow `ct(table=T)`: NAT (if asked) applies whole, now.
-        let state = match conntrack_in_place(&mut pkt, r, now_ns, sw) {
-            Ok(x) => x,
-            Err(reason) => {
-                counters.drops.count(reason);
-                pool.put(pkt);
-                return;
-            }
-        };
-        let mut key = match packet::parse_into(&mut pkt) {
-            Ok(k) => k,
-            Err(reason) => {
-                counters.drops.count(reason);
-                pool.put(pkt);
-                return;
-            }
-        };
-        for (i, w) in r.pipeline.iter().enumerate() {
-            if let Some(slot) = key.w.get_mut(PACKET_WORDS + i) {
-                *slot = *w;
-            }
-        }
-        key.set(Field::InPort, r.in_port as u64);
-        key.set(Field::CtState, state as u64);
-        key.set(Field::CtZone, r.zone as u64);
-        key.set(Field::RecircId, r.recirc_id as u64);
-        key
-    } else {
-        let Ok(parsed) = packet::parse(pkt.data(), pkt.in_port) else {
-            counters.drops.count(DropReason::CtInvalid);
-            pool.put(pkt);
-            return;
-        };
-        let Some((t, info)) = crate::conntrack::tuple_of(&parsed.key, r.zone) else {
-            // An ICMP error: related to a connection by its quoted packet.
-            let (state, deferred) = match related_error(&mut pkt, r.zone, r.apply_nat, true, sw) {
-                Ok(x) => x,
-                Err(reason) => {
-                    counters.drops.count(reason);
-                    pool.put(pkt);
-                    return;
-                }
-            };
-            let mut key = match packet::parse_into(&mut pkt) {
-                Ok(k) => k,
-                Err(reason) => {
-                    counters.drops.count(reason);
-                    pool.put(pkt);
-                    return;
-                }
-            };
-            for (i, w) in r.pipeline.iter().enumerate() {
-                if let Some(slot) = key.w.get_mut(PACKET_WORDS + i) {
-                    *slot = *w;
-                }
-            }
-            if let Some(addr) = deferred {
-                key.set(xlate::SNAT_ADDR_REG, addr as u64);
-                key.set(
-                    xlate::SNAT_PORT_REG,
-                    xlate::SNAT_PENDING | xlate::SNAT_ADDR_ONLY,
+    /// The slot of the packet's walk in `cache`, translated and inserted
+    /// on a miss; the packet is counted for it.
+    fn cache_slot(&mut self, cache: &mut FlowCache, key: &FlowKey, pkt: &PacketBuf) -> u32 {
+        let mac_generation = self.sw.mac_generation();
+        let slot = match cache.lookup(key, mac_generation) {
+            Some(s) => s,
+            None => {
+                self.counters.upcalls += 1;
+                let x = xlate::xlate(
+                    self.sw,
+                    PortId(pkt.in_port),
+                    key,
+                    self.translate_opts(),
+                    None,
                 );
-            }
-            key.set(Field::CtState, state as u64);
-            key.set(Field::CtZone, r.zone as u64);
-            key.set(Field::RecircId, r.recirc_id as u64);
-            return continue_recirculated(pkt, key, counters, pool, sink, now_ns, env);
-        };
-        let v = match sw.conntrack.track(t, info, r.commit, r.nat, now_ns) {
-            Ok(v) => v,
-            Err(reason) => {
-                counters.drops.count(reason);
-                pool.put(pkt);
-                return;
+                cache.insert(key, x, mac_generation, self.now_ns)
             }
         };
-        let mut base = parsed.key;
-        for (i, w) in r.pipeline.iter().enumerate() {
-            if let Some(slot) = base.w.get_mut(PACKET_WORDS + i) {
-                *slot = *w;
-            }
-        }
-        let key = xlate::after_ct_key(&base, &t, &v, r.recirc_id);
-        if key.get(xlate::SNAT_PORT_REG) & xlate::SNAT_PENDING != 0 {
-            pkt.nat_sport = packet::NAT_SPORT_SET | v.translated.sport as u32;
-        }
-        // The destination side of NAT happens now; the source side at output.
-        let mut rewrites: [Option<packet::Rewrite>; 3] = [None; 3];
-        if key.nw_dst() != base.nw_dst() {
-            rewrites[0] = Some(packet::Rewrite::Ipv4Dst(key.nw_dst()));
-        }
-        if t.proto != ipproto::ICMP && key.tp_dst() != base.tp_dst() {
-            rewrites[1] = Some(packet::Rewrite::L4Dst(key.tp_dst()));
-        }
-        if t.proto == ipproto::ICMP && key.get(Field::IcmpId) != base.get(Field::IcmpId) {
-            rewrites[2] = Some(packet::Rewrite::IcmpId(key.get(Field::IcmpId) as u16));
-        }
-        for rw in rewrites.iter().flatten() {
-            if let Err(reason) = packet::apply(&mut pkt, rw) {
-                counters.drops.count(reason);
-                pool.put(pkt);
-                return;
-            }
-        }
-        key
-    };
-    continue_recirculated(pkt, key, counters, pool, sink, now_ns, env);
-}
+        cache.refresh_macs(slot, self.sw, self.now_ns);
+        cache.account(slot, pkt.len() as u64, self.now_ns);
+        slot
+    }
 
-/// The walk of a packet after conntrack, from the cache or translated.
-fn continue_recirculated(
-    pkt: PacketBuf,
-    key: crate::key::FlowKey,
-    counters: &mut DatapathCounters,
-    pool: &mut PacketPool,
-    sink: &mut impl OutputSink,
-    now_ns: u64,
-    env: &mut RecircEnv,
-) {
-    let sw = env.sw;
-    let in_port = PortId(pkt.in_port);
-    let bytes = pkt.len() as u64;
-    env.depth += 1;
-    let program = match env.cache.as_deref_mut() {
-        Some(cache) => {
-            let generation = sw.mac_generation();
-            let slot = match cache.lookup(&key, generation) {
-                Some(s) => s,
-                None => {
-                    let x = xlate::xlate(
-                        sw,
-                        in_port,
-                        &key,
-                        XlateOptions {
-                            learn: true,
-                            now_ns,
-                        },
-                        None,
-                    );
-                    cache.insert(&key, x, generation, now_ns)
-                }
-            };
-            cache.refresh_macs(slot, sw, now_ns);
-            cache.account(slot, bytes, now_ns);
-            cache.entry(slot).map(|e| e.program.clone())
+    /// The packet's walk translated now (no cache), its flows credited
+    /// at once, then run.
+    fn translate_and_run(&mut self, key: &FlowKey, pkt: PacketBuf) {
+        self.counters.upcalls += 1;
+        let x = xlate::xlate(
+            self.sw,
+            PortId(pkt.in_port),
+            key,
+            self.translate_opts(),
+            None,
+        );
+        let bytes = pkt.len() as u64;
+        for r in &x.rules {
+            r.hit(self.worker, bytes, self.now_ns);
         }
-        None => {
-            let x = xlate::xlate(
-                sw,
-                in_port,
-                &key,
-                XlateOptions {
-                    learn: true,
-                    now_ns,
-                },
-                None,
-            );
-            for rule in &x.rules {
-                rule.hit(0, bytes, now_ns);
+        self.run(&x.program, pkt);
+    }
+
+    /// Replays a program on one packet.
+    fn run(&mut self, prog: &Program, mut pkt: PacketBuf) {
+        let last = match prog.last_output {
+            Some(l) => l,
+            None if prog.has_side_ops => usize::MAX,
+            None => {
+                let reason = prog.drop_reason.unwrap_or(DropReason::FlowDrop);
+                return self.drop(pkt, reason);
             }
-            Some(std::sync::Arc::new(x.program))
+        };
+        for (i, op) in prog.ops.iter().enumerate() {
+            match op {
+                Op::Rewrite(r) => {
+                    if let Err(reason) = packet::apply(&mut pkt, r) {
+                        return self.drop(pkt, reason);
+                    }
+                }
+                Op::Output(port) if i == last => return self.output(*port, pkt),
+                Op::Output(port) => match self.pool.copy_of(&pkt) {
+                    Some(copy) => self.output(*port, copy),
+                    None => self.counters.drops.count(DropReason::PoolExhausted),
+                },
+                Op::Generate {
+                    packet,
+                    limit,
+                    program,
+                } => self.generate(packet, limit.as_ref(), program, &pkt),
+                Op::Ct(step) if step.resume == Resume::Continue => {
+                    if let Err(reason) = self.ct(&mut pkt, step) {
+                        return self.drop(pkt, reason);
+                    }
+                }
+                Op::Ct(step) if i + 1 == prog.ops.len() => return self.recirculate(pkt, step),
+                // More ops follow: they see the packet as it was.
+                Op::Ct(step) => match self.pool.copy_of(&pkt) {
+                    Some(copy) => self.recirculate(copy, step),
+                    None => self.counters.drops.count(DropReason::PoolExhausted),
+                },
+                Op::Hold {
+                    runtime,
+                    iface,
+                    ip,
+                    arp,
+                    solicit,
+                } => match runtime.0.hold(*iface, *ip, pkt.data(), self.now_ns) {
+                    HoldOutcome::HeldSolicit => self.send_arp_request(arp, solicit),
+                    HoldOutcome::Held => {}
+                    HoldOutcome::Dropped(reason) => self.counters.drops.count(reason),
+                },
+                Op::NeighLearn {
+                    runtime,
+                    iface,
+                    ip,
+                    mac,
+                } => {
+                    runtime.0.learn(*iface, *ip, *mac, self.now_ns);
+                }
+                Op::Probe {
+                    runtime,
+                    iface,
+                    ip,
+                    arp,
+                    solicit,
+                } => {
+                    if runtime.0.probe(*iface, *ip, self.now_ns) {
+                        self.send_arp_request(arp, solicit);
+                    }
+                }
+            }
         }
-    };
-    match program {
-        Some(p) => run_program(&p, pkt, counters, pool, sink, now_ns, env),
-        None => {
-            counters.drops.count(DropReason::FlowDrop);
-            pool.put(pkt);
+        // Not output: dropped (counted by the program's reason) or held.
+        match prog.drop_reason {
+            Some(reason) => self.drop(pkt, reason),
+            None => self.pool.put(pkt),
         }
     }
-    env.depth -= 1;
+
+    fn output(&mut self, port: PortId, pkt: PacketBuf) {
+        self.counters.tx_packets += 1;
+        self.counters.tx_bytes += pkt.len() as u64;
+        self.sink.output(port, pkt);
+    }
+
+    /// Builds the packet a router originates about `pkt` (an ICMP error,
+    /// while the instance's rate limit allows) and runs its program.
+    fn generate(
+        &mut self,
+        packet: &Generated,
+        limit: Option<&RuntimeRef>,
+        program: &Program,
+        pkt: &PacketBuf,
+    ) {
+        if limit.is_some_and(|rt| !rt.0.icmp_allowed(self.now_ns)) {
+            return;
+        }
+        let Some(mut g) = self.pool.get() else {
+            self.counters.drops.count(DropReason::PoolExhausted);
+            return;
+        };
+        let built = match packet {
+            Generated::IcmpError(e) => e.build(pkt, &mut g),
+            Generated::ArpRequest(a) => a.build(&mut g),
+        };
+        match built {
+            Ok(()) => self.run(program, g),
+            Err(reason) => self.drop(g, reason),
+        }
+    }
+
+    /// Builds the ARP request a neighbour entry asked for and runs its
+    /// program (out of the router's interface and through the bridges).
+    fn send_arp_request(&mut self, arp: &ArpRequest, solicit: &Program) {
+        let Some(mut g) = self.pool.get() else {
+            self.counters.drops.count(DropReason::PoolExhausted);
+            return;
+        };
+        match arp.build(&mut g) {
+            Ok(()) => self.run(solicit, g),
+            Err(reason) => self.drop(g, reason),
+        }
+    }
+
+    /// Runs a conntrack step on the packet (the one ct stage, as `trace`
+    /// runs it): the packet is translated in place; returns the key its
+    /// walk resumes with, and the source port a router's POSTROUTING gives
+    /// it.
+    fn ct(&mut self, pkt: &mut PacketBuf, step: &CtStep) -> Result<FlowKey, DropReason> {
+        let key = packet::parse(pkt.data(), pkt.in_port)?.key;
+        let r = stage::run(
+            &self.sw.conntrack,
+            CtMode::Commit,
+            step,
+            &key,
+            || packet::embedded::icmp_embedded(pkt),
+            self.now_ns,
+        )?;
+        r.apply(pkt, &key)?;
+        if let Some(port) = r.nat_sport {
+            pkt.nat_sport = packet::NAT_SPORT_SET | port as u32;
+        }
+        Ok(r.key)
+    }
+
+    /// The conntrack step, then the packet's walk from where it resumes,
+    /// found in the recirculation cache or translated.
+    fn recirculate(&mut self, mut pkt: PacketBuf, step: &CtStep) {
+        if self.depth >= MAX_RECIRC {
+            return self.drop(pkt, DropReason::ResubmitDepth);
+        }
+        let key = match self.ct(&mut pkt, step) {
+            Ok(k) => k,
+            Err(reason) => return self.drop(pkt, reason),
+        };
+        self.depth += 1;
+        match self.recirc.take() {
+            Some(cache) => {
+                // The walk may recirculate again: the cache is back in
+                // place before it runs, and the entry's program is shared.
+                let slot = self.cache_slot(cache, &key, &pkt);
+                let program = cache.entry(slot).map(|e| Arc::clone(&e.program));
+                self.recirc = Some(cache);
+                match program {
+                    Some(p) => self.run(&p, pkt),
+                    None => self.drop(pkt, DropReason::FlowDrop),
+                }
+            }
+            None => self.translate_and_run(&key, pkt),
+        }
+        self.depth -= 1;
+    }
+
+    /// Sends the packets that neighbour resolutions released (slow path:
+    /// they are translated one by one, not cached).
+    fn release_held(&mut self) {
+        let sw = self.sw;
+        for (instance, rt) in sw.router_runtime.iter().enumerate() {
+            for r in rt.take_released() {
+                let Some(mut pkt) = self.pool.get() else {
+                    self.counters.drops.count(DropReason::PoolExhausted);
+                    continue;
+                };
+                let key = match pkt
+                    .set_data(&r.frame)
+                    .and_then(|_| packet::parse_into(&mut pkt))
+                {
+                    Ok(k) => k,
+                    Err(reason) => {
+                        self.drop(pkt, reason);
+                        continue;
+                    }
+                };
+                let at = RouterIfaceRef {
+                    instance,
+                    iface: r.iface,
+                };
+                let x = xlate::xlate_router_output(sw, at, &key, self.translate_opts(), None);
+                self.run(&x.program, pkt);
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod flow;
 pub mod ids;
 pub mod key;
 pub mod packet;
+pub mod program;
 pub mod router;
 pub mod switch;
 pub mod trace;

@@ -1,10 +1,15 @@
 //! `trace`: explain a packet's walk, step by step.
 //!
-//! The slow path (`xlate`) records `TraceEvent`s when given a `Trace`; the
-//! decisions are the ones the datapath makes, because it is the same code.
-//! A trace renders as text for people (in the spirit of OVS
-//! `ofproto/trace`) and as JSON for tools. Packets are shown in ovs-ofctl
-//! match syntax, so a line of a trace can be pasted back into `trace`.
+//! The slow path (`xlate`) records `TraceEvent`s when given a `Trace`, and
+//! a trace follows a packet past a conntrack step through the ct stage the
+//! datapath runs (`conntrack::stage`); the decisions are the datapath's
+//! because they are made by the same code: this module only records them,
+//! it imitates nothing. A trace renders as text for people (in the spirit
+//! of OVS `ofproto/trace`) and as JSON for tools. Packets are shown in
+//! ovs-ofctl match syntax, so a line of a trace can be pasted back into
+//! `trace`. Running a trace is `xlate::trace`.
+//!
+//! May call: `key`, `flow` (match syntax), `drop`. Nothing of the walk.
 
 use crate::drop::DropReason;
 use crate::flow::{Match, NoPortNames};
@@ -45,6 +50,15 @@ pub enum TraceEvent {
     /// Back from the peer bridge, continuing after the patch output.
     PatchReturn {
         to: String,
+    },
+    /// The packet's conntrack step, as the ct stage ran it: its zone, the
+    /// `ct_state` it gave, and the key the walk resumes with.
+    Conntrack {
+        zone: u16,
+        ct_state: String,
+        /// The resumed key (registers and ct fields included).
+        #[serde(skip)]
+        key: FlowKey,
     },
     /// A step inside a router instance (rule, route, neighbour, NAT, ...).
     Router {
@@ -185,6 +199,9 @@ impl Trace {
                 }
                 TraceEvent::Patch { from, to } => writeln!(s, "     -> patch port {from} to {to}"),
                 TraceEvent::PatchReturn { to } => writeln!(s, "     <- back from patch port {to}"),
+                TraceEvent::Conntrack { zone, ct_state, .. } => {
+                    writeln!(s, "     -> conntrack zone {zone}: ct_state={ct_state}")
+                }
                 TraceEvent::Router { instance, step } => writeln!(s, "     [{instance}] {step}"),
                 TraceEvent::Output { port, packet, .. } => {
                     writeln!(s, "     -> output to {port}: {packet}")
@@ -272,16 +289,6 @@ pub fn key_summary(key: &FlowKey) -> String {
     crate::flow::text::format_match(&key_to_match(key), &NoPortNames)
 }
 
-/// How a trace runs, beyond the packet itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TraceOptions {
-    /// `ofproto/trace --ct-next`: the `ct_state` of the packet after each
-    /// `ct(table=...)` recirculation, in order (the first recirculation
-    /// takes the first). Recirculations beyond these see what the
-    /// connection table computes.
-    pub ct_next: Vec<u8>,
-}
-
 /// Parses `ofproto/trace --ct-next` flags: names separated by commas
 /// (`trk,new`, `trk,est,rpl`), what ofproto/trace accepts (it refuses
 /// `+trk+new`, `trk|new` and numbers, and so does this). The combination
@@ -316,127 +323,4 @@ pub fn parse_ct_state_flags(s: &str) -> Result<u8, String> {
         return Err(format!("`{s}`: `new` and `rpl` exclude each other"));
     }
     Ok(state)
-}
-
-/// Why a trace request could not run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TraceInputError {
-    #[error("no bridge named `{0}`")]
-    NoSuchBridge(String),
-    #[error("no port named `{0}`")]
-    NoSuchPort(String),
-    #[error("bridge `{bridge}` has no OpenFlow port {ofport}")]
-    NoSuchOfport { bridge: String, ofport: u32 },
-    #[error("the packet needs in_port=NAME (or give the bridge and in_port=NUMBER)")]
-    NoInPort,
-    #[error("{0}")]
-    Syntax(String),
-    #[error("packet dropped by the parser: {0}")]
-    Unparseable(DropReason),
-}
-
-/// Traces a packet given in ovs-ofctl match syntax, e.g.
-/// `in_port=qvo-vm1,arp,arp_spa=10.1.0.11,arp_tpa=10.1.0.1`. Fields not
-/// given are zero, as with `ofproto/trace`. `bridge` is needed only when
-/// `in_port` is a number. MAC tables are consulted, never changed.
-pub fn trace_text(
-    sw: &crate::switch::Switch,
-    bridge: Option<&str>,
-    spec: &str,
-    now_ns: u64,
-) -> Result<Trace, TraceInputError> {
-    trace_text_with(sw, bridge, spec, now_ns, &TraceOptions::default())
-}
-
-/// `trace_text` with options (`--ct-next`).
-pub fn trace_text_with(
-    sw: &crate::switch::Switch,
-    bridge: Option<&str>,
-    spec: &str,
-    now_ns: u64,
-    opts: &TraceOptions,
-) -> Result<Trace, TraceInputError> {
-    let bridge = match bridge {
-        Some(name) => sw
-            .bridge(name)
-            .ok_or_else(|| TraceInputError::NoSuchBridge(name.to_string()))?,
-        None => {
-            let name = spec
-                .split([',', ' '])
-                .find_map(|t| t.trim().strip_prefix("in_port="))
-                .map(|n| n.trim_matches('"'))
-                .ok_or(TraceInputError::NoInPort)?;
-            let port = sw.port_by_name(name).ok_or_else(|| {
-                if name.parse::<u32>().is_ok() {
-                    TraceInputError::NoInPort
-                } else {
-                    TraceInputError::NoSuchPort(name.to_string())
-                }
-            })?;
-            &sw.bridges[port.bridge]
-        }
-    };
-    let m = crate::flow::text::parse_match(spec, bridge)
-        .map_err(|e| TraceInputError::Syntax(e.to_string()))?;
-    if m.mask.get(Field::InPort) == 0 {
-        return Err(TraceInputError::NoInPort);
-    }
-    let ofport = m.value.in_port();
-    let port = bridge
-        .port_by_ofport(ofport)
-        .ok_or_else(|| TraceInputError::NoSuchOfport {
-            bridge: bridge.name.clone(),
-            ofport,
-        })?;
-    Ok(trace_key_with(sw, port, &m.value, spec, now_ns, opts))
-}
-
-/// Traces a frame (raw bytes) arriving on the named port.
-pub fn trace_frame(
-    sw: &crate::switch::Switch,
-    in_port: &str,
-    frame: &[u8],
-    now_ns: u64,
-) -> Result<Trace, TraceInputError> {
-    let port = sw
-        .port_by_name(in_port)
-        .ok_or_else(|| TraceInputError::NoSuchPort(in_port.to_string()))?;
-    let parsed = crate::packet::parse(frame, port.id.0).map_err(TraceInputError::Unparseable)?;
-    let input = format!("in_port={in_port},{}", key_summary(&parsed.key));
-    Ok(trace_key(sw, port.id, &parsed.key, &input, now_ns))
-}
-
-/// Traces a key arriving on `in_port`.
-pub fn trace_key(
-    sw: &crate::switch::Switch,
-    in_port: crate::switch::PortId,
-    key: &FlowKey,
-    input: &str,
-    now_ns: u64,
-) -> Trace {
-    trace_key_with(sw, in_port, key, input, now_ns, &TraceOptions::default())
-}
-
-/// `trace_key` with options (`--ct-next`).
-pub fn trace_key_with(
-    sw: &crate::switch::Switch,
-    in_port: crate::switch::PortId,
-    key: &FlowKey,
-    input: &str,
-    now_ns: u64,
-    opts: &TraceOptions,
-) -> Trace {
-    let mut t = Trace::new(input);
-    t.ct_next = opts.ct_next.iter().copied().collect();
-    crate::xlate::xlate(
-        sw,
-        in_port,
-        key,
-        crate::xlate::XlateOptions {
-            learn: false,
-            now_ns,
-        },
-        Some(&mut t),
-    );
-    t
 }

@@ -20,8 +20,6 @@ use crate::daemon::Shared;
 use pipeline::flow::text::{parse_flow, parse_match};
 use pipeline::flow::PortNames;
 use pipeline::switch::{FlowSelector, PortConfig, PortKind, VlanMode};
-use topology::model::Port as TopoPort;
-use topology::Topology;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use topology::model::Port as TopoPort;
+use topology::Topology;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -456,7 +456,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             let sw = shared.switch();
             let packet = arg(a, "packet")?;
             let bridge = opt_str(a, "bridge");
-            let t = pipeline::trace::trace_text(&sw, bridge, packet, shared.now_ns())
+            let t = pipeline::xlate::trace::trace_text(&sw, bridge, packet, shared.now_ns())
                 .map_err(|e| e.to_string())?;
             Ok(json!({ "text": t.render(), "trace": t }))
         }

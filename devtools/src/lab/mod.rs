@@ -23,13 +23,13 @@ pub mod netns;
 pub mod probe;
 pub mod scenario;
 
-use topology::Topology;
-use scenario::{Outcome, Probe, LabScenario, SeenAs, Sender};
+use scenario::{LabScenario, Outcome, Probe, SeenAs, Sender};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use topology::Topology;
 
 /// Prefix of every namespace the lab creates.
 pub const NS_PREFIX: &str = "vsl-";
@@ -658,8 +658,8 @@ fn is_syn(k: &pipeline::key::FlowKey) -> bool {
 /// compiled switches joined by simulated trunk and external segments, an
 /// upstream station answering for the external host.
 pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
-    use pipeline::key::{ipproto, Field};
     use crate::sim::{Segment, Sim};
+    use pipeline::key::{ipproto, Field};
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
     let mut sim = Sim::new(&t).map_err(|e| e.to_string())?;
@@ -742,7 +742,8 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
         };
         let traces = scenario::trace_across(&t, &s.first, |host, packet| {
             let sw = sim.switch(host).ok_or_else(|| format!("no host {host}"))?;
-            let tr = pipeline::trace::trace_text(sw, None, packet, 0).map_err(|e| e.to_string())?;
+            let tr = pipeline::xlate::trace::trace_text(sw, None, packet, 0)
+                .map_err(|e| e.to_string())?;
             let v = serde_json::to_value(&tr).map_err(|e| e.to_string())?;
             Ok((v, tr.render()))
         });

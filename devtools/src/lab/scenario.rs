@@ -4,9 +4,9 @@
 //! on real kernels in namespaces and on the in-process simulation.
 
 use pipeline::key::Mac;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use topology::model::{Cidr, Port};
 use topology::Topology;
-use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The external host behind the upstream router (spec §0.3).
 pub const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);

@@ -2,9 +2,10 @@
 //! our trace, and comparing the outputs with a recording of a real Open
 //! vSwitch made by `shared/tools/ovs-oracle` (`--format json`).
 
-use vswitch::offline::scenario::ScenarioDir;
-use pipeline::trace::{trace_text_with, Trace};
+use pipeline::trace::Trace;
+use pipeline::xlate::trace::trace_text_with;
 use std::path::Path;
+use vswitch::offline::scenario::ScenarioDir;
 
 /// (port, dl_src, dl_dst, vlan) per output, as the oracle prints them, sorted.
 pub type Effects = Vec<(String, String, String, String)>;

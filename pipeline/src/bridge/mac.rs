@@ -12,8 +12,8 @@
 //! flows that used NORMAL remember the generation and are discarded when it
 //! moves; refreshing an entry's age does not move it.
 
-use crate::key::Mac;
 use crate::ids::PortId;
+use crate::key::Mac;
 use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,6 +1,5 @@
-//! What a bridge does beyond its flow tables: the `NORMAL` action and the
-//! MAC learning it relies on. (Tables, ports and patch links are compiled in
-//! `switch`; the walk through them is `xlate`.)
+//! A bridge's live state beyond its flow tables: the MAC learning table
+//! NORMAL uses. (Tables, ports and patch links are compiled in `switch`;
+//! the walk through them, NORMAL included, is `xlate`.)
 
 pub mod mac;
-pub(crate) mod normal;

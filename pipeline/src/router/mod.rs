@@ -8,12 +8,11 @@
 //!
 //! Interfaces attach either to a bridge (an internal port such as `qr-s1`)
 //! or to another instance (the `rfp-`/`fpr-` veth pair). The forwarding
-//! decision (`forward`) follows Linux's order: local delivery, policy rules
+//! decision (`xlate::router`) follows Linux's order: local delivery, policy rules
 //! by priority (a rule whose table has no route falls through to the next
 //! rule), longest-prefix match, TTL, neighbour, out.
 
 mod cidr;
-pub(crate) mod forward;
 pub mod lpm;
 pub mod neighbour;
 

@@ -128,7 +128,6 @@ pub enum ConfigError {
     },
 }
 
-
 #[derive(Clone)]
 pub(super) struct BridgeState {
     pub(super) name: String,
@@ -527,7 +526,6 @@ impl SwitchConfig {
         })
     }
 }
-
 
 /// Port names of one bridge, detached from the config.
 pub struct ConfigPortNames {

@@ -1,7 +1,7 @@
 //! A flow as installed in a bridge, and its counters.
 
-use crossbeam_utils::CachePadded;
 use crate::flow::Flow;
+use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -8,9 +8,10 @@ use pipeline::flow::text::format_flow;
 use pipeline::flow::FlowStats;
 pub mod scenario;
 
-use scenario::{load_dir, ScenarioDir};
 use pipeline::switch::{PortKind, Switch, VlanMode};
-use pipeline::trace::{trace_frame, trace_text, trace_text_with, Trace};
+use pipeline::trace::Trace;
+use pipeline::xlate::trace::{trace_frame, trace_text, trace_text_with};
+use scenario::{load_dir, ScenarioDir};
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::path::Path;
@@ -39,8 +40,8 @@ pub fn open(dir: &Path) -> Result<Offline, String> {
 pub fn open_topology(file: &Path, host: &str) -> Result<Offline, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let t = topology::load_toml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut cfg = topology::build_host(&t, host, 1)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut cfg =
+        topology::build_host(&t, host, 1).map_err(|e| format!("{}: {e}", file.display()))?;
     let switch = cfg
         .build()
         .map_err(|e| format!("{}: host {host}: {e}", file.display()))?;

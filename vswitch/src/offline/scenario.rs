@@ -39,8 +39,8 @@ pub struct PacketLine {
 
 impl PacketLine {
     /// The trace options this line asks for.
-    pub fn trace_options(&self) -> pipeline::trace::TraceOptions {
-        pipeline::trace::TraceOptions {
+    pub fn trace_options(&self) -> pipeline::xlate::trace::TraceOptions {
+        pipeline::xlate::trace::TraceOptions {
             ct_next: self.ct_next.clone(),
         }
     }

@@ -14,18 +14,18 @@
 //! * Output: untagged on access ports, tagged with the VLAN on trunks
 //!   (untagged for VLAN 0).
 
+use super::ctx::Ctx;
 use crate::bridge::mac::MacLearnRef;
 use crate::drop::DropReason;
 use crate::key::{Field, Mac, VLAN_CFI, VLAN_PCP_MASK};
 use crate::switch::{Bridge, Port, VlanMode};
 use crate::trace::TraceEvent;
-use crate::xlate::Ctx;
 
 fn is_reserved_multicast(m: Mac) -> bool {
     m.to_u64() & !0xf == 0x0180_c200_0000
 }
 
-pub(crate) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
+pub(super) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
     for f in [Field::InPort, Field::VlanTci, Field::DlSrc, Field::DlDst] {
         ctx.wc.set(f, f.full_mask());
     }

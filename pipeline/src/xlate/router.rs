@@ -12,20 +12,22 @@
 //! Like NORMAL, this only changes the key and decides where it goes; the
 //! slow path turns key changes into packet rewrites. Every field read is
 //! added to the megaflow mask, so a routed walk caches like a switched one.
-//! Connection tracking and NAT hooks are recorded as trace notes until the
-//! conntrack stage executes them.
+//! The namespace's conntrack (PREROUTING) is a ct step (`ct`); the walk
+//! resumes in `after_ct`, and POSTROUTING applies the source NAT the step
+//! decided.
 
+use super::ct::ICMP_ERROR_TYPES;
+use super::ctx::Ctx;
+use crate::conntrack::stage::{SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_FLAGS_REG, SNAT_PENDING};
 use crate::drop::DropReason;
+use crate::ids::RouterIfaceRef;
 use crate::key::{ethertype, ipproto, Field, Mac, FRAG_LATER};
 use crate::packet::generate::{ArpRequest, IcmpError};
-use crate::router::{Interface, NatHook, NatRule, NatTarget, RouterInstance};
-use crate::switch::{RouterIfaceRef, RouterLinkTarget};
+use crate::program::{Generated, Op, Program, RuntimeRef};
+use crate::router::{Cidr, Interface, NatHook, NatRule, NatTarget, RouterInstance};
+use crate::switch::RouterLinkTarget;
 use crate::trace::TraceEvent;
-use crate::xlate::{Ctx, Generated, Op, RuntimeRef};
 use std::net::Ipv4Addr;
-
-/// ICMP types that are errors (never answered with an error).
-const ICMP_ERROR_TYPES: [u64; 5] = [3, 4, 5, 11, 12];
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_NET_UNREACH: u8 = 0;
 const ICMP_TIME_EXCEEDED: u8 = 11;
@@ -35,7 +37,7 @@ const ARP_REPLY: u64 = 2;
 const ICMP_ECHO_REPLY: u64 = 0;
 const ICMP_ECHO_REQUEST: u64 = 8;
 
-fn step(ctx: &mut Ctx, inst: &RouterInstance, text: impl FnOnce(&Ctx) -> String) {
+pub(super) fn step(ctx: &mut Ctx, inst: &RouterInstance, text: impl FnOnce(&Ctx) -> String) {
     ctx.event(|c| TraceEvent::Router {
         instance: inst.name.clone(),
         step: text(c),
@@ -43,7 +45,7 @@ fn step(ctx: &mut Ctx, inst: &RouterInstance, text: impl FnOnce(&Ctx) -> String)
 }
 
 /// The frame in `ctx.key` arrives on router interface `at`.
-pub(crate) fn router_input<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
+pub(super) fn router_input<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
     let sw = ctx.sw;
     let Some(inst) = sw.routers.get(at.instance) else {
         ctx.drop(DropReason::NoSuchPort);
@@ -178,46 +180,14 @@ fn ipv4_input<'a>(
     }
     // The namespace's conntrack sees the packet first (PREROUTING); the
     // walk goes on after recirculation, with the connection's NAT applied.
-    if inst.conntrack && ctx.key.get(Field::RecircId) == 0 {
-        let zone = ctx
-            .sw
-            .router_runtime
-            .get(at.instance)
-            .map_or(crate::switch::ROUTER_ZONE_BASE, |r| r.zone);
-        if let Some((tuple, info)) = crate::conntrack::tuple_of(&ctx.key, zone) {
-            conntrack_then_recirculate(ctx, inst, at, iface, tuple, info);
-            return;
-        }
-        ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
-        if ctx.key.nw_proto() == ipproto::ICMP
-            && ICMP_ERROR_TYPES.contains(&ctx.key.get(Field::TpSrc))
-        {
-            // Related to a tracked connection? Found (and translated back
-            // through NAT) from the quoted packet, at run time.
-            step(ctx, inst, |_c| {
-                format!("conntrack zone {zone}: ICMP error, looked up as related by its quoted packet; recirculate")
-            });
-            ctx.commit();
-            let mut pipeline = [0u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS];
-            pipeline.copy_from_slice(&ctx.key.w[crate::key::PACKET_WORDS..]);
-            let in_port = ctx.key.in_port();
-            ctx.ops.push(Op::Recirc {
-                zone,
-                commit: false,
-                nat: None,
-                apply_nat: true,
-                recirc_id: crate::xlate::recirc_router(at),
-                in_port,
-                pipeline,
-            });
-            return;
-        }
+    if ctx.router_conntrack(inst, at, iface) {
+        return;
     }
     route_ipv4(ctx, inst, at, iface);
 }
 
 /// The packet re-enters router instance `at.instance` after conntrack.
-pub(crate) fn router_after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
+pub(super) fn after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
     let sw = ctx.sw;
     let Some(inst) = sw.routers.get(at.instance) else {
         ctx.drop(DropReason::NoSuchPort);
@@ -238,11 +208,7 @@ pub(crate) fn router_after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
         ctx.wc.set(f, f.full_mask());
     }
     step(ctx, inst, |c| {
-        format!(
-            "after conntrack (ct_state={}): {}",
-            crate::trace::ct_state_text(c.key.get(Field::CtState) as u8),
-            crate::trace::key_summary(&c.key)
-        )
+        format!("after conntrack: {}", crate::trace::key_summary(&c.key))
     });
     route_ipv4(ctx, inst, at, iface);
 }
@@ -258,9 +224,7 @@ fn nat_rule_matches(
     dnat: bool,
     marked: bool,
 ) -> bool {
-    let cidr_ok = |c: &Option<crate::router::Cidr>, a: Ipv4Addr| {
-        c.is_none_or(|c| c.contains(u32::from(a)))
-    };
+    let cidr_ok = |c: &Option<Cidr>, a: Ipv4Addr| c.is_none_or(|c| c.contains(u32::from(a)));
     let dev_ok = |want: &Option<String>, not: bool, have: Option<&str>| match want {
         None => true,
         Some(w) => (have == Some(w.as_str())) != not,
@@ -277,7 +241,7 @@ fn nat_rule_matches(
 /// The NAT a new connection gets from the instance's nat rules, evaluated
 /// in iptables order: PREROUTING (DNAT) on the packet as it arrives, then
 /// POSTROUTING (SNAT, or ACCEPT to stop) after the routing decision.
-fn nat_for_new(
+pub(super) fn nat_for_new(
     ctx: &mut Ctx,
     inst: &RouterInstance,
     iface: &Interface,
@@ -322,54 +286,6 @@ fn nat_for_new(
         }
     }
     (None, None)
-}
-
-/// Emits the conntrack step and the recirculation; under `trace`, follows
-/// the packet as the connection table says it would continue.
-fn conntrack_then_recirculate<'a>(
-    ctx: &mut Ctx<'a>,
-    inst: &'a RouterInstance,
-    at: RouterIfaceRef,
-    iface: &'a Interface,
-    tuple: crate::conntrack::Tuple,
-    info: crate::conntrack::PacketInfo,
-) {
-    // Whether the packet is tracked depends on its protocol and, for ICMP,
-    // on its type (`tuple_of`); the NAT a new connection gets, on addresses
-    // and interfaces (`nat_for_new`). Ports, ICMP ids and TCP flags are the
-    // connection table's, at run time (the Recirc op): they stay
-    // wildcarded, and one megaflow serves every connection of the walk.
-    if ctx.key.nw_proto() == ipproto::ICMP {
-        ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
-    }
-    let (nat, rule) = nat_for_new(ctx, inst, iface, &tuple);
-    step(ctx, inst, |_c| {
-        let nat_text = match (&nat, &rule) {
-            (Some(_), Some(r)) => format!("a new connection is NATed by `{r}`"),
-            (None, Some(r)) => format!("a new connection is not NATed (`{r}`)"),
-            _ => "no nat rule selects a new connection".to_string(),
-        };
-        format!("conntrack zone {}: {nat_text}; recirculate", tuple.zone)
-    });
-    ctx.commit();
-    let mut pipeline = [0u64; crate::key::KEY_WORDS - crate::key::PACKET_WORDS];
-    pipeline.copy_from_slice(&ctx.key.w[crate::key::PACKET_WORDS..]);
-    let recirc_id = crate::xlate::recirc_router(at);
-    let in_port = ctx.key.in_port();
-    ctx.ops.push(Op::Recirc {
-        zone: tuple.zone,
-        commit: true,
-        nat,
-        apply_nat: true,
-        recirc_id,
-        in_port,
-        pipeline,
-    });
-    if ctx.trace.is_some() {
-        let v = ctx.sw.conntrack.peek(tuple, info, nat);
-        let k2 = crate::xlate::after_ct_key_traced(&ctx.key, &tuple, &v, recirc_id);
-        let _ = ctx.originate(k2, |c| router_after_ct(c, at));
-    }
 }
 
 /// Routes an IPv4 packet (after conntrack, if the instance tracks).
@@ -575,7 +491,7 @@ fn arp_request<'a>(
     out: &'a Interface,
     spa: Ipv4Addr,
     next_hop: Ipv4Addr,
-) -> (ArpRequest, crate::xlate::Program) {
+) -> (ArpRequest, Program) {
     let arp = ArpRequest {
         eth_src: out.mac,
         spa,
@@ -591,7 +507,7 @@ fn request_source(out: &crate::router::Interface, next_hop: Ipv4Addr) -> Ipv4Add
     out.addrs
         .iter()
         .find(|(a, len)| {
-            crate::router::Cidr {
+            Cidr {
                 addr: u32::from(*a),
                 len: *len,
             }
@@ -711,7 +627,7 @@ fn icmp_error<'a>(
 
 /// Sends the frame in `ctx.key` out of router interface `at` (packets
 /// released by neighbour resolution start here).
-pub(crate) fn send_out(ctx: &mut Ctx, at: RouterIfaceRef) {
+pub(super) fn send_out(ctx: &mut Ctx, at: RouterIfaceRef) {
     let sw = ctx.sw;
     let (Some(inst), Some(iface)) = (
         sw.routers.get(at.instance),
@@ -732,13 +648,11 @@ pub(crate) fn send_out(ctx: &mut Ctx, at: RouterIfaceRef) {
 /// applied before the packet meets the neighbour layer, as in Linux. The
 /// address (the same for every connection of the walk) comes in a
 /// register through the recirculation; the port is the packet's own
-/// (`Rewrite::NatSrcPort`), except in traces. Idempotent.
+/// (`Rewrite::NatSrcPort`; in a trace, the one its ct step gave it).
+/// Idempotent.
 fn postrouting(ctx: &mut Ctx, inst: &RouterInstance) {
-    use crate::xlate::{
-        SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_PENDING, SNAT_PORT_KNOWN, SNAT_PORT_REG,
-    };
-    ctx.wc.set(SNAT_PORT_REG, SNAT_PORT_REG.full_mask());
-    let pending = ctx.key.get(SNAT_PORT_REG);
+    ctx.wc.set(SNAT_FLAGS_REG, SNAT_FLAGS_REG.full_mask());
+    let pending = ctx.key.get(SNAT_FLAGS_REG);
     if pending & SNAT_PENDING == 0 {
         return;
     }
@@ -746,17 +660,16 @@ fn postrouting(ctx: &mut Ctx, inst: &RouterInstance) {
     let addr = ctx.key.get(SNAT_ADDR_REG);
     ctx.key.set(Field::NwSrc, addr);
     ctx.key.set(SNAT_ADDR_REG, 0);
-    ctx.key.set(SNAT_PORT_REG, 0);
+    ctx.key.set(SNAT_FLAGS_REG, 0);
     let to = Ipv4Addr::from(addr as u32);
     if pending & SNAT_ADDR_ONLY != 0 {
         // An ICMP error's outer source: no port to translate.
         step(ctx, inst, |_c| format!("POSTROUTING: source NAT to {to}"));
-    } else if pending & SNAT_PORT_KNOWN != 0 {
-        let port = pending & 0xffff;
+    } else if let Some(port) = ctx.traced_nat_sport {
         if ctx.key.nw_proto() == ipproto::ICMP {
-            ctx.key.set(Field::IcmpId, port);
+            ctx.key.set(Field::IcmpId, port as u64);
         } else {
-            ctx.key.set(Field::TpSrc, port);
+            ctx.key.set(Field::TpSrc, port as u64);
         }
         step(ctx, inst, |_c| {
             format!("POSTROUTING: source NAT to {to}:{port}")

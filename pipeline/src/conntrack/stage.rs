@@ -1,0 +1,318 @@
+//! The ct stage: what one conntrack step does to a packet.
+//!
+//! A step (`CtStep`, compiled by translation from an OpenFlow `ct(...)`
+//! action or a router's PREROUTING hook) tracks the packet in a zone,
+//! commits new connections when asked, and gives back the packet's key as
+//! the rest of its walk sees it: `ct_state` and `ct_zone` set, NAT applied
+//! the way the step's kind applies it (`Resume`), the pipeline's
+//! registers carried over. The datapath runs it with `CtMode::Commit` and
+//! applies `CtResult::apply` to the packet; `trace` runs it with
+//! `CtMode::Peek` on the key it follows. Same code, so a trace's ct states
+//! and NAT ports are the ones the datapath gives the same packet.
+//!
+//! Router NAT follows Linux: the destination side (DNAT, or the reply
+//! direction of SNAT) is applied at PREROUTING, so routing sees the
+//! translated destination; the source side waits for POSTROUTING, so
+//! routing sees the original source. The address travels in registers
+//! (`SNAT_ADDR_REG`, `SNAT_FLAGS_REG`), the same for every connection of a
+//! walk, so one cached walk serves them all; the port, which differs per
+//! connection, travels with the packet (`CtResult::nat_sport`).
+
+use super::{ct_state, ipproto, tuple_of, ConnTable, Dir};
+use crate::drop::DropReason;
+use crate::ids::RouterIfaceRef;
+use crate::key::{Field, FlowKey, FRAG_LATER, KEY_WORDS, PACKET_WORDS};
+use crate::packet::embedded::{rewrite_embedded, Embedded};
+use crate::packet::{self, PacketBuf, Rewrite};
+
+/// Register carrying the source address a router's POSTROUTING applies.
+pub const SNAT_ADDR_REG: Field = Field::Reg(0);
+/// Register carrying that source NAT's flags (`SNAT_PENDING`, with
+/// `SNAT_ADDR_ONLY` for an ICMP error's outer header).
+pub const SNAT_FLAGS_REG: Field = Field::Reg(1);
+/// A source NAT is pending for POSTROUTING.
+pub const SNAT_PENDING: u64 = 0x1_0000;
+/// With `SNAT_PENDING`: translate the address only (no port to change).
+pub const SNAT_ADDR_ONLY: u64 = 0x2_0000;
+
+/// The registers and metadata of the pipeline at a ct step (the key words
+/// after the packet's own), carried over to the resumed walk.
+pub type PipelineWords = [u64; KEY_WORDS - PACKET_WORDS];
+
+/// Where a packet goes after its ct step, and how NAT applies there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// OpenFlow `ct` without `table`: the packet goes on with the program's
+    /// next op (NAT, if asked, applied whole, in place).
+    Continue,
+    /// OpenFlow `ct(table=T)`: the pipeline restarts at table `table` of
+    /// bridge `bridge` with the packet's `ct_state`; NAT applied whole.
+    Table { bridge: usize, table: u8 },
+    /// A router instance's PREROUTING conntrack: the packet re-enters the
+    /// instance as arriving on the interface; destination NAT applied,
+    /// source NAT pending for POSTROUTING.
+    Router(RouterIfaceRef),
+}
+
+impl Resume {
+    const ROUTER: u32 = 0x8000_0000;
+    const TABLE: u32 = 0x4000_0000;
+
+    /// The `recirc_id` the resumed packet's key carries (0: none), which
+    /// tells translation and the flow cache where the walk resumes.
+    pub fn recirc_id(self) -> u32 {
+        match self {
+            Resume::Continue => 0,
+            Resume::Table { bridge, table } => {
+                Self::TABLE | ((bridge as u32 & 0xffff) << 8) | table as u32
+            }
+            Resume::Router(at) => {
+                Self::ROUTER | ((at.instance as u32 & 0x7fff) << 16) | (at.iface as u32 & 0xffff)
+            }
+        }
+    }
+
+    /// Where a key with `recirc_id` resumes (None: not a resumption).
+    pub fn from_recirc_id(id: u32) -> Option<Resume> {
+        if id & Self::ROUTER != 0 {
+            return Some(Resume::Router(RouterIfaceRef {
+                instance: ((id >> 16) & 0x7fff) as usize,
+                iface: (id & 0xffff) as usize,
+            }));
+        }
+        (id & Self::TABLE != 0).then_some(Resume::Table {
+            bridge: ((id >> 8) & 0xffff) as usize,
+            table: id as u8,
+        })
+    }
+}
+
+/// One conntrack step, as translation compiled it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtStep {
+    pub zone: u16,
+    /// Create the connection if the packet starts one.
+    pub commit: bool,
+    /// NAT for a new connection (an iptables target or `ct(nat(...))`).
+    pub nat: Option<super::Nat>,
+    /// Translate the packet to its connection's tuple (`nat` in the
+    /// action; always for router instances).
+    pub apply_nat: bool,
+    pub resume: Resume,
+    /// The OpenFlow in_port the resumed packet keeps.
+    pub in_port: u32,
+    pub pipeline: PipelineWords,
+}
+
+/// How the stage touches the connection table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtMode {
+    /// The datapath: connections are created and advanced.
+    Commit,
+    /// `trace`: the same answer, nothing stored or counted.
+    Peek,
+}
+
+/// What a ct step did to a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtResult {
+    /// The packet's `ct_state` (always with `trk`).
+    pub state: u8,
+    /// The packet's key as the resumed walk sees it.
+    pub key: FlowKey,
+    /// An ICMP error's quoted packet, translated back through NAT.
+    pub quoted: Option<Embedded>,
+    /// A router's source NAT: the port (ICMP: echo id) the packet leaves
+    /// with at POSTROUTING.
+    pub nat_sport: Option<u16>,
+    /// False when the packet had neither a trackable tuple nor a quoted
+    /// packet (a later fragment, an ICMP that is not echo or an error).
+    pub trackable: bool,
+}
+
+/// Runs `step` on a packet whose key (as it is at the step) is `key`.
+/// `quoted` gives an ICMP error's quoted packet, asked for only when the
+/// packet has no tuple of its own (a trace has none to give).
+pub fn run(
+    ct: &ConnTable,
+    mode: CtMode,
+    step: &CtStep,
+    key: &FlowKey,
+    quoted: impl FnOnce() -> Option<Embedded>,
+    now_ns: u64,
+) -> Result<CtResult, DropReason> {
+    let mut out = *key;
+    out.w[PACKET_WORDS..].copy_from_slice(&step.pipeline);
+    let mut result = CtResult {
+        state: ct_state::TRK | ct_state::INV,
+        key: out,
+        quoted: None,
+        nat_sport: None,
+        trackable: true,
+    };
+    match tuple_of(key, step.zone) {
+        Some((t, info)) => {
+            let v = match mode {
+                CtMode::Commit => ct.track(t, info, step.commit, step.nat, now_ns)?,
+                CtMode::Peek => ct.peek(t, info, step.commit, step.nat, now_ns)?,
+            };
+            result.state = v.state;
+            if step.apply_nat {
+                translate(&mut result, step, &t, &v.translated);
+            }
+        }
+        None => match quoted() {
+            Some(e) => related(ct, step, key, &e, &mut result),
+            None => result.trackable = false,
+        },
+    }
+    let k = &mut result.key;
+    k.set(Field::InPort, step.in_port as u64);
+    k.set(Field::CtState, result.state as u64);
+    k.set(Field::CtZone, step.zone as u64);
+    k.set(Field::RecircId, step.resume.recirc_id() as u64);
+    Ok(result)
+}
+
+/// NAT for a packet of a tracked connection: its tuple `t` becomes `n`.
+fn translate(r: &mut CtResult, step: &CtStep, t: &super::Tuple, n: &super::Tuple) {
+    let k = &mut r.key;
+    let icmp = t.proto == ipproto::ICMP;
+    if !matches!(step.resume, Resume::Router(_)) {
+        // OpenFlow applies both sides at once.
+        k.set(Field::NwSrc, u32::from(n.src) as u64);
+        k.set(Field::NwDst, u32::from(n.dst) as u64);
+        if icmp {
+            k.set(Field::IcmpId, n.sport as u64);
+        } else {
+            k.set(Field::TpSrc, n.sport as u64);
+            k.set(Field::TpDst, n.dport as u64);
+        }
+        return;
+    }
+    if n.dst != t.dst || (!icmp && n.dport != t.dport) {
+        k.set(Field::NwDst, u32::from(n.dst) as u64);
+        if !icmp {
+            k.set(Field::TpDst, n.dport as u64);
+        }
+    }
+    let src_side = n.src != t.src || (!icmp && n.sport != t.sport);
+    if icmp && n.sport != t.sport && !src_side {
+        // A reply to a translated echo: its id is restored with the
+        // destination.
+        k.set(Field::IcmpId, n.sport as u64);
+    }
+    if src_side {
+        k.set(SNAT_ADDR_REG, u32::from(n.src) as u64);
+        k.set(SNAT_FLAGS_REG, SNAT_PENDING);
+        r.nat_sport = Some(n.sport);
+    }
+}
+
+/// An ICMP error quoting packet `e`: `+rel` (`+rpl` when it travels in the
+/// reply direction) when `e` belongs to a connection, its quoted packet and
+/// outer destination translated back through the connection's NAT; an
+/// error sent by the quoted packet's destination speaks for it, so its
+/// outer source is translated too (at POSTROUTING, in a router). About no
+/// known connection: `+inv`.
+fn related(ct: &ConnTable, step: &CtStep, key: &FlowKey, e: &Embedded, r: &mut CtResult) {
+    let Some((m, dir)) = ct.related_of(step.zone, e) else {
+        return;
+    };
+    r.state = ct_state::TRK | ct_state::REL;
+    if dir == Dir::Reply {
+        r.state |= ct_state::RPL;
+    }
+    if !step.apply_nat {
+        return;
+    }
+    let mapped = Embedded {
+        proto: e.proto,
+        src: u32::from(m.src),
+        dst: u32::from(m.dst),
+        sport: m.sport,
+        dport: m.dport,
+    };
+    if mapped != *e {
+        r.quoted = Some(mapped);
+    }
+    let k = &mut r.key;
+    if key.nw_dst() != mapped.src {
+        k.set(Field::NwDst, mapped.src as u64);
+    }
+    if key.nw_src() == e.dst && mapped.dst != e.dst {
+        if matches!(step.resume, Resume::Router(_)) {
+            k.set(SNAT_ADDR_REG, mapped.dst as u64);
+            k.set(SNAT_FLAGS_REG, SNAT_PENDING | SNAT_ADDR_ONLY);
+        } else {
+            k.set(Field::NwSrc, mapped.dst as u64);
+        }
+    }
+}
+
+impl CtResult {
+    /// Makes the packet what the result's key says, for the fields the
+    /// step translated; `before` is the key the step was given.
+    pub fn apply(&self, pkt: &mut PacketBuf, before: &FlowKey) -> Result<(), DropReason> {
+        if let Some(q) = &self.quoted {
+            rewrite_embedded(pkt, q)?;
+        }
+        for rw in nat_rewrites(before, &self.key).iter().flatten() {
+            packet::apply(pkt, rw)?;
+        }
+        Ok(())
+    }
+}
+
+/// The header rewrites that take a packet from `before` to `after` in the
+/// fields NAT changes: addresses, TCP/UDP ports, the ICMP echo id.
+fn nat_rewrites(before: &FlowKey, after: &FlowKey) -> [Option<Rewrite>; 4] {
+    let mut rw = [None; 4];
+    if before.nw_src() != after.nw_src() {
+        rw[0] = Some(Rewrite::Ipv4Src(after.nw_src()));
+    }
+    if before.nw_dst() != after.nw_dst() {
+        rw[1] = Some(Rewrite::Ipv4Dst(after.nw_dst()));
+    }
+    let later = before.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
+    match before.nw_proto() {
+        ipproto::ICMP => {
+            if before.get(Field::IcmpId) != after.get(Field::IcmpId) {
+                rw[2] = Some(Rewrite::IcmpId(after.get(Field::IcmpId) as u16));
+            }
+        }
+        ipproto::TCP | ipproto::UDP if !later => {
+            if before.tp_src() != after.tp_src() {
+                rw[2] = Some(Rewrite::L4Src(after.tp_src()));
+            }
+            if before.tp_dst() != after.tp_dst() {
+                rw[3] = Some(Rewrite::L4Dst(after.tp_dst()));
+            }
+        }
+        _ => {}
+    }
+    rw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_points_survive_their_recirc_id() {
+        for r in [
+            Resume::Table {
+                bridge: 3,
+                table: 42,
+            },
+            Resume::Router(RouterIfaceRef {
+                instance: 7,
+                iface: 2,
+            }),
+        ] {
+            assert_eq!(Resume::from_recirc_id(r.recirc_id()), Some(r));
+        }
+        assert_eq!(Resume::Continue.recirc_id(), 0);
+        assert_eq!(Resume::from_recirc_id(0), None);
+    }
+}

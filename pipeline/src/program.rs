@@ -1,0 +1,137 @@
+//! What translation compiles a walk into and the datapath replays: a
+//! `Program`, a flat list of ops (header rewrites, outputs, conntrack
+//! steps, packets to originate, neighbour bookkeeping).
+//!
+//! A program is valid for every packet of its megaflow: an op holds values
+//! that come from the walk's decisions (rule actions, routes, neighbours),
+//! never from the packet that happened to be translated.
+//!
+//! May call: `packet` (rewrites, packets to build), `conntrack::stage`
+//! (the step a `Ct` op runs), `router::neighbour` (run-time state ops
+//! refer to), `ids`, `drop`.
+
+use crate::conntrack::CtStep;
+use crate::drop::DropReason;
+use crate::ids::PortId;
+use crate::packet::generate::{ArpRequest, IcmpError};
+use crate::packet::Rewrite;
+use std::sync::Arc;
+
+/// A router instance's run-time state, as an op refers to it (compared by
+/// identity).
+#[derive(Clone)]
+pub struct RuntimeRef(pub Arc<crate::router::neighbour::RouterRuntime>);
+
+impl PartialEq for RuntimeRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for RuntimeRef {}
+impl std::fmt::Debug for RuntimeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RuntimeRef")
+    }
+}
+
+/// A packet a router originates in response to the current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generated {
+    IcmpError(IcmpError),
+    ArpRequest(ArpRequest),
+}
+
+/// One step of a compiled program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Change the packet in place.
+    Rewrite(Rewrite),
+    /// Send the packet (a copy, unless this is the last output) to a port.
+    Output(PortId),
+    /// Build a new packet (from this one) and run `program` on it; with a
+    /// `limit`, only while the instance's ICMP rate limit allows.
+    Generate {
+        packet: Generated,
+        limit: Option<RuntimeRef>,
+        program: Box<Program>,
+    },
+    /// The next hop `ip` on interface `iface` of a router is unresolved:
+    /// hold a copy of the packet (as it is now) until it resolves; when a
+    /// request is due, run `solicit` (an ARP request's program).
+    Hold {
+        runtime: RuntimeRef,
+        iface: usize,
+        ip: std::net::Ipv4Addr,
+        arp: ArpRequest,
+        solicit: Box<Program>,
+    },
+    /// An ARP packet from `ip` is-at `mac` reached interface `iface` of a
+    /// router: its neighbour entry (if it has one) is confirmed.
+    NeighLearn {
+        runtime: RuntimeRef,
+        iface: usize,
+        ip: std::net::Ipv4Addr,
+        mac: crate::key::Mac,
+    },
+    /// The next hop `ip` on interface `iface` of a router is stale: the
+    /// packet goes on with its last known MAC; when a request to
+    /// re-confirm it is due, run `solicit` (an ARP request's program).
+    Probe {
+        runtime: RuntimeRef,
+        iface: usize,
+        ip: std::net::Ipv4Addr,
+        arp: ArpRequest,
+        solicit: Box<Program>,
+    },
+    /// A conntrack step (`conntrack::stage`): the packet's connection is
+    /// tracked (and NATed); unless the step continues in place, the packet
+    /// then resumes its walk where the step says, with its `ct_state` set:
+    /// the rest of the walk depends on the connection, so it is a separate
+    /// (cached) translation.
+    Ct(CtStep),
+}
+
+/// What the fast path does with every packet of one megaflow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Program {
+    pub ops: Vec<Op>,
+    /// Why the packet is dropped if the program outputs nothing.
+    pub drop_reason: Option<DropReason>,
+    /// Index of the last `Output` op: that one sends the packet itself,
+    /// earlier ones send copies.
+    pub last_output: Option<usize>,
+    /// Some op builds or holds packets: run the ops even without outputs.
+    pub has_side_ops: bool,
+}
+
+impl Program {
+    pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
+        let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
+        let has_side_ops = ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::Generate { .. } | Op::Hold { .. } | Op::Probe { .. } | Op::Ct(_)
+            )
+        });
+        // Held or recirculated packets are not dropped here.
+        let held = ops.iter().any(|o| matches!(o, Op::Hold { .. } | Op::Ct(_)));
+        let drop_reason = if last_output.is_some() || held {
+            None
+        } else {
+            Some(drop_reason.unwrap_or(DropReason::FlowDrop))
+        };
+        Program {
+            ops,
+            drop_reason,
+            last_output,
+            has_side_ops,
+        }
+    }
+
+    pub fn n_outputs(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Output(_)))
+            .count()
+    }
+}

@@ -1,0 +1,255 @@
+//! Conntrack steps in a walk: an OpenFlow `ct(...)` action, and a router
+//! instance's PREROUTING conntrack.
+//!
+//! Translation compiles each into a `CtStep` (a `program::Op::Ct`): what
+//! the step needs is known here (zone, commit, the NAT a new connection
+//! gets, where the walk resumes); what it does to a given packet is the
+//! connection table's, at run time. A trace follows the packet past the
+//! step inline: it runs the very stage the datapath runs
+//! (`conntrack::stage::run`, in `CtMode::Peek`) on the key it follows, so
+//! its `ct_state`s and NAT ports are the datapath's.
+
+use super::ctx::Ctx;
+use crate::conntrack::stage::{self, CtMode, CtResult, CtStep, PipelineWords, Resume};
+use crate::conntrack::{tuple_of, Nat};
+use crate::flow::{CtAction, CtZone, NatKind};
+use crate::ids::RouterIfaceRef;
+use crate::key::{ipproto, Field, FlowKey, PACKET_WORDS};
+use crate::program::Op;
+use crate::router::{Interface, RouterInstance};
+use crate::switch::{Bridge, ROUTER_ZONE_BASE};
+use crate::trace::{ct_state_text, key_summary, TraceEvent};
+
+/// ICMP types that are errors (related to a connection by their quoted
+/// packet; never answered with an error).
+pub(super) const ICMP_ERROR_TYPES: [u64; 5] = [3, 4, 5, 11, 12];
+
+impl<'a> Ctx<'a> {
+    /// `ct(...)`: connection tracking in a zone, optionally committing and
+    /// NATing; with `table=T` the packet recirculates to table T with its
+    /// `ct_state` (a copy, if more actions follow: they see the packet as
+    /// it was), as in OVS.
+    pub(super) fn ct(&mut self, bridge: &'a Bridge, ct: &CtAction) {
+        if !self.key.is_ipv4() {
+            self.event(|_| TraceEvent::Note {
+                text: "ct: not IPv4, untracked".into(),
+            });
+            return;
+        }
+        let zone = match &ct.zone {
+            None => 0,
+            Some(CtZone::Value(z)) => *z,
+            Some(CtZone::Field { field, ofs, nbits }) => {
+                let mask = super::bit_range(*ofs, *nbits);
+                let (w, sh, _) = field.position();
+                self.wc.w[w] |= mask << sh;
+                ((self.key.get(*field) & mask) >> ofs) as u16
+            }
+        };
+        for f in [
+            Field::NwSrc,
+            Field::NwDst,
+            Field::NwProto,
+            Field::TpSrc,
+            Field::TpDst,
+            Field::TcpFlags,
+            Field::IcmpId,
+            Field::NwFrag,
+        ] {
+            self.wc.set(f, f.full_mask());
+        }
+        self.event(|_| TraceEvent::Note {
+            text: format!(
+                "ct: zone {zone}{}{}{}",
+                if ct.commit { ", commit" } else { "" },
+                if ct.nat.is_some() { ", nat" } else { "" },
+                ct.table
+                    .map(|t| format!(", recirculate to table {t}"))
+                    .unwrap_or_default()
+            ),
+        });
+        let resume = match ct.table {
+            Some(table) => Resume::Table {
+                bridge: bridge.index,
+                table,
+            },
+            None => Resume::Continue,
+        };
+        let step = self.emit_ct(zone, ct.commit, nat_of(ct), ct.nat.is_some(), resume);
+        let (Some(table), true) = (ct.table, self.trace.is_some()) else {
+            return;
+        };
+        // `--ct-next` replaces the state the table would give, as
+        // ofproto/trace does.
+        let forced = self.trace.as_deref_mut().and_then(|t| t.take_ct_next());
+        let Some(mut r) = self.peek_ct(&step) else {
+            return;
+        };
+        if !r.trackable && forced.is_none() {
+            // The datapath marks what it cannot track (later fragments,
+            // ICMP other than echo) invalid; an ICMP error is `+rel` there
+            // when its quoted packet belongs to a connection, which a flow
+            // alone does not show.
+            self.event(|_| TraceEvent::Note {
+                text: "ct: not trackable from the flow, ct_state=+trk+inv".into(),
+            });
+        }
+        if let Some(state) = forced {
+            r.key.set(Field::CtState, state as u64);
+            self.event(|_| TraceEvent::Note {
+                text: format!("ct: ct_state={} (given by --ct-next)", ct_state_text(state)),
+            });
+        }
+        self.follow(r, |c| c.resume_table(bridge, table));
+    }
+
+    /// A recirculated packet re-enters `bridge` at `table`.
+    pub(super) fn resume_table(&mut self, bridge: &'a Bridge, table: u8) {
+        self.wc.set(Field::CtState, Field::CtState.full_mask());
+        self.wc.set(Field::CtZone, Field::CtZone.full_mask());
+        self.event(|c| TraceEvent::Bridge {
+            bridge: bridge.name.clone(),
+            in_port: format!("recirculation (in_port={})", c.key.in_port()),
+            packet: key_summary(&c.key),
+        });
+        self.lookup_table(bridge, table)
+    }
+
+    /// The router's PREROUTING conntrack for the IPv4 packet in the key,
+    /// when the instance tracks: emits the step and, under `trace`, follows
+    /// the packet past it. Returns false when the packet is not tracked
+    /// (it is routed as it is).
+    pub(super) fn router_conntrack(
+        &mut self,
+        inst: &'a RouterInstance,
+        at: RouterIfaceRef,
+        iface: &'a Interface,
+    ) -> bool {
+        if !inst.conntrack || self.key.get(Field::RecircId) != 0 {
+            return false;
+        }
+        let zone = self
+            .sw
+            .router_runtime
+            .get(at.instance)
+            .map_or(ROUTER_ZONE_BASE, |r| r.zone);
+        // Whether the packet is tracked depends on its protocol and, for
+        // ICMP, on its type (`tuple_of`); the NAT a new connection gets, on
+        // addresses and interfaces (`nat_for_new`). Ports, ICMP ids and TCP
+        // flags are the connection table's, at run time (the step): they
+        // stay wildcarded, and one megaflow serves every connection of the
+        // walk.
+        if let Some((tuple, _)) = tuple_of(&self.key, zone) {
+            if tuple.proto == ipproto::ICMP {
+                self.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
+            }
+            let (nat, rule) = super::router::nat_for_new(self, inst, iface, &tuple);
+            super::router::step(self, inst, |_c| {
+                let nat_text = match (&nat, &rule) {
+                    (Some(_), Some(r)) => format!("a new connection is NATed by `{r}`"),
+                    (None, Some(r)) => format!("a new connection is not NATed (`{r}`)"),
+                    _ => "no nat rule selects a new connection".to_string(),
+                };
+                format!("conntrack zone {zone}: {nat_text}; recirculate")
+            });
+            let step = self.emit_ct(zone, true, nat, true, Resume::Router(at));
+            if self.trace.is_some() {
+                if let Some(r) = self.peek_ct(&step) {
+                    self.follow(r, |c| super::router::after_ct(c, at));
+                }
+            }
+            return true;
+        }
+        self.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
+        if self.key.nw_proto() == ipproto::ICMP
+            && ICMP_ERROR_TYPES.contains(&self.key.get(Field::TpSrc))
+        {
+            // Related to a tracked connection? Found (and translated back
+            // through NAT) from the quoted packet, at run time; a trace,
+            // which has no quoted packet, stops here.
+            super::router::step(self, inst, |_c| {
+                format!("conntrack zone {zone}: ICMP error, looked up as related by its quoted packet; recirculate")
+            });
+            self.emit_ct(zone, false, None, true, Resume::Router(at));
+            return true;
+        }
+        false
+    }
+
+    /// Makes the packet what the key says and emits the step.
+    fn emit_ct(
+        &mut self,
+        zone: u16,
+        commit: bool,
+        nat: Option<Nat>,
+        apply_nat: bool,
+        resume: Resume,
+    ) -> CtStep {
+        self.commit();
+        let mut pipeline: PipelineWords = Default::default();
+        pipeline.copy_from_slice(&self.key.w[PACKET_WORDS..]);
+        let step = CtStep {
+            zone,
+            commit,
+            nat,
+            apply_nat,
+            resume,
+            in_port: self.key.in_port(),
+            pipeline,
+        };
+        self.ops.push(Op::Ct(step.clone()));
+        step
+    }
+
+    /// What the step does to the packet the trace follows (the datapath's
+    /// stage, changing nothing); a drop it would cause is the trace's.
+    fn peek_ct(&mut self, step: &CtStep) -> Option<CtResult> {
+        let key: FlowKey = self.key;
+        match stage::run(
+            &self.sw.conntrack,
+            CtMode::Peek,
+            step,
+            &key,
+            || None,
+            self.opts.now_ns,
+        ) {
+            Ok(r) => Some(r),
+            Err(reason) => {
+                self.drop(reason);
+                None
+            }
+        }
+    }
+
+    /// A trace follows the packet past its ct step: `walk` with the key the
+    /// step gave it (and, for a router's source NAT, the port the packet
+    /// carries); the current walk is left as it was.
+    fn follow(&mut self, r: CtResult, walk: impl FnOnce(&mut Self)) {
+        self.event(|_| TraceEvent::Conntrack {
+            zone: r.key.get(Field::CtZone) as u16,
+            ct_state: ct_state_text(r.key.get(Field::CtState) as u8),
+            key: r.key,
+        });
+        let saved = std::mem::replace(&mut self.traced_nat_sport, r.nat_sport);
+        let _ = self.originate(r.key, walk);
+        self.traced_nat_sport = saved;
+    }
+}
+
+/// The NAT an OpenFlow `ct(nat(...))` asks for a new connection.
+fn nat_of(ct: &CtAction) -> Option<Nat> {
+    let n = ct.nat.as_ref()?;
+    let addrs = n
+        .addr
+        .map(|(a, b)| (std::net::Ipv4Addr::from(a), std::net::Ipv4Addr::from(b)))?;
+    Some(match n.kind? {
+        NatKind::Src => Nat::Src {
+            addrs,
+            ports: n.ports,
+        },
+        NatKind::Dst => Nat::Dst {
+            addrs,
+            ports: n.ports,
+        },
+    })
+}

@@ -1,0 +1,283 @@
+//! A packet in a bridge: its input port's checks, table lookups, the
+//! flows' actions, outputs (patch ports continue on the peer bridge in the
+//! same walk; an internal port with a router attached enters the router).
+
+use super::bit_range;
+use super::ctx::Ctx;
+use crate::drop::DropReason;
+use crate::flow::{ofp, Action};
+use crate::key::{ethertype, ipproto, Field, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
+use crate::program::Op;
+use crate::switch::{Bridge, Port, PortKind, MAX_RESUBMIT_DEPTH};
+use crate::trace::TraceEvent;
+
+impl<'a> Ctx<'a> {
+    /// The packet enters `port`'s bridge through `port`.
+    pub(super) fn bridge_input(&mut self, port: &'a Port) {
+        let bridge = &self.sw.bridges[port.bridge];
+        self.key.set(Field::InPort, port.ofport as u64);
+        self.event(|c| TraceEvent::Bridge {
+            bridge: bridge.name.clone(),
+            in_port: port.name.clone(),
+            packet: crate::trace::key_summary(&c.key),
+        });
+        // An access port takes untagged (or priority-tagged) frames only.
+        // Open vSwitch applies this in NORMAL alone, which lets a VM reach
+        // another network through Neutron's explicit table 60 flows
+        // (`dl_vlan=<segmentation id>,dl_dst=<vm> actions=strip_vlan,output`)
+        // by tagging its frames; the switch refuses them at the port.
+        if let crate::switch::VlanMode::Access { .. } = port.vlan {
+            self.wc.set(Field::VlanTci, 0x1fff);
+            if self.key.vlan_vid().is_some_and(|vid| vid != 0) {
+                self.event(|c| TraceEvent::Note {
+                    text: format!(
+                        "VLAN {} tagged frame on access port {}: dropped",
+                        c.key.vlan_vid().unwrap_or(0),
+                        port.name
+                    ),
+                });
+                self.drop(DropReason::TaggedOnAccessPort);
+                return;
+            }
+        }
+        if port.ip_sources.is_some() && self.key.is_ipv4() {
+            self.wc.set(Field::DlType, Field::DlType.full_mask());
+            self.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
+            let src = self.key.nw_src();
+            // DHCP discovery comes from 0.0.0.0.
+            let dhcp = src == 0 && {
+                for f in [Field::NwProto, Field::TpSrc, Field::TpDst] {
+                    self.wc.set(f, f.full_mask());
+                }
+                self.key.nw_proto() == crate::key::ipproto::UDP
+                    && self.key.tp_src() == 68
+                    && self.key.tp_dst() == 67
+            };
+            if !dhcp && !port.may_send_from(src) {
+                self.event(|_| TraceEvent::Note {
+                    text: format!(
+                        "source {} not allowed on {} (port security): dropped",
+                        std::net::Ipv4Addr::from(src),
+                        port.name
+                    ),
+                });
+                self.drop(DropReason::IpSourceSpoofed);
+                return;
+            }
+        }
+        self.lookup_table(bridge, 0);
+    }
+
+    pub(super) fn lookup_table(&mut self, bridge: &'a Bridge, table_id: u8) {
+        if self.depth >= MAX_RESUBMIT_DEPTH {
+            self.drop(DropReason::ResubmitDepth);
+            self.halted = true;
+            return;
+        }
+        self.depth += 1;
+        let found = bridge.table(table_id).and_then(|t| {
+            t.classifier
+                .lookup(&self.key, &mut self.wc)
+                .and_then(|(&i, _)| t.rules.get(i as usize))
+        });
+        match found {
+            None => {
+                self.event(|_| TraceEvent::Table {
+                    table: table_id,
+                    priority: None,
+                    flow: None,
+                });
+                self.drop(DropReason::TableMiss);
+            }
+            Some(rule) => {
+                self.event(|_| TraceEvent::Table {
+                    table: table_id,
+                    priority: Some(rule.flow.priority),
+                    flow: Some(crate::flow::text::format_flow(&rule.flow, None, bridge)),
+                });
+                self.rules.push(rule.stats.clone());
+                if rule.flow.actions.is_empty() {
+                    self.drop(DropReason::FlowDrop);
+                }
+                for action in &rule.flow.actions {
+                    if self.halted {
+                        break;
+                    }
+                    self.event(|_| TraceEvent::Action {
+                        action: crate::flow::text::format_actions(
+                            std::slice::from_ref(action),
+                            bridge,
+                        ),
+                    });
+                    self.do_action(bridge, table_id, action);
+                }
+            }
+        }
+        self.depth -= 1;
+    }
+
+    fn do_action(&mut self, bridge: &'a Bridge, table_id: u8, action: &Action) {
+        let k = &mut self.key;
+        let is_ip = k.dl_type() == ethertype::IPV4;
+        let has_ports = is_ip
+            && matches!(k.nw_proto(), ipproto::TCP | ipproto::UDP)
+            && k.get(Field::NwFrag) as u8 & FRAG_LATER == 0;
+        match action {
+            Action::Output(p) => self.output_ofport(bridge, *p, false),
+            Action::InPort => {
+                let p = self.key.in_port();
+                self.output_ofport(bridge, p, true)
+            }
+            Action::Local => self.output_ofport(bridge, ofp::LOCAL, false),
+            Action::Normal => super::normal::normal(self, bridge),
+            Action::Flood => {
+                let in_port = self.key.in_port();
+                let targets: Vec<&Port> = bridge
+                    .ports
+                    .iter()
+                    .filter_map(|id| self.sw.port(*id))
+                    .filter(|p| p.ofport != in_port && !p.no_flood)
+                    .collect();
+                for p in targets {
+                    self.output_port(p);
+                }
+            }
+            Action::Resubmit { port, table } => {
+                let saved = self.key.get(Field::InPort);
+                if let Some(p) = port {
+                    self.key.set(Field::InPort, *p as u64);
+                }
+                self.lookup_table(bridge, table.unwrap_or(table_id));
+                self.key.set(Field::InPort, saved);
+            }
+            Action::GotoTable(t) => self.lookup_table(bridge, *t),
+            Action::ModVlanVid(vid) => {
+                let tci = k.vlan_tci();
+                k.set(
+                    Field::VlanTci,
+                    (VLAN_CFI | (tci & VLAN_PCP_MASK) | (vid & VLAN_VID_MASK)) as u64,
+                );
+            }
+            Action::ModVlanPcp(pcp) => {
+                let tci = k.vlan_tci();
+                k.set(
+                    Field::VlanTci,
+                    (VLAN_CFI | (tci & VLAN_VID_MASK) | ((*pcp as u16 & 7) << 13)) as u64,
+                );
+            }
+            Action::StripVlan => k.set(Field::VlanTci, 0),
+            Action::PushVlan(_) => {
+                // One tag is supported: pushing onto a tagged frame keeps the tag
+                // (the spec only pushes onto untagged frames).
+                if k.vlan_tci() & VLAN_CFI == 0 {
+                    k.set(Field::VlanTci, VLAN_CFI as u64);
+                }
+            }
+            Action::ModDlSrc(m) => k.set(Field::DlSrc, m.to_u64()),
+            Action::ModDlDst(m) => k.set(Field::DlDst, m.to_u64()),
+            Action::ModNwSrc(a) if is_ip => k.set(Field::NwSrc, *a as u64),
+            Action::ModNwDst(a) if is_ip => k.set(Field::NwDst, *a as u64),
+            Action::ModNwTos(t) if is_ip => k.set(Field::NwTos, (*t & 0xfc) as u64),
+            Action::ModTpSrc(p) if has_ports => k.set(Field::TpSrc, *p as u64),
+            Action::ModTpDst(p) if has_ports => k.set(Field::TpDst, *p as u64),
+            Action::ModNwSrc(_)
+            | Action::ModNwDst(_)
+            | Action::ModNwTos(_)
+            | Action::ModTpSrc(_)
+            | Action::ModTpDst(_) => {
+                self.event(|_| TraceEvent::Note {
+                    text: "action does not apply to this packet: skipped".into(),
+                });
+            }
+            Action::DecTtl => {
+                if is_ip {
+                    self.wc.set(Field::NwTtl, Field::NwTtl.full_mask());
+                    let ttl = self.key.nw_ttl();
+                    if ttl <= 1 {
+                        self.drop(DropReason::TtlExceeded);
+                        self.halted = true;
+                    } else {
+                        self.key.set(Field::NwTtl, (ttl - 1) as u64);
+                    }
+                }
+            }
+            Action::SetField { field, value, mask } => k.set_masked(*field, *value, *mask),
+            Action::Load {
+                field,
+                ofs,
+                nbits,
+                value,
+            } => {
+                let mask = bit_range(*ofs, *nbits);
+                k.set_masked(*field, value << ofs, mask);
+            }
+            Action::Move {
+                src,
+                src_ofs,
+                dst,
+                dst_ofs,
+                nbits,
+            } => {
+                let smask = bit_range(*src_ofs, *nbits);
+                let (w, sh, _) = src.position();
+                self.wc.w[w] |= smask << sh;
+                let v = (self.key.get(*src) & smask) >> src_ofs;
+                self.key
+                    .set_masked(*dst, v << dst_ofs, bit_range(*dst_ofs, *nbits));
+            }
+            Action::Ct(ct) => self.ct(bridge, ct),
+        }
+    }
+
+    /// `ct(...)`: connection tracking in a zone, optionally committing and
+    /// NATing; with `table=T` the packet recirculates to table T with its
+    /// `ct_state` (a copy, if more actions follow: they see the packet as
+    /// it was), as in OVS.
+    /// `output:P` on `bridge` (P an OpenFlow port number).
+    fn output_ofport(&mut self, bridge: &'a Bridge, ofport: u32, allow_in_port: bool) {
+        if ofport == self.key.in_port() && !allow_in_port {
+            self.event(|_| TraceEvent::Note {
+                text: "skipping output to input port".into(),
+            });
+            self.drop_reason.get_or_insert(DropReason::OutputToInPort);
+            return;
+        }
+        match bridge
+            .port_by_ofport(ofport)
+            .and_then(|id| self.sw.port(id))
+        {
+            Some(p) => self.output_port(p),
+            None => self.drop(DropReason::NoSuchPort),
+        }
+    }
+
+    /// Sends the packet, as the key now says it is, out of `port`.
+    pub(super) fn output_port(&mut self, port: &'a Port) {
+        if let (PortKind::Patch { .. }, Some(peer_id)) = (&port.kind, port.peer) {
+            let Some(peer) = self.sw.port(peer_id) else {
+                self.drop(DropReason::NoSuchPort);
+                return;
+            };
+            self.event(|_| TraceEvent::Patch {
+                from: port.name.clone(),
+                to: peer.name.clone(),
+            });
+            self.cross(|c| c.bridge_input(peer));
+            self.event(|_| TraceEvent::PatchReturn {
+                to: port.name.clone(),
+            });
+            return;
+        }
+        if let Some(r) = self.sw.router_on_port(port.id) {
+            self.cross(|c| super::router::router_input(c, r));
+            return;
+        }
+        self.commit();
+        self.ops.push(Op::Output(port.id));
+        self.event(|c| TraceEvent::Output {
+            port: port.name.clone(),
+            packet: crate::trace::key_summary(&c.key),
+            key: c.key,
+        });
+    }
+}
