@@ -19,7 +19,7 @@
 //! (the ct stage), `router::neighbour` (held packets), `switch`, `drop`.
 
 use crate::cache::{CacheCounters, FlowCache};
-use crate::conntrack::stage::{self, CtMode, CtStep, Resume};
+use crate::conntrack::stage::{self, CtMode, CtStep};
 use crate::drop::{DropCounters, DropReason};
 use crate::ids::{PortId, RouterIfaceRef};
 use crate::key::FlowKey;
@@ -286,8 +286,12 @@ impl<S: OutputSink> Burst<'_, S> {
                     limit,
                     program,
                 } => self.generate(packet, limit.as_ref(), program, &pkt),
-                Op::Ct(step) if step.resume == Resume::Continue => {
-                    if let Err(reason) = self.ct(&mut pkt, step) {
+                Op::Ct(step) if step.continues() => {
+                    let mut key = match packet::parse(pkt.data(), pkt.in_port) {
+                        Ok(p) => p.key,
+                        Err(reason) => return self.drop(pkt, reason),
+                    };
+                    if let Err(reason) = self.ct(&mut pkt, step, &mut key) {
                         return self.drop(pkt, reason);
                     }
                 }
@@ -382,24 +386,28 @@ impl<S: OutputSink> Burst<'_, S> {
     }
 
     /// Runs a conntrack step on the packet (the one ct stage, as `trace`
-    /// runs it): the packet is translated in place; returns the key its
-    /// walk resumes with, and the source port a router's POSTROUTING gives
-    /// it.
-    fn ct(&mut self, pkt: &mut PacketBuf, step: &CtStep) -> Result<FlowKey, DropReason> {
-        let key = packet::parse(pkt.data(), pkt.in_port)?.key;
+    /// runs it): the packet is translated in place and `key` becomes the
+    /// key its walk resumes with; a router's source NAT port travels with
+    /// the packet to POSTROUTING.
+    fn ct(
+        &mut self,
+        pkt: &mut PacketBuf,
+        step: &CtStep,
+        key: &mut FlowKey,
+    ) -> Result<(), DropReason> {
         let r = stage::run(
             &self.sw.conntrack,
             CtMode::Commit,
             step,
-            &key,
+            key,
             || packet::embedded::icmp_embedded(pkt),
             self.now_ns,
         )?;
-        r.apply(pkt, &key)?;
+        r.apply(pkt)?;
         if let Some(port) = r.nat_sport {
             pkt.nat_sport = packet::NAT_SPORT_SET | port as u32;
         }
-        Ok(r.key)
+        Ok(())
     }
 
     /// The conntrack step, then the packet's walk from where it resumes,
@@ -408,10 +416,13 @@ impl<S: OutputSink> Burst<'_, S> {
         if self.depth >= MAX_RECIRC {
             return self.drop(pkt, DropReason::ResubmitDepth);
         }
-        let key = match self.ct(&mut pkt, step) {
-            Ok(k) => k,
+        let mut key = match packet::parse(pkt.data(), pkt.in_port) {
+            Ok(p) => p.key,
             Err(reason) => return self.drop(pkt, reason),
         };
+        if let Err(reason) = self.ct(&mut pkt, step, &mut key) {
+            return self.drop(pkt, reason);
+        }
         self.depth += 1;
         match self.recirc.take() {
             Some(cache) => {

@@ -93,15 +93,58 @@ pub struct CtStep {
     pub zone: u16,
     /// Create the connection if the packet starts one.
     pub commit: bool,
-    /// NAT for a new connection (an iptables target or `ct(nat(...))`).
-    pub nat: Option<super::Nat>,
     /// Translate the packet to its connection's tuple (`nat` in the
     /// action; always for router instances).
     pub apply_nat: bool,
-    pub resume: Resume,
     /// The OpenFlow in_port the resumed packet keeps.
     pub in_port: u32,
+    /// Where the packet resumes (`Resume::recirc_id`; kept encoded, so a
+    /// program's ops stay small).
+    recirc_id: u32,
+    /// NAT for a new connection (an iptables target or `ct(nat(...))`).
+    pub nat: Option<super::Nat>,
     pub pipeline: PipelineWords,
+}
+
+impl CtStep {
+    pub fn new(
+        zone: u16,
+        commit: bool,
+        nat: Option<super::Nat>,
+        apply_nat: bool,
+        resume: Resume,
+        in_port: u32,
+        pipeline: PipelineWords,
+    ) -> CtStep {
+        CtStep {
+            zone,
+            commit,
+            apply_nat,
+            in_port,
+            recirc_id: resume.recirc_id(),
+            nat,
+            pipeline,
+        }
+    }
+
+    /// Where the packet resumes.
+    #[inline]
+    pub fn resume(&self) -> Resume {
+        Resume::from_recirc_id(self.recirc_id).unwrap_or(Resume::Continue)
+    }
+
+    /// The step goes on in place (OpenFlow `ct` without `table`).
+    #[inline]
+    pub fn continues(&self) -> bool {
+        self.recirc_id == 0
+    }
+
+    /// The step is a router's (NAT split between PREROUTING and
+    /// POSTROUTING).
+    #[inline]
+    fn is_router(&self) -> bool {
+        self.recirc_id & Resume::ROUTER != 0
+    }
 }
 
 /// How the stage touches the connection table.
@@ -113,42 +156,46 @@ pub enum CtMode {
     Peek,
 }
 
-/// What a ct step did to a packet.
+/// What a ct step did to a packet (its key, given to `run`, became the
+/// key the walk resumes with).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtResult {
     /// The packet's `ct_state` (always with `trk`).
     pub state: u8,
-    /// The packet's key as the resumed walk sees it.
-    pub key: FlowKey,
-    /// An ICMP error's quoted packet, translated back through NAT.
-    pub quoted: Option<Embedded>,
     /// A router's source NAT: the port (ICMP: echo id) the packet leaves
     /// with at POSTROUTING.
     pub nat_sport: Option<u16>,
     /// False when the packet had neither a trackable tuple nor a quoted
     /// packet (a later fragment, an ICMP that is not echo or an error).
     pub trackable: bool,
+    /// An ICMP error's quoted packet, translated back through NAT.
+    pub quoted: Option<Embedded>,
+    /// The header rewrites that make the packet what the key now says.
+    rewrites: [Option<Rewrite>; 4],
 }
 
-/// Runs `step` on a packet whose key (as it is at the step) is `key`.
-/// `quoted` gives an ICMP error's quoted packet, asked for only when the
-/// packet has no tuple of its own (a trace has none to give).
+/// Runs `step` on a packet whose key (as it is at the step) is `key`, and
+/// makes `key` the key the walk resumes with: `ct_state`, `ct_zone`,
+/// `recirc_id`, in_port and the pipeline's words set, NAT applied as the
+/// step's kind applies it. `quoted` gives an ICMP error's quoted packet,
+/// asked for only when the packet has no tuple of its own (a trace has
+/// none to give).
 pub fn run(
     ct: &ConnTable,
     mode: CtMode,
     step: &CtStep,
-    key: &FlowKey,
+    key: &mut FlowKey,
     quoted: impl FnOnce() -> Option<Embedded>,
     now_ns: u64,
 ) -> Result<CtResult, DropReason> {
-    let mut out = *key;
-    out.w[PACKET_WORDS..].copy_from_slice(&step.pipeline);
+    let before = NatFields::of(key);
+    key.w[PACKET_WORDS..].copy_from_slice(&step.pipeline);
     let mut result = CtResult {
         state: ct_state::TRK | ct_state::INV,
-        key: out,
-        quoted: None,
         nat_sport: None,
         trackable: true,
+        quoted: None,
+        rewrites: [None; 4],
     };
     match tuple_of(key, step.zone) {
         Some((t, info)) => {
@@ -158,27 +205,27 @@ pub fn run(
             };
             result.state = v.state;
             if step.apply_nat {
-                translate(&mut result, step, &t, &v.translated);
+                result.nat_sport = translate(key, step, &t, &v.translated);
             }
         }
         None => match quoted() {
-            Some(e) => related(ct, step, key, &e, &mut result),
+            Some(e) => related(ct, step, &e, key, &mut result),
             None => result.trackable = false,
         },
     }
-    let k = &mut result.key;
-    k.set(Field::InPort, step.in_port as u64);
-    k.set(Field::CtState, result.state as u64);
-    k.set(Field::CtZone, step.zone as u64);
-    k.set(Field::RecircId, step.resume.recirc_id() as u64);
+    result.rewrites = before.rewrites_to(key);
+    key.set(Field::InPort, step.in_port as u64);
+    key.set(Field::CtState, result.state as u64);
+    key.set(Field::CtZone, step.zone as u64);
+    key.set(Field::RecircId, step.recirc_id as u64);
     Ok(result)
 }
 
 /// NAT for a packet of a tracked connection: its tuple `t` becomes `n`.
-fn translate(r: &mut CtResult, step: &CtStep, t: &super::Tuple, n: &super::Tuple) {
-    let k = &mut r.key;
+/// Returns the source port a router's POSTROUTING gives it.
+fn translate(k: &mut FlowKey, step: &CtStep, t: &super::Tuple, n: &super::Tuple) -> Option<u16> {
     let icmp = t.proto == ipproto::ICMP;
-    if !matches!(step.resume, Resume::Router(_)) {
+    if !step.is_router() {
         // OpenFlow applies both sides at once.
         k.set(Field::NwSrc, u32::from(n.src) as u64);
         k.set(Field::NwDst, u32::from(n.dst) as u64);
@@ -188,7 +235,7 @@ fn translate(r: &mut CtResult, step: &CtStep, t: &super::Tuple, n: &super::Tuple
             k.set(Field::TpSrc, n.sport as u64);
             k.set(Field::TpDst, n.dport as u64);
         }
-        return;
+        return None;
     }
     if n.dst != t.dst || (!icmp && n.dport != t.dport) {
         k.set(Field::NwDst, u32::from(n.dst) as u64);
@@ -202,11 +249,12 @@ fn translate(r: &mut CtResult, step: &CtStep, t: &super::Tuple, n: &super::Tuple
         // destination.
         k.set(Field::IcmpId, n.sport as u64);
     }
-    if src_side {
-        k.set(SNAT_ADDR_REG, u32::from(n.src) as u64);
-        k.set(SNAT_FLAGS_REG, SNAT_PENDING);
-        r.nat_sport = Some(n.sport);
+    if !src_side {
+        return None;
     }
+    k.set(SNAT_ADDR_REG, u32::from(n.src) as u64);
+    k.set(SNAT_FLAGS_REG, SNAT_PENDING);
+    Some(n.sport)
 }
 
 /// An ICMP error quoting packet `e`: `+rel` (`+rpl` when it travels in the
@@ -215,7 +263,7 @@ fn translate(r: &mut CtResult, step: &CtStep, t: &super::Tuple, n: &super::Tuple
 /// error sent by the quoted packet's destination speaks for it, so its
 /// outer source is translated too (at POSTROUTING, in a router). About no
 /// known connection: `+inv`.
-fn related(ct: &ConnTable, step: &CtStep, key: &FlowKey, e: &Embedded, r: &mut CtResult) {
+fn related(ct: &ConnTable, step: &CtStep, e: &Embedded, k: &mut FlowKey, r: &mut CtResult) {
     let Some((m, dir)) = ct.related_of(step.zone, e) else {
         return;
     };
@@ -236,12 +284,11 @@ fn related(ct: &ConnTable, step: &CtStep, key: &FlowKey, e: &Embedded, r: &mut C
     if mapped != *e {
         r.quoted = Some(mapped);
     }
-    let k = &mut r.key;
-    if key.nw_dst() != mapped.src {
+    if k.nw_dst() != mapped.src {
         k.set(Field::NwDst, mapped.src as u64);
     }
-    if key.nw_src() == e.dst && mapped.dst != e.dst {
-        if matches!(step.resume, Resume::Router(_)) {
+    if k.nw_src() == e.dst && mapped.dst != e.dst {
+        if step.is_router() {
             k.set(SNAT_ADDR_REG, mapped.dst as u64);
             k.set(SNAT_FLAGS_REG, SNAT_PENDING | SNAT_ADDR_ONLY);
         } else {
@@ -251,47 +298,69 @@ fn related(ct: &ConnTable, step: &CtStep, key: &FlowKey, e: &Embedded, r: &mut C
 }
 
 impl CtResult {
-    /// Makes the packet what the result's key says, for the fields the
-    /// step translated; `before` is the key the step was given.
-    pub fn apply(&self, pkt: &mut PacketBuf, before: &FlowKey) -> Result<(), DropReason> {
+    /// Makes the packet what the resumed key says, in the fields the step
+    /// translated.
+    pub fn apply(&self, pkt: &mut PacketBuf) -> Result<(), DropReason> {
         if let Some(q) = &self.quoted {
             rewrite_embedded(pkt, q)?;
         }
-        for rw in nat_rewrites(before, &self.key).iter().flatten() {
+        for rw in self.rewrites.iter().flatten() {
             packet::apply(pkt, rw)?;
         }
         Ok(())
     }
 }
 
-/// The header rewrites that take a packet from `before` to `after` in the
-/// fields NAT changes: addresses, TCP/UDP ports, the ICMP echo id.
-fn nat_rewrites(before: &FlowKey, after: &FlowKey) -> [Option<Rewrite>; 4] {
-    let mut rw = [None; 4];
-    if before.nw_src() != after.nw_src() {
-        rw[0] = Some(Rewrite::Ipv4Src(after.nw_src()));
-    }
-    if before.nw_dst() != after.nw_dst() {
-        rw[1] = Some(Rewrite::Ipv4Dst(after.nw_dst()));
-    }
-    let later = before.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
-    match before.nw_proto() {
-        ipproto::ICMP => {
-            if before.get(Field::IcmpId) != after.get(Field::IcmpId) {
-                rw[2] = Some(Rewrite::IcmpId(after.get(Field::IcmpId) as u16));
-            }
+/// The fields NAT changes, as a packet had them before its step.
+struct NatFields {
+    proto: u8,
+    ports: bool,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+    icmp_id: u16,
+}
+
+impl NatFields {
+    fn of(k: &FlowKey) -> NatFields {
+        let proto = k.nw_proto();
+        NatFields {
+            proto,
+            ports: matches!(proto, ipproto::TCP | ipproto::UDP)
+                && k.get(Field::NwFrag) as u8 & FRAG_LATER == 0,
+            src: k.nw_src(),
+            dst: k.nw_dst(),
+            sport: k.tp_src(),
+            dport: k.tp_dst(),
+            icmp_id: k.get(Field::IcmpId) as u16,
         }
-        ipproto::TCP | ipproto::UDP if !later => {
-            if before.tp_src() != after.tp_src() {
+    }
+
+    /// The header rewrites that take a packet from these fields to `after`'s.
+    fn rewrites_to(&self, after: &FlowKey) -> [Option<Rewrite>; 4] {
+        let mut rw = [None; 4];
+        if self.src != after.nw_src() {
+            rw[0] = Some(Rewrite::Ipv4Src(after.nw_src()));
+        }
+        if self.dst != after.nw_dst() {
+            rw[1] = Some(Rewrite::Ipv4Dst(after.nw_dst()));
+        }
+        if self.proto == ipproto::ICMP {
+            let id = after.get(Field::IcmpId) as u16;
+            if self.icmp_id != id {
+                rw[2] = Some(Rewrite::IcmpId(id));
+            }
+        } else if self.ports {
+            if self.sport != after.tp_src() {
                 rw[2] = Some(Rewrite::L4Src(after.tp_src()));
             }
-            if before.tp_dst() != after.tp_dst() {
+            if self.dport != after.tp_dst() {
                 rw[3] = Some(Rewrite::L4Dst(after.tp_dst()));
             }
         }
-        _ => {}
+        rw
     }
-    rw
 }
 
 #[cfg(test)]

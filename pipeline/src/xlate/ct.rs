@@ -82,7 +82,7 @@ impl<'a> Ctx<'a> {
         // `--ct-next` replaces the state the table would give, as
         // ofproto/trace does.
         let forced = self.trace.as_deref_mut().and_then(|t| t.take_ct_next());
-        let Some(mut r) = self.peek_ct(&step) else {
+        let Some((mut key, r)) = self.peek_ct(&step) else {
             return;
         };
         if !r.trackable && forced.is_none() {
@@ -95,12 +95,12 @@ impl<'a> Ctx<'a> {
             });
         }
         if let Some(state) = forced {
-            r.key.set(Field::CtState, state as u64);
+            key.set(Field::CtState, state as u64);
             self.event(|_| TraceEvent::Note {
                 text: format!("ct: ct_state={} (given by --ct-next)", ct_state_text(state)),
             });
         }
-        self.follow(r, |c| c.resume_table(bridge, table));
+        self.follow(key, r, |c| c.resume_table(bridge, table));
     }
 
     /// A recirculated packet re-enters `bridge` at `table`.
@@ -154,8 +154,8 @@ impl<'a> Ctx<'a> {
             });
             let step = self.emit_ct(zone, true, nat, true, Resume::Router(at));
             if self.trace.is_some() {
-                if let Some(r) = self.peek_ct(&step) {
-                    self.follow(r, |c| super::router::after_ct(c, at));
+                if let Some((key, r)) = self.peek_ct(&step) {
+                    self.follow(key, r, |c| super::router::after_ct(c, at));
                 }
             }
             return true;
@@ -188,32 +188,33 @@ impl<'a> Ctx<'a> {
         self.commit();
         let mut pipeline: PipelineWords = Default::default();
         pipeline.copy_from_slice(&self.key.w[PACKET_WORDS..]);
-        let step = CtStep {
+        let step = CtStep::new(
             zone,
             commit,
             nat,
             apply_nat,
             resume,
-            in_port: self.key.in_port(),
+            self.key.in_port(),
             pipeline,
-        };
+        );
         self.ops.push(Op::Ct(step.clone()));
         step
     }
 
     /// What the step does to the packet the trace follows (the datapath's
-    /// stage, changing nothing); a drop it would cause is the trace's.
-    fn peek_ct(&mut self, step: &CtStep) -> Option<CtResult> {
-        let key: FlowKey = self.key;
+    /// stage, changing nothing): the key the walk resumes with; a drop it
+    /// would cause is the trace's.
+    fn peek_ct(&mut self, step: &CtStep) -> Option<(FlowKey, CtResult)> {
+        let mut key: FlowKey = self.key;
         match stage::run(
             &self.sw.conntrack,
             CtMode::Peek,
             step,
-            &key,
+            &mut key,
             || None,
             self.opts.now_ns,
         ) {
-            Ok(r) => Some(r),
+            Ok(r) => Some((key, r)),
             Err(reason) => {
                 self.drop(reason);
                 None
@@ -224,14 +225,14 @@ impl<'a> Ctx<'a> {
     /// A trace follows the packet past its ct step: `walk` with the key the
     /// step gave it (and, for a router's source NAT, the port the packet
     /// carries); the current walk is left as it was.
-    fn follow(&mut self, r: CtResult, walk: impl FnOnce(&mut Self)) {
+    fn follow(&mut self, key: FlowKey, r: CtResult, walk: impl FnOnce(&mut Self)) {
         self.event(|_| TraceEvent::Conntrack {
-            zone: r.key.get(Field::CtZone) as u16,
-            ct_state: ct_state_text(r.key.get(Field::CtState) as u8),
-            key: r.key,
+            zone: key.get(Field::CtZone) as u16,
+            ct_state: ct_state_text(key.get(Field::CtState) as u8),
+            key,
         });
         let saved = std::mem::replace(&mut self.traced_nat_sport, r.nat_sport);
-        let _ = self.originate(r.key, walk);
+        let _ = self.originate(key, walk);
         self.traced_nat_sport = saved;
     }
 }

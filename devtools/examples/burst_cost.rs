@@ -1,0 +1,90 @@
+//! The cost of one scenario's packets through a worker's datapath, with no
+//! I/O: the host of the scenario (spec topology), its warm-up, then
+//! `--bursts` bursts of 32 of its frames through `Datapath::process_burst`.
+//!
+//! Wall-clock ns/packet varies with what else the machine runs; under
+//! callgrind the instruction count per packet does not, which makes this
+//! the before/after figure for a hot-path change on a shared machine:
+//!
+//!     cargo build --release -p devtools --example burst_cost
+//!     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
+//!         target/release/examples/burst_cost snat-egress --flows 64 --bursts 2000
+//!     callgrind_annotate /tmp/cg.out | head     # Ir; divide by the packets
+//!
+//! It prints the packets it ran, so Ir/packet is the total over that
+//! (warm-up and setup included, a few percent at 2,000 bursts).
+
+use devtools::traffic::{self, FrameSize, TrafficScenario};
+use pipeline::datapath::{Datapath, BURST};
+use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
+use pipeline::switch::PortId;
+use std::time::Instant;
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut scenario = TrafficScenario::L2Egress;
+    let mut flows = 1usize;
+    let mut bursts = 20_000usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--flows" => flows = it.next().and_then(|v| v.parse().ok()).ok_or("--flows N")?,
+            "--bursts" => bursts = it.next().and_then(|v| v.parse().ok()).ok_or("--bursts N")?,
+            name => scenario = TrafficScenario::parse(name)?,
+        }
+    }
+    let t = devtools::lab::topology()?;
+    let count = flows.max(BURST);
+    let traffic = traffic::generate(&t, scenario, flows, FrameSize::Fixed(64), count)?;
+    let mut cfg = topology::build_host(&t, scenario.host(), 1).map_err(|e| e.to_string())?;
+    let sw = cfg.build().map_err(|e| e.to_string())?;
+    let mut dp = Datapath::new(0, 65_536);
+    let mut pool = PacketPool::new(4 * BURST, DEFAULT_MAX_FRAME);
+    let mut burst: Vec<PacketBuf> = Vec::with_capacity(BURST);
+    let mut out: Vec<PacketBuf> = Vec::with_capacity(4 * BURST);
+    let mut now = 1_000_000_000u64;
+    let mut run = |port: &str, frames: &[Vec<u8>], now: u64| {
+        let in_port = sw
+            .port_by_name(port)
+            .map(|p| p.id)
+            .ok_or(port.to_string())?;
+        for chunk in frames.chunks(BURST) {
+            for f in chunk {
+                let mut b = pool.get().ok_or("packet pool empty")?;
+                b.set_data(f).map_err(|r| r.to_string())?;
+                burst.push(b);
+            }
+            let mut sink = |_: PortId, b: PacketBuf| out.push(b);
+            dp.process_burst(&sw, in_port, &mut burst, now, &mut pool, &mut sink);
+            for b in out.drain(..) {
+                pool.put(b);
+            }
+        }
+        Ok::<(), String>(())
+    };
+    for (port, frames) in &traffic.warmup {
+        run(port, frames, now)?;
+    }
+    // The measured bursts, made once.
+    let frames = &traffic.frames;
+    let chunks: Vec<Vec<Vec<u8>>> = (0..frames.len().div_ceil(BURST).max(1))
+        .map(|c| {
+            (0..BURST)
+                .map(|j| frames[(c * BURST + j) % frames.len()].clone())
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut packets = 0u64;
+    for i in 0..bursts {
+        now += 1_000;
+        run(scenario.in_port(), &chunks[i % chunks.len()], now)?;
+        packets += BURST as u64;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / packets as f64;
+    println!(
+        "{}: {packets} packets, {flows} flow(s), {ns:.1} ns/packet (wall, includes copying the frames in)",
+        scenario.name()
+    );
+    Ok(())
+}
