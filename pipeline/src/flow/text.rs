@@ -1781,3 +1781,6 @@ mod tests {
         assert_eq!(e.token, "nw_src=10.0.0.300");
     }
 }
+
+#[cfg(test)]
+mod golden_tests;
