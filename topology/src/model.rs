@@ -7,8 +7,8 @@
 //! priorities) may be pinned so that a compiled host reproduces a recorded
 //! one exactly; otherwise they are allocated the way the agents do.
 
-pub use pipeline::router::Cidr;
 use pipeline::key::Mac;
+pub use pipeline::router::Cidr;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -247,4 +247,3 @@ impl Host {
             .map(|(_, b)| b)
     }
 }
-
