@@ -22,7 +22,7 @@ pub const FIP_EGRESS_TABLE: u32 = 16;
 /// First priority of the FIP rule pool (32768–72767).
 pub const FIP_RULE_BASE: u32 = 32768;
 /// The rfp/fpr link-local pool (169.254.64.0/18).
-const LINK_POOL: Cidr = Cidr {
+pub(crate) const LINK_POOL: Cidr = Cidr {
     addr: 0xa9fe_4000,
     len: 18,
 };
