@@ -22,6 +22,9 @@ use pipeline::switch::{PortConfig, PortKind, VlanMode};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+pub use super::placement::routers_on_host;
+use super::placement::subnet_of_port;
+
 /// One bridge of a host: its ports and flows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BridgePlan {
@@ -114,30 +117,6 @@ impl std::fmt::Display for Ipv4OrV6 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
     }
-}
-
-/// Routers instantiated on `host`: those with a DVR-serviced port on one of
-/// their subnets here, and those whose SNAT host this is.
-pub fn routers_on_host<'a>(t: &'a Topology, host: &str) -> Vec<&'a super::model::Router> {
-    t.routers
-        .iter()
-        .filter(|r| {
-            r.snat_host.as_deref() == Some(host)
-                || t.ports.iter().filter(|p| p.host == host).any(|p| {
-                    r.interfaces
-                        .iter()
-                        .any(|ri| subnet_of_port(t, &ri.subnet, p.ip, &p.network))
-                })
-        })
-        .collect()
-}
-
-fn subnet_of_port(t: &Topology, subnet: &str, ip: Ipv4Addr, network: &str) -> bool {
-    t.subnets.iter().any(|s| {
-        s.name == subnet
-            && s.network == network
-            && Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(ip)))
-    })
 }
 
 /// Compiles `host`'s bridges. The topology must have passed `validate`.

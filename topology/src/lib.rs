@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod l3;
 pub mod model;
+mod placement;
 pub mod validate;
 
 pub use compile::{compile_host, BridgePlan, HostPlan};
