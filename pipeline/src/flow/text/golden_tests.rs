@@ -8,6 +8,9 @@
 //! pipeline --lib flow::text`, then read the diff before committing it.
 
 use super::*;
+use crate::flow::{FlowStats, NoPortNames};
+use crate::key::{ethertype, ipproto, Field};
+use std::fmt::Write as _;
 
 struct Names;
 
