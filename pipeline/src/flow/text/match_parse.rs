@@ -4,8 +4,8 @@
 
 use super::token::Tok;
 use super::value::{
-    ct_state_names, field_by_name, num_in, parse_flags, parse_ipv4_masked, parse_mac_masked,
-    parse_num_masked, parse_port, tcp_flag_names,
+    ct_state_names, field_by_name, parse_flags, parse_ipv4_masked, parse_mac_masked,
+    parse_num_masked, parse_port, tcp_flag_names, KeyValue,
 };
 use super::FlowSyntaxError;
 use crate::flow::{Match, PortNames};
@@ -54,246 +54,29 @@ impl<'a> MatchBuilder<'a> {
         ports: &dyn PortNames,
     ) -> Result<bool, FlowSyntaxError> {
         let (k, v) = t.key_value();
-        let shorthand = match k {
-            "ip" | "ipv4" => Some((ethertype::IPV4, None)),
-            "arp" => Some((ethertype::ARP, None)),
-            "icmp" => Some((ethertype::IPV4, Some(ipproto::ICMP))),
-            "tcp" => Some((ethertype::IPV4, Some(ipproto::TCP))),
-            "udp" => Some((ethertype::IPV4, Some(ipproto::UDP))),
-            "ipv6" => Some((ethertype::IPV6, None)),
-            "icmp6" => Some((ethertype::IPV6, Some(ipproto::ICMPV6))),
-            "tcp6" => Some((ethertype::IPV6, Some(ipproto::TCP))),
-            "udp6" => Some((ethertype::IPV6, Some(ipproto::UDP))),
-            _ => None,
-        };
-        if let Some((dl, p)) = shorthand {
+        if let Some((dl, p)) = shorthand(k) {
             if v.is_some() {
                 return Err(t.err(src, format!("`{k}` takes no value")));
             }
             self.proto(dl, p);
             return Ok(true);
         }
-        let known = matches!(
-            k,
-            "in_port"
-                | "dl_src"
-                | "dl_dst"
-                | "eth_src"
-                | "eth_dst"
-                | "dl_type"
-                | "eth_type"
-                | "dl_vlan"
-                | "dl_vlan_pcp"
-                | "vlan_tci"
-                | "arp_op"
-                | "arp_spa"
-                | "arp_tpa"
-                | "arp_sha"
-                | "arp_tha"
-                | "nw_src"
-                | "nw_dst"
-                | "ip_src"
-                | "ip_dst"
-                | "nw_proto"
-                | "ip_proto"
-                | "nw_tos"
-                | "nw_ttl"
-                | "nw_frag"
-                | "tp_src"
-                | "tp_dst"
-                | "tcp_src"
-                | "tcp_dst"
-                | "udp_src"
-                | "udp_dst"
-                | "tcp_flags"
-                | "icmp_type"
-                | "icmp_code"
-                | "icmpv4_type"
-                | "icmpv4_code"
-                | "icmpv6_type"
-                | "icmpv6_code"
-                | "nd_target"
-                | "ct_state"
-                | "ct_zone"
-                | "metadata"
-        ) || (k.starts_with("reg") && field_by_name(k).is_some());
-        if !known {
+        if !is_match_field(k) {
             return Ok(false);
         }
         let Some(v) = v.filter(|v| !v.is_empty()) else {
             return Err(t.err(src, format!("`{k}` needs a value")));
         };
-        let bad = |what: &str| t.err(src, format!("bad {what} `{v}` for `{k}`"));
+        let f = KeyValue { t, src, k, v };
         let m = &mut self.m;
-        let need = match k {
-            "in_port" => {
-                let p = parse_port(v, ports)
-                    .ok_or_else(|| t.err(src, format!("unknown port `{v}`")))?;
-                m.set_exact(Field::InPort, p as u64);
-                Need::Nothing
-            }
-            "dl_src" | "eth_src" | "dl_dst" | "eth_dst" => {
-                let (val, mask) = parse_mac_masked(v).ok_or_else(|| bad("MAC address"))?;
-                let f = if k.ends_with("src") {
-                    Field::DlSrc
-                } else {
-                    Field::DlDst
-                };
-                m.set(f, val, mask);
-                Need::Nothing
-            }
-            "dl_type" | "eth_type" => {
-                m.set_exact(Field::DlType, num_in(&t, src, v, 0xffff, "ethertype")?);
-                Need::Nothing
-            }
-            "dl_vlan" => {
-                let vid = num_in(&t, src, v, 0xffff, "VLAN id")?;
-                if vid == 0xffff {
-                    m.set(Field::VlanTci, 0, 0xffff);
-                } else if vid > 4095 {
-                    return Err(t.err(src, "VLAN id must be 0..4095 (or 0xffff for untagged)"));
-                } else {
-                    m.set(Field::VlanTci, VLAN_CFI as u64 | vid, 0x1fff);
-                }
-                Need::Nothing
-            }
-            "dl_vlan_pcp" => {
-                let pcp = num_in(&t, src, v, 7, "VLAN priority")?;
-                m.set(Field::VlanTci, VLAN_CFI as u64 | (pcp << 13), 0xf000);
-                Need::Nothing
-            }
-            "vlan_tci" => {
-                let (val, mask) = parse_num_masked(v, 0xffff).ok_or_else(|| bad("TCI"))?;
-                m.set(Field::VlanTci, val, mask);
-                Need::Nothing
-            }
-            "arp_op" => {
-                m.set_exact(Field::NwProto, num_in(&t, src, v, 0xff, "ARP opcode")?);
-                Need::Arp
-            }
-            "arp_spa" | "arp_tpa" | "nw_src" | "nw_dst" | "ip_src" | "ip_dst" => {
-                let (val, mask) =
-                    parse_ipv4_masked(v).ok_or_else(|| bad("IPv4 address or prefix"))?;
-                let f = if k.ends_with("spa") || k.ends_with("src") {
-                    Field::NwSrc
-                } else {
-                    Field::NwDst
-                };
-                m.set(f, val as u64, mask as u64);
-                if k.starts_with("arp") {
-                    Need::Arp
-                } else {
-                    Need::IpOrArp
-                }
-            }
-            "arp_sha" | "arp_tha" => {
-                let (val, mask) = parse_mac_masked(v).ok_or_else(|| bad("MAC address"))?;
-                m.set(
-                    if k == "arp_sha" {
-                        Field::ArpSha
-                    } else {
-                        Field::ArpTha
-                    },
-                    val,
-                    mask,
-                );
-                Need::Arp
-            }
-            "nw_proto" | "ip_proto" => {
-                m.set_exact(Field::NwProto, num_in(&t, src, v, 0xff, "IP protocol")?);
-                Need::IpOrIpv6
-            }
-            "nw_tos" => {
-                let tos = num_in(&t, src, v, 0xff, "TOS")?;
-                if tos & 3 != 0 {
-                    return Err(t.err(
-                        src,
-                        "nw_tos is the DSCP part of the TOS byte: low 2 bits must be 0",
-                    ));
-                }
-                m.set(Field::NwTos, tos, 0xfc);
-                Need::IpOrIpv6
-            }
-            "nw_ttl" => {
-                m.set_exact(Field::NwTtl, num_in(&t, src, v, 0xff, "TTL")?);
-                Need::IpOrIpv6
-            }
-            "nw_frag" => {
-                let (val, mask) = match v {
-                    "no" => (0, crate::key::FRAG_ANY),
-                    "yes" => (crate::key::FRAG_ANY, crate::key::FRAG_ANY),
-                    "first" => (
-                        crate::key::FRAG_ANY,
-                        crate::key::FRAG_ANY | crate::key::FRAG_LATER,
-                    ),
-                    "later" => (
-                        crate::key::FRAG_ANY | crate::key::FRAG_LATER,
-                        crate::key::FRAG_ANY | crate::key::FRAG_LATER,
-                    ),
-                    "not_later" => (0, crate::key::FRAG_LATER),
-                    _ => {
-                        return Err(t.err(src, "nw_frag is one of no, yes, first, later, not_later"))
-                    }
-                };
-                m.set(Field::NwFrag, val as u64, mask as u64);
-                Need::IpOrIpv6
-            }
-            "tp_src" | "tcp_src" | "udp_src" | "tp_dst" | "tcp_dst" | "udp_dst" => {
-                let (val, mask) = parse_num_masked(v, 0xffff).ok_or_else(|| bad("port"))?;
-                m.set(
-                    if k.ends_with("src") {
-                        Field::TpSrc
-                    } else {
-                        Field::TpDst
-                    },
-                    val,
-                    mask,
-                );
-                Need::L4Ports
-            }
-            "tcp_flags" => {
-                let (val, mask) =
-                    parse_flags(v, &tcp_flag_names(), 0x0fff).ok_or_else(|| bad("TCP flags"))?;
-                m.set(Field::TcpFlags, val, mask);
-                Need::Tcp
-            }
-            "icmp_type" | "icmpv4_type" | "icmpv6_type" => {
-                m.set_exact(Field::TpSrc, num_in(&t, src, v, 0xff, "ICMP type")?);
-                Need::Icmp
-            }
-            "icmp_code" | "icmpv4_code" | "icmpv6_code" => {
-                m.set_exact(Field::TpDst, num_in(&t, src, v, 0xff, "ICMP code")?);
-                Need::Icmp
-            }
-            "nd_target" => {
-                let a: Ipv6Addr = v.parse().map_err(|_| bad("IPv6 address"))?;
-                let a = u128::from(a);
-                m.set_exact(Field::NdTargetHi, (a >> 64) as u64);
-                m.set_exact(Field::NdTargetLo, a as u64);
-                Need::Nd
-            }
-            "ct_state" => {
-                let (val, mask) =
-                    parse_flags(v, &ct_state_names(), 0xff).ok_or_else(|| bad("ct_state flags"))?;
-                m.set(Field::CtState, val, mask);
-                Need::Nothing
-            }
-            "ct_zone" => {
-                let (val, mask) = parse_num_masked(v, 0xffff).ok_or_else(|| bad("zone"))?;
-                m.set(Field::CtZone, val, mask);
-                Need::Nothing
-            }
-            "metadata" => {
-                let (val, mask) = parse_num_masked(v, u64::MAX).ok_or_else(|| bad("value"))?;
-                m.set(Field::Metadata, val, mask);
-                Need::Nothing
-            }
-            _ => {
-                let f = field_by_name(k).ok_or_else(|| t.err(src, "unknown field"))?;
-                let (val, mask) = parse_num_masked(v, 0xffff_ffff).ok_or_else(|| bad("value"))?;
-                m.set(f, val, mask);
-                Need::Nothing
-            }
+        let need = if let Some(n) = ethernet_field(m, &f, ports)? {
+            n
+        } else if let Some(n) = network_field(m, &f)? {
+            n
+        } else if let Some(n) = transport_field(m, &f)? {
+            n
+        } else {
+            pipeline_field(m, &f)?
         };
         self.used.push((t, need));
         Ok(true)
@@ -352,4 +135,255 @@ impl<'a> MatchBuilder<'a> {
         }
         Ok(m)
     }
+}
+
+/// A protocol shorthand (`ip`, `tcp6`, …): the `dl_type` and `nw_proto` it sets.
+fn shorthand(k: &str) -> Option<(u16, Option<u8>)> {
+    match k {
+        "ip" | "ipv4" => Some((ethertype::IPV4, None)),
+        "arp" => Some((ethertype::ARP, None)),
+        "icmp" => Some((ethertype::IPV4, Some(ipproto::ICMP))),
+        "tcp" => Some((ethertype::IPV4, Some(ipproto::TCP))),
+        "udp" => Some((ethertype::IPV4, Some(ipproto::UDP))),
+        "ipv6" => Some((ethertype::IPV6, None)),
+        "icmp6" => Some((ethertype::IPV6, Some(ipproto::ICMPV6))),
+        "tcp6" => Some((ethertype::IPV6, Some(ipproto::TCP))),
+        "udp6" => Some((ethertype::IPV6, Some(ipproto::UDP))),
+        _ => None,
+    }
+}
+
+/// Every match field name accepted with a value (the groups below parse them).
+fn is_match_field(k: &str) -> bool {
+    matches!(
+        k,
+        "in_port"
+            | "dl_src"
+            | "dl_dst"
+            | "eth_src"
+            | "eth_dst"
+            | "dl_type"
+            | "eth_type"
+            | "dl_vlan"
+            | "dl_vlan_pcp"
+            | "vlan_tci"
+            | "arp_op"
+            | "arp_spa"
+            | "arp_tpa"
+            | "arp_sha"
+            | "arp_tha"
+            | "nw_src"
+            | "nw_dst"
+            | "ip_src"
+            | "ip_dst"
+            | "nw_proto"
+            | "ip_proto"
+            | "nw_tos"
+            | "nw_ttl"
+            | "nw_frag"
+            | "tp_src"
+            | "tp_dst"
+            | "tcp_src"
+            | "tcp_dst"
+            | "udp_src"
+            | "udp_dst"
+            | "tcp_flags"
+            | "icmp_type"
+            | "icmp_code"
+            | "icmpv4_type"
+            | "icmpv4_code"
+            | "icmpv6_type"
+            | "icmpv6_code"
+            | "nd_target"
+            | "ct_state"
+            | "ct_zone"
+            | "metadata"
+    ) || (k.starts_with("reg") && field_by_name(k).is_some())
+}
+
+/// Ethernet and port fields: `in_port`, MACs, `dl_type`, VLAN; `None` for
+/// another field.
+fn ethernet_field(
+    m: &mut Match,
+    f: &KeyValue,
+    ports: &dyn PortNames,
+) -> Result<Option<Need>, FlowSyntaxError> {
+    match f.k {
+        "in_port" => {
+            let p =
+                parse_port(f.v, ports).ok_or_else(|| f.err(format!("unknown port `{}`", f.v)))?;
+            m.set_exact(Field::InPort, p as u64);
+        }
+        "dl_src" | "eth_src" | "dl_dst" | "eth_dst" => {
+            let (val, mask) = parse_mac_masked(f.v).ok_or_else(|| f.bad("MAC address"))?;
+            let field = if f.k.ends_with("src") {
+                Field::DlSrc
+            } else {
+                Field::DlDst
+            };
+            m.set(field, val, mask);
+        }
+        "dl_type" | "eth_type" => {
+            m.set_exact(Field::DlType, f.num(0xffff, "ethertype")?);
+        }
+        "dl_vlan" => {
+            let vid = f.num(0xffff, "VLAN id")?;
+            if vid == 0xffff {
+                m.set(Field::VlanTci, 0, 0xffff);
+            } else if vid > 4095 {
+                return Err(f.err("VLAN id must be 0..4095 (or 0xffff for untagged)"));
+            } else {
+                m.set(Field::VlanTci, VLAN_CFI as u64 | vid, 0x1fff);
+            }
+        }
+        "dl_vlan_pcp" => {
+            let pcp = f.num(7, "VLAN priority")?;
+            m.set(Field::VlanTci, VLAN_CFI as u64 | (pcp << 13), 0xf000);
+        }
+        "vlan_tci" => {
+            let (val, mask) = parse_num_masked(f.v, 0xffff).ok_or_else(|| f.bad("TCI"))?;
+            m.set(Field::VlanTci, val, mask);
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(Need::Nothing))
+}
+
+/// IPv4 and ARP fields: addresses, ARP opcode and hardware addresses,
+/// protocol, TOS, TTL, fragments; `None` for another field.
+fn network_field(m: &mut Match, f: &KeyValue) -> Result<Option<Need>, FlowSyntaxError> {
+    let need = match f.k {
+        "arp_op" => {
+            m.set_exact(Field::NwProto, f.num(0xff, "ARP opcode")?);
+            Need::Arp
+        }
+        "arp_spa" | "arp_tpa" | "nw_src" | "nw_dst" | "ip_src" | "ip_dst" => {
+            let (val, mask) =
+                parse_ipv4_masked(f.v).ok_or_else(|| f.bad("IPv4 address or prefix"))?;
+            let field = if f.k.ends_with("spa") || f.k.ends_with("src") {
+                Field::NwSrc
+            } else {
+                Field::NwDst
+            };
+            m.set(field, val as u64, mask as u64);
+            if f.k.starts_with("arp") {
+                Need::Arp
+            } else {
+                Need::IpOrArp
+            }
+        }
+        "arp_sha" | "arp_tha" => {
+            let (val, mask) = parse_mac_masked(f.v).ok_or_else(|| f.bad("MAC address"))?;
+            let field = if f.k == "arp_sha" {
+                Field::ArpSha
+            } else {
+                Field::ArpTha
+            };
+            m.set(field, val, mask);
+            Need::Arp
+        }
+        "nw_proto" | "ip_proto" => {
+            m.set_exact(Field::NwProto, f.num(0xff, "IP protocol")?);
+            Need::IpOrIpv6
+        }
+        "nw_tos" => {
+            let tos = f.num(0xff, "TOS")?;
+            if tos & 3 != 0 {
+                return Err(f.err("nw_tos is the DSCP part of the TOS byte: low 2 bits must be 0"));
+            }
+            m.set(Field::NwTos, tos, 0xfc);
+            Need::IpOrIpv6
+        }
+        "nw_ttl" => {
+            m.set_exact(Field::NwTtl, f.num(0xff, "TTL")?);
+            Need::IpOrIpv6
+        }
+        "nw_frag" => {
+            let (val, mask) = frag_value(f.v)
+                .ok_or_else(|| f.err("nw_frag is one of no, yes, first, later, not_later"))?;
+            m.set(Field::NwFrag, val as u64, mask as u64);
+            Need::IpOrIpv6
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(need))
+}
+
+/// `nw_frag=`'s names as (value, mask) over the fragment bits.
+fn frag_value(v: &str) -> Option<(u8, u8)> {
+    use crate::key::{FRAG_ANY, FRAG_LATER};
+    Some(match v {
+        "no" => (0, FRAG_ANY),
+        "yes" => (FRAG_ANY, FRAG_ANY),
+        "first" => (FRAG_ANY, FRAG_ANY | FRAG_LATER),
+        "later" => (FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+        "not_later" => (0, FRAG_LATER),
+        _ => return None,
+    })
+}
+
+/// TCP/UDP ports, TCP flags, ICMP type and code, ND target; `None` for
+/// another field.
+fn transport_field(m: &mut Match, f: &KeyValue) -> Result<Option<Need>, FlowSyntaxError> {
+    let need = match f.k {
+        "tp_src" | "tcp_src" | "udp_src" | "tp_dst" | "tcp_dst" | "udp_dst" => {
+            let (val, mask) = parse_num_masked(f.v, 0xffff).ok_or_else(|| f.bad("port"))?;
+            let field = if f.k.ends_with("src") {
+                Field::TpSrc
+            } else {
+                Field::TpDst
+            };
+            m.set(field, val, mask);
+            Need::L4Ports
+        }
+        "tcp_flags" => {
+            let (val, mask) =
+                parse_flags(f.v, &tcp_flag_names(), 0x0fff).ok_or_else(|| f.bad("TCP flags"))?;
+            m.set(Field::TcpFlags, val, mask);
+            Need::Tcp
+        }
+        "icmp_type" | "icmpv4_type" | "icmpv6_type" => {
+            m.set_exact(Field::TpSrc, f.num(0xff, "ICMP type")?);
+            Need::Icmp
+        }
+        "icmp_code" | "icmpv4_code" | "icmpv6_code" => {
+            m.set_exact(Field::TpDst, f.num(0xff, "ICMP code")?);
+            Need::Icmp
+        }
+        "nd_target" => {
+            let a: Ipv6Addr = f.v.parse().map_err(|_| f.bad("IPv6 address"))?;
+            let a = u128::from(a);
+            m.set_exact(Field::NdTargetHi, (a >> 64) as u64);
+            m.set_exact(Field::NdTargetLo, a as u64);
+            Need::Nd
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(need))
+}
+
+/// Pipeline fields: connection tracking state and zone, metadata,
+/// registers.
+fn pipeline_field(m: &mut Match, f: &KeyValue) -> Result<Need, FlowSyntaxError> {
+    match f.k {
+        "ct_state" => {
+            let (val, mask) =
+                parse_flags(f.v, &ct_state_names(), 0xff).ok_or_else(|| f.bad("ct_state flags"))?;
+            m.set(Field::CtState, val, mask);
+        }
+        "ct_zone" => {
+            let (val, mask) = parse_num_masked(f.v, 0xffff).ok_or_else(|| f.bad("zone"))?;
+            m.set(Field::CtZone, val, mask);
+        }
+        "metadata" => {
+            let (val, mask) = parse_num_masked(f.v, u64::MAX).ok_or_else(|| f.bad("value"))?;
+            m.set(Field::Metadata, val, mask);
+        }
+        _ => {
+            let field = field_by_name(f.k).ok_or_else(|| f.err("unknown field"))?;
+            let (val, mask) = parse_num_masked(f.v, 0xffff_ffff).ok_or_else(|| f.bad("value"))?;
+            m.set(field, val, mask);
+        }
+    }
+    Ok(Need::Nothing)
 }

@@ -73,26 +73,40 @@ pub fn format_match(m: &Match, ports: &dyn PortNames) -> String {
     s
 }
 
+/// Writes a match's fields in ovs-ofctl's order, each followed by a comma.
 fn format_match_into(s: &mut String, m: &Match, ports: &dyn PortNames) {
-    let g = |f: Field| m.get(f);
-    let (cs, csm) = g(Field::CtState);
-    if csm != 0 {
-        s.push_str("ct_state=");
-        format_flags(s, cs, csm, &ct_state_names(), 0xff);
+    put_conntrack(s, m);
+    let p = Protocol::of(m);
+    if let Some(name) = p.shorthand {
+        s.push_str(name);
         s.push(',');
     }
-    let (cz, czm) = g(Field::CtZone);
-    put_num_masked(s, "ct_zone", cz, czm, 0xffff);
+    put_registers_and_in_port(s, m, ports);
+    put_vlan(s, m);
+    put_ethernet(s, m, &p);
+    put_network(s, m, &p);
+    put_transport(s, m, &p);
+}
 
-    let (dl, dlm) = g(Field::DlType);
-    let dl_exact = dlm == 0xffff;
-    let (proto, pm) = g(Field::NwProto);
-    let proto_exact = pm == 0xff;
-    let mut skip_type = false;
-    let mut skip_proto = false;
-    if dl_exact {
-        skip_type = true;
-        let name = match (dl as u16, proto_exact.then_some(proto as u8)) {
+/// The match's `dl_type` and `nw_proto` (value, mask), and the protocol
+/// shorthand (`tcp`, `arp`, `ipv6`…) that prints them when they are exact.
+struct Protocol {
+    dl: u64,
+    dlm: u64,
+    proto: u64,
+    pm: u64,
+    shorthand: Option<&'static str>,
+    /// The shorthand names `nw_proto` too (`tcp`, not `ip`).
+    shorthand_has_proto: bool,
+}
+
+impl Protocol {
+    fn of(m: &Match) -> Protocol {
+        let (dl, dlm) = m.get(Field::DlType);
+        let (proto, pm) = m.get(Field::NwProto);
+        let exact_proto = (pm == 0xff).then_some(proto as u8);
+        let name = match (dl as u16, exact_proto) {
+            _ if dlm != 0xffff => None,
             (ethertype::IPV4, Some(ipproto::ICMP)) => Some(("icmp", true)),
             (ethertype::IPV4, Some(ipproto::TCP)) => Some(("tcp", true)),
             (ethertype::IPV4, Some(ipproto::UDP)) => Some(("udp", true)),
@@ -104,93 +118,143 @@ fn format_match_into(s: &mut String, m: &Match, ports: &dyn PortNames) {
             (ethertype::ARP, _) => Some(("arp", false)),
             _ => None,
         };
-        match name {
-            Some((n, sp)) => {
-                s.push_str(n);
-                s.push(',');
-                skip_proto = sp;
-            }
-            None => skip_type = false,
+        Protocol {
+            dl,
+            dlm,
+            proto,
+            pm,
+            shorthand: name.map(|(n, _)| n),
+            shorthand_has_proto: name.is_some_and(|(_, p)| p),
         }
     }
+
+    fn dl_exact(&self) -> bool {
+        self.dlm == 0xffff
+    }
+
+    fn proto_exact(&self) -> bool {
+        self.pm == 0xff
+    }
+
+    fn is(&self, ethertype: u16) -> bool {
+        self.dl_exact() && self.dl as u16 == ethertype
+    }
+}
+
+/// `ct_state` and `ct_zone`.
+fn put_conntrack(s: &mut String, m: &Match) {
+    let (cs, csm) = m.get(Field::CtState);
+    if csm != 0 {
+        s.push_str("ct_state=");
+        format_flags(s, cs, csm, &ct_state_names(), 0xff);
+        s.push(',');
+    }
+    let (cz, czm) = m.get(Field::CtZone);
+    put_num_masked(s, "ct_zone", cz, czm, 0xffff);
+}
+
+/// `reg0`..`reg7`, `metadata`, `in_port`.
+fn put_registers_and_in_port(s: &mut String, m: &Match, ports: &dyn PortNames) {
     for r in 0..8u8 {
-        let (v, mk) = g(Field::Reg(r));
+        let (v, mk) = m.get(Field::Reg(r));
         put_hex_masked(s, Field::Reg(r).name(), v, mk, 0xffff_ffff);
     }
-    let (md, mdm) = g(Field::Metadata);
+    let (md, mdm) = m.get(Field::Metadata);
     put_hex_masked(s, "metadata", md, mdm, u64::MAX);
-    let (ip, ipm) = g(Field::InPort);
+    let (ip, ipm) = m.get(Field::InPort);
     if ipm != 0 {
         s.push_str("in_port=");
         format_port(s, ip as u32, ports);
         s.push(',');
     }
-    let (tci, tm) = g(Field::VlanTci);
+}
+
+/// The TCI as `dl_vlan`/`dl_vlan_pcp` when it says "tagged, with this VID
+/// and/or PCP", else as `vlan_tci=V[/M]`.
+fn put_vlan(s: &mut String, m: &Match) {
+    let (tci, tm) = m.get(Field::VlanTci);
     let (tci, tm) = (tci as u16, tm as u16);
-    if tm != 0 {
-        let vid_mask = tm & 0x0fff;
-        let pcp_mask = tm & 0xe000;
-        let cfi = tm & VLAN_CFI;
-        if cfi != 0
-            && tci & VLAN_CFI != 0
-            && (vid_mask == 0 || vid_mask == 0x0fff)
-            && (pcp_mask == 0 || pcp_mask == 0xe000)
-            && (vid_mask != 0 || pcp_mask != 0)
-        {
-            if vid_mask != 0 {
-                let _ = write!(s, "dl_vlan={},", tci & 0x0fff);
-            }
-            if pcp_mask != 0 {
-                let _ = write!(s, "dl_vlan_pcp={},", tci >> 13);
-            }
-        } else if tm == 0xffff {
-            let _ = write!(s, "vlan_tci=0x{tci:04x},");
-        } else {
-            let _ = write!(s, "vlan_tci=0x{tci:04x}/0x{tm:04x},");
-        }
+    if tm == 0 {
+        return;
     }
-    let (v, mk) = g(Field::DlSrc);
+    let vid_mask = tm & 0x0fff;
+    let pcp_mask = tm & 0xe000;
+    let cfi = tm & VLAN_CFI;
+    if cfi != 0
+        && tci & VLAN_CFI != 0
+        && (vid_mask == 0 || vid_mask == 0x0fff)
+        && (pcp_mask == 0 || pcp_mask == 0xe000)
+        && (vid_mask != 0 || pcp_mask != 0)
+    {
+        if vid_mask != 0 {
+            let _ = write!(s, "dl_vlan={},", tci & 0x0fff);
+        }
+        if pcp_mask != 0 {
+            let _ = write!(s, "dl_vlan_pcp={},", tci >> 13);
+        }
+    } else if tm == 0xffff {
+        let _ = write!(s, "vlan_tci=0x{tci:04x},");
+    } else {
+        let _ = write!(s, "vlan_tci=0x{tci:04x}/0x{tm:04x},");
+    }
+}
+
+/// `dl_src`, `dl_dst`, and `dl_type` unless the shorthand said it.
+fn put_ethernet(s: &mut String, m: &Match, p: &Protocol) {
+    let (v, mk) = m.get(Field::DlSrc);
     put_mac_masked(s, "dl_src", v, mk);
-    let (v, mk) = g(Field::DlDst);
+    let (v, mk) = m.get(Field::DlDst);
     put_mac_masked(s, "dl_dst", v, mk);
-    if !skip_type && dlm != 0 {
-        if dl_exact {
+    let (dl, dlm) = (p.dl, p.dlm);
+    if p.shorthand.is_none() && dlm != 0 {
+        if p.dl_exact() {
             let _ = write!(s, "dl_type=0x{dl:04x},");
         } else {
             let _ = write!(s, "dl_type=0x{dl:04x}/0x{dlm:04x},");
         }
     }
-    let is_arp = dl_exact && dl as u16 == ethertype::ARP;
-    let is_ip6 = dl_exact && dl as u16 == ethertype::IPV6;
-    let (src, srcm) = g(Field::NwSrc);
-    let (dst, dstm) = g(Field::NwDst);
+}
+
+/// Addresses (`arp_spa`/`arp_tpa` for ARP, `nw_src`/`nw_dst` but not for
+/// IPv6), `nw_proto`/`arp_op` unless the shorthand said it, ARP hardware
+/// addresses, `nw_tos`, `nw_ttl`, `nw_frag`.
+fn put_network(s: &mut String, m: &Match, p: &Protocol) {
+    let is_arp = p.is(ethertype::ARP);
+    let (src, srcm) = m.get(Field::NwSrc);
+    let (dst, dstm) = m.get(Field::NwDst);
     if is_arp {
         put_ip_masked(s, "arp_spa", src, srcm);
         put_ip_masked(s, "arp_tpa", dst, dstm);
-    } else if !is_ip6 {
+    } else if !p.is(ethertype::IPV6) {
         put_ip_masked(s, "nw_src", src, srcm);
         put_ip_masked(s, "nw_dst", dst, dstm);
     }
-    if !skip_proto && pm != 0 {
+    if !p.shorthand_has_proto && p.pm != 0 {
         let name = if is_arp { "arp_op" } else { "nw_proto" };
-        put_num_masked(s, name, proto, pm, 0xff);
+        put_num_masked(s, name, p.proto, p.pm, 0xff);
     }
     if is_arp {
-        let (v, mk) = g(Field::ArpSha);
+        let (v, mk) = m.get(Field::ArpSha);
         put_mac_masked(s, "arp_sha", v, mk);
-        let (v, mk) = g(Field::ArpTha);
+        let (v, mk) = m.get(Field::ArpTha);
         put_mac_masked(s, "arp_tha", v, mk);
     }
-    let (tos, tosm) = g(Field::NwTos);
+    let (tos, tosm) = m.get(Field::NwTos);
     if tosm & 0xfc != 0 {
         let _ = write!(s, "nw_tos={},", tos & 0xfc);
     }
-    let (ttl, ttlm) = g(Field::NwTtl);
+    let (ttl, ttlm) = m.get(Field::NwTtl);
     put_num_masked(s, "nw_ttl", ttl, ttlm, 0xff);
-    let (fr, frm) = g(Field::NwFrag);
-    let (fr, frm) = (fr as u8, frm as u8);
+    let (fr, frm) = m.get(Field::NwFrag);
+    if let Some(f) = frag_name(fr as u8, frm as u8) {
+        let _ = write!(s, "nw_frag={f},");
+    }
+}
+
+/// The `nw_frag=` name of fragment bits `fr` under mask `frm`, if any.
+fn frag_name(fr: u8, frm: u8) -> Option<&'static str> {
     use crate::key::{FRAG_ANY, FRAG_LATER};
-    let frag = match (frm & (FRAG_ANY | FRAG_LATER), fr) {
+    match (frm & (FRAG_ANY | FRAG_LATER), fr) {
         (0, _) => None,
         (3, 0) => Some("no"),
         (3, 1) => Some("first"),
@@ -200,20 +264,22 @@ fn format_match_into(s: &mut String, m: &Match, ports: &dyn PortNames) {
         (FRAG_LATER, 0) => Some("not_later"),
         (FRAG_LATER, _) => Some("later"),
         _ => None,
-    };
-    if let Some(f) = frag {
-        let _ = write!(s, "nw_frag={f},");
     }
-    let (ts, tsm) = g(Field::TpSrc);
-    let (td, tdm) = g(Field::TpDst);
-    let icmp = proto_exact
-        && ((dl_exact && dl as u16 == ethertype::IPV4 && proto as u8 == ipproto::ICMP)
-            || (is_ip6 && proto as u8 == ipproto::ICMPV6));
+}
+
+/// `icmp_type`/`icmp_code` (and `nd_target`) for ICMP, else
+/// `tp_src`/`tp_dst`; then `tcp_flags`.
+fn put_transport(s: &mut String, m: &Match, p: &Protocol) {
+    let (ts, tsm) = m.get(Field::TpSrc);
+    let (td, tdm) = m.get(Field::TpDst);
+    let icmp = p.proto_exact()
+        && ((p.is(ethertype::IPV4) && p.proto as u8 == ipproto::ICMP)
+            || (p.is(ethertype::IPV6) && p.proto as u8 == ipproto::ICMPV6));
     if icmp {
         put_num_masked(s, "icmp_type", ts, tsm, 0xffff);
         put_num_masked(s, "icmp_code", td, tdm, 0xffff);
-        let (hi, him) = g(Field::NdTargetHi);
-        let (lo, lom) = g(Field::NdTargetLo);
+        let (hi, him) = m.get(Field::NdTargetHi);
+        let (lo, lom) = m.get(Field::NdTargetLo);
         if him != 0 || lom != 0 {
             let a = ((hi as u128) << 64) | lo as u128;
             let _ = write!(s, "nd_target={},", Ipv6Addr::from(a));
@@ -222,7 +288,7 @@ fn format_match_into(s: &mut String, m: &Match, ports: &dyn PortNames) {
         put_num_masked(s, "tp_src", ts, tsm, 0xffff);
         put_num_masked(s, "tp_dst", td, tdm, 0xffff);
     }
-    let (tf, tfm) = g(Field::TcpFlags);
+    let (tf, tfm) = m.get(Field::TcpFlags);
     if tfm != 0 {
         s.push_str("tcp_flags=");
         format_flags(s, tf, tfm, &tcp_flag_names(), 0x0fff);

@@ -33,6 +33,31 @@ pub(super) fn num_in(
     }
 }
 
+/// A `key=value` (or `key:value`) token with its value, for parsers that
+/// report errors against the whole token.
+pub(super) struct KeyValue<'a, 's> {
+    pub(super) t: Tok<'a>,
+    pub(super) src: &'s str,
+    pub(super) k: &'a str,
+    pub(super) v: &'a str,
+}
+
+impl KeyValue<'_, '_> {
+    pub(super) fn err(&self, message: impl Into<String>) -> FlowSyntaxError {
+        self.t.err(self.src, message)
+    }
+
+    /// `bad WHAT `VALUE` for `KEY``.
+    pub(super) fn bad(&self, what: &str) -> FlowSyntaxError {
+        self.err(format!("bad {what} `{}` for `{}`", self.v, self.k))
+    }
+
+    /// The value as a number up to `max`.
+    pub(super) fn num(&self, max: u64, what: &str) -> Result<u64, FlowSyntaxError> {
+        num_in(&self.t, self.src, self.v, max, what)
+    }
+}
+
 pub(super) fn parse_ipv4(s: &str) -> Option<u32> {
     s.parse::<Ipv4Addr>().ok().map(u32::from)
 }
