@@ -176,7 +176,7 @@ fn flush_unbound_floating_ips(
         t.floating_ips
             .iter()
             .filter_map(|f| {
-                let port = t.ports.iter().find(|p| Some(&p.name) == f.port.as_ref())?;
+                let port = t.port(f.port.as_ref()?)?;
                 (port.host == host).then(|| (f.address, format!("qrouter-{}", f.router)))
             })
             .collect()

@@ -5,6 +5,7 @@
 
 use super::{FlowText, HostView};
 use crate::model::{Cidr, NetworkType, Port, PortOwner};
+use crate::placement::subnet_of_port;
 use pipeline::key::Mac;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -179,15 +180,13 @@ fn add_dvr_delivery(cx: &HostView, out: &mut FlowText) {
         let Some(seg) = cx.t.network(&sub.network).and_then(|n| n.segmentation_id) else {
             continue;
         };
-        let mut targets: Vec<(Mac, u32)> =
-            cx.t.ports
-                .iter()
-                .filter(|p| {
-                    p.host == cx.host.name
-                        && crate::placement::subnet_of_port(cx.t, &sub.name, p.ip, &p.network)
-                })
-                .map(|p| (p.mac, cx.ofport(&p.device)))
-                .collect();
+        let mut targets: Vec<(Mac, u32)> = cx
+            .t
+            .ports
+            .iter()
+            .filter(|p| p.host == cx.host.name && subnet_of_port(cx.t, &sub.name, p.ip, &p.network))
+            .map(|p| (p.mac, cx.ofport(&p.device)))
+            .collect();
         if cx.is_snat_host(r) {
             if let (Some(dev), Some(mac)) = (&ri.snat_device, ri.snat_mac) {
                 targets.insert(0, (mac, cx.ofport(dev)));
