@@ -1,18 +1,32 @@
-//! The Neutron-style model and its compilation into each host's dataplane:
-//! the role of Neutron's server (the model), OVS agent (bridges, ports,
-//! flows) and L3 agent (router instances).
+//! Neutron's model of a deployment and its compilation into each host's
+//! dataplane: the role of Neutron's server (the model), OVS agent (bridges,
+//! ports, flows) and L3 agent (router instances).
 //!
-//! `model` is what Neutron knows; `validate` rejects what Neutron would
-//! reject, naming item and field; `compile` is a pure function from the
-//! model to one host's bridges and flows.
+//! This crate owns the model and its file format (`model`), validation
+//! that rejects what Neutron would reject, naming item and field
+//! (`validate`), what each host carries (`placement`), the OVS agent's
+//! compilation of a host's bridges, ports and flows (`compile`), the L3
+//! agent's compilation of its router instances (`l3`), and turning those
+//! into a switch configuration, whole (`build_host`) or as an update of a
+//! running one (`update_host`). Compilation is a pure function of the model.
+//!
+//! It may call pipeline's configuration types only: `pipeline::switch`
+//! (switch and port configuration), `pipeline::flow` (flows and their text
+//! syntax), `pipeline::router` (router instances) and `pipeline::key::Mac`.
+//! It uses nothing of vswitch or devtools, and the datapath does not import
+//! it.
+
+#![deny(unsafe_code)]
 
 pub mod compile;
 pub mod l3;
 pub mod model;
+mod placement;
 pub mod validate;
 
 pub use compile::{compile_host, BridgePlan, HostPlan};
 pub use model::Topology;
+use pipeline::switch::{ConfigError, SwitchConfig};
 use std::net::Ipv4Addr;
 pub use validate::{validate, TopologyError};
 
@@ -30,33 +44,38 @@ pub fn load_toml(text: &str) -> Result<Topology, TopologyError> {
     Ok(t)
 }
 
+/// A switch configuration error, as a problem of `host`'s bridges.
+fn config_error(host: &str) -> impl Fn(ConfigError) -> TopologyError + '_ {
+    move |e| TopologyError {
+        item: format!("host {host}"),
+        field: "bridges".into(),
+        message: e.to_string(),
+    }
+}
+
 /// Builds one host's switch configuration: its bridges, ports and flows
 /// (the OVS agent's part) and its router instances (the L3 agent's part).
 pub fn build_host(
     t: &Topology,
     host: &str,
     n_workers: usize,
-) -> Result<pipeline::switch::SwitchConfig, TopologyError> {
+) -> Result<SwitchConfig, TopologyError> {
     let plan = compile_host(t, host)?;
     let routers = l3::compile_instances(t, host)?;
-    let mut cfg = pipeline::switch::SwitchConfig::new(n_workers);
-    let fail = |e: pipeline::switch::ConfigError| TopologyError {
-        item: format!("host {host}"),
-        field: "bridges".into(),
-        message: e.to_string(),
-    };
+    let mut cfg = SwitchConfig::new(n_workers);
+    let fail = config_error(host);
     for b in &plan.bridges {
-        cfg.add_bridge(&b.name).map_err(fail)?;
+        cfg.add_bridge(&b.name).map_err(&fail)?;
     }
     for b in &plan.bridges {
         for p in &b.ports {
-            cfg.add_port(&b.name, p.clone()).map_err(fail)?;
+            cfg.add_port(&b.name, p.clone()).map_err(&fail)?;
         }
-        cfg.add_flows(&b.name, b.flows.clone(), 0).map_err(fail)?;
+        cfg.add_flows(&b.name, b.flows.clone(), 0).map_err(&fail)?;
     }
     cfg.set_routers(routers);
     // Compile once to check that ports, peers and router links fit together.
-    cfg.clone().build().map_err(fail)?;
+    cfg.clone().build().map_err(&fail)?;
     Ok(cfg)
 }
 
@@ -70,7 +89,7 @@ pub fn build_host(
 /// the router's zone, as Neutron's agent deletes their conntrack state; the
 /// number deleted is returned. On error `cfg` is untouched.
 pub fn update_host(
-    cfg: &mut pipeline::switch::SwitchConfig,
+    cfg: &mut SwitchConfig,
     old: &Topology,
     new: &Topology,
     host: &str,
@@ -78,34 +97,44 @@ pub fn update_host(
 ) -> Result<usize, TopologyError> {
     let plan = compile_host(new, host)?;
     let routers = l3::compile_instances(new, host)?;
-    let fail = |e: pipeline::switch::ConfigError| TopologyError {
-        item: format!("host {host}"),
-        field: "bridges".into(),
-        message: e.to_string(),
-    };
-    // What the old topology put on this host: only that is removed when
-    // the new one lacks it (bridges and ports added by hand stay).
+    let fail = config_error(host);
     let old_plan = compile_host(old, host).ok();
-    let managed_bridge = |name: &str| old_plan.as_ref().is_some_and(|p| p.bridge(name).is_some());
+    let mut next = cfg.clone();
+    apply_plan(&mut next, &plan, old_plan.as_ref(), now_ns).map_err(&fail)?;
+    next.set_routers(routers);
+    next.clone().build().map_err(&fail)?;
+    let deleted = flush_unbound_floating_ips(cfg, old, new, host);
+    *cfg = next;
+    Ok(deleted)
+}
+
+/// Brings `next`'s bridges, ports and flows to `plan`. Bridges and ports
+/// are removed only if `old_plan` (what the old topology put on this host)
+/// had them; ports that stay keep their identity.
+fn apply_plan(
+    next: &mut SwitchConfig,
+    plan: &HostPlan,
+    old_plan: Option<&HostPlan>,
+    now_ns: u64,
+) -> Result<(), ConfigError> {
+    let managed_bridge = |name: &str| old_plan.is_some_and(|p| p.bridge(name).is_some());
     let managed_port = |bridge: &str, port: &str| {
         old_plan
-            .as_ref()
             .and_then(|p| p.bridge(bridge))
             .is_some_and(|b| b.ports.iter().any(|p| p.name == port))
     };
-    let mut next = cfg.clone();
     for name in next.bridge_names() {
         if plan.bridge(&name).is_none() && managed_bridge(&name) {
-            next.del_bridge(&name).map_err(fail)?;
+            next.del_bridge(&name)?;
         }
     }
     for b in &plan.bridges {
         if !next.bridge_names().contains(&b.name) {
-            next.add_bridge(&b.name).map_err(fail)?;
+            next.add_bridge(&b.name)?;
         }
         for name in next.port_names_of(&b.name) {
             if !b.ports.iter().any(|p| p.name == name) && managed_port(&b.name, &name) {
-                next.del_port(&name).map_err(fail)?;
+                next.del_port(&name)?;
             }
         }
     }
@@ -118,29 +147,36 @@ pub fn update_host(
                 Some((br, c)) if br == b.name && c.ofport == p.ofport => {
                     if c != *p {
                         let want = p.clone();
-                        next.set_port(&p.name, |c| *c = want).map_err(fail)?;
+                        next.set_port(&p.name, |c| *c = want)?;
                     }
                 }
                 Some(_) => {
-                    next.del_port(&p.name).map_err(fail)?;
-                    next.add_port(&b.name, p.clone()).map_err(fail)?;
+                    next.del_port(&p.name)?;
+                    next.add_port(&b.name, p.clone())?;
                 }
                 None => {
-                    next.add_port(&b.name, p.clone()).map_err(fail)?;
+                    next.add_port(&b.name, p.clone())?;
                 }
             }
         }
-        next.replace_flows(&b.name, b.flows.clone(), now_ns)
-            .map_err(fail)?;
+        next.replace_flows(&b.name, b.flows.clone(), now_ns)?;
     }
-    next.set_routers(routers);
-    next.clone().build().map_err(fail)?;
-    // Floating IPs unbound from this host: delete their connections.
+    Ok(())
+}
+
+/// Deletes, from `cfg`'s connection table, the connections of floating IPs
+/// that `old` bound on `host` and `new` does not; returns how many.
+fn flush_unbound_floating_ips(
+    cfg: &SwitchConfig,
+    old: &Topology,
+    new: &Topology,
+    host: &str,
+) -> usize {
     let bound_here = |t: &Topology| -> Vec<(Ipv4Addr, String)> {
         t.floating_ips
             .iter()
             .filter_map(|f| {
-                let port = t.ports.iter().find(|p| Some(&p.name) == f.port.as_ref())?;
+                let port = t.port(f.port.as_ref()?)?;
                 (port.host == host).then(|| (f.address, format!("qrouter-{}", f.router)))
             })
             .collect()
@@ -153,6 +189,5 @@ pub fn update_host(
             deleted += cfg.conntrack().flush_addr(zone, addr);
         }
     }
-    *cfg = next;
-    Ok(deleted)
+    deleted
 }

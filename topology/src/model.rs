@@ -247,3 +247,41 @@ impl Host {
             .map(|(_, b)| b)
     }
 }
+
+/// Lookups by name. Names are unique in a validated topology; before
+/// validation the first of a name wins.
+impl Topology {
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn network(&self, name: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    pub fn subnet(&self, name: &str) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.name == name)
+    }
+
+    pub fn router(&self, name: &str) -> Option<&Router> {
+        self.routers.iter().find(|r| r.name == name)
+    }
+
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// `host`'s FIP agent gateway port on external network `network`.
+    pub fn fip_gateway(&self, host: &str, network: &str) -> Option<&FipGateway> {
+        self.fip_gateways
+            .iter()
+            .find(|g| g.host == host && g.network == network)
+    }
+}
+
+impl Subnet {
+    /// `cidr` parsed (`None` if it is not an IPv4 CIDR).
+    pub fn prefix(&self) -> Option<Cidr> {
+        Cidr::parse(&self.cidr)
+    }
+}

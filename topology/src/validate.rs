@@ -1,12 +1,21 @@
 //! Validation: reject what Neutron would reject, naming the item and field.
 //!
 //! Runs over the whole topology before anything is compiled, so a bad file
-//! or update is refused as a whole and nothing is half-applied.
+//! or update is refused as a whole and nothing is half-applied. Items are
+//! checked kind by kind in file order (names, hosts, networks, subnets,
+//! routers, FIP gateways, ports, floating IPs) and the first problem found
+//! is the one reported. MACs are unique across every port the dataplane
+//! knows and IPs within a network; `Claims` remembers who took which.
 
-use super::model::{Cidr, HostRole, NetworkType, Topology};
+use super::l3::LINK_POOL;
+use super::model::{
+    Cidr, FipGateway, FloatingIp, Host, HostRole, Network, NetworkType, Physnet, Port, Router,
+    RouterGateway, RouterInterface, Topology,
+};
 use pipeline::key::Mac;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::Ipv4Addr;
 
 /// A problem with one item of the topology.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +46,36 @@ pub(crate) fn err(
     }
 }
 
+/// Checks the whole topology; the first problem found is returned.
+pub fn validate(t: &Topology) -> Result<(), TopologyError> {
+    check_unique_names(t)?;
+    check_hosts(t)?;
+    check_networks(t)?;
+    let cidrs = check_subnets(t)?;
+    let mut claims = Claims::default();
+    for r in &t.routers {
+        check_router(t, &cidrs, &mut claims, r)?;
+    }
+    for g in &t.fip_gateways {
+        check_fip_gateway(t, &mut claims, g)?;
+    }
+    for p in &t.ports {
+        check_port(t, &cidrs, &mut claims, p)?;
+    }
+    let mut fips = BTreeSet::new();
+    for f in &t.floating_ips {
+        if !fips.insert(f.address) {
+            return Err(err(
+                format!("floating_ip {}", f.address),
+                "address",
+                "defined twice",
+            ));
+        }
+        check_floating_ip(t, &cidrs, f)?;
+    }
+    Ok(())
+}
+
 fn unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<(), TopologyError> {
     let mut seen = BTreeSet::new();
     for n in names {
@@ -47,15 +86,18 @@ fn unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<(), To
     Ok(())
 }
 
-pub fn validate(t: &Topology) -> Result<(), TopologyError> {
+/// Physnets, hosts, networks, subnets, routers and ports are named once.
+fn check_unique_names(t: &Topology) -> Result<(), TopologyError> {
     unique("physnet", t.physnets.iter().map(|x| x.name.as_str()))?;
     unique("host", t.hosts.iter().map(|x| x.name.as_str()))?;
     unique("network", t.networks.iter().map(|x| x.name.as_str()))?;
     unique("subnet", t.subnets.iter().map(|x| x.name.as_str()))?;
     unique("router", t.routers.iter().map(|x| x.name.as_str()))?;
-    unique("port", t.ports.iter().map(|x| x.name.as_str()))?;
+    unique("port", t.ports.iter().map(|x| x.name.as_str()))
+}
 
-    // Hosts: unique unicast DVR MACs, well-formed mappings, sane pinned VLANs.
+/// Hosts: unique unicast DVR MACs, well-formed mappings, sane pinned VLANs.
+fn check_hosts(t: &Topology) -> Result<(), TopologyError> {
     let mut dvr_macs: BTreeMap<Mac, &str> = BTreeMap::new();
     for h in &t.hosts {
         let item = format!("host {}", h.name);
@@ -73,53 +115,65 @@ pub fn validate(t: &Topology) -> Result<(), TopologyError> {
                 format!("{} is already the DVR MAC of host {other}", h.dvr_mac),
             ));
         }
-        for m in &h.bridge_mappings {
-            match m.split_once(':') {
-                Some((p, b)) if !p.is_empty() && !b.is_empty() => {
-                    if !t.physnets.iter().any(|x| x.name == p) {
-                        return Err(err(
-                            &item,
-                            "bridge_mappings",
-                            format!("`{m}`: unknown physnet `{p}`"),
-                        ));
-                    }
-                }
-                _ => {
+        check_bridge_mappings(t, &item, h)?;
+        check_local_vlans(t, &item, h)?;
+    }
+    Ok(())
+}
+
+/// Every mapping is `PHYSNET:BRIDGE` with a known physnet.
+fn check_bridge_mappings(t: &Topology, item: &str, h: &Host) -> Result<(), TopologyError> {
+    for m in &h.bridge_mappings {
+        match m.split_once(':') {
+            Some((p, b)) if !p.is_empty() && !b.is_empty() => {
+                if !t.physnets.iter().any(|x| x.name == p) {
                     return Err(err(
-                        &item,
+                        item,
                         "bridge_mappings",
-                        format!("`{m}` is not PHYSNET:BRIDGE"),
-                    ))
+                        format!("`{m}`: unknown physnet `{p}`"),
+                    ));
                 }
             }
-        }
-        let mut lvids = BTreeSet::new();
-        for (net, &v) in &h.local_vlans {
-            if !(1..=4094).contains(&v) {
+            _ => {
                 return Err(err(
-                    &item,
-                    "local_vlans",
-                    format!("{net} = {v} is outside 1..=4094"),
-                ));
-            }
-            if !lvids.insert(v) {
-                return Err(err(
-                    &item,
-                    "local_vlans",
-                    format!("local VLAN {v} is pinned twice"),
-                ));
-            }
-            if !t.networks.iter().any(|n| &n.name == net) {
-                return Err(err(
-                    &item,
-                    "local_vlans",
-                    format!("unknown network `{net}`"),
-                ));
+                    item,
+                    "bridge_mappings",
+                    format!("`{m}` is not PHYSNET:BRIDGE"),
+                ))
             }
         }
     }
+    Ok(())
+}
 
-    // Networks: known physnet, segmentation ids in range and unique.
+/// Pinned local VLANs are valid VIDs, distinct, of known networks.
+fn check_local_vlans(t: &Topology, item: &str, h: &Host) -> Result<(), TopologyError> {
+    let mut lvids = BTreeSet::new();
+    for (net, &v) in &h.local_vlans {
+        if !(1..=4094).contains(&v) {
+            return Err(err(
+                item,
+                "local_vlans",
+                format!("{net} = {v} is outside 1..=4094"),
+            ));
+        }
+        if !lvids.insert(v) {
+            return Err(err(
+                item,
+                "local_vlans",
+                format!("local VLAN {v} is pinned twice"),
+            ));
+        }
+        if t.network(net).is_none() {
+            return Err(err(item, "local_vlans", format!("unknown network `{net}`")));
+        }
+    }
+    Ok(())
+}
+
+/// Networks: known physnet, segmentation ids in range and unique, at most
+/// one flat network per physnet.
+fn check_networks(t: &Topology) -> Result<(), TopologyError> {
     let mut segs: BTreeMap<(&str, u16), &str> = BTreeMap::new();
     let mut flats: BTreeMap<&str, &str> = BTreeMap::new();
     for n in &t.networks {
@@ -132,36 +186,7 @@ pub fn validate(t: &Topology) -> Result<(), TopologyError> {
             ));
         };
         match n.network_type {
-            NetworkType::Vlan => {
-                let Some(seg) = n.segmentation_id else {
-                    return Err(err(
-                        &item,
-                        "segmentation_id",
-                        "a VLAN network needs a segmentation id",
-                    ));
-                };
-                if !pn
-                    .vlan_ranges
-                    .iter()
-                    .any(|&(lo, hi)| (lo..=hi).contains(&seg))
-                {
-                    return Err(err(
-                        &item,
-                        "segmentation_id",
-                        format!(
-                            "VLAN {seg} is outside the ranges of physnet {}: {:?}",
-                            pn.name, pn.vlan_ranges
-                        ),
-                    ));
-                }
-                if let Some(other) = segs.insert((&n.physnet, seg), &n.name) {
-                    return Err(err(
-                        &item,
-                        "segmentation_id",
-                        format!("VLAN {seg} on {} is already network {other}", n.physnet),
-                    ));
-                }
-            }
+            NetworkType::Vlan => check_vlan_network(&item, n, pn, &mut segs)?,
             NetworkType::Flat => {
                 if n.segmentation_id.is_some() {
                     return Err(err(
@@ -180,19 +205,75 @@ pub fn validate(t: &Topology) -> Result<(), TopologyError> {
             }
         }
     }
+    Ok(())
+}
 
-    // Subnets: known network, valid CIDR, gateway inside, no overlap within a network.
+/// A VLAN network's segmentation id: present, in its physnet's ranges, and
+/// not another network's on the same physnet (`segs` holds those so far).
+fn check_vlan_network<'a>(
+    item: &str,
+    n: &'a Network,
+    pn: &Physnet,
+    segs: &mut BTreeMap<(&'a str, u16), &'a str>,
+) -> Result<(), TopologyError> {
+    let Some(seg) = n.segmentation_id else {
+        return Err(err(
+            item,
+            "segmentation_id",
+            "a VLAN network needs a segmentation id",
+        ));
+    };
+    if !pn
+        .vlan_ranges
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&seg))
+    {
+        return Err(err(
+            item,
+            "segmentation_id",
+            format!(
+                "VLAN {seg} is outside the ranges of physnet {}: {:?}",
+                pn.name, pn.vlan_ranges
+            ),
+        ));
+    }
+    if let Some(other) = segs.insert((&n.physnet, seg), &n.name) {
+        return Err(err(
+            item,
+            "segmentation_id",
+            format!("VLAN {seg} on {} is already network {other}", n.physnet),
+        ));
+    }
+    Ok(())
+}
+
+/// Each subnet's CIDR as checked, with its name and network.
+struct SubnetCidrs<'a>(Vec<(Cidr, &'a str, &'a str)>);
+
+impl SubnetCidrs<'_> {
+    fn of(&self, subnet: &str) -> Option<Cidr> {
+        self.0
+            .iter()
+            .find(|(_, n, _)| *n == subnet)
+            .map(|(c, _, _)| *c)
+    }
+}
+
+/// Subnets: known network, valid CIDR, gateway inside, no overlap within a
+/// network. Returns the parsed CIDRs for the checks that follow.
+fn check_subnets(t: &Topology) -> Result<SubnetCidrs<'_>, TopologyError> {
     let mut cidrs: Vec<(Cidr, &str, &str)> = Vec::new();
     for s in &t.subnets {
         let item = format!("subnet {}", s.name);
-        if !t.networks.iter().any(|n| n.name == s.network) {
+        if t.network(&s.network).is_none() {
             return Err(err(
                 &item,
                 "network",
                 format!("unknown network `{}`", s.network),
             ));
         }
-        let c = Cidr::parse(&s.cidr)
+        let c = s
+            .prefix()
             .ok_or_else(|| err(&item, "cidr", format!("`{}` is not an IPv4 CIDR", s.cidr)))?;
         if c.addr != c.network() {
             return Err(err(
@@ -220,311 +301,346 @@ pub fn validate(t: &Topology) -> Result<(), TopologyError> {
         }
         cidrs.push((c, &s.name, &s.network));
     }
-    let subnet_cidr = |name: &str| {
-        cidrs
-            .iter()
-            .find(|(_, n, _)| *n == name)
-            .map(|(c, _, _)| *c)
-    };
+    Ok(SubnetCidrs(cidrs))
+}
 
-    // MACs must be unique across every port the dataplane knows.
-    let mut macs: BTreeMap<Mac, String> = BTreeMap::new();
-    let mut claim_mac = |mac: Mac, owner: String, field: &str| -> Result<(), TopologyError> {
-        if let Some(other) = macs.get(&mac) {
+/// MACs (unique across every port the dataplane knows) and IPs (unique
+/// within a network) taken so far, each with the item that took it.
+#[derive(Default)]
+struct Claims {
+    macs: BTreeMap<Mac, String>,
+    ips: BTreeMap<(String, u32), String>,
+}
+
+impl Claims {
+    fn mac(&mut self, mac: Mac, owner: String, field: &str) -> Result<(), TopologyError> {
+        if let Some(other) = self.macs.get(&mac) {
             return Err(err(
                 &owner,
                 field,
                 format!("MAC {mac} is already used by {other}"),
             ));
         }
-        macs.insert(mac, owner);
+        self.macs.insert(mac, owner);
         Ok(())
-    };
-    // IPs must be unique within a network.
-    let mut ips: BTreeMap<(String, u32), String> = BTreeMap::new();
-    let mut claim_ip =
-        |net: &str, ip: u32, owner: String, field: &str| -> Result<(), TopologyError> {
-            if let Some(other) = ips.get(&(net.to_string(), ip)) {
-                return Err(err(
-                    &owner,
-                    field,
-                    format!(
-                        "{} is already used by {other}",
-                        std::net::Ipv4Addr::from(ip)
-                    ),
-                ));
-            }
-            ips.insert((net.to_string(), ip), owner);
-            Ok(())
-        };
+    }
 
-    for r in &t.routers {
-        let item = format!("router {}", r.name);
-        let mut attached: Vec<(Cidr, &str)> = Vec::new();
-        for (i, ri) in r.interfaces.iter().enumerate() {
-            let field = format!("interfaces[{i}]");
-            let Some(c) = subnet_cidr(&ri.subnet) else {
-                return Err(err(
-                    &item,
-                    &field,
-                    format!("unknown subnet `{}`", ri.subnet),
-                ));
-            };
-            if let Some((_, other)) = attached.iter().find(|(o, _)| o.overlaps(c)) {
-                return Err(err(
-                    &item,
-                    &field,
-                    format!(
-                        "subnet {} overlaps subnet {other} on the same router",
-                        ri.subnet
-                    ),
-                ));
-            }
-            attached.push((c, &ri.subnet));
-            let sub = t
-                .subnets
-                .iter()
-                .find(|s| s.name == ri.subnet)
-                .map(|s| (s.network.clone(), s.gateway_ip));
-            let Some((net, gw)) = sub else { continue };
-            claim_mac(ri.mac, format!("{item} interface {}", ri.device), &field)?;
-            claim_ip(
-                &net,
-                u32::from(gw),
-                format!("{item} interface {}", ri.device),
+    fn ip(&mut self, net: &str, ip: u32, owner: String, field: &str) -> Result<(), TopologyError> {
+        if let Some(other) = self.ips.get(&(net.to_string(), ip)) {
+            return Err(err(
+                &owner,
+                field,
+                format!("{} is already used by {other}", Ipv4Addr::from(ip)),
+            ));
+        }
+        self.ips.insert((net.to_string(), ip), owner);
+        Ok(())
+    }
+}
+
+/// A router: its interfaces, gateway, pinned rfp links and extra routes.
+fn check_router(
+    t: &Topology,
+    cidrs: &SubnetCidrs,
+    claims: &mut Claims,
+    r: &Router,
+) -> Result<(), TopologyError> {
+    let item = format!("router {}", r.name);
+    let mut attached: Vec<(Cidr, &str)> = Vec::new();
+    for (i, ri) in r.interfaces.iter().enumerate() {
+        let field = format!("interfaces[{i}]");
+        let Some(c) = cidrs.of(&ri.subnet) else {
+            return Err(err(
+                &item,
                 &field,
-            )?;
-            let snat = [
-                ri.snat_device.is_some(),
-                ri.snat_ip.is_some(),
-                ri.snat_mac.is_some(),
-            ];
-            if snat.iter().any(|&b| b) && !snat.iter().all(|&b| b) {
-                return Err(err(
-                    &item,
-                    &field,
-                    "snat_device, snat_ip and snat_mac go together",
-                ));
-            }
-            if let (Some(dev), Some(ip), Some(mac)) = (&ri.snat_device, ri.snat_ip, ri.snat_mac) {
-                if !c.contains(u32::from(ip)) {
-                    return Err(err(
-                        &item,
-                        &field,
-                        format!("snat_ip {ip} is not in subnet {}", ri.subnet),
-                    ));
-                }
-                claim_mac(mac, format!("{item} snat port {dev}"), &field)?;
-                claim_ip(
-                    &net,
-                    u32::from(ip),
-                    format!("{item} snat port {dev}"),
-                    &field,
-                )?;
-            }
+                format!("unknown subnet `{}`", ri.subnet),
+            ));
+        };
+        if let Some((_, other)) = attached.iter().find(|(o, _)| o.overlaps(c)) {
+            return Err(err(
+                &item,
+                &field,
+                format!(
+                    "subnet {} overlaps subnet {other} on the same router",
+                    ri.subnet
+                ),
+            ));
         }
-        if let Some(gw) = &r.gateway {
-            let Some(net) = t.networks.iter().find(|n| n.name == gw.network) else {
-                return Err(err(
-                    &item,
-                    "gateway",
-                    format!("unknown network `{}`", gw.network),
-                ));
-            };
-            if !net.external {
-                return Err(err(
-                    &item,
-                    "gateway",
-                    format!("network {} is not external", gw.network),
-                ));
-            }
-            let Some(host) = r
-                .snat_host
-                .as_ref()
-                .and_then(|h| t.hosts.iter().find(|x| &x.name == h))
-            else {
-                return Err(err(
-                    &item,
-                    "snat_host",
-                    "a router with a gateway needs an existing snat_host",
-                ));
-            };
-            if host.role != HostRole::Network {
-                return Err(err(
-                    &item,
-                    "snat_host",
-                    format!("host {} is not a network node (dvr_snat)", host.name),
-                ));
-            }
-            if r.interfaces.iter().any(|ri| ri.snat_device.is_none()) {
-                return Err(err(
-                    &item,
-                    "interfaces",
-                    "every interface needs a SNAT port when the router has a gateway",
-                ));
-            }
-            claim_mac(gw.mac, format!("{item} gateway {}", gw.device), "gateway")?;
-            claim_ip(
-                &gw.network,
-                u32::from(gw.ip),
-                format!("{item} gateway {}", gw.device),
-                "gateway",
-            )?;
-        }
-        for (host, ip) in &r.rfp_links {
-            let ip = u32::from(*ip);
-            if !t.hosts.iter().any(|h| &h.name == host) {
-                return Err(err(&item, "rfp_links", format!("unknown host `{host}`")));
-            }
-            if ip & 1 != 0
-                || !(Cidr {
-                    addr: 0xa9fe_4000,
-                    len: 18,
-                })
-                .contains(ip)
-            {
-                return Err(err(
-                    &item,
-                    "rfp_links",
-                    format!("{host}: the rfp address must be even and in 169.254.64.0/18"),
-                ));
-            }
-        }
-        for (i, route) in r.routes.iter().enumerate() {
-            if Cidr::parse(&route.destination).is_none() {
-                return Err(err(
-                    &item,
-                    &format!("routes[{i}]"),
-                    format!("`{}` is not a CIDR", route.destination),
-                ));
-            }
+        attached.push((c, &ri.subnet));
+        check_interface_ports(t, claims, &item, &field, ri, c)?;
+    }
+    if let Some(gw) = &r.gateway {
+        check_router_gateway(t, claims, &item, r, gw)?;
+    }
+    check_rfp_links(t, &item, r)?;
+    for (i, route) in r.routes.iter().enumerate() {
+        if Cidr::parse(&route.destination).is_none() {
+            return Err(err(
+                &item,
+                &format!("routes[{i}]"),
+                format!("`{}` is not a CIDR", route.destination),
+            ));
         }
     }
+    Ok(())
+}
 
-    for g in &t.fip_gateways {
-        let item = format!("fip_gateway {}", g.device);
-        if !t.hosts.iter().any(|h| h.name == g.host) {
-            return Err(err(&item, "host", format!("unknown host `{}`", g.host)));
-        }
-        match t.networks.iter().find(|n| n.name == g.network) {
-            Some(n) if n.external => {}
-            Some(_) => {
-                return Err(err(
-                    &item,
-                    "network",
-                    format!("network {} is not external", g.network),
-                ))
-            }
-            None => {
-                return Err(err(
-                    &item,
-                    "network",
-                    format!("unknown network `{}`", g.network),
-                ))
-            }
-        }
-        claim_mac(g.mac, item.clone(), "mac")?;
-        claim_ip(&g.network, u32::from(g.ip), item.clone(), "ip")?;
+/// A router interface's `qr-` port and its optional `sg-` port on subnet
+/// `c`: addresses claimed, the SNAT port whole and inside the subnet.
+fn check_interface_ports(
+    t: &Topology,
+    claims: &mut Claims,
+    item: &str,
+    field: &str,
+    ri: &RouterInterface,
+    c: Cidr,
+) -> Result<(), TopologyError> {
+    let Some(sub) = t.subnet(&ri.subnet) else {
+        return Ok(());
+    };
+    let qr = format!("{item} interface {}", ri.device);
+    claims.mac(ri.mac, qr.clone(), field)?;
+    claims.ip(&sub.network, u32::from(sub.gateway_ip), qr, field)?;
+    let snat = [
+        ri.snat_device.is_some(),
+        ri.snat_ip.is_some(),
+        ri.snat_mac.is_some(),
+    ];
+    if snat.iter().any(|&b| b) && !snat.iter().all(|&b| b) {
+        return Err(err(
+            item,
+            field,
+            "snat_device, snat_ip and snat_mac go together",
+        ));
     }
-
-    for p in &t.ports {
-        let item = format!("port {}", p.name);
-        if !t.hosts.iter().any(|h| h.name == p.host) {
-            return Err(err(&item, "host", format!("unknown host `{}`", p.host)));
+    if let (Some(dev), Some(ip), Some(mac)) = (&ri.snat_device, ri.snat_ip, ri.snat_mac) {
+        if !c.contains(u32::from(ip)) {
+            return Err(err(
+                item,
+                field,
+                format!("snat_ip {ip} is not in subnet {}", ri.subnet),
+            ));
         }
-        if !t.networks.iter().any(|n| n.name == p.network) {
+        let sg = format!("{item} snat port {dev}");
+        claims.mac(mac, sg.clone(), field)?;
+        claims.ip(&sub.network, u32::from(ip), sg, field)?;
+    }
+    Ok(())
+}
+
+/// A router's external gateway: on an external network, with a network
+/// node as SNAT host and a SNAT port on every interface; addresses claimed.
+fn check_router_gateway(
+    t: &Topology,
+    claims: &mut Claims,
+    item: &str,
+    r: &Router,
+    gw: &RouterGateway,
+) -> Result<(), TopologyError> {
+    let Some(net) = t.network(&gw.network) else {
+        return Err(err(
+            item,
+            "gateway",
+            format!("unknown network `{}`", gw.network),
+        ));
+    };
+    if !net.external {
+        return Err(err(
+            item,
+            "gateway",
+            format!("network {} is not external", gw.network),
+        ));
+    }
+    let Some(host) = r.snat_host.as_ref().and_then(|h| t.host(h)) else {
+        return Err(err(
+            item,
+            "snat_host",
+            "a router with a gateway needs an existing snat_host",
+        ));
+    };
+    if host.role != HostRole::Network {
+        return Err(err(
+            item,
+            "snat_host",
+            format!("host {} is not a network node (dvr_snat)", host.name),
+        ));
+    }
+    if r.interfaces.iter().any(|ri| ri.snat_device.is_none()) {
+        return Err(err(
+            item,
+            "interfaces",
+            "every interface needs a SNAT port when the router has a gateway",
+        ));
+    }
+    let qg = format!("{item} gateway {}", gw.device);
+    claims.mac(gw.mac, qg.clone(), "gateway")?;
+    claims.ip(&gw.network, u32::from(gw.ip), qg, "gateway")
+}
+
+/// Pinned rfp addresses: known hosts, even addresses of the link pool.
+fn check_rfp_links(t: &Topology, item: &str, r: &Router) -> Result<(), TopologyError> {
+    for (host, ip) in &r.rfp_links {
+        let ip = u32::from(*ip);
+        if t.host(host).is_none() {
+            return Err(err(item, "rfp_links", format!("unknown host `{host}`")));
+        }
+        if ip & 1 != 0 || !LINK_POOL.contains(ip) {
+            return Err(err(
+                item,
+                "rfp_links",
+                format!("{host}: the rfp address must be even and in 169.254.64.0/18"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A FIP agent gateway port: known host, external network, addresses claimed.
+fn check_fip_gateway(
+    t: &Topology,
+    claims: &mut Claims,
+    g: &FipGateway,
+) -> Result<(), TopologyError> {
+    let item = format!("fip_gateway {}", g.device);
+    if t.host(&g.host).is_none() {
+        return Err(err(&item, "host", format!("unknown host `{}`", g.host)));
+    }
+    match t.network(&g.network) {
+        Some(n) if n.external => {}
+        Some(_) => {
             return Err(err(
                 &item,
                 "network",
-                format!("unknown network `{}`", p.network),
-            ));
+                format!("network {} is not external", g.network),
+            ))
         }
-        let ip = u32::from(p.ip);
-        let in_subnet = t.subnets.iter().any(|s| {
-            s.network == p.network && subnet_cidr(&s.name).is_some_and(|c| c.contains(ip))
-        });
-        if !in_subnet {
+        None => {
             return Err(err(
                 &item,
-                "ip",
-                format!("{} is in no subnet of network {}", p.ip, p.network),
-            ));
-        }
-        if p.mac.is_multicast() {
-            return Err(err(&item, "mac", format!("{} is not a unicast MAC", p.mac)));
-        }
-        claim_mac(p.mac, item.clone(), "mac")?;
-        claim_ip(&p.network, ip, item.clone(), "ip")?;
-        for (i, a) in p.allowed_address_pairs.iter().enumerate() {
-            if Cidr::parse(&a.ip).is_none() {
-                return Err(err(
-                    &item,
-                    &format!("allowed_address_pairs[{i}]"),
-                    format!("`{}` is not an address or CIDR", a.ip),
-                ));
-            }
+                "network",
+                format!("unknown network `{}`", g.network),
+            ))
         }
     }
+    claims.mac(g.mac, item.clone(), "mac")?;
+    claims.ip(&g.network, u32::from(g.ip), item, "ip")
+}
 
-    let mut fips = BTreeSet::new();
-    for f in &t.floating_ips {
-        let item = format!("floating_ip {}", f.address);
-        if !fips.insert(f.address) {
-            return Err(err(&item, "address", "defined twice"));
-        }
-        let Some(r) = t.routers.iter().find(|r| r.name == f.router) else {
+/// A VM or DHCP port: known host and network, an address in one of the
+/// network's subnets, a unicast MAC, addresses claimed, valid address pairs.
+fn check_port(
+    t: &Topology,
+    cidrs: &SubnetCidrs,
+    claims: &mut Claims,
+    p: &Port,
+) -> Result<(), TopologyError> {
+    let item = format!("port {}", p.name);
+    if t.host(&p.host).is_none() {
+        return Err(err(&item, "host", format!("unknown host `{}`", p.host)));
+    }
+    if t.network(&p.network).is_none() {
+        return Err(err(
+            &item,
+            "network",
+            format!("unknown network `{}`", p.network),
+        ));
+    }
+    let ip = u32::from(p.ip);
+    let in_subnet = t
+        .subnets
+        .iter()
+        .any(|s| s.network == p.network && cidrs.of(&s.name).is_some_and(|c| c.contains(ip)));
+    if !in_subnet {
+        return Err(err(
+            &item,
+            "ip",
+            format!("{} is in no subnet of network {}", p.ip, p.network),
+        ));
+    }
+    if p.mac.is_multicast() {
+        return Err(err(&item, "mac", format!("{} is not a unicast MAC", p.mac)));
+    }
+    claims.mac(p.mac, item.clone(), "mac")?;
+    claims.ip(&p.network, ip, item.clone(), "ip")?;
+    for (i, a) in p.allowed_address_pairs.iter().enumerate() {
+        if Cidr::parse(&a.ip).is_none() {
             return Err(err(
                 &item,
-                "router",
-                format!("unknown router `{}`", f.router),
+                &format!("allowed_address_pairs[{i}]"),
+                format!("`{}` is not an address or CIDR", a.ip),
             ));
-        };
-        let Some(gw) = &r.gateway else {
+        }
+    }
+    Ok(())
+}
+
+/// A floating IP: a router with a gateway, an address on its external
+/// network, a rule priority in the agent's pool, a port on the router.
+fn check_floating_ip(
+    t: &Topology,
+    cidrs: &SubnetCidrs,
+    f: &FloatingIp,
+) -> Result<(), TopologyError> {
+    let item = format!("floating_ip {}", f.address);
+    let Some(r) = t.router(&f.router) else {
+        return Err(err(
+            &item,
+            "router",
+            format!("unknown router `{}`", f.router),
+        ));
+    };
+    let Some(gw) = &r.gateway else {
+        return Err(err(
+            &item,
+            "router",
+            format!("router {} has no external gateway", r.name),
+        ));
+    };
+    let ext_ok = t
+        .subnets
+        .iter()
+        .filter(|s| s.network == gw.network)
+        .any(|s| {
+            cidrs
+                .of(&s.name)
+                .is_some_and(|c| c.contains(u32::from(f.address)))
+        });
+    if !ext_ok {
+        return Err(err(
+            &item,
+            "address",
+            format!("not in a subnet of external network {}", gw.network),
+        ));
+    }
+    if let Some(prio) = f.rule_priority {
+        if !(32768..=72767).contains(&prio) {
             return Err(err(
                 &item,
-                "router",
-                format!("router {} has no external gateway", r.name),
-            ));
-        };
-        let ext_ok = t
-            .subnets
-            .iter()
-            .filter(|s| s.network == gw.network)
-            .any(|s| subnet_cidr(&s.name).is_some_and(|c| c.contains(u32::from(f.address))));
-        if !ext_ok {
-            return Err(err(
-                &item,
-                "address",
-                format!("not in a subnet of external network {}", gw.network),
+                "rule_priority",
+                format!("{prio} is outside 32768..=72767"),
             ));
         }
-        if let Some(prio) = f.rule_priority {
-            if !(32768..=72767).contains(&prio) {
-                return Err(err(
-                    &item,
-                    "rule_priority",
-                    format!("{prio} is outside 32768..=72767"),
-                ));
-            }
-        }
-        if let Some(pname) = &f.port {
-            let Some(p) = t.ports.iter().find(|p| &p.name == pname) else {
-                return Err(err(&item, "port", format!("unknown port `{pname}`")));
-            };
-            let on_router = r.interfaces.iter().any(|ri| {
-                subnet_cidr(&ri.subnet).is_some_and(|c| c.contains(u32::from(p.ip)))
-                    && t.subnets
-                        .iter()
-                        .any(|s| s.name == ri.subnet && s.network == p.network)
-            });
-            if !on_router {
-                return Err(err(
-                    &item,
-                    "port",
-                    format!("port {pname} is not on a subnet of router {}", r.name),
-                ));
-            }
-        }
+    }
+    let Some(pname) = &f.port else {
+        return Ok(());
+    };
+    let Some(p) = t.port(pname) else {
+        return Err(err(&item, "port", format!("unknown port `{pname}`")));
+    };
+    let on_router = r.interfaces.iter().any(|ri| {
+        cidrs
+            .of(&ri.subnet)
+            .is_some_and(|c| c.contains(u32::from(p.ip)))
+            && t.subnets
+                .iter()
+                .any(|s| s.name == ri.subnet && s.network == p.network)
+    });
+    if !on_router {
+        return Err(err(
+            &item,
+            "port",
+            format!("port {pname} is not on a subnet of router {}", r.name),
+        ));
     }
     Ok(())
 }
