@@ -9,6 +9,13 @@
 
 use pipeline::key::Mac;
 pub use pipeline::router::Cidr;
+
+/// The link-local pool Neutron's L3 agent gives rfp/fpr pairs
+/// (169.254.64.0/18).
+pub const LINK_POOL: Cidr = Cidr {
+    addr: 0xa9fe_4000,
+    len: 18,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

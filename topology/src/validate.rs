@@ -7,10 +7,9 @@
 //! is the one reported. MACs are unique across every port the dataplane
 //! knows and IPs within a network; `Claims` remembers who took which.
 
-use super::l3::LINK_POOL;
 use super::model::{
     Cidr, FipGateway, FloatingIp, Host, HostRole, Network, NetworkType, Physnet, Port, Router,
-    RouterGateway, RouterInterface, Topology,
+    RouterGateway, RouterInterface, Topology, LINK_POOL,
 };
 use pipeline::key::Mac;
 use std::collections::{BTreeMap, BTreeSet};

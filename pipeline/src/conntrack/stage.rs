@@ -18,9 +18,12 @@
 //! walk, so one cached walk serves them all; the port, which differs per
 //! connection, travels with the packet (`CtResult::nat_sport`).
 
-use super::{ct_state, ipproto, tuple_of, ConnTable, Dir};
+use super::conn::Nat;
+use super::table::ConnTable;
+use super::tuple::{tuple_of, Dir, Tuple};
 use crate::drop::DropReason;
 use crate::ids::RouterIfaceRef;
+use crate::key::{ct_state, ipproto};
 use crate::key::{Field, FlowKey, FRAG_LATER, KEY_WORDS, PACKET_WORDS};
 use crate::packet::embedded::{rewrite_embedded, Embedded};
 use crate::packet::{self, PacketBuf, Rewrite};
@@ -102,7 +105,7 @@ pub struct CtStep {
     /// program's ops stay small).
     recirc_id: u32,
     /// NAT for a new connection (an iptables target or `ct(nat(...))`).
-    pub nat: Option<super::Nat>,
+    pub nat: Option<Nat>,
     pub pipeline: PipelineWords,
 }
 
@@ -110,7 +113,7 @@ impl CtStep {
     pub fn new(
         zone: u16,
         commit: bool,
-        nat: Option<super::Nat>,
+        nat: Option<Nat>,
         apply_nat: bool,
         resume: Resume,
         in_port: u32,
@@ -223,7 +226,7 @@ pub fn run(
 
 /// NAT for a packet of a tracked connection: its tuple `t` becomes `n`.
 /// Returns the source port a router's POSTROUTING gives it.
-fn translate(k: &mut FlowKey, step: &CtStep, t: &super::Tuple, n: &super::Tuple) -> Option<u16> {
+fn translate(k: &mut FlowKey, step: &CtStep, t: &Tuple, n: &Tuple) -> Option<u16> {
     let icmp = t.proto == ipproto::ICMP;
     if !step.is_router() {
         // OpenFlow applies both sides at once.

@@ -7,12 +7,12 @@
 //! Both go through `classify` for a packet of a known connection and
 //! `free_reply` for the NAT binding a new one would get.
 
+use super::conn::{Conn, Nat, Verdict};
+use super::limits::{CtStats, Limits, Timeouts, NAT_MAX_ATTEMPTS};
 use super::tcp::{self, TcpState};
-use super::{
-    ct_state, ipproto, Conn, CtStats, Dir, Limits, Nat, PacketInfo, Timeouts, Tuple, Verdict,
-    NAT_MAX_ATTEMPTS, SHARDS,
-};
+use super::tuple::{Dir, PacketInfo, Tuple, SHARDS};
 use crate::drop::DropReason;
+use crate::key::{ct_state, ipproto};
 use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 use std::cmp::Reverse;

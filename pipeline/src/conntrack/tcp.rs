@@ -2,7 +2,7 @@
 //! window tracking): enough to classify handshakes, data, FIN and RST
 //! closes, retransmissions and tuple reuse the way Linux does.
 
-use super::Dir;
+use super::tuple::Dir;
 
 pub const FIN: u16 = 0x001;
 pub const SYN: u16 = 0x002;

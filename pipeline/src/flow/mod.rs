@@ -227,3 +227,14 @@ pub struct FlowStats {
     /// Seconds since the flow last matched a packet, if it ever did.
     pub idle_age_secs: Option<u64>,
 }
+
+/// A mask of `nbits` bits starting at bit `ofs` (a field's subrange, as
+/// `load`, `move` and `ct(zone=REG[a..b])` name it).
+pub fn bit_range(ofs: u8, nbits: u8) -> u64 {
+    let bits = if nbits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << nbits) - 1
+    };
+    bits.checked_shl(ofs as u32).unwrap_or(0)
+}

@@ -2,7 +2,8 @@
 //! ids, patch peers and router interfaces linked, each table's classifier
 //! built, flow graphs checked for loops and depth.
 
-use super::config::{ConfigError, PortKind, SwitchConfig};
+use super::config::{ConfigError, SwitchConfig, ROUTER_ZONE_BASE};
+use super::port::PortKind;
 use super::snapshot::{Bridge, Port, RouterLinkTarget, Switch, Table, MAX_RESUBMIT_DEPTH};
 use crate::classifier::{Classifier, ClassifierRule};
 use crate::flow::Action;
@@ -11,7 +12,36 @@ use crate::router::{Link, RouterInstance};
 use hashbrown::HashMap;
 use std::sync::Arc;
 
-pub(super) fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
+impl SwitchConfig {
+    /// Compiles a snapshot. Fails (naming the item) if ports or flows are
+    /// inconsistent; `self` is unchanged either way.
+    pub fn build(&mut self) -> Result<Arc<Switch>, ConfigError> {
+        // Router run-time state follows the instances by name.
+        let names: std::collections::BTreeSet<&str> =
+            self.routers.iter().map(|r| r.name.as_str()).collect();
+        self.router_runtime
+            .retain(|n, _| names.contains(n.as_str()));
+        for r in &self.routers {
+            if !self.router_runtime.contains_key(&r.name) {
+                let zone = self.next_router_zone;
+                self.next_router_zone = self
+                    .next_router_zone
+                    .checked_add(1)
+                    .unwrap_or(ROUTER_ZONE_BASE);
+                let rt = crate::router::neighbour::RouterRuntime::with_zone(
+                    self.mac_generation.clone(),
+                    zone,
+                );
+                self.router_runtime.insert(r.name.clone(), Arc::new(rt));
+            }
+        }
+        let sw = compile(self, self.generation + 1)?;
+        self.generation += 1;
+        Ok(Arc::new(sw))
+    }
+}
+
+fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
     let mut ports = HashMap::new();
     let mut port_names = HashMap::new();
     for (bi, b) in cfg.bridges.iter().enumerate() {

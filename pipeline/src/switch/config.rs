@@ -2,85 +2,17 @@
 //! (bridges, ports, flows, router instances, limits), and the checks each
 //! edit can make on its own. Compiling it into a snapshot is `compile`.
 
+use super::port::{PortConfig, VlanMode};
 use super::rules::{Rule, RuleStats};
-use super::snapshot::Switch;
 use crate::bridge::mac::{MacTable, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use crate::flow::{ofp, Action, Flow, Match, PortNames};
 use crate::ids::PortId;
-use crate::key::Mac;
 use crate::router::RouterInstance;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// Most flows one bridge may hold.
 pub const MAX_FLOWS_PER_BRIDGE: usize = 1_000_000;
-
-/// What is behind a port.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PortKind {
-    /// A VM interface or NIC: packets come from and go to I/O.
-    System,
-    /// An internal port: a router instance attaches here.
-    Internal,
-    /// A patch port: output here is input on `peer` (on another bridge).
-    Patch { peer: String },
-}
-
-/// How NORMAL treats VLANs on a port.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VlanMode {
-    /// Carries the listed VLANs tagged (all when the list is empty); VLAN 0
-    /// is the untagged native VLAN.
-    Trunk { trunks: Vec<u16> },
-    /// Member of one VLAN; frames enter and leave untagged.
-    Access { tag: u16 },
-}
-
-impl VlanMode {
-    pub fn carries(&self, vlan: u16) -> bool {
-        match self {
-            VlanMode::Access { tag } => *tag == vlan,
-            VlanMode::Trunk { trunks } => trunks.is_empty() || trunks.contains(&vlan),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PortConfig {
-    pub name: String,
-    /// Requested OpenFlow port number; the lowest free one when `None`.
-    pub ofport: Option<u32>,
-    pub kind: PortKind,
-    pub vlan: VlanMode,
-    /// NORMAL does not flood to this port.
-    #[serde(default)]
-    pub no_flood: bool,
-    #[serde(default)]
-    pub mac: Option<Mac>,
-    /// Port security: the IPv4 sources (address, prefix length) the port
-    /// may send from, its fixed IP and allowed address pairs; `None`: any.
-    /// What Neutron's firewall enforces on the VM's bridge (iptables on
-    /// `qbr`, or the OVS firewall's tables), outside the flows the spec
-    /// lists; here the port does it on entry.
-    #[serde(default)]
-    pub ip_sources: Option<Vec<(u32, u8)>>,
-}
-
-impl PortConfig {
-    pub fn new(name: &str, kind: PortKind, vlan: VlanMode) -> PortConfig {
-        PortConfig {
-            name: name.to_string(),
-            ofport: None,
-            kind,
-            vlan,
-            no_flood: false,
-            mac: None,
-            ip_sources: None,
-        }
-    }
-}
 
 /// Errors from editing or compiling the configuration. Each names the item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -485,33 +417,6 @@ impl SwitchConfig {
             });
         }
         gone
-    }
-
-    /// Compiles a snapshot. Fails (naming the item) if ports or flows are
-    /// inconsistent; `self` is unchanged either way.
-    pub fn build(&mut self) -> Result<Arc<Switch>, ConfigError> {
-        // Router run-time state follows the instances by name.
-        let names: std::collections::BTreeSet<&str> =
-            self.routers.iter().map(|r| r.name.as_str()).collect();
-        self.router_runtime
-            .retain(|n, _| names.contains(n.as_str()));
-        for r in &self.routers {
-            if !self.router_runtime.contains_key(&r.name) {
-                let zone = self.next_router_zone;
-                self.next_router_zone = self
-                    .next_router_zone
-                    .checked_add(1)
-                    .unwrap_or(ROUTER_ZONE_BASE);
-                let rt = crate::router::neighbour::RouterRuntime::with_zone(
-                    self.mac_generation.clone(),
-                    zone,
-                );
-                self.router_runtime.insert(r.name.clone(), Arc::new(rt));
-            }
-        }
-        let sw = super::compile::compile(self, self.generation + 1)?;
-        self.generation += 1;
-        Ok(Arc::new(sw))
     }
 
     /// Port names of a bridge, for parsing flows that name ports.

@@ -6,7 +6,8 @@
 //! classifier per table, ports resolved to `PortId`s and patch peers and
 //! router interfaces linked. An edit or build that fails leaves the config
 //! untouched, so the running state never holds half of a change. `rules`:
-//! a flow as installed, with its per-worker counters.
+//! a flow as installed, with its per-worker counters; `port`: a port as
+//! configured.
 //!
 //! State ownership:
 //! * `Switch` (snapshot): written once by the control plane, read by every
@@ -21,6 +22,7 @@
 
 mod compile;
 mod config;
+mod port;
 mod rules;
 mod snapshot;
 #[cfg(test)]
@@ -28,8 +30,9 @@ mod tests;
 
 pub use crate::ids::{PortId, RouterIfaceRef};
 pub use config::{
-    ConfigError, ConfigPortNames, FlowSelector, PortConfig, PortKind, SwitchConfig, VlanMode,
-    MAX_FLOWS_PER_BRIDGE, ROUTER_ZONE_BASE,
+    ConfigError, ConfigPortNames, FlowSelector, SwitchConfig, MAX_FLOWS_PER_BRIDGE,
+    ROUTER_ZONE_BASE,
 };
+pub use port::{PortConfig, PortKind, VlanMode};
 pub use rules::{Rule, RuleStats, StatSlot};
 pub use snapshot::{Bridge, Port, RouterLinkTarget, Switch, Table, MAX_HOPS, MAX_RESUBMIT_DEPTH};

@@ -3,7 +3,7 @@
 //! their ports and veth peers, and the live state it points to (MAC tables,
 //! router run-time state, the connection table).
 
-use super::config::{PortKind, VlanMode};
+use super::port::{PortKind, VlanMode};
 use super::rules::Rule;
 use crate::bridge::mac::MacTable;
 use crate::classifier::Classifier;

@@ -2,94 +2,87 @@
 //! any op that needs the packet as the pipeline sees it), the difference
 //! between the key and what the packet already is becomes `Rewrite` ops.
 
-use super::ctx::Ctx;
-use crate::key::{ethertype, ipproto, Field, Mac, FRAG_LATER, VLAN_CFI};
+use crate::key::{ethertype, ipproto, Field, FlowKey, Mac, FRAG_LATER, VLAN_CFI};
 use crate::packet::Rewrite;
 use crate::program::Op;
 
-impl Ctx<'_> {
-    /// Emits the rewrites that make the packet look like the key.
-    pub(super) fn commit(&mut self) {
-        let (from, to) = (self.committed, self.key);
-        let push = |ops: &mut Vec<Op>, r: Rewrite| ops.push(Op::Rewrite(r));
-        if from.get(Field::DlSrc) != to.get(Field::DlSrc) {
-            push(&mut self.ops, Rewrite::EthSrc(to.dl_src()));
+/// Appends to `ops` the rewrites that make a packet that is `from` look
+/// like `to`.
+pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>) {
+    let push = |ops: &mut Vec<Op>, r: Rewrite| ops.push(Op::Rewrite(r));
+    if from.get(Field::DlSrc) != to.get(Field::DlSrc) {
+        push(ops, Rewrite::EthSrc(to.dl_src()));
+    }
+    if from.get(Field::DlDst) != to.get(Field::DlDst) {
+        push(ops, Rewrite::EthDst(to.dl_dst()));
+    }
+    let (ft, tt) = (from.vlan_tci(), to.vlan_tci());
+    if ft != tt {
+        let wire = tt & !VLAN_CFI;
+        match (ft & VLAN_CFI != 0, tt & VLAN_CFI != 0) {
+            (false, true) => push(
+                ops,
+                Rewrite::VlanPush {
+                    tpid: ethertype::VLAN,
+                    tci: wire,
+                },
+            ),
+            (true, false) => push(ops, Rewrite::VlanPop),
+            (true, true) => push(ops, Rewrite::VlanSetTci(wire)),
+            (false, false) => {}
         }
-        if from.get(Field::DlDst) != to.get(Field::DlDst) {
-            push(&mut self.ops, Rewrite::EthDst(to.dl_dst()));
+    }
+    if to.dl_type() == ethertype::ARP {
+        if from.nw_proto() != to.nw_proto() {
+            push(ops, Rewrite::ArpOp(to.nw_proto() as u16));
         }
-        let (ft, tt) = (from.vlan_tci(), to.vlan_tci());
-        if ft != tt {
-            let wire = tt & !VLAN_CFI;
-            match (ft & VLAN_CFI != 0, tt & VLAN_CFI != 0) {
-                (false, true) => push(
-                    &mut self.ops,
-                    Rewrite::VlanPush {
-                        tpid: ethertype::VLAN,
-                        tci: wire,
-                    },
-                ),
-                (true, false) => push(&mut self.ops, Rewrite::VlanPop),
-                (true, true) => push(&mut self.ops, Rewrite::VlanSetTci(wire)),
-                (false, false) => {}
-            }
+        if from.nw_src() != to.nw_src() {
+            push(ops, Rewrite::Ipv4Src(to.nw_src()));
         }
-        if to.dl_type() == ethertype::ARP {
-            if from.nw_proto() != to.nw_proto() {
-                push(&mut self.ops, Rewrite::ArpOp(to.nw_proto() as u16));
-            }
-            if from.nw_src() != to.nw_src() {
-                push(&mut self.ops, Rewrite::Ipv4Src(to.nw_src()));
-            }
-            if from.nw_dst() != to.nw_dst() {
-                push(&mut self.ops, Rewrite::Ipv4Dst(to.nw_dst()));
-            }
-            for (f, r) in [
-                (Field::ArpSha, Rewrite::ArpSha as fn(Mac) -> Rewrite),
-                (Field::ArpTha, Rewrite::ArpTha),
-            ] {
-                if from.get(f) != to.get(f) {
-                    push(&mut self.ops, r(Mac::from_u64(to.get(f))));
-                }
+        if from.nw_dst() != to.nw_dst() {
+            push(ops, Rewrite::Ipv4Dst(to.nw_dst()));
+        }
+        for (f, r) in [
+            (Field::ArpSha, Rewrite::ArpSha as fn(Mac) -> Rewrite),
+            (Field::ArpTha, Rewrite::ArpTha),
+        ] {
+            if from.get(f) != to.get(f) {
+                push(ops, r(Mac::from_u64(to.get(f))));
             }
         }
-        if to.dl_type() == ethertype::IPV4 {
-            if from.nw_src() != to.nw_src() {
-                push(&mut self.ops, Rewrite::Ipv4Src(to.nw_src()));
+    }
+    if to.dl_type() == ethertype::IPV4 {
+        if from.nw_src() != to.nw_src() {
+            push(ops, Rewrite::Ipv4Src(to.nw_src()));
+        }
+        if from.nw_dst() != to.nw_dst() {
+            push(ops, Rewrite::Ipv4Dst(to.nw_dst()));
+        }
+        if from.get(Field::NwTos) != to.get(Field::NwTos) {
+            push(ops, Rewrite::Ipv4Tos(to.get(Field::NwTos) as u8));
+        }
+        if from.nw_ttl() != to.nw_ttl() {
+            push(ops, Rewrite::Ipv4Ttl(to.nw_ttl()));
+        }
+        let later = to.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
+        if to.nw_proto() == ipproto::ICMP && !later {
+            if from.tp_src() != to.tp_src() {
+                push(ops, Rewrite::L4Src(to.tp_src()));
             }
-            if from.nw_dst() != to.nw_dst() {
-                push(&mut self.ops, Rewrite::Ipv4Dst(to.nw_dst()));
+            if from.tp_dst() != to.tp_dst() {
+                push(ops, Rewrite::L4Dst(to.tp_dst()));
             }
-            if from.get(Field::NwTos) != to.get(Field::NwTos) {
-                push(&mut self.ops, Rewrite::Ipv4Tos(to.get(Field::NwTos) as u8));
-            }
-            if from.nw_ttl() != to.nw_ttl() {
-                push(&mut self.ops, Rewrite::Ipv4Ttl(to.nw_ttl()));
-            }
-            let later = to.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
-            if to.nw_proto() == ipproto::ICMP && !later {
-                if from.tp_src() != to.tp_src() {
-                    push(&mut self.ops, Rewrite::L4Src(to.tp_src()));
-                }
-                if from.tp_dst() != to.tp_dst() {
-                    push(&mut self.ops, Rewrite::L4Dst(to.tp_dst()));
-                }
-                if from.get(Field::IcmpId) != to.get(Field::IcmpId) {
-                    push(&mut self.ops, Rewrite::IcmpId(to.get(Field::IcmpId) as u16));
-                }
-            }
-            if matches!(to.nw_proto(), ipproto::TCP | ipproto::UDP) && !later {
-                if from.tp_src() != to.tp_src() {
-                    push(&mut self.ops, Rewrite::L4Src(to.tp_src()));
-                }
-                if from.tp_dst() != to.tp_dst() {
-                    push(&mut self.ops, Rewrite::L4Dst(to.tp_dst()));
-                }
+            if from.get(Field::IcmpId) != to.get(Field::IcmpId) {
+                push(ops, Rewrite::IcmpId(to.get(Field::IcmpId) as u16));
             }
         }
-        // Only packet fields are committed: registers and metadata stay in the pipeline.
-        for w in 0..crate::key::PACKET_WORDS {
-            self.committed.w[w] = self.key.w[w];
+        if matches!(to.nw_proto(), ipproto::TCP | ipproto::UDP) && !later {
+            if from.tp_src() != to.tp_src() {
+                push(ops, Rewrite::L4Src(to.tp_src()));
+            }
+            if from.tp_dst() != to.tp_dst() {
+                push(ops, Rewrite::L4Dst(to.tp_dst()));
+            }
         }
     }
 }

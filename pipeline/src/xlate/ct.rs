@@ -9,16 +9,17 @@
 //! (`conntrack::stage::run`, in `CtMode::Peek`) on the key it follows, so
 //! its `ct_state`s and NAT ports are the datapath's.
 
-use super::ctx::Ctx;
+use super::ctx::{step, Ctx};
 use crate::conntrack::stage::{self, CtMode, CtResult, CtStep, PipelineWords, Resume};
 use crate::conntrack::{tuple_of, Nat};
 use crate::flow::{CtAction, CtZone, NatKind};
 use crate::ids::RouterIfaceRef;
 use crate::key::{ipproto, Field, FlowKey, PACKET_WORDS};
 use crate::program::Op;
-use crate::router::{Interface, RouterInstance};
+use crate::router::{Cidr, Interface, NatHook, NatRule, NatTarget, RouterInstance};
 use crate::switch::{Bridge, ROUTER_ZONE_BASE};
-use crate::trace::{ct_state_text, key_summary, TraceEvent};
+use crate::trace::{ct_state_text, TraceEvent};
+use std::net::Ipv4Addr;
 
 /// ICMP types that are errors (related to a connection by their quoted
 /// packet; never answered with an error).
@@ -29,7 +30,14 @@ impl<'a> Ctx<'a> {
     /// NATing; with `table=T` the packet recirculates to table T with its
     /// `ct_state` (a copy, if more actions follow: they see the packet as
     /// it was), as in OVS.
-    pub(super) fn ct(&mut self, bridge: &'a Bridge, ct: &CtAction) {
+    /// Under `trace`, the packet is followed past the step by `re_enter`
+    /// (the table lookup where it re-enters).
+    pub(super) fn ct(
+        &mut self,
+        bridge: &'a Bridge,
+        ct: &CtAction,
+        re_enter: fn(&mut Ctx<'a>, &'a Bridge, u8),
+    ) {
         if !self.key.is_ipv4() {
             self.event(|_| TraceEvent::Note {
                 text: "ct: not IPv4, untracked".into(),
@@ -40,7 +48,7 @@ impl<'a> Ctx<'a> {
             None => 0,
             Some(CtZone::Value(z)) => *z,
             Some(CtZone::Field { field, ofs, nbits }) => {
-                let mask = super::bit_range(*ofs, *nbits);
+                let mask = crate::flow::bit_range(*ofs, *nbits);
                 let (w, sh, _) = field.position();
                 self.wc.w[w] |= mask << sh;
                 ((self.key.get(*field) & mask) >> ofs) as u16
@@ -100,30 +108,20 @@ impl<'a> Ctx<'a> {
                 text: format!("ct: ct_state={} (given by --ct-next)", ct_state_text(state)),
             });
         }
-        self.follow(key, r, |c| c.resume_table(bridge, table));
-    }
-
-    /// A recirculated packet re-enters `bridge` at `table`.
-    pub(super) fn resume_table(&mut self, bridge: &'a Bridge, table: u8) {
-        self.wc.set(Field::CtState, Field::CtState.full_mask());
-        self.wc.set(Field::CtZone, Field::CtZone.full_mask());
-        self.event(|c| TraceEvent::Bridge {
-            bridge: bridge.name.clone(),
-            in_port: format!("recirculation (in_port={})", c.key.in_port()),
-            packet: key_summary(&c.key),
-        });
-        self.lookup_table(bridge, table)
+        self.follow(key, r, |c| re_enter(c, bridge, table));
     }
 
     /// The router's PREROUTING conntrack for the IPv4 packet in the key,
     /// when the instance tracks: emits the step and, under `trace`, follows
     /// the packet past it. Returns false when the packet is not tracked
-    /// (it is routed as it is).
+    /// (it is routed as it is). Under `trace`, the packet is followed past
+    /// the step by `after` (the instance's walk after conntrack).
     pub(super) fn router_conntrack(
         &mut self,
         inst: &'a RouterInstance,
         at: RouterIfaceRef,
         iface: &'a Interface,
+        after: fn(&mut Ctx<'a>, RouterIfaceRef),
     ) -> bool {
         if !inst.conntrack || self.key.get(Field::RecircId) != 0 {
             return false;
@@ -143,8 +141,8 @@ impl<'a> Ctx<'a> {
             if tuple.proto == ipproto::ICMP {
                 self.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
             }
-            let (nat, rule) = super::router::nat_for_new(self, inst, iface, &tuple);
-            super::router::step(self, inst, |_c| {
+            let (nat, rule) = nat_for_new(self, inst, iface, &tuple);
+            step(self, inst, |_c| {
                 let nat_text = match (&nat, &rule) {
                     (Some(_), Some(r)) => format!("a new connection is NATed by `{r}`"),
                     (None, Some(r)) => format!("a new connection is not NATed (`{r}`)"),
@@ -155,7 +153,7 @@ impl<'a> Ctx<'a> {
             let step = self.emit_ct(zone, true, nat, true, Resume::Router(at));
             if self.trace.is_some() {
                 if let Some((key, r)) = self.peek_ct(&step) {
-                    self.follow(key, r, |c| super::router::after_ct(c, at));
+                    self.follow(key, r, |c| after(c, at));
                 }
             }
             return true;
@@ -167,7 +165,7 @@ impl<'a> Ctx<'a> {
             // Related to a tracked connection? Found (and translated back
             // through NAT) from the quoted packet, at run time; a trace,
             // which has no quoted packet, stops here.
-            super::router::step(self, inst, |_c| {
+            step(self, inst, |_c| {
                 format!("conntrack zone {zone}: ICMP error, looked up as related by its quoted packet; recirculate")
             });
             self.emit_ct(zone, false, None, true, Resume::Router(at));
@@ -253,4 +251,79 @@ fn nat_of(ct: &CtAction) -> Option<Nat> {
             ports: n.ports,
         },
     })
+}
+
+/// Does a nat rule select this packet? `dnat`: the connection was DNATed;
+/// `marked`: it came in on an interface marked external.
+fn nat_rule_matches(
+    r: &NatRule,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    iif: &str,
+    oif: Option<&str>,
+    dnat: bool,
+    marked: bool,
+) -> bool {
+    let cidr_ok = |c: &Option<Cidr>, a: Ipv4Addr| c.is_none_or(|c| c.contains(u32::from(a)));
+    let dev_ok = |want: &Option<String>, not: bool, have: Option<&str>| match want {
+        None => true,
+        Some(w) => (have == Some(w.as_str())) != not,
+    };
+    cidr_ok(&r.src, src)
+        && cidr_ok(&r.dst, dst)
+        && dev_ok(&r.iif, r.iif_not, Some(iif))
+        && dev_ok(&r.oif, r.oif_not, oif)
+        && (!r.not_dnat || !dnat)
+        && (!r.only_dnat || dnat)
+        && (!r.not_marked_external || !marked)
+}
+
+/// The NAT a new connection gets from the instance's nat rules, evaluated
+/// in iptables order: PREROUTING (DNAT) on the packet as it arrives, then
+/// POSTROUTING (SNAT, or ACCEPT to stop) after the routing decision.
+pub(super) fn nat_for_new(
+    ctx: &mut Ctx,
+    inst: &RouterInstance,
+    iface: &Interface,
+    t: &crate::conntrack::Tuple,
+) -> (Option<crate::conntrack::Nat>, Option<String>) {
+    use crate::conntrack::Nat;
+    let marked = inst.mark_external.contains(&iface.name);
+    for r in inst.nat.iter().filter(|r| r.hook == NatHook::Prerouting) {
+        if nat_rule_matches(r, t.src, t.dst, &iface.name, None, false, marked) {
+            match r.target {
+                NatTarget::Dnat(a) => {
+                    return (
+                        Some(Nat::Dst {
+                            addrs: (a, a),
+                            ports: None,
+                        }),
+                        Some(r.text.clone()),
+                    )
+                }
+                NatTarget::Accept => break,
+                NatTarget::Snat(_) => {}
+            }
+        }
+    }
+    ctx.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
+    let oif = inst
+        .route(t.src, t.dst, Some(&iface.name))
+        .map(|(_, r)| r.dev.clone());
+    for r in inst.nat.iter().filter(|r| r.hook == NatHook::Postrouting) {
+        if nat_rule_matches(r, t.src, t.dst, &iface.name, oif.as_deref(), false, marked) {
+            return match r.target {
+                NatTarget::Snat(a) => (
+                    Some(Nat::Src {
+                        addrs: (a, a),
+                        ports: None,
+                    }),
+                    Some(r.text.clone()),
+                ),
+                NatTarget::Accept => (None, Some(r.text.clone())),
+                NatTarget::Dnat(_) => continue,
+            };
+        }
+    }
+    (None, None)
 }

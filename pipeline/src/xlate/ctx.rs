@@ -1,16 +1,55 @@
 //! The state of one walk: the key as the pipeline sees it and as the
 //! packet is, the megaflow mask, the ops emitted so far, the flows matched,
-//! and the recorder. Private to translation.
+//! and the recorder; and the moves every stage makes with it (outputs,
+//! crossings to another bridge or router, packets it originates).
+//!
+//! The walk is recursive (a bridge outputs to a router, which sends into a
+//! bridge, ...). The stages live in sibling files (`tables`, `router`);
+//! the context reaches them through its `Stages` table, wired once in
+//! `mod.rs`, so each stage's file depends on this one and never on another
+//! stage's: the dependency picture has no cycles, as VPP's nodes name their
+//! next nodes by index rather than by call.
 
-use super::{XlateOptions, Xlation};
+use super::commit::rewrites;
 use crate::bridge::mac::MacLearnRef;
 use crate::drop::DropReason;
 use crate::ids::{PortId, RouterIfaceRef};
 use crate::key::{Field, FlowKey};
 use crate::program::{Op, Program};
-use crate::switch::{RuleStats, Switch, MAX_HOPS};
-use crate::trace::{Trace, TraceEvent};
+use crate::router::RouterInstance;
+use crate::switch::{Port, PortKind, RuleStats, Switch, MAX_HOPS};
+use crate::trace::{key_summary, Trace, TraceEvent};
 use std::sync::Arc;
+
+/// The result of translating one key.
+pub struct Xlation {
+    pub program: Program,
+    /// Key bits the program depends on (a megaflow mask over the input key).
+    pub wc: FlowKey,
+    /// Flows the packet matched, in order (their counters count it).
+    pub rules: Vec<Arc<RuleStats>>,
+    /// MAC entries NORMAL learned or relied on (refreshed on cache hits).
+    pub learned: Vec<MacLearnRef>,
+    /// NORMAL consulted a MAC table: the program is valid only while the
+    /// MAC tables' generation is unchanged.
+    pub uses_mac_table: bool,
+}
+
+/// Translation options.
+#[derive(Clone, Copy, Debug)]
+pub struct XlateOptions {
+    /// NORMAL learns source MACs (off for `trace`).
+    pub learn: bool,
+    pub now_ns: u64,
+}
+
+/// Where a walk goes when it enters a bridge or a router instance.
+pub(super) struct Stages<'a> {
+    /// The packet enters `port`'s bridge through `port`.
+    pub(super) bridge_input: fn(&mut Ctx<'a>, &'a Port),
+    /// The frame in the key arrives on a router interface.
+    pub(super) router_input: fn(&mut Ctx<'a>, RouterIfaceRef),
+}
 
 pub(super) struct Ctx<'a> {
     pub(super) sw: &'a Switch,
@@ -35,9 +74,8 @@ pub(super) struct Ctx<'a> {
     /// port (ICMP: echo id) the step gave it, which the datapath carries in
     /// the packet (`PacketBuf::nat_sport`).
     pub(super) traced_nat_sport: Option<u16>,
+    stages: Stages<'a>,
 }
-
-/// Translates a packet with `key` arriving on `in_port` (its `in_port`
 
 impl<'a> Ctx<'a> {
     pub(super) fn new(
@@ -45,6 +83,7 @@ impl<'a> Ctx<'a> {
         key: &FlowKey,
         opts: XlateOptions,
         trace: Option<&'a mut Trace>,
+        stages: Stages<'a>,
     ) -> Ctx<'a> {
         Ctx {
             sw,
@@ -62,6 +101,7 @@ impl<'a> Ctx<'a> {
             halted: false,
             trace,
             traced_nat_sport: None,
+            stages,
         }
     }
 
@@ -137,7 +177,8 @@ impl<'a> Ctx<'a> {
             return;
         };
         self.key.set(Field::VlanTci, 0);
-        self.cross(|c| c.bridge_input(p));
+        let enter = self.stages.bridge_input;
+        self.cross(|c| enter(c, p));
     }
 
     /// Walks a packet the pipeline originates (key `key`) with `walk`, and
@@ -163,6 +204,57 @@ impl<'a> Ctx<'a> {
 
     /// A router sends a frame into a veth whose other end is `peer`.
     pub(super) fn cross_to_router(&mut self, peer: RouterIfaceRef) {
-        self.cross(|c| super::router::router_input(c, peer));
+        let enter = self.stages.router_input;
+        self.cross(|c| enter(c, peer));
     }
+
+    /// Sends the packet, as the key now says it is, out of `port`: a
+    /// patch port's peer bridge and an internal port's router continue the
+    /// walk; any other port is an output.
+    pub(super) fn output_port(&mut self, port: &'a Port) {
+        if let (PortKind::Patch { .. }, Some(peer_id)) = (&port.kind, port.peer) {
+            let Some(peer) = self.sw.port(peer_id) else {
+                self.drop(DropReason::NoSuchPort);
+                return;
+            };
+            self.event(|_| TraceEvent::Patch {
+                from: port.name.clone(),
+                to: peer.name.clone(),
+            });
+            let enter = self.stages.bridge_input;
+            self.cross(|c| enter(c, peer));
+            self.event(|_| TraceEvent::PatchReturn {
+                to: port.name.clone(),
+            });
+            return;
+        }
+        if let Some(r) = self.sw.router_on_port(port.id) {
+            self.cross_to_router(r);
+            return;
+        }
+        self.commit();
+        self.ops.push(Op::Output(port.id));
+        self.event(|c| TraceEvent::Output {
+            port: port.name.clone(),
+            packet: key_summary(&c.key),
+            key: c.key,
+        });
+    }
+
+    /// Emits the rewrites that make the packet look like the key.
+    pub(super) fn commit(&mut self) {
+        rewrites(&self.committed, &self.key, &mut self.ops);
+        // Only packet fields are committed: registers and metadata stay in
+        // the pipeline.
+        self.committed.w[..crate::key::PACKET_WORDS]
+            .copy_from_slice(&self.key.w[..crate::key::PACKET_WORDS]);
+    }
+}
+
+/// Records a step a router instance took (for traces).
+pub(super) fn step(ctx: &mut Ctx, inst: &RouterInstance, text: impl FnOnce(&Ctx) -> String) {
+    ctx.event(|c| TraceEvent::Router {
+        instance: inst.name.clone(),
+        step: text(c),
+    });
 }

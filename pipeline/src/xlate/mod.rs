@@ -41,37 +41,22 @@ mod router;
 mod tables;
 pub mod trace;
 
-use crate::bridge::mac::MacLearnRef;
+pub use ctx::{XlateOptions, Xlation};
+
 use crate::conntrack::Resume;
 use crate::drop::DropReason;
 use crate::ids::{PortId, RouterIfaceRef};
 use crate::key::{Field, FlowKey};
-use crate::program::Program;
-use crate::switch::{RuleStats, Switch};
+use crate::switch::Switch;
 use crate::trace::Trace;
-use ctx::Ctx;
-use std::sync::Arc;
+use ctx::{Ctx, Stages};
 
-/// The result of translating one key.
-pub struct Xlation {
-    pub program: Program,
-    /// Key bits the program depends on (a megaflow mask over the input key).
-    pub wc: FlowKey,
-    /// Flows the packet matched, in order (their counters count it).
-    pub rules: Vec<Arc<RuleStats>>,
-    /// MAC entries NORMAL learned or relied on (refreshed on cache hits).
-    pub learned: Vec<MacLearnRef>,
-    /// NORMAL consulted a MAC table: the program is valid only while the
-    /// MAC tables' generation is unchanged.
-    pub uses_mac_table: bool,
-}
-
-/// Translation options.
-#[derive(Clone, Copy, Debug)]
-pub struct XlateOptions {
-    /// NORMAL learns source MACs (off for `trace`).
-    pub learn: bool,
-    pub now_ns: u64,
+/// The stages a walk enters (see `ctx`).
+fn stages<'a>() -> Stages<'a> {
+    Stages {
+        bridge_input: Ctx::bridge_input,
+        router_input: router::router_input,
+    }
 }
 
 /// Translates a packet with `key` arriving on `in_port` (its `in_port`
@@ -84,7 +69,7 @@ pub fn xlate(
     opts: XlateOptions,
     trace: Option<&mut Trace>,
 ) -> Xlation {
-    let mut ctx = Ctx::new(sw, key, opts, trace);
+    let mut ctx = Ctx::new(sw, key, opts, trace, stages());
     // The ingress port always matters (it selects the bridge).
     ctx.wc.set(Field::InPort, Field::InPort.full_mask());
     ctx.wc.set(Field::RecircId, Field::RecircId.full_mask());
@@ -116,17 +101,7 @@ pub fn xlate_router_output(
     opts: XlateOptions,
     trace: Option<&mut Trace>,
 ) -> Xlation {
-    let mut ctx = Ctx::new(sw, key, opts, trace);
+    let mut ctx = Ctx::new(sw, key, opts, trace, stages());
     router::send_out(&mut ctx, at);
     ctx.finish()
-}
-
-/// A mask of `nbits` bits starting at bit `ofs`.
-fn bit_range(ofs: u8, nbits: u8) -> u64 {
-    let bits = if nbits >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << nbits) - 1
-    };
-    bits.checked_shl(ofs as u32).unwrap_or(0)
 }

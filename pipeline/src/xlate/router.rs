@@ -17,16 +17,15 @@
 //! decided.
 
 use super::ct::ICMP_ERROR_TYPES;
-use super::ctx::Ctx;
+use super::ctx::{step, Ctx};
 use crate::conntrack::stage::{SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_FLAGS_REG, SNAT_PENDING};
 use crate::drop::DropReason;
 use crate::ids::RouterIfaceRef;
 use crate::key::{ethertype, ipproto, Field, Mac, FRAG_LATER};
 use crate::packet::generate::{ArpRequest, IcmpError};
 use crate::program::{Generated, Op, Program, RuntimeRef};
-use crate::router::{Cidr, Interface, NatHook, NatRule, NatTarget, RouterInstance};
+use crate::router::{Cidr, Interface, RouterInstance};
 use crate::switch::RouterLinkTarget;
-use crate::trace::TraceEvent;
 use std::net::Ipv4Addr;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_NET_UNREACH: u8 = 0;
@@ -36,13 +35,6 @@ const ARP_REQUEST: u64 = 1;
 const ARP_REPLY: u64 = 2;
 const ICMP_ECHO_REPLY: u64 = 0;
 const ICMP_ECHO_REQUEST: u64 = 8;
-
-pub(super) fn step(ctx: &mut Ctx, inst: &RouterInstance, text: impl FnOnce(&Ctx) -> String) {
-    ctx.event(|c| TraceEvent::Router {
-        instance: inst.name.clone(),
-        step: text(c),
-    });
-}
 
 /// The frame in `ctx.key` arrives on router interface `at`.
 pub(super) fn router_input<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
@@ -180,7 +172,7 @@ fn ipv4_input<'a>(
     }
     // The namespace's conntrack sees the packet first (PREROUTING); the
     // walk goes on after recirculation, with the connection's NAT applied.
-    if ctx.router_conntrack(inst, at, iface) {
+    if ctx.router_conntrack(inst, at, iface, after_ct) {
         return;
     }
     route_ipv4(ctx, inst, at, iface);
@@ -211,81 +203,6 @@ pub(super) fn after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
         format!("after conntrack: {}", crate::trace::key_summary(&c.key))
     });
     route_ipv4(ctx, inst, at, iface);
-}
-
-/// Does a nat rule select this packet? `dnat`: the connection was DNATed;
-/// `marked`: it came in on an interface marked external.
-fn nat_rule_matches(
-    r: &NatRule,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    iif: &str,
-    oif: Option<&str>,
-    dnat: bool,
-    marked: bool,
-) -> bool {
-    let cidr_ok = |c: &Option<Cidr>, a: Ipv4Addr| c.is_none_or(|c| c.contains(u32::from(a)));
-    let dev_ok = |want: &Option<String>, not: bool, have: Option<&str>| match want {
-        None => true,
-        Some(w) => (have == Some(w.as_str())) != not,
-    };
-    cidr_ok(&r.src, src)
-        && cidr_ok(&r.dst, dst)
-        && dev_ok(&r.iif, r.iif_not, Some(iif))
-        && dev_ok(&r.oif, r.oif_not, oif)
-        && (!r.not_dnat || !dnat)
-        && (!r.only_dnat || dnat)
-        && (!r.not_marked_external || !marked)
-}
-
-/// The NAT a new connection gets from the instance's nat rules, evaluated
-/// in iptables order: PREROUTING (DNAT) on the packet as it arrives, then
-/// POSTROUTING (SNAT, or ACCEPT to stop) after the routing decision.
-pub(super) fn nat_for_new(
-    ctx: &mut Ctx,
-    inst: &RouterInstance,
-    iface: &Interface,
-    t: &crate::conntrack::Tuple,
-) -> (Option<crate::conntrack::Nat>, Option<String>) {
-    use crate::conntrack::Nat;
-    let marked = inst.mark_external.contains(&iface.name);
-    for r in inst.nat.iter().filter(|r| r.hook == NatHook::Prerouting) {
-        if nat_rule_matches(r, t.src, t.dst, &iface.name, None, false, marked) {
-            match r.target {
-                NatTarget::Dnat(a) => {
-                    return (
-                        Some(Nat::Dst {
-                            addrs: (a, a),
-                            ports: None,
-                        }),
-                        Some(r.text.clone()),
-                    )
-                }
-                NatTarget::Accept => break,
-                NatTarget::Snat(_) => {}
-            }
-        }
-    }
-    ctx.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
-    let oif = inst
-        .route(t.src, t.dst, Some(&iface.name))
-        .map(|(_, r)| r.dev.clone());
-    for r in inst.nat.iter().filter(|r| r.hook == NatHook::Postrouting) {
-        if nat_rule_matches(r, t.src, t.dst, &iface.name, oif.as_deref(), false, marked) {
-            return match r.target {
-                NatTarget::Snat(a) => (
-                    Some(Nat::Src {
-                        addrs: (a, a),
-                        ports: None,
-                    }),
-                    Some(r.text.clone()),
-                ),
-                NatTarget::Accept => (None, Some(r.text.clone())),
-                NatTarget::Dnat(_) => continue,
-            };
-        }
-    }
-    (None, None)
 }
 
 /// Routes an IPv4 packet (after conntrack, if the instance tracks).

@@ -2,14 +2,12 @@
 //! flows' actions, outputs (patch ports continue on the peer bridge in the
 //! same walk; an internal port with a router attached enters the router).
 
-use super::bit_range;
 use super::ctx::Ctx;
 use crate::drop::DropReason;
 use crate::flow::{ofp, Action};
 use crate::key::{ethertype, ipproto, Field, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
-use crate::program::Op;
-use crate::switch::{Bridge, Port, PortKind, MAX_RESUBMIT_DEPTH};
-use crate::trace::TraceEvent;
+use crate::switch::{Bridge, Port, MAX_RESUBMIT_DEPTH};
+use crate::trace::{key_summary, TraceEvent};
 
 impl<'a> Ctx<'a> {
     /// The packet enters `port`'s bridge through `port`.
@@ -208,7 +206,7 @@ impl<'a> Ctx<'a> {
                 nbits,
                 value,
             } => {
-                let mask = bit_range(*ofs, *nbits);
+                let mask = crate::flow::bit_range(*ofs, *nbits);
                 k.set_masked(*field, value << ofs, mask);
             }
             Action::Move {
@@ -218,14 +216,14 @@ impl<'a> Ctx<'a> {
                 dst_ofs,
                 nbits,
             } => {
-                let smask = bit_range(*src_ofs, *nbits);
+                let smask = crate::flow::bit_range(*src_ofs, *nbits);
                 let (w, sh, _) = src.position();
                 self.wc.w[w] |= smask << sh;
                 let v = (self.key.get(*src) & smask) >> src_ofs;
                 self.key
-                    .set_masked(*dst, v << dst_ofs, bit_range(*dst_ofs, *nbits));
+                    .set_masked(*dst, v << dst_ofs, crate::flow::bit_range(*dst_ofs, *nbits));
             }
-            Action::Ct(ct) => self.ct(bridge, ct),
+            Action::Ct(ct) => self.ct(bridge, ct, Ctx::resume_table),
         }
     }
 
@@ -251,33 +249,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Sends the packet, as the key now says it is, out of `port`.
-    pub(super) fn output_port(&mut self, port: &'a Port) {
-        if let (PortKind::Patch { .. }, Some(peer_id)) = (&port.kind, port.peer) {
-            let Some(peer) = self.sw.port(peer_id) else {
-                self.drop(DropReason::NoSuchPort);
-                return;
-            };
-            self.event(|_| TraceEvent::Patch {
-                from: port.name.clone(),
-                to: peer.name.clone(),
-            });
-            self.cross(|c| c.bridge_input(peer));
-            self.event(|_| TraceEvent::PatchReturn {
-                to: port.name.clone(),
-            });
-            return;
-        }
-        if let Some(r) = self.sw.router_on_port(port.id) {
-            self.cross(|c| super::router::router_input(c, r));
-            return;
-        }
-        self.commit();
-        self.ops.push(Op::Output(port.id));
-        self.event(|c| TraceEvent::Output {
-            port: port.name.clone(),
-            packet: crate::trace::key_summary(&c.key),
-            key: c.key,
+    /// A recirculated packet re-enters `bridge` at `table`.
+    pub(super) fn resume_table(&mut self, bridge: &'a Bridge, table: u8) {
+        self.wc.set(Field::CtState, Field::CtState.full_mask());
+        self.wc.set(Field::CtZone, Field::CtZone.full_mask());
+        self.event(|c| TraceEvent::Bridge {
+            bridge: bridge.name.clone(),
+            in_port: format!("recirculation (in_port={})", c.key.in_port()),
+            packet: key_summary(&c.key),
         });
+        self.lookup_table(bridge, table)
     }
 }

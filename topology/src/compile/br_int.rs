@@ -3,7 +3,8 @@
 //! 0), direct delivery of routed frames to local ports (tables 2, 60),
 //! and each table's default.
 
-use super::{FlowText, HostView};
+use super::flow_text::FlowText;
+use super::host_view::HostView;
 use crate::model::{Cidr, NetworkType, Port, PortOwner};
 use crate::placement::subnet_of_port;
 use pipeline::key::Mac;

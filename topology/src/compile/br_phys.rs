@@ -6,7 +6,8 @@
 //! VLANs to segmentation ids; table 3 hands other hosts' routed frames to
 //! br-int without learning their DVR MACs.
 
-use super::{FlowText, HostView};
+use super::flow_text::FlowText;
+use super::host_view::HostView;
 use crate::model::NetworkType;
 
 /// The patch port to br-int: the NIC is 1, the patch 2 (the agent adds the

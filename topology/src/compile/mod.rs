@@ -19,12 +19,15 @@
 
 mod br_int;
 mod br_phys;
+mod flow_text;
+mod host_view;
 mod ports;
 
-use super::model::{Host, Network, Router, RouterInterface, Subnet, Topology};
+use super::model::Topology;
 use super::validate::{err, TopologyError};
-use pipeline::flow::text::parse_flow;
-use pipeline::flow::{Flow, NoPortNames};
+use flow_text::FlowText;
+use host_view::HostView;
+use pipeline::flow::Flow;
 use pipeline::switch::PortConfig;
 use std::collections::BTreeMap;
 
@@ -100,89 +103,4 @@ pub fn compile_host(t: &Topology, host_name: &str) -> Result<HostPlan, TopologyE
         bridges,
         local_vlans: cx.lvids,
     })
-}
-
-/// What the flow writers read: the topology, the host, the routers present
-/// on it, and the numbers allocated there.
-struct HostView<'a> {
-    t: &'a Topology,
-    host: &'a Host,
-    routers: Vec<&'a Router>,
-    /// br-int device → OpenFlow port number.
-    ofports: BTreeMap<String, u32>,
-    /// network → local VLAN.
-    lvids: BTreeMap<String, u16>,
-}
-
-impl<'a> HostView<'a> {
-    /// A br-int device's OpenFlow port number (0 if it has none).
-    fn ofport(&self, device: &str) -> u32 {
-        self.ofports.get(device).copied().unwrap_or(0)
-    }
-
-    fn is_snat_host(&self, r: &Router) -> bool {
-        r.snat_host.as_deref() == Some(self.host.name.as_str())
-    }
-
-    /// Every host but this one, in topology order.
-    fn other_hosts(&self) -> impl Iterator<Item = &'a Host> + '_ {
-        self.t.hosts.iter().filter(|h| h.name != self.host.name)
-    }
-
-    /// The networks with a local VLAN here that are on `physnet`, in
-    /// network-name order.
-    fn local_networks_on(&self, physnet: &str) -> Vec<(&'a Network, u16)> {
-        self.lvids
-            .iter()
-            .filter_map(|(net, &lvid)| {
-                let n = self.t.network(net).filter(|n| n.physnet == physnet)?;
-                Some((n, lvid))
-            })
-            .collect()
-    }
-
-    /// Every interface of the routers here with its (known) subnet.
-    fn router_subnets(&self) -> Vec<(&'a Router, &'a RouterInterface, &'a Subnet)> {
-        let mut v = Vec::new();
-        for &r in &self.routers {
-            for ri in &r.interfaces {
-                if let Some(sub) = self.t.subnet(&ri.subnet) {
-                    v.push((r, ri, sub));
-                }
-            }
-        }
-        v
-    }
-}
-
-/// Flow text per bridge, in the order written; parsed on `take`.
-#[derive(Default)]
-struct FlowText {
-    lines: Vec<(String, String)>,
-}
-
-impl FlowText {
-    fn add(&mut self, bridge: &str, line: &str) {
-        self.lines.push((bridge.to_string(), line.to_string()));
-    }
-
-    /// The flows written for `bridge`, parsed.
-    fn take(&self, bridge: &str) -> Result<Vec<Flow>, TopologyError> {
-        let mut flows = Vec::new();
-        for (_, line) in self.lines.iter().filter(|(b, _)| b == bridge) {
-            let f = parse_flow(line, &NoPortNames).map_err(|e| {
-                err(
-                    format!("bridge {bridge}"),
-                    "flows",
-                    format!("generated flow `{line}` does not parse: {e}"),
-                )
-            })?;
-            // The same match and priority twice: the later install wins (spec §10.3).
-            flows.retain(|x: &Flow| {
-                !(x.table == f.table && x.priority == f.priority && x.matches == f.matches)
-            });
-            flows.push(f);
-        }
-        Ok(flows)
-    }
 }

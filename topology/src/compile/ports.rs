@@ -2,7 +2,7 @@
 //! order with their OpenFlow numbers and local VLANs, and each physical
 //! bridge's NIC and patch port.
 
-use super::HostView;
+use super::host_view::HostView;
 use crate::model::{Cidr, Host, PortOwner, Router, Topology};
 use crate::placement::gateway_networks;
 use crate::validate::{err, TopologyError};

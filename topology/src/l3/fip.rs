@@ -3,7 +3,9 @@
 //! bound here (proxy ARP) and routes them over each router's fpr/rfp link;
 //! what comes back from a router leaves by the external gateway.
 
-use super::{bridge_interface, external_gateway, fips_on_host, host_prefix, route, RfpLink, ANY};
+use super::build::{
+    bridge_interface, external_gateway, fips_on_host, host_prefix, route, RfpLink, ANY,
+};
 use crate::model::{FipGateway, Router, Topology};
 use crate::validate::TopologyError;
 use pipeline::router::{InstanceKind, Interface, Link, RouterInstance, Rule, TABLE_MAIN};

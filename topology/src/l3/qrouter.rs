@@ -4,7 +4,7 @@
 //! (source routing per subnet), or, for a floating IP bound here, through
 //! the rfp/fpr link to this host's fip instance.
 
-use super::{
+use super::build::{
     accept_unless_via, add_extra_routes, bridge_interface, fips_on_host, host_prefix, nat_rule,
     route, subnet_prefix, RfpLink, ANY, FIP_EGRESS_TABLE,
 };

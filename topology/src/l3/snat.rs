@@ -4,7 +4,7 @@
 //! marks what arrives from outside, and routes out via the external
 //! network's gateway.
 
-use super::{
+use super::build::{
     accept_unless_via, add_extra_routes, bridge_interface, external_gateway, host_prefix, nat_rule,
     route, subnet_prefix, ANY,
 };

@@ -1,12 +1,12 @@
 //! Parsing actions: keywords, `output`/`resubmit`/`goto_table`, header
 //! rewrites, `set_field`/`load`/`move`, and `ct(...)` with its `nat(...)`.
 
+use super::error::FlowSyntaxError;
 use super::token::{tokenize, Tok};
 use super::value::{
     field_by_name, num_in, parse_field_value, parse_ipv4, parse_num, parse_port, parse_subfield,
     KeyValue,
 };
-use super::FlowSyntaxError;
 use crate::flow::{ofp, Action, CtAction, CtZone, NatKind, NatSpec, PortNames};
 use crate::key::{ethertype, Field};
 

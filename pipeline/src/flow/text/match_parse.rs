@@ -2,12 +2,12 @@
 //! what it needs of `dl_type`/`nw_proto`; the prerequisites are checked
 //! once every field is known, as OVS does.
 
+use super::error::FlowSyntaxError;
 use super::token::Tok;
 use super::value::{
     ct_state_names, field_by_name, parse_flags, parse_ipv4_masked, parse_mac_masked,
     parse_num_masked, parse_port, tcp_flag_names, KeyValue,
 };
-use super::FlowSyntaxError;
 use crate::flow::{Match, PortNames};
 use crate::key::{ethertype, ipproto, Field, VLAN_CFI};
 use std::net::Ipv6Addr;

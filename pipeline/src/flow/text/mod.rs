@@ -16,40 +16,20 @@
 //! `print` writes flows, matches and actions as dump-flows does.
 
 mod action_parse;
+mod error;
 mod match_parse;
 mod print;
 mod token;
 mod value;
 
+pub use error::FlowSyntaxError;
 pub use print::{format_actions, format_flow, format_match};
 
 use super::{Action, Flow, Match, PortNames};
 use action_parse::parse_actions_at;
 use match_parse::MatchBuilder;
-use std::fmt;
 use token::tokenize;
 use value::{num_in, parse_num_masked};
-
-/// A syntax error: where it is, which token, what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowSyntaxError {
-    /// 1-based character column of the token in the input.
-    pub column: usize,
-    pub token: String,
-    pub message: String,
-}
-
-impl fmt::Display for FlowSyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "column {}: `{}`: {}",
-            self.column, self.token, self.message
-        )
-    }
-}
-
-impl std::error::Error for FlowSyntaxError {}
 
 /// Parses a match (`in_port=qvo-vm1,arp,arp_spa=10.1.0.11`), as used by
 /// `trace` and flow selectors.

@@ -1,7 +1,7 @@
 //! Tokens of a flow: text split on commas and whitespace outside
 //! parentheses and brackets, each with its byte offset for error columns.
 
-use super::FlowSyntaxError;
+use super::error::FlowSyntaxError;
 
 /// A token of the input: its text and byte offset.
 #[derive(Clone, Copy)]

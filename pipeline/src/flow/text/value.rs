@@ -2,8 +2,8 @@
 //! IPv4 and MAC addresses (with masks), flag sets, field and NXM names,
 //! subfields, and port numbers or names.
 
+use super::error::FlowSyntaxError;
 use super::token::Tok;
-use super::FlowSyntaxError;
 use crate::flow::{ofp, PortNames};
 use crate::key::{ct_state, Field, Mac};
 use std::fmt::Write as _;
