@@ -273,7 +273,8 @@ impl DaemonConfig {
             return Err(format!("{}: workers: at least one worker", path.display()));
         }
         if let Some(g) = &c.socket_group {
-            crate::control::group_id(g).map_err(|e| format!("{}: {e}", path.display()))?;
+            crate::os::group_id(g)
+                .map_err(|e| format!("{}: socket_group `{g}`: {e}", path.display()))?;
         }
         Ok(c)
     }

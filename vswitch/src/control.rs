@@ -20,8 +20,6 @@ use crate::daemon::Shared;
 use pipeline::flow::text::{parse_flow, parse_match};
 use pipeline::flow::PortNames;
 use pipeline::switch::{FlowSelector, PortConfig, PortKind, VlanMode};
-use topology::model::Port as TopoPort;
-use topology::Topology;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use topology::model::Port as TopoPort;
+use topology::Topology;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -241,9 +241,8 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
     match req.cmd.as_str() {
         "version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "host": shared.host })),
         "show" => {
-            let sw = shared.switch();
-            let mut v = crate::offline::show_value(&sw);
-            let mut text = crate::offline::show(&sw);
+            let view = crate::render::SwitchView::of(&shared.switch());
+            let mut text = view.text();
             let bindings = shared.bindings();
             for b in &bindings {
                 text.push_str(&format!(
@@ -254,6 +253,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                     if b.queues == 1 { "" } else { "s" }
                 ));
             }
+            let mut v = serde_json::to_value(&view).map_err(|e| e.to_string())?;
             v["io"] = serde_json::to_value(&bindings).map_err(|e| e.to_string())?;
             v["host"] = json!(shared.host);
             v["text"] = json!(text);
@@ -261,7 +261,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         }
         "dump-flows" => {
             let sw = shared.switch();
-            crate::offline::dump_flows(&sw, arg(a, "bridge")?, shared.now_ns()).map(Value::from)
+            crate::render::dump_flows(&sw, arg(a, "bridge")?, shared.now_ns())
+                .map(Value::from)
+                .map_err(|e| e.to_string())
         }
         "add-flow" | "add-flows" => {
             let bridge = arg(a, "bridge")?.to_string();
@@ -506,8 +508,10 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         }
         "router-show" => {
             let sw = shared.switch();
-            let v = crate::offline::routers_value(&sw, opt_str(a, "router"))?;
-            Ok(json!({ "routers": v, "text": crate::offline::routers_text(&v) }))
+            let routers =
+                crate::render::routers(&sw, opt_str(a, "router")).map_err(|e| e.to_string())?;
+            let text = crate::render::routers_text(&routers);
+            Ok(json!({ "routers": routers, "text": text }))
         }
         "topology-show" => {
             let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -748,40 +752,6 @@ fn capture(shared: &Shared, a: &Value) -> Result<Value, String> {
     Ok(json!({ "port": port, "file": file, "packets": r.written, "dropped": r.dropped }))
 }
 
-/// The id of the group named `name`.
-pub fn group_id(name: &str) -> Result<u32, String> {
-    let cname = std::ffi::CString::new(name)
-        .map_err(|_| format!("socket_group `{name}`: contains a NUL byte"))?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: getgrnam_r writes only into `grp` and `buf` (of the length
-    // given) and sets `result` to null or to `grp`.
-    let (rc, found, gid) = unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrnam_r(
-            cname.as_ptr(),
-            &mut grp,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        );
-        (rc, !result.is_null(), grp.gr_gid)
-    };
-    match (rc, found) {
-        (0, true) => Ok(gid),
-        (0, false) => Err(format!("socket_group `{name}`: no such group")),
-        (e, _) => Err(format!(
-            "socket_group `{name}`: {}",
-            std::io::Error::from_raw_os_error(e)
-        )),
-    }
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// Creates (0755) or checks the socket's directory: a directory, owned by
 /// us or root, writable by neither group nor others.
 fn check_socket_dir(dir: &Path) -> Result<(), String> {
@@ -797,12 +767,12 @@ fn check_socket_dir(dir: &Path) -> Result<(), String> {
     if !md.is_dir() {
         return Err(format!("{}: not a directory", dir.display()));
     }
-    if md.uid() != euid() && md.uid() != 0 {
+    if md.uid() != crate::os::euid() && md.uid() != 0 {
         return Err(format!(
             "{}: owned by uid {}, not by us (uid {}) or root; refusing to put the control socket there",
             dir.display(),
             md.uid(),
-            euid()
+            crate::os::euid()
         ));
     }
     if md.mode() & 0o022 != 0 {
@@ -824,11 +794,11 @@ fn bind_socket(path: &Path, gid: Option<u32>) -> Result<UnixListener, String> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(md) => {
-            if md.uid() != euid() {
+            if md.uid() != crate::os::euid() {
                 return Err(format!(
                     "{shown}: exists and is owned by uid {}, not by us (uid {}); refusing to replace it",
                     md.uid(),
-                    euid()
+                    crate::os::euid()
                 ));
             }
             if !md.file_type().is_socket() {
@@ -847,11 +817,7 @@ fn bind_socket(path: &Path, gid: Option<u32>) -> Result<UnixListener, String> {
     }
     // The socket file takes its mode from the umask at bind: never let it
     // exist with more than 0600, even for the moment before chmod.
-    // SAFETY: umask only swaps the process's file mode mask.
-    let old_mask = unsafe { libc::umask(0o177) };
-    let bound = UnixListener::bind(path);
-    // SAFETY: as above, restoring the mask.
-    unsafe { libc::umask(old_mask) };
+    let bound = crate::os::with_umask(0o177, || UnixListener::bind(path));
     let listener = bound.map_err(|e| format!("{shown}: {e}"))?;
     let finish = || -> Result<(), String> {
         if let Some(g) = gid {
@@ -890,7 +856,9 @@ impl ControlServer {
         group: Option<&str>,
         shared: Arc<Shared>,
     ) -> Result<ControlServer, String> {
-        let gid = group.map(group_id).transpose()?;
+        let gid = group
+            .map(|g| crate::os::group_id(g).map_err(|e| format!("socket_group `{g}`: {e}")))
+            .transpose()?;
         let listener = bind_socket(path, gid)?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));

@@ -25,13 +25,13 @@ use pipeline::datapath::{Datapath, BURST};
 use pipeline::drop::DropReason;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch, SwitchConfig};
-use topology::Topology;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use topology::Topology;
 
 /// Port ids above this get no per-port counters (ids are allocated
 /// incrementally and never reused; a switch that has seen this many port
@@ -580,8 +580,8 @@ impl Daemon {
     /// Starts the workers for `cfg` with an already loaded topology.
     pub fn start_with(cfg: &DaemonConfig, topology: Topology) -> Result<Daemon, String> {
         let n_workers = cfg.workers.len();
-        let mut config = topology::build_host(&topology, &cfg.host, n_workers)
-            .map_err(|e| e.to_string())?;
+        let mut config =
+            topology::build_host(&topology, &cfg.host, n_workers).map_err(|e| e.to_string())?;
         config.set_mac_limits(
             cfg.limits.mac_table_entries,
             pipeline::bridge::mac::DEFAULT_AGING_NS,

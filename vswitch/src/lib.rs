@@ -12,3 +12,5 @@ pub mod control;
 pub mod daemon;
 pub mod io;
 pub mod offline;
+pub mod os;
+pub mod render;

@@ -46,15 +46,7 @@ impl Drop for TempDir {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
-}
+use vswitch::os::{euid, is_root};
 
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).expect("stat").mode() & 0o7777
@@ -211,7 +203,7 @@ fn a_path_owned_by_another_user_is_refused() {
 fn some_group() -> Option<(&'static str, u32)> {
     ["nogroup", "daemon", "nobody", "root"]
         .into_iter()
-        .find_map(|g| vswitch::control::group_id(g).ok().map(|id| (g, id)))
+        .find_map(|g| vswitch::os::group_id(g).ok().map(|id| (g, id)))
 }
 
 #[test]

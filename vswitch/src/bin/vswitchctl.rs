@@ -406,8 +406,10 @@ fn run(cli: &Cli) -> Result<String, String> {
         } => {
             if on.offline() {
                 let off = on.open()?;
-                let v = offline::routers_value(&off.switch, name.as_deref())?;
-                return out(cli, v, offline::routers_text);
+                let routers = vswitch::render::routers(&off.switch, name.as_deref())
+                    .map_err(|e| e.to_string())?;
+                let v = serde_json::to_value(&routers).map_err(|e| e.to_string())?;
+                return out(cli, v, |_| vswitch::render::routers_text(&routers));
             }
             let v = daemon(cli, "router-show", json!({ "router": name }))?;
             out(cli, v["routers"].clone(), |_| {
@@ -721,7 +723,9 @@ fn run(cli: &Cli) -> Result<String, String> {
         }
         Command::Show { on } => {
             let off = on.open()?;
-            out(cli, offline::show_value(&off.switch), |_| off.show())
+            let view = vswitch::render::SwitchView::of(&off.switch);
+            let v = serde_json::to_value(&view).map_err(|e| e.to_string())?;
+            out(cli, v, |_| view.text())
         }
     }
 }
