@@ -310,9 +310,9 @@ pub fn warm_switch(
     );
     let cfg: vswitch::config::DaemonConfig =
         toml::from_str(&text).map_err(|e| format!("warm-up config: {e}"))?;
-    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone())?;
+    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
     for (port, frames) in &tr.warmup {
-        d.process_local(port, frames)?;
+        d.process_local(port, frames).map_err(|e| e.to_string())?;
     }
     let sw = d.shared.switch();
     d.stop();

@@ -13,14 +13,14 @@
 //! output port's transmit counter says how much arrived where the walk
 //! says.
 
-use vswitch::config::DaemonConfig;
-use vswitch::daemon::Daemon;
 use crate::traffic::{self, FrameSize, TrafficScenario};
-use topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use topology::Topology;
+use vswitch::config::DaemonConfig;
+use vswitch::daemon::Daemon;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -231,10 +231,10 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         (2 * p.flows).max(262_144)
     ));
     let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("bench config: {e}"))?;
-    let d = Daemon::start_with(&cfg, t.clone())?;
+    let d = Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
 
     for (port, frames) in &tr.warmup {
-        d.process_local(port, frames)?;
+        d.process_local(port, frames).map_err(|e| e.to_string())?;
     }
     if p.io == Io::OvsDpdk {
         // Our switch, warmed up, is the model; Open vSwitch runs it.
@@ -293,7 +293,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         Io::OvsDpdk => return Err("OVS-DPDK points are measured above".into()),
     };
     let queues = if p.io == Io::Memory { p.workers } else { 1 };
-    d.shared.bind_port(s.in_port(), &backend, queues)?;
+    d.shared
+        .bind_port(s.in_port(), &backend, queues)
+        .map_err(|e| e.to_string())?;
 
     // Settle (caches filled, every flow seen once), then measure.
     std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));

@@ -22,6 +22,26 @@ pub const QUEUE_DEPTH: usize = 4096;
 /// Longest capture.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
+/// Why a capture could not start; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Pcap {
+        path: std::path::PathBuf,
+        #[source]
+        source: pcap_file::PcapError,
+    },
+    /// The writer thread could not be started.
+    #[error("{0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// A frame and its time (ns since the daemon started).
 type Frame = (u64, Vec<u8>);
 
@@ -44,9 +64,18 @@ pub struct CaptureReport {
 
 impl Capture {
     /// Creates `path` and starts the writer. `limit`: packets to keep.
-    pub fn start(path: &Path, limit: Option<u64>) -> Result<(Arc<Capture>, CaptureWriter), String> {
-        let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut w = PcapWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn start(
+        path: &Path,
+        limit: Option<u64>,
+    ) -> Result<(Arc<Capture>, CaptureWriter), CaptureError> {
+        let f = File::create(path).map_err(|source| CaptureError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut w = PcapWriter::new(f).map_err(|source| CaptureError::Pcap {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (tx, rx): (Sender<Frame>, Receiver<Frame>) = crossbeam::channel::bounded(QUEUE_DEPTH);
         let written = Arc::new(AtomicU64::new(0));
         let counter = written.clone();
@@ -61,7 +90,7 @@ impl Capture {
                     counter.fetch_add(1, Ordering::Release);
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(CaptureError::Thread)?;
         Ok((
             Arc::new(Capture {
                 queue: tx,

@@ -279,7 +279,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 None => vec![arg(a, "flow")?.to_string()],
             };
             let now = shared.now_ns();
-            shared.update(|st| {
+            update(shared, |st| {
                 let names = st.config.port_names(&bridge).map_err(|e| e.to_string())?;
                 let mut flows = Vec::new();
                 for (i, l) in lines.iter().enumerate() {
@@ -299,7 +299,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 return Err("mod-flows needs `actions=`".into());
             }
             let strict = opt_bool(a, "strict");
-            shared.update(|st| {
+            update(shared, |st| {
                 let names = st.config.port_names(&bridge).map_err(|e| e.to_string())?;
                 let (sel, flow) = selector(&names, &text, strict)?;
                 let n = st
@@ -313,7 +313,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             let bridge = arg(a, "bridge")?.to_string();
             let m = opt_str(a, "match").unwrap_or("").to_string();
             let strict = opt_bool(a, "strict");
-            shared.update(|st| {
+            update(shared, |st| {
                 let names = st.config.port_names(&bridge).map_err(|e| e.to_string())?;
                 let (sel, _) = selector(&names, &m, strict)?;
                 let n = st
@@ -325,14 +325,14 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         }
         "add-br" => {
             let bridge = arg(a, "bridge")?.to_string();
-            shared.update(|st| {
+            update(shared, |st| {
                 st.config.add_bridge(&bridge).map_err(|e| e.to_string())?;
                 Ok(json!({ "bridge": bridge }))
             })
         }
         "del-br" => {
             let bridge = arg(a, "bridge")?.to_string();
-            let ports = shared.update(|st| {
+            let ports = update(shared, |st| {
                 let ports = st.config.port_names_of(&bridge);
                 st.config.del_bridge(&bridge).map_err(|e| e.to_string())?;
                 Ok(ports)
@@ -355,13 +355,15 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
             if backend.is_some() && p.kind != PortKind::System {
                 return Err(format!("{name}: only system ports carry I/O"));
             }
-            let ofport =
-                shared.update(|st| st.config.add_port(&bridge, p).map_err(|e| e.to_string()))?;
+            let ofport = update(shared, |st| {
+                st.config.add_port(&bridge, p).map_err(|e| e.to_string())
+            })?;
             if let Some((b, q)) = backend {
-                if let Err(e) = shared.bind_port(&name, &b, q) {
+                if let Err(e) = shared.bind_port(&name, &b, q).map_err(|e| e.to_string()) {
                     // All or nothing: take the port back out.
-                    let _ =
-                        shared.update(|st| st.config.del_port(&name).map_err(|e| e.to_string()));
+                    let _ = update(shared, |st| {
+                        st.config.del_port(&name).map_err(|e| e.to_string())
+                    });
                     return Err(e);
                 }
             }
@@ -369,7 +371,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
         }
         "del-port" => {
             let name = arg(a, "port")?.to_string();
-            shared.update(|st| st.config.del_port(&name).map_err(|e| e.to_string()))?;
+            update(shared, |st| {
+                st.config.del_port(&name).map_err(|e| e.to_string())
+            })?;
             let _ = shared.unbind_port(&name);
             Ok(json!({ "port": name }))
         }
@@ -389,7 +393,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 .map(|(_, c)| c.clone());
             if changes_port {
                 let mut err = None;
-                shared.update(|st| {
+                update(shared, |st| {
                     st.config
                         .set_port(&name, |p| {
                             if let Err(e) = apply_port_args(p, a) {
@@ -406,11 +410,11 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 return Err(format!("no port named `{name}`"));
             }
             if opt_bool(a, "unbind") {
-                shared.unbind_port(&name)?;
+                shared.unbind_port(&name).map_err(|e| e.to_string())?;
             } else if let Some((b, q)) = backend {
-                if let Err(e) = shared.bind_port(&name, &b, q) {
+                if let Err(e) = shared.bind_port(&name, &b, q).map_err(|e| e.to_string()) {
                     if let (true, Some(old)) = (changes_port, before) {
-                        let _ = shared.update(|st| {
+                        let _ = update(shared, |st| {
                             st.config
                                 .set_port(&name, |p| *p = old)
                                 .map_err(|e| e.to_string())
@@ -559,7 +563,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
                 Ok(t)
             })?;
             if let Some((b, q)) = backend {
-                if let Err(e) = shared.bind_port(&device, &b, q) {
+                if let Err(e) = shared.bind_port(&device, &b, q).map_err(|e| e.to_string()) {
                     // All or nothing: take the port back out.
                     let _ = apply_topology(shared, |mut t| {
                         t.ports.retain(|p| p.name != name);
@@ -664,6 +668,25 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Value, String> {
     }
 }
 
+/// Error text (until the protocol has its own error type).
+struct Text(String);
+
+impl From<pipeline::switch::ConfigError> for Text {
+    fn from(e: pipeline::switch::ConfigError) -> Text {
+        Text(e.to_string())
+    }
+}
+
+/// `Shared::update` with errors as text.
+fn update<T>(
+    shared: &Shared,
+    change: impl FnOnce(&mut crate::daemon::ControlState) -> Result<T, String>,
+) -> Result<T, String> {
+    shared
+        .update::<T, Text>(|st| change(st).map_err(Text))
+        .map_err(|t| t.0)
+}
+
 /// The router whose subnet the port is on (for a floating IP).
 fn router_of(t: &Topology, p: &TopoPort) -> Result<String, String> {
     let subnets: Vec<&str> = t
@@ -703,7 +726,7 @@ fn apply_topology(
 ) -> Result<Value, String> {
     let now = shared.now_ns();
     let host = shared.host.clone();
-    shared.update(|st| {
+    update(shared, |st| {
         let t = change(st.topology.clone())?;
         topology::validate::validate(&t).map_err(|e| e.to_string())?;
         let deleted = topology::update_host(&mut st.config, &st.topology, &t, &host, now)
@@ -735,8 +758,11 @@ fn capture(shared: &Shared, a: &Value) -> Result<Value, String> {
     if shared.switch().port_by_name(&port).is_none() {
         return Err(format!("no port named `{port}` on host {}", shared.host));
     }
-    let (cap, writer) = crate::capture::Capture::start(&file, count)?;
-    if let Err(e) = shared.add_capture(&port, cap.clone()) {
+    let (cap, writer) = crate::capture::Capture::start(&file, count).map_err(|e| e.to_string())?;
+    if let Err(e) = shared
+        .add_capture(&port, cap.clone())
+        .map_err(|e| e.to_string())
+    {
         writer.finish(cap);
         let _ = std::fs::remove_file(&file);
         return Err(e);

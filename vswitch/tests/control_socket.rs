@@ -248,7 +248,7 @@ fn an_unknown_socket_group_is_an_error_naming_it() {
         ),
     )
     .expect("write");
-    let err = DaemonConfig::load(&conf).expect_err("refused");
+    let err = DaemonConfig::load(&conf).expect_err("refused").to_string();
     assert!(
         err.contains("socket_group `no-such-group-x9`: no such group")
             && err.contains(&conf.display().to_string()),

@@ -223,7 +223,10 @@ mbufs = 2047
     let Err(e) = vswitch::io::dpdk::open("net_nope9", 1, 511) else {
         panic!("net_nope9 opened");
     };
+    let e = e.to_string();
     assert!(e.contains("net_nope9"), "{e}");
-    let e = vswitch::io::dpdk::eal_init(&["--no-huge".to_string()]).expect_err("second init");
+    let e = vswitch::io::dpdk::eal_init(&["--no-huge".to_string()])
+        .expect_err("second init")
+        .to_string();
     assert!(e.contains("already initialised"), "{e}");
 }

@@ -339,8 +339,10 @@ impl Source {
 
     fn open(&self) -> Result<offline::Offline, String> {
         match (&self.scenario, &self.topology, &self.host) {
-            (Some(dir), _, _) => offline::open(dir),
-            (None, Some(file), Some(host)) => offline::open_topology(file, host),
+            (Some(dir), _, _) => offline::open(dir).map_err(|e| e.to_string()),
+            (None, Some(file), Some(host)) => {
+                offline::open_topology(file, host).map_err(|e| e.to_string())
+            }
             _ => Err("give --scenario DIR or --topology FILE --host HOST".into()),
         }
     }
@@ -692,8 +694,13 @@ fn run(cli: &Cli) -> Result<String, String> {
         } => {
             let off = on.open()?;
             let traces = match (frame, in_port) {
-                (Some(hex), Some(port)) => vec![("frame".to_string(), off.trace_hex(port, hex)?)],
-                _ => off.trace(bridge.as_deref(), packet.as_deref())?,
+                (Some(hex), Some(port)) => vec![(
+                    "frame".to_string(),
+                    off.trace_hex(port, hex).map_err(|e| e.to_string())?,
+                )],
+                _ => off
+                    .trace(bridge.as_deref(), packet.as_deref())
+                    .map_err(|e| e.to_string())?,
             };
             if cli.json {
                 let v: Vec<_> = traces
@@ -712,7 +719,7 @@ fn run(cli: &Cli) -> Result<String, String> {
         }
         Command::DumpFlows { on, bridge } => {
             let off = on.open()?;
-            let text = off.dump_flows(bridge)?;
+            let text = off.dump_flows(bridge).map_err(|e| e.to_string())?;
             if cli.json {
                 let lines: Vec<&str> = text.lines().collect();
                 return serde_json::to_string_pretty(&lines)

@@ -1,11 +1,13 @@
 //! Opening a port's I/O backend from its configuration ([`Backend`]):
 //! its receive queues (handed to workers), its transmit queue (in the
 //! world) and, for `ring` ports, the far end tests hold. Also starts
-//! DPDK's EAL when a configured port needs it. Errors name the port.
+//! DPDK's EAL when a configured port needs it. Errors say what is wrong;
+//! the caller names the port (`BindError::Open`).
 //!
 //! May call: `io` (the backends), `config`.
 #![deny(unsafe_code)]
 
+use super::error::{BackendError, DaemonError};
 use crate::config::{Backend, DaemonConfig};
 use crate::io::pcap::{PcapRx, PcapTx};
 use crate::io::ring::RingHandle;
@@ -31,7 +33,7 @@ pub(super) fn open_backend(
     queues: usize,
     fanout_group: &AtomicU64,
     dpdk_mbufs: u32,
-) -> Result<Opened, String> {
+) -> Result<Opened, BackendError> {
     match backend {
         #[cfg(feature = "dpdk")]
         Backend::Dpdk {
@@ -40,9 +42,9 @@ pub(super) fn open_backend(
             mbufs,
             ..
         } => {
-            let q = u16::try_from(queues).map_err(|_| format!("ports: {name}: too many queues"))?;
+            let q = u16::try_from(queues).map_err(|_| BackendError::TooManyQueues)?;
             let (rx, tx) = crate::io::dpdk::open(device, q, mbufs.unwrap_or(dpdk_mbufs))
-                .map_err(|e| format!("ports: {name}: {e}"))?;
+                .map_err(crate::io::PortIoError::from)?;
             Ok(Opened {
                 rx: rx
                     .into_iter()
@@ -56,9 +58,7 @@ pub(super) fn open_backend(
         #[cfg(not(feature = "dpdk"))]
         Backend::Dpdk { .. } => {
             let _ = dpdk_mbufs;
-            Err(format!(
-                "ports: {name}: backend dpdk: vswitchd was built without the dpdk feature"
-            ))
+            Err(BackendError::NotBuilt("dpdk"))
         }
         #[cfg(target_os = "linux")]
         Backend::AfPacket { interface } => {
@@ -73,8 +73,7 @@ pub(super) fn open_backend(
             let mut rx: Vec<Box<dyn RxQueue>> = Vec::new();
             let mut tx: Option<Arc<dyn TxQueue>> = None;
             for _ in 0..queues {
-                let (r, t) = crate::io::afpacket::open(ifname, group)
-                    .map_err(|e| format!("ports: {name}: {e}"))?;
+                let (r, t) = crate::io::afpacket::open(ifname, group)?;
                 rx.push(Box::new(r));
                 if tx.is_none() {
                     tx = Some(Arc::new(t));
@@ -83,20 +82,17 @@ pub(super) fn open_backend(
             Ok(Opened { rx, tx, ring: None })
         }
         #[cfg(not(target_os = "linux"))]
-        Backend::AfPacket { .. } => Err(format!("ports: {name}: AF_PACKET needs Linux")),
+        Backend::AfPacket { .. } => Err(BackendError::NeedsLinux),
         #[cfg(all(target_os = "linux", feature = "af-xdp"))]
         Backend::AfXdp { interface, queue } => {
             // One socket, one queue: each socket attaches its own XDP
             // program (an interface takes one), so several queues would
             // need a shared program (not yet).
             if queues != 1 {
-                return Err(format!(
-                    "ports: {name}: an af-xdp port has one queue (choose it with `queue`)"
-                ));
+                return Err(BackendError::AfXdpOneQueue);
             }
             let ifname = interface.as_deref().unwrap_or(name);
-            let (r, t) = crate::io::afxdp::open(ifname, *queue)
-                .map_err(|e| format!("ports: {name}: {e}"))?;
+            let (r, t) = crate::io::afxdp::open(ifname, *queue)?;
             Ok(Opened {
                 rx: vec![Box::new(r)],
                 tx: Some(Arc::new(t)),
@@ -104,12 +100,10 @@ pub(super) fn open_backend(
             })
         }
         #[cfg(not(all(target_os = "linux", feature = "af-xdp")))]
-        Backend::AfXdp { .. } => Err(format!(
-            "ports: {name}: backend af-xdp: vswitchd was built without the af-xdp feature"
-        )),
+        Backend::AfXdp { .. } => Err(BackendError::NotBuilt("af-xdp")),
         Backend::Ring { depth } => {
             if queues != 1 {
-                return Err(format!("ports: {name}: a ring port has one queue"));
+                return Err(BackendError::OneQueue("ring"));
             }
             let h = RingHandle::new(*depth);
             Ok(Opened {
@@ -120,7 +114,7 @@ pub(super) fn open_backend(
         }
         Backend::Null => {
             if queues != 1 {
-                return Err(format!("ports: {name}: a null port has one queue"));
+                return Err(BackendError::OneQueue("null"));
             }
             Ok(Opened {
                 rx: Vec::new(),
@@ -136,18 +130,14 @@ pub(super) fn open_backend(
             };
             if let Some(r) = rx {
                 // Several queues split the capture by flow, as RSS would.
-                for q in PcapRx::open_queues(r, *looped, queues)
-                    .map_err(|e| format!("ports: {name}: {e}"))?
-                {
+                for q in PcapRx::open_queues(r, *looped, queues)? {
                     out.rx.push(Box::new(q));
                 }
             } else if queues != 1 {
-                return Err(format!("ports: {name}: queues without rx"));
+                return Err(BackendError::QueuesWithoutRx);
             }
             if let Some(t) = tx {
-                out.tx = Some(Arc::new(
-                    PcapTx::create(t).map_err(|e| format!("ports: {name}: {e}"))?,
-                ));
+                out.tx = Some(Arc::new(PcapTx::create(t)?));
             }
             Ok(out)
         }
@@ -156,7 +146,7 @@ pub(super) fn open_backend(
 
 /// Initialises DPDK's EAL when a port uses it: the configured EAL
 /// arguments and a `--vdev` for every DPDK port with devargs.
-pub(super) fn start_dpdk(cfg: &DaemonConfig) -> Result<(), String> {
+pub(super) fn start_dpdk(cfg: &DaemonConfig) -> Result<(), DaemonError> {
     let vdevs: Vec<String> = cfg
         .ports
         .iter()
@@ -182,11 +172,11 @@ pub(super) fn start_dpdk(cfg: &DaemonConfig) -> Result<(), String> {
     {
         let mut args = cfg.dpdk.eal_args.clone();
         args.extend(vdevs);
-        crate::io::dpdk::eal_init(&args).map_err(|e| format!("dpdk: {e}"))
+        crate::io::dpdk::eal_init(&args).map_err(DaemonError::Dpdk)
     }
     #[cfg(not(feature = "dpdk"))]
     {
         let _ = vdevs;
-        Err("ports: backend dpdk: vswitchd was built without the dpdk feature".into())
+        Err(DaemonError::DpdkNotBuilt)
     }
 }

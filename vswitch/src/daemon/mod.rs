@@ -14,10 +14,12 @@
 #![deny(unsafe_code)]
 
 mod backend;
+mod error;
 mod report;
 mod shared;
 mod worker;
 
+pub use error::{BackendError, BindError, DaemonError};
 pub use report::{PortCounters, WorkerReport, MAX_COUNTED_PORT_ID};
 pub use shared::{BindingInfo, ControlState, Shared, World, MAX_QUEUES_PER_PORT};
 
@@ -40,13 +42,13 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts the workers for `cfg` (the topology read from its file).
-    pub fn start(cfg: &DaemonConfig) -> Result<Daemon, String> {
+    pub fn start(cfg: &DaemonConfig) -> Result<Daemon, DaemonError> {
         let topology = cfg.load_topology()?;
         Daemon::start_with(cfg, topology)
     }
 
     /// Starts the workers for `cfg` with an already loaded topology.
-    pub fn start_with(cfg: &DaemonConfig, topology: Topology) -> Result<Daemon, String> {
+    pub fn start_with(cfg: &DaemonConfig, topology: Topology) -> Result<Daemon, DaemonError> {
         let n_workers = cfg.workers.len();
         let (config, sw) = build_switch(cfg, &topology)?;
         let mut senders = Vec::new();
@@ -66,13 +68,7 @@ impl Daemon {
         for b in &cfg.ports {
             shared
                 .bind_port(&b.name, &b.backend, b.queues)
-                .map_err(|e| {
-                    if e.starts_with("ports:") {
-                        e
-                    } else {
-                        format!("ports: {e}")
-                    }
-                })?;
+                .map_err(DaemonError::Port)?;
         }
         let mut threads = Vec::new();
         for (w, inbox) in receivers.into_iter().enumerate() {
@@ -93,11 +89,11 @@ impl Daemon {
     /// shared state they touch (MAC tables, connections, neighbours) is
     /// the workers'. Returns how many frames were output. For putting a
     /// host in its steady state before measured traffic starts.
-    pub fn process_local(&self, port: &str, frames: &[Vec<u8>]) -> Result<usize, String> {
+    pub fn process_local(&self, port: &str, frames: &[Vec<u8>]) -> Result<usize, DaemonError> {
         let sw = self.shared.switch();
         let id = sw
             .port_by_name(port)
-            .ok_or_else(|| format!("no port named `{port}`"))?
+            .ok_or_else(|| DaemonError::NoSuchPort(port.to_string()))?
             .id;
         // A worker index no worker has: rule counters are not credited.
         let mut dp = Datapath::new(usize::MAX, 1024);
@@ -106,9 +102,9 @@ impl Daemon {
         for chunk in frames.chunks(BURST) {
             let mut burst = Vec::with_capacity(BURST);
             for f in chunk {
-                let mut b = pool.get().ok_or("packet pool exhausted")?;
+                let mut b = pool.get().ok_or(DaemonError::PoolExhausted)?;
                 b.set_data(f)
-                    .map_err(|_| format!("a {}-byte frame does not fit", f.len()))?;
+                    .map_err(|_| DaemonError::FrameTooLarge(f.len()))?;
                 burst.push(b);
             }
             let mut out = Vec::new();
@@ -157,9 +153,8 @@ impl Drop for Daemon {
 fn build_switch(
     cfg: &DaemonConfig,
     topology: &Topology,
-) -> Result<(SwitchConfig, Arc<Switch>), String> {
-    let mut config =
-        topology::build_host(topology, &cfg.host, cfg.workers.len()).map_err(|e| e.to_string())?;
+) -> Result<(SwitchConfig, Arc<Switch>), DaemonError> {
+    let mut config = topology::build_host(topology, &cfg.host, cfg.workers.len())?;
     config.set_mac_limits(
         cfg.limits.mac_table_entries,
         pipeline::bridge::mac::DEFAULT_AGING_NS,
@@ -171,12 +166,12 @@ fn build_switch(
         },
         Default::default(),
     ));
-    let sw = config.build().map_err(|e| e.to_string())?;
+    let sw = config.build()?;
     Ok((config, sw))
 }
 
 /// The thread that expires flows by their timeouts, once a second.
-fn spawn_housekeeping(shared: Arc<Shared>) -> Result<JoinHandle<()>, String> {
+fn spawn_housekeeping(shared: Arc<Shared>) -> Result<JoinHandle<()>, DaemonError> {
     std::thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
@@ -189,5 +184,8 @@ fn spawn_housekeeping(shared: Arc<Shared>) -> Result<JoinHandle<()>, String> {
                 }
             }
         })
-        .map_err(|e| format!("housekeeping: {e}"))
+        .map_err(|source| DaemonError::Thread {
+            thread: "housekeeping".to_string(),
+            source,
+        })
 }

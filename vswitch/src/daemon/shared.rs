@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 use super::backend::open_backend;
+use super::error::BindError;
 use super::report::{PortCounters, WorkerReport};
 use super::worker::{IoCmd, RxBinding};
 use crate::capture::Capture;
@@ -174,18 +175,19 @@ impl Shared {
     }
 
     /// Applies `change` to a copy of the control state, builds it and
-    /// publishes it; on any error nothing changes.
-    pub fn update<T>(
+    /// publishes it; on any error (of `change`, or building the switch)
+    /// nothing changes.
+    pub fn update<T, E: From<pipeline::switch::ConfigError>>(
         &self,
-        change: impl FnOnce(&mut ControlState) -> Result<T, String>,
-    ) -> Result<T, String> {
+        change: impl FnOnce(&mut ControlState) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut st = self.lock_state();
         let mut next = ControlState {
             config: st.config.clone(),
             topology: st.topology.clone(),
         };
         let out = change(&mut next)?;
-        let sw = next.config.build().map_err(|e| e.to_string())?;
+        let sw = next.config.build()?;
         let io = self.lock_io();
         *st = next;
         self.publish(sw, &io);
@@ -196,24 +198,29 @@ impl Shared {
     /// `queues` receive queues (spread over the workers) and publishes its
     /// transmit side. The port must exist; an existing binding is replaced
     /// only after the new one opened.
-    pub fn bind_port(&self, name: &str, backend: &Backend, queues: usize) -> Result<(), String> {
+    pub fn bind_port(&self, name: &str, backend: &Backend, queues: usize) -> Result<(), BindError> {
         if queues == 0 || queues > MAX_QUEUES_PER_PORT {
-            return Err(format!(
-                "{name}: queues must be 1..={MAX_QUEUES_PER_PORT}, not {queues}"
-            ));
+            return Err(BindError::QueueCount {
+                port: name.to_string(),
+                queues,
+            });
         }
         let st = self.lock_state();
         let sw = self.world.load().sw.clone();
         let port = sw
             .port_by_name(name)
-            .ok_or_else(|| format!("no port named `{name}` on host {}", self.host))?;
+            .ok_or_else(|| self.no_such_port(name))?;
         if port.kind != pipeline::switch::PortKind::System {
-            return Err(format!(
-                "{name}: only system ports carry I/O (this one is {:?})",
-                port.kind
-            ));
+            return Err(BindError::NotSystem {
+                port: name.to_string(),
+                kind: port.kind.clone(),
+            });
         }
-        let opened = open_backend(name, backend, queues, &self.fanout_group, self.dpdk_mbufs)?;
+        let opened = open_backend(name, backend, queues, &self.fanout_group, self.dpdk_mbufs)
+            .map_err(|source| BindError::Open {
+                port: name.to_string(),
+                source,
+            })?;
         let mut io = self.lock_io();
         io.next_binding += 1;
         let binding = io.next_binding;
@@ -250,13 +257,13 @@ impl Shared {
 
     /// Removes port `name`'s I/O binding (its receive queues are closed by
     /// the workers at their next burst boundary).
-    pub fn unbind_port(&self, name: &str) -> Result<(), String> {
+    pub fn unbind_port(&self, name: &str) -> Result<(), BindError> {
         let _st = self.lock_state();
         let mut io = self.lock_io();
         let old = io
             .ports
             .remove(name)
-            .ok_or_else(|| format!("port `{name}` has no I/O binding"))?;
+            .ok_or_else(|| BindError::NotBound(name.to_string()))?;
         self.retire(old.binding);
         let sw = self.world.load().sw.clone();
         self.publish(sw, &io);
@@ -288,22 +295,28 @@ impl Shared {
     }
 
     /// Starts copying what port `name` receives and sends into `capture`.
-    pub fn add_capture(&self, name: &str, capture: Arc<Capture>) -> Result<(), String> {
+    pub fn add_capture(&self, name: &str, capture: Arc<Capture>) -> Result<(), BindError> {
         let _st = self.lock_state();
         let sw = self.world.load().sw.clone();
         if sw.port_by_name(name).is_none() {
-            return Err(format!("no port named `{name}` on host {}", self.host));
+            return Err(self.no_such_port(name));
         }
         let mut io = self.lock_io();
         if io.captures.len() >= crate::capture::MAX_CAPTURES {
-            return Err(format!(
-                "{} captures are running already (the limit)",
-                io.captures.len()
-            ));
+            return Err(BindError::TooManyCaptures {
+                running: io.captures.len(),
+            });
         }
         io.captures.push((name.to_string(), capture));
         self.publish(sw, &io);
         Ok(())
+    }
+
+    fn no_such_port(&self, name: &str) -> BindError {
+        BindError::NoSuchPort {
+            port: name.to_string(),
+            host: self.host.clone(),
+        }
     }
 
     /// Stops feeding `capture`.

@@ -17,6 +17,7 @@
 //! May call: `shared` (the world, the report slots), `io`, pipeline's
 //! datapath.
 
+use super::error::DaemonError;
 use super::report::PortTally;
 use super::shared::{Shared, World};
 use crate::config::{DaemonConfig, LimitsConfig};
@@ -54,7 +55,7 @@ pub(super) fn spawn(
     cfg: &DaemonConfig,
     shared: Arc<Shared>,
     inbox: Receiver<IoCmd>,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, DaemonError> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let core = cfg.workers.get(w).and_then(|c| c.core);
     let core_id = core.and_then(|c| cores.iter().find(|id| id.id == c).copied());
@@ -73,7 +74,10 @@ pub(super) fn spawn(
             let _lcore = crate::io::dpdk::LcoreRegistration::for_this_thread();
             Worker::new(w, shared, inbox, &limits, idle_sleep).run();
         })
-        .map_err(|e| format!("worker {w}: {e}"))
+        .map_err(|source| DaemonError::Thread {
+            thread: format!("worker {w}"),
+            source,
+        })
 }
 
 /// A worker's loop state.

@@ -16,7 +16,7 @@
 //! where it has them; the BPF ones are laid out here after
 //! `include/uapi/linux/bpf.h`.
 
-use super::{RxQueue, TxQueue};
+use super::{PortIoError, RxQueue, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -46,8 +46,8 @@ const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 /// Entries of our XSKMAP (receive queues of one interface).
 const MAX_QUEUES: u32 = 64;
 
-fn os_err(ifname: &str, what: &str) -> String {
-    format!("{ifname}: {what}: {}", std::io::Error::last_os_error())
+fn os_err(ifname: &str, what: &str) -> PortIoError {
+    PortIoError::last_os_error(ifname, what)
 }
 
 /// `union bpf_attr`, as raw words: each command fills the fields it uses.
@@ -81,7 +81,7 @@ fn bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> i64 {
     }
 }
 
-fn owned(fd: i64, ifname: &str, what: &str) -> Result<OwnedFd, String> {
+fn owned(fd: i64, ifname: &str, what: &str) -> Result<OwnedFd, PortIoError> {
     if fd < 0 {
         return Err(os_err(ifname, what));
     }
@@ -122,7 +122,7 @@ struct XdpAttach {
 }
 
 impl XdpAttach {
-    fn new(ifname: &str, ifindex: u32) -> Result<XdpAttach, String> {
+    fn new(ifname: &str, ifindex: u32) -> Result<XdpAttach, PortIoError> {
         let mut a = BpfAttr::new();
         a.u32(0, BPF_MAP_TYPE_XSKMAP)
             .u32(4, 4)
@@ -134,7 +134,7 @@ impl XdpAttach {
             "BPF_MAP_CREATE (xskmap)",
         )?;
         let insns = program(map.as_raw_fd());
-        let license = CString::new("Dual MIT/Apache-2.0").map_err(|e| e.to_string())?;
+        let license = c"Dual MIT/Apache-2.0";
         let mut log = vec![0u8; 4096];
         let mut a = BpfAttr::new();
         a.u32(0, BPF_PROG_TYPE_XDP)
@@ -149,12 +149,13 @@ impl XdpAttach {
         a.0[48..48 + name.len()].copy_from_slice(name);
         let fd = bpf(BPF_PROG_LOAD, &mut a);
         if fd < 0 {
-            let err = std::io::Error::last_os_error();
+            let source = std::io::Error::last_os_error();
             let end = log.iter().position(|&c| c == 0).unwrap_or(log.len());
-            return Err(format!(
-                "{ifname}: BPF_PROG_LOAD: {err}: {}",
-                String::from_utf8_lossy(&log[..end]).trim()
-            ));
+            return Err(PortIoError::XdpProgram {
+                interface: ifname.to_string(),
+                source,
+                log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
+            });
         }
         let prog = owned(fd, ifname, "BPF_PROG_LOAD")?;
         let mut a = BpfAttr::new();
@@ -176,7 +177,7 @@ impl XdpAttach {
     }
 
     /// Puts socket `fd` at `queue` in the XSKMAP.
-    fn insert(&self, queue: u32, fd: i32) -> Result<(), String> {
+    fn insert(&self, queue: u32, fd: i32) -> Result<(), PortIoError> {
         let key = queue;
         let value = fd as u32;
         let mut a = BpfAttr::new();
@@ -204,7 +205,7 @@ struct Mapping {
 }
 
 impl Mapping {
-    fn anonymous(len: usize, ifname: &str) -> Result<Mapping, String> {
+    fn anonymous(len: usize, ifname: &str) -> Result<Mapping, PortIoError> {
         // SAFETY: a fresh private anonymous mapping; checked below.
         let p = unsafe {
             libc::mmap(
@@ -225,7 +226,13 @@ impl Mapping {
         })
     }
 
-    fn ring(fd: i32, len: usize, pgoff: u64, ifname: &str, what: &str) -> Result<Mapping, String> {
+    fn ring(
+        fd: i32,
+        len: usize,
+        pgoff: u64,
+        ifname: &str,
+        what: &str,
+    ) -> Result<Mapping, PortIoError> {
         // SAFETY: mapping the socket's ring at the offset the kernel defines; checked.
         let p = unsafe {
             libc::mmap(
@@ -373,7 +380,7 @@ impl AfXdpTx {
     }
 }
 
-fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Result<(), String> {
+fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Result<(), PortIoError> {
     // SAFETY: v is a live u32 of the size passed.
     let r = unsafe {
         libc::setsockopt(
@@ -392,13 +399,16 @@ fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Resul
 
 /// Opens an AF_XDP socket on `ifname`, receive queue `queue`, in copy
 /// mode, with our XDP program attached (generic mode).
-pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
+pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError> {
     if queue >= MAX_QUEUES {
-        return Err(format!(
-            "{ifname}: queue {queue}: at most {MAX_QUEUES} queues"
-        ));
+        return Err(PortIoError::QueueOutOfRange {
+            interface: ifname.to_string(),
+            queue,
+            max: MAX_QUEUES,
+        });
     }
-    let cname = CString::new(ifname).map_err(|_| format!("{ifname}: bad interface name"))?;
+    let cname =
+        CString::new(ifname).map_err(|_| PortIoError::BadInterfaceName(ifname.to_string()))?;
     // SAFETY: cname is NUL-terminated.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if ifindex == 0 {

@@ -12,10 +12,66 @@
 pub mod scenario;
 
 use pipeline::switch::Switch;
+use pipeline::trace::TraceInputError;
 use pipeline::trace::{trace_frame, trace_text, trace_text_with, Trace};
-use scenario::{load_dir, ScenarioDir};
-use std::path::Path;
+use scenario::{load_dir, ScenarioDir, ScenarioError};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Why a switch could not be built from files, or a trace could not
+/// run on it. Each names the directory, file, host or packet line.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("{}: {source}", dir.display())]
+    Scenario {
+        dir: PathBuf,
+        #[source]
+        source: ScenarioError,
+    },
+    #[error("{}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", file.display())]
+    Topology {
+        file: PathBuf,
+        #[source]
+        source: topology::TopologyError,
+    },
+    #[error("{}: host {host}: {source}", file.display())]
+    Build {
+        file: PathBuf,
+        host: String,
+        #[source]
+        source: Box<pipeline::switch::ConfigError>,
+    },
+    #[error(transparent)]
+    Trace(#[from] TraceInputError),
+    /// A line of the scenario's packets.txt could not be traced.
+    #[error("{label}: {source}")]
+    PacketLine {
+        label: String,
+        #[source]
+        source: TraceInputError,
+    },
+    #[error("give a packet to trace (a topology has no packets.txt)")]
+    NoPackets,
+    #[error(transparent)]
+    Hex(#[from] HexError),
+    #[error(transparent)]
+    View(#[from] crate::render::ViewError),
+}
+
+/// Why hex text is not a frame.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    #[error("frame hex has an odd number of digits ({0})")]
+    OddDigits(usize),
+    #[error("frame hex: `{text}` at digit {digit} is not hex")]
+    NotHex { text: String, digit: usize },
+}
 
 /// A loaded scenario (or host topology) and its compiled switch (static
 /// MAC entries installed).
@@ -25,11 +81,14 @@ pub struct Offline {
     pub switch: Arc<Switch>,
 }
 
-pub fn open(dir: &Path) -> Result<Offline, String> {
-    let mut scenario = load_dir(dir, 1).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let switch = scenario
-        .build()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+/// Loads the scenario directory `dir` and builds its switch.
+pub fn open(dir: &Path) -> Result<Offline, OfflineError> {
+    let in_dir = |source| OfflineError::Scenario {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut scenario = load_dir(dir, 1).map_err(in_dir)?;
+    let switch = scenario.build().map_err(in_dir)?;
     Ok(Offline {
         scenario: Some(scenario),
         switch,
@@ -37,14 +96,22 @@ pub fn open(dir: &Path) -> Result<Offline, String> {
 }
 
 /// Compiles `host` of the topology file `file` (bridges, flows, routers).
-pub fn open_topology(file: &Path, host: &str) -> Result<Offline, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let t = topology::load_toml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut cfg =
-        topology::build_host(&t, host, 1).map_err(|e| format!("{}: {e}", file.display()))?;
-    let switch = cfg
-        .build()
-        .map_err(|e| format!("{}: host {host}: {e}", file.display()))?;
+pub fn open_topology(file: &Path, host: &str) -> Result<Offline, OfflineError> {
+    let text = std::fs::read_to_string(file).map_err(|source| OfflineError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let in_file = |source| OfflineError::Topology {
+        file: file.to_path_buf(),
+        source,
+    };
+    let t = topology::load_toml(&text).map_err(in_file)?;
+    let mut cfg = topology::build_host(&t, host, 1).map_err(in_file)?;
+    let switch = cfg.build().map_err(|source| OfflineError::Build {
+        file: file.to_path_buf(),
+        host: host.to_string(),
+        source: Box::new(source),
+    })?;
     Ok(Offline {
         scenario: None,
         switch,
@@ -57,16 +124,16 @@ impl Offline {
         &self,
         bridge: Option<&str>,
         packet: Option<&str>,
-    ) -> Result<Vec<(String, Trace)>, String> {
+    ) -> Result<Vec<(String, Trace)>, OfflineError> {
         match packet {
             Some(p) => {
-                let t = trace_text(&self.switch, bridge, p, 0).map_err(|e| e.to_string())?;
+                let t = trace_text(&self.switch, bridge, p, 0)?;
                 Ok(vec![("packet".to_string(), t)])
             }
             None => self
                 .scenario
                 .as_ref()
-                .ok_or("give a packet to trace (a topology has no packets.txt)")?
+                .ok_or(OfflineError::NoPackets)?
                 .packets
                 .iter()
                 .map(|p| {
@@ -78,7 +145,10 @@ impl Offline {
                         &p.trace_options(),
                     )
                     .map(|t| (p.label.clone(), t))
-                    .map_err(|e| format!("{}: {e}", p.label))
+                    .map_err(|source| OfflineError::PacketLine {
+                        label: p.label.clone(),
+                        source,
+                    })
                 })
                 .collect(),
         }
@@ -86,14 +156,14 @@ impl Offline {
 
     /// Traces a raw frame (hex bytes, spaces and colons allowed) arriving
     /// on the named port.
-    pub fn trace_hex(&self, in_port: &str, hex: &str) -> Result<Trace, String> {
+    pub fn trace_hex(&self, in_port: &str, hex: &str) -> Result<Trace, OfflineError> {
         let frame = parse_hex(hex)?;
-        trace_frame(&self.switch, in_port, &frame, 0).map_err(|e| e.to_string())
+        Ok(trace_frame(&self.switch, in_port, &frame, 0)?)
     }
 
     /// `ovs-ofctl dump-flows` output for one bridge.
-    pub fn dump_flows(&self, bridge: &str) -> Result<String, String> {
-        crate::render::dump_flows(&self.switch, bridge, 0).map_err(|e| e.to_string())
+    pub fn dump_flows(&self, bridge: &str) -> Result<String, OfflineError> {
+        Ok(crate::render::dump_flows(&self.switch, bridge, 0)?)
     }
 
     /// `ovs-vsctl show`-like summary.
@@ -103,27 +173,21 @@ impl Offline {
 }
 
 /// Bytes from hex text (`0a1b…`, `0a 1b`, `0a:1b`).
-pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
+pub fn parse_hex(hex: &str) -> Result<Vec<u8>, HexError> {
     let digits: String = hex
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
     if !digits.len().is_multiple_of(2) {
-        return Err(format!(
-            "frame hex has an odd number of digits ({})",
-            digits.len()
-        ));
+        return Err(HexError::OddDigits(digits.len()));
     }
     (0..digits.len())
         .step_by(2)
         .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| {
-                format!(
-                    "frame hex: `{}` at digit {} is not hex",
-                    &digits[i..i + 2],
-                    i + 1
-                )
+            u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| HexError::NotHex {
+                text: digits[i..i + 2].to_string(),
+                digit: i + 1,
             })
         })
         .collect()
