@@ -316,13 +316,11 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         ];
         let gap = Duration::from_secs_f64(p.seconds / p.updates as f64);
         for i in 0..p.updates {
-            let req = vswitch::control::Request {
-                v: vswitch::control::PROTOCOL_VERSION,
-                cmd: "topology-load".into(),
-                args: serde_json::json!({ "toml": texts[i % 2] }),
+            let req = vswitch::control::Request::TopologyLoad {
+                toml: texts[i % 2].clone(),
             };
             let u0 = Instant::now();
-            vswitch::control::handle(&d.shared, &req)?;
+            vswitch::control::handle(&d.shared, &req).map_err(|e| e.to_string())?;
             update_ms.push(u0.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(gap.saturating_sub(u0.elapsed()));
         }

@@ -5,6 +5,11 @@
 //! drops the copy and counts it, never the packet); a writer thread puts
 //! them in the file. A capture stops at its packet count, at its deadline
 //! or when asked.
+//!
+//! Owner: the control request that started it holds the writer; workers
+//! hold the capture (through the world) only to offer frames. Calls
+//! nothing else of the crate.
+#![deny(unsafe_code)]
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use pcap_file::pcap::{PcapPacket, PcapWriter};

@@ -1,5 +1,9 @@
 //! `vswitchd --config host.toml`: which host of which topology this daemon
 //! is, how its ports are bound to I/O backends, workers, limits, socket.
+//!
+//! Read once at start (`DaemonConfig::load`); errors name the file and
+//! the key. May call: `os` (the socket group must exist), topology.
+#![deny(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

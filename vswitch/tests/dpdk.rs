@@ -73,6 +73,7 @@ impl Drop for TempDir {
     }
 }
 
+// Long: EAL starts once per process, so every DPDK check shares this one test.
 #[test]
 fn dpdk_virtual_devices_carry_the_switch_traffic() {
     let tmp = TempDir(std::env::temp_dir().join(format!("vswitch-dpdk-{}", std::process::id())));

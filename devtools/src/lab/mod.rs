@@ -402,16 +402,14 @@ fn build_and_run(
         check_interrupt()?;
         let mut o = run_kernel_scenario(s);
         o.traces = scenario::trace_across(t, &s.first, |host, packet| {
-            let r = vswitch::control::call(
-                &socket_of(host),
-                "trace",
-                serde_json::json!({ "packet": packet }),
-            )?;
-            let text = r.get("text").and_then(|t| t.as_str()).unwrap_or("");
-            Ok((
-                r.get("trace").cloned().unwrap_or_default(),
-                text.to_string(),
-            ))
+            let request = vswitch::control::Request::Trace {
+                bridge: None,
+                packet: packet.to_string(),
+            };
+            match vswitch::control::call(&socket_of(host), &request).map_err(|e| e.to_string())? {
+                vswitch::control::Response::Trace(r) => Ok((r.trace, r.text)),
+                _ => Ok((serde_json::Value::Null, String::new())),
+            }
         })
         .unwrap_or_else(|e| {
             o.detail.push_str(&format!("; trace failed: {e}"));
@@ -473,7 +471,7 @@ fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
                 log.trim()
             ));
         }
-        if vswitch::control::call(&sock, "show", serde_json::json!({})).is_ok() {
+        if vswitch::control::call(&sock, &vswitch::control::Request::Show {}).is_ok() {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(15) {

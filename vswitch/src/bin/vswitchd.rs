@@ -1,4 +1,9 @@
 //! vswitchd: the dataplane of one host. `vswitchd --config host.toml`.
+//!
+//! Reads the configuration, starts the daemon and its control socket,
+//! runs until SIGINT or SIGTERM, then stops both in order. Errors are
+//! printed after `vswitchd: ` with what failed.
+#![deny(unsafe_code)]
 
 use clap::Parser;
 use std::path::PathBuf;

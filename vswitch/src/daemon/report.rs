@@ -7,7 +7,8 @@
 #![deny(unsafe_code)]
 
 use pipeline::switch::PortId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Port ids above this get no per-port counters (ids are allocated
 /// incrementally and never reused; a switch that has seen this many port
@@ -15,7 +16,7 @@ use serde::Serialize;
 pub const MAX_COUNTED_PORT_ID: usize = 1 << 16;
 
 /// Packets and bytes through one port's I/O, as one worker saw them.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
@@ -38,8 +39,9 @@ impl PortCounters {
     }
 }
 
-/// One worker's counters as last published.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One worker's counters as last published (and as `pmd-stats` sends
+/// them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerReport {
     pub worker: usize,
     pub core: Option<usize>,
@@ -57,7 +59,9 @@ pub struct WorkerReport {
     pub recirc_masks: usize,
     pub recirc_hits: u64,
     pub recirc_misses: u64,
-    pub drops: Vec<(&'static str, u64)>,
+    /// Packets dropped, by reason (the worker's names are static; a
+    /// report read back from JSON owns its own).
+    pub drops: Vec<(Cow<'static, str>, u64)>,
     /// Time spent processing bursts.
     pub busy_ns: u64,
     /// CPU cycles spent processing bursts (time-stamp counter; 0 where the

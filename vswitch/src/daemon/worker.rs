@@ -27,6 +27,7 @@ use pipeline::datapath::{Datapath, BURST};
 use pipeline::drop::DropReason;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::PortId;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -227,7 +228,14 @@ impl Worker {
         r.recirc_masks = p.dp.recirc_cache.n_masks();
         r.recirc_hits = p.dp.recirc_cache.counters.hits;
         r.recirc_misses = p.dp.recirc_cache.counters.misses;
-        r.drops = p.dp.counters.drops.nonzero();
+        r.drops.clear();
+        r.drops.extend(
+            p.dp.counters
+                .drops
+                .nonzero()
+                .into_iter()
+                .map(|(reason, n)| (Cow::Borrowed(reason), n)),
+        );
         r.busy_ns = p.busy_ns;
         r.busy_cycles = p.busy_cycles;
         r.ns_per_packet = per(p.busy_ns);

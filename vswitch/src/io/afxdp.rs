@@ -276,9 +276,11 @@ struct Ring {
 
 impl Ring {
     fn new(map: Mapping, off: &libc::xdp_ring_offset) -> Ring {
-        // SAFETY (pointer arithmetic only): the offsets come from
-        // XDP_MMAP_OFFSETS for this very mapping.
-        let at = |o: u64| unsafe { map.base.add(o as usize) };
+        let at = |o: u64| {
+            // SAFETY: pointer arithmetic only, within the mapping: the
+            // offsets come from XDP_MMAP_OFFSETS for this very mapping.
+            unsafe { map.base.add(o as usize) }
+        };
         Ring {
             producer: at(off.producer) as *const AtomicU32,
             consumer: at(off.consumer) as *const AtomicU32,
@@ -419,6 +421,47 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
     let fd = owned(fd as i64, ifname, "socket(AF_XDP)")?;
     let s = fd.as_raw_fd();
     let umem = Mapping::anonymous((NUM_FRAMES * FRAME_SIZE) as usize, ifname)?;
+    register_umem(s, &umem, ifname)?;
+    let [rx, tx, fill, comp] = map_rings(s, ifname)?;
+    // The first half of the UMEM waits in the fill ring for packets.
+    for i in 0..RX_FRAMES {
+        // SAFETY: slot i of the fill ring (we are its only producer).
+        unsafe { *fill.addr(i) = (i * FRAME_SIZE) as u64 };
+    }
+    fill.producer().store(RX_FRAMES, Ordering::Release);
+    let xdp = XdpAttach::new(ifname, ifindex)?;
+    bind_queue(s, ifindex, queue, ifname)?;
+    xdp.insert(queue, s)?;
+    let sock = Arc::new(Socket {
+        fd,
+        umem,
+        _xdp: xdp,
+        stats: AfXdpStats::default(),
+    });
+    let free = (RX_FRAMES..NUM_FRAMES)
+        .map(|i| (i * FRAME_SIZE) as u64)
+        .collect();
+    Ok((
+        AfXdpRx {
+            sock: sock.clone(),
+            fill,
+            rx,
+        },
+        AfXdpTx {
+            sock,
+            state: Mutex::new(TxState {
+                tx,
+                comp,
+                free,
+                pending: 0,
+            }),
+        },
+    ))
+}
+
+/// Registers `umem` as socket `s`'s packet memory and sizes its fill,
+/// completion, rx and tx rings.
+fn register_umem(s: i32, umem: &Mapping, ifname: &str) -> Result<(), PortIoError> {
     let reg = libc::xdp_umem_reg {
         addr: umem.base as u64,
         len: umem.len as u64,
@@ -455,7 +498,12 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
         "XDP_UMEM_COMPLETION_RING",
     )?;
     setsockopt_u32(s, libc::XDP_RX_RING, RING_SIZE, ifname, "XDP_RX_RING")?;
-    setsockopt_u32(s, libc::XDP_TX_RING, RING_SIZE, ifname, "XDP_TX_RING")?;
+    setsockopt_u32(s, libc::XDP_TX_RING, RING_SIZE, ifname, "XDP_TX_RING")
+}
+
+/// Maps socket `s`'s four rings at the offsets the kernel gives: rx, tx,
+/// fill, completion.
+fn map_rings(s: i32, ifname: &str) -> Result<[Ring; 4], PortIoError> {
     // SAFETY: zeroed plain-data struct, filled by getsockopt below.
     let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
@@ -517,13 +565,13 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
         )?,
         &off.cr,
     );
-    // The first half of the UMEM waits in the fill ring for packets.
-    for i in 0..RX_FRAMES {
-        // SAFETY: slot i of the fill ring (we are its only producer).
-        unsafe { *fill.addr(i) = (i * FRAME_SIZE) as u64 };
-    }
-    fill.producer().store(RX_FRAMES, Ordering::Release);
-    let xdp = XdpAttach::new(ifname, ifindex)?;
+    Ok([rx, tx, fill, comp])
+}
+
+/// Binds socket `s` to receive queue `queue` of interface `ifindex`, in
+/// copy mode. A socket closed a moment ago may still hold the queue (the
+/// kernel releases it in the background): EBUSY is retried for up to 2 s.
+fn bind_queue(s: i32, ifindex: u32, queue: u32, ifname: &str) -> Result<(), PortIoError> {
     let sa = libc::sockaddr_xdp {
         sxdp_family: libc::AF_XDP as u16,
         sxdp_flags: libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
@@ -531,8 +579,6 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
         sxdp_queue_id: queue,
         sxdp_shared_umem_fd: 0,
     };
-    // A socket closed a moment ago may still hold the queue (the kernel
-    // releases it in the background): retry EBUSY for up to 2 s.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         // SAFETY: sa is a live sockaddr_xdp of the size passed.
@@ -544,7 +590,7 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
             )
         };
         if r == 0 {
-            break;
+            return Ok(());
         }
         let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
         if !busy || std::time::Instant::now() >= deadline {
@@ -552,32 +598,6 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    xdp.insert(queue, s)?;
-    let sock = Arc::new(Socket {
-        fd,
-        umem,
-        _xdp: xdp,
-        stats: AfXdpStats::default(),
-    });
-    let free = (RX_FRAMES..NUM_FRAMES)
-        .map(|i| (i * FRAME_SIZE) as u64)
-        .collect();
-    Ok((
-        AfXdpRx {
-            sock: sock.clone(),
-            fill,
-            rx,
-        },
-        AfXdpTx {
-            sock,
-            state: Mutex::new(TxState {
-                tx,
-                comp,
-                free,
-                pending: 0,
-            }),
-        },
-    ))
 }
 
 impl Socket {

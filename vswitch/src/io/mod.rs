@@ -8,6 +8,10 @@
 //! their features,
 //! `afxdp` (AF_XDP in copy mode with our XDP program) and `dpdk` (our thin
 //! binding: any device DPDK's EAL knows).
+//!
+//! `unsafe` is confined to the kernel and DPDK backends; the others deny
+//! it. Backends call nothing of the crate but pipeline's packet buffers;
+//! `daemon::backend` opens them from the configuration.
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;

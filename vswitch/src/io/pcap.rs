@@ -1,6 +1,7 @@
 //! pcap files as ports: replay a capture as the port's input (once or
 //! looped), write what the switch sends to a capture. Uses the pcap-file
 //! crate for the format.
+#![deny(unsafe_code)]
 
 use super::{PortIoError, RxQueue, TxQueue};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};

@@ -22,7 +22,8 @@
     non_camel_case_types,
     non_snake_case,
     dead_code,
-    clippy::all
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
 )]
 mod sys {
     include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));
