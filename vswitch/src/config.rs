@@ -366,8 +366,8 @@ impl DaemonConfig {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<DaemonConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    fn parse(text: &str) -> Result<DaemonConfig, toml::de::Error> {
+        toml::from_str(text)
     }
 
     #[test]
@@ -383,18 +383,22 @@ mod tests {
         let e = parse(
             "host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nbackend = \"ring\"\ndeph = 4\n",
         )
-        .expect_err("unknown key");
+        .expect_err("unknown key").to_string();
         assert!(e.contains("eth1") && e.contains("deph"), "{e}");
         let e = parse(
             "host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nbackend = \"warp\"\n",
         )
-        .expect_err("unknown backend");
+        .expect_err("unknown backend")
+        .to_string();
         assert!(e.contains("eth1") && e.contains("warp"), "{e}");
         let e =
             parse("host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nqueues = 0\n")
-                .expect_err("zero queues");
+                .expect_err("zero queues")
+                .to_string();
         assert!(e.contains("eth1") && e.contains("queues"), "{e}");
-        let e = parse("host = \"h\"\ntopology = 3\n").expect_err("bad topology");
+        let e = parse("host = \"h\"\ntopology = 3\n")
+            .expect_err("bad topology")
+            .to_string();
         assert!(e.contains("topology"), "{e}");
     }
 
