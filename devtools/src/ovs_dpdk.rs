@@ -70,8 +70,7 @@ pub fn binary() -> Option<PathBuf> {
     let p = std::env::var_os("VSWITCH_BENCH_OVS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = vswitch::os::is_root();
     (root && p.exists()).then_some(p)
 }
 
@@ -221,7 +220,7 @@ pub fn model(
                 interface,
             });
         }
-        let dump = vswitch::offline::dump_flows(sw, &b.name, now_ns)?;
+        let dump = vswitch::render::dump_flows(sw, &b.name, now_ns).map_err(|e| e.to_string())?;
         for l in dump.lines().filter(|l| !l.trim().is_empty()) {
             let _ = writeln!(ob.flows, "{}", strip_stats(l));
         }
@@ -311,9 +310,9 @@ pub fn warm_switch(
     );
     let cfg: vswitch::config::DaemonConfig =
         toml::from_str(&text).map_err(|e| format!("warm-up config: {e}"))?;
-    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone())?;
+    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
     for (port, frames) in &tr.warmup {
-        d.process_local(port, frames)?;
+        d.process_local(port, frames).map_err(|e| e.to_string())?;
     }
     let sw = d.shared.switch();
     d.stop();
@@ -456,21 +455,11 @@ impl Drop for Ovs {
         for f in ["ovs-vswitchd.pid", "ovsdb-server.pid"] {
             let Some(pid) = std::fs::read_to_string(self.dir.join(f))
                 .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
+                .and_then(|s| s.trim().parse::<u32>().ok())
             else {
                 continue;
             };
-            // SAFETY: kill with a pid read from our own pid file.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            // SAFETY: signal 0 only checks the process exists.
-            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // SAFETY: as above.
-            if unsafe { libc::kill(pid, 0) } == 0 {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            vswitch::os::terminate(pid, Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -231,10 +231,10 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         (2 * p.flows).max(262_144)
     ));
     let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("bench config: {e}"))?;
-    let d = Daemon::start_with(&cfg, t.clone())?;
+    let d = Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
 
     for (port, frames) in &tr.warmup {
-        d.process_local(port, frames)?;
+        d.process_local(port, frames).map_err(|e| e.to_string())?;
     }
     if p.io == Io::OvsDpdk {
         // Our switch, warmed up, is the model; Open vSwitch runs it.
@@ -293,7 +293,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         Io::OvsDpdk => return Err("OVS-DPDK points are measured above".into()),
     };
     let queues = if p.io == Io::Memory { p.workers } else { 1 };
-    d.shared.bind_port(s.in_port(), &backend, queues)?;
+    d.shared
+        .bind_port(s.in_port(), &backend, queues)
+        .map_err(|e| e.to_string())?;
 
     // Settle (caches filled, every flow seen once), then measure.
     std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
@@ -314,13 +316,11 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         ];
         let gap = Duration::from_secs_f64(p.seconds / p.updates as f64);
         for i in 0..p.updates {
-            let req = vswitch::control::Request {
-                v: vswitch::control::PROTOCOL_VERSION,
-                cmd: "topology-load".into(),
-                args: serde_json::json!({ "toml": texts[i % 2] }),
+            let req = vswitch::control::Request::TopologyLoad {
+                toml: texts[i % 2].clone(),
             };
             let u0 = Instant::now();
-            vswitch::control::handle(&d.shared, &req)?;
+            vswitch::control::handle(&d.shared, &req).map_err(|e| e.to_string())?;
             update_ms.push(u0.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(gap.saturating_sub(u0.elapsed()));
         }

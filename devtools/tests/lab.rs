@@ -26,10 +26,7 @@ const SCENARIOS: [&str; 11] = [
 /// The kernel lab uses fixed namespace names: one run at a time.
 static KERNEL_LAB: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use vswitch::os::is_root;
 
 fn lab_namespaces() -> Vec<String> {
     std::fs::read_dir("/run/netns")
@@ -63,7 +60,7 @@ fn run(args: &[&str], deadline: Duration) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn vswitch");
-    let pid = child.id() as i32;
+    let pid = child.id();
     let watchdog = std::thread::spawn(move || {
         let start = Instant::now();
         while start.elapsed() < deadline {
@@ -72,8 +69,8 @@ fn run(args: &[&str], deadline: Duration) -> (bool, String, String) {
                 return;
             }
         }
-        // SAFETY: interrupting our own child (it cleans up on SIGINT).
-        unsafe { libc::kill(pid, libc::SIGINT) };
+        // Interrupting our own child (it cleans up on SIGINT).
+        let _ = vswitch::os::send_signal(pid, libc::SIGINT);
     });
     let out = child.wait_with_output().expect("wait vswitch");
     let _ = watchdog.join();
@@ -272,8 +269,8 @@ fn an_interrupted_lab_removes_everything_it_created() {
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: interrupting our own child, as Ctrl-C would.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // Interrupting our own child, as Ctrl-C would.
+    let _ = vswitch::os::send_signal(child.id(), libc::SIGINT);
     let status = child.wait().expect("wait");
     // Either it finished before the signal landed or it stopped; both
     // leave nothing behind.

@@ -117,24 +117,19 @@ fn network1_under_churn_and_live_updates_keeps_its_connections_and_its_memory() 
         std::thread::spawn(move || {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let (cmd, args) = match i % 3 {
-                    0 => (
-                        "add-flow",
-                        serde_json::json!({ "bridge": "br-int", "flow": "table=0,priority=1,dl_src=02:00:00:00:99:99 actions=drop" }),
-                    ),
-                    1 => (
-                        "del-flows",
-                        serde_json::json!({ "bridge": "br-int", "match": "table=0,dl_src=02:00:00:00:99:99" }),
-                    ),
-                    _ => (
-                        "topology-load",
-                        serde_json::json!({ "toml": texts[(i / 3) % 2] }),
-                    ),
-                };
-                let req = vswitch::control::Request {
-                    v: vswitch::control::PROTOCOL_VERSION,
-                    cmd: cmd.into(),
-                    args,
+                let req = match i % 3 {
+                    0 => vswitch::control::Request::AddFlow {
+                        bridge: "br-int".into(),
+                        flow: "table=0,priority=1,dl_src=02:00:00:00:99:99 actions=drop".into(),
+                    },
+                    1 => vswitch::control::Request::DelFlows {
+                        bridge: "br-int".into(),
+                        matching: Some("table=0,dl_src=02:00:00:00:99:99".into()),
+                        strict: false,
+                    },
+                    _ => vswitch::control::Request::TopologyLoad {
+                        toml: texts[(i / 3) % 2].clone(),
+                    },
                 };
                 vswitch::control::handle(&shared, &req).expect("update applies");
                 updates.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +271,7 @@ fn network1_under_churn_and_live_updates_keeps_its_connections_and_its_memory() 
     // broadcasts reaching the snat namespace's sg- port (not its address).
     for (reason, _) in &r.drops {
         assert!(
-            ["ct_table_full", "not_for_us"].contains(reason),
+            ["ct_table_full", "not_for_us"].contains(&reason.as_ref()),
             "unexpected drop reason {reason}: {:?}",
             r.drops
         );

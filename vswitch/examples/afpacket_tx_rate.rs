@@ -29,8 +29,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !vswitch::os::is_root() {
         eprintln!("afpacket_tx_rate: needs root (creates a veth pair)");
         return;
     }

@@ -5,6 +5,11 @@
 //! drops the copy and counts it, never the packet); a writer thread puts
 //! them in the file. A capture stops at its packet count, at its deadline
 //! or when asked.
+//!
+//! Owner: the control request that started it holds the writer; workers
+//! hold the capture (through the world) only to offer frames. Calls
+//! nothing else of the crate.
+#![deny(unsafe_code)]
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
@@ -21,6 +26,26 @@ pub const MAX_CAPTURES: usize = 8;
 pub const QUEUE_DEPTH: usize = 4096;
 /// Longest capture.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// Why a capture could not start; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Pcap {
+        path: std::path::PathBuf,
+        #[source]
+        source: pcap_file::PcapError,
+    },
+    /// The writer thread could not be started.
+    #[error("{0}")]
+    Thread(#[source] std::io::Error),
+}
 
 /// A frame and its time (ns since the daemon started).
 type Frame = (u64, Vec<u8>);
@@ -44,9 +69,18 @@ pub struct CaptureReport {
 
 impl Capture {
     /// Creates `path` and starts the writer. `limit`: packets to keep.
-    pub fn start(path: &Path, limit: Option<u64>) -> Result<(Arc<Capture>, CaptureWriter), String> {
-        let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut w = PcapWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn start(
+        path: &Path,
+        limit: Option<u64>,
+    ) -> Result<(Arc<Capture>, CaptureWriter), CaptureError> {
+        let f = File::create(path).map_err(|source| CaptureError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut w = PcapWriter::new(f).map_err(|source| CaptureError::Pcap {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (tx, rx): (Sender<Frame>, Receiver<Frame>) = crossbeam::channel::bounded(QUEUE_DEPTH);
         let written = Arc::new(AtomicU64::new(0));
         let counter = written.clone();
@@ -61,7 +95,7 @@ impl Capture {
                     counter.fetch_add(1, Ordering::Release);
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(CaptureError::Thread)?;
         Ok((
             Arc::new(Capture {
                 queue: tx,

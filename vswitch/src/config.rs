@@ -1,8 +1,58 @@
 //! `vswitchd --config host.toml`: which host of which topology this daemon
 //! is, how its ports are bound to I/O backends, workers, limits, socket.
+//!
+//! Read once at start (`DaemonConfig::load`); errors name the file and
+//! the key. May call: `os` (the socket group must exist), topology.
+#![deny(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Why a daemon configuration could not be read; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{}: workers: at least one worker", path.display())]
+    NoWorkers { path: PathBuf },
+    #[error("{}: socket_group `{group}`: {source}", path.display())]
+    SocketGroup {
+        path: PathBuf,
+        group: String,
+        #[source]
+        source: crate::os::GroupLookupError,
+    },
+}
+
+/// Why the topology a configuration names could not be read; names its
+/// file (or `topology` for an inline one).
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyFileError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: topology::TopologyError,
+    },
+    #[error("topology: {0}")]
+    InvalidInline(#[source] topology::TopologyError),
+}
 
 /// Default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitchd.sock";
@@ -250,10 +300,16 @@ impl Default for LimitsConfig {
 
 impl DaemonConfig {
     /// Reads a config file; errors name the file and what is wrong.
-    pub fn load(path: &Path) -> Result<DaemonConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<DaemonConfig, DaemonConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DaemonConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut c: DaemonConfig =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|source| DaemonConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let TopologySource::File(t) = &mut c.topology {
             if t.is_relative() {
@@ -270,25 +326,37 @@ impl DaemonConfig {
             }
         }
         if c.workers.is_empty() {
-            return Err(format!("{}: workers: at least one worker", path.display()));
+            return Err(DaemonConfigError::NoWorkers {
+                path: path.to_path_buf(),
+            });
         }
         if let Some(g) = &c.socket_group {
-            crate::control::group_id(g).map_err(|e| format!("{}: {e}", path.display()))?;
+            crate::os::group_id(g).map_err(|source| DaemonConfigError::SocketGroup {
+                path: path.to_path_buf(),
+                group: g.clone(),
+                source,
+            })?;
         }
         Ok(c)
     }
 
     /// Reads and validates the topology; errors name its file (or
     /// `topology` for an inline one).
-    pub fn load_topology(&self) -> Result<topology::Topology, String> {
+    pub fn load_topology(&self) -> Result<topology::Topology, TopologyFileError> {
         match &self.topology {
             TopologySource::File(f) => {
                 let text =
-                    std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-                topology::load_toml(&text).map_err(|e| format!("{}: {e}", f.display()))
+                    std::fs::read_to_string(f).map_err(|source| TopologyFileError::Read {
+                        path: f.clone(),
+                        source,
+                    })?;
+                topology::load_toml(&text).map_err(|source| TopologyFileError::Invalid {
+                    path: f.clone(),
+                    source,
+                })
             }
             TopologySource::Inline(text) => {
-                topology::load_toml(text).map_err(|e| format!("topology: {e}"))
+                topology::load_toml(text).map_err(TopologyFileError::InvalidInline)
             }
         }
     }
@@ -298,8 +366,8 @@ impl DaemonConfig {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<DaemonConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    fn parse(text: &str) -> Result<DaemonConfig, toml::de::Error> {
+        toml::from_str(text)
     }
 
     #[test]
@@ -315,18 +383,22 @@ mod tests {
         let e = parse(
             "host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nbackend = \"ring\"\ndeph = 4\n",
         )
-        .expect_err("unknown key");
+        .expect_err("unknown key").to_string();
         assert!(e.contains("eth1") && e.contains("deph"), "{e}");
         let e = parse(
             "host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nbackend = \"warp\"\n",
         )
-        .expect_err("unknown backend");
+        .expect_err("unknown backend")
+        .to_string();
         assert!(e.contains("eth1") && e.contains("warp"), "{e}");
         let e =
             parse("host = \"h\"\ntopology = \"t.toml\"\n[[ports]]\nname = \"eth1\"\nqueues = 0\n")
-                .expect_err("zero queues");
+                .expect_err("zero queues")
+                .to_string();
         assert!(e.contains("eth1") && e.contains("queues"), "{e}");
-        let e = parse("host = \"h\"\ntopology = 3\n").expect_err("bad topology");
+        let e = parse("host = \"h\"\ntopology = 3\n")
+            .expect_err("bad topology")
+            .to_string();
         assert!(e.contains("topology"), "{e}");
     }
 

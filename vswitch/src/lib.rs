@@ -1,10 +1,23 @@
-//! vswitchd and vswitchctl: the daemon and its control client.
+//! vswitchd and vswitchctl: what ships on a compute node.
 //!
-//! `config` reads `vswitchd --config host.toml`; `daemon` runs the workers
-//! over the ports' I/O (`io`) and publishes changes; `control` is the
-//! socket protocol `vswitchctl` speaks; `capture` writes a port's traffic
-//! to pcap; `offline` holds the commands that work on a scenario directory
-//! or a topology file without a running daemon.
+//! - `config`: `vswitchd --config host.toml` (host, topology, ports' I/O,
+//!   workers, limits, socket).
+//! - `daemon`: the workers over the ports' I/O, the published snapshot
+//!   and the operations that change it.
+//! - `io`: the port backends (AF_PACKET, AF_XDP, DPDK, pcap, rings).
+//! - `control`: the socket protocol vswitchctl speaks, both ends.
+//! - `render`: what a switch looks like (dump-flows, show, router show),
+//!   the same for the daemon and offline.
+//! - `offline`: a switch built from a scenario directory or a topology
+//!   file, without a daemon.
+//! - `capture`: a port's traffic into a pcap file.
+//! - `os`: the few libc calls outside the backends.
+//!
+//! Dependencies run one way: `control` → `daemon` → `io`; `render` and
+//! `offline` only read pipeline snapshots. `unsafe` lives in `io` (the
+//! kernel and DPDK boundaries), `os` and the worker's cycle counter, each
+//! block with a `// SAFETY:` comment.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod capture;
 pub mod config;
@@ -12,3 +25,5 @@ pub mod control;
 pub mod daemon;
 pub mod io;
 pub mod offline;
+pub mod os;
+pub mod render;

@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use vswitch::io::afpacket;
 use vswitch::io::{RxQueue, TxQueue};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use vswitch::os::is_root;
 
 /// A veth pair, deleted on drop (even when the test fails).
 struct Veth(String, String);

@@ -203,6 +203,7 @@ fn every_command_has_help() {
     }
 }
 
+// Long: one daemon walked through a story, each step on the state the last left.
 #[test]
 fn bridges_ports_and_flows_change_the_running_switch() {
     let tmp = TempDir::new("ports");
@@ -388,6 +389,7 @@ fn bridges_ports_and_flows_change_the_running_switch() {
     d.stop();
 }
 
+// Long: one daemon walked through a story, each step on the state the last left.
 #[test]
 fn topology_commands_vm_ports_floating_ips_and_routers() {
     let tmp = TempDir::new("topo");

@@ -46,15 +46,7 @@ impl Drop for TempDir {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
-}
+use vswitch::os::{euid, is_root};
 
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).expect("stat").mode() & 0o7777
@@ -114,7 +106,8 @@ fn a_directory_writable_by_others_is_refused() {
         let sock = tmp.0.join("ctl.sock");
         let err = ControlServer::start(&sock, d.shared.clone())
             .err()
-            .expect("refused");
+            .expect("refused")
+            .to_string();
         assert!(
             err.contains(&tmp.0.display().to_string()) && err.contains("writable by others"),
             "{err}"
@@ -147,7 +140,8 @@ fn a_live_socket_or_a_file_that_is_not_a_socket_is_not_replaced() {
     let _first = ControlServer::start(&sock, d.shared.clone()).expect("first");
     let err = ControlServer::start(&sock, d.shared.clone())
         .err()
-        .expect("second refused");
+        .expect("second refused")
+        .to_string();
     assert!(err.contains("another daemon is listening"), "{err}");
     assert!(answers(&sock), "the first daemon still answers");
 
@@ -155,7 +149,8 @@ fn a_live_socket_or_a_file_that_is_not_a_socket_is_not_replaced() {
     std::fs::write(&file, "keep me").expect("write");
     let err = ControlServer::start(&file, d.shared.clone())
         .err()
-        .expect("refused");
+        .expect("refused")
+        .to_string();
     assert!(
         err.contains(&file.display().to_string()) && err.contains("not a socket"),
         "{err}"
@@ -184,7 +179,8 @@ fn a_path_owned_by_another_user_is_refused() {
         std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
         let err = ControlServer::start(p, d.shared.clone())
             .err()
-            .expect("refused");
+            .expect("refused")
+            .to_string();
         assert!(
             err.contains(&p.display().to_string()) && err.contains("owned by uid 65534"),
             "{err}"
@@ -198,7 +194,8 @@ fn a_path_owned_by_another_user_is_refused() {
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
     let err = ControlServer::start(&theirs.join("ctl.sock"), d.shared.clone())
         .err()
-        .expect("refused");
+        .expect("refused")
+        .to_string();
     assert!(
         err.contains(&theirs.display().to_string()) && err.contains("owned by uid 65534"),
         "{err}"
@@ -211,7 +208,7 @@ fn a_path_owned_by_another_user_is_refused() {
 fn some_group() -> Option<(&'static str, u32)> {
     ["nogroup", "daemon", "nobody", "root"]
         .into_iter()
-        .find_map(|g| vswitch::control::group_id(g).ok().map(|id| (g, id)))
+        .find_map(|g| vswitch::os::group_id(g).ok().map(|id| (g, id)))
 }
 
 #[test]
@@ -241,7 +238,8 @@ fn an_unknown_socket_group_is_an_error_naming_it() {
     let sock = tmp.0.join("ctl.sock");
     let err = ControlServer::start_with_group(&sock, Some("no-such-group-x9"), d.shared.clone())
         .err()
-        .expect("refused");
+        .expect("refused")
+        .to_string();
     assert!(err.contains("no-such-group-x9"), "{err}");
     assert!(!sock.exists(), "nothing created");
     d.stop();
@@ -256,7 +254,7 @@ fn an_unknown_socket_group_is_an_error_naming_it() {
         ),
     )
     .expect("write");
-    let err = DaemonConfig::load(&conf).err().expect("refused");
+    let err = DaemonConfig::load(&conf).expect_err("refused").to_string();
     assert!(
         err.contains("socket_group `no-such-group-x9`: no such group")
             && err.contains(&conf.display().to_string()),

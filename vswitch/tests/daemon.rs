@@ -216,38 +216,31 @@ fn a_thousand_live_updates_lose_no_packet() {
             "table=0,priority=200,in_port=qvo-vm4,udp,tp_dst={} actions=drop",
             i % 500 + 1
         );
-        let req = vswitch::control::Request {
-            v: 1,
-            cmd: "add-flow".into(),
-            args: serde_json::json!({ "bridge": "br-int", "flow": flow }),
+        let req = vswitch::control::Request::AddFlow {
+            bridge: "br-int".into(),
+            flow,
         };
         vswitch::control::handle(&shared, &req).expect("update");
         if i % 10 == 0 {
             // A topology update too: vm1's floating IP goes and comes back
             // (update_host recompiles flows and router instances).
-            let (cmd, args) = if i % 20 == 0 {
-                (
-                    "fip-disassociate",
-                    serde_json::json!({ "address": "203.0.113.101" }),
-                )
+            let address = "203.0.113.101".parse().expect("address");
+            let req = if i % 20 == 0 {
+                vswitch::control::Request::FipDisassociate { address }
             } else {
-                (
-                    "fip-associate",
-                    serde_json::json!({ "address": "203.0.113.101", "port": "vm1" }),
-                )
-            };
-            let req = vswitch::control::Request {
-                v: 1,
-                cmd: cmd.into(),
-                args,
+                vswitch::control::Request::FipAssociate {
+                    address,
+                    port: "vm1".into(),
+                    router: None,
+                }
             };
             vswitch::control::handle(&shared, &req).expect("topology update");
         }
         if i % 2 == 1 {
-            let req = vswitch::control::Request {
-                v: 1,
-                cmd: "del-flows".into(),
-                args: serde_json::json!({ "bridge": "br-int", "match": "table=0,in_port=qvo-vm4" }),
+            let req = vswitch::control::Request::DelFlows {
+                bridge: "br-int".into(),
+                matching: Some("table=0,in_port=qvo-vm4".into()),
+                strict: false,
             };
             vswitch::control::handle(&shared, &req).expect("update");
         }
@@ -290,15 +283,9 @@ fn a_thousand_live_updates_lose_no_packet() {
         "none of the flow's frames left on the uplink: {:02x?}",
         uplink.first()
     );
-    let stats = vswitch::control::handle(
-        &shared,
-        &vswitch::control::Request {
-            v: 1,
-            cmd: "pmd-stats".into(),
-            args: serde_json::Value::Null,
-        },
-    )
-    .expect("stats");
+    let stats =
+        vswitch::control::handle(&shared, &vswitch::control::Request::PmdStats {}).expect("stats");
+    let stats = serde_json::to_value(stats).expect("json");
     let drops: Vec<String> = stats
         .as_array()
         .into_iter()

@@ -73,6 +73,7 @@ impl Drop for TempDir {
     }
 }
 
+// Long: EAL starts once per process, so every DPDK check shares this one test.
 #[test]
 fn dpdk_virtual_devices_carry_the_switch_traffic() {
     let tmp = TempDir(std::env::temp_dir().join(format!("vswitch-dpdk-{}", std::process::id())));
@@ -223,7 +224,10 @@ mbufs = 2047
     let Err(e) = vswitch::io::dpdk::open("net_nope9", 1, 511) else {
         panic!("net_nope9 opened");
     };
+    let e = e.to_string();
     assert!(e.contains("net_nope9"), "{e}");
-    let e = vswitch::io::dpdk::eal_init(&["--no-huge".to_string()]).expect_err("second init");
+    let e = vswitch::io::dpdk::eal_init(&["--no-huge".to_string()])
+        .expect_err("second init")
+        .to_string();
     assert!(e.contains("already initialised"), "{e}");
 }

@@ -21,10 +21,7 @@ fn frame(i: u8) -> Vec<u8> {
     f
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use vswitch::os::is_root;
 
 struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {

@@ -120,10 +120,7 @@ fn vswitchd_replays_a_capture_serves_vswitchctl_and_stops_on_sigterm() {
         0o600
     );
     // SIGTERM: clean exit, socket removed.
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    vswitch::os::send_signal(child.id(), libc::SIGTERM).expect("SIGTERM");
     let status = child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
     assert!(!sock.exists(), "socket removed on exit");

@@ -27,7 +27,6 @@ use scenario::{LabScenario, Outcome, Probe, SeenAs, Sender};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use topology::Topology;
 
@@ -44,24 +43,15 @@ const EXTERNAL_NS: &str = "vsl-external";
 const TRUNK_BRIDGE: &str = "trunk";
 const EXTERNAL_BRIDGE: &str = "extnet";
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 fn check_interrupt() -> Result<(), String> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if vswitch::os::stop_requested() {
         Err("interrupted".into())
     } else {
         Ok(())
     }
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use vswitch::os::is_root;
 
 /// The lab's topology, parsed and validated.
 pub fn topology() -> Result<Topology, String> {
@@ -117,7 +107,7 @@ impl Drop for LabGuard {
             return;
         }
         for (_, child) in &mut self.daemons {
-            stop_daemon(child.id() as i32);
+            vswitch::os::terminate(child.id(), Duration::from_secs(3));
             let _ = child.wait();
         }
         for ns in self.namespaces.iter().rev() {
@@ -127,30 +117,6 @@ impl Drop for LabGuard {
         }
         let _ = std::fs::remove_dir_all(RUN_DIR);
     }
-}
-
-/// SIGTERM, then SIGKILL after 3 s.
-fn stop_daemon(pid: i32) {
-    // SAFETY: signalling a process we started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
-        if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
 }
 
 /// A short interface name for a host's end of a link in the fabric.
@@ -190,12 +156,7 @@ pub fn run_kernel(opts: &LabOptions, progress: &mut dyn FnMut(&Outcome)) -> Resu
     }
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
-    INTERRUPTED.store(false, Ordering::SeqCst);
-    // SAFETY: handlers that only store to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    vswitch::os::catch_stop_signals();
     let mut guard = LabGuard {
         namespaces: Vec::new(),
         daemons: Vec::new(),
@@ -203,7 +164,7 @@ pub fn run_kernel(opts: &LabOptions, progress: &mut dyn FnMut(&Outcome)) -> Resu
     };
     let result = build_and_run(&t, &list, &vswitchd, &mut guard, progress);
     // Keep only a lab that came up whole.
-    guard.keep = opts.keep && result.is_ok() && !INTERRUPTED.load(Ordering::SeqCst);
+    guard.keep = opts.keep && result.is_ok() && !vswitch::os::stop_requested();
     if guard.keep {
         // The daemons outlive us; `lab down` finds them by pid.
         let pids: String = guard
@@ -441,16 +402,14 @@ fn build_and_run(
         check_interrupt()?;
         let mut o = run_kernel_scenario(s);
         o.traces = scenario::trace_across(t, &s.first, |host, packet| {
-            let r = vswitch::control::call(
-                &socket_of(host),
-                "trace",
-                serde_json::json!({ "packet": packet }),
-            )?;
-            let text = r.get("text").and_then(|t| t.as_str()).unwrap_or("");
-            Ok((
-                r.get("trace").cloned().unwrap_or_default(),
-                text.to_string(),
-            ))
+            let request = vswitch::control::Request::Trace {
+                bridge: None,
+                packet: packet.to_string(),
+            };
+            match vswitch::control::call(&socket_of(host), &request).map_err(|e| e.to_string())? {
+                vswitch::control::Response::Trace(r) => Ok((r.trace, r.text)),
+                _ => Ok((serde_json::Value::Null, String::new())),
+            }
         })
         .unwrap_or_else(|e| {
             o.detail.push_str(&format!("; trace failed: {e}"));
@@ -512,7 +471,7 @@ fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
                 log.trim()
             ));
         }
-        if vswitch::control::call(&sock, "show", serde_json::json!({})).is_ok() {
+        if vswitch::control::call(&sock, &vswitch::control::Request::Show {}).is_ok() {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(15) {
@@ -616,12 +575,12 @@ pub fn down() -> Result<Vec<String>, String> {
         let Some((host, pid)) = line.split_once(' ') else {
             continue;
         };
-        let Ok(pid) = pid.trim().parse::<i32>() else {
+        let Ok(pid) = pid.trim().parse::<u32>() else {
             continue;
         };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmd).contains("vswitchd") {
-            stop_daemon(pid);
+            vswitch::os::terminate(pid, Duration::from_secs(3));
             removed.push(format!("vswitchd of {host} (pid {pid})"));
         }
     }

@@ -1,9 +1,13 @@
 //! vswitchd: the dataplane of one host. `vswitchd --config host.toml`.
+//!
+//! Reads the configuration, starts the daemon and its control socket,
+//! runs until SIGINT or SIGTERM, then stops both in order. Errors are
+//! printed after `vswitchd: ` with what failed.
+#![deny(unsafe_code)]
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use vswitch::config::DaemonConfig;
 use vswitch::control::ControlServer;
 use vswitch::daemon::Daemon;
@@ -25,12 +29,6 @@ struct Args {
     /// `[dpdk] eal_args`), e.g. `-- --no-huge -m 512 -l 1`.
     #[arg(last = true)]
     eal: Vec<String>,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
 }
 
 fn main() -> ExitCode {
@@ -92,13 +90,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // SAFETY: installing async-signal-safe handlers that only store to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    vswitch::os::catch_stop_signals();
     tracing::info!(socket = %cfg.socket.display(), "control socket ready");
-    while !STOP.load(Ordering::SeqCst) {
+    while !vswitch::os::stop_requested() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     tracing::info!("stopping");

@@ -10,7 +10,7 @@
 //! exists. All `unsafe` here is the kernel interface: each block says why
 //! it holds.
 
-use super::{RxQueue, TxQueue};
+use super::{PortIoError, RxQueue, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -25,8 +25,8 @@ const FRAME_SIZE: u32 = 2048;
 /// A partly filled block is handed to us after this many milliseconds.
 const BLOCK_TIMEOUT_MS: u32 = 1;
 
-fn os_err(what: &str, ifname: &str) -> String {
-    format!("{ifname}: {what}: {}", std::io::Error::last_os_error())
+fn os_err(what: &str, ifname: &str) -> PortIoError {
+    PortIoError::last_os_error(ifname, what)
 }
 
 fn setsockopt<T>(fd: i32, level: i32, name: i32, v: &T) -> i32 {
@@ -87,8 +87,9 @@ pub struct AfPacketTx {
 
 /// Opens interface `ifname`. With `fanout`, the socket joins that fanout
 /// group (hash mode), so sockets of several workers share the traffic.
-pub fn open(ifname: &str, fanout: Option<u16>) -> Result<(AfPacketRx, AfPacketTx), String> {
-    let cname = CString::new(ifname).map_err(|_| format!("{ifname}: bad interface name"))?;
+pub fn open(ifname: &str, fanout: Option<u16>) -> Result<(AfPacketRx, AfPacketTx), PortIoError> {
+    let cname =
+        CString::new(ifname).map_err(|_| PortIoError::BadInterfaceName(ifname.to_string()))?;
     // SAFETY: plain syscalls with checked return values.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if ifindex == 0 {

@@ -16,7 +16,7 @@
 //! where it has them; the BPF ones are laid out here after
 //! `include/uapi/linux/bpf.h`.
 
-use super::{RxQueue, TxQueue};
+use super::{PortIoError, RxQueue, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -46,8 +46,8 @@ const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 /// Entries of our XSKMAP (receive queues of one interface).
 const MAX_QUEUES: u32 = 64;
 
-fn os_err(ifname: &str, what: &str) -> String {
-    format!("{ifname}: {what}: {}", std::io::Error::last_os_error())
+fn os_err(ifname: &str, what: &str) -> PortIoError {
+    PortIoError::last_os_error(ifname, what)
 }
 
 /// `union bpf_attr`, as raw words: each command fills the fields it uses.
@@ -81,7 +81,7 @@ fn bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> i64 {
     }
 }
 
-fn owned(fd: i64, ifname: &str, what: &str) -> Result<OwnedFd, String> {
+fn owned(fd: i64, ifname: &str, what: &str) -> Result<OwnedFd, PortIoError> {
     if fd < 0 {
         return Err(os_err(ifname, what));
     }
@@ -122,7 +122,7 @@ struct XdpAttach {
 }
 
 impl XdpAttach {
-    fn new(ifname: &str, ifindex: u32) -> Result<XdpAttach, String> {
+    fn new(ifname: &str, ifindex: u32) -> Result<XdpAttach, PortIoError> {
         let mut a = BpfAttr::new();
         a.u32(0, BPF_MAP_TYPE_XSKMAP)
             .u32(4, 4)
@@ -134,7 +134,7 @@ impl XdpAttach {
             "BPF_MAP_CREATE (xskmap)",
         )?;
         let insns = program(map.as_raw_fd());
-        let license = CString::new("Dual MIT/Apache-2.0").map_err(|e| e.to_string())?;
+        let license = c"Dual MIT/Apache-2.0";
         let mut log = vec![0u8; 4096];
         let mut a = BpfAttr::new();
         a.u32(0, BPF_PROG_TYPE_XDP)
@@ -149,12 +149,13 @@ impl XdpAttach {
         a.0[48..48 + name.len()].copy_from_slice(name);
         let fd = bpf(BPF_PROG_LOAD, &mut a);
         if fd < 0 {
-            let err = std::io::Error::last_os_error();
+            let source = std::io::Error::last_os_error();
             let end = log.iter().position(|&c| c == 0).unwrap_or(log.len());
-            return Err(format!(
-                "{ifname}: BPF_PROG_LOAD: {err}: {}",
-                String::from_utf8_lossy(&log[..end]).trim()
-            ));
+            return Err(PortIoError::XdpProgram {
+                interface: ifname.to_string(),
+                source,
+                log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
+            });
         }
         let prog = owned(fd, ifname, "BPF_PROG_LOAD")?;
         let mut a = BpfAttr::new();
@@ -176,7 +177,7 @@ impl XdpAttach {
     }
 
     /// Puts socket `fd` at `queue` in the XSKMAP.
-    fn insert(&self, queue: u32, fd: i32) -> Result<(), String> {
+    fn insert(&self, queue: u32, fd: i32) -> Result<(), PortIoError> {
         let key = queue;
         let value = fd as u32;
         let mut a = BpfAttr::new();
@@ -204,7 +205,7 @@ struct Mapping {
 }
 
 impl Mapping {
-    fn anonymous(len: usize, ifname: &str) -> Result<Mapping, String> {
+    fn anonymous(len: usize, ifname: &str) -> Result<Mapping, PortIoError> {
         // SAFETY: a fresh private anonymous mapping; checked below.
         let p = unsafe {
             libc::mmap(
@@ -225,7 +226,13 @@ impl Mapping {
         })
     }
 
-    fn ring(fd: i32, len: usize, pgoff: u64, ifname: &str, what: &str) -> Result<Mapping, String> {
+    fn ring(
+        fd: i32,
+        len: usize,
+        pgoff: u64,
+        ifname: &str,
+        what: &str,
+    ) -> Result<Mapping, PortIoError> {
         // SAFETY: mapping the socket's ring at the offset the kernel defines; checked.
         let p = unsafe {
             libc::mmap(
@@ -269,9 +276,11 @@ struct Ring {
 
 impl Ring {
     fn new(map: Mapping, off: &libc::xdp_ring_offset) -> Ring {
-        // SAFETY (pointer arithmetic only): the offsets come from
-        // XDP_MMAP_OFFSETS for this very mapping.
-        let at = |o: u64| unsafe { map.base.add(o as usize) };
+        let at = |o: u64| {
+            // SAFETY: pointer arithmetic only, within the mapping: the
+            // offsets come from XDP_MMAP_OFFSETS for this very mapping.
+            unsafe { map.base.add(o as usize) }
+        };
         Ring {
             producer: at(off.producer) as *const AtomicU32,
             consumer: at(off.consumer) as *const AtomicU32,
@@ -373,7 +382,7 @@ impl AfXdpTx {
     }
 }
 
-fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Result<(), String> {
+fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Result<(), PortIoError> {
     // SAFETY: v is a live u32 of the size passed.
     let r = unsafe {
         libc::setsockopt(
@@ -392,13 +401,16 @@ fn setsockopt_u32(fd: i32, name: i32, v: u32, ifname: &str, what: &str) -> Resul
 
 /// Opens an AF_XDP socket on `ifname`, receive queue `queue`, in copy
 /// mode, with our XDP program attached (generic mode).
-pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
+pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError> {
     if queue >= MAX_QUEUES {
-        return Err(format!(
-            "{ifname}: queue {queue}: at most {MAX_QUEUES} queues"
-        ));
+        return Err(PortIoError::QueueOutOfRange {
+            interface: ifname.to_string(),
+            queue,
+            max: MAX_QUEUES,
+        });
     }
-    let cname = CString::new(ifname).map_err(|_| format!("{ifname}: bad interface name"))?;
+    let cname =
+        CString::new(ifname).map_err(|_| PortIoError::BadInterfaceName(ifname.to_string()))?;
     // SAFETY: cname is NUL-terminated.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if ifindex == 0 {
@@ -409,6 +421,47 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
     let fd = owned(fd as i64, ifname, "socket(AF_XDP)")?;
     let s = fd.as_raw_fd();
     let umem = Mapping::anonymous((NUM_FRAMES * FRAME_SIZE) as usize, ifname)?;
+    register_umem(s, &umem, ifname)?;
+    let [rx, tx, fill, comp] = map_rings(s, ifname)?;
+    // The first half of the UMEM waits in the fill ring for packets.
+    for i in 0..RX_FRAMES {
+        // SAFETY: slot i of the fill ring (we are its only producer).
+        unsafe { *fill.addr(i) = (i * FRAME_SIZE) as u64 };
+    }
+    fill.producer().store(RX_FRAMES, Ordering::Release);
+    let xdp = XdpAttach::new(ifname, ifindex)?;
+    bind_queue(s, ifindex, queue, ifname)?;
+    xdp.insert(queue, s)?;
+    let sock = Arc::new(Socket {
+        fd,
+        umem,
+        _xdp: xdp,
+        stats: AfXdpStats::default(),
+    });
+    let free = (RX_FRAMES..NUM_FRAMES)
+        .map(|i| (i * FRAME_SIZE) as u64)
+        .collect();
+    Ok((
+        AfXdpRx {
+            sock: sock.clone(),
+            fill,
+            rx,
+        },
+        AfXdpTx {
+            sock,
+            state: Mutex::new(TxState {
+                tx,
+                comp,
+                free,
+                pending: 0,
+            }),
+        },
+    ))
+}
+
+/// Registers `umem` as socket `s`'s packet memory and sizes its fill,
+/// completion, rx and tx rings.
+fn register_umem(s: i32, umem: &Mapping, ifname: &str) -> Result<(), PortIoError> {
     let reg = libc::xdp_umem_reg {
         addr: umem.base as u64,
         len: umem.len as u64,
@@ -445,7 +498,12 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
         "XDP_UMEM_COMPLETION_RING",
     )?;
     setsockopt_u32(s, libc::XDP_RX_RING, RING_SIZE, ifname, "XDP_RX_RING")?;
-    setsockopt_u32(s, libc::XDP_TX_RING, RING_SIZE, ifname, "XDP_TX_RING")?;
+    setsockopt_u32(s, libc::XDP_TX_RING, RING_SIZE, ifname, "XDP_TX_RING")
+}
+
+/// Maps socket `s`'s four rings at the offsets the kernel gives: rx, tx,
+/// fill, completion.
+fn map_rings(s: i32, ifname: &str) -> Result<[Ring; 4], PortIoError> {
     // SAFETY: zeroed plain-data struct, filled by getsockopt below.
     let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
@@ -507,13 +565,13 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
         )?,
         &off.cr,
     );
-    // The first half of the UMEM waits in the fill ring for packets.
-    for i in 0..RX_FRAMES {
-        // SAFETY: slot i of the fill ring (we are its only producer).
-        unsafe { *fill.addr(i) = (i * FRAME_SIZE) as u64 };
-    }
-    fill.producer().store(RX_FRAMES, Ordering::Release);
-    let xdp = XdpAttach::new(ifname, ifindex)?;
+    Ok([rx, tx, fill, comp])
+}
+
+/// Binds socket `s` to receive queue `queue` of interface `ifindex`, in
+/// copy mode. A socket closed a moment ago may still hold the queue (the
+/// kernel releases it in the background): EBUSY is retried for up to 2 s.
+fn bind_queue(s: i32, ifindex: u32, queue: u32, ifname: &str) -> Result<(), PortIoError> {
     let sa = libc::sockaddr_xdp {
         sxdp_family: libc::AF_XDP as u16,
         sxdp_flags: libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
@@ -521,8 +579,6 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
         sxdp_queue_id: queue,
         sxdp_shared_umem_fd: 0,
     };
-    // A socket closed a moment ago may still hold the queue (the kernel
-    // releases it in the background): retry EBUSY for up to 2 s.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         // SAFETY: sa is a live sockaddr_xdp of the size passed.
@@ -534,7 +590,7 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
             )
         };
         if r == 0 {
-            break;
+            return Ok(());
         }
         let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
         if !busy || std::time::Instant::now() >= deadline {
@@ -542,32 +598,6 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    xdp.insert(queue, s)?;
-    let sock = Arc::new(Socket {
-        fd,
-        umem,
-        _xdp: xdp,
-        stats: AfXdpStats::default(),
-    });
-    let free = (RX_FRAMES..NUM_FRAMES)
-        .map(|i| (i * FRAME_SIZE) as u64)
-        .collect();
-    Ok((
-        AfXdpRx {
-            sock: sock.clone(),
-            fill,
-            rx,
-        },
-        AfXdpTx {
-            sock,
-            state: Mutex::new(TxState {
-                tx,
-                comp,
-                free,
-                pending: 0,
-            }),
-        },
-    ))
 }
 
 impl Socket {

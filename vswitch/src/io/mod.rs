@@ -8,6 +8,10 @@
 //! their features,
 //! `afxdp` (AF_XDP in copy mode with our XDP program) and `dpdk` (our thin
 //! binding: any device DPDK's EAL knows).
+//!
+//! `unsafe` is confined to the kernel and DPDK backends; the others deny
+//! it. Backends call nothing of the crate but pipeline's packet buffers;
+//! `daemon::backend` opens them from the configuration.
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
@@ -20,6 +24,63 @@ pub mod pcap;
 pub mod ring;
 
 use pipeline::packet::{PacketBuf, PacketPool};
+use std::path::PathBuf;
+
+/// Why a port's backend could not open. Each names the interface, device
+/// or file.
+#[derive(Debug, thiserror::Error)]
+pub enum PortIoError {
+    #[error("{0}: bad interface name")]
+    BadInterfaceName(String),
+    /// A system call about the interface failed; `what` names it.
+    #[error("{interface}: {what}: {source}")]
+    Os {
+        interface: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{interface}: queue {queue}: at most {max} queues")]
+    QueueOutOfRange {
+        interface: String,
+        queue: u32,
+        max: u32,
+    },
+    /// The kernel refused our XDP program; its verifier said `log`.
+    #[error("{interface}: BPF_PROG_LOAD: {source}: {log}")]
+    XdpProgram {
+        interface: String,
+        #[source]
+        source: std::io::Error,
+        log: String,
+    },
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Pcap {
+        path: PathBuf,
+        #[source]
+        source: pcap_file::PcapError,
+    },
+    #[cfg(feature = "dpdk")]
+    #[error(transparent)]
+    Dpdk(#[from] dpdk::DpdkError),
+}
+
+impl PortIoError {
+    /// The error of the system call `what` on `interface`, just made.
+    pub fn last_os_error(interface: &str, what: &str) -> PortIoError {
+        PortIoError::Os {
+            interface: interface.to_string(),
+            what: what.to_string(),
+            source: std::io::Error::last_os_error(),
+        }
+    }
+}
 
 /// The receive side of a port queue. Owner: one worker.
 pub trait RxQueue: Send {

@@ -1,6 +1,7 @@
 //! A port that discards what the switch sends and counts it: the output
 //! side of a replay benchmark, where transmitting must cost nothing but
 //! the switch's own work.
+#![deny(unsafe_code)]
 
 use super::TxQueue;
 use std::sync::atomic::{AtomicU64, Ordering};

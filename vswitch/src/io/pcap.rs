@@ -1,12 +1,14 @@
 //! pcap files as ports: replay a capture as the port's input (once or
 //! looped), write what the switch sends to a capture. Uses the pcap-file
 //! crate for the format.
+#![deny(unsafe_code)]
 
-use super::{RxQueue, TxQueue};
+use super::{PortIoError, RxQueue, TxQueue};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::fs::File;
 use std::path::Path;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,13 +19,27 @@ pub struct PcapRx {
     looped: bool,
 }
 
+fn file_error(path: &Path, source: std::io::Error) -> PortIoError {
+    PortIoError::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn pcap_error(path: &Path, source: pcap_file::PcapError) -> PortIoError {
+    PortIoError::Pcap {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Every frame of a capture file.
-pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, String> {
-    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut r = PcapReader::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, PortIoError> {
+    let f = File::open(path).map_err(|source| file_error(path, source))?;
+    let mut r = PcapReader::new(f).map_err(|source| pcap_error(path, source))?;
     let mut frames = Vec::new();
     while let Some(p) = r.next_packet() {
-        let p = p.map_err(|e| format!("{}: {e}", path.display()))?;
+        let p = p.map_err(|source| pcap_error(path, source))?;
         frames.push(p.data.into_owned());
     }
     Ok(frames)
@@ -59,7 +75,7 @@ pub fn rss_queue(frame: &[u8], n: usize) -> usize {
 }
 
 impl PcapRx {
-    pub fn open(path: &Path, looped: bool) -> Result<PcapRx, String> {
+    pub fn open(path: &Path, looped: bool) -> Result<PcapRx, PortIoError> {
         Ok(PcapRx {
             frames: read_frames(path)?,
             next: 0,
@@ -68,7 +84,7 @@ impl PcapRx {
     }
 
     /// `n` queues replaying the capture's flows between them (`rss_queue`).
-    pub fn open_queues(path: &Path, looped: bool, n: usize) -> Result<Vec<PcapRx>, String> {
+    pub fn open_queues(path: &Path, looped: bool, n: usize) -> Result<Vec<PcapRx>, PortIoError> {
         let mut queues: Vec<PcapRx> = (0..n.max(1))
             .map(|_| PcapRx {
                 frames: Vec::new(),
@@ -129,9 +145,9 @@ pub struct PcapTx {
 }
 
 impl PcapTx {
-    pub fn create(path: &Path) -> Result<PcapTx, String> {
-        let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let w = PcapWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn create(path: &Path) -> Result<PcapTx, PortIoError> {
+        let f = File::create(path).map_err(|source| file_error(path, source))?;
+        let w = PcapWriter::new(f).map_err(|source| pcap_error(path, source))?;
         Ok(PcapTx {
             w: Mutex::new(w),
             start: std::time::Instant::now(),

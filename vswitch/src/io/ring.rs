@@ -1,6 +1,7 @@
 //! In-memory ports: bounded lock-free rings (crossbeam `ArrayQueue`) in
 //! each direction. The `RingHandle` is the far end: tests inject frames and
 //! collect what the switch sent.
+#![deny(unsafe_code)]
 
 use super::{RxQueue, TxQueue};
 use crossbeam::queue::ArrayQueue;

@@ -22,7 +22,8 @@
     non_camel_case_types,
     non_snake_case,
     dead_code,
-    clippy::all
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
 )]
 mod sys {
     include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));
@@ -52,7 +53,53 @@ const MBUF_BUF_SIZE: u16 = 2048 + 128;
 /// Default mbufs per port pool.
 pub const DEFAULT_MBUFS: u32 = 4095;
 
-static EAL: OnceLock<Result<Vec<String>, String>> = OnceLock::new();
+static EAL: OnceLock<Result<Vec<String>, DpdkError>> = OnceLock::new();
+
+/// What DPDK refused. Each names the device (or EAL's arguments); the
+/// reason is DPDK's own text (`rte_strerror`). Clone: EAL's outcome is
+/// kept for the life of the process and returned to every later caller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DpdkError {
+    #[error("EAL argument `{0}` has a NUL")]
+    NulInArgument(String),
+    #[error("DPDK EAL init with {args:?}: {reason}")]
+    EalInit { args: Vec<String>, reason: String },
+    #[error("DPDK EAL already initialised with {done:?}; cannot re-initialise with {asked:?}")]
+    AlreadyInitialised {
+        done: Vec<String>,
+        asked: Vec<String>,
+    },
+    #[error("{0}: DPDK EAL is not initialised")]
+    NotInitialised(String),
+    #[error("{0}: at least one receive queue")]
+    NoReceiveQueue(String),
+    #[error("{0}: bad device name")]
+    BadDeviceName(String),
+    #[error("{device}: no such DPDK device (give it to EAL, e.g. --vdev={device}): {reason}")]
+    NoSuchDevice { device: String, reason: String },
+    #[error("{device}: {asked} receive queues asked, the device has {max}")]
+    TooManyQueues {
+        device: String,
+        asked: u16,
+        max: u16,
+    },
+    /// A call on the device failed; `what` names it (`configure`, `rx
+    /// queue 0`, `mbuf pool of 511`, ...).
+    #[error("{device}: {what}: {reason}")]
+    Device {
+        device: String,
+        what: String,
+        reason: String,
+    },
+}
+
+fn device_error(device: &str, what: impl Into<String>, reason: String) -> DpdkError {
+    DpdkError::Device {
+        device: device.to_string(),
+        what: what.into(),
+        reason,
+    }
+}
 
 fn errno_text() -> String {
     // SAFETY: vs_errno reads DPDK's per-thread errno; rte_strerror returns
@@ -85,13 +132,14 @@ fn code_text(rc: i32) -> String {
 /// arguments is a no-op, with different ones an error naming both. The
 /// calling thread's CPU affinity is restored afterwards (EAL pins its
 /// main thread to the main lcore; vswitchd pins its own workers).
-pub fn eal_init(args: &[String]) -> Result<(), String> {
+pub fn eal_init(args: &[String]) -> Result<(), DpdkError> {
     let r = EAL.get_or_init(|| init_once(args));
     match r {
         Ok(done) if done == args => Ok(()),
-        Ok(done) => Err(format!(
-            "DPDK EAL already initialised with {done:?}; cannot re-initialise with {args:?}"
-        )),
+        Ok(done) => Err(DpdkError::AlreadyInitialised {
+            done: done.clone(),
+            asked: args.to_vec(),
+        }),
         Err(e) => Err(e.clone()),
     }
 }
@@ -107,11 +155,11 @@ pub fn eal_cleanup() {
     }
 }
 
-fn init_once(args: &[String]) -> Result<Vec<String>, String> {
+fn init_once(args: &[String]) -> Result<Vec<String>, DpdkError> {
     let mut argv_c: Vec<CString> = Vec::with_capacity(args.len() + 1);
-    argv_c.push(CString::new("vswitchd").map_err(|e| e.to_string())?);
+    argv_c.push(c"vswitchd".to_owned());
     for a in args {
-        argv_c.push(CString::new(a.as_str()).map_err(|_| format!("EAL argument `{a}` has a NUL"))?);
+        argv_c.push(CString::new(a.as_str()).map_err(|_| DpdkError::NulInArgument(a.clone()))?);
     }
     // EAL may permute argv: give it its own array of pointers.
     let mut argv: Vec<*mut libc::c_char> = argv_c.iter().map(|c| c.as_ptr() as *mut _).collect();
@@ -124,7 +172,10 @@ fn init_once(args: &[String]) -> Result<Vec<String>, String> {
         restore_affinity(&set);
     }
     if rc < 0 {
-        return Err(format!("DPDK EAL init with {args:?}: {}", errno_text()));
+        return Err(DpdkError::EalInit {
+            args: args.to_vec(),
+            reason: errno_text(),
+        });
     }
     // Keep the strings alive for the life of the process.
     std::mem::forget(argv_c);
@@ -202,12 +253,12 @@ impl Drop for Port {
 }
 
 impl Port {
-    fn stats(&self) -> Result<DeviceStats, String> {
+    fn stats(&self) -> Result<DeviceStats, DpdkError> {
         let mut s = sys::rte_eth_stats::default();
         // SAFETY: s is a valid rte_eth_stats to fill.
         let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
         if rc != 0 {
-            return Err(format!("{}: stats: {}", self.name, code_text(rc)));
+            return Err(device_error(&self.name, "stats", code_text(rc)));
         }
         Ok(DeviceStats {
             ipackets: s.ipackets,
@@ -225,37 +276,38 @@ impl Port {
 /// Opens the DPDK device `device` (a name EAL knows, e.g. `net_null0`
 /// from `--vdev=net_null0`) with `rx_queues` receive queues and one
 /// transmit queue, an mbuf pool of `mbufs`, promiscuous, started.
-pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, DpdkTx), String> {
+pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, DpdkTx), DpdkError> {
     if EAL.get().is_none_or(|r| r.is_err()) {
-        return Err(format!("{device}: DPDK EAL is not initialised"));
+        return Err(DpdkError::NotInitialised(device.to_string()));
     }
     if rx_queues == 0 {
-        return Err(format!("{device}: at least one receive queue"));
+        return Err(DpdkError::NoReceiveQueue(device.to_string()));
     }
-    let cname = CString::new(device).map_err(|_| format!("{device}: bad device name"))?;
+    let cname = CString::new(device).map_err(|_| DpdkError::BadDeviceName(device.to_string()))?;
     let mut id: u16 = 0;
     // SAFETY: cname is NUL-terminated; id is written on success.
     let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
     if rc != 0 {
-        return Err(format!(
-            "{device}: no such DPDK device (give it to EAL, e.g. --vdev={device}): {}",
-            code_text(rc)
-        ));
+        return Err(DpdkError::NoSuchDevice {
+            device: device.to_string(),
+            reason: code_text(rc),
+        });
     }
     let mut info = sys::rte_eth_dev_info::default();
     // SAFETY: info is a valid struct to fill.
     let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
     if rc != 0 {
-        return Err(format!("{device}: dev_info_get: {}", code_text(rc)));
+        return Err(device_error(device, "dev_info_get", code_text(rc)));
     }
     if rx_queues > info.max_rx_queues {
-        return Err(format!(
-            "{device}: {rx_queues} receive queues asked, the device has {}",
-            info.max_rx_queues
-        ));
+        return Err(DpdkError::TooManyQueues {
+            device: device.to_string(),
+            asked: rx_queues,
+            max: info.max_rx_queues,
+        });
     }
-    let pool_name =
-        CString::new(format!("vs_{id}_{}", std::process::id())).map_err(|e| e.to_string())?;
+    let pool_name = CString::new(format!("vs_{id}_{}", std::process::id()))
+        .map_err(|e| device_error(device, "mbuf pool name", e.to_string()))?;
     // SAFETY: plain calls with valid arguments; the pool pointer is checked.
     let pool = unsafe {
         sys::rte_pktmbuf_pool_create(
@@ -268,7 +320,11 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
         )
     };
     if pool.is_null() {
-        return Err(format!("{device}: mbuf pool of {mbufs}: {}", errno_text()));
+        return Err(device_error(
+            device,
+            format!("mbuf pool of {mbufs}"),
+            errno_text(),
+        ));
     }
     let port = Arc::new(Port {
         id,
@@ -283,7 +339,7 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
         sys::vs_eth_conf_default(&mut conf);
         let rc = sys::rte_eth_dev_configure(id, rx_queues, 1, &conf);
         if rc != 0 {
-            return Err(format!("{device}: configure: {}", code_text(rc)));
+            return Err(device_error(device, "configure", code_text(rc)));
         }
         let socket = sys::rte_eth_dev_socket_id(id);
         let socket = if socket < 0 { 0 } else { socket as u32 };
@@ -297,16 +353,16 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
                 port.pool.0,
             );
             if rc != 0 {
-                return Err(format!("{device}: rx queue {q}: {}", code_text(rc)));
+                return Err(device_error(device, format!("rx queue {q}"), code_text(rc)));
             }
         }
         let rc = sys::rte_eth_tx_queue_setup(id, 0, RING_DESC, socket, std::ptr::null());
         if rc != 0 {
-            return Err(format!("{device}: tx queue: {}", code_text(rc)));
+            return Err(device_error(device, "tx queue", code_text(rc)));
         }
         let rc = sys::rte_eth_dev_start(id);
         if rc != 0 {
-            return Err(format!("{device}: start: {}", code_text(rc)));
+            return Err(device_error(device, "start", code_text(rc)));
         }
         // Not every virtual device supports it (net_pcap does not care).
         let _ = sys::rte_eth_promiscuous_enable(id);
@@ -336,7 +392,7 @@ impl DpdkRx {
         &self.port.counters
     }
 
-    pub fn device_stats(&self) -> Result<DeviceStats, String> {
+    pub fn device_stats(&self) -> Result<DeviceStats, DpdkError> {
         self.port.stats()
     }
 }
@@ -450,7 +506,7 @@ impl DpdkTx {
         &self.port.counters
     }
 
-    pub fn device_stats(&self) -> Result<DeviceStats, String> {
+    pub fn device_stats(&self) -> Result<DeviceStats, DpdkError> {
         self.port.stats()
     }
 }

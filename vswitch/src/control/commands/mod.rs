@@ -1,0 +1,156 @@
+//! Carrying out requests: [`handle`] routes each [`Request`] to the
+//! function of its topic, each in its own file:
+//!
+//! - `flows`: dump-flows, add-flow(s), mod-flows, del-flows, match-check;
+//! - `ports`: bridges, ports and their I/O, dump-ports, fdb-show;
+//! - `topology`: topology-show/load, VM ports, floating IPs;
+//! - `conntrack`: conntrack-dump/flush/stats;
+//! - `capture`: capture;
+//! - `show`: version, show, trace, router-show, pmd-stats.
+//!
+//! Every change goes through `Shared::update` (or the I/O binding calls),
+//! so it is validated and built before it is published; a refused request
+//! leaves the running state as it was. May call: `daemon::Shared`,
+//! `render`, `capture`, pipeline, topology.
+#![deny(unsafe_code)]
+
+mod capture;
+mod conntrack;
+mod flows;
+mod ports;
+mod show;
+mod topology;
+
+use super::error::ControlError;
+use super::protocol::{Request, Response};
+use crate::config::Backend;
+use crate::daemon::Shared;
+use ports::PortSettings;
+
+/// Carries out one request.
+pub fn handle(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
+    use Request as R;
+    match req {
+        R::Version {} => Ok(show::version(shared)),
+        R::Show {} => Ok(show::show(shared)),
+        R::Trace { bridge, packet } => show::trace(shared, bridge.as_deref(), packet),
+        R::RouterShow { router } => show::routers(shared, router.as_deref()),
+        R::PmdStats {} => Ok(show::pmd_stats(shared)),
+        R::DumpFlows { bridge } => flows::dump(shared, bridge),
+        R::AddFlow { bridge, flow } => {
+            flows::add(shared, bridge, std::slice::from_ref(flow)).map(Response::AddFlow)
+        }
+        R::AddFlows { bridge, flows } => flows::add(shared, bridge, flows).map(Response::AddFlows),
+        R::ModFlows {
+            bridge,
+            flow,
+            strict,
+        } => flows::modify(shared, bridge, flow, *strict),
+        R::DelFlows {
+            bridge,
+            matching,
+            strict,
+        } => flows::delete(shared, bridge, matching.as_deref().unwrap_or(""), *strict),
+        R::MatchCheck { bridge, matching } => flows::check_match(shared, bridge, matching),
+        R::AddBr { bridge } => ports::add_bridge(shared, bridge),
+        R::DelBr { bridge } => ports::del_bridge(shared, bridge),
+        R::AddPort {
+            bridge,
+            port,
+            ofport,
+            kind,
+            peer,
+            tag,
+            trunks,
+            no_flood,
+            backend,
+            queues,
+        } => {
+            let settings = PortSettings {
+                kind: *kind,
+                peer: peer.as_deref(),
+                tag: *tag,
+                trunks: trunks.as_deref(),
+                no_flood: *no_flood,
+            };
+            let io = io_binding(backend, *queues);
+            ports::add_port(shared, bridge, port, *ofport, &settings, io)
+        }
+        R::DelPort { port } => ports::del_port(shared, port),
+        R::SetPort {
+            port,
+            unbind,
+            kind,
+            peer,
+            tag,
+            trunks,
+            no_flood,
+            backend,
+            queues,
+        } => {
+            let settings = PortSettings {
+                kind: *kind,
+                peer: peer.as_deref(),
+                tag: *tag,
+                trunks: trunks.as_deref(),
+                no_flood: *no_flood,
+            };
+            let io = io_binding(backend, *queues);
+            ports::set_port(shared, port, &settings, *unbind, io)
+        }
+        R::DumpPorts { bridge, port } => {
+            ports::dump_ports(shared, bridge.as_deref(), port.as_deref())
+        }
+        R::FdbShow { bridge } => ports::fdb_show(shared, bridge),
+        R::ConntrackDump { addr, zone } => Ok(conntrack::dump(shared, *zone, *addr)),
+        R::ConntrackFlush { addr, zone } => Ok(conntrack::flush(shared, *zone, *addr)),
+        R::ConntrackStats {} => Ok(conntrack::stats(shared)),
+        R::TopologyShow {} => Ok(topology::show(shared)),
+        R::TopologyLoad { toml } => topology::load(shared, toml),
+        R::VmPortAdd {
+            name,
+            device,
+            host,
+            network,
+            mac,
+            ip,
+            no_port_security,
+            ofport,
+            backend,
+            queues,
+        } => {
+            let port = ::topology::model::Port {
+                name: name.clone(),
+                device: device.clone(),
+                host: host.clone().unwrap_or_else(|| shared.host.clone()),
+                network: network.clone(),
+                mac: *mac,
+                ip: *ip,
+                owner: ::topology::model::PortOwner::Compute,
+                port_security: !no_port_security,
+                allowed_address_pairs: Vec::new(),
+                ofport: *ofport,
+            };
+            topology::add_vm_port(shared, port, io_binding(backend, *queues))
+        }
+        R::VmPortDel { name } => topology::del_vm_port(shared, name),
+        R::FipAssociate {
+            address,
+            port,
+            router,
+        } => topology::associate_fip(shared, *address, port, router.as_deref()),
+        R::FipDisassociate { address } => topology::disassociate_fip(shared, *address),
+        R::Capture {
+            port,
+            file,
+            count,
+            duration_ms,
+        } => capture::capture(shared, port, file, *count, *duration_ms),
+    }
+}
+
+/// The I/O a request asks a port to be bound to: a backend and its
+/// receive queues (1 unless given; `queues` alone binds nothing).
+fn io_binding(backend: &Option<Backend>, queues: Option<usize>) -> Option<(&Backend, usize)> {
+    backend.as_ref().map(|b| (b, queues.unwrap_or(1)))
+}

@@ -1,0 +1,191 @@
+//! The daemon: poll-mode workers over the ports' I/O, a snapshot of the
+//! switch published atomically, and the operations the control server
+//! calls to change it.
+//!
+//! - `shared`: the state and who owns it ([`Shared`], [`World`],
+//!   [`ControlState`]); every change goes through [`Shared::update`] or
+//!   the binding operations there, all or nothing.
+//! - `worker`: one poll-mode worker, rx → datapath → tx, burst by burst.
+//! - `report`: the counters a worker publishes ([`WorkerReport`]).
+//! - `backend`: opening a port's I/O backend from its configuration.
+//!
+//! This file starts and stops the threads. May call: `config`, `io`,
+//! `capture`, pipeline, topology; it does not know the control protocol.
+#![deny(unsafe_code)]
+
+mod backend;
+mod error;
+mod report;
+mod shared;
+mod worker;
+
+pub use error::{BackendError, BindError, DaemonError};
+pub use report::{PortCounters, WorkerReport, MAX_COUNTED_PORT_ID};
+pub use shared::{BindingInfo, ControlState, Shared, World, MAX_QUEUES_PER_PORT};
+
+use crate::config::DaemonConfig;
+use crate::io::ring::RingHandle;
+use pipeline::datapath::{Datapath, BURST};
+use pipeline::packet::{PacketBuf, PacketPool};
+use pipeline::switch::{PortId, Switch, SwitchConfig};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use topology::Topology;
+
+/// A running daemon.
+pub struct Daemon {
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Starts the workers for `cfg` (the topology read from its file).
+    pub fn start(cfg: &DaemonConfig) -> Result<Daemon, DaemonError> {
+        let topology = cfg.load_topology()?;
+        Daemon::start_with(cfg, topology)
+    }
+
+    /// Starts the workers for `cfg` with an already loaded topology.
+    pub fn start_with(cfg: &DaemonConfig, topology: Topology) -> Result<Daemon, DaemonError> {
+        let n_workers = cfg.workers.len();
+        let (config, sw) = build_switch(cfg, &topology)?;
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..n_workers {
+            let (s, r) = crossbeam::channel::unbounded();
+            senders.push(s);
+            receivers.push(r);
+        }
+        let shared = Arc::new(Shared::new(
+            cfg,
+            ControlState { config, topology },
+            sw,
+            senders,
+        ));
+        backend::start_dpdk(cfg)?;
+        for b in &cfg.ports {
+            shared
+                .bind_port(&b.name, &b.backend, b.queues)
+                .map_err(DaemonError::Port)?;
+        }
+        let mut threads = Vec::new();
+        for (w, inbox) in receivers.into_iter().enumerate() {
+            threads.push(worker::spawn(w, cfg, shared.clone(), inbox)?);
+        }
+        threads.push(spawn_housekeeping(shared.clone())?);
+        tracing::info!(host = %cfg.host, workers = n_workers, "vswitchd started");
+        Ok(Daemon { shared, threads })
+    }
+
+    /// The far end of a `ring` port.
+    pub fn ring(&self, name: &str) -> Option<RingHandle> {
+        self.shared.ring(name)
+    }
+
+    /// Runs `frames` through the switch as if port `port` had received
+    /// them, on the calling thread, and discards what they output: the
+    /// shared state they touch (MAC tables, connections, neighbours) is
+    /// the workers'. Returns how many frames were output. For putting a
+    /// host in its steady state before measured traffic starts.
+    pub fn process_local(&self, port: &str, frames: &[Vec<u8>]) -> Result<usize, DaemonError> {
+        let sw = self.shared.switch();
+        let id = sw
+            .port_by_name(port)
+            .ok_or_else(|| DaemonError::NoSuchPort(port.to_string()))?
+            .id;
+        // A worker index no worker has: rule counters are not credited.
+        let mut dp = Datapath::new(usize::MAX, 1024);
+        let mut pool = PacketPool::new(4 * BURST, self.shared.max_frame);
+        let mut outputs = 0;
+        for chunk in frames.chunks(BURST) {
+            let mut burst = Vec::with_capacity(BURST);
+            for f in chunk {
+                let mut b = pool.get().ok_or(DaemonError::PoolExhausted)?;
+                b.set_data(f)
+                    .map_err(|_| DaemonError::FrameTooLarge(f.len()))?;
+                burst.push(b);
+            }
+            let mut out = Vec::new();
+            let mut sink = |_: PortId, b: PacketBuf| out.push(b);
+            dp.process_burst(
+                &sw,
+                id,
+                &mut burst,
+                self.shared.now_ns(),
+                &mut pool,
+                &mut sink,
+            );
+            outputs += out.len();
+            for b in out {
+                pool.put(b);
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Closes every backend (rings unmapped, sockets closed).
+        let mut io = self.shared.lock_io();
+        io.ports.clear();
+        io.captures.clear();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// This host's switch configuration compiled from `topology`, with the
+/// limits of `cfg`, and the switch built from it.
+fn build_switch(
+    cfg: &DaemonConfig,
+    topology: &Topology,
+) -> Result<(SwitchConfig, Arc<Switch>), DaemonError> {
+    let mut config = topology::build_host(topology, &cfg.host, cfg.workers.len())?;
+    config.set_mac_limits(
+        cfg.limits.mac_table_entries,
+        pipeline::bridge::mac::DEFAULT_AGING_NS,
+    );
+    config.set_conntrack(pipeline::conntrack::ConnTable::new(
+        pipeline::conntrack::Limits {
+            max_conns: cfg.limits.max_connections,
+            ..Default::default()
+        },
+        Default::default(),
+    ));
+    let sw = config.build()?;
+    Ok((config, sw))
+}
+
+/// The thread that expires flows by their timeouts, once a second.
+fn spawn_housekeeping(shared: Arc<Shared>) -> Result<JoinHandle<()>, DaemonError> {
+    std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            let mut last = Instant::now();
+            while !shared.stopping() {
+                std::thread::sleep(Duration::from_millis(50));
+                if last.elapsed() >= Duration::from_secs(1) {
+                    last = Instant::now();
+                    shared.expire_flows();
+                }
+            }
+        })
+        .map_err(|source| DaemonError::Thread {
+            thread: "housekeeping".to_string(),
+            source,
+        })
+}

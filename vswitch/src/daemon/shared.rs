@@ -1,0 +1,371 @@
+//! The daemon's state and who owns it.
+//!
+//! - [`ControlState`] (the `SwitchConfig` and the topology it was compiled
+//!   from) sits behind one mutex, the port I/O bindings ([`IoState`])
+//!   behind a second; both are taken only by control operations, always
+//!   in that order (state, then I/O).
+//! - [`World`] is what workers read: the switch, the transmit queue of
+//!   every bound port by id, the running captures. Every change builds a
+//!   new one and publishes it with `ArcSwap`; workers load it once per
+//!   burst, without a lock, so a change takes effect at a burst boundary.
+//! - Receive queues are handed to a worker over its channel when a port is
+//!   bound ([`IoCmd`]) and taken back when it is unbound.
+//! - `reports` has one slot per worker: the worker writes its own (a
+//!   mutex taken once per report, not per packet), control reads them.
+//!
+//! MAC tables, conntrack, neighbours and flow counters live in the switch
+//! and survive updates. May call: `backend` (opening I/O), pipeline.
+#![deny(unsafe_code)]
+
+use super::backend::open_backend;
+use super::error::BindError;
+use super::report::{PortCounters, WorkerReport};
+use super::worker::{IoCmd, RxBinding};
+use crate::capture::Capture;
+use crate::config::{Backend, DaemonConfig};
+use crate::io::ring::RingHandle;
+use crate::io::TxQueue;
+use arc_swap::ArcSwap;
+use crossbeam::channel::Sender;
+use pipeline::switch::{PortId, Switch, SwitchConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use topology::Topology;
+
+/// Receive queues one port may be bound with.
+pub const MAX_QUEUES_PER_PORT: usize = 64;
+
+/// What control operations change.
+pub struct ControlState {
+    pub config: SwitchConfig,
+    pub topology: Topology,
+}
+
+/// What workers read, published as one immutable value.
+pub struct World {
+    pub sw: Arc<Switch>,
+    pub tx: HashMap<PortId, Arc<dyn TxQueue>>,
+    /// Captures running, with the id of the port each watches.
+    pub captures: Vec<(PortId, Arc<Capture>)>,
+}
+
+/// A port bound to I/O.
+pub(super) struct BoundPort {
+    backend: Backend,
+    queues: usize,
+    /// Identifies the receive queues handed to workers for this binding.
+    binding: u64,
+    tx: Option<Arc<dyn TxQueue>>,
+    ring: Option<RingHandle>,
+}
+
+/// A port's I/O binding as `show`/`dump-ports` report it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingInfo {
+    pub port: String,
+    pub backend: Backend,
+    pub queues: usize,
+}
+
+/// The ports bound to I/O and the captures running, by port name.
+#[derive(Default)]
+pub(super) struct IoState {
+    pub(super) ports: BTreeMap<String, BoundPort>,
+    pub(super) captures: Vec<(String, Arc<Capture>)>,
+    next_binding: u64,
+    next_worker: usize,
+}
+
+/// What the daemon's threads share (see the module notes for who writes
+/// what).
+pub struct Shared {
+    /// This host's name in the topology.
+    pub host: String,
+    pub state: Mutex<ControlState>,
+    pub(super) world: ArcSwap<World>,
+    io: Mutex<IoState>,
+    /// Each worker's inbox of receive queues.
+    workers: Vec<Sender<IoCmd>>,
+    pub(super) stop: AtomicBool,
+    /// One per worker, written by it.
+    pub reports: Vec<Mutex<WorkerReport>>,
+    epoch: Instant,
+    pub(super) max_frame: usize,
+    fanout_group: AtomicU64,
+    dpdk_mbufs: u32,
+}
+
+impl Shared {
+    /// The state of a daemon that runs `sw` (compiled from `control`)
+    /// with one worker per inbox in `workers` and nothing bound yet.
+    pub(super) fn new(
+        cfg: &DaemonConfig,
+        control: ControlState,
+        sw: Arc<Switch>,
+        workers: Vec<Sender<IoCmd>>,
+    ) -> Shared {
+        Shared {
+            host: cfg.host.clone(),
+            state: Mutex::new(control),
+            world: ArcSwap::new(Arc::new(World {
+                sw,
+                tx: HashMap::new(),
+                captures: Vec::new(),
+            })),
+            io: Mutex::new(IoState::default()),
+            reports: (0..workers.len())
+                .map(|w| {
+                    Mutex::new(WorkerReport {
+                        worker: w,
+                        core: cfg.workers.get(w).and_then(|c| c.core),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            workers,
+            stop: AtomicBool::new(false),
+            epoch: Instant::now(),
+            max_frame: cfg.limits.max_frame,
+            fanout_group: AtomicU64::new(0),
+            dpdk_mbufs: cfg.dpdk.mbufs,
+        }
+    }
+
+    /// Monotonic time since the daemon started.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// The switch workers run now.
+    pub fn switch(&self) -> Arc<Switch> {
+        self.world.load().sw.clone()
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn lock_io(&self) -> MutexGuard<'_, IoState> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes `sw` with the transmit queues and captures of `io`
+    /// resolved against it. Callers hold both locks.
+    fn publish(&self, sw: Arc<Switch>, io: &IoState) {
+        let mut tx = HashMap::new();
+        for (name, b) in &io.ports {
+            if let (Some(t), Some(p)) = (&b.tx, sw.port_by_name(name)) {
+                tx.insert(p.id, t.clone());
+            }
+        }
+        let captures = io
+            .captures
+            .iter()
+            .filter_map(|(name, c)| sw.port_by_name(name).map(|p| (p.id, c.clone())))
+            .collect();
+        self.world.store(Arc::new(World { sw, tx, captures }));
+    }
+
+    /// Applies `change` to a copy of the control state, builds it and
+    /// publishes it; on any error (of `change`, or building the switch)
+    /// nothing changes.
+    pub fn update<T, E: From<pipeline::switch::ConfigError>>(
+        &self,
+        change: impl FnOnce(&mut ControlState) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut st = self.lock_state();
+        let mut next = ControlState {
+            config: st.config.clone(),
+            topology: st.topology.clone(),
+        };
+        let out = change(&mut next)?;
+        let sw = next.config.build()?;
+        let io = self.lock_io();
+        *st = next;
+        self.publish(sw, &io);
+        Ok(out)
+    }
+
+    /// Binds port `name` of the switch to I/O: opens the backend with
+    /// `queues` receive queues (spread over the workers) and publishes its
+    /// transmit side. The port must exist; an existing binding is replaced
+    /// only after the new one opened.
+    pub fn bind_port(&self, name: &str, backend: &Backend, queues: usize) -> Result<(), BindError> {
+        if queues == 0 || queues > MAX_QUEUES_PER_PORT {
+            return Err(BindError::QueueCount {
+                port: name.to_string(),
+                queues,
+            });
+        }
+        let st = self.lock_state();
+        let sw = self.world.load().sw.clone();
+        let port = sw
+            .port_by_name(name)
+            .ok_or_else(|| self.no_such_port(name))?;
+        if port.kind != pipeline::switch::PortKind::System {
+            return Err(BindError::NotSystem {
+                port: name.to_string(),
+                kind: port.kind.clone(),
+            });
+        }
+        let opened = open_backend(name, backend, queues, &self.fanout_group, self.dpdk_mbufs)
+            .map_err(|source| BindError::Open {
+                port: name.to_string(),
+                source,
+            })?;
+        let mut io = self.lock_io();
+        io.next_binding += 1;
+        let binding = io.next_binding;
+        if let Some(old) = io.ports.remove(name) {
+            self.retire(old.binding);
+        }
+        for q in opened.rx {
+            let w = io.next_worker % self.workers.len().max(1);
+            io.next_worker += 1;
+            if let Some(s) = self.workers.get(w) {
+                let _ = s.send(IoCmd::Add(RxBinding {
+                    binding,
+                    name: name.to_string(),
+                    port: None,
+                    queue: q,
+                }));
+            }
+        }
+        io.ports.insert(
+            name.to_string(),
+            BoundPort {
+                backend: backend.clone(),
+                queues,
+                binding,
+                tx: opened.tx,
+                ring: opened.ring,
+            },
+        );
+        self.publish(sw, &io);
+        drop(st);
+        tracing::info!(port = name, queues, "port bound to I/O");
+        Ok(())
+    }
+
+    /// Removes port `name`'s I/O binding (its receive queues are closed by
+    /// the workers at their next burst boundary).
+    pub fn unbind_port(&self, name: &str) -> Result<(), BindError> {
+        let _st = self.lock_state();
+        let mut io = self.lock_io();
+        let old = io
+            .ports
+            .remove(name)
+            .ok_or_else(|| BindError::NotBound(name.to_string()))?;
+        self.retire(old.binding);
+        let sw = self.world.load().sw.clone();
+        self.publish(sw, &io);
+        Ok(())
+    }
+
+    fn retire(&self, binding: u64) {
+        for s in &self.workers {
+            let _ = s.send(IoCmd::Remove(binding));
+        }
+    }
+
+    /// The I/O bindings.
+    pub fn bindings(&self) -> Vec<BindingInfo> {
+        self.lock_io()
+            .ports
+            .iter()
+            .map(|(n, b)| BindingInfo {
+                port: n.clone(),
+                backend: b.backend.clone(),
+                queues: b.queues,
+            })
+            .collect()
+    }
+
+    /// The far end of a `ring` port.
+    pub fn ring(&self, name: &str) -> Option<RingHandle> {
+        self.lock_io().ports.get(name).and_then(|b| b.ring.clone())
+    }
+
+    /// Starts copying what port `name` receives and sends into `capture`.
+    pub fn add_capture(&self, name: &str, capture: Arc<Capture>) -> Result<(), BindError> {
+        let _st = self.lock_state();
+        let sw = self.world.load().sw.clone();
+        if sw.port_by_name(name).is_none() {
+            return Err(self.no_such_port(name));
+        }
+        let mut io = self.lock_io();
+        if io.captures.len() >= crate::capture::MAX_CAPTURES {
+            return Err(BindError::TooManyCaptures {
+                running: io.captures.len(),
+            });
+        }
+        io.captures.push((name.to_string(), capture));
+        self.publish(sw, &io);
+        Ok(())
+    }
+
+    fn no_such_port(&self, name: &str) -> BindError {
+        BindError::NoSuchPort {
+            port: name.to_string(),
+            host: self.host.clone(),
+        }
+    }
+
+    /// Stops feeding `capture`.
+    pub fn remove_capture(&self, capture: &Arc<Capture>) {
+        let _st = self.lock_state();
+        let mut io = self.lock_io();
+        io.captures.retain(|(_, c)| !Arc::ptr_eq(c, capture));
+        let sw = self.world.load().sw.clone();
+        self.publish(sw, &io);
+    }
+
+    /// Per-port I/O counters summed over the workers, by port name, for
+    /// the ports of the running switch.
+    pub fn port_counters(&self) -> Vec<(String, u32, PortCounters)> {
+        let sw = self.switch();
+        let mut sum: HashMap<PortId, PortCounters> = HashMap::new();
+        for r in &self.reports {
+            let r = r.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, c) in &r.ports {
+                sum.entry(*id).or_default().add(c);
+            }
+        }
+        sw.ports()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.ofport,
+                    sum.get(&p.id).copied().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Removes flows whose idle or hard timeout passed (called once a
+    /// second by the housekeeping thread); publishes only when one did.
+    pub(super) fn expire_flows(&self) {
+        let now = self.now_ns();
+        let mut st = self.lock_state();
+        let mut next = st.config.clone();
+        if next.expire_flows(now).is_empty() {
+            return;
+        }
+        match next.build() {
+            Ok(sw) => {
+                let io = self.lock_io();
+                st.config = next;
+                self.publish(sw, &io);
+            }
+            Err(e) => tracing::warn!("flow expiry: {e}"),
+        }
+    }
+}
