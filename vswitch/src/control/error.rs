@@ -5,7 +5,6 @@
 //! vswitchctl prints it after `vswitchctl: `.
 #![deny(unsafe_code)]
 
-use super::protocol::{MAX_REQUEST, PROTOCOL_VERSION};
 use crate::capture::CaptureError;
 use crate::daemon::BindError;
 use crate::render::ViewError;
@@ -21,8 +20,8 @@ pub enum ControlError {
     // The request line.
     #[error("malformed request: {0}")]
     Malformed(#[source] serde_json::Error),
-    #[error("protocol version {got} not supported (this daemon speaks {PROTOCOL_VERSION})")]
-    Version { got: u32 },
+    #[error("protocol version {got} not supported (this daemon speaks {speaks})")]
+    Version { got: u32, speaks: u32 },
     #[error("unknown command `{0}`")]
     UnknownCommand(String),
     #[error("{cmd}: arguments must be an object")]
@@ -31,8 +30,8 @@ pub enum ControlError {
     /// (see `protocol::argument_problem`).
     #[error("{cmd}: {problem}")]
     BadArguments { cmd: String, problem: String },
-    #[error("request longer than {MAX_REQUEST} bytes")]
-    TooLong,
+    #[error("request longer than {limit} bytes")]
+    TooLong { limit: usize },
     #[error("too many clients")]
     TooManyClients,
     /// The result could not be put in JSON.

@@ -269,7 +269,10 @@ impl Request {
     pub fn decode(line: &str) -> Result<Request, ControlError> {
         let envelope: Envelope = serde_json::from_str(line).map_err(ControlError::Malformed)?;
         if envelope.v != PROTOCOL_VERSION {
-            return Err(ControlError::Version { got: envelope.v });
+            return Err(ControlError::Version {
+                got: envelope.v,
+                speaks: PROTOCOL_VERSION,
+            });
         }
         Request::from_parts(envelope.cmd, envelope.args)
     }

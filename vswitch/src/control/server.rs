@@ -281,7 +281,7 @@ fn serve(stream: UnixStream, shared: &Shared) {
         }
         let too_long = n > MAX_REQUEST;
         let answer = if too_long {
-            ResponseLine::error(&ControlError::TooLong)
+            ResponseLine::error(&ControlError::TooLong { limit: MAX_REQUEST })
         } else {
             answer(shared, &line)
         };

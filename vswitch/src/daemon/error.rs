@@ -3,7 +3,6 @@
 //! prefix (`vswitchd: `), the control server sends the text.
 #![deny(unsafe_code)]
 
-use super::shared::MAX_QUEUES_PER_PORT;
 use crate::config::TopologyFileError;
 use crate::io::PortIoError;
 use pipeline::switch::PortKind;
@@ -33,8 +32,12 @@ pub enum BackendError {
 /// unbound from it.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
-    #[error("{port}: queues must be 1..={MAX_QUEUES_PER_PORT}, not {queues}")]
-    QueueCount { port: String, queues: usize },
+    #[error("{port}: queues must be 1..={max}, not {queues}")]
+    QueueCount {
+        port: String,
+        queues: usize,
+        max: usize,
+    },
     #[error("no port named `{port}` on host {host}")]
     NoSuchPort { port: String, host: String },
     #[error("{port}: only system ports carry I/O (this one is {kind:?})")]

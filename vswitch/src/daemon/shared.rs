@@ -20,10 +20,10 @@
 use super::backend::open_backend;
 use super::error::BindError;
 use super::report::{PortCounters, WorkerReport};
-use super::worker::{IoCmd, RxBinding};
 use crate::capture::Capture;
 use crate::config::{Backend, DaemonConfig};
 use crate::io::ring::RingHandle;
+use crate::io::RxQueue;
 use crate::io::TxQueue;
 use arc_swap::ArcSwap;
 use crossbeam::channel::Sender;
@@ -37,6 +37,22 @@ use topology::Topology;
 
 /// Receive queues one port may be bound with.
 pub const MAX_QUEUES_PER_PORT: usize = 64;
+
+/// What control sends a worker: receive queues to poll, or to drop.
+pub(super) enum IoCmd {
+    Add(RxBinding),
+    /// Drops every queue of this binding.
+    Remove(u64),
+}
+
+/// A receive queue handed to a worker.
+pub(super) struct RxBinding {
+    pub(super) binding: u64,
+    pub(super) name: String,
+    /// The port's id in the switch the worker last looked at.
+    pub(super) port: Option<PortId>,
+    pub(super) queue: Box<dyn RxQueue>,
+}
 
 /// What control operations change.
 pub struct ControlState {
@@ -201,6 +217,7 @@ impl Shared {
     pub fn bind_port(&self, name: &str, backend: &Backend, queues: usize) -> Result<(), BindError> {
         if queues == 0 || queues > MAX_QUEUES_PER_PORT {
             return Err(BindError::QueueCount {
+                max: MAX_QUEUES_PER_PORT,
                 port: name.to_string(),
                 queues,
             });

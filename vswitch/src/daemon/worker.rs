@@ -19,9 +19,8 @@
 
 use super::error::DaemonError;
 use super::report::PortTally;
-use super::shared::{Shared, World};
+use super::shared::{IoCmd, RxBinding, Shared, World};
 use crate::config::{DaemonConfig, LimitsConfig};
-use crate::io::RxQueue;
 use crossbeam::channel::Receiver;
 use pipeline::datapath::{Datapath, BURST};
 use pipeline::drop::DropReason;
@@ -32,22 +31,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// What control sends a worker: receive queues to poll, or to drop.
-pub(super) enum IoCmd {
-    Add(RxBinding),
-    /// Drops every queue of this binding.
-    Remove(u64),
-}
-
-/// A receive queue handed to a worker.
-pub(super) struct RxBinding {
-    pub(super) binding: u64,
-    pub(super) name: String,
-    /// The port's id in the switch the worker last looked at.
-    pub(super) port: Option<PortId>,
-    pub(super) queue: Box<dyn RxQueue>,
-}
 
 /// Starts worker `w` on its own thread (pinned to its configured core if
 /// the machine has it), polling what arrives in `inbox`.

@@ -10,7 +10,8 @@
 //! exists. All `unsafe` here is the kernel interface: each block says why
 //! it holds.
 
-use super::{PortIoError, RxQueue, TxQueue};
+use super::error::PortIoError;
+use super::queue::{RxQueue, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -16,7 +16,8 @@
 //! where it has them; the BPF ones are laid out here after
 //! `include/uapi/linux/bpf.h`.
 
-use super::{PortIoError, RxQueue, TxQueue};
+use super::error::PortIoError;
+use super::queue::{RxQueue, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

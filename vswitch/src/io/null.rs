@@ -3,7 +3,7 @@
 //! the switch's own work.
 #![deny(unsafe_code)]
 
-use super::TxQueue;
+use super::queue::TxQueue;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters only. Shared by the workers; each burst adds once.

@@ -3,7 +3,8 @@
 //! crate for the format.
 #![deny(unsafe_code)]
 
-use super::{PortIoError, RxQueue, TxQueue};
+use super::error::PortIoError;
+use super::queue::{RxQueue, TxQueue};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::fs::File;

@@ -3,7 +3,7 @@
 //! collect what the switch sent.
 #![deny(unsafe_code)]
 
-use super::{RxQueue, TxQueue};
+use super::queue::{RxQueue, TxQueue};
 use crossbeam::queue::ArrayQueue;
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::sync::atomic::{AtomicU64, Ordering};

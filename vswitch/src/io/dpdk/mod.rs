@@ -29,7 +29,7 @@ mod sys {
     include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));
 }
 
-use super::{RxQueue, Sent, TxQueue};
+use super::queue::{RxQueue, Sent, TxQueue};
 use pipeline::packet::{Lender, PacketBuf, PacketPool};
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
