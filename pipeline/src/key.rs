@@ -61,21 +61,9 @@ pub mod ct_state {
     ];
 }
 
-/// Ethertypes the pipeline knows by name.
-pub mod ethertype {
-    pub const IPV4: u16 = 0x0800;
-    pub const ARP: u16 = 0x0806;
-    pub const VLAN: u16 = 0x8100;
-    pub const IPV6: u16 = 0x86dd;
-}
-
-/// IP protocol numbers the pipeline knows by name.
-pub mod ipproto {
-    pub const ICMP: u8 = 1;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const ICMPV6: u8 = 58;
-}
+/// Ethertypes and IP protocol numbers: defined with the wire formats
+/// (`packet::wire`), re-exported for code that names them through `key`.
+pub use crate::packet::wire::{ethertype, ipproto};
 
 /// One named field of the key: where its bits live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

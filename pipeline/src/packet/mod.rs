@@ -15,6 +15,7 @@ mod parse;
 mod rewrite;
 pub mod synth;
 pub mod views;
+pub mod wire;
 
 pub use parse::{parse, parse_into, Parsed};
 pub use rewrite::{apply, checksum, Rewrite};
