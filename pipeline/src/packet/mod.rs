@@ -5,20 +5,20 @@
 //! allocates. The frame starts `HEADROOM` bytes in so that a VLAN tag can be
 //! pushed by moving only the 12 address bytes. `parse` reads the headers
 //! once into a `FlowKey` and a `Layout` (where each header starts); rewrites
-//! use the layout and never re-parse. Every read of packet bytes goes
-//! through a length-checked view (`views`), so a short or malformed frame
-//! is a `DropReason`, never a panic.
+//! use the layout and never re-parse. Every read and write of header
+//! bytes goes through a length-checked view (`wire`), so a short or
+//! malformed frame is a `DropReason`, never a panic.
 
 pub mod embedded;
 pub mod generate;
 mod parse;
 mod rewrite;
 pub mod synth;
-pub mod views;
 pub mod wire;
 
 pub use parse::{parse, parse_into, Parsed};
-pub use rewrite::{apply, checksum, Rewrite};
+pub use rewrite::{apply, Rewrite};
+pub use wire::checksum::checksum;
 
 use crate::drop::DropReason;
 
@@ -26,7 +26,7 @@ use crate::drop::DropReason;
 pub const HEADROOM: usize = 64;
 /// Largest frame accepted by default (a 9000-byte jumbo MTU plus
 /// Ethernet and one VLAN tag).
-pub const DEFAULT_MAX_FRAME: usize = 9000 + 14 + 4;
+pub const DEFAULT_MAX_FRAME: usize = 9000 + wire::ethernet::HEADER_LEN + wire::vlan::HEADER_LEN;
 
 /// The network-layer header a frame carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

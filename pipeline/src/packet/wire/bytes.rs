@@ -104,6 +104,12 @@ pub fn slice_mut(b: &mut [u8], range: Range<usize>) -> &mut [u8] {
     b.get_mut(range).unwrap_or(&mut [])
 }
 
+/// The bytes from `at` to the end (where a header starts), or none.
+#[inline(always)]
+pub fn rest_mut(b: &mut [u8], at: usize) -> &mut [u8] {
+    b.get_mut(at..).unwrap_or(&mut [])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +134,7 @@ mod tests {
         assert_eq!(fixed::<2>(&b), &[0x12, 0x34]);
         assert_eq!(fixed::<7>(&b), &[0; 7]);
         assert_eq!(slice_mut(&mut b, 7..9), &mut [] as &mut [u8]);
+        assert_eq!(rest_mut(&mut b, 4), &mut [0xbe, 0xef]);
+        assert_eq!(rest_mut(&mut b, 7), &mut [] as &mut [u8]);
     }
 }
