@@ -13,7 +13,8 @@
 //! with SNAT, DNAT off a VLAN, ICMP SNAT, VLAN push, a MAC rewrite).
 //! Instruction counts, unlike wall-clock time, repeat on a busy machine.
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::packet::wire::{ethertype, ipproto};
 use pipeline::packet::{self, synth::frame_from_key, PacketBuf, Rewrite, NAT_SPORT_SET};
 use std::hint::black_box;
 

@@ -10,7 +10,8 @@
 //! back to the same flow (a property the tests check).
 
 use super::*;
-use crate::key::{ct_state, ethertype, ipproto, VLAN_CFI};
+use crate::key::{ct_state, VLAN_CFI};
+use crate::packet::wire::{ethertype, ipproto};
 use std::fmt::{self, Write as _};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -976,7 +977,7 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
         "mod_vlan_pcp" => Action::ModVlanPcp(num_in(t, src, v, 7, "VLAN priority")? as u8),
         "push_vlan" => {
             let tpid = num_in(t, src, v, 0xffff, "ethertype")? as u16;
-            if tpid != ethertype::VLAN && tpid != 0x88a8 {
+            if tpid != ethertype::VLAN && tpid != ethertype::QINQ {
                 return Err(t.err(src, "push_vlan takes 0x8100 or 0x88a8"));
             }
             Action::PushVlan(tpid)
