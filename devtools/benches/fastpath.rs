@@ -12,9 +12,10 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pipeline::datapath::{Datapath, BURST};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
+use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::{self, synth::frame_from_key, PacketBuf, PacketPool, Rewrite};
 use pipeline::switch::{PortId, Switch};
+use pipeline::wire::{ethertype, ipproto};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,10 +9,11 @@
 //! frames seen on the wire.
 
 use pipeline::datapath::Datapath;
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::{parse, synth::frame_from_key, PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch};
 use pipeline::trace::{key_summary, Trace};
+use pipeline::wire::{ethertype, ipproto};
 use pipeline::xlate::{xlate, XlateOptions};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;

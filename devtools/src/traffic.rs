@@ -8,8 +8,9 @@
 //! first: the MACs that traffic would have taught, the upstream router's
 //! ARP answer, the connections replies belong to.
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
+use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
 use topology::Topology;
 

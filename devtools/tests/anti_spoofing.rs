@@ -4,7 +4,8 @@
 //! nobody (no endpoint receives it, no host learns from it).
 
 use devtools::sim::{Segment, Sim};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
 
 const VM1: &str = "fa:16:3e:01:00:11";

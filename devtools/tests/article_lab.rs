@@ -4,7 +4,8 @@
 //! scenarios, SNAT through the network node and the floating IP both ways.
 
 use devtools::sim::{Segment, Sim};
-use pipeline::key::{ethertype, ipproto, FlowKey, Mac};
+use pipeline::key::{FlowKey, Mac};
+use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use topology::{compile_host, l3::compile_instances, load_toml, Topology};

@@ -8,9 +8,10 @@
 //! on earlier ones: exactly the case where a stale cache would diverge.
 
 use pipeline::datapath::Datapath;
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::{synth::frame_from_key, PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch};
+use pipeline::wire::{ethertype, ipproto};
 use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;

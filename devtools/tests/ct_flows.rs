@@ -4,9 +4,10 @@
 //! `ct(nat)`, through the cached datapath.
 
 use pipeline::datapath::Datapath;
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::{synth::frame_from_key, PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch};
+use pipeline::wire::{ethertype, ipproto};
 use std::sync::Arc;
 
 fn switch(flows: &str) -> Arc<Switch> {

@@ -4,8 +4,9 @@
 //! towards the same server get distinct ports on the outside.
 
 use devtools::traffic::{self, FrameSize, TrafficScenario};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, VLAN_CFI};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;
 use vswitch::daemon::Daemon;

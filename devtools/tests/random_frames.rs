@@ -14,10 +14,11 @@
 
 use pipeline::datapath::Datapath;
 use pipeline::drop::DropReason;
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::{PortId, PortKind, Switch};
+use pipeline::wire::{ethertype, ipproto};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! Each test asserts the per-host steps and the frames on the wire.
 
 use devtools::sim::{Segment, Sim};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey, Mac};
+use pipeline::key::{Field, FlowKey, Mac};
+use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use topology::load_toml;

@@ -9,8 +9,9 @@
 //! warm-up.
 
 use devtools::traffic::{self, FrameSize, TrafficScenario};
-use pipeline::key::{ethertype, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::ethertype;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,11 +4,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use pipeline::key::Mac;
+use pipeline::wire::ethertype;
 use pipeline::packet::{apply, parse, parse_into, PacketBuf, Rewrite};
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse(data, 1);
-    let Some((&sel, frame)) = data.split_first() else { return };
+    let Some((&sel, frame)) = data.split_first() else {
+        return;
+    };
     let mut pkt = PacketBuf::new(9018);
     if pkt.set_data(frame).is_err() || parse_into(&mut pkt).is_err() {
         return;
@@ -16,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     let v = u16::from(sel) * 257;
     let all = [
         Rewrite::EthSrc(Mac([sel; 6])),
-        Rewrite::VlanPush { tpid: 0x8100, tci: v & 0xfff },
+        Rewrite::VlanPush {
+            tpid: ethertype::VLAN,
+            tci: v & 0xfff,
+        },
         Rewrite::VlanSetTci(v),
         Rewrite::VlanPop,
         Rewrite::Ipv4Src(u32::from(v) << 8),

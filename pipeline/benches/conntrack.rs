@@ -3,8 +3,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pipeline::conntrack::{ConnTable, Limits, Nat, PacketInfo, Timeouts, Tuple};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::{apply, synth::frame_from_key, PacketBuf, Rewrite};
+use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 

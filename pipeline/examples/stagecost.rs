@@ -1,6 +1,7 @@
 //! Per-stage cost of the bare loop (rough, for profiling; criterion has the real figures).
-use pipeline::key::{ethertype, Field, FlowKey, Mac};
+use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::{self, synth::frame_from_key, PacketBuf, PacketPool, Rewrite};
+use pipeline::wire::ethertype;
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -422,11 +422,13 @@ mod tests {
     fn a_subtable_pruned_at_an_early_stage_leaves_later_fields_wildcarded() {
         // Neutron's `icmp6,in_port=P,icmp_type=136` (table 0): a UDP packet
         // from P depends on its ethertype, not on its ports.
+        use crate::wire::icmp::types_v6::NEIGHBOR_ADVERT;
+        use crate::wire::{ethertype, ipproto};
         let mut nd = Match::ANY;
         nd.set_exact(Field::InPort, 5);
-        nd.set_exact(Field::DlType, 0x86dd);
-        nd.set_exact(Field::NwProto, 58);
-        nd.set_exact(Field::TpSrc, 136);
+        nd.set_exact(Field::DlType, ethertype::IPV6 as u64);
+        nd.set_exact(Field::NwProto, ipproto::ICMPV6 as u64);
+        nd.set_exact(Field::TpSrc, NEIGHBOR_ADVERT as u64);
         let mut port = Match::ANY;
         port.set_exact(Field::InPort, 5);
         let cls = Classifier::build([
@@ -443,8 +445,8 @@ mod tests {
         ]);
         let mut key = FlowKey::ZERO;
         key.set(Field::InPort, 5);
-        key.set(Field::DlType, 0x0800);
-        key.set(Field::NwProto, 17);
+        key.set(Field::DlType, ethertype::IPV4 as u64);
+        key.set(Field::NwProto, ipproto::UDP as u64);
         key.set(Field::TpSrc, 1234);
         let mut wc = FlowKey::ZERO;
         assert_eq!(cls.lookup(&key, &mut wc).map(|(v, _)| *v), Some("port"));
@@ -452,9 +454,9 @@ mod tests {
         assert_eq!(wc.get(Field::NwProto), 0);
         assert_eq!(wc.get(Field::DlType), Field::DlType.full_mask());
         // An ICMPv6 NA from the port still matches, on every field.
-        key.set(Field::DlType, 0x86dd);
-        key.set(Field::NwProto, 58);
-        key.set(Field::TpSrc, 136);
+        key.set(Field::DlType, ethertype::IPV6 as u64);
+        key.set(Field::NwProto, ipproto::ICMPV6 as u64);
+        key.set(Field::TpSrc, NEIGHBOR_ADVERT as u64);
         let mut wc = FlowKey::ZERO;
         assert_eq!(cls.lookup(&key, &mut wc).map(|(v, _)| *v), Some("nd"));
         assert_eq!(wc.get(Field::TpSrc), Field::TpSrc.full_mask());

@@ -18,6 +18,8 @@
 //! Words `0..PACKET_WORDS` come from the packet; the rest (metadata,
 //! registers) are pipeline state, zero when a packet arrives.
 
+use crate::wire::ethertype;
+pub use crate::wire::mac::Mac;
 use std::fmt;
 
 /// Number of 64-bit words in a key.
@@ -59,22 +61,6 @@ pub mod ct_state {
         (SNAT, "snat"),
         (DNAT, "dnat"),
     ];
-}
-
-/// Ethertypes the pipeline knows by name.
-pub mod ethertype {
-    pub const IPV4: u16 = 0x0800;
-    pub const ARP: u16 = 0x0806;
-    pub const VLAN: u16 = 0x8100;
-    pub const IPV6: u16 = 0x86dd;
-}
-
-/// IP protocol numbers the pipeline knows by name.
-pub mod ipproto {
-    pub const ICMP: u8 = 1;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const ICMPV6: u8 = 58;
 }
 
 /// One named field of the key: where its bits live.
@@ -393,95 +379,6 @@ impl fmt::Debug for FlowKey {
             write!(f, "{w:016x}")?;
         }
         write!(f, "]")
-    }
-}
-
-/// An Ethernet address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct Mac(pub [u8; 6]);
-
-impl Mac {
-    pub const BROADCAST: Mac = Mac([0xff; 6]);
-    pub const ZERO: Mac = Mac([0; 6]);
-
-    pub const fn from_u64(v: u64) -> Mac {
-        Mac([
-            (v >> 40) as u8,
-            (v >> 32) as u8,
-            (v >> 24) as u8,
-            (v >> 16) as u8,
-            (v >> 8) as u8,
-            v as u8,
-        ])
-    }
-
-    pub const fn to_u64(self) -> u64 {
-        let b = self.0;
-        ((b[0] as u64) << 40)
-            | ((b[1] as u64) << 32)
-            | ((b[2] as u64) << 24)
-            | ((b[3] as u64) << 16)
-            | ((b[4] as u64) << 8)
-            | (b[5] as u64)
-    }
-
-    /// Group bit set: broadcast or multicast.
-    pub const fn is_multicast(self) -> bool {
-        self.0[0] & 1 != 0
-    }
-
-    pub const fn is_broadcast(self) -> bool {
-        self.to_u64() == 0xffff_ffff_ffff
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-impl fmt::Debug for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::str::FromStr for Mac {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Mac, ()> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for b in out.iter_mut() {
-            let p = parts.next().ok_or(())?;
-            if p.is_empty() || p.len() > 2 {
-                return Err(());
-            }
-            *b = u8::from_str_radix(p, 16).map_err(|_| ())?;
-        }
-        if parts.next().is_some() {
-            return Err(());
-        }
-        Ok(Mac(out))
-    }
-}
-
-impl serde::Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Mac {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse()
-            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a MAC address")))
     }
 }
 

@@ -23,4 +23,5 @@ pub mod program;
 pub mod router;
 pub mod switch;
 pub mod trace;
+pub mod wire;
 pub mod xlate;

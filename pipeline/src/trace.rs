@@ -13,7 +13,8 @@
 
 use crate::drop::DropReason;
 use crate::flow::{Match, NoPortNames};
-use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_LATER, VLAN_CFI};
+use crate::key::{Field, FlowKey, FRAG_LATER, VLAN_CFI};
+use crate::wire::{ethertype, ipproto};
 use serde::Serialize;
 use std::fmt::Write;
 

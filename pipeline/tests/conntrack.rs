@@ -5,7 +5,8 @@
 use pipeline::conntrack::tcp::{ACK, FIN, RST, SYN};
 use pipeline::conntrack::{ConnTable, Dir, Limits, Nat, PacketInfo, Timeouts, Tuple};
 use pipeline::drop::DropReason;
-use pipeline::key::{ct_state as cs, ipproto};
+use pipeline::key::ct_state as cs;
+use pipeline::wire::ipproto;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;

@@ -6,8 +6,9 @@
 //! `cargo run --release -p vswitch --example daemon_rate [SECONDS]`
 
 use pcap_file::pcap::{PcapPacket, PcapWriter};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;

@@ -85,9 +85,12 @@ pub fn send_signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
 }
 
 /// Whether process `pid` still runs: it exists and is not a zombie (a
-/// child that exited and was not yet waited for).
+/// child that exited and was not yet waited for) whose threads are all
+/// gone. A multi-threaded process's main thread shows as a zombie as soon
+/// as it exits, while its other threads (and its memory, its locks) may
+/// still be going away.
 pub fn is_running(pid: u32) -> bool {
-    send_signal(pid, 0).is_ok() && !is_zombie(pid)
+    send_signal(pid, 0).is_ok() && !(is_zombie(pid) && threads(pid) <= 1)
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -95,6 +98,11 @@ fn is_zombie(pid: u32) -> bool {
         s.rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
     })
+}
+
+/// Threads of `pid` still listed (0 once it is gone).
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
 /// Stops process `pid` gracefully: SIGTERM, then SIGKILL if it still runs

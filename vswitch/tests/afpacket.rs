@@ -123,7 +123,8 @@ fn frames_cross_a_veth_pair_both_ways_with_vlan_tags_intact() {
 
 #[test]
 fn the_daemon_switches_between_af_packet_ports() {
-    use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+    use pipeline::key::{Field, FlowKey};
+    use pipeline::wire::{ethertype, ipproto};
     if !is_root() {
         eprintln!("skipped: AF_PACKET on veth needs root");
         return;
@@ -181,7 +182,8 @@ fn the_daemon_switches_between_af_packet_ports() {
 
 #[test]
 fn two_workers_share_one_interface_through_a_fanout_group() {
-    use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+    use pipeline::key::{Field, FlowKey};
+    use pipeline::wire::{ethertype, ipproto};
     if !is_root() {
         eprintln!("skipped: AF_PACKET on veth needs root");
         return;
@@ -296,7 +298,8 @@ fn two_workers_share_one_interface_through_a_fanout_group() {
 
 #[test]
 fn a_fanout_group_gives_each_frame_to_one_socket_and_a_flow_to_the_same_one() {
-    use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+    use pipeline::key::{Field, FlowKey};
+    use pipeline::wire::{ethertype, ipproto};
     if !is_root() {
         eprintln!("skipped: AF_PACKET on veth needs root");
         return;

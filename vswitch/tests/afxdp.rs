@@ -8,9 +8,10 @@
 
 #![cfg(all(target_os = "linux", feature = "af-xdp"))]
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::packet::PacketPool;
+use pipeline::wire::{ethertype, ipproto};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vswitch::io::{afpacket, afxdp, RxQueue, TxQueue};

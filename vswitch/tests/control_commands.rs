@@ -2,8 +2,9 @@
 //! the change it makes checked on the running switch, and bad input that
 //! is refused with a clear error, a non-zero exit and no change.
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

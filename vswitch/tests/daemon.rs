@@ -2,8 +2,9 @@
 //! the control socket (including bad input, which changes nothing), and a
 //! thousand live flow updates lose or misdirect no packet.
 
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

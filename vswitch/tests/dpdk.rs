@@ -9,9 +9,10 @@
 #![cfg(feature = "dpdk")]
 
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::packet::PacketPool;
+use pipeline::wire::{ethertype, ipproto};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

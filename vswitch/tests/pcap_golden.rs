@@ -9,8 +9,9 @@
 //! the golden files (review the diff with tcpdump -r / tshark -r).
 
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;

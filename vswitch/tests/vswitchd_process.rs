@@ -3,8 +3,9 @@
 //! driven by vswitchctl over the socket, stopped cleanly by SIGTERM.
 
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pipeline::key::{ethertype, ipproto, Field, FlowKey};
+use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
+use pipeline::wire::{ethertype, ipproto};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -609,7 +609,8 @@ fn received<'a>(
 
 /// A TCP SYN (no other flag).
 fn is_syn(k: &pipeline::key::FlowKey) -> bool {
-    use pipeline::key::{ipproto, Field};
+    use pipeline::key::Field;
+    use pipeline::wire::ipproto;
     k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) == 0x002
 }
 
@@ -618,7 +619,8 @@ fn is_syn(k: &pipeline::key::FlowKey) -> bool {
 /// upstream station answering for the external host.
 pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
     use crate::sim::{Segment, Sim};
-    use pipeline::key::{ipproto, Field};
+    use pipeline::key::Field;
+    use pipeline::wire::ipproto;
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
     let mut sim = Sim::new(&t).map_err(|e| e.to_string())?;

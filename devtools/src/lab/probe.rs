@@ -3,6 +3,7 @@
 //! kernel TCP. Each runs on a thread inside the endpoint's namespace
 //! (`netns::in_netns`), so nothing here touches the machine's own stack.
 
+use pipeline::wire::{icmp, IcmpPacket, IcmpRepr, Ipv4Packet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,45 +21,35 @@ pub struct PingResult {
     pub rtt_us: Vec<u64>,
 }
 
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += w as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
+/// Data carried by each echo request.
+const ECHO_DATA: &[u8] = b"vswitch lab echo payload 0123456789abcdef";
 
 fn echo_request(id: u16, seq: u16) -> Vec<u8> {
-    let mut p = vec![8, 0, 0, 0];
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(b"vswitch lab echo payload 0123456789abcdef");
-    let c = checksum(&p);
-    p[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut p = vec![0u8; icmp::HEADER_LEN + ECHO_DATA.len()];
+    if let Some(mut msg) = IcmpPacket::new_checked(&mut p[..]) {
+        IcmpRepr {
+            msg_type: icmp::types::ECHO_REQUEST,
+            code: 0,
+            identifier: id,
+            sequence: seq,
+        }
+        .emit(&mut msg);
+        msg.payload_mut().copy_from_slice(ECHO_DATA);
+        msg.fill_checksum();
+    }
     p
 }
 
 /// A reply to our echo: (source, ttl) when `buf` (IP header + ICMP, as a
 /// raw socket receives it) is an echo reply with our id and sequence.
 fn parse_reply(buf: &[u8], id: u16, seq: u16) -> Option<(Ipv4Addr, u8)> {
-    let ihl = (*buf.first()? as usize & 0xf) * 4;
-    let icmp = buf.get(ihl..)?;
-    let src = Ipv4Addr::new(*buf.get(12)?, buf[13], buf[14], buf[15]);
-    let ttl = *buf.get(8)?;
-    if icmp.len() < 8 || icmp[0] != 0 {
+    let ip = Ipv4Packet::new_checked(buf)?;
+    let msg = IcmpPacket::new_checked(buf.get(ip.header_len()..)?)?;
+    if msg.msg_type() != icmp::types::ECHO_REPLY {
         return None;
     }
-    let rid = u16::from_be_bytes([icmp[4], icmp[5]]);
-    let rseq = u16::from_be_bytes([icmp[6], icmp[7]]);
-    (rid == id && rseq == seq).then_some((src, ttl))
+    (msg.identifier() == id && msg.sequence() == seq)
+        .then_some((Ipv4Addr::from(ip.src_addr()), ip.ttl()))
 }
 
 /// Sends `count` echo requests to `dst`, one at a time, each waiting up to
@@ -250,7 +241,8 @@ mod tests {
     #[test]
     fn echo_request_checksum_verifies() {
         let p = echo_request(0x1234, 7);
-        assert_eq!(checksum(&p), 0);
+        assert_eq!(pipeline::packet::checksum(&p), 0);
+        assert_eq!(&p[..8], &[8, 0, p[2], p[3], 0x12, 0x34, 0, 7]);
     }
 
     #[test]

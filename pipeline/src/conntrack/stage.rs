@@ -23,10 +23,11 @@ use super::table::ConnTable;
 use super::tuple::{tuple_of, Dir, Tuple};
 use crate::drop::DropReason;
 use crate::ids::RouterIfaceRef;
-use crate::key::{ct_state, ipproto};
+use crate::key::ct_state;
 use crate::key::{Field, FlowKey, FRAG_LATER, KEY_WORDS, PACKET_WORDS};
 use crate::packet::embedded::{rewrite_embedded, Embedded};
 use crate::packet::{self, PacketBuf, Rewrite};
+use crate::wire::ipproto;
 
 /// Register carrying the source address a router's POSTROUTING applies.
 pub const SNAT_ADDR_REG: Field = Field::Reg(0);

@@ -2,7 +2,7 @@
 //! in one direction, the direction a packet goes, and how a packet's key
 //! gives both.
 
-use crate::key::ipproto;
+use crate::wire::ipproto;
 use std::net::Ipv4Addr;
 
 /// Number of shards of the table (a power of two); a tuple hashes to one.
@@ -70,7 +70,8 @@ pub struct PacketInfo {
 /// for packets conntrack does not follow (non-IPv4, later fragments, ICMP
 /// other than echo).
 pub fn tuple_of(key: &crate::key::FlowKey, zone: u16) -> Option<(Tuple, PacketInfo)> {
-    use crate::key::{ethertype, Field, FRAG_LATER};
+    use crate::key::{Field, FRAG_LATER};
+    use crate::wire::ethertype;
     if key.dl_type() != ethertype::IPV4 || key.get(Field::NwFrag) as u8 & FRAG_LATER != 0 {
         return None;
     }

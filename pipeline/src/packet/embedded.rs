@@ -1,16 +1,23 @@
 //! The packet quoted inside an ICMP error (RFC 792: its IPv4 header and at
 //! least 8 bytes of payload), read and rewritten so that NAT can translate
 //! errors back to the address the offending packet really came from.
+//!
+//! Design: the quote is read through the same views as any packet (`wire`):
+//! the outer ICMP message, the quoted IPv4 header, and of its transport
+//! only what 8 bytes are sure to hold (ports, or the echo identifier).
+//! `quote_offsets` checks all of that once; the rewrite recomputes the
+//! quoted IP header's checksum and the ICMP checksum in full (both are
+//! short) and patches a quoted UDP checksum incrementally.
 
-use super::rewrite::{checksum, fold, sum_words};
-use super::{PacketBuf, L3, L4};
+use super::buf::PacketBuf;
+use super::layout::{L3, L4};
 use crate::drop::DropReason;
-use crate::key::ipproto;
+use crate::wire::bytes::rest_mut;
+use crate::wire::{icmp, ipproto};
+use crate::wire::{IcmpPacket, Ipv4Packet, L4Ports, UdpPacket};
 
-/// ICMP types that carry a quoted packet.
-pub fn is_icmp_error(t: u8) -> bool {
-    matches!(t, 3 | 4 | 5 | 11 | 12)
-}
+/// Bytes of the quoted packet's payload an error is sure to hold.
+const QUOTED_PAYLOAD: usize = 8;
 
 /// The 5-tuple of a quoted packet (ICMP echo: `sport` is the identifier).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,123 +29,109 @@ pub struct Embedded {
     pub dport: u16,
 }
 
-/// Offsets (from the frame start) of the quoted IPv4 header and its payload.
+/// Offsets (from the frame start) of the quoted IPv4 header and its
+/// payload, if the frame is an ICMP error quoting an IPv4 header and 8
+/// bytes after it.
 fn quote_offsets(pkt: &PacketBuf) -> Option<(usize, usize)> {
     if pkt.layout.l3 != L3::Ipv4 || pkt.layout.l4 != L4::Icmp {
         return None;
     }
-    let d = pkt.data();
     let l4 = pkt.layout.l4_ofs as usize;
-    if !is_icmp_error(*d.get(l4)?) {
+    let msg = IcmpPacket::new_checked(pkt.data().get(l4..)?)?;
+    if !icmp::is_error(msg.msg_type()) {
         return None;
     }
-    let ip = l4 + 8;
-    let ihl = ((*d.get(ip)? & 0x0f) as usize) * 4;
-    if *d.get(ip)? >> 4 != 4 || ihl < 20 || d.len() < ip + ihl + 8 {
+    let quote = msg.payload();
+    let ip = Ipv4Packet::new_checked(quote)?;
+    let ihl = ip.header_len();
+    if ip.version() != 4
+        || ihl < crate::wire::ipv4::HEADER_LEN
+        || quote.len() < ihl + QUOTED_PAYLOAD
+    {
         return None;
     }
-    Some((ip, ip + ihl))
-}
-
-fn be16(d: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*d.get(o)?, *d.get(o + 1)?]))
-}
-
-fn be32(d: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([
-        *d.get(o)?,
-        *d.get(o + 1)?,
-        *d.get(o + 2)?,
-        *d.get(o + 3)?,
-    ]))
+    let at = l4 + icmp::HEADER_LEN;
+    Some((at, at + ihl))
 }
 
 /// The tuple of the packet an ICMP error quotes, if the frame is one.
 pub fn icmp_embedded(pkt: &PacketBuf) -> Option<Embedded> {
     let (ip, l4) = quote_offsets(pkt)?;
-    icmp_embedded_raw(pkt.data(), ip, l4)
+    read_quote(pkt.data(), ip, l4)
+}
+
+/// The tuple of the quote whose IPv4 header is at `ip` and transport at
+/// `l4` (offsets `quote_offsets` checked).
+fn read_quote(d: &[u8], ip: usize, l4: usize) -> Option<Embedded> {
+    let hdr = Ipv4Packet::new_checked(d.get(ip..)?)?;
+    let proto = hdr.protocol();
+    let (sport, dport) = match proto {
+        ipproto::TCP | ipproto::UDP => {
+            let ports = L4Ports::new_checked(d.get(l4..)?)?;
+            (ports.src_port(), ports.dst_port())
+        }
+        ipproto::ICMP => (IcmpPacket::new_checked(d.get(l4..)?)?.identifier(), 0),
+        _ => (0, 0),
+    };
+    Some(Embedded {
+        proto,
+        src: hdr.src_addr(),
+        dst: hdr.dst_addr(),
+        sport,
+        dport,
+    })
 }
 
 /// Rewrites the quoted packet's tuple to `e`, fixing the quoted IP header
 /// checksum, the quoted UDP checksum (when in use) and the ICMP checksum.
 pub fn rewrite_embedded(pkt: &mut PacketBuf, e: &Embedded) -> Result<(), DropReason> {
     let (ip, l4) = quote_offsets(pkt).ok_or(DropReason::RewriteNoHeader)?;
-    let icmp = pkt.layout.l4_ofs as usize;
+    let icmp_ofs = pkt.layout.l4_ofs as usize;
     let l3 = pkt.layout.l3_ofs as usize;
     let d = pkt.data_mut();
-    let old = icmp_embedded_raw(d, ip, l4).ok_or(DropReason::RewriteNoHeader)?;
-    let put16 = |d: &mut [u8], o: usize, v: u16| -> Result<(), DropReason> {
-        d.get_mut(o..o + 2)
-            .ok_or(DropReason::RewriteNoHeader)?
-            .copy_from_slice(&v.to_be_bytes());
-        Ok(())
-    };
-    let put32 = |d: &mut [u8], o: usize, v: u32| -> Result<(), DropReason> {
-        d.get_mut(o..o + 4)
-            .ok_or(DropReason::RewriteNoHeader)?
-            .copy_from_slice(&v.to_be_bytes());
-        Ok(())
-    };
-    put32(d, ip + 12, e.src)?;
-    put32(d, ip + 16, e.dst)?;
+    let old = read_quote(d, ip, l4).ok_or(DropReason::RewriteNoHeader)?;
+    let no_header = || DropReason::RewriteNoHeader;
+
+    let mut hdr = Ipv4Packet::new_checked(rest_mut(d, ip)).ok_or_else(no_header)?;
+    hdr.set_src_addr(e.src);
+    hdr.set_dst_addr(e.dst);
     match old.proto {
         ipproto::TCP | ipproto::UDP => {
-            put16(d, l4, e.sport)?;
-            put16(d, l4 + 2, e.dport)?;
+            let mut ports = L4Ports::new_checked(rest_mut(d, l4)).ok_or_else(no_header)?;
+            ports.set_src_port(e.sport);
+            ports.set_dst_port(e.dport);
         }
-        ipproto::ICMP => put16(d, l4 + 4, e.sport)?,
+        ipproto::ICMP => IcmpPacket::new_checked(rest_mut(d, l4))
+            .ok_or_else(no_header)?
+            .set_identifier(e.sport),
         _ => {}
     }
-    // Quoted IP header checksum, recomputed over the quoted header.
-    let ihl = l4 - ip;
-    put16(d, ip + 10, 0)?;
-    let c = checksum(d.get(ip..ip + ihl).ok_or(DropReason::RewriteNoHeader)?);
-    put16(d, ip + 10, c)?;
-    // Quoted UDP checksum: incremental over the changed pseudo-header and ports.
+    // The quoted IP header checksum: recomputed over the quoted header.
+    Ipv4Packet::new_checked(rest_mut(d, ip))
+        .ok_or_else(no_header)?
+        .fill_checksum();
+    // A quoted UDP checksum: patched for the changed pseudo-header and ports.
     if old.proto == ipproto::UDP {
-        let uc = be16(d, l4 + 6).ok_or(DropReason::RewriteNoHeader)?;
-        if uc != 0 {
-            let mut s = !uc as u64;
-            for (o, n) in [
-                (old.src >> 16, e.src >> 16),
-                (old.src & 0xffff, e.src & 0xffff),
-                (old.dst >> 16, e.dst >> 16),
-                (old.dst & 0xffff, e.dst & 0xffff),
-                (old.sport as u32, e.sport as u32),
-                (old.dport as u32, e.dport as u32),
-            ] {
-                s += (!o as u64 & 0xffff) + n as u64;
-            }
-            let mut n = !fold(s);
-            if n == 0 {
-                n = 0xffff;
-            }
-            put16(d, l4 + 6, n)?;
-        }
+        let changes = [
+            ((old.src >> 16) as u16, (e.src >> 16) as u16),
+            (old.src as u16, e.src as u16),
+            ((old.dst >> 16) as u16, (e.dst >> 16) as u16),
+            (old.dst as u16, e.dst as u16),
+            (old.sport, e.sport),
+            (old.dport, e.dport),
+        ];
+        UdpPacket::new_checked(rest_mut(d, l4))
+            .ok_or_else(no_header)?
+            .update_checksum_words(&changes);
     }
     // The ICMP checksum covers the whole message: recompute it.
-    let total = be16(d, l3 + 2).ok_or(DropReason::RewriteNoHeader)? as usize;
+    let total = Ipv4Packet::new_checked(rest_mut(d, l3))
+        .ok_or_else(no_header)?
+        .total_len();
     let end = (l3 + total).min(d.len());
-    put16(d, icmp + 2, 0)?;
-    let c = !fold(sum_words(
-        d.get(icmp..end).ok_or(DropReason::RewriteNoHeader)?,
-        0,
-    ));
-    put16(d, icmp + 2, c)
-}
-
-fn icmp_embedded_raw(d: &[u8], ip: usize, l4: usize) -> Option<Embedded> {
-    let proto = *d.get(ip + 9)?;
-    let (sport, dport) = match proto {
-        ipproto::TCP | ipproto::UDP => (be16(d, l4)?, be16(d, l4 + 2)?),
-        ipproto::ICMP => (be16(d, l4 + 4)?, 0),
-        _ => (0, 0),
-    };
-    Some(Embedded {
-        proto,
-        src: be32(d, ip + 12)?,
-        dst: be32(d, ip + 16)?,
-        sport,
-        dport,
-    })
+    let msg = d.get_mut(icmp_ofs..end).ok_or_else(no_header)?;
+    IcmpPacket::new_checked(msg)
+        .ok_or_else(no_header)?
+        .fill_checksum();
+    Ok(())
 }

@@ -1,17 +1,27 @@
 //! Packets a router originates: ICMP errors quoting the packet that caused
-//! them, and ARP requests. Built into a pooled buffer; the key of each is
-//! given by `*_key` so the slow path can walk it before any exists.
+//! them, and ARP requests. Built into a pooled buffer by emitting each
+//! header's `*Repr` into its view (`wire`); the key of each is given by
+//! `key` so the slow path can walk it before any exists.
 
-use super::rewrite::checksum;
-use super::{PacketBuf, L3};
+use super::buf::PacketBuf;
+use super::layout::L3;
+use super::parse::parse_into;
 use crate::drop::DropReason;
-use crate::key::{ethertype, ipproto, Field, FlowKey, Mac};
+use crate::key::{Field, FlowKey, Mac};
+use crate::wire::{arp, ethernet, icmp, ipv4};
+use crate::wire::{ethertype, ipproto, ArpPacket, ArpRepr, EthernetFrame, EthernetRepr};
+use crate::wire::{IcmpPacket, IcmpRepr, Ipv4Packet, Ipv4Repr};
 use std::net::Ipv4Addr;
 
 /// TOS Linux gives ICMP errors (IPTOS_PREC_INTERNETCONTROL).
 pub const ICMP_ERROR_TOS: u8 = 0xc0;
 /// TTL of locally originated packets.
 pub const LOCAL_TTL: u8 = 64;
+/// Payload bytes of the offending packet an ICMP error quotes after its
+/// IP header (RFC 792).
+const QUOTED_PAYLOAD: usize = 8;
+/// The longest quote: an IPv4 header with the most options, and the payload.
+const MAX_QUOTE: usize = 60 + QUOTED_PAYLOAD;
 
 /// An ICMP error to send back to the source of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,38 +67,51 @@ impl IcmpError {
         if orig.layout.l3 != L3::Ipv4 {
             return Err(DropReason::RewriteNoHeader);
         }
-        let d = orig.data();
-        let l3 = orig.layout.l3_ofs as usize;
-        let ip = d.get(l3..).ok_or(DropReason::RewriteNoHeader)?;
-        let hlen = ((ip.first().copied().unwrap_or(0) & 0x0f) as usize) * 4;
-        let total = ip
-            .get(2..4)
-            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) as usize);
-        let quote_len = (hlen + 8).min(total).min(ip.len());
-        let quote = ip.get(..quote_len).ok_or(DropReason::RewriteNoHeader)?;
-        let mut f = [0u8; 14 + 20 + 8 + 60 + 8];
-        let len = 14 + 20 + 8 + quote.len();
-        f[0..6].copy_from_slice(&self.eth_dst.0);
-        f[6..12].copy_from_slice(&self.eth_src.0);
-        f[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
-        let h = &mut f[14..34];
-        h[0] = 0x45;
-        h[1] = ICMP_ERROR_TOS;
-        h[2..4].copy_from_slice(&((len - 14) as u16).to_be_bytes());
-        h[6] = 0x40;
-        h[8] = LOCAL_TTL;
-        h[9] = ipproto::ICMP;
-        h[12..16].copy_from_slice(&self.src.octets());
-        h[16..20].copy_from_slice(&self.dst.octets());
-        let c = checksum(h);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
-        f[34] = self.icmp_type;
-        f[35] = self.code;
-        f[42..42 + quote.len()].copy_from_slice(quote);
-        let c = checksum(&f[34..len]);
-        f[36..38].copy_from_slice(&c.to_be_bytes());
-        out.set_data(&f[..len])?;
-        super::parse_into(out).map(|_| ())
+        let no_header = || DropReason::RewriteNoHeader;
+        let l3 = orig
+            .data()
+            .get(orig.layout.l3_ofs as usize..)
+            .unwrap_or(&[]);
+        let ip = Ipv4Packet::new_checked(l3).ok_or_else(no_header)?;
+        let quote_len = (ip.header_len() + QUOTED_PAYLOAD)
+            .min(ip.total_len())
+            .min(l3.len());
+        let quote = l3.get(..quote_len).ok_or_else(no_header)?;
+        const HEADERS: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + icmp::HEADER_LEN;
+        let mut f = [0u8; HEADERS + MAX_QUOTE];
+        let frame = f.get_mut(..HEADERS + quote.len()).ok_or_else(no_header)?;
+        let mut eth = EthernetFrame::new_checked(&mut *frame).ok_or_else(no_header)?;
+        EthernetRepr {
+            src: self.eth_src,
+            dst: self.eth_dst,
+            ethertype: ethertype::IPV4,
+        }
+        .emit(&mut eth);
+        let mut ip = Ipv4Packet::new_checked(eth.payload_mut()).ok_or_else(no_header)?;
+        Ipv4Repr {
+            tos: ICMP_ERROR_TOS,
+            flags_frag: ipv4::DONT_FRAGMENT,
+            ttl: LOCAL_TTL,
+            protocol: ipproto::ICMP,
+            src: u32::from(self.src),
+            dst: u32::from(self.dst),
+            payload_len: icmp::HEADER_LEN + quote.len(),
+        }
+        .emit(&mut ip);
+        let mut msg = IcmpPacket::new_checked(ip.payload_mut()).ok_or_else(no_header)?;
+        IcmpRepr {
+            msg_type: self.icmp_type,
+            code: self.code,
+            identifier: 0,
+            sequence: 0,
+        }
+        .emit(&mut msg);
+        for (to, from) in msg.payload_mut().iter_mut().zip(quote) {
+            *to = *from;
+        }
+        msg.fill_checksum();
+        out.set_data(frame)?;
+        parse_into(out).map(|_| ())
     }
 }
 
@@ -98,7 +121,7 @@ impl ArpRequest {
         k.set(Field::DlType, ethertype::ARP as u64);
         k.set(Field::DlSrc, self.eth_src.to_u64());
         k.set(Field::DlDst, Mac::BROADCAST.to_u64());
-        k.set(Field::NwProto, 1);
+        k.set(Field::NwProto, arp::op::REQUEST as u64);
         k.set(Field::NwSrc, u32::from(self.spa) as u64);
         k.set(Field::NwDst, u32::from(self.tpa) as u64);
         k.set(Field::ArpSha, self.eth_src.to_u64());
@@ -106,22 +129,33 @@ impl ArpRequest {
     }
 
     pub fn build(&self, out: &mut PacketBuf) -> Result<(), DropReason> {
-        let mut f = [0u8; 60];
-        f[0..6].copy_from_slice(&Mac::BROADCAST.0);
-        f[6..12].copy_from_slice(&self.eth_src.0);
-        f[12..14].copy_from_slice(&ethertype::ARP.to_be_bytes());
-        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-        f[22..28].copy_from_slice(&self.eth_src.0);
-        f[28..32].copy_from_slice(&self.spa.octets());
-        f[38..42].copy_from_slice(&self.tpa.octets());
+        let mut f = [0u8; super::synth::MIN_FRAME];
+        let mut eth = EthernetFrame::new_checked(&mut f[..]).ok_or(DropReason::RewriteNoHeader)?;
+        EthernetRepr {
+            src: self.eth_src,
+            dst: Mac::BROADCAST,
+            ethertype: ethertype::ARP,
+        }
+        .emit(&mut eth);
+        let mut arp =
+            ArpPacket::new_checked(eth.payload_mut()).ok_or(DropReason::RewriteNoHeader)?;
+        ArpRepr {
+            op: arp::op::REQUEST,
+            sha: self.eth_src,
+            spa: u32::from(self.spa),
+            tha: Mac::ZERO,
+            tpa: u32::from(self.tpa),
+        }
+        .emit(&mut arp);
         out.set_data(&f)?;
-        super::parse_into(out).map(|_| ())
+        parse_into(out).map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::checksum;
     use crate::packet::synth::frame_from_key;
 
     #[test]

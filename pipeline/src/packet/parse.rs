@@ -8,10 +8,14 @@
 //! whose headers are cut short or inconsistent are rejected with the
 //! `DropReason` naming the header.
 
-use super::views::{icmp_is_echo, Arp, Ethernet, Icmp, Ipv4, Ipv6, Tcp, Udp, VlanTag};
-use super::{Layout, PacketBuf, L3, L4};
+use super::buf::PacketBuf;
+use super::layout::{Layout, L3, L4};
 use crate::drop::DropReason;
-use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::key::{Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::wire::{ethernet, icmp, ipv4, ipv6, vlan};
+use crate::wire::{ethertype, ipproto};
+use crate::wire::{ArpPacket, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
+use crate::wire::{UdpPacket, VlanTag};
 
 /// Ethertype OVS assigns to 802.3 (length-field) frames.
 const DL_TYPE_NONE: u16 = 0x05ff;
@@ -82,31 +86,31 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
     let mut w = Words::default();
     let mut layout = Layout::default();
 
-    let eth = Ethernet::new(frame).ok_or(DropReason::EthTruncated)?;
+    let eth = EthernetFrame::new_checked(frame).ok_or(DropReason::EthTruncated)?;
     w.w1 = mac_word(eth.dst());
     w.w2 = mac_word(eth.src());
-    let mut ofs = Ethernet::LEN;
+    let mut ofs = ethernet::HEADER_LEN;
+    let mut l3 = eth.payload();
     let mut dl_type = eth.ethertype();
     let mut tci = 0u16;
     if dl_type == ethertype::VLAN {
-        let tag = VlanTag::new(frame.get(Ethernet::LEN..).unwrap_or(&[]))
-            .ok_or(DropReason::VlanTruncated)?;
+        let tag = VlanTag::new_checked(l3).ok_or(DropReason::VlanTruncated)?;
         tci = tag.tci() | VLAN_CFI;
         dl_type = tag.inner_ethertype();
-        ofs = Ethernet::LEN + VlanTag::LEN;
+        l3 = tag.payload();
+        ofs += vlan::HEADER_LEN;
         layout.vlan = true;
     }
-    if dl_type < 0x0600 {
+    if dl_type < ethertype::MIN_TYPE {
         dl_type = DL_TYPE_NONE;
     }
     w.w0 = in_port as u64 | (dl_type as u64) << 32 | (tci as u64) << 48;
-    let l3 = frame.get(ofs..).unwrap_or(&[]);
     layout.l3_ofs = ofs as u16;
 
     match dl_type {
         ethertype::IPV4 => parse_ipv4(l3, ofs, &mut w, &mut layout)?,
         ethertype::ARP => {
-            let arp = Arp::new(l3).ok_or(DropReason::ArpMalformed)?;
+            let arp = ArpPacket::new_checked(l3).ok_or(DropReason::ArpMalformed)?;
             if !arp.is_ethernet_ipv4() {
                 return Err(DropReason::ArpMalformed);
             }
@@ -134,15 +138,8 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
 
 #[inline(always)]
 fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words, layout: &mut Layout) -> Result<(), DropReason> {
-    let ip = Ipv4::new(l3).ok_or(DropReason::Ipv4Malformed)?;
-    let hlen = ip.header_len();
-    let total = ip.total_len();
-    if ip.version() != 4
-        || hlen < Ipv4::MIN_LEN
-        || hlen > l3.len()
-        || total < hlen
-        || total > l3.len()
-    {
+    let ip = Ipv4Packet::new_checked(l3).ok_or(DropReason::Ipv4Malformed)?;
+    if !ip.is_consistent() {
         return Err(DropReason::Ipv4Malformed);
     }
     layout.l3 = L3::Ipv4;
@@ -155,33 +152,33 @@ fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words, layout: &mut Layout) -> Resu
     } else {
         0
     };
-    w.w1 |= (proto as u64) << 48 | ((ip.tos() & 0xfc) as u64) << 56;
+    w.w1 |= (proto as u64) << 48 | ((ip.tos() & ipv4::DSCP_MASK) as u64) << 56;
     w.w2 |= (ip.ttl() as u64) << 48 | (frag as u64) << 56;
-    w.w3 = ip.src() as u64 | (ip.dst() as u64) << 32;
+    w.w3 = ip.src_addr() as u64 | (ip.dst_addr() as u64) << 32;
     if later {
         return Ok(());
     }
     // The transport header lies within the IP datagram (not its padding).
-    let l4 = l3.get(hlen..total).unwrap_or(&[]);
-    layout.l4_ofs = (ofs + hlen) as u16;
+    let l4 = ip.payload();
+    layout.l4_ofs = (ofs + ip.header_len()) as u16;
     match proto {
         ipproto::TCP => {
-            let tcp = Tcp::new(l4).ok_or(DropReason::L4Truncated)?;
-            let (s, d) = tcp.ports();
+            let tcp = TcpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
+            let (s, d) = (tcp.src_port(), tcp.dst_port());
             w.w4 = s as u64 | (d as u64) << 16 | (tcp.flags() as u64) << 32;
             layout.l4 = L4::Tcp;
         }
         ipproto::UDP => {
-            let udp = Udp::new(l4).ok_or(DropReason::L4Truncated)?;
-            let (s, d) = udp.ports();
+            let udp = UdpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
+            let (s, d) = (udp.src_port(), udp.dst_port());
             w.w4 = s as u64 | (d as u64) << 16;
             layout.l4 = L4::Udp;
         }
         ipproto::ICMP => {
-            let icmp = Icmp::new(l4).ok_or(DropReason::L4Truncated)?;
-            w.w4 = icmp.icmp_type() as u64 | (icmp.code() as u64) << 16;
-            if icmp_is_echo(icmp.icmp_type()) {
-                w.w6 |= (icmp.identifier() as u64) << 48;
+            let msg = IcmpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
+            w.w4 = msg.msg_type() as u64 | (msg.code() as u64) << 16;
+            if icmp::is_echo(msg.msg_type()) {
+                w.w6 |= (msg.identifier() as u64) << 48;
             }
             layout.l4 = L4::Icmp;
         }
@@ -199,18 +196,16 @@ fn parse_ports(
 ) -> Result<(), DropReason> {
     match proto {
         ipproto::TCP => {
-            let tcp = Tcp::new(l4).ok_or(DropReason::L4Truncated)?;
-            let (s, d) = tcp.ports();
-            key.set(Field::TpSrc, s as u64);
-            key.set(Field::TpDst, d as u64);
+            let tcp = TcpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
+            key.set(Field::TpSrc, tcp.src_port() as u64);
+            key.set(Field::TpDst, tcp.dst_port() as u64);
             key.set(Field::TcpFlags, tcp.flags() as u64);
             layout.l4 = L4::Tcp;
         }
         ipproto::UDP => {
-            let udp = Udp::new(l4).ok_or(DropReason::L4Truncated)?;
-            let (s, d) = udp.ports();
-            key.set(Field::TpSrc, s as u64);
-            key.set(Field::TpDst, d as u64);
+            let udp = UdpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
+            key.set(Field::TpSrc, udp.src_port() as u64);
+            key.set(Field::TpDst, udp.dst_port() as u64);
             layout.l4 = L4::Udp;
         }
         _ => {}
@@ -224,31 +219,26 @@ fn parse_ipv6(
     key: &mut FlowKey,
     layout: &mut Layout,
 ) -> Result<(), DropReason> {
-    let ip = Ipv6::new(l3).ok_or(DropReason::Ipv6Malformed)?;
-    if ip.version() != 6 || Ipv6::LEN + ip.payload_len() > l3.len() {
+    let ip = Ipv6Packet::new_checked(l3).ok_or(DropReason::Ipv6Malformed)?;
+    if !ip.is_consistent() {
         return Err(DropReason::Ipv6Malformed);
     }
     layout.l3 = L3::Ipv6;
     let nh = ip.next_header();
     key.set(Field::NwProto, nh as u64);
-    key.set(Field::NwTos, (ip.traffic_class() & 0xfc) as u64);
+    key.set(Field::NwTos, (ip.traffic_class() & ipv4::DSCP_MASK) as u64);
     key.set(Field::NwTtl, ip.hop_limit() as u64);
-    let l4 = l3
-        .get(Ipv6::LEN..Ipv6::LEN + ip.payload_len())
-        .unwrap_or(&[]);
-    layout.l4_ofs = (ofs + Ipv6::LEN) as u16;
+    let l4 = ip.payload();
+    layout.l4_ofs = (ofs + ipv6::HEADER_LEN) as u16;
     match nh {
         ipproto::ICMPV6 => {
-            let icmp = Icmp::new(l4).ok_or(DropReason::L4Truncated)?;
-            key.set(Field::TpSrc, icmp.icmp_type() as u64);
-            key.set(Field::TpDst, icmp.code() as u64);
+            let msg = IcmpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
+            key.set(Field::TpSrc, msg.msg_type() as u64);
+            key.set(Field::TpDst, msg.code() as u64);
             layout.l4 = L4::Icmpv6;
             // Neighbour solicitation / advertisement carry a target address.
-            if matches!(icmp.icmp_type(), 135 | 136) {
-                let target = l4
-                    .get(8..24)
-                    .and_then(|t| <[u8; 16]>::try_from(t).ok())
-                    .ok_or(DropReason::L4Truncated)?;
+            if icmp::is_neighbor_discovery(msg.msg_type()) {
+                let target = msg.nd_target().ok_or(DropReason::L4Truncated)?;
                 let v = u128::from_be_bytes(target);
                 key.set(Field::NdTargetHi, (v >> 64) as u64);
                 key.set(Field::NdTargetLo, v as u64);

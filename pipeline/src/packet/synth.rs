@@ -4,155 +4,231 @@
 //! The frame carries exactly the key's header fields (unset TTL becomes
 //! 64), `payload_len` zero bytes after the headers, valid checksums, and is
 //! padded to the 60-byte Ethernet minimum.
+//!
+//! Design: the frame's length is worked out first (each header's
+//! `HEADER_LEN`), then each header is emitted into its view over a zeroed
+//! buffer of exactly that length, transport checksums last. IPv6 frames
+//! carry no transport checksums and a zero UDP length (the key has no IPv6
+//! addresses to sum), as the flow key needs only their ports and types.
 
-use super::rewrite::{checksum, fold, sum_words};
-use crate::key::{ethertype, ipproto, Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::key::{Field, FlowKey, Mac, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::wire::VlanTag;
+use crate::wire::{arp, ethernet, icmp, ipv4, ipv6, tcp, udp, vlan};
+use crate::wire::{ethertype, ipproto, ArpPacket, ArpRepr, EthernetFrame, IcmpPacket, IcmpRepr};
+use crate::wire::{Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpPacket, TcpRepr, UdpPacket};
 
 /// Minimum Ethernet frame without FCS.
 pub const MIN_FRAME: usize = 60;
 
+/// TTL (hop limit) of a key that leaves it unset.
+const DEFAULT_TTL: u8 = 64;
+
+/// The fragment offset (in 8-byte units) given to a later fragment: 1480.
+const LATER_FRAGMENT_OFFSET: u16 = 185;
+
+/// IPv6 addresses: a link-local pair (the key has no IPv6 addresses).
+const SRC_V6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const DST_V6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
 /// A frame whose parse gives back `key`'s packet fields.
 pub fn frame_from_key(key: &FlowKey, payload_len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(64 + payload_len);
-    f.extend_from_slice(&key.dl_dst().0);
-    f.extend_from_slice(&key.dl_src().0);
     let tci = key.vlan_tci();
-    if tci & VLAN_CFI != 0 {
-        f.extend_from_slice(&ethertype::VLAN.to_be_bytes());
-        f.extend_from_slice(&(tci & !VLAN_CFI).to_be_bytes());
-    }
+    let tagged = tci & VLAN_CFI != 0;
+    let l2_len = ethernet::HEADER_LEN + if tagged { vlan::HEADER_LEN } else { 0 };
     let dl_type = key.dl_type();
-    f.extend_from_slice(&dl_type.to_be_bytes());
+    let l3_len = match dl_type {
+        ethertype::ARP => arp::HEADER_LEN,
+        ethertype::IPV4 => ipv4::HEADER_LEN + ipv4_payload_len(key, payload_len),
+        ethertype::IPV6 => ipv6::HEADER_LEN + l4_len(key, key.nw_proto()) + payload_len,
+        _ => payload_len,
+    };
+    let mut f = vec![0u8; (l2_len + l3_len).max(MIN_FRAME)];
+    if let Some(mut eth) = EthernetFrame::new_checked(&mut f[..]) {
+        eth.set_dst(key.dl_dst());
+        eth.set_src(key.dl_src());
+        if tagged {
+            eth.set_ethertype(ethertype::VLAN);
+            if let Some(mut tag) = VlanTag::new_checked(eth.payload_mut()) {
+                tag.set_tci(tci & !VLAN_CFI);
+                tag.set_inner_ethertype(dl_type);
+            }
+        } else {
+            eth.set_ethertype(dl_type);
+        }
+    }
+    let l3 = f.get_mut(l2_len..l2_len + l3_len).unwrap_or(&mut []);
     match dl_type {
         ethertype::ARP => {
-            f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4]);
-            f.extend_from_slice(&(key.nw_proto() as u16).to_be_bytes());
-            f.extend_from_slice(&crate::key::Mac::from_u64(key.get(Field::ArpSha)).0);
-            f.extend_from_slice(&key.nw_src().to_be_bytes());
-            f.extend_from_slice(&crate::key::Mac::from_u64(key.get(Field::ArpTha)).0);
-            f.extend_from_slice(&key.nw_dst().to_be_bytes());
+            if let Some(mut p) = ArpPacket::new_checked(l3) {
+                ArpRepr {
+                    op: key.nw_proto() as u16,
+                    sha: Mac::from_u64(key.get(Field::ArpSha)),
+                    spa: key.nw_src(),
+                    tha: Mac::from_u64(key.get(Field::ArpTha)),
+                    tpa: key.nw_dst(),
+                }
+                .emit(&mut p);
+            }
         }
-        ethertype::IPV4 => ipv4(&mut f, key, payload_len),
-        ethertype::IPV6 => ipv6(&mut f, key, payload_len),
-        _ => f.resize(f.len() + payload_len, 0),
-    }
-    if f.len() < MIN_FRAME {
-        f.resize(MIN_FRAME, 0);
+        ethertype::IPV4 => emit_ipv4(l3, key),
+        ethertype::IPV6 => emit_ipv6(l3, key),
+        _ => {}
     }
     f
 }
 
-/// The transport header for `key` (checksum left zero).
-fn l4_header(key: &FlowKey, proto: u8) -> Vec<u8> {
-    let mut h = Vec::new();
+/// A later fragment carries no transport header.
+fn is_later_fragment(key: &FlowKey) -> bool {
+    key.get(Field::NwFrag) as u8 & FRAG_LATER != 0
+}
+
+fn ipv4_payload_len(key: &FlowKey, payload_len: usize) -> usize {
+    let l4 = if is_later_fragment(key) {
+        0
+    } else {
+        l4_len(key, key.nw_proto())
+    };
+    l4 + payload_len
+}
+
+fn ttl(key: &FlowKey) -> u8 {
+    match key.nw_ttl() {
+        0 => DEFAULT_TTL,
+        t => t,
+    }
+}
+
+/// Length of the transport header `frame_from_key` writes for `proto`.
+fn l4_len(key: &FlowKey, proto: u8) -> usize {
+    match proto {
+        ipproto::TCP => tcp::HEADER_LEN,
+        ipproto::UDP => udp::HEADER_LEN,
+        ipproto::ICMP => icmp::HEADER_LEN,
+        ipproto::ICMPV6 if is_nd(key) => icmp::field::ND_TARGET.end,
+        ipproto::ICMPV6 => icmp::HEADER_LEN,
+        _ => 0,
+    }
+}
+
+/// An ICMPv6 neighbour solicitation or advertisement (with a target).
+fn is_nd(key: &FlowKey) -> bool {
+    u8::try_from(key.tp_src()).is_ok_and(icmp::is_neighbor_discovery)
+}
+
+/// Writes the transport header for `key` at the start of `l4`, checksum
+/// (and UDP length) zero.
+fn emit_l4(l4: &mut [u8], key: &FlowKey, proto: u8) {
     match proto {
         ipproto::TCP => {
-            h.extend_from_slice(&key.tp_src().to_be_bytes());
-            h.extend_from_slice(&key.tp_dst().to_be_bytes());
-            h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
-            let flags = key.get(Field::TcpFlags) as u16 & 0x0fff;
-            h.extend_from_slice(&((5u16 << 12) | flags).to_be_bytes());
-            h.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+            if let Some(mut p) = TcpPacket::new_checked(l4) {
+                TcpRepr {
+                    src_port: key.tp_src(),
+                    dst_port: key.tp_dst(),
+                    seq_number: 1,
+                    ack_number: 0,
+                    flags: key.get(Field::TcpFlags) as u16,
+                    window: 0xffff,
+                }
+                .emit(&mut p);
+            }
         }
         ipproto::UDP => {
-            h.extend_from_slice(&key.tp_src().to_be_bytes());
-            h.extend_from_slice(&key.tp_dst().to_be_bytes());
-            h.extend_from_slice(&[0, 0, 0, 0]);
+            if let Some(mut p) = UdpPacket::new_checked(l4) {
+                p.set_src_port(key.tp_src());
+                p.set_dst_port(key.tp_dst());
+            }
         }
         ipproto::ICMP | ipproto::ICMPV6 => {
-            h.push(key.tp_src() as u8);
-            h.push(key.tp_dst() as u8);
-            h.extend_from_slice(&[0, 0]);
-            h.extend_from_slice(&(key.get(Field::IcmpId) as u16).to_be_bytes());
-            h.extend_from_slice(&[0, 1]);
-            if proto == ipproto::ICMPV6 && matches!(key.tp_src(), 135 | 136) {
-                h.extend_from_slice(&key.get(Field::NdTargetHi).to_be_bytes());
-                h.extend_from_slice(&key.get(Field::NdTargetLo).to_be_bytes());
+            if let Some(mut p) = IcmpPacket::new_checked(l4) {
+                IcmpRepr {
+                    msg_type: key.tp_src() as u8,
+                    code: key.tp_dst() as u8,
+                    identifier: key.get(Field::IcmpId) as u16,
+                    sequence: 1,
+                }
+                .emit(&mut p);
+                if proto == ipproto::ICMPV6 && is_nd(key) {
+                    let hi = key.get(Field::NdTargetHi) as u128;
+                    let lo = key.get(Field::NdTargetLo) as u128;
+                    p.set_nd_target((hi << 64 | lo).to_be_bytes());
+                }
             }
         }
         _ => {}
     }
-    h
 }
 
-fn ipv4(f: &mut Vec<u8>, key: &FlowKey, payload_len: usize) {
+/// Writes the IPv4 datagram (`l3` is exactly its length).
+fn emit_ipv4(l3: &mut [u8], key: &FlowKey) {
+    let payload_len = l3.len().saturating_sub(ipv4::HEADER_LEN);
+    let Some(mut ip) = Ipv4Packet::new_checked(l3) else {
+        return;
+    };
     let proto = key.nw_proto();
     let frag = key.get(Field::NwFrag) as u8;
-    let later = frag & FRAG_LATER != 0;
-    let mut l4 = if later {
-        Vec::new()
-    } else {
-        l4_header(key, proto)
+    let later = is_later_fragment(key);
+    let flags_frag = match (frag & FRAG_ANY != 0, later) {
+        (_, true) => LATER_FRAGMENT_OFFSET,
+        (true, false) => ipv4::MORE_FRAGMENTS,
+        _ => ipv4::DONT_FRAGMENT,
     };
-    l4.resize(l4.len() + payload_len, 0);
-    let total = 20 + l4.len();
-    let ttl = if key.nw_ttl() == 0 { 64 } else { key.nw_ttl() };
-    let flags_frag: u16 = match (frag & FRAG_ANY != 0, later) {
-        (_, true) => 185, // a later fragment at offset 1480
-        (true, false) => 0x2000,
-        _ => 0x4000, // don't fragment
-    };
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[1] = key.get(Field::NwTos) as u8;
-    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    ip[6..8].copy_from_slice(&flags_frag.to_be_bytes());
-    ip[8] = ttl;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&key.nw_src().to_be_bytes());
-    ip[16..20].copy_from_slice(&key.nw_dst().to_be_bytes());
-    let c = checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    if !later {
-        let csum_at = match proto {
-            ipproto::TCP => Some(16),
-            ipproto::UDP => Some(6),
-            ipproto::ICMP => Some(2),
-            _ => None,
-        };
-        if proto == ipproto::UDP {
-            let n = l4.len() as u16;
-            l4[4..6].copy_from_slice(&n.to_be_bytes());
-        }
-        if let Some(at) = csum_at {
-            let c = if proto == ipproto::ICMP {
-                checksum(&l4)
-            } else {
-                let mut pseudo = [0u8; 12];
-                pseudo[0..4].copy_from_slice(&key.nw_src().to_be_bytes());
-                pseudo[4..8].copy_from_slice(&key.nw_dst().to_be_bytes());
-                pseudo[9] = proto;
-                pseudo[10..12].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-                let c = !fold(sum_words(&l4, sum_words(&pseudo, 0)));
-                if c == 0 && proto == ipproto::UDP {
-                    0xffff
-                } else {
-                    c
-                }
-            };
-            l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-        }
+    let (src, dst) = (key.nw_src(), key.nw_dst());
+    Ipv4Repr {
+        tos: key.get(Field::NwTos) as u8,
+        flags_frag,
+        ttl: ttl(key),
+        protocol: proto,
+        src,
+        dst,
+        payload_len,
     }
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&l4);
+    .emit(&mut ip);
+    if later {
+        return;
+    }
+    let l4 = ip.payload_mut();
+    emit_l4(l4, key, proto);
+    match proto {
+        ipproto::TCP => {
+            if let Some(mut p) = TcpPacket::new_checked(l4) {
+                p.fill_checksum(src, dst);
+            }
+        }
+        ipproto::UDP => {
+            let len = l4.len() as u16;
+            if let Some(mut p) = UdpPacket::new_checked(l4) {
+                p.set_length(len);
+                p.fill_checksum(src, dst);
+            }
+        }
+        ipproto::ICMP => {
+            if let Some(mut p) = IcmpPacket::new_checked(l4) {
+                p.fill_checksum();
+            }
+        }
+        _ => {}
+    }
 }
 
-fn ipv6(f: &mut Vec<u8>, key: &FlowKey, payload_len: usize) {
+/// Writes the IPv6 packet (`l3` is exactly its length).
+fn emit_ipv6(l3: &mut [u8], key: &FlowKey) {
+    let payload_len = l3.len().saturating_sub(ipv6::HEADER_LEN);
+    let Some(mut ip) = Ipv6Packet::new_checked(&mut *l3) else {
+        return;
+    };
     let nh = key.nw_proto();
-    let mut l4 = l4_header(key, nh);
-    l4.resize(l4.len() + payload_len, 0);
-    let tc = key.get(Field::NwTos) as u8;
-    let hop = if key.nw_ttl() == 0 { 64 } else { key.nw_ttl() };
-    f.push(0x60 | (tc >> 4));
-    f.push(tc << 4);
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-    f.push(nh);
-    f.push(hop);
-    // Addresses: link-local unspecified-host pair (the key has no IPv6 addresses).
-    f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&l4);
+    Ipv6Repr {
+        traffic_class: key.get(Field::NwTos) as u8,
+        next_header: nh,
+        hop_limit: ttl(key),
+        src: SRC_V6,
+        dst: DST_V6,
+        payload_len,
+    }
+    .emit(&mut ip);
+    if let Some(l4) = l3.get_mut(ipv6::HEADER_LEN..) {
+        emit_l4(l4, key, nh);
+    }
 }
 
 #[cfg(test)]

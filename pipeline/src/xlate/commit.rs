@@ -2,9 +2,10 @@
 //! any op that needs the packet as the pipeline sees it), the difference
 //! between the key and what the packet already is becomes `Rewrite` ops.
 
-use crate::key::{ethertype, ipproto, Field, FlowKey, Mac, FRAG_LATER, VLAN_CFI};
+use crate::key::{Field, FlowKey, Mac, FRAG_LATER, VLAN_CFI};
 use crate::packet::Rewrite;
 use crate::program::Op;
+use crate::wire::{ethertype, ipproto};
 
 /// Appends to `ops` the rewrites that make a packet that is `from` look
 /// like `to`.

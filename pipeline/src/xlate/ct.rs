@@ -14,11 +14,12 @@ use crate::conntrack::stage::{self, CtMode, CtResult, CtStep, PipelineWords, Res
 use crate::conntrack::{tuple_of, Nat};
 use crate::flow::{CtAction, CtZone, NatKind};
 use crate::ids::RouterIfaceRef;
-use crate::key::{ipproto, Field, FlowKey, PACKET_WORDS};
+use crate::key::{Field, FlowKey, PACKET_WORDS};
 use crate::program::Op;
 use crate::router::{Cidr, Interface, NatHook, NatRule, NatTarget, RouterInstance};
 use crate::switch::{Bridge, ROUTER_ZONE_BASE};
 use crate::trace::{ct_state_text, TraceEvent};
+use crate::wire::ipproto;
 use std::net::Ipv4Addr;
 
 /// ICMP types that are errors (related to a connection by their quoted

@@ -5,9 +5,10 @@
 use super::ctx::Ctx;
 use crate::drop::DropReason;
 use crate::flow::{ofp, Action};
-use crate::key::{ethertype, ipproto, Field, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
+use crate::key::{Field, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
 use crate::switch::{Bridge, Port, MAX_RESUBMIT_DEPTH};
 use crate::trace::{key_summary, TraceEvent};
+use crate::wire::{ethertype, ipproto};
 
 impl<'a> Ctx<'a> {
     /// The packet enters `port`'s bridge through `port`.
@@ -47,7 +48,7 @@ impl<'a> Ctx<'a> {
                 for f in [Field::NwProto, Field::TpSrc, Field::TpDst] {
                     self.wc.set(f, f.full_mask());
                 }
-                self.key.nw_proto() == crate::key::ipproto::UDP
+                self.key.nw_proto() == crate::wire::ipproto::UDP
                     && self.key.tp_src() == 68
                     && self.key.tp_dst() == 67
             };

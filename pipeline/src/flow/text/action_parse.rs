@@ -8,7 +8,8 @@ use super::value::{
     KeyValue,
 };
 use crate::flow::{ofp, Action, CtAction, CtZone, NatKind, NatSpec, PortNames};
-use crate::key::{ethertype, Field};
+use crate::key::Field;
+use crate::wire::ethertype;
 
 pub(super) fn parse_actions_at(
     acts: &str,
@@ -74,7 +75,7 @@ fn parse_action(t: &Tok, src: &str, ports: &dyn PortNames) -> Result<Action, Flo
         "mod_vlan_pcp" => Action::ModVlanPcp(a.num(7, "VLAN priority")? as u8),
         "push_vlan" => {
             let tpid = a.num(0xffff, "ethertype")? as u16;
-            if tpid != ethertype::VLAN && tpid != 0x88a8 {
+            if tpid != ethertype::VLAN && tpid != ethertype::QINQ {
                 return Err(a.err("push_vlan takes 0x8100 or 0x88a8"));
             }
             Action::PushVlan(tpid)

@@ -9,7 +9,8 @@
 
 use super::*;
 use crate::flow::{FlowStats, NoPortNames};
-use crate::key::{ethertype, ipproto, Field};
+use crate::key::Field;
+use crate::wire::{ethertype, ipproto};
 use std::fmt::Write as _;
 
 struct Names;

@@ -9,7 +9,8 @@ use super::value::{
     parse_num_masked, parse_port, tcp_flag_names, KeyValue,
 };
 use crate::flow::{Match, PortNames};
-use crate::key::{ethertype, ipproto, Field, VLAN_CFI};
+use crate::key::{Field, VLAN_CFI};
+use crate::wire::{ethertype, ipproto};
 use std::net::Ipv6Addr;
 
 /// Fields set while parsing a match, remembered to check prerequisites.

@@ -8,7 +8,8 @@ use super::value::{
 use crate::flow::{
     Action, CtAction, CtZone, Flow, FlowStats, Match, NatKind, NatSpec, PortNames, DEFAULT_PRIORITY,
 };
-use crate::key::{ethertype, ipproto, Field, Mac, VLAN_CFI};
+use crate::key::{Field, Mac, VLAN_CFI};
+use crate::wire::{ethertype, ipproto};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
