@@ -290,16 +290,33 @@ pub fn key_summary(key: &FlowKey) -> String {
     crate::flow::text::format_match(&key_to_match(key), &NoPortNames)
 }
 
+/// Why `--ct-next` flags were refused; each names the flags given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CtStateFlagsError {
+    #[error("--ct-next needs flags, e.g. `trk,new`")]
+    Empty,
+    #[error("`{name}`: unknown ct_state flag (in `{flags}`)")]
+    UnknownFlag { name: String, flags: String },
+    #[error("`{0}`: without `trk` no other ct_state flag can be set")]
+    WithoutTrk(String),
+    #[error("`{0}`: `inv` goes with `trk` only")]
+    InvWithOthers(String),
+    #[error("`{0}`: `new` and `est` exclude each other")]
+    NewAndEst(String),
+    #[error("`{0}`: `new` and `rpl` exclude each other")]
+    NewAndRpl(String),
+}
+
 /// Parses `ofproto/trace --ct-next` flags: names separated by commas
 /// (`trk,new`, `trk,est,rpl`), what ofproto/trace accepts (it refuses
 /// `+trk+new`, `trk|new` and numbers, and so does this). The combination
 /// must be one conntrack can produce, as OVS checks: without `trk` no other
 /// flag; `inv` only with `trk`; `new` neither with `est` nor with `rpl`.
-pub fn parse_ct_state_flags(s: &str) -> Result<u8, String> {
+pub fn parse_ct_state_flags(s: &str) -> Result<u8, CtStateFlagsError> {
     use crate::key::ct_state::*;
     let s = s.trim();
     if s.is_empty() {
-        return Err("--ct-next needs flags, e.g. `trk,new`".into());
+        return Err(CtStateFlagsError::Empty);
     }
     let mut state = 0u8;
     for name in s.split(',') {
@@ -307,21 +324,23 @@ pub fn parse_ct_state_flags(s: &str) -> Result<u8, String> {
             .iter()
             .find(|(_, n)| *n == name)
             .map(|(b, _)| *b)
-            .ok_or_else(|| format!("`{name}`: unknown ct_state flag (in `{s}`)"))?;
+            .ok_or_else(|| CtStateFlagsError::UnknownFlag {
+                name: name.to_string(),
+                flags: s.to_string(),
+            })?;
     }
+    let flags = || s.to_string();
     if state != 0 && state & TRK == 0 {
-        return Err(format!(
-            "`{s}`: without `trk` no other ct_state flag can be set"
-        ));
+        return Err(CtStateFlagsError::WithoutTrk(flags()));
     }
     if state & INV != 0 && state & !(TRK | INV) != 0 {
-        return Err(format!("`{s}`: `inv` goes with `trk` only"));
+        return Err(CtStateFlagsError::InvWithOthers(flags()));
     }
     if state & NEW != 0 && state & EST != 0 {
-        return Err(format!("`{s}`: `new` and `est` exclude each other"));
+        return Err(CtStateFlagsError::NewAndEst(flags()));
     }
     if state & NEW != 0 && state & RPL != 0 {
-        return Err(format!("`{s}`: `new` and `rpl` exclude each other"));
+        return Err(CtStateFlagsError::NewAndRpl(flags()));
     }
     Ok(state)
 }

@@ -13,6 +13,9 @@
 //! - `capture`: a port's traffic into a pcap file.
 //! - `os`: the few libc calls outside the backends.
 //!
+//! May call: `pipeline` (the dataplane) and `topology` (compiling this
+//! host's part of a topology); nothing of devtools.
+//!
 //! Dependencies run one way: `control` → `daemon` → `io`; `render` and
 //! `offline` only read pipeline snapshots. `unsafe` lives in `io` (the
 //! kernel and DPDK boundaries), `os` and the worker's cycle counter, each

@@ -13,7 +13,7 @@ use super::tcp::{self, TcpState};
 use super::tuple::{Dir, PacketInfo, Tuple, SHARDS};
 use crate::drop::DropReason;
 use crate::key::ct_state;
-use crate::wire::ipproto;
+use crate::wire::{icmp, ipproto};
 use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 use std::cmp::Reverse;
@@ -118,7 +118,7 @@ fn classify(c: &Conn, dir: Dir, info: PacketInfo) -> Option<Advance> {
 /// open a connection.
 fn cannot_start(t: &Tuple, info: &PacketInfo) -> bool {
     match t.proto {
-        ipproto::ICMP => info.icmp_type != 8,
+        ipproto::ICMP => info.icmp_type != icmp::types::ECHO_REQUEST,
         ipproto::TCP => !tcp::valid_new(info.tcp_flags),
         _ => false,
     }
@@ -217,7 +217,7 @@ impl ConnTable {
         nat: Option<Nat>,
         now_ns: u64,
     ) -> Result<Verdict, DropReason> {
-        if t.proto == ipproto::ICMP && !matches!(info.icmp_type, 0 | 8) {
+        if t.proto == ipproto::ICMP && !icmp::is_echo(info.icmp_type) {
             return Ok(self.count_invalid(&t));
         }
         if let Some(v) = self.update_existing(&t, info, now_ns) {
@@ -243,7 +243,7 @@ impl ConnTable {
         nat: Option<Nat>,
         now_ns: u64,
     ) -> Result<Verdict, DropReason> {
-        if t.proto == ipproto::ICMP && !matches!(info.icmp_type, 0 | 8) {
+        if t.proto == ipproto::ICMP && !icmp::is_echo(info.icmp_type) {
             return Ok(Verdict::invalid(t));
         }
         let known = self.find(&t).and_then(|(orig, dir)| {

@@ -2,7 +2,7 @@
 //! in one direction, the direction a packet goes, and how a packet's key
 //! gives both.
 
-use crate::wire::ipproto;
+use crate::wire::{icmp, ipproto};
 use std::net::Ipv4Addr;
 
 /// Number of shards of the table (a power of two); a tuple hashes to one.
@@ -85,7 +85,7 @@ pub fn tuple_of(key: &crate::key::FlowKey, zone: u16) -> Option<(Tuple, PacketIn
                 icmp_type: 0,
             },
         ),
-        ipproto::ICMP if matches!(key.tp_src(), 0 | 8) => (
+        ipproto::ICMP if icmp::is_echo(key.tp_src() as u8) => (
             key.get(Field::IcmpId) as u16,
             0,
             PacketInfo {

@@ -371,7 +371,8 @@ mod tests {
     static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     unsafe fn count_release(handle: usize) {
-        // The test's storage is a leaked boxed slice: free it like a lender would.
+        // SAFETY: the test's storage is a leaked boxed slice of 256 bytes at
+        // `handle`, released once: free it like a lender would.
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(handle as *mut u8, 256)) });
         RELEASED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
@@ -382,6 +383,7 @@ mod tests {
     };
 
     unsafe fn free_only(handle: usize) {
+        // SAFETY: as in `count_release`.
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(handle as *mut u8, 256)) });
     }
 

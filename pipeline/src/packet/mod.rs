@@ -9,6 +9,7 @@
 //! bytes goes through a length-checked view (`wire`), so a short or
 //! malformed frame is a `DropReason`, never a panic.
 
+#[allow(unsafe_code)] // lent storage: see the SAFETY notes in buf.rs
 mod buf;
 pub mod embedded;
 pub mod generate;

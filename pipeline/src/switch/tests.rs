@@ -201,7 +201,7 @@ fn non_strict_delete_takes_flows_within_the_selector() {
     let mut m1 = Match::ANY;
     m1.set_exact(Field::InPort, 1);
     let mut m2 = m1;
-    m2.set_exact(Field::DlType, 0x0806);
+    m2.set_exact(Field::DlType, crate::wire::ethertype::ARP as u64);
     let mut m3 = Match::ANY;
     m3.set_exact(Field::InPort, 2);
     for (m, p) in [(m1, 1), (m2, 2), (m3, 3)] {

@@ -22,10 +22,6 @@ use crate::trace::{ct_state_text, TraceEvent};
 use crate::wire::ipproto;
 use std::net::Ipv4Addr;
 
-/// ICMP types that are errors (related to a connection by their quoted
-/// packet; never answered with an error).
-pub(super) const ICMP_ERROR_TYPES: [u64; 5] = [3, 4, 5, 11, 12];
-
 impl<'a> Ctx<'a> {
     /// `ct(...)`: connection tracking in a zone, optionally committing and
     /// NATing; with `table=T` the packet recirculates to table T with its
@@ -161,7 +157,7 @@ impl<'a> Ctx<'a> {
         }
         self.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
         if self.key.nw_proto() == ipproto::ICMP
-            && ICMP_ERROR_TYPES.contains(&self.key.get(Field::TpSrc))
+            && crate::wire::icmp::is_error(self.key.get(Field::TpSrc) as u8)
         {
             // Related to a tracked connection? Found (and translated back
             // through NAT) from the quoted packet, at run time; a trace,

@@ -16,7 +16,6 @@
 //! resumes in `after_ct`, and POSTROUTING applies the source NAT the step
 //! decided.
 
-use super::ct::ICMP_ERROR_TYPES;
 use super::ctx::{step, Ctx};
 use crate::conntrack::stage::{SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_FLAGS_REG, SNAT_PENDING};
 use crate::drop::DropReason;
@@ -26,16 +25,9 @@ use crate::packet::generate::{ArpRequest, IcmpError};
 use crate::program::{Generated, Op, Program, RuntimeRef};
 use crate::router::{Cidr, Interface, RouterInstance};
 use crate::switch::RouterLinkTarget;
-use crate::wire::{ethertype, ipproto};
+use crate::wire::icmp::{self, codes, types};
+use crate::wire::{arp, ethertype, ipproto};
 use std::net::Ipv4Addr;
-const ICMP_DEST_UNREACH: u8 = 3;
-const ICMP_NET_UNREACH: u8 = 0;
-const ICMP_TIME_EXCEEDED: u8 = 11;
-
-const ARP_REQUEST: u64 = 1;
-const ARP_REPLY: u64 = 2;
-const ICMP_ECHO_REPLY: u64 = 0;
-const ICMP_ECHO_REQUEST: u64 = 8;
 
 /// The frame in `ctx.key` arrives on router interface `at`.
 pub(super) fn router_input<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
@@ -107,7 +99,7 @@ fn arp_input<'a>(
             mac: sha,
         });
     }
-    if op != ARP_REQUEST {
+    if op != arp::op::REQUEST as u64 {
         step(ctx, inst, |_c| {
             format!("ARP reply {spa} is-at {sha}: consumed")
         });
@@ -148,7 +140,7 @@ fn arp_input<'a>(
     let requester = k.get(Field::ArpSha);
     k.set(Field::DlDst, k.get(Field::DlSrc));
     k.set(Field::DlSrc, iface.mac.to_u64());
-    k.set(Field::NwProto, ARP_REPLY);
+    k.set(Field::NwProto, arp::op::REPLY as u64);
     k.set(Field::ArpTha, requester);
     k.set(Field::ArpSha, iface.mac.to_u64());
     k.set(Field::NwDst, u32::from(spa) as u64);
@@ -223,7 +215,7 @@ fn route_ipv4<'a>(
         step(ctx, inst, |_c| {
             format!("no route to {dst}: ICMP destination unreachable")
         });
-        icmp_error(ctx, inst, at, ICMP_DEST_UNREACH, ICMP_NET_UNREACH);
+        icmp_error(ctx, inst, at, types::DEST_UNREACHABLE, codes::NET_UNREACHABLE);
         ctx.drop(DropReason::NoRoute);
         return;
     };
@@ -241,7 +233,7 @@ fn route_ipv4<'a>(
     let ttl = ctx.key.nw_ttl();
     if ttl <= 1 {
         step(ctx, inst, |_c| format!("TTL {ttl}: ICMP time exceeded"));
-        icmp_error(ctx, inst, at, ICMP_TIME_EXCEEDED, 0);
+        icmp_error(ctx, inst, at, types::TIME_EXCEEDED, codes::TTL_EXPIRED);
         ctx.drop(DropReason::TtlExceeded);
         return;
     }
@@ -288,7 +280,7 @@ fn local_input<'a>(
         ctx.wc.set(f, f.full_mask());
     }
     let is_echo =
-        ctx.key.nw_proto() == ipproto::ICMP && ctx.key.get(Field::TpSrc) == ICMP_ECHO_REQUEST;
+        ctx.key.nw_proto() == ipproto::ICMP && ctx.key.get(Field::TpSrc) == types::ECHO_REQUEST as u64;
     if !is_echo {
         step(ctx, inst, |_c| {
             format!("local delivery to {dst}: no listener, dropped")
@@ -324,7 +316,7 @@ fn local_input<'a>(
     ctx.key.set(Field::DlSrc, out.mac.to_u64());
     ctx.key.set(Field::NwSrc, u32::from(dst) as u64);
     ctx.key.set(Field::NwDst, u32::from(src) as u64);
-    ctx.key.set(Field::TpSrc, ICMP_ECHO_REPLY);
+    ctx.key.set(Field::TpSrc, types::ECHO_REPLY as u64);
     ctx.key.set(Field::NwTtl, 64);
     let Some(mac) = resolve(ctx, inst, out_ref, next_hop) else {
         hold_for_neighbour(ctx, inst, out_ref, next_hop);
@@ -333,7 +325,7 @@ fn local_input<'a>(
     let k = &mut ctx.key;
     k.set(Field::NwSrc, u32::from(dst) as u64);
     k.set(Field::NwDst, u32::from(src) as u64);
-    k.set(Field::TpSrc, ICMP_ECHO_REPLY);
+    k.set(Field::TpSrc, types::ECHO_REPLY as u64);
     k.set(Field::NwTtl, 64);
     k.set(Field::DlSrc, out.mac.to_u64());
     k.set(Field::DlDst, mac.to_u64());
@@ -481,7 +473,7 @@ fn icmp_error<'a>(
 ) {
     let k = ctx.key;
     ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
-    let is_error = k.nw_proto() == ipproto::ICMP && ICMP_ERROR_TYPES.contains(&k.get(Field::TpSrc));
+    let is_error = k.nw_proto() == ipproto::ICMP && icmp::is_error(k.get(Field::TpSrc) as u8);
     if is_error || k.get(Field::NwFrag) as u8 & FRAG_LATER != 0 {
         step(ctx, inst, |_c| {
             "no ICMP error about an ICMP error or a later fragment".to_string()
