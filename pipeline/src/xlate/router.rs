@@ -215,7 +215,13 @@ fn route_ipv4<'a>(
         step(ctx, inst, |_c| {
             format!("no route to {dst}: ICMP destination unreachable")
         });
-        icmp_error(ctx, inst, at, types::DEST_UNREACHABLE, codes::NET_UNREACHABLE);
+        icmp_error(
+            ctx,
+            inst,
+            at,
+            types::DEST_UNREACHABLE,
+            codes::NET_UNREACHABLE,
+        );
         ctx.drop(DropReason::NoRoute);
         return;
     };
@@ -279,8 +285,8 @@ fn local_input<'a>(
     for f in [Field::TpSrc, Field::TpDst] {
         ctx.wc.set(f, f.full_mask());
     }
-    let is_echo =
-        ctx.key.nw_proto() == ipproto::ICMP && ctx.key.get(Field::TpSrc) == types::ECHO_REQUEST as u64;
+    let is_echo = ctx.key.nw_proto() == ipproto::ICMP
+        && ctx.key.get(Field::TpSrc) == types::ECHO_REQUEST as u64;
     if !is_echo {
         step(ctx, inst, |_c| {
             format!("local delivery to {dst}: no listener, dropped")
