@@ -209,7 +209,7 @@ fn plan(a: &Args) -> Vec<Group> {
 
 fn child(json: &str, dir: &Path) -> Result<(), String> {
     let p: Point = serde_json::from_str(json).map_err(|e| format!("--point: {e}"))?;
-    let t = devtools::lab::topology()?;
+    let t = devtools::spec::topology().map_err(|e| format!("lab topology: {e}"))?;
     let m = replay::run_point(&t, &p, dir)?;
     println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
     Ok(())

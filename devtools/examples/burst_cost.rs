@@ -33,7 +33,7 @@ fn main() -> Result<(), String> {
             name => scenario = TrafficScenario::parse(name)?,
         }
     }
-    let t = devtools::lab::topology()?;
+    let t = devtools::spec::topology().map_err(|e| format!("lab topology: {e}"))?;
     let count = flows.max(BURST);
     let traffic = traffic::generate(&t, scenario, flows, FrameSize::Fixed(64), count)?;
     let mut cfg = topology::build_host(&t, scenario.host(), 1).map_err(|e| e.to_string())?;

@@ -106,7 +106,7 @@ fn gen_traffic(
 ) -> Result<serde_json::Value, String> {
     use devtools::traffic;
     let s = traffic::TrafficScenario::parse(scenario)?;
-    let t = lab::topology()?;
+    let t = devtools::spec::topology().map_err(|e| format!("lab topology: {e}"))?;
     let size = traffic::FrameSize::parse(size)?;
     let tr = traffic::generate(&t, s, flows, size, count.unwrap_or(flows.max(32_768)))?;
     traffic::write_pcap(out, &tr.frames)?;

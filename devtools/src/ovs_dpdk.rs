@@ -274,14 +274,14 @@ pub fn model(
             ..OvsBridge::default()
         };
         b.ports.push(patch(gw_dev, 1));
-        let upstream = crate::traffic::UPSTREAM_MAC;
+        let upstream = crate::spec::UPSTREAM_MAC;
         let mut f = String::from("table=0,priority=0 actions=drop\n");
         for (i, (dev, mac)) in snat.iter().enumerate() {
             b.ports.push(patch(dev, 2 + i as u32));
             let _ = writeln!(
                 f,
                 "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{},output:r-{gw_dev}",
-                Mac::from_u64(upstream)
+                upstream
             );
         }
         b.flows = f;
@@ -930,7 +930,7 @@ mod tests {
     use super::*;
 
     fn model_of(host: &str, in_port: &str) -> Model {
-        let t = crate::lab::topology().expect("topology");
+        let t = crate::spec::topology().expect("topology");
         let mut cfg = topology::build_host(&t, host, 1).expect("host");
         let sw = cfg.build().expect("switch");
         model(&sw, &t, host, in_port, Path::new("/tmp/x.pcap"), 0).expect("model")
@@ -981,7 +981,7 @@ mod tests {
 
     #[test]
     fn the_warm_up_fills_the_mac_tables_ovs_is_given() {
-        let t = crate::lab::topology().expect("topology");
+        let t = crate::spec::topology().expect("topology");
         let s = crate::traffic::TrafficScenario::L2Egress;
         let (sw, tr) = warm_switch(&t, s, 1, 1).expect("warm");
         let m = model(&sw, &t, s.host(), s.in_port(), Path::new("/tmp/x.pcap"), 0).expect("m");

@@ -8,17 +8,12 @@
 //! first: the MACs that traffic would have taught, the upstream router's
 //! ARP answer, the connections replies belong to.
 
+use crate::spec::{self, EXTERNAL_HOST, UPSTREAM_MAC};
 use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
 use topology::Topology;
-
-/// The upstream router on the external network (spec §0.3).
-pub const UPSTREAM_MAC: u64 = 0x00005e005301;
-const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-/// The external host behind it.
-const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 
 /// The benchmark's scenarios, one per walk (and direction) of §8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,6 +180,8 @@ struct Cast {
     qg: (Mac, Ipv4Addr),
     fg_c1: (Mac, Ipv4Addr),
     fip: Ipv4Addr,
+    /// The upstream router's address: the external subnet's gateway.
+    upstream_ip: Ipv4Addr,
 }
 
 fn cast(t: &Topology) -> Result<Cast, String> {
@@ -230,6 +227,7 @@ fn cast(t: &Topology) -> Result<Cast, String> {
         .iter()
         .find(|f| f.port.as_deref() == Some("vm1"))
         .ok_or("topology: vm1 has no floating IP")?;
+    let upstream = spec::external_subnet(t).ok_or("topology: no external subnet")?;
     Ok(Cast {
         vm1,
         vm3: port("vm3")?,
@@ -245,6 +243,7 @@ fn cast(t: &Topology) -> Result<Cast, String> {
         qg: (g.mac, g.ip),
         fg_c1: (fg.mac, fg.ip),
         fip: fip.address,
+        upstream_ip: upstream.gateway_ip,
     })
 }
 
@@ -292,15 +291,15 @@ fn arp_request(from: (Mac, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
     frame_from_key(&k, 0)
 }
 
-fn arp_reply(from_mac: u64, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
+fn arp_reply(from_mac: Mac, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::ARP as u64);
-    k.set(Field::DlSrc, from_mac);
+    k.set(Field::DlSrc, from_mac.to_u64());
     k.set(Field::DlDst, to.0.to_u64());
     k.set(Field::NwProto, 2);
     k.set(Field::NwSrc, u32::from(from_ip) as u64);
     k.set(Field::NwDst, u32::from(to.1) as u64);
-    k.set(Field::ArpSha, from_mac);
+    k.set(Field::ArpSha, from_mac.to_u64());
     k.set(Field::ArpTha, to.0.to_u64());
     frame_from_key(&k, 0)
 }
@@ -327,27 +326,13 @@ fn key(s: TrafficScenario, c: &Cast, i: usize) -> FlowKey {
         // vm3's packet after compute2's qrouter: to sg-s1, compute2's DVR MAC.
         TrafficScenario::SnatEgress => udp(c.dvr_c2, c.sg1, Some(101), c.vm3.1, EXTERNAL_HOST, 63),
         TrafficScenario::SnatReply => {
-            let mut k = udp(
-                Mac::from_u64(UPSTREAM_MAC),
-                c.qg.0,
-                None,
-                EXTERNAL_HOST,
-                c.qg.1,
-                62,
-            );
+            let mut k = udp(UPSTREAM_MAC, c.qg.0, None, EXTERNAL_HOST, c.qg.1, 62);
             k.set(Field::TpSrc, dport as u64);
             k.set(Field::TpDst, sport as u64);
             return k;
         }
         TrafficScenario::FipEgress => udp(c.vm1.0, c.gw1, None, c.vm1.1, EXTERNAL_HOST, 64),
-        TrafficScenario::FipIngress => udp(
-            Mac::from_u64(UPSTREAM_MAC),
-            c.fg_c1.0,
-            None,
-            ext_src,
-            c.fip,
-            62,
-        ),
+        TrafficScenario::FipIngress => udp(UPSTREAM_MAC, c.fg_c1.0, None, ext_src, c.fip, 62),
     };
     k.set(Field::TpSrc, sport as u64);
     k.set(Field::TpDst, dport as u64);
@@ -380,7 +365,7 @@ pub fn generate(
     let frames = (0..count)
         .map(|i| frame(&key(s, &c, i % flows), size.of(i)))
         .collect();
-    let upstream_arp = |to| arp_reply(UPSTREAM_MAC, UPSTREAM_IP, to);
+    let upstream_arp = |to| arp_reply(UPSTREAM_MAC, c.upstream_ip, to);
     let one = |k: FlowKey| vec![frame(&k, 64)];
     let warmup = match s {
         // The destination VM has spoken (its MAC is learned), as it would
@@ -430,7 +415,7 @@ pub fn generate(
                 .find(|i| i.snat_mac == Some(c.sg1))
                 .and_then(|i| i.snat_ip)
                 .ok_or("topology: no sg- address on subnet1")?;
-            let mut vm3_arp = arp_reply(c.vm3.0.to_u64(), c.vm3.1, (c.sg1, sg_ip));
+            let mut vm3_arp = arp_reply(c.vm3.0, c.vm3.1, (c.sg1, sg_ip));
             vm3_arp.splice(12..12, [0x81, 0x00, 0x00, 101]);
             vec![
                 ("eth1".to_string(), egress[..1].to_vec()),
@@ -472,8 +457,7 @@ mod tests {
     use super::*;
 
     fn spec() -> Topology {
-        topology::load_toml(include_str!("../../config/topologies/spec-example.toml"))
-            .expect("spec topology")
+        spec::topology().expect("spec topology")
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn the_model_forwards_like_vswitch() {
         );
         return;
     };
-    let t = devtools::lab::topology().expect("topology");
+    let t = devtools::spec::topology().expect("topology");
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
     // (scenario, out port, dl_src, dl_dst, VLAN, nw_src, TTL) as the spec's walks say.
     let cases = [

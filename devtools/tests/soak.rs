@@ -61,7 +61,7 @@ fn network1_under_churn_and_live_updates_keeps_its_connections_and_its_memory() 
         .unwrap_or(12.0);
     let dir = std::env::temp_dir().join(format!("vswitch-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let t = devtools::lab::topology().expect("topology");
+    let t = devtools::spec::topology().expect("topology");
     let d = Daemon::start_with(&config(&dir), t.clone()).expect("daemon");
     let eth1 = d.ring("eth1").expect("eth1");
     let eth2 = d.ring("eth2").expect("eth2");
@@ -151,6 +151,11 @@ fn network1_under_churn_and_live_updates_keeps_its_connections_and_its_memory() 
     // 30 s and are re-confirmed while in use).
     let upstream_arp = reply.warmup[1].1[0].clone();
     let vm3_arp = reply.warmup[4].1[0].clone();
+    let upstream_ip = devtools::spec::external_subnet(&t)
+        .expect("external subnet")
+        .gateway_ip
+        .to_bits();
+    let vm3_ip = t.port("vm3").expect("vm3").ip.to_bits();
     let mut arp_answered = 0u64;
     // Answers wait here until their port's ring takes them (the rings run
     // full: the worker is saturated).
@@ -164,10 +169,10 @@ fn network1_under_churn_and_live_updates_keeps_its_connections_and_its_memory() 
             };
             let k = p.key;
             if k.dl_type() == ethertype::ARP && k.nw_proto() == 1 {
-                match k.nw_dst() {
-                    0xcb00_7101 => answers.push_back((false, upstream_arp.clone())),
-                    0x0a01_000d => answers.push_back((true, vm3_arp.clone())),
-                    _ => {}
+                if k.nw_dst() == upstream_ip {
+                    answers.push_back((false, upstream_arp.clone()));
+                } else if k.nw_dst() == vm3_ip {
+                    answers.push_back((true, vm3_arp.clone()));
                 }
                 continue;
             }

@@ -16,8 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn spec_topology_text() -> String {
-    std::fs::read_to_string(root().join("../config/topologies/spec-example.toml"))
-        .expect("topology file")
+    devtools::spec::TOPOLOGY.to_string()
 }
 
 fn spec_topology() -> Topology {

@@ -23,6 +23,7 @@ pub mod netns;
 pub mod probe;
 pub mod scenario;
 
+use crate::spec;
 use scenario::{LabScenario, Outcome, Probe, SeenAs, Sender};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -34,14 +35,14 @@ use topology::Topology;
 pub const NS_PREFIX: &str = "vsl-";
 /// Where a running lab keeps its configs, sockets, logs and daemon pids.
 pub const RUN_DIR: &str = "/run/vswitch-lab";
-/// The lab's topology: the spec's example (§0.3).
-pub const TOPOLOGY: &str = include_str!("../../../config/topologies/spec-example.toml");
 
 const FABRIC_NS: &str = "vsl-fabric";
 const UPSTREAM_NS: &str = "vsl-upstream";
 const EXTERNAL_NS: &str = "vsl-external";
 const TRUNK_BRIDGE: &str = "trunk";
 const EXTERNAL_BRIDGE: &str = "extnet";
+/// The upstream router's address on the external host's side.
+const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
 fn check_interrupt() -> Result<(), String> {
     if vswitch::os::stop_requested() {
@@ -53,9 +54,9 @@ fn check_interrupt() -> Result<(), String> {
 
 pub use vswitch::os::is_root;
 
-/// The lab's topology, parsed and validated.
-pub fn topology() -> Result<Topology, String> {
-    topology::load_toml(TOPOLOGY).map_err(|e| format!("lab topology: {e}"))
+/// The lab's topology (the spec's example), parsed and validated.
+fn topology() -> Result<Topology, String> {
+    spec::topology().map_err(|e| format!("lab topology: {e}"))
 }
 
 /// A lab run's results.
@@ -188,7 +189,8 @@ fn build_and_run(
     std::fs::create_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
     set_mode(Path::new(RUN_DIR), 0o700)?;
     let topo_path = Path::new(RUN_DIR).join("topology.toml");
-    std::fs::write(&topo_path, TOPOLOGY).map_err(|e| format!("{}: {e}", topo_path.display()))?;
+    std::fs::write(&topo_path, spec::TOPOLOGY)
+        .map_err(|e| format!("{}: {e}", topo_path.display()))?;
 
     // The physical network: a trunk bridge and an external bridge.
     g.add_ns(FABRIC_NS)?;
@@ -278,11 +280,7 @@ fn build_and_run(
     }
 
     // The upstream router and the external host behind it.
-    let ext = t
-        .subnets
-        .iter()
-        .find(|s| t.networks.iter().any(|n| n.name == s.network && n.external))
-        .ok_or("the lab topology has no external subnet")?;
+    let ext = spec::external_subnet(t).ok_or("the lab topology has no external subnet")?;
     let ext_prefix = topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len);
     g.add_ns(UPSTREAM_NS)?;
     g.add_ns(EXTERNAL_NS)?;
@@ -298,7 +296,13 @@ fn build_and_run(
     )?;
     netns::ip_in(
         UPSTREAM_NS,
-        &["link", "set", "eth0", "address", scenario::UPSTREAM_MAC],
+        &[
+            "link",
+            "set",
+            "eth0",
+            "address",
+            &spec::UPSTREAM_MAC.to_string(),
+        ],
     )?;
     netns::ip_in(
         UPSTREAM_NS,
@@ -330,7 +334,7 @@ fn build_and_run(
         &[
             "addr",
             "add",
-            &format!("{}/24", scenario::UPSTREAM_INNER),
+            &format!("{}/24", UPSTREAM_INNER),
             "dev",
             "eth1",
         ],
@@ -340,7 +344,7 @@ fn build_and_run(
         &[
             "addr",
             "add",
-            &format!("{}/24", scenario::EXTERNAL_HOST),
+            &format!("{}/24", spec::EXTERNAL_HOST),
             "dev",
             "eth0",
         ],
@@ -360,7 +364,7 @@ fn build_and_run(
             "add",
             "default",
             "via",
-            &scenario::UPSTREAM_INNER.to_string(),
+            &UPSTREAM_INNER.to_string(),
         ],
     )?;
     netns::in_netns(UPSTREAM_NS, || {
@@ -543,7 +547,7 @@ fn kernel_probe(s: &LabScenario) -> Result<(bool, String), String> {
             };
             let expect: Ipv4Addr = match seen_as {
                 SeenAs::Addr(a) => *a,
-                SeenAs::ExternalSender => scenario::EXTERNAL_HOST,
+                SeenAs::ExternalSender => spec::EXTERNAL_HOST,
             };
             let srv = probe::HttpServer::start(&sender_ns(server), listen, &name)?;
             let to = *to;
@@ -624,18 +628,13 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
     let mut sim = Sim::new(&t).map_err(|e| e.to_string())?;
-    let ext = t
-        .subnets
-        .iter()
-        .find(|s| t.networks.iter().any(|n| n.name == s.network && n.external))
-        .ok_or("the lab topology has no external subnet")?;
-    let upstream_mac = scenario::UPSTREAM_MAC.parse().map_err(|_| "upstream MAC")?;
+    let ext = spec::external_subnet(&t).ok_or("the lab topology has no external subnet")?;
     sim.add_external_station(
         "upstream",
-        upstream_mac,
+        spec::UPSTREAM_MAC,
         ext.gateway_ip,
         topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len),
-        vec![scenario::EXTERNAL_HOST],
+        vec![spec::EXTERNAL_HOST],
     );
     let name = |s: &Sender| match s {
         Sender::Vm(v) => v.clone(),

@@ -3,17 +3,12 @@
 //! first packet to trace across the hosts it crosses. The same list runs
 //! on real kernels in namespaces and on the in-process simulation.
 
+use crate::spec::{EXTERNAL_HOST, UPSTREAM_MAC};
 use pipeline::key::Mac;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use topology::model::{Cidr, Port};
 use topology::Topology;
 
-/// The external host behind the upstream router (spec §0.3).
-pub const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
-/// The upstream router's address on the external host's side.
-pub const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-/// The upstream router's MAC on the external network (spec §0.3).
-pub const UPSTREAM_MAC: &str = "00:00:5e:00:53:01";
 /// The external host's HTTP port, and the one vm1 listens on.
 pub const EXTERNAL_HTTP_PORT: u16 = 80;
 pub const VM_HTTP_PORT: u16 = 8080;
