@@ -13,14 +13,83 @@
 //! output port's transmit counter says how much arrived where the walk
 //! says.
 
-use crate::traffic::{self, FrameSize, TrafficScenario};
+use crate::ovs_dpdk::OvsDpdkError;
+use crate::traffic::{self, FrameSize, TrafficError, TrafficScenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use topology::Topology;
+use topology::{Topology, TopologyError};
 use vswitch::config::DaemonConfig;
-use vswitch::daemon::Daemon;
+use vswitch::control::ControlError;
+use vswitch::daemon::{BindError, Daemon, DaemonError};
+
+/// Why a point could not be measured. Each error names the setting,
+/// file or host; the benchmark prints it as the point's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    #[error("extra ports: at most 60000, not {0}")]
+    TooManyPorts(usize),
+    #[error("{0} has no VM port")]
+    NoVmPort(String),
+    /// The topology with the extra ports does not validate.
+    #[error("{0}")]
+    Topology(#[from] TopologyError),
+    #[error("workers: at least 1")]
+    NoWorkers,
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no host {0}")]
+    NoHost(String),
+    #[error("dpdk replay: one worker (net_pcap has one queue per capture)")]
+    DpdkWorkers,
+    #[error("bench config: {0}")]
+    Config(#[source] toml::de::Error),
+    #[error("{0}")]
+    Daemon(#[from] DaemonError),
+    #[error("{0}")]
+    Bind(#[from] BindError),
+    /// The topology could not be written for a live update.
+    #[error("{0}")]
+    TopologyText(#[from] toml::ser::Error),
+    /// A live topology update was refused.
+    #[error("{0}")]
+    Update(#[from] ControlError),
+    #[error("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")]
+    OvsNotInstalled,
+    #[error("an empty capture")]
+    EmptyCapture,
+    #[error(transparent)]
+    OvsDpdk(#[from] OvsDpdkError),
+    #[error("OVS-DPDK points are measured above")]
+    OvsDpdkPoint,
+
+    // A point run in a child process.
+    /// The point could not be written as JSON for the child.
+    #[error("{0}")]
+    PointJson(#[source] serde_json::Error),
+    #[error("{}: {source}", exe.display())]
+    Child {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("child result: {0}")]
+    ChildResult(#[source] serde_json::Error),
+    /// The child failed; `stderr` is what it said.
+    #[error("{scenario} {io}: {stderr}")]
+    ChildFailed {
+        scenario: String,
+        io: &'static str,
+        stderr: String,
+    },
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -112,20 +181,24 @@ pub fn rss_mb() -> f64 {
 
 /// The spec's example topology, with `extra` more VM ports on `host`'s
 /// first network (its subnet widened to a /16 to hold them).
-pub fn topology_with_ports(base: &Topology, host: &str, extra: usize) -> Result<Topology, String> {
+pub fn topology_with_ports(
+    base: &Topology,
+    host: &str,
+    extra: usize,
+) -> Result<Topology, ReplayError> {
     let mut t = base.clone();
     if extra == 0 {
         return Ok(t);
     }
     if extra > 60_000 {
-        return Err(format!("extra ports: at most 60000, not {extra}"));
+        return Err(ReplayError::TooManyPorts(extra));
     }
     let net = t
         .ports
         .iter()
         .find(|p| p.host == host)
         .map(|p| p.network.clone())
-        .ok_or_else(|| format!("{host} has no VM port"))?;
+        .ok_or_else(|| ReplayError::NoVmPort(host.to_string()))?;
     if let Some(s) = t.subnets.iter_mut().find(|s| s.network == net) {
         let base_ip = s.cidr.split('/').next().unwrap_or("10.1.0.0").to_string();
         s.cidr = format!("{base_ip}/16");
@@ -146,11 +219,15 @@ pub fn topology_with_ports(base: &Topology, host: &str, extra: usize) -> Result<
             ofport: None,
         });
     }
-    topology::validate(&t).map_err(|e| e.to_string())?;
+    topology::validate(&t)?;
     Ok(t)
 }
 
-fn frames_for(p: &Point, s: TrafficScenario, t: &Topology) -> Result<traffic::Traffic, String> {
+fn frames_for(
+    p: &Point,
+    s: TrafficScenario,
+    t: &Topology,
+) -> Result<traffic::Traffic, TrafficError> {
     let size = FrameSize::parse(&p.size)?;
     // Enough frames that a loop over them is not a loop over a few cache
     // lines; one frame per flow beyond that.
@@ -159,15 +236,18 @@ fn frames_for(p: &Point, s: TrafficScenario, t: &Topology) -> Result<traffic::Tr
 }
 
 /// Measures one point, in this process. `dir` holds the capture.
-pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, String> {
+pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, ReplayError> {
     let s = TrafficScenario::parse(&p.scenario)?;
     if p.workers == 0 {
-        return Err("workers: at least 1".into());
+        return Err(ReplayError::NoWorkers);
     }
     let rss0 = rss_mb();
     let t = topology_with_ports(base, s.host(), p.extra_ports)?;
     let tr = frames_for(p, s, &t)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| ReplayError::File {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let pcap = dir.join(format!("{}-{}-{}.pcap", s.name(), p.flows, p.size));
     traffic::write_pcap(&pcap, &tr.frames)?;
     let frames_in_capture = tr.frames.len();
@@ -177,7 +257,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         .hosts
         .iter()
         .find(|h| h.name == s.host())
-        .ok_or_else(|| format!("no host {}", s.host()))?;
+        .ok_or_else(|| ReplayError::NoHost(s.host().to_string()))?;
     let mut outputs: Vec<String> = host.nics.values().cloned().collect();
     outputs.extend(
         t.ports
@@ -208,7 +288,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         }
         Io::Dpdk => {
             if p.workers != 1 {
-                return Err("dpdk replay: one worker (net_pcap has one queue per capture)".into());
+                return Err(ReplayError::DpdkWorkers);
             }
             for (i, o) in outputs.iter().enumerate() {
                 text.push_str(&format!(
@@ -230,16 +310,15 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         (2 * p.flows).clamp(65_536, 1 << 21),
         (2 * p.flows).max(262_144)
     ));
-    let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("bench config: {e}"))?;
-    let d = Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
+    let cfg: DaemonConfig = toml::from_str(&text).map_err(ReplayError::Config)?;
+    let d = Daemon::start_with(&cfg, t.clone())?;
 
     for (port, frames) in &tr.warmup {
-        d.process_local(port, frames).map_err(|e| e.to_string())?;
+        d.process_local(port, frames)?;
     }
     if p.io == Io::OvsDpdk {
         // Our switch, warmed up, is the model; Open vSwitch runs it.
-        let bin = crate::ovs_dpdk::binary()
-            .ok_or("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")?;
+        let bin = crate::ovs_dpdk::binary().ok_or(ReplayError::OvsNotInstalled)?;
         let m = crate::ovs_dpdk::model(
             &d.shared.switch(),
             &t,
@@ -249,7 +328,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             d.shared.now_ns(),
         )?;
         // The model must forward the capture's first frame as we do.
-        let frame = tr.frames.first().ok_or("an empty capture")?;
+        let frame = tr.frames.first().ok_or(ReplayError::EmptyCapture)?;
         let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
         d.stop();
         let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
@@ -290,12 +369,10 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             receive: true,
             mbufs: None,
         },
-        Io::OvsDpdk => return Err("OVS-DPDK points are measured above".into()),
+        Io::OvsDpdk => return Err(ReplayError::OvsDpdkPoint),
     };
     let queues = if p.io == Io::Memory { p.workers } else { 1 };
-    d.shared
-        .bind_port(s.in_port(), &backend, queues)
-        .map_err(|e| e.to_string())?;
+    d.shared.bind_port(s.in_port(), &backend, queues)?;
 
     // Settle (caches filled, every flow seen once), then measure.
     std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
@@ -310,17 +387,14 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             }
             w
         };
-        let texts = [
-            toml::to_string(&without).map_err(|e| e.to_string())?,
-            toml::to_string(&t).map_err(|e| e.to_string())?,
-        ];
+        let texts = [toml::to_string(&without)?, toml::to_string(&t)?];
         let gap = Duration::from_secs_f64(p.seconds / p.updates as f64);
         for i in 0..p.updates {
             let req = vswitch::control::Request::TopologyLoad {
                 toml: texts[i % 2].clone(),
             };
             let u0 = Instant::now();
-            vswitch::control::handle(&d.shared, &req).map_err(|e| e.to_string())?;
+            vswitch::control::handle(&d.shared, &req)?;
             update_ms.push(u0.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(gap.saturating_sub(u0.elapsed()));
         }
@@ -433,25 +507,27 @@ fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
 /// Runs `p` in a child process (`exe --point JSON`, which must call
 /// `run_point` and print the result as JSON): each point gets a clean
 /// address space (its memory figures its own) and, for DPDK, its own EAL.
-pub fn run_point_in_child(exe: &Path, p: &Point, dir: &Path) -> Result<Measured, String> {
-    let json = serde_json::to_string(p).map_err(|e| e.to_string())?;
+pub fn run_point_in_child(exe: &Path, p: &Point, dir: &Path) -> Result<Measured, ReplayError> {
+    let json = serde_json::to_string(p).map_err(ReplayError::PointJson)?;
     let out = std::process::Command::new(exe)
         .arg("--point")
         .arg(&json)
         .arg("--dir")
         .arg(dir)
         .output()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        .map_err(|source| ReplayError::Child {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.starts_with('{'));
     match (out.status.success(), line) {
-        (true, Some(l)) => serde_json::from_str(l).map_err(|e| format!("child result: {e}")),
-        _ => Err(format!(
-            "{} {}: {}",
-            p.scenario,
-            p.io.name(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        (true, Some(l)) => serde_json::from_str(l).map_err(ReplayError::ChildResult),
+        _ => Err(ReplayError::ChildFailed {
+            scenario: p.scenario.clone(),
+            io: p.io.name(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
     }
 }
 

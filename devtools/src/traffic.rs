@@ -13,7 +13,69 @@ use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use topology::Topology;
+
+/// Why a scenario's traffic could not be made or written. Each error
+/// names what it refused or missed; `vswitch gen-traffic` and the replay
+/// benchmark print it after their own prefix.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    #[error("frame size `{0}`: 64..1518 bytes or `imix`")]
+    FrameSize(String),
+    #[error("no scenario `{0}` (one of {names})", names = scenario_names())]
+    UnknownScenario(String),
+    #[error("flows: 1..{MAX_FLOWS}, not {0}")]
+    Flows(usize),
+    #[error("topology: {0}")]
+    Topology(#[from] MissingFromTopology),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Pcap {
+        path: PathBuf,
+        #[source]
+        source: pcap_file::PcapError,
+    },
+}
+
+/// What a topology lacks that the spec's example has and the scenarios
+/// are made of.
+#[derive(Debug, thiserror::Error)]
+pub enum MissingFromTopology {
+    #[error("no port {0} (the spec's example topology has it)")]
+    Port(&'static str),
+    #[error("no router with a gateway")]
+    GatewayRouter,
+    #[error("router {router} has no interface on {subnet}")]
+    RouterInterface {
+        router: String,
+        subnet: &'static str,
+    },
+    #[error("no subnet {0}")]
+    Subnet(&'static str),
+    #[error("no fg- port on {0}")]
+    FipGateway(&'static str),
+    #[error("no host {0}")]
+    Host(&'static str),
+    #[error("{0} has no floating IP")]
+    FloatingIp(&'static str),
+    #[error("no external subnet")]
+    ExternalSubnet,
+    #[error("no sg- MAC on {0}")]
+    SnatMac(&'static str),
+    #[error("no sg- address on {0}")]
+    SnatAddress(&'static str),
+}
+
+/// Every scenario's name, for the error naming an unknown one.
+fn scenario_names() -> String {
+    ALL.map(|c| c.name()).join(", ")
+}
 
 /// The benchmark's scenarios, one per walk (and direction) of §8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,13 +121,13 @@ pub enum FrameSize {
 }
 
 impl FrameSize {
-    pub fn parse(s: &str) -> Result<FrameSize, String> {
+    pub fn parse(s: &str) -> Result<FrameSize, TrafficError> {
         if s.eq_ignore_ascii_case("imix") {
             return Ok(FrameSize::Imix);
         }
         match s.trim_end_matches('B').parse::<usize>() {
             Ok(n) if (64..=1518).contains(&n) => Ok(FrameSize::Fixed(n)),
-            _ => Err(format!("frame size `{s}`: 64..1518 bytes or `imix`")),
+            _ => Err(TrafficError::FrameSize(s.to_string())),
         }
     }
 
@@ -107,13 +169,11 @@ impl TrafficScenario {
         }
     }
 
-    pub fn parse(s: &str) -> Result<TrafficScenario, String> {
-        ALL.iter().copied().find(|c| c.name() == s).ok_or_else(|| {
-            format!(
-                "no scenario `{s}` (one of {})",
-                ALL.map(|c| c.name()).join(", ")
-            )
-        })
+    pub fn parse(s: &str) -> Result<TrafficScenario, TrafficError> {
+        ALL.iter()
+            .copied()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| TrafficError::UnknownScenario(s.to_string()))
     }
 
     /// The spec's walk.
@@ -184,50 +244,53 @@ struct Cast {
     upstream_ip: Ipv4Addr,
 }
 
-fn cast(t: &Topology) -> Result<Cast, String> {
-    let port = |n: &str| {
+fn cast(t: &Topology) -> Result<Cast, MissingFromTopology> {
+    use MissingFromTopology as Missing;
+    let port = |n: &'static str| {
         t.ports
             .iter()
             .find(|p| p.name == n)
             .map(|p| (p.mac, p.ip))
-            .ok_or_else(|| format!("topology: no port {n} (the spec's example topology has it)"))
+            .ok_or(Missing::Port(n))
     };
-    let r = t
+    let (r, g) = t
         .routers
         .iter()
-        .find(|r| r.gateway.is_some())
-        .ok_or("topology: no router with a gateway")?;
-    let iface = |sub: &str| {
+        .find_map(|r| r.gateway.as_ref().map(|g| (r, g)))
+        .ok_or(Missing::GatewayRouter)?;
+    let iface = |sub: &'static str| {
         r.interfaces
             .iter()
             .find(|i| i.subnet == sub)
-            .ok_or_else(|| format!("topology: router {} has no interface on {sub}", r.name))
+            .ok_or_else(|| Missing::RouterInterface {
+                router: r.name.clone(),
+                subnet: sub,
+            })
     };
-    let gateway_ip = |sub: &str| {
+    let gateway_ip = |sub: &'static str| {
         t.subnets
             .iter()
             .find(|s| s.name == sub)
             .map(|s| s.gateway_ip)
-            .ok_or_else(|| format!("topology: no subnet {sub}"))
+            .ok_or(Missing::Subnet(sub))
     };
-    let g = r.gateway.as_ref().ok_or("gateway")?;
     let fg = t
         .fip_gateways
         .iter()
         .find(|f| f.host == "compute1")
-        .ok_or("topology: no fg- port on compute1")?;
+        .ok_or(Missing::FipGateway("compute1"))?;
     let c2 = t
         .hosts
         .iter()
         .find(|h| h.name == "compute2")
-        .ok_or("topology: no host compute2")?;
+        .ok_or(Missing::Host("compute2"))?;
     let vm1 = port("vm1")?;
     let fip = t
         .floating_ips
         .iter()
         .find(|f| f.port.as_deref() == Some("vm1"))
-        .ok_or("topology: vm1 has no floating IP")?;
-    let upstream = spec::external_subnet(t).ok_or("topology: no external subnet")?;
+        .ok_or(Missing::FloatingIp("vm1"))?;
+    let upstream = spec::external_subnet(t).ok_or(Missing::ExternalSubnet)?;
     Ok(Cast {
         vm1,
         vm3: port("vm3")?,
@@ -239,7 +302,7 @@ fn cast(t: &Topology) -> Result<Cast, String> {
         dvr_c2: c2.dvr_mac,
         sg1: iface("subnet1")?
             .snat_mac
-            .ok_or("topology: no sg- MAC on subnet1")?,
+            .ok_or(Missing::SnatMac("subnet1"))?,
         qg: (g.mac, g.ip),
         fg_c1: (fg.mac, fg.ip),
         fip: fip.address,
@@ -357,9 +420,9 @@ pub fn generate(
     flows: usize,
     size: FrameSize,
     count: usize,
-) -> Result<Traffic, String> {
+) -> Result<Traffic, TrafficError> {
     if flows == 0 || flows > MAX_FLOWS {
-        return Err(format!("flows: 1..{MAX_FLOWS}, not {flows}"));
+        return Err(TrafficError::Flows(flows));
     }
     let c = cast(t)?;
     let frames = (0..count)
@@ -414,7 +477,7 @@ pub fn generate(
                 .flat_map(|r| &r.interfaces)
                 .find(|i| i.snat_mac == Some(c.sg1))
                 .and_then(|i| i.snat_ip)
-                .ok_or("topology: no sg- address on subnet1")?;
+                .ok_or(MissingFromTopology::SnatAddress("subnet1"))?;
             let mut vm3_arp = arp_reply(c.vm3.0, c.vm3.1, (c.sg1, sg_ip));
             vm3_arp.splice(12..12, [0x81, 0x00, 0x00, 101]);
             vec![
@@ -439,15 +502,21 @@ pub fn generate(
 }
 
 /// Writes frames as a pcap file.
-pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) -> Result<(), String> {
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) -> Result<(), TrafficError> {
     use pcap_file::pcap::{PcapPacket, PcapWriter};
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = PcapWriter::new(std::io::BufWriter::new(f))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let pcap_error = |source| TrafficError::Pcap {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::create(path).map_err(|source| TrafficError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f)).map_err(pcap_error)?;
     for (i, fr) in frames.iter().enumerate() {
         let ts = std::time::Duration::from_micros(i as u64);
         w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(pcap_error)?;
     }
     Ok(())
 }

@@ -19,11 +19,13 @@
 //! later, from the state kept in `RUN_DIR`. Without root the same
 //! scenarios run on the in-process multi-host simulation (`run_sim`).
 
+pub mod error;
 pub mod netns;
 pub mod probe;
 pub mod scenario;
 
 use crate::spec;
+pub use error::{LabError, ScenarioError, TraceError};
 use scenario::{LabScenario, Outcome, Probe, SeenAs, Sender};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -44,19 +46,27 @@ const EXTERNAL_BRIDGE: &str = "extnet";
 /// The upstream router's address on the external host's side.
 const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
-fn check_interrupt() -> Result<(), String> {
+fn check_interrupt() -> Result<(), LabError> {
     if vswitch::os::stop_requested() {
-        Err("interrupted".into())
+        Err(LabError::Interrupted)
     } else {
         Ok(())
+    }
+}
+
+/// The error of a file operation on `path`.
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+    move |source| LabError::File {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
 pub use vswitch::os::is_root;
 
 /// The lab's topology (the spec's example), parsed and validated.
-fn topology() -> Result<Topology, String> {
-    spec::topology().map_err(|e| format!("lab topology: {e}"))
+fn topology() -> Result<Topology, LabError> {
+    spec::topology().map_err(LabError::Topology)
 }
 
 /// A lab run's results.
@@ -95,7 +105,7 @@ struct LabGuard {
 }
 
 impl LabGuard {
-    fn add_ns(&mut self, name: &str) -> Result<(), String> {
+    fn add_ns(&mut self, name: &str) -> Result<(), LabError> {
         netns::add_namespace(name)?;
         self.namespaces.push(name.to_string());
         Ok(())
@@ -135,25 +145,25 @@ pub struct LabOptions {
     pub vswitchd: Option<PathBuf>,
 }
 
-fn find_vswitchd(opt: &Option<PathBuf>) -> Result<PathBuf, String> {
+fn find_vswitchd(opt: &Option<PathBuf>) -> Result<PathBuf, LabError> {
     if let Some(p) = opt {
         return Ok(p.clone());
     }
-    crate::shipped::binary("vswitchd")
+    Ok(crate::shipped::binary("vswitchd")?)
 }
 
 /// Builds the lab, runs every scenario, tears it down (unless `keep`).
-pub fn run_kernel(opts: &LabOptions, progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
+pub fn run_kernel(
+    opts: &LabOptions,
+    progress: &mut dyn FnMut(&Outcome),
+) -> Result<Report, LabError> {
     if !is_root() {
-        return Err("the kernel lab needs root (network namespaces)".into());
+        return Err(LabError::NeedsRoot);
     }
     let vswitchd = find_vswitchd(&opts.vswitchd)?;
     let left = netns::namespaces_with_prefix(NS_PREFIX);
     if !left.is_empty() {
-        return Err(format!(
-            "a lab is already up ({}): `vswitch lab down` removes it",
-            left.join(", ")
-        ));
+        return Err(LabError::AlreadyUp(left));
     }
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
@@ -185,12 +195,11 @@ fn build_and_run(
     vswitchd: &Path,
     g: &mut LabGuard,
     progress: &mut dyn FnMut(&Outcome),
-) -> Result<Report, String> {
-    std::fs::create_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+) -> Result<Report, LabError> {
+    std::fs::create_dir_all(RUN_DIR).map_err(file_error(Path::new(RUN_DIR)))?;
     set_mode(Path::new(RUN_DIR), 0o700)?;
     let topo_path = Path::new(RUN_DIR).join("topology.toml");
-    std::fs::write(&topo_path, spec::TOPOLOGY)
-        .map_err(|e| format!("{}: {e}", topo_path.display()))?;
+    std::fs::write(&topo_path, spec::TOPOLOGY).map_err(file_error(&topo_path))?;
 
     // The physical network: a trunk bridge and an external bridge.
     g.add_ns(FABRIC_NS)?;
@@ -280,7 +289,7 @@ fn build_and_run(
     }
 
     // The upstream router and the external host behind it.
-    let ext = spec::external_subnet(t).ok_or("the lab topology has no external subnet")?;
+    let ext = spec::external_subnet(t).ok_or(LabError::NoExternalSubnet)?;
     let ext_prefix = topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len);
     g.add_ns(UPSTREAM_NS)?;
     g.add_ns(EXTERNAL_NS)?;
@@ -376,11 +385,13 @@ fn build_and_run(
     for h in &t.hosts {
         let cfg = daemon_config(t, &h.name, &topo_path);
         let cfg_path = Path::new(RUN_DIR).join(format!("{}.toml", h.name));
-        std::fs::write(&cfg_path, cfg).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        std::fs::write(&cfg_path, cfg).map_err(file_error(&cfg_path))?;
         let log_path = Path::new(RUN_DIR).join(format!("{}.log", h.name));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(&log_path).map_err(file_error(&log_path))?;
+        let log2 = log.try_clone().map_err(|source| LabError::LogClone {
+            path: log_path.clone(),
+            source,
+        })?;
         use std::os::unix::process::CommandExt;
         let child = Command::new("ip")
             .args(["netns", "exec", &host_ns(&h.name)])
@@ -394,7 +405,10 @@ fn build_and_run(
             // the daemons in order.
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("starting vswitchd for {}: {e}", h.name))?;
+            .map_err(|source| LabError::StartVswitchd {
+                host: h.name.clone(),
+                source,
+            })?;
         g.daemons.push((h.name.clone(), child));
     }
     for (host, child) in &mut g.daemons {
@@ -410,7 +424,7 @@ fn build_and_run(
                 bridge: None,
                 packet: packet.to_string(),
             };
-            match vswitch::control::call(&socket_of(host), &request).map_err(|e| e.to_string())? {
+            match vswitch::control::call(&socket_of(host), &request)? {
                 vswitch::control::Response::Trace(r) => Ok((r.trace, r.text)),
                 _ => Ok((serde_json::Value::Null, String::new())),
             }
@@ -433,10 +447,9 @@ fn build_and_run(
     })
 }
 
-fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
+fn set_mode(p: &Path, mode: u32) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", p.display()))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(file_error(p))
 }
 
 /// Host `host`'s vswitchd config: every NIC and VM port on AF_PACKET.
@@ -462,7 +475,7 @@ fn daemon_config(t: &Topology, host: &str, topology: &Path) -> String {
     s
 }
 
-fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
+fn wait_ready(host: &str, child: &mut Child) -> Result<(), LabError> {
     let sock = socket_of(host);
     let start = Instant::now();
     loop {
@@ -470,16 +483,19 @@ fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(Path::new(RUN_DIR).join(format!("{host}.log")))
                 .unwrap_or_default();
-            return Err(format!(
-                "vswitchd for {host} exited ({status}): {}",
-                log.trim()
-            ));
+            return Err(LabError::VswitchdExited {
+                host: host.to_string(),
+                status,
+                log: log.trim().to_string(),
+            });
         }
         if vswitch::control::call(&sock, &vswitch::control::Request::Show {}).is_ok() {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(15) {
-            return Err(format!("vswitchd for {host}: no control socket after 15 s"));
+            return Err(LabError::VswitchdSilent {
+                host: host.to_string(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -489,7 +505,7 @@ fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
 fn run_kernel_scenario(s: &LabScenario) -> Outcome {
     let (passed, detail) = match kernel_probe(s) {
         Ok(r) => r,
-        Err(e) => (false, e),
+        Err(e) => (false, e.to_string()),
     };
     Outcome::of(s, passed, detail)
 }
@@ -503,7 +519,7 @@ fn sender_ns(s: &Sender) -> String {
 
 const PINGS: u32 = 3;
 
-fn kernel_probe(s: &LabScenario) -> Result<(bool, String), String> {
+fn kernel_probe(s: &LabScenario) -> Result<(bool, String), LabError> {
     let ns = sender_ns(&s.from);
     match &s.probe {
         Probe::Ping { dst } => {
@@ -541,7 +557,7 @@ fn kernel_probe(s: &LabScenario) -> Result<(bool, String), String> {
                         .ports
                         .iter()
                         .find(|p| &p.name == v)
-                        .ok_or_else(|| format!("no VM {v}"))?;
+                        .ok_or_else(|| LabError::NoVm(v.clone()))?;
                     (SocketAddrV4::new(p.ip, to.port()), v.clone())
                 }
             };
@@ -569,9 +585,9 @@ fn kernel_probe(s: &LabScenario) -> Result<(bool, String), String> {
 /// Removes a lab left up with `--keep` (or by a crash): stops its daemons,
 /// deletes every `vsl-` namespace and the run directory. Returns what it
 /// removed.
-pub fn down() -> Result<Vec<String>, String> {
+pub fn down() -> Result<Vec<String>, LabError> {
     if !is_root() {
-        return Err("removing the lab needs root".into());
+        return Err(LabError::DownNeedsRoot);
     }
     let mut removed = Vec::new();
     let pids = std::fs::read_to_string(Path::new(RUN_DIR).join("pids")).unwrap_or_default();
@@ -593,7 +609,7 @@ pub fn down() -> Result<Vec<String>, String> {
         removed.push(format!("namespace {ns}"));
     }
     if Path::new(RUN_DIR).exists() {
-        std::fs::remove_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+        std::fs::remove_dir_all(RUN_DIR).map_err(file_error(Path::new(RUN_DIR)))?;
         removed.push(RUN_DIR.to_string());
     }
     Ok(removed)
@@ -621,14 +637,14 @@ fn is_syn(k: &pipeline::key::FlowKey) -> bool {
 /// The same scenarios on the in-process multi-host simulation: the hosts'
 /// compiled switches joined by simulated trunk and external segments, an
 /// upstream station answering for the external host.
-pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
+pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, LabError> {
     use crate::sim::{Segment, Sim};
     use pipeline::key::Field;
     use pipeline::wire::ipproto;
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
-    let mut sim = Sim::new(&t).map_err(|e| e.to_string())?;
-    let ext = spec::external_subnet(&t).ok_or("the lab topology has no external subnet")?;
+    let mut sim = Sim::new(&t)?;
+    let ext = spec::external_subnet(&t).ok_or(LabError::NoExternalSubnet)?;
     sim.add_external_station(
         "upstream",
         spec::UPSTREAM_MAC,
@@ -701,10 +717,11 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
             }
         };
         let traces = scenario::trace_across(&t, &s.first, |host, packet| {
-            let sw = sim.switch(host).ok_or_else(|| format!("no host {host}"))?;
-            let tr = pipeline::xlate::trace::trace_text(sw, None, packet, 0)
-                .map_err(|e| e.to_string())?;
-            let v = serde_json::to_value(&tr).map_err(|e| e.to_string())?;
+            let sw = sim
+                .switch(host)
+                .ok_or_else(|| TraceError::NoSimHost(host.to_string()))?;
+            let tr = pipeline::xlate::trace::trace_text(sw, None, packet, 0)?;
+            let v = serde_json::to_value(&tr)?;
             Ok((v, tr.render()))
         });
         let mut o = Outcome::of(s, passed, detail);

@@ -3,6 +3,7 @@
 //! first packet to trace across the hosts it crosses. The same list runs
 //! on real kernels in namespaces and on the in-process simulation.
 
+use super::error::{ScenarioError, TraceError};
 use crate::spec::{EXTERNAL_HOST, UPSTREAM_MAC};
 use pipeline::key::Mac;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -138,56 +139,54 @@ fn tcp_syn(src: &Port, dmac: Mac, dst: SocketAddrV4) -> String {
 /// one with the same cast: a VM with a floating IP, a neighbour on its
 /// network and host, one on its network elsewhere, one on another network
 /// on its host and elsewhere, a router with a gateway).
-pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
+pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, ScenarioError> {
     let fip = t
         .floating_ips
         .iter()
         .find(|f| f.port.is_some())
-        .ok_or("the topology has no associated floating IP")?;
+        .ok_or(ScenarioError::NoFloatingIp)?;
     let a = t
         .ports
         .iter()
         .find(|p| Some(&p.name) == fip.port.as_ref())
-        .ok_or("the floating IP's port is not in the topology")?;
+        .ok_or(ScenarioError::FloatingIpPort)?;
     let c = Cast {
         t,
         fip: fip.address,
     };
-    let need = |what: &str| format!("the topology has no {what} for the lab's scenarios");
+    let need = ScenarioError::Missing;
     let same_host = c
         .port(|p| p.network == a.network && p.host == a.host && p.name != a.name)
-        .ok_or_else(|| need("second VM on the first VM's network and host"))?;
+        .ok_or(need("second VM on the first VM's network and host"))?;
     let other_host = c
         .port(|p| p.network == a.network && p.host != a.host)
-        .ok_or_else(|| need("VM on the first VM's network on another host"))?;
+        .ok_or(need("VM on the first VM's network on another host"))?;
     let routed_same = c
         .port(|p| p.network != a.network && p.host == a.host)
-        .ok_or_else(|| need("VM on another network on the first VM's host"))?;
+        .ok_or(need("VM on another network on the first VM's host"))?;
     let routed_other = c
         .port(|p| p.network != a.network && p.host != a.host)
-        .ok_or_else(|| need("VM on another network on another host"))?;
+        .ok_or(need("VM on another network on another host"))?;
     let snat_vm = c
         .port(|p| p.host != a.host && !c.has_fip(p))
-        .ok_or_else(|| need("VM without a floating IP on another host"))?;
+        .ok_or(need("VM without a floating IP on another host"))?;
     let router = t
         .routers
         .iter()
         .find(|r| r.gateway.is_some() && r.snat_host.is_some())
-        .ok_or_else(|| need("router with an external gateway"))?;
+        .ok_or(need("router with an external gateway"))?;
     let snat_host = router.snat_host.clone().unwrap_or_default();
     let snat_ip = router.gateway.as_ref().map(|g| g.ip).unwrap_or(c.fip);
-    let (_, gw) = c
-        .subnet_of(a)
-        .ok_or_else(|| need("subnet for the first VM"))?;
-    let gw_mac = c.gateway_mac(a).ok_or_else(|| need("gateway MAC"))?;
-    let snat_gw_mac = c.gateway_mac(snat_vm).ok_or_else(|| need("gateway MAC"))?;
+    let (_, gw) = c.subnet_of(a).ok_or(need("subnet for the first VM"))?;
+    let gw_mac = c.gateway_mac(a).ok_or(need("gateway MAC"))?;
+    let snat_gw_mac = c.gateway_mac(snat_vm).ok_or(need("gateway MAC"))?;
     let fg_mac = t
         .fip_gateways
         .iter()
         .find(|g| g.host == a.host)
         .map(|g| g.mac)
-        .ok_or_else(|| need("fg- port on the floating IP's host"))?;
-    let ext_nic = c.nic(&a.host, true).ok_or_else(|| need("external NIC"))?;
+        .ok_or(need("fg- port on the floating IP's host"))?;
+    let ext_nic = c.nic(&a.host, true).ok_or(need("external NIC"))?;
     let ext_http = SocketAddrV4::new(EXTERNAL_HOST, EXTERNAL_HTTP_PORT);
     let vm_http = SocketAddrV4::new(c.fip, VM_HTTP_PORT);
     let hosts = |list: &[&str]| {
@@ -427,8 +426,8 @@ pub struct HostTrace {
 pub fn trace_across(
     t: &Topology,
     first: &FirstPacket,
-    mut trace: impl FnMut(&str, &str) -> Result<(serde_json::Value, String), String>,
-) -> Result<Vec<HostTrace>, String> {
+    mut trace: impl FnMut(&str, &str) -> Result<(serde_json::Value, String), TraceError>,
+) -> Result<Vec<HostTrace>, TraceError> {
     let mut out = Vec::new();
     let mut packet = first.packet.clone();
     for (i, host) in first.hosts.iter().enumerate() {
@@ -445,7 +444,10 @@ pub fn trace_across(
         let this = t.hosts.iter().find(|h| &h.name == host);
         let next_h = t.hosts.iter().find(|h| &h.name == next);
         let (Some(this), Some(next_h)) = (this, next_h) else {
-            return Err(format!("no host named {host} or {next}"));
+            return Err(TraceError::UnknownHost {
+                host: host.clone(),
+                next: next.clone(),
+            });
         };
         // The first output on one of this host's NICs, entering the next
         // host on its NIC of the same bridge.
