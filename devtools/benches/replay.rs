@@ -292,19 +292,13 @@ fn row(m: &Measured) -> String {
     )
 }
 
+/// Results by group name (`scenarios`, `flows`, …), in run order.
+type Results = BTreeMap<&'static str, Vec<Measured>>;
+
 fn main() {
     let raw: Vec<String> = std::env::args().collect();
     if let Some(i) = raw.iter().position(|a| a == "--point") {
-        let dir = raw
-            .iter()
-            .position(|a| a == "--dir")
-            .and_then(|j| raw.get(j + 1))
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        if let Err(e) = child(raw.get(i + 1).map_or("", |s| s.as_str()), &dir) {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
+        run_child(&raw, i);
         return;
     }
     let a = match parse_args() {
@@ -314,7 +308,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let exe = std::env::current_exe().expect("current exe");
     if a.ovs && a.ios.contains(&Io::Dpdk) && devtools::ovs_dpdk::binary().is_none() {
         eprintln!(
             "Open vSwitch with DPDK is not installed ({}) or this is not root: no side-by-side run",
@@ -323,41 +316,8 @@ fn main() {
     }
     let groups = plan(&a);
     let total: usize = groups.iter().map(|g| g.points.len()).sum();
-    let work = a.out.join("work");
-    let mut results: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
-    let mut done = 0;
     let started = std::time::Instant::now();
-    // A discarded first point: the first child of a run measures low
-    // (cold page cache and CPU); every reported point then runs warm.
-    if let Some(p) = groups.first().and_then(|g| g.points.first()) {
-        let warm = Point {
-            seconds: 0.5,
-            ..p.clone()
-        };
-        let _ = replay::run_point_in_child(&exe, &warm, &work);
-    }
-    for g in &groups {
-        for p in &g.points {
-            done += 1;
-            eprint!(
-                "\r[{done}/{total}] {:<12} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
-                g.name,
-                p.scenario,
-                p.io.name(),
-                p.flows,
-                p.workers,
-                ""
-            );
-            match replay::run_point_in_child(&exe, p, &work) {
-                Ok(m) => {
-                    eprint!("\r[{done}/{total}] {:<12} {}\n", g.name, row(&m));
-                    results.entry(g.name).or_default().push(m);
-                }
-                Err(e) => eprintln!("\r[{done}/{total}] {:<12} failed: {e}", g.name),
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(&work);
+    let results = run_points(&groups, &a.out.join("work"));
     println!(
         "\nvswitch pcap-replay benchmark ({} points in {:.0} s; {})",
         total,
@@ -371,54 +331,8 @@ fn main() {
         }
     }
     if let Some(ms) = results.get("scenarios") {
-        let measured_ovs: Vec<&Measured> = ms
-            .iter()
-            .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
-            .collect();
-        if !measured_ovs.is_empty() {
-            println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; target 2x) ==");
-        }
-        for o in &measured_ovs {
-            let op = o.point.as_ref().expect("point");
-            let ours = ms.iter().find(|m| {
-                m.point.as_ref().is_some_and(|p| {
-                    p.io == Io::Dpdk && p.scenario == op.scenario && p.flows == op.flows
-                })
-            });
-            if let Some(m) = ours {
-                println!(
-                    "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps ({:.0} cycles/packet, {:.2} outputs/packet) = {:.2}x (target 2x: {})",
-                    op.scenario,
-                    op.flows,
-                    m.mpps,
-                    o.mpps,
-                    o.cycles_per_packet,
-                    o.outputs_per_packet,
-                    m.mpps / o.mpps.max(1e-9),
-                    if m.mpps >= 2.0 * o.mpps { "met" } else { "not met" }
-                );
-            }
-        }
-        println!("\n== against the issue's reference figures for Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
-        for m in ms {
-            let p = m.point.as_ref().expect("point");
-            if p.io == Io::OvsDpdk {
-                continue;
-            }
-            let big = if a.quick { 4_096 } else { 65_536 };
-            let f = if p.flows == big { 65_536 } else { p.flows };
-            if let Some(o) = ovs(&p.scenario, f) {
-                println!(
-                    "{:<17} {:<6} {:>6} flows: {:>6.2} Mpps vs {o:>5.1} = {:.2}x (target 2x: {})",
-                    p.scenario,
-                    p.io.name(),
-                    p.flows,
-                    m.mpps,
-                    m.mpps / o,
-                    if m.mpps >= 2.0 * o { "met" } else { "not met" }
-                );
-            }
-        }
+        print_measured_ovs(ms);
+        print_against_reference(ms, a.quick);
     }
     if let Some(u) = results.get("updates").and_then(|v| v.first()) {
         println!(
@@ -429,13 +343,133 @@ fn main() {
             u.delivered * 100.0
         );
     }
-    std::fs::create_dir_all(&a.out).expect("out dir");
+    write_results(&a.out, &results);
+}
+
+/// The child's side (`--point JSON [--dir DIR]`, `raw[i]` the `--point`):
+/// measures the point and prints it as JSON, or its error and exit 1.
+fn run_child(raw: &[String], i: usize) {
+    let dir = raw
+        .iter()
+        .position(|a| a == "--dir")
+        .and_then(|j| raw.get(j + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    if let Err(e) = child(raw.get(i + 1).map_or("", |s| s.as_str()), &dir) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs every point of `groups` in a child of this executable, `work`
+/// its scratch directory (removed at the end), with a progress line per
+/// point on stderr.
+fn run_points(groups: &[Group], work: &Path) -> Results {
+    let exe = std::env::current_exe().expect("current exe");
+    let total: usize = groups.iter().map(|g| g.points.len()).sum();
+    let mut results = Results::new();
+    let mut done = 0;
+    // A discarded first point: the first child of a run measures low
+    // (cold page cache and CPU); every reported point then runs warm.
+    if let Some(p) = groups.first().and_then(|g| g.points.first()) {
+        let warm = Point {
+            seconds: 0.5,
+            ..p.clone()
+        };
+        let _ = replay::run_point_in_child(&exe, &warm, work);
+    }
+    for g in groups {
+        for p in &g.points {
+            done += 1;
+            eprint!(
+                "\r[{done}/{total}] {:<12} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
+                g.name,
+                p.scenario,
+                p.io.name(),
+                p.flows,
+                p.workers,
+                ""
+            );
+            match replay::run_point_in_child(&exe, p, work) {
+                Ok(m) => {
+                    eprint!("\r[{done}/{total}] {:<12} {}\n", g.name, row(&m));
+                    results.entry(g.name).or_default().push(m);
+                }
+                Err(e) => eprintln!("\r[{done}/{total}] {:<12} failed: {e}", g.name),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(work);
+    results
+}
+
+/// Our DPDK points beside Open vSwitch's on the same capture, where this
+/// run measured both.
+fn print_measured_ovs(ms: &[Measured]) {
+    let measured_ovs: Vec<&Measured> = ms
+        .iter()
+        .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
+        .collect();
+    if !measured_ovs.is_empty() {
+        println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; target 2x) ==");
+    }
+    for o in &measured_ovs {
+        let op = o.point.as_ref().expect("point");
+        let ours = ms.iter().find(|m| {
+            m.point.as_ref().is_some_and(|p| {
+                p.io == Io::Dpdk && p.scenario == op.scenario && p.flows == op.flows
+            })
+        });
+        if let Some(m) = ours {
+            println!(
+                "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps ({:.0} cycles/packet, {:.2} outputs/packet) = {:.2}x (target 2x: {})",
+                op.scenario,
+                op.flows,
+                m.mpps,
+                o.mpps,
+                o.cycles_per_packet,
+                o.outputs_per_packet,
+                m.mpps / o.mpps.max(1e-9),
+                if m.mpps >= 2.0 * o.mpps { "met" } else { "not met" }
+            );
+        }
+    }
+}
+
+/// Our points against the figures for Open vSwitch (`quick`: the
+/// many-flows points stand for its 65,536 flows).
+fn print_against_reference(ms: &[Measured], quick: bool) {
+    println!("\n== against the issue's reference figures for Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
+    for m in ms {
+        let p = m.point.as_ref().expect("point");
+        if p.io == Io::OvsDpdk {
+            continue;
+        }
+        let big = if quick { 4_096 } else { 65_536 };
+        let f = if p.flows == big { 65_536 } else { p.flows };
+        if let Some(o) = ovs(&p.scenario, f) {
+            println!(
+                "{:<17} {:<6} {:>6} flows: {:>6.2} Mpps vs {o:>5.1} = {:.2}x (target 2x: {})",
+                p.scenario,
+                p.io.name(),
+                p.flows,
+                m.mpps,
+                m.mpps / o,
+                if m.mpps >= 2.0 * o { "met" } else { "not met" }
+            );
+        }
+    }
+}
+
+/// Writes `results.json` and a plot per group into `out`.
+fn write_results(out: &Path, results: &Results) {
+    std::fs::create_dir_all(out).expect("out dir");
     let json = serde_json::json!({
         "machine": machine(),
         "ovs_dpdk_reference": OVS_DPDK.iter().map(|(s, f, m)| serde_json::json!({"scenario": s, "flows": f, "mpps": m})).collect::<Vec<_>>(),
         "results": results,
     });
-    let jpath = a.out.join("results.json");
+    let jpath = out.join("results.json");
     std::fs::write(&jpath, serde_json::to_string_pretty(&json).expect("json")).expect("write");
     println!("\nwrote {}", jpath.display());
     for (name, f) in [
@@ -449,7 +483,7 @@ fn main() {
         ("connections", plot_connections),
     ] {
         if let Some(ms) = results.get(name) {
-            let path = a.out.join(format!("{name}.svg"));
+            let path = out.join(format!("{name}.svg"));
             match f(ms, &path) {
                 Ok(()) => println!("wrote {}", path.display()),
                 Err(e) => eprintln!("plot {name}: {e}"),

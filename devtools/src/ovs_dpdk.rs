@@ -256,36 +256,7 @@ pub fn model(
         in_port: in_port.to_string(),
         ..Model::default()
     };
-    // Router ports we model: qrouter interfaces (every host), and on the
-    // SNAT host the snat namespace's sg- and qg- ports.
-    let mut qr: Vec<(&str, Mac, String)> = Vec::new(); // device, mac, subnet
-    let mut snat: Vec<(&str, Mac)> = Vec::new();
-    let mut snat_gw: Option<(&str, Mac, std::net::Ipv4Addr)> = None;
-    for r in &t.routers {
-        let on_host = |dev: &str| sw.port_by_name(dev).is_some();
-        for i in &r.interfaces {
-            if on_host(&i.device) {
-                qr.push((&i.device, i.mac, i.subnet.clone()));
-            }
-            if r.snat_host.as_deref() == Some(host) {
-                if let (Some(d), Some(mac)) = (&i.snat_device, i.snat_mac) {
-                    if on_host(d) {
-                        snat.push((d, mac));
-                    }
-                }
-            }
-        }
-        if let Some(g) = &r.gateway {
-            if r.snat_host.as_deref() == Some(host) && on_host(&g.device) {
-                snat_gw = Some((&g.device, g.mac, g.ip));
-            }
-        }
-    }
-    let modelled = |name: &str| {
-        qr.iter().any(|(d, _, _)| *d == name)
-            || snat.iter().any(|(d, _)| *d == name)
-            || snat_gw.is_some_and(|(d, _, _)| d == name)
-    };
+    let routers = RouterPorts::of(sw, t, host);
     let mut nulls = 0;
     for b in &sw.bridges {
         let mut ob = OvsBridge {
@@ -302,20 +273,17 @@ pub fn model(
                 PortKind::Patch { peer } => {
                     vec!["type=patch".into(), format!("options:peer={peer}")]
                 }
-                PortKind::Internal if modelled(&p.name) => {
+                PortKind::Internal if routers.modelled(&p.name) => {
                     vec!["type=patch".into(), format!("options:peer=r-{}", p.name)]
                 }
-                _ if p.name == in_port => {
-                    let dev = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
-                    m.devices.push((p.name.clone(), dev.clone()));
-                    vec![
-                        "type=dpdk".into(),
-                        format!("options:dpdk-devargs=\"{dev}\""),
-                    ]
-                }
                 _ => {
-                    let dev = format!("net_null{nulls},no-rx=1");
-                    nulls += 1;
+                    let dev = if p.name == in_port {
+                        format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
+                    } else {
+                        let dev = format!("net_null{nulls},no-rx=1");
+                        nulls += 1;
+                        dev
+                    };
                     m.devices.push((p.name.clone(), dev.clone()));
                     vec![
                         "type=dpdk".into(),
@@ -341,63 +309,134 @@ pub fn model(
         }
         m.bridges.push(ob);
     }
-    let patch = |dev: &str, ofport: u32| OvsPort {
+    if !routers.qr.is_empty() {
+        m.bridges.push(qrouter_bridge(t, &routers.qr));
+    }
+    if let Some(gw) = routers.snat_gw {
+        m.bridges.push(snat_bridge(gw, &routers.snat));
+    }
+    Ok(m)
+}
+
+/// The router ports of a host that the model replaces with patch ports
+/// to its router bridges: qrouter interfaces (every host), and on the
+/// SNAT host the snat namespace's sg- and qg- ports.
+struct RouterPorts<'a> {
+    /// qr- ports: device, MAC, subnet.
+    qr: Vec<(&'a str, Mac, String)>,
+    /// sg- ports: device, MAC.
+    snat: Vec<(&'a str, Mac)>,
+    /// The qg- port: device, MAC, the router's gateway address.
+    snat_gw: Option<(&'a str, Mac, Ipv4Addr)>,
+}
+
+impl<'a> RouterPorts<'a> {
+    /// The router ports of `t`'s routers that `host`'s switch `sw` has.
+    fn of(sw: &Switch, t: &'a Topology, host: &str) -> RouterPorts<'a> {
+        let mut ports = RouterPorts {
+            qr: Vec::new(),
+            snat: Vec::new(),
+            snat_gw: None,
+        };
+        let on_host = |dev: &str| sw.port_by_name(dev).is_some();
+        for r in &t.routers {
+            let snat_here = r.snat_host.as_deref() == Some(host);
+            for i in &r.interfaces {
+                if on_host(&i.device) {
+                    ports.qr.push((&i.device, i.mac, i.subnet.clone()));
+                }
+                if snat_here {
+                    if let (Some(d), Some(mac)) = (&i.snat_device, i.snat_mac) {
+                        if on_host(d) {
+                            ports.snat.push((d, mac));
+                        }
+                    }
+                }
+            }
+            if let Some(g) = &r.gateway {
+                if snat_here && on_host(&g.device) {
+                    ports.snat_gw = Some((&g.device, g.mac, g.ip));
+                }
+            }
+        }
+        ports
+    }
+
+    /// Whether port `name` is one of them.
+    fn modelled(&self, name: &str) -> bool {
+        self.qr.iter().any(|(d, _, _)| *d == name)
+            || self.snat.iter().any(|(d, _)| *d == name)
+            || self.snat_gw.is_some_and(|(d, _, _)| d == name)
+    }
+}
+
+/// The router bridge's end (`r-DEV`, OpenFlow port `ofport`) of the patch
+/// that replaces router port `dev`.
+fn router_patch(dev: &str, ofport: u32) -> OvsPort {
+    OvsPort {
         name: format!("r-{dev}"),
         ofport,
         tag: None,
         interface: vec!["type=patch".into(), format!("options:peer={dev}")],
+    }
+}
+
+/// `br-qr`, the qrouter as flows: a packet to an interface's MAC has its
+/// TTL decremented and is sent, per destination VM (DVR's permanent
+/// neighbours: every VM port of the subnet's network), out of that
+/// subnet's interface with both MACs rewritten.
+fn qrouter_bridge(t: &Topology, qr: &[(&str, Mac, String)]) -> OvsBridge {
+    let mut b = OvsBridge {
+        name: "br-qr".into(),
+        ..OvsBridge::default()
     };
-    if !qr.is_empty() {
-        let mut b = OvsBridge {
-            name: "br-qr".into(),
-            ..OvsBridge::default()
-        };
-        let mut f =
-            String::from("table=0,priority=0 actions=drop\ntable=1,priority=0 actions=drop\n");
-        for (i, (dev, mac, subnet)) in qr.iter().enumerate() {
-            b.ports.push(patch(dev, 1 + i as u32));
+    let mut f = String::from("table=0,priority=0 actions=drop\ntable=1,priority=0 actions=drop\n");
+    for (i, (dev, mac, subnet)) in qr.iter().enumerate() {
+        b.ports.push(router_patch(dev, 1 + i as u32));
+        let _ = writeln!(
+            f,
+            "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,goto_table:1"
+        );
+        let net = t
+            .subnets
+            .iter()
+            .find(|s| s.name == *subnet)
+            .map(|s| s.network.as_str())
+            .unwrap_or("");
+        for vm in t.ports.iter().filter(|p| p.network == net) {
             let _ = writeln!(
                 f,
-                "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,goto_table:1"
-            );
-            // DVR's permanent neighbours: every VM port of the subnet's network.
-            let net = t
-                .subnets
-                .iter()
-                .find(|s| s.name == *subnet)
-                .map(|s| s.network.as_str())
-                .unwrap_or("");
-            for vm in t.ports.iter().filter(|p| p.network == net) {
-                let _ = writeln!(
-                    f,
-                    "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
-                    vm.ip, vm.mac
-                );
-            }
-        }
-        b.flows = f;
-        m.bridges.push(b);
-    }
-    if let Some((gw_dev, gw_mac, gw_ip)) = snat_gw {
-        let mut b = OvsBridge {
-            name: "br-snat".into(),
-            ..OvsBridge::default()
-        };
-        b.ports.push(patch(gw_dev, 1));
-        let upstream = crate::spec::UPSTREAM_MAC;
-        let mut f = String::from("table=0,priority=0 actions=drop\n");
-        for (i, (dev, mac)) in snat.iter().enumerate() {
-            b.ports.push(patch(dev, 2 + i as u32));
-            let _ = writeln!(
-                f,
-                "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{},output:r-{gw_dev}",
-                upstream
+                "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
+                vm.ip, vm.mac
             );
         }
-        b.flows = f;
-        m.bridges.push(b);
     }
-    Ok(m)
+    b.flows = f;
+    b
+}
+
+/// `br-snat`, the snat namespace as flows: a packet to an sg- port's MAC
+/// has its TTL decremented, its source translated to the router's
+/// gateway address (conntrack, one pass) and leaves by the qg- port
+/// (`gw`) to the upstream router.
+fn snat_bridge(gw: (&str, Mac, Ipv4Addr), snat: &[(&str, Mac)]) -> OvsBridge {
+    let (gw_dev, gw_mac, gw_ip) = gw;
+    let mut b = OvsBridge {
+        name: "br-snat".into(),
+        ..OvsBridge::default()
+    };
+    b.ports.push(router_patch(gw_dev, 1));
+    let upstream = crate::spec::UPSTREAM_MAC;
+    let mut f = String::from("table=0,priority=0 actions=drop\n");
+    for (i, (dev, mac)) in snat.iter().enumerate() {
+        b.ports.push(router_patch(dev, 2 + i as u32));
+        let _ = writeln!(
+            f,
+            "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{upstream},output:r-{gw_dev}"
+        );
+    }
+    b.flows = f;
+    b
 }
 
 /// Our switch for scenario `s` after its warm-up, brought there as

@@ -67,8 +67,6 @@ pub enum ReplayError {
     EmptyCapture,
     #[error(transparent)]
     OvsDpdk(#[from] OvsDpdkError),
-    #[error("OVS-DPDK points are measured above")]
-    OvsDpdkPoint,
 
     // A point run in a child process.
     /// The point could not be written as JSON for the child.
@@ -235,6 +233,9 @@ fn frames_for(
     traffic::generate(t, s, p.flows, size, count)
 }
 
+/// The DPDK device the capture is replayed from (`dpdk` I/O).
+const DPDK_IN: &str = "net_pcap0";
+
 /// Measures one point, in this process. `dir` holds the capture.
 pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, ReplayError> {
     let s = TrafficScenario::parse(&p.scenario)?;
@@ -252,7 +253,59 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     traffic::write_pcap(&pcap, &tr.frames)?;
     let frames_in_capture = tr.frames.len();
 
-    // Every port of the host but the input discards (and counts) output.
+    let cfg = daemon_config(p, s, &t, dir, &pcap, frames_in_capture)?;
+    let d = Daemon::start_with(&cfg, t.clone())?;
+    for (port, frames) in &tr.warmup {
+        d.process_local(port, frames)?;
+    }
+    let backend = match p.io {
+        Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &pcap, dir),
+        Io::Memory => vswitch::config::Backend::Pcap {
+            rx: Some(pcap.clone()),
+            tx: None,
+            looped: true,
+        },
+        Io::Dpdk => vswitch::config::Backend::Dpdk {
+            device: DPDK_IN.to_string(),
+            devargs: None,
+            receive: true,
+            mbufs: None,
+        },
+    };
+    let queues = if p.io == Io::Memory { p.workers } else { 1 };
+    d.shared.bind_port(s.in_port(), &backend, queues)?;
+
+    // Settle (caches filled, every flow seen once), then measure.
+    std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
+    let run = measure_interval(&d, &t, p, s.out_port())?;
+    let sw = d.shared.switch();
+    let rules = sw.bridges.iter().map(|b| b.n_flows()).sum();
+    let connections = sw.conntrack.len();
+    d.stop();
+    let rss = rss_mb();
+    let _ = std::fs::remove_file(&pcap);
+    Ok(Measured {
+        rules,
+        connections,
+        rss_mb: rss,
+        rss_growth_mb: rss - rss0,
+        frames_in_capture,
+        ..run.figures(p)
+    })
+}
+
+/// The daemon of point `p`: `t`'s host of scenario `s` with `p.workers`
+/// workers, every port but the input discarding (and counting) what it
+/// is sent; for `dpdk` I/O, the EAL with the capture (`pcap`) on a
+/// `net_pcap` device and `net_null` outputs.
+fn daemon_config(
+    p: &Point,
+    s: TrafficScenario,
+    t: &Topology,
+    dir: &Path,
+    pcap: &Path,
+    frames_in_capture: usize,
+) -> Result<DaemonConfig, ReplayError> {
     let host = t
         .hosts
         .iter()
@@ -279,7 +332,6 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
             cores.saturating_sub(1 + w) % cores.max(1)
         ));
     }
-    let dpdk_in = "net_pcap0";
     match p.io {
         Io::Memory | Io::OvsDpdk => {
             for o in &outputs {
@@ -300,7 +352,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
             let mbufs = frames_in_capture + 16_384;
             let mem_mb = 256 + (mbufs + outputs.len() * 8191) * 2_300 / (1 << 20);
             text.push_str(&format!(
-                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={dpdk_in},rx_pcap={},infinite_rx=1\"]\n",
+                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={DPDK_IN},rx_pcap={},infinite_rx=1\"]\n",
                 pcap.display()
             ));
         }
@@ -310,73 +362,78 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
         (2 * p.flows).clamp(65_536, 1 << 21),
         (2 * p.flows).max(262_144)
     ));
-    let cfg: DaemonConfig = toml::from_str(&text).map_err(ReplayError::Config)?;
-    let d = Daemon::start_with(&cfg, t.clone())?;
+    toml::from_str(&text).map_err(ReplayError::Config)
+}
 
-    for (port, frames) in &tr.warmup {
-        d.process_local(port, frames)?;
-    }
-    if p.io == Io::OvsDpdk {
-        // Our switch, warmed up, is the model; Open vSwitch runs it.
-        let bin = crate::ovs_dpdk::binary().ok_or(ReplayError::OvsNotInstalled)?;
-        let m = crate::ovs_dpdk::model(
-            &d.shared.switch(),
-            &t,
-            host.name.as_str(),
-            s.in_port(),
-            &pcap,
-            d.shared.now_ns(),
-        )?;
-        // The model must forward the capture's first frame as we do.
-        let frame = tr.frames.first().ok_or(ReplayError::EmptyCapture)?;
-        let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
-        d.stop();
-        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
-        let r = crate::ovs_dpdk::measure(
-            &bin,
-            &m,
-            s.out_port(),
-            &dir.join("ovs"),
-            cores - 1,
-            p.seconds,
-            Some((frame.as_slice(), ours.as_slice())),
-        );
-        let _ = std::fs::remove_file(&pcap);
-        let r = r?;
-        return Ok(Measured {
-            point: Some(p.clone()),
-            mpps: r.mpps,
-            ns_per_packet: if r.mpps > 0.0 { 1e3 / r.mpps } else { 0.0 },
-            cycles_per_packet: r.cycles_per_packet,
-            rx_packets: r.rx_packets,
-            delivered: r.delivered,
-            outputs_per_packet: r.outputs_per_packet,
-            drops: r.drops,
-            rules: r.flows,
-            frames_in_capture,
-            ..Measured::default()
-        });
-    }
-    let backend = match p.io {
-        Io::Memory => vswitch::config::Backend::Pcap {
-            rx: Some(pcap.clone()),
-            tx: None,
-            looped: true,
-        },
-        Io::Dpdk => vswitch::config::Backend::Dpdk {
-            device: dpdk_in.to_string(),
-            devargs: None,
-            receive: true,
-            mbufs: None,
-        },
-        Io::OvsDpdk => return Err(ReplayError::OvsDpdkPoint),
-    };
-    let queues = if p.io == Io::Memory { p.workers } else { 1 };
-    d.shared.bind_port(s.in_port(), &backend, queues)?;
+/// An `ovs-dpdk` point: our switch `d`, warmed up, is the model Open
+/// vSwitch runs on the same capture; the model must first forward the
+/// capture's first frame as we do.
+fn measure_ovs(
+    p: &Point,
+    s: TrafficScenario,
+    t: &Topology,
+    d: Daemon,
+    tr: &traffic::Traffic,
+    pcap: &Path,
+    dir: &Path,
+) -> Result<Measured, ReplayError> {
+    let bin = crate::ovs_dpdk::binary().ok_or(ReplayError::OvsNotInstalled)?;
+    let m = crate::ovs_dpdk::model(
+        &d.shared.switch(),
+        t,
+        s.host(),
+        s.in_port(),
+        pcap,
+        d.shared.now_ns(),
+    )?;
+    let frame = tr.frames.first().ok_or(ReplayError::EmptyCapture)?;
+    let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
+    d.stop();
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+    let r = crate::ovs_dpdk::measure(
+        &bin,
+        &m,
+        s.out_port(),
+        &dir.join("ovs"),
+        cores - 1,
+        p.seconds,
+        Some((frame.as_slice(), ours.as_slice())),
+    );
+    let _ = std::fs::remove_file(pcap);
+    let r = r?;
+    Ok(Measured {
+        point: Some(p.clone()),
+        mpps: r.mpps,
+        ns_per_packet: if r.mpps > 0.0 { 1e3 / r.mpps } else { 0.0 },
+        cycles_per_packet: r.cycles_per_packet,
+        rx_packets: r.rx_packets,
+        delivered: r.delivered,
+        outputs_per_packet: r.outputs_per_packet,
+        drops: r.drops,
+        rules: r.flows,
+        frames_in_capture: tr.frames.len(),
+        ..Measured::default()
+    })
+}
 
-    // Settle (caches filled, every flow seen once), then measure.
-    std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
-    let before = snapshot(&d, s.out_port());
+/// The workers' counters at both ends of the measured interval, and the
+/// time each live update took.
+struct Interval {
+    before: Snapshot,
+    after: Snapshot,
+    seconds: f64,
+    update_ms: Vec<f64>,
+}
+
+/// Lets traffic run `p.seconds`, applying `p.updates` topology updates
+/// (the floating IPs toggled) meanwhile; counters are read at each end.
+fn measure_interval(
+    d: &Daemon,
+    t: &Topology,
+    p: &Point,
+    out_port: &str,
+) -> Result<Interval, ReplayError> {
+    let before = snapshot(d, out_port);
     let t0 = Instant::now();
     let mut update_ms = Vec::new();
     if p.updates > 0 {
@@ -387,7 +444,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
             }
             w
         };
-        let texts = [toml::to_string(&without)?, toml::to_string(&t)?];
+        let texts = [toml::to_string(&without)?, toml::to_string(t)?];
         let gap = Duration::from_secs_f64(p.seconds / p.updates as f64);
         for i in 0..p.updates {
             let req = vswitch::control::Request::TopologyLoad {
@@ -401,61 +458,65 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     } else {
         std::thread::sleep(Duration::from_secs_f64(p.seconds));
     }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let after = snapshot(&d, s.out_port());
-    let sw = d.shared.switch();
-    let rules = sw.bridges.iter().map(|b| b.n_flows()).sum();
-    let connections = sw.conntrack.len();
-    d.stop();
+    let seconds = t0.elapsed().as_secs_f64();
+    let after = snapshot(d, out_port);
+    Ok(Interval {
+        before,
+        after,
+        seconds,
+        update_ms,
+    })
+}
 
-    let rx = after.rx.saturating_sub(before.rx);
-    let n = rx.max(1) as f64;
-    let hits = after.hits.saturating_sub(before.hits) as f64;
-    let lookups = hits + after.misses.saturating_sub(before.misses) as f64;
-    let mut drops = BTreeMap::new();
-    for (k, v) in &after.drops {
-        let d = v.saturating_sub(*before.drops.get(k).unwrap_or(&0));
-        if d > 0 {
-            drops.insert(k.clone(), d);
+impl Interval {
+    /// Point `p`'s figures over the interval (rules, connections and
+    /// memory are the caller's).
+    fn figures(&self, p: &Point) -> Measured {
+        let (before, after) = (&self.before, &self.after);
+        let rx = after.rx.saturating_sub(before.rx);
+        let n = rx.max(1) as f64;
+        let hits = after.hits.saturating_sub(before.hits) as f64;
+        let lookups = hits + after.misses.saturating_sub(before.misses) as f64;
+        let mut drops = BTreeMap::new();
+        for (k, v) in &after.drops {
+            let d = v.saturating_sub(*before.drops.get(k).unwrap_or(&0));
+            if d > 0 {
+                drops.insert(k.clone(), d);
+            }
+        }
+        let update_ms = &self.update_ms;
+        Measured {
+            point: Some(p.clone()),
+            mpps: rx as f64 / self.seconds / 1e6,
+            ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
+            cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
+            cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
+            cache_entries: after.entries,
+            cache_masks: after.masks,
+            recirc_entries: after.recirc_entries,
+            recirc_masks: after.recirc_masks,
+            recirc_hit_rate: {
+                let h = after.recirc_hits.saturating_sub(before.recirc_hits) as f64;
+                let m = after.recirc_misses.saturating_sub(before.recirc_misses) as f64;
+                if h + m > 0.0 {
+                    h / (h + m)
+                } else {
+                    0.0
+                }
+            },
+            rx_packets: rx,
+            delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
+            outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
+            drops,
+            update_ms_mean: if update_ms.is_empty() {
+                0.0
+            } else {
+                update_ms.iter().sum::<f64>() / update_ms.len() as f64
+            },
+            update_ms_max: update_ms.iter().cloned().fold(0.0, f64::max),
+            ..Measured::default()
         }
     }
-    let rss = rss_mb();
-    let _ = std::fs::remove_file(&pcap);
-    Ok(Measured {
-        point: Some(p.clone()),
-        mpps: rx as f64 / elapsed / 1e6,
-        ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
-        cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
-        cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
-        cache_entries: after.entries,
-        cache_masks: after.masks,
-        recirc_entries: after.recirc_entries,
-        recirc_masks: after.recirc_masks,
-        recirc_hit_rate: {
-            let h = after.recirc_hits.saturating_sub(before.recirc_hits) as f64;
-            let m = after.recirc_misses.saturating_sub(before.recirc_misses) as f64;
-            if h + m > 0.0 {
-                h / (h + m)
-            } else {
-                0.0
-            }
-        },
-        rx_packets: rx,
-        delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
-        outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
-        drops,
-        rules,
-        connections,
-        rss_mb: rss,
-        rss_growth_mb: rss - rss0,
-        update_ms_mean: if update_ms.is_empty() {
-            0.0
-        } else {
-            update_ms.iter().sum::<f64>() / update_ms.len() as f64
-        },
-        update_ms_max: update_ms.iter().cloned().fold(0.0, f64::max),
-        frames_in_capture,
-    })
 }
 
 #[derive(Default)]

@@ -134,7 +134,7 @@ fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
     for (i, chunk) in pkts.chunks(burst).enumerate() {
         let now = i as u64 * 1_000_000;
         // A burst comes from one port; group by port like a NIC queue would.
-        for port in 0..PORTS.len() {
+        for (port, name) in PORTS.iter().enumerate() {
             let mut b: Vec<PacketBuf> = Vec::new();
             for p in chunk.iter().filter(|p| p.port == port) {
                 let mut buf = pool.get().expect("pool");
@@ -144,7 +144,7 @@ fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
             if b.is_empty() {
                 continue;
             }
-            let in_port = sw.port_by_name(PORTS[port]).expect("port").id;
+            let in_port = sw.port_by_name(name).expect("port").id;
             let mut sink = |port: PortId, pkt: PacketBuf| {
                 outputs.push((port, pkt.data().to_vec()));
                 // The sink owns the buffer; hand it back like a TX completion would.
