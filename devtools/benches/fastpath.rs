@@ -9,6 +9,7 @@
 //!   hash lookup, VLAN push, MAC rewrite, on the same buffers.
 //!
 //! Throughput is in packets (elements): criterion's time / 32 = ns/packet.
+#![deny(unsafe_code)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pipeline::datapath::{Datapath, BURST};

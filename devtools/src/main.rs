@@ -4,6 +4,7 @@
 //!
 //! The command line's edge: each command's error is printed here after
 //! the command's name (`vswitch lab: …`), the exit code set from it.
+//! May call: `lab`, `traffic` and `spec` of devtools.
 #![deny(unsafe_code)]
 
 use clap::{Parser, Subcommand};

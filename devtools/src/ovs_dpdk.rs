@@ -37,6 +37,11 @@
 //! so the bridges' tap devices never appear on the machine; ovsdb-server
 //! and vswitchd are stopped by pid file and their directory removed when
 //! the `Session` is dropped, on error and panic too.
+//!
+//! May call: `traffic` (the warm-up, `warm_switch`), `spec` (the upstream
+//! router's MAC), vswitch's daemon and `render::dump_flows`, pipeline's
+//! trace (`ours_egress`); Open vSwitch's programs as processes.
+#![deny(unsafe_code)]
 
 use crate::traffic::TrafficError;
 use pipeline::key::Mac;

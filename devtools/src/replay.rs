@@ -12,6 +12,12 @@
 //! busy nanoseconds and TSC cycles, cache hits, drops by reason; the
 //! output port's transmit counter says how much arrived where the walk
 //! says.
+//!
+//! May call: `traffic` (the capture and its warm-up), `ovs_dpdk` (the
+//! `ovs-dpdk` points), and vswitch's daemon, config and control (the
+//! point's host, and the live updates). The benchmark's binary
+//! (`benches/replay.rs`) runs each point through `run_point_in_child`.
+#![deny(unsafe_code)]
 
 use crate::ovs_dpdk::OvsDpdkError;
 use crate::traffic::{self, FrameSize, TrafficError, TrafficScenario};
@@ -162,19 +168,19 @@ pub struct Measured {
     pub frames_in_capture: usize,
 }
 
-/// Resident set size of this process, in MiB.
+/// Resident set size of this process, in MiB (`VmRSS`, the kernel's
+/// count of resident pages in KiB).
 pub fn rss_mb() -> f64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
+    let kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
                 .and_then(|x| x.parse::<f64>().ok())
         })
         .unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-    pages * page / (1024.0 * 1024.0)
+    kib / 1024.0
 }
 
 /// The spec's example topology, with `extra` more VM ports on `host`'s

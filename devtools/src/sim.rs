@@ -7,6 +7,12 @@
 //! This is the test harness for the spec's packet walks (§8): a walk is a
 //! list of per-host traces (the same `xlate` the datapath runs) plus the
 //! frames seen on the wire.
+//!
+//! Owns the simulated hosts, endpoints and physical segments, and their
+//! records (`steps`, `wire`). May call: `pipeline` (each host's switch
+//! and datapath) and `topology` (hosts compiled as the agents do);
+//! nothing else of devtools.
+#![deny(unsafe_code)]
 
 use pipeline::datapath::Datapath;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};

@@ -7,6 +7,12 @@
 //! address), and the warm-up that puts the host in its steady state
 //! first: the MACs that traffic would have taught, the upstream router's
 //! ARP answer, the connections replies belong to.
+//!
+//! Every address comes from the topology, or from `spec` for the world
+//! outside it (the upstream router's MAC, the external host). May call:
+//! `spec`, `pipeline` (frames made from flow keys), `topology`; it writes
+//! pcap files and runs nothing.
+#![deny(unsafe_code)]
 
 use crate::spec::{self, EXTERNAL_HOST, UPSTREAM_MAC};
 use pipeline::key::{Field, FlowKey, Mac};

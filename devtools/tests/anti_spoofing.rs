@@ -2,6 +2,7 @@
 //! lab: a VM that sends with another VM's MAC, poisons ARP for its gateway
 //! or for a floating IP it does not own, or sends tagged frames, reaches
 //! nobody (no endpoint receives it, no host learns from it).
+#![deny(unsafe_code)]
 
 use devtools::sim::{Segment, Sim};
 use devtools::spec;

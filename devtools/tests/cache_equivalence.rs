@@ -6,6 +6,7 @@
 //! flow's packet/byte counters, drop counters and the learned MAC tables
 //! must be identical. MAC learning is live, so a later packet's walk depends
 //! on earlier ones: exactly the case where a stale cache would diverge.
+#![deny(unsafe_code)]
 
 use pipeline::datapath::Datapath;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};

@@ -11,6 +11,7 @@
 //! resumed, under the key the ct stage gave it). New connections, packets of
 //! established ones, replies, and a source NAT port that must move because
 //! another connection holds it are all covered.
+#![deny(unsafe_code)]
 
 use devtools::traffic::{self, FrameSize, TrafficScenario};
 use pipeline::datapath::Datapath;

@@ -2,6 +2,7 @@
 //! every connection of a walk through one megaflow, yet each packet leaves
 //! with its own connection's port. Two VMs using the same source port
 //! towards the same server get distinct ports on the outside.
+#![deny(unsafe_code)]
 
 use devtools::spec;
 use devtools::traffic::{self, FrameSize, TrafficScenario};

@@ -9,6 +9,7 @@
 //! and its directory removed even when an assertion fails (drop guards).
 //!
 //! `cargo test -p vswitch --test ovs_dpdk`
+#![deny(unsafe_code)]
 
 use devtools::ovs_dpdk::{self, Session};
 use devtools::traffic::{self, TrafficScenario};

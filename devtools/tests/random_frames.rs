@@ -11,6 +11,7 @@
 //! and the original can both drop). Every packet buffer returns to the
 //! pool. At the end: flow caches, MAC tables and the connection table
 //! within their (small) limits, and those limits were reached.
+#![deny(unsafe_code)]
 
 use devtools::spec;
 use pipeline::datapath::Datapath;

@@ -1,6 +1,7 @@
 //! The spec's packet walks (§8.1–8.5) on the multi-host simulation of its
 //! example lab: two compute nodes, a network node, the physical VLAN trunk.
 //! Each test asserts the per-host steps and the frames on the wire.
+#![deny(unsafe_code)]
 
 use devtools::sim::{Segment, Sim};
 use pipeline::key::{Field, FlowKey, Mac};

@@ -7,6 +7,7 @@
 //! connections arrived, translated, though the table stayed full; the
 //! tables stayed within their limits; resident memory stayed flat after
 //! warm-up.
+#![deny(unsafe_code)]
 
 use devtools::traffic::{self, FrameSize, TrafficScenario};
 use pipeline::key::{Field, FlowKey};

@@ -4,6 +4,7 @@
 //! flows (the same files the golden traces and the OVS recordings use), and
 //! to the same ports and OpenFlow numbers. Validation must refuse what
 //! Neutron refuses, naming the item and field.
+#![deny(unsafe_code)]
 
 use pipeline::flow::{Flow, NoPortNames};
 use pipeline::switch::{PortKind, VlanMode};

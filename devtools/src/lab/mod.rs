@@ -6,8 +6,9 @@
 //! the VM's port (`qvo-…`) in its host; a fabric namespace holding two
 //! Linux bridges, the VLAN trunk joining every host's `eth1` and the
 //! external segment joining every `eth2` with the upstream router; the
-//! upstream router (203.0.113.1, forwarding) and the external host behind
-//! it (198.51.100.7). Every namespace is named `vsl-…` and every address
+//! upstream router (the external subnet's gateway, forwarding) and the
+//! external host behind it (`spec::EXTERNAL_HOST`). Every namespace is
+//! named `vsl-…` and every address
 //! lives inside one of them: the machine's own interfaces and routes are
 //! never touched.
 //!
@@ -18,6 +19,13 @@
 //! (`LabGuard`); `--keep` leaves it up and `vswitch lab down` removes it
 //! later, from the state kept in `RUN_DIR`. Without root the same
 //! scenarios run on the in-process multi-host simulation (`run_sim`).
+//!
+//! Owns the lab's namespaces, its daemons and `RUN_DIR`. May call: its
+//! children (`netns` and `probe` for the kernels, `scenario` for what to
+//! run, `error`), `sim` (`run_sim`), `shipped` (which vswitchd), `spec`
+//! (the topology and the world outside it), vswitch's control client and
+//! `os` (signals, stopping daemons).
+#![deny(unsafe_code)]
 
 pub mod error;
 pub mod netns;

@@ -2,6 +2,11 @@
 //! through iproute2's `ip`, everything else (sysctls, offloads, sockets)
 //! from a thread that has entered the namespace with `setns`, so a probe
 //! runs on the namespace's own kernel stack without a helper process.
+//!
+//! May call: iproute2's `ip` (a process) and libc: `setns` and the
+//! ethtool ioctl, the lab's I/O boundary, each `unsafe` block with its
+//! `SAFETY:` line. Nothing else of devtools.
+#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;

@@ -2,6 +2,11 @@
 //! raw socket (what `ping` does), and a small HTTP server and client on
 //! kernel TCP. Each runs on a thread inside the endpoint's namespace
 //! (`netns::in_netns`), so nothing here touches the machine's own stack.
+//!
+//! May call: `netns` (threads in a namespace), pipeline's wire views (the
+//! echo and its reply) and libc for the raw socket (std has none), each
+//! `unsafe` block with its `SAFETY:` line.
+#![allow(unsafe_code)]
 
 use super::netns::NetnsError;
 use pipeline::wire::{icmp, IcmpPacket, IcmpRepr, Ipv4Packet};

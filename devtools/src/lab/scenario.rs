@@ -2,6 +2,11 @@
 //! walks §8.1–8.8): who sends what to whom, what must come back, and the
 //! first packet to trace across the hosts it crosses. The same list runs
 //! on real kernels in namespaces and on the in-process simulation.
+//!
+//! Owns the list and the article-style summary of a trace (`brief`). May
+//! call: `spec` and `error`; it runs nothing itself (the caller's `trace`
+//! asks a daemon or the simulation).
+#![deny(unsafe_code)]
 
 use super::error::{ScenarioError, TraceError};
 use crate::spec::{EXTERNAL_HOST, UPSTREAM_MAC};
