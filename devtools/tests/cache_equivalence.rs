@@ -34,7 +34,12 @@ const MACS: [&str; 10] = [
     "fa:16:3e:99:99:99",
 ];
 const IPS: [u32; 6] = [
-    0x0a01000b, 0x0a01000c, 0x0a010001, 0x0a02000e, 0x0a020001, 0xc6336407,
+    0x0a01000b,
+    0x0a01000c,
+    0x0a010001,
+    0x0a02000e,
+    0x0a020001,
+    devtools::spec::EXTERNAL_HOST.to_bits(),
 ];
 const VLANS: [Option<u16>; 5] = [None, Some(101), Some(102), Some(1), Some(2)];
 
