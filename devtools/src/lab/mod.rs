@@ -8,9 +8,8 @@
 //! external segment joining every `eth2` with the upstream router; the
 //! upstream router (the external subnet's gateway, forwarding) and the
 //! external host behind it (`spec::EXTERNAL_HOST`). Every namespace is
-//! named `vsl-…` and every address
-//! lives inside one of them: the machine's own interfaces and routes are
-//! never touched.
+//! named `vsl-…` and every address lives inside one of them: the
+//! machine's own interfaces and routes are never touched.
 //!
 //! The scenarios (`scenario`) then run with the kernels' own stacks
 //! (ICMP echo through raw sockets, HTTP over kernel TCP), and each one's
@@ -58,6 +57,8 @@ const EXTERNAL_BRIDGE: &str = "extnet";
 /// The upstream router's address on the external host's side.
 const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
+/// `Interrupted` once SIGINT or SIGTERM arrived: the lab stops building
+/// and comes down.
 fn check_interrupt() -> Result<(), LabError> {
     if vswitch::os::stop_requested() {
         Err(LabError::Interrupted)
@@ -97,14 +98,17 @@ impl Report {
     }
 }
 
+/// VM `vm`'s namespace.
 pub fn vm_ns(vm: &str) -> String {
     format!("{NS_PREFIX}{vm}")
 }
 
+/// Host `host`'s namespace.
 pub fn host_ns(host: &str) -> String {
     format!("{NS_PREFIX}{host}")
 }
 
+/// Host `host`'s daemon's control socket.
 fn socket_of(host: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{host}.sock"))
 }
@@ -157,6 +161,7 @@ pub struct LabOptions {
     pub vswitchd: Option<PathBuf>,
 }
 
+/// The vswitchd to run: `--vswitchd`'s, else the one that ships beside us.
 fn find_vswitchd(opt: &Option<PathBuf>) -> Result<PathBuf, LabError> {
     if let Some(p) = opt {
         return Ok(p.clone());
@@ -452,6 +457,7 @@ fn daemon_trace(host: &str, packet: &str) -> Result<(serde_json::Value, String),
     }
 }
 
+/// Sets `p`'s permission bits to `mode`.
 fn set_mode(p: &Path, mode: u32) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(file_error(p))
@@ -480,6 +486,8 @@ fn daemon_config(t: &Topology, host: &str, topology: &Path) -> String {
     s
 }
 
+/// Waits (up to 15 s) until `host`'s daemon answers on its control
+/// socket; its log is the error if it exits first.
 fn wait_ready(host: &str, child: &mut Child) -> Result<(), LabError> {
     let sock = socket_of(host);
     let start = Instant::now();
