@@ -9,6 +9,7 @@
 //!   hash lookup, VLAN push, MAC rewrite, on the same buffers.
 //!
 //! Throughput is in packets (elements): criterion's time / 32 = ns/packet.
+#![deny(unsafe_code)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pipeline::datapath::{Datapath, BURST};
@@ -213,9 +214,7 @@ fn bench_bare(c: &mut Criterion) {
 /// §8.4 through the userspace qrouter of compute1 (from the topology file):
 /// conntrack in the router's zone, recirculation, routing, back to br-int.
 fn bench_routed(c: &mut Criterion) {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
-    let t = topology::load_toml(&std::fs::read_to_string(path).expect("topology")).expect("valid");
+    let t = devtools::spec::topology().expect("valid");
     let sw = topology::build_host(&t, "compute1", 1)
         .expect("host")
         .build()

@@ -13,11 +13,51 @@
 //! in a child process of this binary (`--point JSON`): its own address
 //! space for the memory figures, its own DPDK EAL.
 
-use devtools::replay::{self, Io, Measured, Point};
-use devtools::traffic;
+#![deny(unsafe_code)]
+
+use devtools::replay::{self, Io, Measured, Point, ReplayError};
+use devtools::traffic::{self, TrafficError};
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// What is wrong with the command line.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("{0}: needs a value")]
+    NoValue(String),
+    #[error("--seconds: a number")]
+    Seconds,
+    #[error("--io dpdk: build with --features dpdk")]
+    DpdkNotBuilt,
+    #[error("--io: memory or dpdk, not {0}")]
+    Io(String),
+    #[error(transparent)]
+    Scenario(#[from] TrafficError),
+    #[error("unknown argument {0} (try --help)")]
+    Unknown(String),
+}
+
+/// Why a child (`--point`) measured nothing; it prints this on stderr,
+/// where its parent reads it.
+#[derive(Debug, thiserror::Error)]
+enum ChildError {
+    #[error("--point: {0}")]
+    Point(#[source] serde_json::Error),
+    #[error("lab topology: {0}")]
+    Topology(#[source] topology::TopologyError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// The measurement could not be written as JSON.
+    #[error("{0}")]
+    Result(#[source] serde_json::Error),
+}
+
+/// Why a plot was not drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}")]
+struct PlotError(#[from] DrawingAreaErrorKind<std::io::Error>);
 
 /// Open vSwitch 3.1 with DPDK 22.11 on this machine kind, one PMD, 64-byte
 /// frames, net_pcap -> net_null, the same Neutron flows (the issue's
@@ -42,7 +82,7 @@ struct Args {
     ovs: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args() -> Result<Args, ArgsError> {
     let mut a = Args {
         quick: false,
         seconds: 1.0,
@@ -58,22 +98,22 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
-        let mut val = || it.next().ok_or(format!("{x}: needs a value"));
+        let mut val = || it.next().ok_or_else(|| ArgsError::NoValue(x.clone()));
         match x.as_str() {
             "--bench" => {}
             "--quick" => {
                 a.quick = true;
                 a.seconds = 0.3;
             }
-            "--seconds" => a.seconds = val()?.parse().map_err(|_| "--seconds: a number")?,
+            "--seconds" => a.seconds = val()?.parse().map_err(|_| ArgsError::Seconds)?,
             "--io" => {
                 a.ios = val()?
                     .split(',')
                     .map(|s| match s {
                         "memory" => Ok(Io::Memory),
                         "dpdk" if cfg!(feature = "dpdk") => Ok(Io::Dpdk),
-                        "dpdk" => Err("--io dpdk: build with --features dpdk".to_string()),
-                        o => Err(format!("--io: memory or dpdk, not {o}")),
+                        "dpdk" => Err(ArgsError::DpdkNotBuilt),
+                        o => Err(ArgsError::Io(o.to_string())),
                     })
                     .collect::<Result<_, _>>()?
             }
@@ -98,7 +138,7 @@ fn parse_args() -> Result<Args, String> {
                 );
                 std::process::exit(0);
             }
-            o => return Err(format!("unknown argument {o} (try --help)")),
+            o => return Err(ArgsError::Unknown(o.to_string())),
         }
     }
     Ok(a)
@@ -207,11 +247,11 @@ fn plan(a: &Args) -> Vec<Group> {
     groups
 }
 
-fn child(json: &str, dir: &Path) -> Result<(), String> {
-    let p: Point = serde_json::from_str(json).map_err(|e| format!("--point: {e}"))?;
-    let t = devtools::lab::topology()?;
+fn child(json: &str, dir: &Path) -> Result<(), ChildError> {
+    let p: Point = serde_json::from_str(json).map_err(ChildError::Point)?;
+    let t = devtools::spec::topology().map_err(ChildError::Topology)?;
     let m = replay::run_point(&t, &p, dir)?;
-    println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+    println!("{}", serde_json::to_string(&m).map_err(ChildError::Result)?);
     Ok(())
 }
 
@@ -252,19 +292,13 @@ fn row(m: &Measured) -> String {
     )
 }
 
+/// Results by group name (`scenarios`, `flows`, …), in run order.
+type Results = BTreeMap<&'static str, Vec<Measured>>;
+
 fn main() {
     let raw: Vec<String> = std::env::args().collect();
     if let Some(i) = raw.iter().position(|a| a == "--point") {
-        let dir = raw
-            .iter()
-            .position(|a| a == "--dir")
-            .and_then(|j| raw.get(j + 1))
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        if let Err(e) = child(raw.get(i + 1).map_or("", |s| s.as_str()), &dir) {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
+        run_child(&raw, i);
         return;
     }
     let a = match parse_args() {
@@ -274,7 +308,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let exe = std::env::current_exe().expect("current exe");
     if a.ovs && a.ios.contains(&Io::Dpdk) && devtools::ovs_dpdk::binary().is_none() {
         eprintln!(
             "Open vSwitch with DPDK is not installed ({}) or this is not root: no side-by-side run",
@@ -283,41 +316,8 @@ fn main() {
     }
     let groups = plan(&a);
     let total: usize = groups.iter().map(|g| g.points.len()).sum();
-    let work = a.out.join("work");
-    let mut results: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
-    let mut done = 0;
     let started = std::time::Instant::now();
-    // A discarded first point: the first child of a run measures low
-    // (cold page cache and CPU); every reported point then runs warm.
-    if let Some(p) = groups.first().and_then(|g| g.points.first()) {
-        let warm = Point {
-            seconds: 0.5,
-            ..p.clone()
-        };
-        let _ = replay::run_point_in_child(&exe, &warm, &work);
-    }
-    for g in &groups {
-        for p in &g.points {
-            done += 1;
-            eprint!(
-                "\r[{done}/{total}] {:<12} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
-                g.name,
-                p.scenario,
-                p.io.name(),
-                p.flows,
-                p.workers,
-                ""
-            );
-            match replay::run_point_in_child(&exe, p, &work) {
-                Ok(m) => {
-                    eprint!("\r[{done}/{total}] {:<12} {}\n", g.name, row(&m));
-                    results.entry(g.name).or_default().push(m);
-                }
-                Err(e) => eprintln!("\r[{done}/{total}] {:<12} failed: {e}", g.name),
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(&work);
+    let results = run_points(&groups, &a.out.join("work"));
     println!(
         "\nvswitch pcap-replay benchmark ({} points in {:.0} s; {})",
         total,
@@ -331,54 +331,8 @@ fn main() {
         }
     }
     if let Some(ms) = results.get("scenarios") {
-        let measured_ovs: Vec<&Measured> = ms
-            .iter()
-            .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
-            .collect();
-        if !measured_ovs.is_empty() {
-            println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; target 2x) ==");
-        }
-        for o in &measured_ovs {
-            let op = o.point.as_ref().expect("point");
-            let ours = ms.iter().find(|m| {
-                m.point.as_ref().is_some_and(|p| {
-                    p.io == Io::Dpdk && p.scenario == op.scenario && p.flows == op.flows
-                })
-            });
-            if let Some(m) = ours {
-                println!(
-                    "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps ({:.0} cycles/packet, {:.2} outputs/packet) = {:.2}x (target 2x: {})",
-                    op.scenario,
-                    op.flows,
-                    m.mpps,
-                    o.mpps,
-                    o.cycles_per_packet,
-                    o.outputs_per_packet,
-                    m.mpps / o.mpps.max(1e-9),
-                    if m.mpps >= 2.0 * o.mpps { "met" } else { "not met" }
-                );
-            }
-        }
-        println!("\n== against the issue's reference figures for Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
-        for m in ms {
-            let p = m.point.as_ref().expect("point");
-            if p.io == Io::OvsDpdk {
-                continue;
-            }
-            let big = if a.quick { 4_096 } else { 65_536 };
-            let f = if p.flows == big { 65_536 } else { p.flows };
-            if let Some(o) = ovs(&p.scenario, f) {
-                println!(
-                    "{:<17} {:<6} {:>6} flows: {:>6.2} Mpps vs {o:>5.1} = {:.2}x (target 2x: {})",
-                    p.scenario,
-                    p.io.name(),
-                    p.flows,
-                    m.mpps,
-                    m.mpps / o,
-                    if m.mpps >= 2.0 * o { "met" } else { "not met" }
-                );
-            }
-        }
+        print_measured_ovs(ms);
+        print_against_reference(ms, a.quick);
     }
     if let Some(u) = results.get("updates").and_then(|v| v.first()) {
         println!(
@@ -389,19 +343,139 @@ fn main() {
             u.delivered * 100.0
         );
     }
-    std::fs::create_dir_all(&a.out).expect("out dir");
+    write_results(&a.out, &results);
+}
+
+/// The child's side (`--point JSON [--dir DIR]`, `raw[i]` the `--point`):
+/// measures the point and prints it as JSON, or its error and exit 1.
+fn run_child(raw: &[String], i: usize) {
+    let dir = raw
+        .iter()
+        .position(|a| a == "--dir")
+        .and_then(|j| raw.get(j + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    if let Err(e) = child(raw.get(i + 1).map_or("", |s| s.as_str()), &dir) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs every point of `groups` in a child of this executable, `work`
+/// its scratch directory (removed at the end), with a progress line per
+/// point on stderr.
+fn run_points(groups: &[Group], work: &Path) -> Results {
+    let exe = std::env::current_exe().expect("current exe");
+    let total: usize = groups.iter().map(|g| g.points.len()).sum();
+    let mut results = Results::new();
+    let mut done = 0;
+    // A discarded first point: the first child of a run measures low
+    // (cold page cache and CPU); every reported point then runs warm.
+    if let Some(p) = groups.first().and_then(|g| g.points.first()) {
+        let warm = Point {
+            seconds: 0.5,
+            ..p.clone()
+        };
+        let _ = replay::run_point_in_child(&exe, &warm, work);
+    }
+    for g in groups {
+        for p in &g.points {
+            done += 1;
+            eprint!(
+                "\r[{done}/{total}] {:<12} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
+                g.name,
+                p.scenario,
+                p.io.name(),
+                p.flows,
+                p.workers,
+                ""
+            );
+            match replay::run_point_in_child(&exe, p, work) {
+                Ok(m) => {
+                    eprint!("\r[{done}/{total}] {:<12} {}\n", g.name, row(&m));
+                    results.entry(g.name).or_default().push(m);
+                }
+                Err(e) => eprintln!("\r[{done}/{total}] {:<12} failed: {e}", g.name),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(work);
+    results
+}
+
+/// Our DPDK points beside Open vSwitch's on the same capture, where this
+/// run measured both.
+fn print_measured_ovs(ms: &[Measured]) {
+    let measured_ovs: Vec<&Measured> = ms
+        .iter()
+        .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
+        .collect();
+    if !measured_ovs.is_empty() {
+        println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; target 2x) ==");
+    }
+    for o in &measured_ovs {
+        let op = o.point.as_ref().expect("point");
+        let ours = ms.iter().find(|m| {
+            m.point.as_ref().is_some_and(|p| {
+                p.io == Io::Dpdk && p.scenario == op.scenario && p.flows == op.flows
+            })
+        });
+        if let Some(m) = ours {
+            println!(
+                "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps ({:.0} cycles/packet, {:.2} outputs/packet) = {:.2}x (target 2x: {})",
+                op.scenario,
+                op.flows,
+                m.mpps,
+                o.mpps,
+                o.cycles_per_packet,
+                o.outputs_per_packet,
+                m.mpps / o.mpps.max(1e-9),
+                if m.mpps >= 2.0 * o.mpps { "met" } else { "not met" }
+            );
+        }
+    }
+}
+
+/// Our points against the figures for Open vSwitch (`quick`: the
+/// many-flows points stand for its 65,536 flows).
+fn print_against_reference(ms: &[Measured], quick: bool) {
+    println!("\n== against the issue's reference figures for Open vSwitch 3.1 + DPDK 22.11 (one PMD, 64 B; target 2x) ==");
+    for m in ms {
+        let p = m.point.as_ref().expect("point");
+        if p.io == Io::OvsDpdk {
+            continue;
+        }
+        let big = if quick { 4_096 } else { 65_536 };
+        let f = if p.flows == big { 65_536 } else { p.flows };
+        if let Some(o) = ovs(&p.scenario, f) {
+            println!(
+                "{:<17} {:<6} {:>6} flows: {:>6.2} Mpps vs {o:>5.1} = {:.2}x (target 2x: {})",
+                p.scenario,
+                p.io.name(),
+                p.flows,
+                m.mpps,
+                m.mpps / o,
+                if m.mpps >= 2.0 * o { "met" } else { "not met" }
+            );
+        }
+    }
+}
+
+/// Writes `results.json` and a plot per group into `out`.
+fn write_results(out: &Path, results: &Results) {
+    std::fs::create_dir_all(out).expect("out dir");
     let json = serde_json::json!({
         "machine": machine(),
         "ovs_dpdk_reference": OVS_DPDK.iter().map(|(s, f, m)| serde_json::json!({"scenario": s, "flows": f, "mpps": m})).collect::<Vec<_>>(),
         "results": results,
     });
-    let jpath = a.out.join("results.json");
+    let jpath = out.join("results.json");
     std::fs::write(&jpath, serde_json::to_string_pretty(&json).expect("json")).expect("write");
     println!("\nwrote {}", jpath.display());
     for (name, f) in [
         (
             "scenarios",
-            plot_scenarios as fn(&[Measured], &Path) -> Result<(), String>,
+            plot_scenarios as fn(&[Measured], &Path) -> Result<(), PlotError>,
         ),
         ("flows", plot_flows),
         ("workers", plot_workers),
@@ -409,7 +483,7 @@ fn main() {
         ("connections", plot_connections),
     ] {
         if let Some(ms) = results.get(name) {
-            let path = a.out.join(format!("{name}.svg"));
+            let path = out.join(format!("{name}.svg"));
             match f(ms, &path) {
                 Ok(()) => println!("wrote {}", path.display()),
                 Err(e) => eprintln!("plot {name}: {e}"),
@@ -432,14 +506,10 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-fn e<E: std::fmt::Debug>(x: E) -> String {
-    format!("{x:?}")
-}
-
 /// Mpps per scenario: bars for each (io, flows), OVS-DPDK beside: as
 /// measured in this run when it ran (`ovs-dpdk` points), else the issue's
 /// reference figures.
-fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
+fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), PlotError> {
     let scen: Vec<String> = {
         let mut v: Vec<String> = Vec::new();
         for m in ms {
@@ -470,7 +540,7 @@ fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
         .collect();
     let ymax = ms.iter().map(|m| m.mpps).fold(14.0, f64::max) * 1.1;
     let root = SVGBackend::new(path, (1200, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
+    root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
         .caption(
             "vswitch: Mpps per scenario, one worker, 64 B",
@@ -479,8 +549,7 @@ fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
         .margin(15)
         .x_label_area_size(60)
         .y_label_area_size(50)
-        .build_cartesian_2d(0f64..scen.len() as f64, 0f64..ymax)
-        .map_err(e)?;
+        .build_cartesian_2d(0f64..scen.len() as f64, 0f64..ymax)?;
     let names = scen.clone();
     c.configure_mesh()
         .x_labels(scen.len() * 2 + 1)
@@ -493,8 +562,7 @@ fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
             }
         })
         .y_desc("Mpps")
-        .draw()
-        .map_err(e)?;
+        .draw()?;
     let n = series.len().max(1) as f64;
     let w = 0.8 / (n + 1.0);
     for (si, (label, pts)) in series.iter().enumerate() {
@@ -502,8 +570,7 @@ fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
         c.draw_series(pts.iter().map(|&(x, y)| {
             let x0 = x as f64 + 0.1 + si as f64 * w;
             Rectangle::new([(x0, 0.0), (x0 + w * 0.9, y)], color.filled())
-        }))
-        .map_err(e)?
+        }))?
         .label(label.clone())
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
@@ -516,17 +583,15 @@ fn plot_scenarios(ms: &[Measured], path: &Path) -> Result<(), String> {
                 BLACK.mix(0.3)
             };
             Rectangle::new([(x0, 0.0), (x0 + w * 0.9, y)], shade.filled())
-        }))
-        .map_err(e)?
+        }))?
         .label("Open vSwitch + DPDK, the issue's figures (1 / 65,536 flows)")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], BLACK.mix(0.5).filled()));
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+        .draw()?;
+    Ok(root.present()?)
 }
 
 /// Lines of Mpps against a log-scale x taken from each point.
@@ -537,7 +602,7 @@ fn plot_lines(
     xdesc: &str,
     x_of: impl Fn(&Point) -> f64,
     log_x: bool,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for m in ms {
         let p = m.point.as_ref().expect("p");
@@ -552,35 +617,26 @@ fn plot_lines(
         .fold(1.0, f64::max);
     let ymax = ms.iter().map(|m| m.mpps).fold(1.0, f64::max) * 1.15;
     let root = SVGBackend::new(path, (900, 550)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
+    root.fill(&WHITE)?;
     let mut b = ChartBuilder::on(&root);
     b.caption(title, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(50);
     if log_x {
-        let mut c = b
-            .build_cartesian_2d((0.8f64..xmax * 1.5).log_scale(), 0f64..ymax)
-            .map_err(e)?;
-        c.configure_mesh()
-            .x_desc(xdesc)
-            .y_desc("Mpps")
-            .draw()
-            .map_err(e)?;
+        let mut c = b.build_cartesian_2d((0.8f64..xmax * 1.5).log_scale(), 0f64..ymax)?;
+        c.configure_mesh().x_desc(xdesc).y_desc("Mpps").draw()?;
         draw_lines(&mut c, &series)?;
     } else {
-        let mut c = b
-            .build_cartesian_2d(0.5f64..xmax + 0.5, 0f64..ymax)
-            .map_err(e)?;
+        let mut c = b.build_cartesian_2d(0.5f64..xmax + 0.5, 0f64..ymax)?;
         c.configure_mesh()
             .x_desc(xdesc)
             .y_desc("Mpps")
             .x_labels(xmax as usize + 1)
-            .draw()
-            .map_err(e)?;
+            .draw()?;
         draw_lines(&mut c, &series)?;
     }
-    root.present().map_err(e)
+    Ok(root.present()?)
 }
 
 fn draw_lines<'a, 'b, X>(
@@ -590,28 +646,26 @@ fn draw_lines<'a, 'b, X>(
         Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
     >,
     series: &BTreeMap<String, Vec<(f64, f64)>>,
-) -> Result<(), String>
+) -> Result<(), PlotError>
 where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
     'b: 'a,
 {
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-            .map_err(e)?
+        c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
-        c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(e)?;
+        c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .draw()
-        .map_err(e)
+        .draw()?;
+    Ok(())
 }
 
-fn plot_flows(ms: &[Measured], path: &Path) -> Result<(), String> {
+fn plot_flows(ms: &[Measured], path: &Path) -> Result<(), PlotError> {
     plot_lines(
         ms,
         path,
@@ -622,7 +676,7 @@ fn plot_flows(ms: &[Measured], path: &Path) -> Result<(), String> {
     )
 }
 
-fn plot_workers(ms: &[Measured], path: &Path) -> Result<(), String> {
+fn plot_workers(ms: &[Measured], path: &Path) -> Result<(), PlotError> {
     plot_lines(
         ms,
         path,
@@ -633,7 +687,7 @@ fn plot_workers(ms: &[Measured], path: &Path) -> Result<(), String> {
     )
 }
 
-fn plot_rules(ms: &[Measured], path: &Path) -> Result<(), String> {
+fn plot_rules(ms: &[Measured], path: &Path) -> Result<(), PlotError> {
     plot_lines(
         ms,
         path,
@@ -644,7 +698,7 @@ fn plot_rules(ms: &[Measured], path: &Path) -> Result<(), String> {
     )
 }
 
-fn plot_connections(ms: &[Measured], path: &Path) -> Result<(), String> {
+fn plot_connections(ms: &[Measured], path: &Path) -> Result<(), PlotError> {
     plot_lines(
         ms,
         path,

@@ -14,13 +14,53 @@
 //! It prints the packets it ran, so Ir/packet is the total over that
 //! (warm-up and setup included, a few percent at 2,000 bursts).
 
-use devtools::traffic::{self, FrameSize, TrafficScenario};
-use pipeline::datapath::{Datapath, BURST};
-use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
-use pipeline::switch::PortId;
-use std::time::Instant;
+#![deny(unsafe_code)]
 
-fn main() -> Result<(), String> {
+use devtools::traffic::{self, FrameSize, TrafficError, TrafficScenario};
+use pipeline::datapath::{Datapath, BURST};
+use pipeline::drop::DropReason;
+use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
+use pipeline::switch::{ConfigError, PortId};
+use std::process::ExitCode;
+use std::time::Instant;
+use topology::TopologyError;
+
+/// Why the run did not happen.
+#[derive(Debug, thiserror::Error)]
+enum BurstCostError {
+    /// An option without its number: `usage` says what it takes.
+    #[error("{usage}")]
+    Usage { usage: &'static str },
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    #[error("lab topology: {0}")]
+    Topology(#[source] TopologyError),
+    /// The scenario's host does not compile.
+    #[error("{0}")]
+    Compile(#[source] TopologyError),
+    #[error("{0}")]
+    Build(#[from] ConfigError),
+    /// The host has no port of this name.
+    #[error("{0}")]
+    NoPort(String),
+    #[error("packet pool empty")]
+    PoolEmpty,
+    #[error("{0}")]
+    Frame(DropReason),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("burst_cost: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the bursts the command line asks for and prints the cost.
+fn run() -> Result<(), BurstCostError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut scenario = TrafficScenario::L2Egress;
     let mut flows = 1usize;
@@ -28,16 +68,28 @@ fn main() -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--flows" => flows = it.next().and_then(|v| v.parse().ok()).ok_or("--flows N")?,
-            "--bursts" => bursts = it.next().and_then(|v| v.parse().ok()).ok_or("--bursts N")?,
+            "--flows" => {
+                flows = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(BurstCostError::Usage { usage: "--flows N" })?
+            }
+            "--bursts" => {
+                bursts = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(BurstCostError::Usage {
+                        usage: "--bursts N",
+                    })?
+            }
             name => scenario = TrafficScenario::parse(name)?,
         }
     }
-    let t = devtools::lab::topology()?;
+    let t = devtools::spec::topology().map_err(BurstCostError::Topology)?;
     let count = flows.max(BURST);
     let traffic = traffic::generate(&t, scenario, flows, FrameSize::Fixed(64), count)?;
-    let mut cfg = topology::build_host(&t, scenario.host(), 1).map_err(|e| e.to_string())?;
-    let sw = cfg.build().map_err(|e| e.to_string())?;
+    let mut cfg = topology::build_host(&t, scenario.host(), 1).map_err(BurstCostError::Compile)?;
+    let sw = cfg.build()?;
     let mut dp = Datapath::new(0, 65_536);
     let mut pool = PacketPool::new(4 * BURST, DEFAULT_MAX_FRAME);
     let mut burst: Vec<PacketBuf> = Vec::with_capacity(BURST);
@@ -47,11 +99,11 @@ fn main() -> Result<(), String> {
         let in_port = sw
             .port_by_name(port)
             .map(|p| p.id)
-            .ok_or(port.to_string())?;
+            .ok_or_else(|| BurstCostError::NoPort(port.to_string()))?;
         for chunk in frames.chunks(BURST) {
             for f in chunk {
-                let mut b = pool.get().ok_or("packet pool empty")?;
-                b.set_data(f).map_err(|r| r.to_string())?;
+                let mut b = pool.get().ok_or(BurstCostError::PoolEmpty)?;
+                b.set_data(f).map_err(BurstCostError::Frame)?;
                 burst.push(b);
             }
             let mut sink = |_: PortId, b: PacketBuf| out.push(b);
@@ -60,7 +112,7 @@ fn main() -> Result<(), String> {
                 pool.put(b);
             }
         }
-        Ok::<(), String>(())
+        Ok::<(), BurstCostError>(())
     };
     for (port, frames) in &traffic.warmup {
         run(port, frames, now)?;

@@ -1,9 +1,16 @@
 //! vswitch: the project's own tools. `vswitch lab` runs the seed article's
-//! experiment on real Linux hosts in network namespaces.
+//! experiment on real Linux hosts in network namespaces; `vswitch
+//! gen-traffic` writes a §8 walk's frames as a pcap.
+//!
+//! The command line's edge: each command's error is printed here after
+//! the command's name (`vswitch lab: …`), the exit code set from it.
+//! May call: `lab`, `traffic` and `spec` of devtools.
+#![deny(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use devtools::lab::{self, scenario::Outcome};
-use std::path::PathBuf;
+use devtools::lab::{self, scenario::Outcome, LabError};
+use devtools::traffic::{self, TrafficError};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -96,17 +103,38 @@ fn print_outcome(o: &Outcome, verbose: bool) {
     println!();
 }
 
+/// Why `vswitch gen-traffic` wrote nothing (or not all).
+#[derive(Debug, thiserror::Error)]
+enum GenTrafficError {
+    #[error("lab topology: {0}")]
+    Topology(#[source] topology::TopologyError),
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+}
+
+/// A command's failure, with the command it came from.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("vswitch gen-traffic: {0}")]
+    GenTraffic(#[source] GenTrafficError),
+    #[error("vswitch lab down: {0}")]
+    LabDown(#[source] LabError),
+    #[error("vswitch lab: {0}")]
+    Lab(#[source] LabError),
+}
+
+/// Writes the pcap (and the warm-up's, with `warmup`); returns what it
+/// wrote, as the JSON `--json` prints.
 fn gen_traffic(
     scenario: &str,
     flows: usize,
     size: &str,
     count: Option<usize>,
     warmup: bool,
-    out: &std::path::Path,
-) -> Result<serde_json::Value, String> {
-    use devtools::traffic;
+    out: &Path,
+) -> Result<serde_json::Value, GenTrafficError> {
     let s = traffic::TrafficScenario::parse(scenario)?;
-    let t = lab::topology()?;
+    let t = devtools::spec::topology().map_err(GenTrafficError::Topology)?;
     let size = traffic::FrameSize::parse(size)?;
     let tr = traffic::generate(&t, s, flows, size, count.unwrap_or(flows.max(32_768)))?;
     traffic::write_pcap(out, &tr.frames)?;
@@ -125,9 +153,120 @@ fn gen_traffic(
     }))
 }
 
+/// `vswitch gen-traffic`: writes the pcap and says what it wrote.
+fn gen_traffic_command(
+    json: bool,
+    scenario: &str,
+    flows: usize,
+    size: &str,
+    count: Option<usize>,
+    warmup: bool,
+    out: &Path,
+) -> Result<ExitCode, CliError> {
+    let v = gen_traffic(scenario, flows, size, count, warmup, out).map_err(CliError::GenTraffic)?;
+    if json {
+        println!("{v}");
+    } else {
+        println!(
+            "wrote {} frames of {} ({} flows, {}) entering {} on {} to {}",
+            v["frames"],
+            scenario,
+            flows,
+            size,
+            v["in_port"].as_str().unwrap_or(""),
+            v["host"].as_str().unwrap_or(""),
+            out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vswitch lab down`: removes a lab left up and says what it removed.
+fn lab_down_command(json: bool) -> Result<ExitCode, CliError> {
+    let removed = lab::down().map_err(CliError::LabDown)?;
+    if json {
+        println!("{}", serde_json::json!({ "removed": removed }));
+    } else if removed.is_empty() {
+        println!("no lab is up");
+    } else {
+        for r in removed {
+            println!("removed {r}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vswitch lab`: the scenarios in namespaces (as root, unless `sim`) or
+/// on the simulation, each printed as it ends, then the summary; fails
+/// unless every scenario passed.
+fn lab_command(
+    json: bool,
+    keep: bool,
+    sim: bool,
+    verbose: bool,
+    vswitchd: Option<PathBuf>,
+) -> Result<ExitCode, CliError> {
+    let mut progress = |o: &Outcome| {
+        if !json {
+            print_outcome(o, verbose);
+        }
+    };
+    let report = if sim || !lab::is_root() {
+        if !sim {
+            eprintln!(
+                "vswitch lab: not running as root, so no network namespaces: running the \
+                 same scenarios on the in-process multi-host simulation instead"
+            );
+        }
+        if !json {
+            println!("vswitch lab on the in-process simulation of the spec's example topology\n");
+        }
+        lab::run_sim(&mut progress)
+    } else {
+        if !json {
+            println!(
+                "vswitch lab: the spec's example topology in network namespaces ({}*), \
+                 one vswitchd per host\n",
+                lab::NS_PREFIX
+            );
+        }
+        let opts = lab::LabOptions { keep, vswitchd };
+        lab::run_kernel(&opts, &mut progress)
+    };
+    let r = report.map_err(CliError::Lab)?;
+    let passed = r.passed();
+    let total = r.scenarios.len();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!("lab ({}): {passed} of {total} scenarios passed", r.mode);
+        if keep && r.mode == "kernel" {
+            print_kept(&r);
+        }
+    }
+    Ok(if passed == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// How to explore a lab left up with `--keep`.
+fn print_kept(r: &lab::Report) {
+    println!("\nThe lab is up. Each host's vswitchd:");
+    for (host, sock) in &r.sockets {
+        println!("  vswitchctl --socket {sock} show    # {host}");
+    }
+    println!(
+        "VMs: ip netns exec {}vm1 ping 10.1.0.13; remove it all with `vswitch lab down`",
+        lab::NS_PREFIX
+    );
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let json = cli.json;
+    let result = match cli.command {
         Command::GenTraffic {
             scenario,
             flows,
@@ -135,117 +274,21 @@ fn main() -> ExitCode {
             count,
             warmup,
             out,
-        } => match gen_traffic(&scenario, flows, &size, count, warmup, &out) {
-            Ok(v) => {
-                if cli.json {
-                    println!("{v}");
-                } else {
-                    println!(
-                        "wrote {} frames of {} ({} flows, {}) entering {} on {} to {}",
-                        v["frames"],
-                        scenario,
-                        flows,
-                        size,
-                        v["in_port"].as_str().unwrap_or(""),
-                        v["host"].as_str().unwrap_or(""),
-                        out.display()
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("vswitch gen-traffic: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => gen_traffic_command(json, &scenario, flows, &size, count, warmup, &out),
         Command::Lab {
             action: Some(LabAction::Down),
             ..
-        } => match lab::down() {
-            Ok(removed) => {
-                if cli.json {
-                    println!("{}", serde_json::json!({ "removed": removed }));
-                } else if removed.is_empty() {
-                    println!("no lab is up");
-                } else {
-                    for r in removed {
-                        println!("removed {r}");
-                    }
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("vswitch lab down: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => lab_down_command(json),
         Command::Lab {
             action: None,
             keep,
             sim,
             verbose,
             vswitchd,
-        } => {
-            let json = cli.json;
-            let mut progress = |o: &Outcome| {
-                if !json {
-                    print_outcome(o, verbose);
-                }
-            };
-            let report = if sim || !lab::is_root() {
-                if !sim {
-                    eprintln!(
-                        "vswitch lab: not running as root, so no network namespaces: running the \
-                         same scenarios on the in-process multi-host simulation instead"
-                    );
-                }
-                if !json {
-                    println!(
-                        "vswitch lab on the in-process simulation of the spec's example topology\n"
-                    );
-                }
-                lab::run_sim(&mut progress)
-            } else {
-                if !json {
-                    println!(
-                        "vswitch lab: the spec's example topology in network namespaces ({}*), \
-                         one vswitchd per host\n",
-                        lab::NS_PREFIX
-                    );
-                }
-                let opts = lab::LabOptions { keep, vswitchd };
-                lab::run_kernel(&opts, &mut progress)
-            };
-            match report {
-                Ok(r) => {
-                    let passed = r.passed();
-                    let total = r.scenarios.len();
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-                    } else {
-                        println!("lab ({}): {passed} of {total} scenarios passed", r.mode);
-                        if keep && r.mode == "kernel" {
-                            println!("\nThe lab is up. Each host's vswitchd:");
-                            for (host, sock) in &r.sockets {
-                                println!("  vswitchctl --socket {sock} show    # {host}");
-                            }
-                            println!(
-                                "VMs: ip netns exec {}vm1 ping 10.1.0.13; remove it all with `vswitch lab down`",
-                                lab::NS_PREFIX
-                            );
-                        }
-                    }
-                    if passed == total {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("vswitch lab: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-    }
+        } => lab_command(json, keep, sim, verbose, vswitchd),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })
 }

@@ -37,9 +37,16 @@
 //! so the bridges' tap devices never appear on the machine; ovsdb-server
 //! and vswitchd are stopped by pid file and their directory removed when
 //! the `Session` is dropped, on error and panic too.
+//!
+//! May call: `traffic` (the warm-up, `warm_switch`), `spec` (the upstream
+//! router's MAC), vswitch's daemon and `render::dump_flows`, pipeline's
+//! trace (`ours_egress`); Open vSwitch's programs as processes.
+#![deny(unsafe_code)]
 
+use crate::traffic::TrafficError;
 use pipeline::key::Mac;
 use pipeline::switch::{PortKind, Switch, VlanMode};
+use pipeline::xlate::trace::TraceInputError;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -47,6 +54,114 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use topology::Topology;
+use vswitch::daemon::DaemonError;
+use vswitch::render::ViewError;
+
+/// Why the side-by-side run could not be made or measured. Each error
+/// names the command, file, port or frame; the benchmark prints it as the
+/// point's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum OvsDpdkError {
+    // Our switch, the model's source.
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    #[error("warm-up config: {0}")]
+    WarmUpConfig(#[source] toml::de::Error),
+    #[error("{0}")]
+    Daemon(#[from] DaemonError),
+    #[error("{0}")]
+    DumpFlows(#[from] ViewError),
+    #[error("{0}")]
+    OurTrace(#[from] TraceInputError),
+
+    // Running Open vSwitch.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bridge's flows could not be written for `ovs-ofctl add-flows`.
+    #[error("{source}")]
+    FlowsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `program` failed; `args` are its arguments (the first 300
+    /// characters), `stderr` what it said.
+    #[error("{program} {args}: {stderr}")]
+    Command {
+        program: String,
+        args: String,
+        stderr: String,
+    },
+    #[error("ovs-vswitchd is not running")]
+    NotRunning,
+    #[error("ovs-vswitchd did not come up; see {}/ovs-vswitchd.log", dir.display())]
+    NotUp { dir: PathBuf },
+
+    // What it says.
+    #[error("model: no port {0}")]
+    NoModelPort(String),
+    /// `ofproto/trace` printed no line starting with `line`.
+    #[error("ofproto/trace: no `{line}` line in\n{output}")]
+    TraceLine { line: &'static str, output: String },
+    #[error(transparent)]
+    Flow(#[from] ActionsError),
+    /// The datapath actions of `trace` could not be followed.
+    #[error("{source}\nofproto/trace:\n{trace}")]
+    DatapathActions {
+        #[source]
+        source: ActionsError,
+        trace: String,
+    },
+    /// The model is not our switch: the first frame leaves differently.
+    #[error(
+        "the OVS model forwards a frame from {in_port} differently from vswitch\nvswitch:\n{}OVS (ofproto/trace):\n{}",
+        egress_lines(ours),
+        egress_lines(theirs)
+    )]
+    ForwardsDifferently {
+        in_port: String,
+        ours: Vec<Egress>,
+        theirs: Vec<Egress>,
+    },
+}
+
+/// What could not be followed in an `ofproto/trace` flow or datapath
+/// action list.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionsError {
+    #[error("Flow: vlan_tci={0}")]
+    VlanTci(String),
+    #[error("`{key}={value}`")]
+    Field { key: String, value: String },
+    #[error("datapath port {0} is not in dpctl/show")]
+    UnknownPort(u32),
+    #[error("`{0}`")]
+    Action(String),
+    #[error("`{action}`: source {ip}")]
+    NatSource { action: String, ip: String },
+    /// A recirculation or an upcall: the trace stops there.
+    #[error("datapath action `{0}`: not one pass")]
+    NotOnePass(String),
+}
+
+/// Copies of a frame, a line each (`(dropped)` for none).
+fn egress_lines(v: &[Egress]) -> String {
+    if v.is_empty() {
+        "  (dropped)\n".to_string()
+    } else {
+        v.iter().map(|e| format!("  {e}\n")).collect()
+    }
+}
 
 /// Debian's `openvswitch-switch-dpdk` binary.
 pub const DEFAULT_BINARY: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
@@ -141,41 +256,12 @@ pub fn model(
     in_port: &str,
     pcap: &Path,
     now_ns: u64,
-) -> Result<Model, String> {
+) -> Result<Model, OvsDpdkError> {
     let mut m = Model {
         in_port: in_port.to_string(),
         ..Model::default()
     };
-    // Router ports we model: qrouter interfaces (every host), and on the
-    // SNAT host the snat namespace's sg- and qg- ports.
-    let mut qr: Vec<(&str, Mac, String)> = Vec::new(); // device, mac, subnet
-    let mut snat: Vec<(&str, Mac)> = Vec::new();
-    let mut snat_gw: Option<(&str, Mac, std::net::Ipv4Addr)> = None;
-    for r in &t.routers {
-        let on_host = |dev: &str| sw.port_by_name(dev).is_some();
-        for i in &r.interfaces {
-            if on_host(&i.device) {
-                qr.push((&i.device, i.mac, i.subnet.clone()));
-            }
-            if r.snat_host.as_deref() == Some(host) {
-                if let (Some(d), Some(mac)) = (&i.snat_device, i.snat_mac) {
-                    if on_host(d) {
-                        snat.push((d, mac));
-                    }
-                }
-            }
-        }
-        if let Some(g) = &r.gateway {
-            if r.snat_host.as_deref() == Some(host) && on_host(&g.device) {
-                snat_gw = Some((&g.device, g.mac, g.ip));
-            }
-        }
-    }
-    let modelled = |name: &str| {
-        qr.iter().any(|(d, _, _)| *d == name)
-            || snat.iter().any(|(d, _)| *d == name)
-            || snat_gw.is_some_and(|(d, _, _)| d == name)
-    };
+    let routers = RouterPorts::of(sw, t, host);
     let mut nulls = 0;
     for b in &sw.bridges {
         let mut ob = OvsBridge {
@@ -192,20 +278,17 @@ pub fn model(
                 PortKind::Patch { peer } => {
                     vec!["type=patch".into(), format!("options:peer={peer}")]
                 }
-                PortKind::Internal if modelled(&p.name) => {
+                PortKind::Internal if routers.modelled(&p.name) => {
                     vec!["type=patch".into(), format!("options:peer=r-{}", p.name)]
                 }
-                _ if p.name == in_port => {
-                    let dev = format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display());
-                    m.devices.push((p.name.clone(), dev.clone()));
-                    vec![
-                        "type=dpdk".into(),
-                        format!("options:dpdk-devargs=\"{dev}\""),
-                    ]
-                }
                 _ => {
-                    let dev = format!("net_null{nulls},no-rx=1");
-                    nulls += 1;
+                    let dev = if p.name == in_port {
+                        format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
+                    } else {
+                        let dev = format!("net_null{nulls},no-rx=1");
+                        nulls += 1;
+                        dev
+                    };
                     m.devices.push((p.name.clone(), dev.clone()));
                     vec![
                         "type=dpdk".into(),
@@ -220,7 +303,7 @@ pub fn model(
                 interface,
             });
         }
-        let dump = vswitch::render::dump_flows(sw, &b.name, now_ns).map_err(|e| e.to_string())?;
+        let dump = vswitch::render::dump_flows(sw, &b.name, now_ns)?;
         for l in dump.lines().filter(|l| !l.trim().is_empty()) {
             let _ = writeln!(ob.flows, "{}", strip_stats(l));
         }
@@ -231,63 +314,134 @@ pub fn model(
         }
         m.bridges.push(ob);
     }
-    let patch = |dev: &str, ofport: u32| OvsPort {
+    if !routers.qr.is_empty() {
+        m.bridges.push(qrouter_bridge(t, &routers.qr));
+    }
+    if let Some(gw) = routers.snat_gw {
+        m.bridges.push(snat_bridge(gw, &routers.snat));
+    }
+    Ok(m)
+}
+
+/// The router ports of a host that the model replaces with patch ports
+/// to its router bridges: qrouter interfaces (every host), and on the
+/// SNAT host the snat namespace's sg- and qg- ports.
+struct RouterPorts<'a> {
+    /// qr- ports: device, MAC, subnet.
+    qr: Vec<(&'a str, Mac, String)>,
+    /// sg- ports: device, MAC.
+    snat: Vec<(&'a str, Mac)>,
+    /// The qg- port: device, MAC, the router's gateway address.
+    snat_gw: Option<(&'a str, Mac, Ipv4Addr)>,
+}
+
+impl<'a> RouterPorts<'a> {
+    /// The router ports of `t`'s routers that `host`'s switch `sw` has.
+    fn of(sw: &Switch, t: &'a Topology, host: &str) -> RouterPorts<'a> {
+        let mut ports = RouterPorts {
+            qr: Vec::new(),
+            snat: Vec::new(),
+            snat_gw: None,
+        };
+        let on_host = |dev: &str| sw.port_by_name(dev).is_some();
+        for r in &t.routers {
+            let snat_here = r.snat_host.as_deref() == Some(host);
+            for i in &r.interfaces {
+                if on_host(&i.device) {
+                    ports.qr.push((&i.device, i.mac, i.subnet.clone()));
+                }
+                if snat_here {
+                    if let (Some(d), Some(mac)) = (&i.snat_device, i.snat_mac) {
+                        if on_host(d) {
+                            ports.snat.push((d, mac));
+                        }
+                    }
+                }
+            }
+            if let Some(g) = &r.gateway {
+                if snat_here && on_host(&g.device) {
+                    ports.snat_gw = Some((&g.device, g.mac, g.ip));
+                }
+            }
+        }
+        ports
+    }
+
+    /// Whether port `name` is one of them.
+    fn modelled(&self, name: &str) -> bool {
+        self.qr.iter().any(|(d, _, _)| *d == name)
+            || self.snat.iter().any(|(d, _)| *d == name)
+            || self.snat_gw.is_some_and(|(d, _, _)| d == name)
+    }
+}
+
+/// The router bridge's end (`r-DEV`, OpenFlow port `ofport`) of the patch
+/// that replaces router port `dev`.
+fn router_patch(dev: &str, ofport: u32) -> OvsPort {
+    OvsPort {
         name: format!("r-{dev}"),
         ofport,
         tag: None,
         interface: vec!["type=patch".into(), format!("options:peer={dev}")],
+    }
+}
+
+/// `br-qr`, the qrouter as flows: a packet to an interface's MAC has its
+/// TTL decremented and is sent, per destination VM (DVR's permanent
+/// neighbours: every VM port of the subnet's network), out of that
+/// subnet's interface with both MACs rewritten.
+fn qrouter_bridge(t: &Topology, qr: &[(&str, Mac, String)]) -> OvsBridge {
+    let mut b = OvsBridge {
+        name: "br-qr".into(),
+        ..OvsBridge::default()
     };
-    if !qr.is_empty() {
-        let mut b = OvsBridge {
-            name: "br-qr".into(),
-            ..OvsBridge::default()
-        };
-        let mut f =
-            String::from("table=0,priority=0 actions=drop\ntable=1,priority=0 actions=drop\n");
-        for (i, (dev, mac, subnet)) in qr.iter().enumerate() {
-            b.ports.push(patch(dev, 1 + i as u32));
+    let mut f = String::from("table=0,priority=0 actions=drop\ntable=1,priority=0 actions=drop\n");
+    for (i, (dev, mac, subnet)) in qr.iter().enumerate() {
+        b.ports.push(router_patch(dev, 1 + i as u32));
+        let _ = writeln!(
+            f,
+            "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,goto_table:1"
+        );
+        let net = t
+            .subnets
+            .iter()
+            .find(|s| s.name == *subnet)
+            .map(|s| s.network.as_str())
+            .unwrap_or("");
+        for vm in t.ports.iter().filter(|p| p.network == net) {
             let _ = writeln!(
                 f,
-                "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,goto_table:1"
-            );
-            // DVR's permanent neighbours: every VM port of the subnet's network.
-            let net = t
-                .subnets
-                .iter()
-                .find(|s| s.name == *subnet)
-                .map(|s| s.network.as_str())
-                .unwrap_or("");
-            for vm in t.ports.iter().filter(|p| p.network == net) {
-                let _ = writeln!(
-                    f,
-                    "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
-                    vm.ip, vm.mac
-                );
-            }
-        }
-        b.flows = f;
-        m.bridges.push(b);
-    }
-    if let Some((gw_dev, gw_mac, gw_ip)) = snat_gw {
-        let mut b = OvsBridge {
-            name: "br-snat".into(),
-            ..OvsBridge::default()
-        };
-        b.ports.push(patch(gw_dev, 1));
-        let upstream = crate::traffic::UPSTREAM_MAC;
-        let mut f = String::from("table=0,priority=0 actions=drop\n");
-        for (i, (dev, mac)) in snat.iter().enumerate() {
-            b.ports.push(patch(dev, 2 + i as u32));
-            let _ = writeln!(
-                f,
-                "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{},output:r-{gw_dev}",
-                Mac::from_u64(upstream)
+                "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
+                vm.ip, vm.mac
             );
         }
-        b.flows = f;
-        m.bridges.push(b);
     }
-    Ok(m)
+    b.flows = f;
+    b
+}
+
+/// `br-snat`, the snat namespace as flows: a packet to an sg- port's MAC
+/// has its TTL decremented, its source translated to the router's
+/// gateway address (conntrack, one pass) and leaves by the qg- port
+/// (`gw`) to the upstream router.
+fn snat_bridge(gw: (&str, Mac, Ipv4Addr), snat: &[(&str, Mac)]) -> OvsBridge {
+    let (gw_dev, gw_mac, gw_ip) = gw;
+    let mut b = OvsBridge {
+        name: "br-snat".into(),
+        ..OvsBridge::default()
+    };
+    b.ports.push(router_patch(gw_dev, 1));
+    let upstream = crate::spec::UPSTREAM_MAC;
+    let mut f = String::from("table=0,priority=0 actions=drop\n");
+    for (i, (dev, mac)) in snat.iter().enumerate() {
+        b.ports.push(router_patch(dev, 2 + i as u32));
+        let _ = writeln!(
+            f,
+            "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{upstream},output:r-{gw_dev}"
+        );
+    }
+    b.flows = f;
+    b
 }
 
 /// Our switch for scenario `s` after its warm-up, brought there as
@@ -299,7 +453,7 @@ pub fn warm_switch(
     s: crate::traffic::TrafficScenario,
     flows: usize,
     count: usize,
-) -> Result<(std::sync::Arc<Switch>, crate::traffic::Traffic), String> {
+) -> Result<(std::sync::Arc<Switch>, crate::traffic::Traffic), OvsDpdkError> {
     let tr = crate::traffic::generate(t, s, flows, crate::traffic::FrameSize::Fixed(64), count)?;
     let text = format!(
         "host = \"{}\"\ntopology = \"unused\"\nsocket = \"{}\"\nlog_level = \"warn\"\n",
@@ -309,10 +463,10 @@ pub fn warm_switch(
             .display()
     );
     let cfg: vswitch::config::DaemonConfig =
-        toml::from_str(&text).map_err(|e| format!("warm-up config: {e}"))?;
-    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
+        toml::from_str(&text).map_err(OvsDpdkError::WarmUpConfig)?;
+    let d = vswitch::daemon::Daemon::start_with(&cfg, t.clone())?;
     for (port, frames) in &tr.warmup {
-        d.process_local(port, frames).map_err(|e| e.to_string())?;
+        d.process_local(port, frames)?;
     }
     let sw = d.shared.switch();
     d.stop();
@@ -337,38 +491,44 @@ impl Ovs {
         c
     }
 
-    fn run(&self, prog: &str, args: &[String]) -> Result<String, String> {
+    fn run(&self, prog: &str, args: &[String]) -> Result<String, OvsDpdkError> {
         let out = self
             .cmd(prog)
             .args(args)
             .output()
-            .map_err(|e| format!("{prog}: {e}"))?;
+            .map_err(|source| OvsDpdkError::Spawn {
+                program: prog.to_string(),
+                source,
+            })?;
         if !out.status.success() {
-            return Err(format!(
-                "{prog} {}: {}",
-                args.join(" ").chars().take(300).collect::<String>(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(OvsDpdkError::Command {
+                program: prog.to_string(),
+                args: args.join(" ").chars().take(300).collect(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn vsctl(&self, args: &[String]) -> Result<String, String> {
+    fn vsctl(&self, args: &[String]) -> Result<String, OvsDpdkError> {
         let mut a = vec![format!("--db=unix:{}/db.sock", self.dir.display())];
         a.extend_from_slice(args);
         self.run("ovs-vsctl", &a)
     }
 
-    fn appctl(&self, args: &[&str]) -> Result<String, String> {
-        let ctl = self.ctl.as_ref().ok_or("ovs-vswitchd is not running")?;
+    fn appctl(&self, args: &[&str]) -> Result<String, OvsDpdkError> {
+        let ctl = self.ctl.as_ref().ok_or(OvsDpdkError::NotRunning)?;
         let mut a = vec!["-t".to_string(), ctl.display().to_string()];
         a.extend(args.iter().map(|s| s.to_string()));
         self.run("ovs-appctl", &a)
     }
 
-    fn start(bin: &Path, dir: &Path, core: usize, other: usize) -> Result<Ovs, String> {
+    fn start(bin: &Path, dir: &Path, core: usize, other: usize) -> Result<Ovs, OvsDpdkError> {
         let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| OvsDpdkError::File {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut o = Ovs {
             dir: dir.to_path_buf(),
             ctl: None,
@@ -444,9 +604,9 @@ impl Ovs {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!(
-            "ovs-vswitchd did not come up; see {d}/ovs-vswitchd.log"
-        ))
+        Err(OvsDpdkError::NotUp {
+            dir: dir.to_path_buf(),
+        })
     }
 }
 
@@ -531,7 +691,7 @@ pub struct Session {
 impl Session {
     /// Starts OVS-DPDK (`bin`) under `dir` with its PMD on `core` and
     /// installs `m`.
-    pub fn start(bin: &Path, m: &Model, dir: &Path, core: usize) -> Result<Session, String> {
+    pub fn start(bin: &Path, m: &Model, dir: &Path, core: usize) -> Result<Session, OvsDpdkError> {
         let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
         let other = if cores > 1 { (core + 1) % cores } else { core };
         let ovs = Ovs::start(bin, dir, core, other)?;
@@ -565,7 +725,10 @@ impl Session {
         ovs.vsctl(&a)?;
         for b in &m.bridges {
             let f = dir.join(format!("{}.flows", b.name));
-            std::fs::write(&f, &b.flows).map_err(|e| e.to_string())?;
+            std::fs::write(&f, &b.flows).map_err(|source| OvsDpdkError::FlowsFile {
+                path: f.clone(),
+                source,
+            })?;
             ovs.run(
                 "ovs-ofctl",
                 &[
@@ -607,29 +770,39 @@ impl Session {
 
     /// Where `frame`, arriving on `in_port`, leaves and how it looks then,
     /// by `ofproto/trace` (the datapath actions it would install).
-    pub fn trace(&self, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, String> {
+    pub fn trace(&self, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, OvsDpdkError> {
         let bridge = self
             .bridge_of(in_port)
-            .ok_or_else(|| format!("model: no port {in_port}"))?;
+            .ok_or_else(|| OvsDpdkError::NoModelPort(in_port.to_string()))?;
         let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
         let flow = format!("in_port={in_port}");
         let out = self.ovs.appctl(&["ofproto/trace", bridge, &flow, &hex])?;
         let start = out
             .lines()
             .find_map(|l| l.strip_prefix("Flow: "))
-            .ok_or_else(|| format!("ofproto/trace: no `Flow:` line in\n{out}"))?;
+            .ok_or_else(|| OvsDpdkError::TraceLine {
+                line: "Flow:",
+                output: out.clone(),
+            })?;
         let actions = out
             .lines()
             .find_map(|l| l.strip_prefix("Datapath actions: "))
-            .ok_or_else(|| format!("ofproto/trace: no `Datapath actions:` line in\n{out}"))?;
+            .ok_or_else(|| OvsDpdkError::TraceLine {
+                line: "Datapath actions:",
+                output: out.clone(),
+            })?;
         let ports = datapath_ports(&self.ovs.appctl(&["dpctl/show"])?);
-        datapath_egress(actions, &flow_fields(start)?, &ports)
-            .map_err(|e| format!("{e}\nofproto/trace:\n{out}"))
+        datapath_egress(actions, &flow_fields(start)?, &ports).map_err(|source| {
+            OvsDpdkError::DatapathActions {
+                source,
+                trace: out.clone(),
+            }
+        })
     }
 
     /// Checks that `frame` on `in_port` leaves OVS exactly as it leaves
     /// our switch (`ours`, from [`ours_egress`]).
-    pub fn check(&self, in_port: &str, frame: &[u8], ours: &[Egress]) -> Result<(), String> {
+    pub fn check(&self, in_port: &str, frame: &[u8], ours: &[Egress]) -> Result<(), OvsDpdkError> {
         let mut theirs = self.trace(in_port, frame)?;
         let mut want = ours.to_vec();
         theirs.sort();
@@ -637,28 +810,21 @@ impl Session {
         if theirs == want {
             return Ok(());
         }
-        let show = |v: &[Egress]| {
-            if v.is_empty() {
-                "  (dropped)\n".to_string()
-            } else {
-                v.iter().map(|e| format!("  {e}\n")).collect()
-            }
-        };
-        Err(format!(
-            "the OVS model forwards a frame from {in_port} differently from vswitch\nvswitch:\n{}OVS (ofproto/trace):\n{}",
-            show(&want),
-            show(&theirs)
-        ))
+        Err(OvsDpdkError::ForwardsDifferently {
+            in_port: in_port.to_string(),
+            ours: want,
+            theirs,
+        })
     }
 
     /// Lets traffic run `seconds` after a settling time and reads the
     /// counters.
-    pub fn measure(&self, out_port: &str, seconds: f64) -> Result<OvsMeasured, String> {
+    pub fn measure(&self, out_port: &str, seconds: f64) -> Result<OvsMeasured, OvsDpdkError> {
         let m = &self.model;
         // Settle (megaflows and EMC filled), then measure.
         std::thread::sleep(Duration::from_millis(1_500));
         let ovs = &self.ovs;
-        let sample = || -> Result<BTreeMap<String, PortCounters>, String> {
+        let sample = || -> Result<BTreeMap<String, PortCounters>, OvsDpdkError> {
             Ok(port_counters(&ovs.appctl(&["dpctl/show", "-s"])?))
         };
         ovs.appctl(&["dpif-netdev/pmd-stats-clear"])?;
@@ -721,7 +887,7 @@ pub fn measure(
     core: usize,
     seconds: f64,
     check: Option<(&[u8], &[Egress])>,
-) -> Result<OvsMeasured, String> {
+) -> Result<OvsMeasured, OvsDpdkError> {
     let s = Session::start(bin, m, dir, core)?;
     if let Some((frame, ours)) = check {
         s.check(&m.in_port, frame, ours)?;
@@ -760,9 +926,8 @@ impl std::fmt::Display for Egress {
 
 /// Where `frame`, arriving on `in_port`, leaves our switch `sw` (our
 /// trace: the same code as the datapath).
-pub fn ours_egress(sw: &Switch, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, String> {
-    let t =
-        pipeline::xlate::trace::trace_frame(sw, in_port, frame, 0).map_err(|e| e.to_string())?;
+pub fn ours_egress(sw: &Switch, in_port: &str, frame: &[u8]) -> Result<Vec<Egress>, OvsDpdkError> {
+    let t = pipeline::xlate::trace::trace_frame(sw, in_port, frame, 0)?;
     Ok(t.output_keys()
         .into_iter()
         .map(|(port, k)| Egress {
@@ -779,7 +944,7 @@ pub fn ours_egress(sw: &Switch, in_port: &str, frame: &[u8]) -> Result<Vec<Egres
 
 /// The fields of an `ofproto/trace` `Flow:` line (`udp,in_port=6,
 /// vlan_tci=0x0000,dl_src=...,nw_ttl=64,...`).
-fn flow_fields(line: &str) -> Result<Egress, String> {
+fn flow_fields(line: &str) -> Result<Egress, ActionsError> {
     let mut e = Egress {
         port: String::new(),
         dl_src: Mac::from_u64(0),
@@ -796,7 +961,7 @@ fn flow_fields(line: &str) -> Result<Egress, String> {
         set_field(&mut e, k, v)?;
         if k == "vlan_tci" {
             let tci = u16::from_str_radix(v.trim_start_matches("0x"), 16)
-                .map_err(|_| format!("Flow: vlan_tci={v}"))?;
+                .map_err(|_| ActionsError::VlanTci(v.to_string()))?;
             e.vlan = (tci & 0x1000 != 0).then_some(tci & 0x0fff);
         }
     }
@@ -804,10 +969,13 @@ fn flow_fields(line: &str) -> Result<Egress, String> {
 }
 
 /// Applies one `key=value` of a flow or a datapath `set()` to `e`.
-fn set_field(e: &mut Egress, k: &str, v: &str) -> Result<(), String> {
+fn set_field(e: &mut Egress, k: &str, v: &str) -> Result<(), ActionsError> {
     // Masked sets print `value/mask`; ours are whole fields.
     let v = v.split('/').next().unwrap_or(v);
-    let bad = || format!("`{k}={v}`");
+    let bad = || ActionsError::Field {
+        key: k.to_string(),
+        value: v.to_string(),
+    };
     match k {
         "dl_src" | "src" if v.contains(':') => e.dl_src = v.parse().map_err(|_| bad())?,
         "dl_dst" | "dst" if v.contains(':') => e.dl_dst = v.parse().map_err(|_| bad())?,
@@ -863,7 +1031,7 @@ fn datapath_egress(
     actions: &str,
     start: &Egress,
     ports: &BTreeMap<u32, String>,
-) -> Result<Vec<Egress>, String> {
+) -> Result<Vec<Egress>, ActionsError> {
     let mut out = Vec::new();
     let mut e = start.clone();
     apply_actions(actions.trim(), &mut e, ports, &mut out)?;
@@ -875,7 +1043,7 @@ fn apply_actions(
     e: &mut Egress,
     ports: &BTreeMap<u32, String>,
     out: &mut Vec<Egress>,
-) -> Result<(), String> {
+) -> Result<(), ActionsError> {
     let inner = |a: &str, name: &str| {
         a.strip_prefix(name)
             .and_then(|r| r.strip_prefix('('))
@@ -886,17 +1054,14 @@ fn apply_actions(
         if a == "drop" {
             continue;
         } else if let Ok(n) = a.parse::<u32>() {
-            let port = ports
-                .get(&n)
-                .cloned()
-                .ok_or_else(|| format!("datapath port {n} is not in dpctl/show"))?;
+            let port = ports.get(&n).cloned().ok_or(ActionsError::UnknownPort(n))?;
             out.push(Egress { port, ..e.clone() });
         } else if a == "pop_vlan" {
             e.vlan = None;
         } else if let Some(x) = inner(a, "push_vlan") {
             for kv in x.split(',') {
                 if let Some(v) = kv.trim().strip_prefix("vid=") {
-                    e.vlan = Some(v.parse().map_err(|_| format!("`{a}`"))?);
+                    e.vlan = Some(v.parse().map_err(|_| ActionsError::Action(a.to_string()))?);
                 }
             }
         } else if let Some(x) = inner(a, "set").or_else(|| inner(a, "masked_set")) {
@@ -913,13 +1078,16 @@ fn apply_actions(
             if let Some(i) = x.find("nat(src=") {
                 let v = &x[i + 8..];
                 let ip = v.split([')', '-', ':', ',']).next().unwrap_or("");
-                e.nw_src = ip.parse().map_err(|_| format!("`{a}`: source {ip}"))?;
+                e.nw_src = ip.parse().map_err(|_| ActionsError::NatSource {
+                    action: a.to_string(),
+                    ip: ip.to_string(),
+                })?;
             }
         } else if let Some(x) = inner(a, "clone") {
             let mut copy = e.clone();
             apply_actions(&x, &mut copy, ports, out)?;
         } else if a.starts_with("recirc") || a.starts_with("userspace") {
-            return Err(format!("datapath action `{a}`: not one pass"));
+            return Err(ActionsError::NotOnePass(a.to_string()));
         }
     }
     Ok(())
@@ -930,7 +1098,7 @@ mod tests {
     use super::*;
 
     fn model_of(host: &str, in_port: &str) -> Model {
-        let t = crate::lab::topology().expect("topology");
+        let t = crate::spec::topology().expect("topology");
         let mut cfg = topology::build_host(&t, host, 1).expect("host");
         let sw = cfg.build().expect("switch");
         model(&sw, &t, host, in_port, Path::new("/tmp/x.pcap"), 0).expect("model")
@@ -981,7 +1149,7 @@ mod tests {
 
     #[test]
     fn the_warm_up_fills_the_mac_tables_ovs_is_given() {
-        let t = crate::lab::topology().expect("topology");
+        let t = crate::spec::topology().expect("topology");
         let s = crate::traffic::TrafficScenario::L2Egress;
         let (sw, tr) = warm_switch(&t, s, 1, 1).expect("warm");
         let m = model(&sw, &t, s.host(), s.in_port(), Path::new("/tmp/x.pcap"), 0).expect("m");

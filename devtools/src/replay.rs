@@ -12,15 +12,88 @@
 //! busy nanoseconds and TSC cycles, cache hits, drops by reason; the
 //! output port's transmit counter says how much arrived where the walk
 //! says.
+//!
+//! May call: `traffic` (the capture and its warm-up), `ovs_dpdk` (the
+//! `ovs-dpdk` points), and vswitch's daemon, config and control (the
+//! point's host, and the live updates). The benchmark's binary
+//! (`benches/replay.rs`) runs each point through `run_point_in_child`.
+#![deny(unsafe_code)]
 
-use crate::traffic::{self, FrameSize, TrafficScenario};
+use crate::ovs_dpdk::OvsDpdkError;
+use crate::traffic::{self, FrameSize, TrafficError, TrafficScenario};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use topology::Topology;
+use topology::{Topology, TopologyError};
 use vswitch::config::DaemonConfig;
-use vswitch::daemon::Daemon;
+use vswitch::control::ControlError;
+use vswitch::daemon::{BindError, Daemon, DaemonError};
+
+/// Why a point could not be measured. Each error names the setting,
+/// file or host; the benchmark prints it as the point's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    #[error("extra ports: at most 60000, not {0}")]
+    TooManyPorts(usize),
+    #[error("{0} has no VM port")]
+    NoVmPort(String),
+    /// The topology with the extra ports does not validate.
+    #[error("{0}")]
+    Topology(#[from] TopologyError),
+    #[error("workers: at least 1")]
+    NoWorkers,
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no host {0}")]
+    NoHost(String),
+    #[error("dpdk replay: one worker (net_pcap has one queue per capture)")]
+    DpdkWorkers,
+    #[error("bench config: {0}")]
+    Config(#[source] toml::de::Error),
+    #[error("{0}")]
+    Daemon(#[from] DaemonError),
+    #[error("{0}")]
+    Bind(#[from] BindError),
+    /// The topology could not be written for a live update.
+    #[error("{0}")]
+    TopologyText(#[from] toml::ser::Error),
+    /// A live topology update was refused.
+    #[error("{0}")]
+    Update(#[from] ControlError),
+    #[error("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")]
+    OvsNotInstalled,
+    #[error("an empty capture")]
+    EmptyCapture,
+    #[error(transparent)]
+    OvsDpdk(#[from] OvsDpdkError),
+
+    // A point run in a child process.
+    /// The point could not be written as JSON for the child.
+    #[error("{0}")]
+    PointJson(#[source] serde_json::Error),
+    #[error("{}: {source}", exe.display())]
+    Child {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("child result: {0}")]
+    ChildResult(#[source] serde_json::Error),
+    /// The child failed; `stderr` is what it said.
+    #[error("{scenario} {io}: {stderr}")]
+    ChildFailed {
+        scenario: String,
+        io: &'static str,
+        stderr: String,
+    },
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,37 +168,41 @@ pub struct Measured {
     pub frames_in_capture: usize,
 }
 
-/// Resident set size of this process, in MiB.
+/// Resident set size of this process, in MiB (`VmRSS`, the kernel's
+/// count of resident pages in KiB).
 pub fn rss_mb() -> f64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
+    let kib = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
                 .and_then(|x| x.parse::<f64>().ok())
         })
         .unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-    pages * page / (1024.0 * 1024.0)
+    kib / 1024.0
 }
 
 /// The spec's example topology, with `extra` more VM ports on `host`'s
 /// first network (its subnet widened to a /16 to hold them).
-pub fn topology_with_ports(base: &Topology, host: &str, extra: usize) -> Result<Topology, String> {
+pub fn topology_with_ports(
+    base: &Topology,
+    host: &str,
+    extra: usize,
+) -> Result<Topology, ReplayError> {
     let mut t = base.clone();
     if extra == 0 {
         return Ok(t);
     }
     if extra > 60_000 {
-        return Err(format!("extra ports: at most 60000, not {extra}"));
+        return Err(ReplayError::TooManyPorts(extra));
     }
     let net = t
         .ports
         .iter()
         .find(|p| p.host == host)
         .map(|p| p.network.clone())
-        .ok_or_else(|| format!("{host} has no VM port"))?;
+        .ok_or_else(|| ReplayError::NoVmPort(host.to_string()))?;
     if let Some(s) = t.subnets.iter_mut().find(|s| s.network == net) {
         let base_ip = s.cidr.split('/').next().unwrap_or("10.1.0.0").to_string();
         s.cidr = format!("{base_ip}/16");
@@ -146,11 +223,15 @@ pub fn topology_with_ports(base: &Topology, host: &str, extra: usize) -> Result<
             ofport: None,
         });
     }
-    topology::validate(&t).map_err(|e| e.to_string())?;
+    topology::validate(&t)?;
     Ok(t)
 }
 
-fn frames_for(p: &Point, s: TrafficScenario, t: &Topology) -> Result<traffic::Traffic, String> {
+fn frames_for(
+    p: &Point,
+    s: TrafficScenario,
+    t: &Topology,
+) -> Result<traffic::Traffic, TrafficError> {
     let size = FrameSize::parse(&p.size)?;
     // Enough frames that a loop over them is not a loop over a few cache
     // lines; one frame per flow beyond that.
@@ -158,26 +239,84 @@ fn frames_for(p: &Point, s: TrafficScenario, t: &Topology) -> Result<traffic::Tr
     traffic::generate(t, s, p.flows, size, count)
 }
 
+/// The DPDK device the capture is replayed from (`dpdk` I/O).
+const DPDK_IN: &str = "net_pcap0";
+
 /// Measures one point, in this process. `dir` holds the capture.
-pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, String> {
+pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, ReplayError> {
     let s = TrafficScenario::parse(&p.scenario)?;
     if p.workers == 0 {
-        return Err("workers: at least 1".into());
+        return Err(ReplayError::NoWorkers);
     }
     let rss0 = rss_mb();
     let t = topology_with_ports(base, s.host(), p.extra_ports)?;
     let tr = frames_for(p, s, &t)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| ReplayError::File {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let pcap = dir.join(format!("{}-{}-{}.pcap", s.name(), p.flows, p.size));
     traffic::write_pcap(&pcap, &tr.frames)?;
     let frames_in_capture = tr.frames.len();
 
-    // Every port of the host but the input discards (and counts) output.
+    let cfg = daemon_config(p, s, &t, dir, &pcap, frames_in_capture)?;
+    let d = Daemon::start_with(&cfg, t.clone())?;
+    for (port, frames) in &tr.warmup {
+        d.process_local(port, frames)?;
+    }
+    let backend = match p.io {
+        Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &pcap, dir),
+        Io::Memory => vswitch::config::Backend::Pcap {
+            rx: Some(pcap.clone()),
+            tx: None,
+            looped: true,
+        },
+        Io::Dpdk => vswitch::config::Backend::Dpdk {
+            device: DPDK_IN.to_string(),
+            devargs: None,
+            receive: true,
+            mbufs: None,
+        },
+    };
+    let queues = if p.io == Io::Memory { p.workers } else { 1 };
+    d.shared.bind_port(s.in_port(), &backend, queues)?;
+
+    // Settle (caches filled, every flow seen once), then measure.
+    std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
+    let run = measure_interval(&d, &t, p, s.out_port())?;
+    let sw = d.shared.switch();
+    let rules = sw.bridges.iter().map(|b| b.n_flows()).sum();
+    let connections = sw.conntrack.len();
+    d.stop();
+    let rss = rss_mb();
+    let _ = std::fs::remove_file(&pcap);
+    Ok(Measured {
+        rules,
+        connections,
+        rss_mb: rss,
+        rss_growth_mb: rss - rss0,
+        frames_in_capture,
+        ..run.figures(p)
+    })
+}
+
+/// The daemon of point `p`: `t`'s host of scenario `s` with `p.workers`
+/// workers, every port but the input discarding (and counting) what it
+/// is sent; for `dpdk` I/O, the EAL with the capture (`pcap`) on a
+/// `net_pcap` device and `net_null` outputs.
+fn daemon_config(
+    p: &Point,
+    s: TrafficScenario,
+    t: &Topology,
+    dir: &Path,
+    pcap: &Path,
+    frames_in_capture: usize,
+) -> Result<DaemonConfig, ReplayError> {
     let host = t
         .hosts
         .iter()
         .find(|h| h.name == s.host())
-        .ok_or_else(|| format!("no host {}", s.host()))?;
+        .ok_or_else(|| ReplayError::NoHost(s.host().to_string()))?;
     let mut outputs: Vec<String> = host.nics.values().cloned().collect();
     outputs.extend(
         t.ports
@@ -199,7 +338,6 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             cores.saturating_sub(1 + w) % cores.max(1)
         ));
     }
-    let dpdk_in = "net_pcap0";
     match p.io {
         Io::Memory | Io::OvsDpdk => {
             for o in &outputs {
@@ -208,7 +346,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         }
         Io::Dpdk => {
             if p.workers != 1 {
-                return Err("dpdk replay: one worker (net_pcap has one queue per capture)".into());
+                return Err(ReplayError::DpdkWorkers);
             }
             for (i, o) in outputs.iter().enumerate() {
                 text.push_str(&format!(
@@ -220,7 +358,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             let mbufs = frames_in_capture + 16_384;
             let mem_mb = 256 + (mbufs + outputs.len() * 8191) * 2_300 / (1 << 20);
             text.push_str(&format!(
-                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={dpdk_in},rx_pcap={},infinite_rx=1\"]\n",
+                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={DPDK_IN},rx_pcap={},infinite_rx=1\"]\n",
                 pcap.display()
             ));
         }
@@ -230,76 +368,78 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
         (2 * p.flows).clamp(65_536, 1 << 21),
         (2 * p.flows).max(262_144)
     ));
-    let cfg: DaemonConfig = toml::from_str(&text).map_err(|e| format!("bench config: {e}"))?;
-    let d = Daemon::start_with(&cfg, t.clone()).map_err(|e| e.to_string())?;
+    toml::from_str(&text).map_err(ReplayError::Config)
+}
 
-    for (port, frames) in &tr.warmup {
-        d.process_local(port, frames).map_err(|e| e.to_string())?;
-    }
-    if p.io == Io::OvsDpdk {
-        // Our switch, warmed up, is the model; Open vSwitch runs it.
-        let bin = crate::ovs_dpdk::binary()
-            .ok_or("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")?;
-        let m = crate::ovs_dpdk::model(
-            &d.shared.switch(),
-            &t,
-            host.name.as_str(),
-            s.in_port(),
-            &pcap,
-            d.shared.now_ns(),
-        )?;
-        // The model must forward the capture's first frame as we do.
-        let frame = tr.frames.first().ok_or("an empty capture")?;
-        let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
-        d.stop();
-        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
-        let r = crate::ovs_dpdk::measure(
-            &bin,
-            &m,
-            s.out_port(),
-            &dir.join("ovs"),
-            cores - 1,
-            p.seconds,
-            Some((frame.as_slice(), ours.as_slice())),
-        );
-        let _ = std::fs::remove_file(&pcap);
-        let r = r?;
-        return Ok(Measured {
-            point: Some(p.clone()),
-            mpps: r.mpps,
-            ns_per_packet: if r.mpps > 0.0 { 1e3 / r.mpps } else { 0.0 },
-            cycles_per_packet: r.cycles_per_packet,
-            rx_packets: r.rx_packets,
-            delivered: r.delivered,
-            outputs_per_packet: r.outputs_per_packet,
-            drops: r.drops,
-            rules: r.flows,
-            frames_in_capture,
-            ..Measured::default()
-        });
-    }
-    let backend = match p.io {
-        Io::Memory => vswitch::config::Backend::Pcap {
-            rx: Some(pcap.clone()),
-            tx: None,
-            looped: true,
-        },
-        Io::Dpdk => vswitch::config::Backend::Dpdk {
-            device: dpdk_in.to_string(),
-            devargs: None,
-            receive: true,
-            mbufs: None,
-        },
-        Io::OvsDpdk => return Err("OVS-DPDK points are measured above".into()),
-    };
-    let queues = if p.io == Io::Memory { p.workers } else { 1 };
-    d.shared
-        .bind_port(s.in_port(), &backend, queues)
-        .map_err(|e| e.to_string())?;
+/// An `ovs-dpdk` point: our switch `d`, warmed up, is the model Open
+/// vSwitch runs on the same capture; the model must first forward the
+/// capture's first frame as we do.
+fn measure_ovs(
+    p: &Point,
+    s: TrafficScenario,
+    t: &Topology,
+    d: Daemon,
+    tr: &traffic::Traffic,
+    pcap: &Path,
+    dir: &Path,
+) -> Result<Measured, ReplayError> {
+    let bin = crate::ovs_dpdk::binary().ok_or(ReplayError::OvsNotInstalled)?;
+    let m = crate::ovs_dpdk::model(
+        &d.shared.switch(),
+        t,
+        s.host(),
+        s.in_port(),
+        pcap,
+        d.shared.now_ns(),
+    )?;
+    let frame = tr.frames.first().ok_or(ReplayError::EmptyCapture)?;
+    let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
+    d.stop();
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+    let r = crate::ovs_dpdk::measure(
+        &bin,
+        &m,
+        s.out_port(),
+        &dir.join("ovs"),
+        cores - 1,
+        p.seconds,
+        Some((frame.as_slice(), ours.as_slice())),
+    );
+    let _ = std::fs::remove_file(pcap);
+    let r = r?;
+    Ok(Measured {
+        point: Some(p.clone()),
+        mpps: r.mpps,
+        ns_per_packet: if r.mpps > 0.0 { 1e3 / r.mpps } else { 0.0 },
+        cycles_per_packet: r.cycles_per_packet,
+        rx_packets: r.rx_packets,
+        delivered: r.delivered,
+        outputs_per_packet: r.outputs_per_packet,
+        drops: r.drops,
+        rules: r.flows,
+        frames_in_capture: tr.frames.len(),
+        ..Measured::default()
+    })
+}
 
-    // Settle (caches filled, every flow seen once), then measure.
-    std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
-    let before = snapshot(&d, s.out_port());
+/// The workers' counters at both ends of the measured interval, and the
+/// time each live update took.
+struct Interval {
+    before: Snapshot,
+    after: Snapshot,
+    seconds: f64,
+    update_ms: Vec<f64>,
+}
+
+/// Lets traffic run `p.seconds`, applying `p.updates` topology updates
+/// (the floating IPs toggled) meanwhile; counters are read at each end.
+fn measure_interval(
+    d: &Daemon,
+    t: &Topology,
+    p: &Point,
+    out_port: &str,
+) -> Result<Interval, ReplayError> {
+    let before = snapshot(d, out_port);
     let t0 = Instant::now();
     let mut update_ms = Vec::new();
     if p.updates > 0 {
@@ -310,78 +450,79 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Str
             }
             w
         };
-        let texts = [
-            toml::to_string(&without).map_err(|e| e.to_string())?,
-            toml::to_string(&t).map_err(|e| e.to_string())?,
-        ];
+        let texts = [toml::to_string(&without)?, toml::to_string(t)?];
         let gap = Duration::from_secs_f64(p.seconds / p.updates as f64);
         for i in 0..p.updates {
             let req = vswitch::control::Request::TopologyLoad {
                 toml: texts[i % 2].clone(),
             };
             let u0 = Instant::now();
-            vswitch::control::handle(&d.shared, &req).map_err(|e| e.to_string())?;
+            vswitch::control::handle(&d.shared, &req)?;
             update_ms.push(u0.elapsed().as_secs_f64() * 1e3);
             std::thread::sleep(gap.saturating_sub(u0.elapsed()));
         }
     } else {
         std::thread::sleep(Duration::from_secs_f64(p.seconds));
     }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let after = snapshot(&d, s.out_port());
-    let sw = d.shared.switch();
-    let rules = sw.bridges.iter().map(|b| b.n_flows()).sum();
-    let connections = sw.conntrack.len();
-    d.stop();
+    let seconds = t0.elapsed().as_secs_f64();
+    let after = snapshot(d, out_port);
+    Ok(Interval {
+        before,
+        after,
+        seconds,
+        update_ms,
+    })
+}
 
-    let rx = after.rx.saturating_sub(before.rx);
-    let n = rx.max(1) as f64;
-    let hits = after.hits.saturating_sub(before.hits) as f64;
-    let lookups = hits + after.misses.saturating_sub(before.misses) as f64;
-    let mut drops = BTreeMap::new();
-    for (k, v) in &after.drops {
-        let d = v.saturating_sub(*before.drops.get(k).unwrap_or(&0));
-        if d > 0 {
-            drops.insert(k.clone(), d);
+impl Interval {
+    /// Point `p`'s figures over the interval (rules, connections and
+    /// memory are the caller's).
+    fn figures(&self, p: &Point) -> Measured {
+        let (before, after) = (&self.before, &self.after);
+        let rx = after.rx.saturating_sub(before.rx);
+        let n = rx.max(1) as f64;
+        let hits = after.hits.saturating_sub(before.hits) as f64;
+        let lookups = hits + after.misses.saturating_sub(before.misses) as f64;
+        let mut drops = BTreeMap::new();
+        for (k, v) in &after.drops {
+            let d = v.saturating_sub(*before.drops.get(k).unwrap_or(&0));
+            if d > 0 {
+                drops.insert(k.clone(), d);
+            }
+        }
+        let update_ms = &self.update_ms;
+        Measured {
+            point: Some(p.clone()),
+            mpps: rx as f64 / self.seconds / 1e6,
+            ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
+            cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
+            cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
+            cache_entries: after.entries,
+            cache_masks: after.masks,
+            recirc_entries: after.recirc_entries,
+            recirc_masks: after.recirc_masks,
+            recirc_hit_rate: {
+                let h = after.recirc_hits.saturating_sub(before.recirc_hits) as f64;
+                let m = after.recirc_misses.saturating_sub(before.recirc_misses) as f64;
+                if h + m > 0.0 {
+                    h / (h + m)
+                } else {
+                    0.0
+                }
+            },
+            rx_packets: rx,
+            delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
+            outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
+            drops,
+            update_ms_mean: if update_ms.is_empty() {
+                0.0
+            } else {
+                update_ms.iter().sum::<f64>() / update_ms.len() as f64
+            },
+            update_ms_max: update_ms.iter().cloned().fold(0.0, f64::max),
+            ..Measured::default()
         }
     }
-    let rss = rss_mb();
-    let _ = std::fs::remove_file(&pcap);
-    Ok(Measured {
-        point: Some(p.clone()),
-        mpps: rx as f64 / elapsed / 1e6,
-        ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
-        cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
-        cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
-        cache_entries: after.entries,
-        cache_masks: after.masks,
-        recirc_entries: after.recirc_entries,
-        recirc_masks: after.recirc_masks,
-        recirc_hit_rate: {
-            let h = after.recirc_hits.saturating_sub(before.recirc_hits) as f64;
-            let m = after.recirc_misses.saturating_sub(before.recirc_misses) as f64;
-            if h + m > 0.0 {
-                h / (h + m)
-            } else {
-                0.0
-            }
-        },
-        rx_packets: rx,
-        delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
-        outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
-        drops,
-        rules,
-        connections,
-        rss_mb: rss,
-        rss_growth_mb: rss - rss0,
-        update_ms_mean: if update_ms.is_empty() {
-            0.0
-        } else {
-            update_ms.iter().sum::<f64>() / update_ms.len() as f64
-        },
-        update_ms_max: update_ms.iter().cloned().fold(0.0, f64::max),
-        frames_in_capture,
-    })
 }
 
 #[derive(Default)]
@@ -433,25 +574,27 @@ fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
 /// Runs `p` in a child process (`exe --point JSON`, which must call
 /// `run_point` and print the result as JSON): each point gets a clean
 /// address space (its memory figures its own) and, for DPDK, its own EAL.
-pub fn run_point_in_child(exe: &Path, p: &Point, dir: &Path) -> Result<Measured, String> {
-    let json = serde_json::to_string(p).map_err(|e| e.to_string())?;
+pub fn run_point_in_child(exe: &Path, p: &Point, dir: &Path) -> Result<Measured, ReplayError> {
+    let json = serde_json::to_string(p).map_err(ReplayError::PointJson)?;
     let out = std::process::Command::new(exe)
         .arg("--point")
         .arg(&json)
         .arg("--dir")
         .arg(dir)
         .output()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        .map_err(|source| ReplayError::Child {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.starts_with('{'));
     match (out.status.success(), line) {
-        (true, Some(l)) => serde_json::from_str(l).map_err(|e| format!("child result: {e}")),
-        _ => Err(format!(
-            "{} {}: {}",
-            p.scenario,
-            p.io.name(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        (true, Some(l)) => serde_json::from_str(l).map_err(ReplayError::ChildResult),
+        _ => Err(ReplayError::ChildFailed {
+            scenario: p.scenario.clone(),
+            io: p.io.name(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
     }
 }
 

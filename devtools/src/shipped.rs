@@ -5,23 +5,43 @@
 //! also from a test or bench in `target/PROFILE/deps/`). Run under cargo (a
 //! test or bench: `CARGO` is set), they are built first, so a test never runs
 //! a stale daemon whichever package's tests cargo was asked for.
+//!
+//! May call: nothing else of devtools (cargo, as a process).
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+/// Why a shipped binary could not be found (or built).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ShippedError {
+    #[error("current executable: {0}")]
+    CurrentExe(#[source] Arc<std::io::Error>),
+    #[error("{}: no directory", .0.display())]
+    NoDirectory(PathBuf),
+    #[error("cargo build: {0}")]
+    Cargo(#[source] Arc<std::io::Error>),
+    /// `cargo build` ran and failed; `stderr` is what it said.
+    #[error("cargo build -p vswitch --bins: {stderr}")]
+    Build { stderr: String },
+    #[error("{name} not found in {} (build it: cargo build --release -p vswitch)", dir.display())]
+    NotBuilt { name: String, dir: PathBuf },
+}
 
 /// `name` (`vswitchd` or `vswitchctl`) from the running executable's profile.
-pub fn binary(name: &str) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| format!("current executable: {e}"))?;
+pub fn binary(name: &str) -> Result<PathBuf, ShippedError> {
+    let me = std::env::current_exe().map_err(|e| ShippedError::CurrentExe(Arc::new(e)))?;
     let mut dir = me
         .parent()
-        .ok_or_else(|| format!("{}: no directory", me.display()))?
+        .ok_or_else(|| ShippedError::NoDirectory(me.clone()))?
         .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
     if let Some(cargo) = std::env::var_os("CARGO") {
-        static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+        // Built once per process; every later call gets the first outcome.
+        static BUILT: OnceLock<Result<(), ShippedError>> = OnceLock::new();
         BUILT
             .get_or_init(|| {
                 let release = dir.ends_with("release");
@@ -30,14 +50,13 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
                 if release {
                     c.arg("--release");
                 }
-                let out = c.output().map_err(|e| format!("cargo build: {e}"))?;
+                let out = c.output().map_err(|e| ShippedError::Cargo(Arc::new(e)))?;
                 if out.status.success() {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "cargo build -p vswitch --bins: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    ))
+                    Err(ShippedError::Build {
+                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    })
                 }
             })
             .clone()?;
@@ -46,9 +65,9 @@ pub fn binary(name: &str) -> Result<PathBuf, String> {
     if p.exists() {
         Ok(p)
     } else {
-        Err(format!(
-            "{name} not found in {} (build it: cargo build --release -p vswitch)",
-            dir.display()
-        ))
+        Err(ShippedError::NotBuilt {
+            name: name.to_string(),
+            dir,
+        })
     }
 }

@@ -7,11 +7,17 @@
 //! This is the test harness for the spec's packet walks (§8): a walk is a
 //! list of per-host traces (the same `xlate` the datapath runs) plus the
 //! frames seen on the wire.
+//!
+//! Owns the simulated hosts, endpoints and physical segments, and their
+//! records (`steps`, `wire`). May call: `pipeline` (each host's switch
+//! and datapath) and `topology` (hosts compiled as the agents do);
+//! nothing else of devtools.
+#![deny(unsafe_code)]
 
 use pipeline::datapath::Datapath;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::{parse, synth::frame_from_key, PacketBuf, PacketPool};
-use pipeline::switch::{PortId, Switch};
+use pipeline::switch::{ConfigError, PortId, Switch};
 use pipeline::trace::{key_summary, Trace};
 use pipeline::wire::{ethertype, ipproto};
 use pipeline::xlate::{xlate, XlateOptions};
@@ -131,10 +137,20 @@ pub struct Sim {
 pub enum SimError {
     #[error("{0}")]
     Topology(#[from] TopologyError),
+    /// A host's compiled configuration did not build into a switch.
+    #[error("{0}")]
+    Build(#[from] ConfigError),
     #[error("no endpoint named `{0}`")]
     NoSuchEndpoint(String),
-    #[error("{0}")]
-    Other(String),
+    #[error("no host {0}")]
+    NoSuchHost(String),
+    #[error("{host}: no port {port}")]
+    NoSuchPort { host: String, port: String },
+    /// Frames kept moving: `run` stopped after this many.
+    #[error("no quiescence after {0} frames (a loop?)")]
+    NoQuiescence(usize),
+    #[error("packet pool exhausted")]
+    PoolExhausted,
 }
 
 fn in_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
@@ -152,7 +168,7 @@ impl Sim {
         let mut hosts = Vec::new();
         for h in &t.hosts {
             let mut cfg = build_host(t, &h.name, 1)?;
-            let switch = cfg.build().map_err(|e| SimError::Other(e.to_string()))?;
+            let switch = cfg.build()?;
             let mut nics = BTreeMap::new();
             for (physnet, bridge) in h.mappings() {
                 let external = t
@@ -234,10 +250,7 @@ impl Sim {
         for h in &mut self.hosts {
             deleted +=
                 topology::update_host(&mut h.config, &self.topology, t, &h.name, self.now_ns)?;
-            h.switch = h
-                .config
-                .build()
-                .map_err(|e| SimError::Other(e.to_string()))?;
+            h.switch = h.config.build()?;
         }
         self.topology = t.clone();
         Ok(deleted)
@@ -544,9 +557,7 @@ impl Sim {
         while let Some((place, frame)) = self.queue.pop_front() {
             steps += 1;
             if steps > MAX_STEPS {
-                return Err(SimError::Other(format!(
-                    "no quiescence after {MAX_STEPS} frames (a loop?)"
-                )));
+                return Err(SimError::NoQuiescence(MAX_STEPS));
             }
             self.now_ns += 1_000;
             match place {
@@ -566,11 +577,14 @@ impl Sim {
             .hosts
             .iter()
             .find(|h| h.name == host)
-            .ok_or_else(|| SimError::Other(format!("no host {host}")))?;
+            .ok_or_else(|| SimError::NoSuchHost(host.to_string()))?;
         let sw = h.switch.clone();
         let in_port = sw
             .port_by_name(port)
-            .ok_or_else(|| SimError::Other(format!("{host}: no port {port}")))?
+            .ok_or_else(|| SimError::NoSuchPort {
+                host: host.to_string(),
+                port: port.to_string(),
+            })?
             .id;
         let Ok(parsed) = parse(&frame, in_port.0) else {
             return Ok(());
@@ -594,7 +608,7 @@ impl Sim {
             trace,
         });
         let Some(mut pkt) = self.pool.get() else {
-            return Err(SimError::Other("packet pool exhausted".into()));
+            return Err(SimError::PoolExhausted);
         };
         if pkt.set_data(&frame).is_err() {
             self.pool.put(pkt);

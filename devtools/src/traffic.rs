@@ -7,18 +7,81 @@
 //! address), and the warm-up that puts the host in its steady state
 //! first: the MACs that traffic would have taught, the upstream router's
 //! ARP answer, the connections replies belong to.
+//!
+//! Every address comes from the topology, or from `spec` for the world
+//! outside it (the upstream router's MAC, the external host). May call:
+//! `spec`, `pipeline` (frames made from flow keys), `topology`; it writes
+//! pcap files and runs nothing.
+#![deny(unsafe_code)]
 
+use crate::spec::{self, EXTERNAL_HOST, UPSTREAM_MAC};
 use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use topology::Topology;
 
-/// The upstream router on the external network (spec §0.3).
-pub const UPSTREAM_MAC: u64 = 0x00005e005301;
-const UPSTREAM_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-/// The external host behind it.
-const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+/// Why a scenario's traffic could not be made or written. Each error
+/// names what it refused or missed; `vswitch gen-traffic` and the replay
+/// benchmark print it after their own prefix.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    #[error("frame size `{0}`: 64..1518 bytes or `imix`")]
+    FrameSize(String),
+    #[error("no scenario `{0}` (one of {names})", names = scenario_names())]
+    UnknownScenario(String),
+    #[error("flows: 1..{MAX_FLOWS}, not {0}")]
+    Flows(usize),
+    #[error("topology: {0}")]
+    Topology(#[from] MissingFromTopology),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Pcap {
+        path: PathBuf,
+        #[source]
+        source: pcap_file::PcapError,
+    },
+}
+
+/// What a topology lacks that the spec's example has and the scenarios
+/// are made of.
+#[derive(Debug, thiserror::Error)]
+pub enum MissingFromTopology {
+    #[error("no port {0} (the spec's example topology has it)")]
+    Port(&'static str),
+    #[error("no router with a gateway")]
+    GatewayRouter,
+    #[error("router {router} has no interface on {subnet}")]
+    RouterInterface {
+        router: String,
+        subnet: &'static str,
+    },
+    #[error("no subnet {0}")]
+    Subnet(&'static str),
+    #[error("no fg- port on {0}")]
+    FipGateway(&'static str),
+    #[error("no host {0}")]
+    Host(&'static str),
+    #[error("{0} has no floating IP")]
+    FloatingIp(&'static str),
+    #[error("no external subnet")]
+    ExternalSubnet,
+    #[error("no sg- MAC on {0}")]
+    SnatMac(&'static str),
+    #[error("no sg- address on {0}")]
+    SnatAddress(&'static str),
+}
+
+/// Every scenario's name, for the error naming an unknown one.
+fn scenario_names() -> String {
+    ALL.map(|c| c.name()).join(", ")
+}
 
 /// The benchmark's scenarios, one per walk (and direction) of §8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,13 +127,13 @@ pub enum FrameSize {
 }
 
 impl FrameSize {
-    pub fn parse(s: &str) -> Result<FrameSize, String> {
+    pub fn parse(s: &str) -> Result<FrameSize, TrafficError> {
         if s.eq_ignore_ascii_case("imix") {
             return Ok(FrameSize::Imix);
         }
         match s.trim_end_matches('B').parse::<usize>() {
             Ok(n) if (64..=1518).contains(&n) => Ok(FrameSize::Fixed(n)),
-            _ => Err(format!("frame size `{s}`: 64..1518 bytes or `imix`")),
+            _ => Err(TrafficError::FrameSize(s.to_string())),
         }
     }
 
@@ -112,13 +175,11 @@ impl TrafficScenario {
         }
     }
 
-    pub fn parse(s: &str) -> Result<TrafficScenario, String> {
-        ALL.iter().copied().find(|c| c.name() == s).ok_or_else(|| {
-            format!(
-                "no scenario `{s}` (one of {})",
-                ALL.map(|c| c.name()).join(", ")
-            )
-        })
+    pub fn parse(s: &str) -> Result<TrafficScenario, TrafficError> {
+        ALL.iter()
+            .copied()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| TrafficError::UnknownScenario(s.to_string()))
     }
 
     /// The spec's walk.
@@ -185,51 +246,57 @@ struct Cast {
     qg: (Mac, Ipv4Addr),
     fg_c1: (Mac, Ipv4Addr),
     fip: Ipv4Addr,
+    /// The upstream router's address: the external subnet's gateway.
+    upstream_ip: Ipv4Addr,
 }
 
-fn cast(t: &Topology) -> Result<Cast, String> {
-    let port = |n: &str| {
+fn cast(t: &Topology) -> Result<Cast, MissingFromTopology> {
+    use MissingFromTopology as Missing;
+    let port = |n: &'static str| {
         t.ports
             .iter()
             .find(|p| p.name == n)
             .map(|p| (p.mac, p.ip))
-            .ok_or_else(|| format!("topology: no port {n} (the spec's example topology has it)"))
+            .ok_or(Missing::Port(n))
     };
-    let r = t
+    let (r, g) = t
         .routers
         .iter()
-        .find(|r| r.gateway.is_some())
-        .ok_or("topology: no router with a gateway")?;
-    let iface = |sub: &str| {
+        .find_map(|r| r.gateway.as_ref().map(|g| (r, g)))
+        .ok_or(Missing::GatewayRouter)?;
+    let iface = |sub: &'static str| {
         r.interfaces
             .iter()
             .find(|i| i.subnet == sub)
-            .ok_or_else(|| format!("topology: router {} has no interface on {sub}", r.name))
+            .ok_or_else(|| Missing::RouterInterface {
+                router: r.name.clone(),
+                subnet: sub,
+            })
     };
-    let gateway_ip = |sub: &str| {
+    let gateway_ip = |sub: &'static str| {
         t.subnets
             .iter()
             .find(|s| s.name == sub)
             .map(|s| s.gateway_ip)
-            .ok_or_else(|| format!("topology: no subnet {sub}"))
+            .ok_or(Missing::Subnet(sub))
     };
-    let g = r.gateway.as_ref().ok_or("gateway")?;
     let fg = t
         .fip_gateways
         .iter()
         .find(|f| f.host == "compute1")
-        .ok_or("topology: no fg- port on compute1")?;
+        .ok_or(Missing::FipGateway("compute1"))?;
     let c2 = t
         .hosts
         .iter()
         .find(|h| h.name == "compute2")
-        .ok_or("topology: no host compute2")?;
+        .ok_or(Missing::Host("compute2"))?;
     let vm1 = port("vm1")?;
     let fip = t
         .floating_ips
         .iter()
         .find(|f| f.port.as_deref() == Some("vm1"))
-        .ok_or("topology: vm1 has no floating IP")?;
+        .ok_or(Missing::FloatingIp("vm1"))?;
+    let upstream = spec::external_subnet(t).ok_or(Missing::ExternalSubnet)?;
     Ok(Cast {
         vm1,
         vm3: port("vm3")?,
@@ -241,10 +308,11 @@ fn cast(t: &Topology) -> Result<Cast, String> {
         dvr_c2: c2.dvr_mac,
         sg1: iface("subnet1")?
             .snat_mac
-            .ok_or("topology: no sg- MAC on subnet1")?,
+            .ok_or(Missing::SnatMac("subnet1"))?,
         qg: (g.mac, g.ip),
         fg_c1: (fg.mac, fg.ip),
         fip: fip.address,
+        upstream_ip: upstream.gateway_ip,
     })
 }
 
@@ -292,15 +360,15 @@ fn arp_request(from: (Mac, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
     frame_from_key(&k, 0)
 }
 
-fn arp_reply(from_mac: u64, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
+fn arp_reply(from_mac: Mac, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::ARP as u64);
-    k.set(Field::DlSrc, from_mac);
+    k.set(Field::DlSrc, from_mac.to_u64());
     k.set(Field::DlDst, to.0.to_u64());
     k.set(Field::NwProto, 2);
     k.set(Field::NwSrc, u32::from(from_ip) as u64);
     k.set(Field::NwDst, u32::from(to.1) as u64);
-    k.set(Field::ArpSha, from_mac);
+    k.set(Field::ArpSha, from_mac.to_u64());
     k.set(Field::ArpTha, to.0.to_u64());
     frame_from_key(&k, 0)
 }
@@ -327,27 +395,13 @@ fn key(s: TrafficScenario, c: &Cast, i: usize) -> FlowKey {
         // vm3's packet after compute2's qrouter: to sg-s1, compute2's DVR MAC.
         TrafficScenario::SnatEgress => udp(c.dvr_c2, c.sg1, Some(101), c.vm3.1, EXTERNAL_HOST, 63),
         TrafficScenario::SnatReply => {
-            let mut k = udp(
-                Mac::from_u64(UPSTREAM_MAC),
-                c.qg.0,
-                None,
-                EXTERNAL_HOST,
-                c.qg.1,
-                62,
-            );
+            let mut k = udp(UPSTREAM_MAC, c.qg.0, None, EXTERNAL_HOST, c.qg.1, 62);
             k.set(Field::TpSrc, dport as u64);
             k.set(Field::TpDst, sport as u64);
             return k;
         }
         TrafficScenario::FipEgress => udp(c.vm1.0, c.gw1, None, c.vm1.1, EXTERNAL_HOST, 64),
-        TrafficScenario::FipIngress => udp(
-            Mac::from_u64(UPSTREAM_MAC),
-            c.fg_c1.0,
-            None,
-            ext_src,
-            c.fip,
-            62,
-        ),
+        TrafficScenario::FipIngress => udp(UPSTREAM_MAC, c.fg_c1.0, None, ext_src, c.fip, 62),
     };
     k.set(Field::TpSrc, sport as u64);
     k.set(Field::TpDst, dport as u64);
@@ -372,15 +426,15 @@ pub fn generate(
     flows: usize,
     size: FrameSize,
     count: usize,
-) -> Result<Traffic, String> {
+) -> Result<Traffic, TrafficError> {
     if flows == 0 || flows > MAX_FLOWS {
-        return Err(format!("flows: 1..{MAX_FLOWS}, not {flows}"));
+        return Err(TrafficError::Flows(flows));
     }
     let c = cast(t)?;
     let frames = (0..count)
         .map(|i| frame(&key(s, &c, i % flows), size.of(i)))
         .collect();
-    let upstream_arp = |to| arp_reply(UPSTREAM_MAC, UPSTREAM_IP, to);
+    let upstream_arp = |to| arp_reply(UPSTREAM_MAC, c.upstream_ip, to);
     let one = |k: FlowKey| vec![frame(&k, 64)];
     let warmup = match s {
         // The destination VM has spoken (its MAC is learned), as it would
@@ -429,8 +483,8 @@ pub fn generate(
                 .flat_map(|r| &r.interfaces)
                 .find(|i| i.snat_mac == Some(c.sg1))
                 .and_then(|i| i.snat_ip)
-                .ok_or("topology: no sg- address on subnet1")?;
-            let mut vm3_arp = arp_reply(c.vm3.0.to_u64(), c.vm3.1, (c.sg1, sg_ip));
+                .ok_or(MissingFromTopology::SnatAddress("subnet1"))?;
+            let mut vm3_arp = arp_reply(c.vm3.0, c.vm3.1, (c.sg1, sg_ip));
             vm3_arp.splice(12..12, [0x81, 0x00, 0x00, 101]);
             vec![
                 ("eth1".to_string(), egress[..1].to_vec()),
@@ -454,15 +508,21 @@ pub fn generate(
 }
 
 /// Writes frames as a pcap file.
-pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) -> Result<(), String> {
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) -> Result<(), TrafficError> {
     use pcap_file::pcap::{PcapPacket, PcapWriter};
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = PcapWriter::new(std::io::BufWriter::new(f))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let pcap_error = |source| TrafficError::Pcap {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::create(path).map_err(|source| TrafficError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f)).map_err(pcap_error)?;
     for (i, fr) in frames.iter().enumerate() {
         let ts = std::time::Duration::from_micros(i as u64);
         w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(pcap_error)?;
     }
     Ok(())
 }
@@ -472,8 +532,7 @@ mod tests {
     use super::*;
 
     fn spec() -> Topology {
-        topology::load_toml(include_str!("../../config/topologies/spec-example.toml"))
-            .expect("spec topology")
+        spec::topology().expect("spec topology")
     }
 
     #[test]

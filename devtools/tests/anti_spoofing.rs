@@ -2,8 +2,10 @@
 //! lab: a VM that sends with another VM's MAC, poisons ARP for its gateway
 //! or for a floating IP it does not own, or sends tagged frames, reaches
 //! nobody (no endpoint receives it, no host learns from it).
+#![deny(unsafe_code)]
 
 use devtools::sim::{Segment, Sim};
+use devtools::spec;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
@@ -12,22 +14,19 @@ const VM1: &str = "fa:16:3e:01:00:11";
 const VM2: &str = "fa:16:3e:01:00:12";
 const VM3: &str = "fa:16:3e:01:00:13";
 const VM4: &str = "fa:16:3e:02:00:14";
-const UPSTREAM: &str = "00:00:5e:00:53:01";
 
+/// The spec's example with its upstream router (the external subnet's
+/// gateway) and the external host behind it.
 fn sim() -> Sim {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/topologies/spec-example.toml"),
-    )
-    .expect("topology");
-    let t = topology::load_toml(&text).expect("valid");
+    let t = spec::topology().expect("valid");
     let mut s = Sim::new(&t).expect("sim");
+    let ext = spec::external_subnet(&t).expect("external subnet");
     s.add_external_station(
         "upstream",
-        mac(UPSTREAM),
-        ip("203.0.113.1"),
+        spec::UPSTREAM_MAC,
+        ext.gateway_ip,
         24,
-        vec![ip("198.51.100.7")],
+        vec![spec::EXTERNAL_HOST],
     );
     // Everyone has spoken once: MACs learned, gateways resolved.
     for (vm, dst) in [
@@ -120,9 +119,10 @@ fn a_vm_sending_with_another_vms_ip_reaches_nobody() {
         &icmp(VM2, "fa:16:3e:aa:01:01", "10.1.0.11", "10.2.0.14"),
     )
     .expect("run");
+    let outside = spec::EXTERNAL_HOST.to_string();
     s.send_frame(
         "vm2",
-        &icmp(VM2, "fa:16:3e:aa:01:01", "10.1.0.11", "198.51.100.7"),
+        &icmp(VM2, "fa:16:3e:aa:01:01", "10.1.0.11", &outside),
     )
     .expect("run");
     // An address of no VM at all.
@@ -164,9 +164,10 @@ fn a_floating_ip_cannot_be_claimed_by_a_vm_that_does_not_own_it() {
     )
     .expect("run");
     reached_nobody(&s, "vm2");
+    let outside = spec::EXTERNAL_HOST.to_string();
     s.send_frame(
         "vm2",
-        &icmp(VM2, "fa:16:3e:aa:01:01", "203.0.113.101", "198.51.100.7"),
+        &icmp(VM2, "fa:16:3e:aa:01:01", "203.0.113.101", &outside),
     )
     .expect("run");
     assert!(
@@ -184,7 +185,7 @@ fn a_floating_ip_cannot_be_claimed_by_a_vm_that_does_not_own_it() {
         .is_empty());
     // The owner still uses it.
     s.clear_records();
-    s.ping("vm1", ip("198.51.100.7"), 3).expect("run");
+    s.ping("vm1", spec::EXTERNAL_HOST, 3).expect("run");
     let up = s.endpoint("upstream").expect("upstream");
     assert!(
         up.received

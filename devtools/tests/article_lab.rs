@@ -2,6 +2,7 @@
 //! validates, every host compiles, and the article's experiments run on the
 //! multi-host simulation: the ping of the gateway, the four east-west
 //! scenarios, SNAT through the network node and the floating IP both ways.
+#![deny(unsafe_code)]
 
 use devtools::sim::{Segment, Sim};
 use pipeline::key::{FlowKey, Mac};

@@ -6,6 +6,7 @@
 //! flow's packet/byte counters, drop counters and the learned MAC tables
 //! must be identical. MAC learning is live, so a later packet's walk depends
 //! on earlier ones: exactly the case where a stale cache would diverge.
+#![deny(unsafe_code)]
 
 use pipeline::datapath::Datapath;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
@@ -33,7 +34,12 @@ const MACS: [&str; 10] = [
     "fa:16:3e:99:99:99",
 ];
 const IPS: [u32; 6] = [
-    0x0a01000b, 0x0a01000c, 0x0a010001, 0x0a02000e, 0x0a020001, 0xc6336407,
+    0x0a01000b,
+    0x0a01000c,
+    0x0a010001,
+    0x0a02000e,
+    0x0a020001,
+    devtools::spec::EXTERNAL_HOST.to_bits(),
 ];
 const VLANS: [Option<u16>; 5] = [None, Some(101), Some(102), Some(1), Some(2)];
 
@@ -134,7 +140,7 @@ fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
     for (i, chunk) in pkts.chunks(burst).enumerate() {
         let now = i as u64 * 1_000_000;
         // A burst comes from one port; group by port like a NIC queue would.
-        for port in 0..PORTS.len() {
+        for (port, name) in PORTS.iter().enumerate() {
             let mut b: Vec<PacketBuf> = Vec::new();
             for p in chunk.iter().filter(|p| p.port == port) {
                 let mut buf = pool.get().expect("pool");
@@ -144,7 +150,7 @@ fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
             if b.is_empty() {
                 continue;
             }
-            let in_port = sw.port_by_name(PORTS[port]).expect("port").id;
+            let in_port = sw.port_by_name(name).expect("port").id;
             let mut sink = |port: PortId, pkt: PacketBuf| {
                 outputs.push((port, pkt.data().to_vec()));
                 // The sink owns the buffer; hand it back like a TX completion would.

@@ -6,6 +6,7 @@
 //! same `ct_state`; the outputs must equal what OVS did
 //! (`tests/golden/ct-firewall/oracle.jsonl`, recorded with
 //! `shared/tools/ovs-oracle/oracle.sh config/scenarios/ct-firewall --format json`).
+#![deny(unsafe_code)]
 
 mod common;
 

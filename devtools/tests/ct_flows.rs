@@ -2,6 +2,7 @@
 //! connections started inside and their replies, and SNAT with
 //! `ct(commit,nat(src=...))` whose replies are translated back by
 //! `ct(nat)`, through the cached datapath.
+#![deny(unsafe_code)]
 
 use pipeline::datapath::Datapath;
 use pipeline::key::{Field, FlowKey};

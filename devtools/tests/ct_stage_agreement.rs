@@ -11,6 +11,7 @@
 //! resumed, under the key the ct stage gave it). New connections, packets of
 //! established ones, replies, and a source NAT port that must move because
 //! another connection holds it are all covered.
+#![deny(unsafe_code)]
 
 use devtools::traffic::{self, FrameSize, TrafficScenario};
 use pipeline::datapath::Datapath;
@@ -59,7 +60,7 @@ struct Host {
 
 impl Host {
     fn new(name: &str) -> Host {
-        let t = devtools::lab::topology().expect("topology");
+        let t = devtools::spec::topology().expect("topology");
         let mut cfg = topology::build_host(&t, name, 1).expect("host");
         Host {
             sw: cfg.build().expect("switch"),
@@ -170,7 +171,7 @@ fn agree(h: &mut Host, port: &str, frame: &[u8], what: &str) -> (Vec<u8>, Vec<(S
 
 #[test]
 fn trace_and_datapath_agree_on_ct_states_and_nat_for_every_routed_walk() {
-    let t = devtools::lab::topology().expect("topology");
+    let t = devtools::spec::topology().expect("topology");
     for s in ROUTED {
         let traffic = traffic::generate(&t, s, 4, FrameSize::Fixed(64), 4).expect("traffic");
         let mut h = Host::new(s.host());
@@ -200,7 +201,7 @@ fn trace_and_datapath_agree_on_ct_states_and_nat_for_every_routed_walk() {
 
 #[test]
 fn a_source_nat_port_another_connection_holds_moves_the_same_way_in_trace_and_datapath() {
-    let t = devtools::lab::topology().expect("topology");
+    let t = devtools::spec::topology().expect("topology");
     let s = TrafficScenario::SnatEgress;
     let traffic = traffic::generate(&t, s, 1, FrameSize::Fixed(64), 1).expect("traffic");
     let mut h = Host::new(s.host());

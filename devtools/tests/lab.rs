@@ -2,6 +2,7 @@
 //! and on real kernels in network namespaces (root only; skipped with a
 //! message otherwise). The kernel runs are bounded in time, and every
 //! namespace and daemon they create is removed, also when they fail.
+#![deny(unsafe_code)]
 
 use serde_json::Value;
 use std::path::Path;

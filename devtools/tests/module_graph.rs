@@ -8,6 +8,7 @@
 //! item is an edge too: a `mod.rs` that re-exports its children must not
 //! also be where they get their types from. A cycle fails the test with
 //! the files on it.
+#![deny(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

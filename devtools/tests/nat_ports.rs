@@ -2,25 +2,55 @@
 //! every connection of a walk through one megaflow, yet each packet leaves
 //! with its own connection's port. Two VMs using the same source port
 //! towards the same server get distinct ports on the outside.
+#![deny(unsafe_code)]
 
+use devtools::spec;
 use devtools::traffic::{self, FrameSize, TrafficScenario};
-use pipeline::key::{Field, FlowKey, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::wire::{ethertype, ipproto};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
+use topology::Topology;
 use vswitch::config::DaemonConfig;
 use vswitch::daemon::Daemon;
 
-/// vm on net1 (routed on compute2) → 198.51.100.7:53, as it reaches network1.
-fn egress(src: [u8; 4], sport: u16) -> Vec<u8> {
+/// The addresses of the spec's topology the frames here are made of.
+struct Cast {
+    /// compute2's DVR MAC: the source of what compute2 routed.
+    dvr_c2: Mac,
+    /// The snat namespace's port on subnet1 (sg-s1).
+    sg_s1: Mac,
+    /// The router's gateway port (qg-r1): its MAC and address.
+    qg: (Mac, Ipv4Addr),
+}
+
+fn cast(t: &Topology) -> Cast {
+    let r1 = t.router("R1").expect("R1");
+    let gw = r1.gateway.as_ref().expect("R1's gateway");
+    let s1 = r1
+        .interfaces
+        .iter()
+        .find(|i| i.subnet == "subnet1")
+        .expect("R1 on subnet1");
+    Cast {
+        dvr_c2: t.host("compute2").expect("compute2").dvr_mac,
+        sg_s1: s1.snat_mac.expect("sg-s1"),
+        qg: (gw.mac, gw.ip),
+    }
+}
+
+/// vm on net1 (routed on compute2) → the external host, port 53, as it
+/// reaches network1.
+fn egress(c: &Cast, src: [u8; 4], sport: u16) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, 0xfa163f0000c2); // compute2's DVR MAC
-    k.set(Field::DlDst, 0xfa163ebb0103); // sg-s1
+    k.set(Field::DlSrc, c.dvr_c2.to_u64());
+    k.set(Field::DlDst, c.sg_s1.to_u64());
     k.set(Field::VlanTci, (101 | VLAN_CFI) as u64);
     k.set(Field::NwProto, ipproto::UDP as u64);
     k.set(Field::NwSrc, u32::from_be_bytes(src) as u64);
-    k.set(Field::NwDst, u32::from_be_bytes([198, 51, 100, 7]) as u64);
+    k.set(Field::NwDst, spec::EXTERNAL_HOST.to_bits() as u64);
     k.set(Field::NwTtl, 63);
     k.set(Field::TpSrc, sport as u64);
     k.set(Field::TpDst, 53);
@@ -28,8 +58,8 @@ fn egress(src: [u8; 4], sport: u16) -> Vec<u8> {
 }
 
 /// network1 on in-memory eth1/eth2, the upstream router resolved as in
-/// steady state; and its scratch directory.
-fn network1(tag: &str) -> (Daemon, std::path::PathBuf) {
+/// steady state; its scratch directory, and the topology's addresses.
+fn network1(tag: &str) -> (Daemon, std::path::PathBuf, Cast) {
     let dir = std::env::temp_dir().join(format!("vswitch-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let text = format!(
@@ -38,30 +68,30 @@ fn network1(tag: &str) -> (Daemon, std::path::PathBuf) {
         dir.join("unused.sock").display()
     );
     let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let t = devtools::lab::topology().expect("topology");
+    let t = devtools::spec::topology().expect("topology");
     let d = Daemon::start_with(&cfg, t.clone()).expect("daemon");
     let warm = traffic::generate(&t, TrafficScenario::SnatEgress, 1, FrameSize::Fixed(64), 1)
         .expect("traffic");
     for (port, frames) in &warm.warmup {
         d.process_local(port, frames).expect("warm-up");
     }
-    (d, dir)
+    (d, dir, cast(&t))
 }
 
 #[test]
 fn connections_sharing_a_megaflow_leave_with_their_own_ports() {
-    let (d, dir) = network1("natports");
+    let (d, dir, c) = network1("natports");
     let eth1 = d.ring("eth1").expect("eth1");
     let eth2 = d.ring("eth2").expect("eth2");
     let sources = [[10, 1, 0, 13], [10, 1, 0, 77], [10, 1, 0, 78]];
     for s in &sources {
-        assert!(eth1.inject(egress(*s, 5000)));
+        assert!(eth1.inject(egress(&c, *s, 5000)));
         // And a second packet of each connection.
-        assert!(eth1.inject(egress(*s, 5000)));
+        assert!(eth1.inject(egress(&c, *s, 5000)));
     }
     // More connections of the same sources, on ports nobody else uses.
     for s in &sources {
-        assert!(eth1.inject(egress(*s, 6000 + s[3] as u16)));
+        assert!(eth1.inject(egress(&c, *s, 6000 + s[3] as u16)));
     }
     let mut out = Vec::new();
     let start = Instant::now();
@@ -130,22 +160,26 @@ fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn an_icmp_error_about_no_connection_reaches_nobody() {
-    let (d, dir) = network1("icmperr");
+    let (d, dir, c) = network1("icmperr");
     let eth1 = d.ring("eth1").expect("eth1");
     let eth2 = d.ring("eth2").expect("eth2");
     let _ = (eth1.collect(), eth2.collect());
-    // Port unreachable from the outside "about" a datagram 203.0.113.10:7777
-    // -> 198.51.100.7:53 that no connection ever sent.
+    // Port unreachable from the outside "about" a datagram from the
+    // router's gateway address, port 7777, to the external host's port 53,
+    // that no connection ever sent.
+    let (qg_mac, qg_ip) = (c.qg.0, c.qg.1.octets());
+    let outside = spec::EXTERNAL_HOST.octets();
     let quoted_udp = [0x1e, 0x61, 0, 53, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    let quoted = ipv4([203, 0, 113, 10], [198, 51, 100, 7], 17, &quoted_udp);
+    let quoted = ipv4(qg_ip, outside, 17, &quoted_udp);
     let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
     icmp.extend_from_slice(&quoted[..28]);
-    let c = csum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut frame = vec![
-        0xfa, 0x16, 0x3e, 0xcc, 0x00, 0x10, 0x00, 0x00, 0x5e, 0x00, 0x53, 0x01, 0x08, 0x00,
-    ];
-    frame.extend_from_slice(&ipv4([198, 51, 100, 7], [203, 0, 113, 10], 1, &icmp));
+    let sum = csum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&qg_mac.0);
+    frame.extend_from_slice(&spec::UPSTREAM_MAC.0);
+    frame.extend_from_slice(&ethertype::IPV4.to_be_bytes());
+    frame.extend_from_slice(&ipv4(outside, qg_ip, 1, &icmp));
     assert!(eth2.inject(frame));
     let start = Instant::now();
     let mut rx = 0;

@@ -9,6 +9,7 @@
 //! and its directory removed even when an assertion fails (drop guards).
 //!
 //! `cargo test -p vswitch --test ovs_dpdk`
+#![deny(unsafe_code)]
 
 use devtools::ovs_dpdk::{self, Session};
 use devtools::traffic::{self, TrafficScenario};
@@ -37,7 +38,7 @@ fn the_model_forwards_like_vswitch() {
         );
         return;
     };
-    let t = devtools::lab::topology().expect("topology");
+    let t = devtools::spec::topology().expect("topology");
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
     // (scenario, out port, dl_src, dl_dst, VLAN, nw_src, TTL) as the spec's walks say.
     let cases = [

@@ -11,7 +11,9 @@
 //! and the original can both drop). Every packet buffer returns to the
 //! pool. At the end: flow caches, MAC tables and the connection table
 //! within their (small) limits, and those limits were reached.
+#![deny(unsafe_code)]
 
+use devtools::spec;
 use pipeline::datapath::Datapath;
 use pipeline::drop::DropReason;
 use pipeline::key::{Field, FlowKey};
@@ -19,7 +21,6 @@ use pipeline::packet::synth::frame_from_key;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::{PortId, PortKind, Switch};
 use pipeline::wire::{ethertype, ipproto};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -49,9 +50,7 @@ impl Rng {
 }
 
 fn topology() -> topology::Topology {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
-    topology::load_toml(&std::fs::read_to_string(path).expect("topology")).expect("valid topology")
+    devtools::spec::topology().expect("valid topology")
 }
 
 fn host(name: &str) -> Arc<Switch> {
@@ -78,11 +77,19 @@ const MACS: [u64; 8] = [
     0xfa163eaa0101,
     0xfa163eaa0201,
     0xffffffffffff,
-    0x00005e005301,
+    spec::UPSTREAM_MAC.to_u64(),
 ];
 const IPS: [u32; 10] = [
-    0x0a01000b, 0x0a01000c, 0x0a01000d, 0x0a02000e, 0x0a02000f, 0x0a010001, 0x0a020001, 0xcb00710a,
-    0xcb007165, 0xc6336407,
+    0x0a01000b,
+    0x0a01000c,
+    0x0a01000d,
+    0x0a02000e,
+    0x0a02000f,
+    0x0a010001,
+    0x0a020001,
+    0xcb00710a,
+    0xcb007165,
+    spec::EXTERNAL_HOST.to_bits(),
 ];
 
 fn pick_mac(r: &mut Rng) -> u64 {

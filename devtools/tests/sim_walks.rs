@@ -1,19 +1,15 @@
 //! The spec's packet walks (§8.1–8.5) on the multi-host simulation of its
 //! example lab: two compute nodes, a network node, the physical VLAN trunk.
 //! Each test asserts the per-host steps and the frames on the wire.
+#![deny(unsafe_code)]
 
 use devtools::sim::{Segment, Sim};
 use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::wire::{ethertype, ipproto};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use topology::load_toml;
 
 fn sim() -> Sim {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
-    let t = load_toml(&std::fs::read_to_string(path).expect("topology"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let t = devtools::spec::topology().unwrap_or_else(|e| panic!("{e}"));
     Sim::new(&t).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -734,9 +730,7 @@ fn s8_8_tcp_connections_in_both_directions_through_the_floating_ip() {
 
 #[test]
 fn floating_ip_disassociated_and_reassociated_at_run_time() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
-    let with_fip = load_toml(&std::fs::read_to_string(path).expect("topology")).expect("valid");
+    let with_fip = devtools::spec::topology().expect("valid");
     let (mut s, _) = with_upstream();
     s.ping("vm1", ip("198.51.100.1"), 31).expect("run");
     s.tcp_connect("vm1", ip("198.51.100.1"), 41000, 443)

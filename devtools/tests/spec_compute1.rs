@@ -8,6 +8,7 @@
 //! 2. the tables and priorities visited are the spec's walk (§8);
 //! 3. the rendered trace equals its golden file (`UPDATE_GOLDEN=1` rewrites
 //!    them; review the diff).
+#![deny(unsafe_code)]
 
 mod common;
 

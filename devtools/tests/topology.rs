@@ -4,6 +4,7 @@
 //! flows (the same files the golden traces and the OVS recordings use), and
 //! to the same ports and OpenFlow numbers. Validation must refuse what
 //! Neutron refuses, naming the item and field.
+#![deny(unsafe_code)]
 
 use pipeline::flow::{Flow, NoPortNames};
 use pipeline::switch::{PortKind, VlanMode};
@@ -16,8 +17,7 @@ fn root() -> PathBuf {
 }
 
 fn spec_topology_text() -> String {
-    std::fs::read_to_string(root().join("../config/topologies/spec-example.toml"))
-        .expect("topology file")
+    devtools::spec::TOPOLOGY.to_string()
 }
 
 fn spec_topology() -> Topology {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;
 use vswitch::control::ControlServer;
 use vswitch::daemon::Daemon;
+use vswitch::io::ring::RingHandle;
 
 fn topology_path() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -204,21 +205,37 @@ fn every_command_has_help() {
     }
 }
 
-// Long: one daemon walked through a story, each step on the state the last left.
+// One daemon walked through a story, each step on the state the last left.
 #[test]
 fn bridges_ports_and_flows_change_the_running_switch() {
     let tmp = TempDir::new("ports");
     let (d, _server, ctl) = start(&tmp);
     let vm1 = d.ring("qvo-vm1").expect("ring");
+    add_br_and_del_br(&ctl);
+    let (t1, t2) = ports_and_a_flow_on_a_new_bridge(&d, &ctl);
+    mod_flows_changes_the_actions(&ctl, &t1, &t2);
+    del_flows_strict_needs_the_priority(&ctl);
+    set_port_retags_and_rebinds(&d, &ctl);
+    del_port_and_del_br_take_their_io(&d, &ctl);
+    add_flows_from_a_file_is_all_or_nothing(&ctl, &tmp);
+    fdb_show_after_vm1_speaks(&ctl, &vm1);
+    pmd_stats_has_cycles_and_drops(&ctl);
+    d.stop();
+}
 
-    // add-br / del-br.
+/// add-br makes an empty bridge; a second one of the name, or del-br of
+/// a bridge that is not there, is refused.
+fn add_br_and_del_br(ctl: &Ctl) {
     ctl.ok(&["add-br", "br-test"]);
     assert!(ctl.ok(&["show"]).contains("Bridge br-test (0 flows)"));
     ctl.refused(&["add-br", "br-test"], "br-test");
     ctl.refused(&["del-br", "br-nope"], "br-nope");
+}
 
-    // add-port with a ring backend, flows on the new bridge: a port moves
-    // frames to another; dump-ports counts them.
+/// add-port with a ring backend, flows on the new bridge: a port moves
+/// frames to another; dump-ports counts them. Returns the two ports'
+/// rings (t1, t2).
+fn ports_and_a_flow_on_a_new_bridge(d: &Daemon, ctl: &Ctl) -> (RingHandle, RingHandle) {
     let out = ctl.ok(&[
         "add-port",
         "br-test",
@@ -290,8 +307,12 @@ fn bridges_ports_and_flows_change_the_running_switch() {
     assert!(ctl.ok(&["dump-ports", "br-test"]).contains("\"t1\":"));
     ctl.refused(&["dump-ports", "br-nope"], "br-nope");
     ctl.refused(&["dump-ports", "br-test", "t9"], "t9");
+    (t1, t2)
+}
 
-    // mod-flows: the same flow now sends to t1 back (loop to the sender).
+/// mod-flows: t1's flow now drops (t2 gets nothing); a flow without
+/// actions, or to a port that is not there, is refused.
+fn mod_flows_changes_the_actions(ctl: &Ctl, t1: &RingHandle, t2: &RingHandle) {
     let out = ctl.ok(&["mod-flows", "br-test", "in_port=t1 actions=drop"]);
     assert!(out.contains("1 flow(s) modified"), "{out}");
     assert!(ctl
@@ -307,14 +328,18 @@ fn bridges_ports_and_flows_change_the_running_switch() {
     }
     std::thread::sleep(Duration::from_millis(150));
     assert!(t2.collect().is_empty(), "mod-flows took effect");
+}
 
-    // del-flows --strict needs the exact priority.
+/// del-flows --strict needs the exact priority.
+fn del_flows_strict_needs_the_priority(ctl: &Ctl) {
     let out = ctl.ok(&["del-flows", "br-test", "--strict", "priority=1,in_port=t1"]);
     assert!(out.contains("0 flow(s) deleted"), "{out}");
     let out = ctl.ok(&["del-flows", "br-test", "--strict", "in_port=t1"]);
     assert!(out.contains("1 flow(s) deleted"), "{out}");
+}
 
-    // set-port: VLAN tag, then unbinding and rebinding its I/O.
+/// set-port: VLAN tag, then unbinding and rebinding its I/O.
+fn set_port_retags_and_rebinds(d: &Daemon, ctl: &Ctl) {
     ctl.ok(&["set-port", "t2", "--tag", "9"]);
     let show = ctl.json(&["show"]);
     let t2cfg = show["bridges"]
@@ -345,8 +370,10 @@ fn bridges_ports_and_flows_change_the_running_switch() {
     ctl.ok(&["set-port", "t2", "--backend", "ring", "--depth", "64"]);
     assert!(d.ring("t2").is_some());
     assert!(ctl.ok(&["show"]).contains("I/O t2"));
+}
 
-    // del-port, del-br.
+/// del-port, then del-br: each takes its ports' I/O with it.
+fn del_port_and_del_br_take_their_io(d: &Daemon, ctl: &Ctl) {
     ctl.ok(&["del-port", "t2"]);
     assert!(!ctl.ok(&["show"]).contains("Port t2"));
     assert!(d.ring("t2").is_none());
@@ -354,8 +381,10 @@ fn bridges_ports_and_flows_change_the_running_switch() {
     ctl.ok(&["del-br", "br-test"]);
     assert!(!ctl.ok(&["show"]).contains("br-test"));
     assert!(d.ring("t1").is_none(), "its ports' I/O went with it");
+}
 
-    // add-flows from a file, with a bad line: all or nothing.
+/// add-flows from a file, with a bad line: all or nothing.
+fn add_flows_from_a_file_is_all_or_nothing(ctl: &Ctl, tmp: &TempDir) {
     let file = tmp.path("flows.txt");
     std::fs::write(
         &file,
@@ -375,29 +404,70 @@ fn bridges_ports_and_flows_change_the_running_switch() {
         "flow 2",
     );
     assert!(!ctl.ok(&["dump-flows", "br-int"]).contains("tp_dst=3"));
+}
 
-    // fdb-show after vm1 speaks.
+/// fdb-show lists vm1's MAC once vm1 has spoken.
+fn fdb_show_after_vm1_speaks(ctl: &Ctl, vm1: &RingHandle) {
     vm1.inject(udp(0xfa163e010012, 0x0a01000c, 1));
     assert!(wait_until(|| ctl
         .ok(&["fdb-show", "br-int"])
         .contains("fa:16:3e:01:00:11")));
     ctl.refused(&["fdb-show", "br-nope"], "br-nope");
+}
 
-    // pmd-stats has cycles and per-reason drops.
+/// pmd-stats has cycles and per-reason drops.
+fn pmd_stats_has_cycles_and_drops(ctl: &Ctl) {
     let stats = ctl.json(&["pmd-stats"]);
     assert!(stats[0]["cycles_per_packet"].as_f64().is_some(), "{stats}");
     assert!(ctl.ok(&["pmd-stats"]).contains("busy cycles/packet"));
-    d.stop();
 }
 
-// Long: one daemon walked through a story, each step on the state the last left.
+// One daemon walked through a story, each step on the state the last left.
 #[test]
 fn topology_commands_vm_ports_floating_ips_and_routers() {
     let tmp = TempDir::new("topo");
     let (d, _server, ctl) = start(&tmp);
     let vm1 = d.ring("qvo-vm1").expect("ring");
+    router_show_has_routes_rules_and_nat(&ctl);
+    vm_port_add_brings_a_reachable_vm(&d, &ctl, &vm1);
+    vm_port_add_refuses_a_bad_port_and_leaves_nothing(&ctl);
+    fip_associate_and_disassociate(&ctl);
+    vm_port_del_takes_the_port_and_its_io(&d, &ctl);
+    topology_load_refuses_a_bad_file_whole(&ctl, &tmp);
+    conntrack_dump_stats_and_flush(&ctl, &vm1);
+    d.stop();
+}
 
-    // router show: the qrouter of R1 with its routes, rules, NAT.
+/// `vm-port add NAME --device DEVICE --network NETWORK --mac MAC --ip IP`
+/// and `extra`.
+fn vm_port_add<'a>(
+    name: &'a str,
+    device: &'a str,
+    network: &'a str,
+    mac: &'a str,
+    ip: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "vm-port",
+        "add",
+        name,
+        "--device",
+        device,
+        "--network",
+        network,
+        "--mac",
+        mac,
+        "--ip",
+        ip,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// router show: the qrouter of R1 with its routes, rules, NAT; all the
+/// host's routers as JSON.
+fn router_show_has_routes_rules_and_nat(ctl: &Ctl) {
     let text = ctl.ok(&["router", "show", "qrouter-R1"]);
     assert!(text.contains("qrouter-R1 (qrouter"), "{text}");
     assert!(text.contains("10.2.0.0/24 dev qr-"), "{text}");
@@ -417,23 +487,18 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
         "{names:?}"
     );
     ctl.refused(&["router", "show", "qrouter-nope"], "qrouter-nope");
+}
 
-    // vm-port add: a new VM on net1 on this host with its I/O; vm1 reaches it.
-    ctl.ok(&[
-        "vm-port",
-        "add",
+/// vm-port add: a new VM on net1 on this host with its I/O; vm1 reaches it.
+fn vm_port_add_brings_a_reachable_vm(d: &Daemon, ctl: &Ctl, vm1: &RingHandle) {
+    ctl.ok(&vm_port_add(
         "vm9",
-        "--device",
         "qvo-vm9",
-        "--network",
         "net1",
-        "--mac",
         "fa:16:3e:01:00:19",
-        "--ip",
         "10.1.0.19",
-        "--backend",
-        "ring",
-    ]);
+        &["--backend", "ring"],
+    ));
     assert!(ctl.ok(&["show"]).contains("Port qvo-vm9"));
     assert!(ctl.ok(&["topology", "show"]).contains("vm9"));
     let vm9 = d.ring("qvo-vm9").expect("vm9 ring");
@@ -445,114 +510,56 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
         got.extend(vm9.collect());
         got.len() >= 5
     }));
+}
+
+/// vm-port add refuses a name in use, an unknown network, a MAC in use, a
+/// bad MAC; and I/O for a port of another host, or a backend that cannot
+/// open: refused, and the port is not left behind.
+fn vm_port_add_refuses_a_bad_port_and_leaves_nothing(ctl: &Ctl) {
+    let (mac, ip) = ("fa:16:3e:01:00:18", "10.1.0.18");
     ctl.refused(
-        &[
-            "vm-port",
-            "add",
+        &vm_port_add(
             "vm9",
-            "--device",
             "qvo-x",
-            "--network",
             "net1",
-            "--mac",
             "fa:16:3e:01:00:29",
-            "--ip",
             "10.1.0.29",
-        ],
+            &[],
+        ),
         "vm9",
     );
+    ctl.refused(&vm_port_add("vm8", "qvo-vm8", "nope", mac, ip, &[]), "nope");
     ctl.refused(
-        &[
-            "vm-port",
-            "add",
-            "vm8",
-            "--device",
-            "qvo-vm8",
-            "--network",
-            "nope",
-            "--mac",
-            "fa:16:3e:01:00:18",
-            "--ip",
-            "10.1.0.18",
-        ],
-        "nope",
-    );
-    ctl.refused(
-        &[
-            "vm-port",
-            "add",
-            "vm8",
-            "--device",
-            "qvo-vm8",
-            "--network",
-            "net1",
-            "--mac",
-            "fa:16:3e:01:00:11",
-            "--ip",
-            "10.1.0.18",
-        ],
+        &vm_port_add("vm8", "qvo-vm8", "net1", "fa:16:3e:01:00:11", ip, &[]),
         "fa:16:3e:01:00:11",
     );
+    ctl.refused(&vm_port_add("vm8", "qvo-vm8", "net1", "zz", ip, &[]), "zz");
     ctl.refused(
-        &[
-            "vm-port",
-            "add",
+        &vm_port_add(
             "vm8",
-            "--device",
             "qvo-vm8",
-            "--network",
             "net1",
-            "--mac",
-            "zz",
-            "--ip",
-            "10.1.0.18",
-        ],
-        "zz",
-    );
-    // I/O for a port of another host, or a backend that cannot open:
-    // refused, and the port is not left behind.
-    ctl.refused(
-        &[
-            "vm-port",
-            "add",
-            "vm8",
-            "--device",
-            "qvo-vm8",
-            "--network",
-            "net1",
-            "--mac",
-            "fa:16:3e:01:00:18",
-            "--ip",
-            "10.1.0.18",
-            "--host",
-            "compute2",
-            "--backend",
-            "ring",
-        ],
+            mac,
+            ip,
+            &["--host", "compute2", "--backend", "ring"],
+        ),
         "this host",
     );
     ctl.refused(
-        &[
-            "vm-port",
-            "add",
+        &vm_port_add(
             "vm8",
-            "--device",
             "qvo-vm8",
-            "--network",
             "net1",
-            "--mac",
-            "fa:16:3e:01:00:18",
-            "--ip",
-            "10.1.0.18",
-            "--backend",
-            "af-packet",
-            "--interface",
-            "nonexistent0",
-        ],
+            mac,
+            ip,
+            &["--backend", "af-packet", "--interface", "nonexistent0"],
+        ),
         "nonexistent0",
     );
+}
 
-    // fip: associate with vm9, disassociate.
+/// fip: associate with vm9 (its NAT rules appear), disassociate.
+fn fip_associate_and_disassociate(ctl: &Ctl) {
     ctl.ok(&["fip", "associate", "203.0.113.109", "vm9"]);
     assert!(ctl
         .ok(&["router", "show", "qrouter-R1"])
@@ -568,14 +575,18 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
         .contains("203.0.113.109"));
     ctl.refused(&["fip", "disassociate", "203.0.113.109"], "not associated");
     ctl.refused(&["fip", "disassociate", "203.0.113.200"], "203.0.113.200");
+}
 
-    // vm-port del takes the port and its I/O away.
+/// vm-port del takes the port and its I/O away.
+fn vm_port_del_takes_the_port_and_its_io(d: &Daemon, ctl: &Ctl) {
     ctl.ok(&["vm-port", "del", "vm9"]);
     assert!(!ctl.ok(&["show"]).contains("qvo-vm9"));
     assert!(d.ring("qvo-vm9").is_none());
     ctl.refused(&["vm-port", "del", "vm9"], "vm9");
+}
 
-    // topology load: a bad file is refused whole.
+/// topology load: a bad file is refused whole; the spec's file applies.
+fn topology_load_refuses_a_bad_file_whole(ctl: &Ctl, tmp: &TempDir) {
     let bad = tmp.path("bad.toml");
     std::fs::write(&bad, "[[host]]\nname = \"compute1\"\nrole = \"warp\"\n").expect("write");
     ctl.refused(&["topology", "load", bad.to_str().expect("path")], "warp");
@@ -585,8 +596,11 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
     );
     let out = ctl.ok(&["topology", "load", &topology_path()]);
     assert!(out.contains("applied"), "{out}");
+}
 
-    // conntrack: a routed flow through the qrouter makes a connection.
+/// conntrack: a routed flow through the qrouter makes a connection, which
+/// dump, stats and flush see.
+fn conntrack_dump_stats_and_flush(ctl: &Ctl, vm1: &RingHandle) {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::IPV4 as u64);
     k.set(Field::DlSrc, 0xfa163e010011);
@@ -633,7 +647,6 @@ fn topology_commands_vm_ports_floating_ips_and_routers() {
         .expect("conns")
         .is_empty());
     ctl.ok(&["conntrack", "flush", "--zone", "5"]);
-    d.stop();
 }
 
 #[test]

@@ -74,22 +74,32 @@ impl Drop for TempDir {
     }
 }
 
-// Long: EAL starts once per process, so every DPDK check shares this one test.
+// EAL starts once per process, so every DPDK check shares this one test.
 #[test]
 fn dpdk_virtual_devices_carry_the_switch_traffic() {
     let tmp = TempDir(std::env::temp_dir().join(format!("vswitch-dpdk-{}", std::process::id())));
     std::fs::create_dir_all(&tmp.0).expect("tmp");
-    let p = |n: &str| tmp.0.join(n).display().to_string();
     let sent: Vec<Vec<u8>> = (0..100).map(frame).collect();
     write_pcap(&tmp.0.join("vm1-in.pcap"), &sent);
     write_pcap(&tmp.0.join("empty.pcap"), &[]);
     let direct: Vec<Vec<u8>> = (1000..1040).map(frame).collect();
     write_pcap(&tmp.0.join("direct-in.pcap"), &direct);
 
-    // The daemon: vm1, vm2 and the uplink on net_pcap devices; two more
-    // devices for the binding's own checks below. (Not net_null for the
-    // uplink: its receive side hands out mbufs with whatever they held
-    // before, which would be frames this switch sent.)
+    the_daemon_floods_vm1s_frames_to_vm2_and_the_uplink(&tmp, &sent);
+    let mut pool = PacketPool::new(256, 9018);
+    net_pcap_receives_and_sends_frames_unchanged_in_order(&tmp, &direct, &mut pool);
+    net_null_swallows_and_produces_bursts(&sent, &mut pool);
+    errors_name_the_device();
+}
+
+/// The daemon: vm1, vm2 and the uplink on net_pcap devices (and, in its
+/// EAL arguments, two more devices for the binding's own checks). (Not
+/// net_null for the uplink: its receive side hands out mbufs with
+/// whatever they held before, which would be frames this switch sent.)
+/// vm1's 100 frames, vm2 not learned yet, are flooded to vm2 and the
+/// uplink.
+fn the_daemon_floods_vm1s_frames_to_vm2_and_the_uplink(tmp: &TempDir, sent: &[Vec<u8>]) {
+    let p = |n: &str| tmp.0.join(n).display().to_string();
     let topo =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml");
     let text = format!(
@@ -147,7 +157,7 @@ mbufs = 2047
     assert_eq!(vm1.rx_packets, 100, "{ports:?}");
     // vm2 is not learned yet: NORMAL floods to vm2 and the uplink.
     let got = read_pcap(&tmp.0.join("vm2-out.pcap"));
-    same(&got, &sent, "vm2 receives vm1's frames unchanged, in order");
+    same(&got, sent, "vm2 receives vm1's frames unchanged, in order");
     let eth1 = ports.iter().find(|(n, _, _)| n == "eth1").expect("eth1").2;
     assert_eq!(eth1.tx_packets, 100, "flooded to the uplink too");
     let up = read_pcap(&tmp.0.join("eth1-out.pcap"));
@@ -156,18 +166,23 @@ mbufs = 2047
         up.iter().all(|f| f[12..16] == [0x81, 0x00, 0x00, 101]),
         "VLAN 101 on the fabric"
     );
+}
 
-    // The binding itself on net_pcap2: every frame received unchanged, in
-    // order; sent back out; written to the output file at close.
+/// The binding itself on net_pcap2: every frame received unchanged, in
+/// order; sent back out; written to the output file at close.
+fn net_pcap_receives_and_sends_frames_unchanged_in_order(
+    tmp: &TempDir,
+    direct: &[Vec<u8>],
+    pool: &mut PacketPool,
+) {
     let (mut rx, tx) = vswitch::io::dpdk::open("net_pcap2", 1, 511).expect("net_pcap2");
-    let mut pool = PacketPool::new(256, 9018);
     let mut bufs = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while bufs.len() < direct.len() && Instant::now() < deadline {
-        rx[0].rx_burst(&mut pool, &mut bufs, 32);
+        rx[0].rx_burst(pool, &mut bufs, 32);
     }
     let frames: Vec<Vec<u8>> = bufs.iter().map(|b| b.data().to_vec()).collect();
-    same(&frames, &direct, "net_pcap2 receive");
+    same(&frames, direct, "net_pcap2 receive");
     // Received frames stay in their mbufs (lent, no copy) ...
     assert!(bufs.iter().all(|b| b
         .lender()
@@ -177,10 +192,10 @@ mbufs = 2047
     let copy = pool.copy_of(&bufs[0]).expect("a pooled copy");
     assert!(copy.lender().is_none());
     bufs.insert(20, copy);
-    let mut want = direct.clone();
+    let mut want = direct.to_vec();
     want.insert(20, direct[0].clone());
     let free_before = pool.available();
-    let out = tx.send_bufs(&mut bufs, &mut pool);
+    let out = tx.send_bufs(&mut bufs, pool);
     tx.flush();
     assert!(bufs.is_empty());
     assert_eq!(
@@ -202,16 +217,19 @@ mbufs = 2047
         &want,
         "net_pcap2 transmit",
     );
+}
 
-    // net_null1: the device swallows what it is sent and produces frames
-    // on receive; counters add up.
+/// net_null1: the device swallows what it is sent and produces frames on
+/// receive; counters add up.
+fn net_null_swallows_and_produces_bursts(sent: &[Vec<u8>], pool: &mut PacketPool) {
     let (mut rx, tx) = vswitch::io::dpdk::open("net_null1", 1, 511).expect("net_null1");
     for f in &sent[..64] {
         assert!(tx.send(f));
     }
     tx.flush();
     assert_eq!(tx.counters().tx.load(Ordering::Relaxed), 64);
-    let n = rx[0].rx_burst(&mut pool, &mut bufs, 32);
+    let mut bufs = Vec::new();
+    let n = rx[0].rx_burst(pool, &mut bufs, 32);
     assert_eq!(n, 32, "net_null always has a burst to give");
     assert_eq!(bufs.len(), 32);
     assert_eq!(rx[0].counters().rx.load(Ordering::Relaxed), 32);
@@ -220,8 +238,10 @@ mbufs = 2047
     for b in bufs.drain(..) {
         pool.put(b);
     }
+}
 
-    // Errors name the device.
+/// A device that is not there, and a second EAL init: errors that say so.
+fn errors_name_the_device() {
     let Err(e) = vswitch::io::dpdk::open("net_nope9", 1, 511) else {
         panic!("net_nope9 opened");
     };

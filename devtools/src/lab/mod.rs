@@ -6,10 +6,10 @@
 //! the VM's port (`qvo-…`) in its host; a fabric namespace holding two
 //! Linux bridges, the VLAN trunk joining every host's `eth1` and the
 //! external segment joining every `eth2` with the upstream router; the
-//! upstream router (203.0.113.1, forwarding) and the external host behind
-//! it (198.51.100.7). Every namespace is named `vsl-…` and every address
-//! lives inside one of them: the machine's own interfaces and routes are
-//! never touched.
+//! upstream router (the external subnet's gateway, forwarding) and the
+//! external host behind it (`spec::EXTERNAL_HOST`). Every namespace is
+//! named `vsl-…` and every address lives inside one of them: the
+//! machine's own interfaces and routes are never touched.
 //!
 //! The scenarios (`scenario`) then run with the kernels' own stacks
 //! (ICMP echo through raw sockets, HTTP over kernel TCP), and each one's
@@ -18,11 +18,25 @@
 //! (`LabGuard`); `--keep` leaves it up and `vswitch lab down` removes it
 //! later, from the state kept in `RUN_DIR`. Without root the same
 //! scenarios run on the in-process multi-host simulation (`run_sim`).
+//!
+//! Owns the lab's namespaces, its daemons and `RUN_DIR`. May call: its
+//! children (`netns` and `probe` for the kernels, `scenario` for what to
+//! run, `error`), `sim` (`run_sim`), `shipped` (which vswitchd), `spec`
+//! (the topology and the world outside it), vswitch's control client and
+//! `os` (signals, stopping daemons).
+#![deny(unsafe_code)]
 
+pub mod error;
 pub mod netns;
 pub mod probe;
 pub mod scenario;
 
+use crate::sim::{Segment, Sim};
+use crate::spec;
+pub use error::{LabError, ScenarioError, TraceError};
+use netns::NetnsError;
+use pipeline::key::{Field, FlowKey};
+use pipeline::wire::ipproto;
 use scenario::{LabScenario, Outcome, Probe, SeenAs, Sender};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -34,28 +48,38 @@ use topology::Topology;
 pub const NS_PREFIX: &str = "vsl-";
 /// Where a running lab keeps its configs, sockets, logs and daemon pids.
 pub const RUN_DIR: &str = "/run/vswitch-lab";
-/// The lab's topology: the spec's example (§0.3).
-pub const TOPOLOGY: &str = include_str!("../../../config/topologies/spec-example.toml");
 
 const FABRIC_NS: &str = "vsl-fabric";
 const UPSTREAM_NS: &str = "vsl-upstream";
 const EXTERNAL_NS: &str = "vsl-external";
 const TRUNK_BRIDGE: &str = "trunk";
 const EXTERNAL_BRIDGE: &str = "extnet";
+/// The upstream router's address on the external host's side.
+const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
-fn check_interrupt() -> Result<(), String> {
+/// `Interrupted` once SIGINT or SIGTERM arrived: the lab stops building
+/// and comes down.
+fn check_interrupt() -> Result<(), LabError> {
     if vswitch::os::stop_requested() {
-        Err("interrupted".into())
+        Err(LabError::Interrupted)
     } else {
         Ok(())
     }
 }
 
+/// The error of a file operation on `path`.
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+    move |source| LabError::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 pub use vswitch::os::is_root;
 
-/// The lab's topology, parsed and validated.
-pub fn topology() -> Result<Topology, String> {
-    topology::load_toml(TOPOLOGY).map_err(|e| format!("lab topology: {e}"))
+/// The lab's topology (the spec's example), parsed and validated.
+fn topology() -> Result<Topology, LabError> {
+    spec::topology().map_err(LabError::Topology)
 }
 
 /// A lab run's results.
@@ -74,14 +98,17 @@ impl Report {
     }
 }
 
+/// VM `vm`'s namespace.
 pub fn vm_ns(vm: &str) -> String {
     format!("{NS_PREFIX}{vm}")
 }
 
+/// Host `host`'s namespace.
 pub fn host_ns(host: &str) -> String {
     format!("{NS_PREFIX}{host}")
 }
 
+/// Host `host`'s daemon's control socket.
 fn socket_of(host: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{host}.sock"))
 }
@@ -94,7 +121,7 @@ struct LabGuard {
 }
 
 impl LabGuard {
-    fn add_ns(&mut self, name: &str) -> Result<(), String> {
+    fn add_ns(&mut self, name: &str) -> Result<(), LabError> {
         netns::add_namespace(name)?;
         self.namespaces.push(name.to_string());
         Ok(())
@@ -134,25 +161,26 @@ pub struct LabOptions {
     pub vswitchd: Option<PathBuf>,
 }
 
-fn find_vswitchd(opt: &Option<PathBuf>) -> Result<PathBuf, String> {
+/// The vswitchd to run: `--vswitchd`'s, else the one that ships beside us.
+fn find_vswitchd(opt: &Option<PathBuf>) -> Result<PathBuf, LabError> {
     if let Some(p) = opt {
         return Ok(p.clone());
     }
-    crate::shipped::binary("vswitchd")
+    Ok(crate::shipped::binary("vswitchd")?)
 }
 
 /// Builds the lab, runs every scenario, tears it down (unless `keep`).
-pub fn run_kernel(opts: &LabOptions, progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
+pub fn run_kernel(
+    opts: &LabOptions,
+    progress: &mut dyn FnMut(&Outcome),
+) -> Result<Report, LabError> {
     if !is_root() {
-        return Err("the kernel lab needs root (network namespaces)".into());
+        return Err(LabError::NeedsRoot);
     }
     let vswitchd = find_vswitchd(&opts.vswitchd)?;
     let left = netns::namespaces_with_prefix(NS_PREFIX);
     if !left.is_empty() {
-        return Err(format!(
-            "a lab is already up ({}): `vswitch lab down` removes it",
-            left.join(", ")
-        ));
+        return Err(LabError::AlreadyUp(left));
     }
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
@@ -178,40 +206,60 @@ pub fn run_kernel(opts: &LabOptions, progress: &mut dyn FnMut(&Outcome)) -> Resu
     result
 }
 
+/// Builds the lab in namespaces, starts a daemon per host and runs every
+/// scenario; `g` holds what was built, for the caller to remove.
 fn build_and_run(
     t: &Topology,
     list: &[LabScenario],
     vswitchd: &Path,
     g: &mut LabGuard,
     progress: &mut dyn FnMut(&Outcome),
-) -> Result<Report, String> {
-    std::fs::create_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+) -> Result<Report, LabError> {
+    let topo_path = prepare_run_dir()?;
+    build_fabric(g)?;
+    connect_hosts(t, g)?;
+    add_vms(t, g)?;
+    add_upstream_and_external_host(t, g)?;
+    start_daemons(t, vswitchd, &topo_path, g)?;
+    let outcomes = run_kernel_scenarios(t, list, progress)?;
+    Ok(Report {
+        mode: "kernel".into(),
+        scenarios: outcomes,
+        sockets: t
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), socket_of(&h.name).display().to_string()))
+            .collect(),
+    })
+}
+
+/// Makes `RUN_DIR` (ours only) with the topology the daemons load;
+/// returns the topology file's path.
+fn prepare_run_dir() -> Result<PathBuf, LabError> {
+    std::fs::create_dir_all(RUN_DIR).map_err(file_error(Path::new(RUN_DIR)))?;
     set_mode(Path::new(RUN_DIR), 0o700)?;
     let topo_path = Path::new(RUN_DIR).join("topology.toml");
-    std::fs::write(&topo_path, TOPOLOGY).map_err(|e| format!("{}: {e}", topo_path.display()))?;
+    std::fs::write(&topo_path, spec::TOPOLOGY).map_err(file_error(&topo_path))?;
+    Ok(topo_path)
+}
 
-    // The physical network: a trunk bridge and an external bridge.
+/// The physical network: a namespace with a trunk bridge and an external
+/// bridge.
+fn build_fabric(g: &mut LabGuard) -> Result<(), LabError> {
     g.add_ns(FABRIC_NS)?;
     for br in [TRUNK_BRIDGE, EXTERNAL_BRIDGE] {
-        netns::ip_in(
+        ip(
             FABRIC_NS,
-            &[
-                "link",
-                "add",
-                br,
-                "type",
-                "bridge",
-                "forward_delay",
-                "0",
-                "stp_state",
-                "0",
-            ],
+            &format!("link add {br} type bridge forward_delay 0 stp_state 0"),
         )?;
-        netns::ip_in(FABRIC_NS, &["link", "set", br, "up"])?;
+        ip(FABRIC_NS, &format!("link set {br} up"))?;
     }
-    check_interrupt()?;
+    check_interrupt()
+}
 
-    // Hosts: uplink NICs into the fabric.
+/// A namespace per host, its uplink NICs joined to the fabric's trunk or
+/// external bridge (by the physical network they carry).
+fn connect_hosts(t: &Topology, g: &mut LabGuard) -> Result<(), LabError> {
     for (i, h) in t.hosts.iter().enumerate() {
         let ns = host_ns(&h.name);
         g.add_ns(&ns)?;
@@ -229,28 +277,29 @@ fn build_and_run(
                 TRUNK_BRIDGE
             };
             let peer = fabric_port(i, nic);
-            netns::ip_in(
+            ip(
                 &ns,
-                &[
-                    "link", "add", nic, "type", "veth", "peer", "name", &peer, "netns", FABRIC_NS,
-                ],
+                &format!("link add {nic} type veth peer name {peer} netns {FABRIC_NS}"),
             )?;
-            netns::ip_in(FABRIC_NS, &["link", "set", &peer, "master", segment, "up"])?;
-            netns::ip_in(&ns, &["link", "set", nic, "up"])?;
+            ip(FABRIC_NS, &format!("link set {peer} master {segment} up"))?;
+            ip(&ns, &format!("link set {nic} up"))?;
         }
         check_interrupt()?;
     }
+    Ok(())
+}
 
-    // VMs: eth0 in the VM, its port device in the host.
+/// A namespace per VM: its `eth0` (the port's MAC and address, a default
+/// route through its subnet's gateway), the other end being the port's
+/// device in its host.
+fn add_vms(t: &Topology, g: &mut LabGuard) -> Result<(), LabError> {
     for p in &t.ports {
         let ns = vm_ns(&p.name);
         g.add_ns(&ns)?;
         let host = host_ns(&p.host);
-        netns::ip_in(
+        ip(
             &host,
-            &[
-                "link", "add", &p.device, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ],
+            &format!("link add {} type veth peer name eth0 netns {ns}", p.device),
         )?;
         let sub = t.subnets.iter().find(|s| {
             s.network == p.network
@@ -260,124 +309,99 @@ fn build_and_run(
         let prefix = sub
             .and_then(|s| topology::model::Cidr::parse(&s.cidr))
             .map_or(24, |c| c.len);
-        netns::ip_in(&ns, &["link", "set", "eth0", "address", &p.mac.to_string()])?;
-        netns::ip_in(
-            &ns,
-            &["addr", "add", &format!("{}/{prefix}", p.ip), "dev", "eth0"],
-        )?;
-        netns::ip_in(&ns, &["link", "set", "eth0", "up"])?;
-        netns::ip_in(&host, &["link", "set", &p.device, "up"])?;
+        ip(&ns, &format!("link set eth0 address {}", p.mac))?;
+        ip(&ns, &format!("addr add {}/{prefix} dev eth0", p.ip))?;
+        ip(&ns, "link set eth0 up")?;
+        ip(&host, &format!("link set {} up", p.device))?;
         if let Some(s) = sub {
-            netns::ip_in(
-                &ns,
-                &["route", "add", "default", "via", &s.gateway_ip.to_string()],
-            )?;
+            ip(&ns, &format!("route add default via {}", s.gateway_ip))?;
         }
         netns::in_netns(&ns, || netns::offloads_off("eth0"))??;
         check_interrupt()?;
     }
+    Ok(())
+}
 
-    // The upstream router and the external host behind it.
-    let ext = t
-        .subnets
-        .iter()
-        .find(|s| t.networks.iter().any(|n| n.name == s.network && n.external))
-        .ok_or("the lab topology has no external subnet")?;
+/// The upstream router (the external subnet's gateway, forwarding) on the
+/// external bridge, and the external host behind it.
+fn add_upstream_and_external_host(t: &Topology, g: &mut LabGuard) -> Result<(), LabError> {
+    let ext = spec::external_subnet(t).ok_or(LabError::NoExternalSubnet)?;
     let ext_prefix = topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len);
     g.add_ns(UPSTREAM_NS)?;
     g.add_ns(EXTERNAL_NS)?;
-    netns::ip_in(
+    ip(
         UPSTREAM_NS,
-        &[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "upstream", "netns", FABRIC_NS,
-        ],
+        &format!("link add eth0 type veth peer name upstream netns {FABRIC_NS}"),
     )?;
-    netns::ip_in(
+    ip(
         FABRIC_NS,
-        &["link", "set", "upstream", "master", EXTERNAL_BRIDGE, "up"],
+        &format!("link set upstream master {EXTERNAL_BRIDGE} up"),
     )?;
-    netns::ip_in(
+    ip(
         UPSTREAM_NS,
-        &["link", "set", "eth0", "address", scenario::UPSTREAM_MAC],
+        &format!("link set eth0 address {}", spec::UPSTREAM_MAC),
     )?;
-    netns::ip_in(
+    ip(
         UPSTREAM_NS,
-        &[
-            "addr",
-            "add",
-            &format!("{}/{ext_prefix}", ext.gateway_ip),
-            "dev",
-            "eth0",
-        ],
+        &format!("addr add {}/{ext_prefix} dev eth0", ext.gateway_ip),
     )?;
-    netns::ip_in(
+    ip(
         UPSTREAM_NS,
-        &[
-            "link",
-            "add",
-            "eth1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            EXTERNAL_NS,
-        ],
+        &format!("link add eth1 type veth peer name eth0 netns {EXTERNAL_NS}"),
     )?;
-    netns::ip_in(
+    ip(
         UPSTREAM_NS,
-        &[
-            "addr",
-            "add",
-            &format!("{}/24", scenario::UPSTREAM_INNER),
-            "dev",
-            "eth1",
-        ],
+        &format!("addr add {UPSTREAM_INNER}/24 dev eth1"),
     )?;
-    netns::ip_in(
+    ip(
         EXTERNAL_NS,
-        &[
-            "addr",
-            "add",
-            &format!("{}/24", scenario::EXTERNAL_HOST),
-            "dev",
-            "eth0",
-        ],
+        &format!("addr add {}/24 dev eth0", spec::EXTERNAL_HOST),
     )?;
     for (ns, dev) in [
         (UPSTREAM_NS, "eth0"),
         (UPSTREAM_NS, "eth1"),
         (EXTERNAL_NS, "eth0"),
     ] {
-        netns::ip_in(ns, &["link", "set", dev, "up"])?;
+        ip(ns, &format!("link set {dev} up"))?;
         netns::in_netns(ns, || netns::offloads_off(dev))??;
     }
-    netns::ip_in(
+    ip(
         EXTERNAL_NS,
-        &[
-            "route",
-            "add",
-            "default",
-            "via",
-            &scenario::UPSTREAM_INNER.to_string(),
-        ],
+        &format!("route add default via {UPSTREAM_INNER}"),
     )?;
     netns::in_netns(UPSTREAM_NS, || {
         netns::write_sysctl("net/ipv4/ip_forward", "1")
     })??;
-    check_interrupt()?;
+    check_interrupt()
+}
 
-    // One vswitchd per host.
+/// `ip -n NS COMMAND`, the command as one would type it: its words are
+/// split at whitespace (the names and addresses in it hold none).
+fn ip(ns: &str, command: &str) -> Result<(), NetnsError> {
+    let args: Vec<&str> = command.split_whitespace().collect();
+    netns::ip_in(ns, &args)
+}
+
+/// One vswitchd per host, in the host's namespace, each in its own
+/// process group (Ctrl-C reaches the lab, which stops the daemons in
+/// order); returns once every daemon serves its control socket.
+fn start_daemons(
+    t: &Topology,
+    vswitchd: &Path,
+    topo_path: &Path,
+    g: &mut LabGuard,
+) -> Result<(), LabError> {
+    use std::os::unix::process::CommandExt;
     for h in &t.hosts {
-        let cfg = daemon_config(t, &h.name, &topo_path);
+        let cfg = daemon_config(t, &h.name, topo_path);
         let cfg_path = Path::new(RUN_DIR).join(format!("{}.toml", h.name));
-        std::fs::write(&cfg_path, cfg).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        std::fs::write(&cfg_path, cfg).map_err(file_error(&cfg_path))?;
         let log_path = Path::new(RUN_DIR).join(format!("{}.log", h.name));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(&log_path).map_err(file_error(&log_path))?;
+        let log2 = log.try_clone().map_err(|source| LabError::LogClone {
+            path: log_path.clone(),
+            source,
+        })?;
         let child = Command::new("ip")
             .args(["netns", "exec", &host_ns(&h.name)])
             .arg(vswitchd)
@@ -386,53 +410,57 @@ fn build_and_run(
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
-            // Its own process group: Ctrl-C reaches the lab, which stops
-            // the daemons in order.
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("starting vswitchd for {}: {e}", h.name))?;
+            .map_err(|source| LabError::StartVswitchd {
+                host: h.name.clone(),
+                source,
+            })?;
         g.daemons.push((h.name.clone(), child));
     }
     for (host, child) in &mut g.daemons {
         wait_ready(host, child)?;
     }
+    Ok(())
+}
 
+/// Runs every scenario on the namespaces' kernels and traces its first
+/// packet through the daemons that carried it; reports each as it ends.
+fn run_kernel_scenarios(
+    t: &Topology,
+    list: &[LabScenario],
+    progress: &mut dyn FnMut(&Outcome),
+) -> Result<Vec<Outcome>, LabError> {
     let mut outcomes = Vec::new();
     for s in list {
         check_interrupt()?;
         let mut o = run_kernel_scenario(s);
-        o.traces = scenario::trace_across(t, &s.first, |host, packet| {
-            let request = vswitch::control::Request::Trace {
-                bridge: None,
-                packet: packet.to_string(),
-            };
-            match vswitch::control::call(&socket_of(host), &request).map_err(|e| e.to_string())? {
-                vswitch::control::Response::Trace(r) => Ok((r.trace, r.text)),
-                _ => Ok((serde_json::Value::Null, String::new())),
-            }
-        })
-        .unwrap_or_else(|e| {
+        o.traces = scenario::trace_across(t, &s.first, daemon_trace).unwrap_or_else(|e| {
             o.detail.push_str(&format!("; trace failed: {e}"));
             Vec::new()
         });
         progress(&o);
         outcomes.push(o);
     }
-    Ok(Report {
-        mode: "kernel".into(),
-        scenarios: outcomes,
-        sockets: t
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), socket_of(&h.name).display().to_string()))
-            .collect(),
-    })
+    Ok(outcomes)
 }
 
-fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
+/// `packet` traced by `host`'s daemon: the trace as JSON and as text.
+fn daemon_trace(host: &str, packet: &str) -> Result<(serde_json::Value, String), TraceError> {
+    let request = vswitch::control::Request::Trace {
+        bridge: None,
+        packet: packet.to_string(),
+    };
+    match vswitch::control::call(&socket_of(host), &request)? {
+        vswitch::control::Response::Trace(r) => Ok((r.trace, r.text)),
+        _ => Ok((serde_json::Value::Null, String::new())),
+    }
+}
+
+/// Sets `p`'s permission bits to `mode`.
+fn set_mode(p: &Path, mode: u32) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", p.display()))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(file_error(p))
 }
 
 /// Host `host`'s vswitchd config: every NIC and VM port on AF_PACKET.
@@ -458,7 +486,9 @@ fn daemon_config(t: &Topology, host: &str, topology: &Path) -> String {
     s
 }
 
-fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
+/// Waits (up to 15 s) until `host`'s daemon answers on its control
+/// socket; its log is the error if it exits first.
+fn wait_ready(host: &str, child: &mut Child) -> Result<(), LabError> {
     let sock = socket_of(host);
     let start = Instant::now();
     loop {
@@ -466,16 +496,19 @@ fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(Path::new(RUN_DIR).join(format!("{host}.log")))
                 .unwrap_or_default();
-            return Err(format!(
-                "vswitchd for {host} exited ({status}): {}",
-                log.trim()
-            ));
+            return Err(LabError::VswitchdExited {
+                host: host.to_string(),
+                status,
+                log: log.trim().to_string(),
+            });
         }
         if vswitch::control::call(&sock, &vswitch::control::Request::Show {}).is_ok() {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(15) {
-            return Err(format!("vswitchd for {host}: no control socket after 15 s"));
+            return Err(LabError::VswitchdSilent {
+                host: host.to_string(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -485,11 +518,12 @@ fn wait_ready(host: &str, child: &mut Child) -> Result<(), String> {
 fn run_kernel_scenario(s: &LabScenario) -> Outcome {
     let (passed, detail) = match kernel_probe(s) {
         Ok(r) => r,
-        Err(e) => (false, e),
+        Err(e) => (false, e.to_string()),
     };
     Outcome::of(s, passed, detail)
 }
 
+/// The namespace a sender's probe runs in.
 fn sender_ns(s: &Sender) -> String {
     match s {
         Sender::Vm(v) => vm_ns(v),
@@ -497,77 +531,91 @@ fn sender_ns(s: &Sender) -> String {
     }
 }
 
+/// Echo requests per ping scenario; every one must be answered.
 const PINGS: u32 = 3;
 
-fn kernel_probe(s: &LabScenario) -> Result<(bool, String), String> {
+/// Runs scenario `s`'s probe from its sender's namespace: whether it
+/// passed, and what was seen.
+fn kernel_probe(s: &LabScenario) -> Result<(bool, String), LabError> {
     let ns = sender_ns(&s.from);
     match &s.probe {
-        Probe::Ping { dst } => {
-            let id = 0x5600 | (s.id.len() as u16);
-            let dst = *dst;
-            let r = netns::in_netns(&ns, || probe::ping(dst, PINGS, id, Duration::from_secs(3)))??;
-            let rtt = r
-                .rtt_us
-                .iter()
-                .map(|u| format!("{:.2}", *u as f64 / 1000.0))
-                .collect::<Vec<_>>()
-                .join("/");
-            let from_ok = r.reply_from == Some(dst);
-            Ok((
-                r.received == r.sent && r.sent == PINGS && from_ok,
-                format!(
-                    "{}/{} echo replies from {}, ttl {}, rtt {rtt} ms",
-                    r.received,
-                    r.sent,
-                    r.reply_from.map_or("-".into(), |a| a.to_string()),
-                    r.reply_ttl.map_or("-".into(), |t| t.to_string()),
-                ),
-            ))
-        }
+        Probe::Ping { dst } => kernel_ping(&ns, *dst, 0x5600 | (s.id.len() as u16)),
         Probe::Http {
             server,
             to,
             seen_as,
-        } => {
-            let (listen, name) = match server {
-                Sender::External => (*to, "the external host".to_string()),
-                Sender::Vm(v) => {
-                    let t = topology()?;
-                    let p = t
-                        .ports
-                        .iter()
-                        .find(|p| &p.name == v)
-                        .ok_or_else(|| format!("no VM {v}"))?;
-                    (SocketAddrV4::new(p.ip, to.port()), v.clone())
-                }
-            };
-            let expect: Ipv4Addr = match seen_as {
-                SeenAs::Addr(a) => *a,
-                SeenAs::ExternalSender => scenario::EXTERNAL_HOST,
-            };
-            let srv = probe::HttpServer::start(&sender_ns(server), listen, &name)?;
-            let to = *to;
-            let got = netns::in_netns(&ns, move || probe::http_get(to, Duration::from_secs(5)))?;
-            let peers = srv.stop()?;
-            let (status, body) = got?;
-            let seen = peers
-                .first()
-                .map(|p| p.ip().to_string())
-                .unwrap_or_default();
-            Ok((
-                status.contains(" 200 ") && seen == expect.to_string(),
-                format!("{status}: \"{body}\" (server saw {seen}, expected {expect})"),
-            ))
-        }
+        } => kernel_http(&ns, server, *to, *seen_as),
     }
+}
+
+/// `PINGS` echo requests from namespace `ns` to `dst`: passed when `dst`
+/// answered every one.
+fn kernel_ping(ns: &str, dst: Ipv4Addr, id: u16) -> Result<(bool, String), LabError> {
+    let r = netns::in_netns(ns, || probe::ping(dst, PINGS, id, Duration::from_secs(3)))??;
+    let rtt = r
+        .rtt_us
+        .iter()
+        .map(|u| format!("{:.2}", *u as f64 / 1000.0))
+        .collect::<Vec<_>>()
+        .join("/");
+    let from_ok = r.reply_from == Some(dst);
+    Ok((
+        r.received == r.sent && r.sent == PINGS && from_ok,
+        format!(
+            "{}/{} echo replies from {}, ttl {}, rtt {rtt} ms",
+            r.received,
+            r.sent,
+            r.reply_from.map_or("-".into(), |a| a.to_string()),
+            r.reply_ttl.map_or("-".into(), |t| t.to_string()),
+        ),
+    ))
+}
+
+/// `GET /` from namespace `ns` to `to`, served by `server` in its own
+/// namespace: passed when it answered 200 and saw the client as
+/// `seen_as`.
+fn kernel_http(
+    ns: &str,
+    server: &Sender,
+    to: SocketAddrV4,
+    seen_as: SeenAs,
+) -> Result<(bool, String), LabError> {
+    let (listen, name) = match server {
+        Sender::External => (to, "the external host".to_string()),
+        Sender::Vm(v) => {
+            let t = topology()?;
+            let p = t
+                .ports
+                .iter()
+                .find(|p| &p.name == v)
+                .ok_or_else(|| LabError::NoVm(v.clone()))?;
+            (SocketAddrV4::new(p.ip, to.port()), v.clone())
+        }
+    };
+    let expect: Ipv4Addr = match seen_as {
+        SeenAs::Addr(a) => a,
+        SeenAs::ExternalSender => spec::EXTERNAL_HOST,
+    };
+    let srv = probe::HttpServer::start(&sender_ns(server), listen, &name)?;
+    let got = netns::in_netns(ns, move || probe::http_get(to, Duration::from_secs(5)))?;
+    let peers = srv.stop()?;
+    let (status, body) = got?;
+    let seen = peers
+        .first()
+        .map(|p| p.ip().to_string())
+        .unwrap_or_default();
+    Ok((
+        status.contains(" 200 ") && seen == expect.to_string(),
+        format!("{status}: \"{body}\" (server saw {seen}, expected {expect})"),
+    ))
 }
 
 /// Removes a lab left up with `--keep` (or by a crash): stops its daemons,
 /// deletes every `vsl-` namespace and the run directory. Returns what it
 /// removed.
-pub fn down() -> Result<Vec<String>, String> {
+pub fn down() -> Result<Vec<String>, LabError> {
     if !is_root() {
-        return Err("removing the lab needs root".into());
+        return Err(LabError::DownNeedsRoot);
     }
     let mut removed = Vec::new();
     let pids = std::fs::read_to_string(Path::new(RUN_DIR).join("pids")).unwrap_or_default();
@@ -589,7 +637,7 @@ pub fn down() -> Result<Vec<String>, String> {
         removed.push(format!("namespace {ns}"));
     }
     if Path::new(RUN_DIR).exists() {
-        std::fs::remove_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+        std::fs::remove_dir_all(RUN_DIR).map_err(file_error(Path::new(RUN_DIR)))?;
         removed.push(RUN_DIR.to_string());
     }
     Ok(removed)
@@ -597,10 +645,10 @@ pub fn down() -> Result<Vec<String>, String> {
 
 /// The IPv4 frames endpoint `who` of `sim` received that `pred` accepts.
 fn received<'a>(
-    sim: &'a crate::sim::Sim,
+    sim: &'a Sim,
     who: &str,
-    pred: impl Fn(&pipeline::key::FlowKey) -> bool + 'a,
-) -> impl Iterator<Item = &'a pipeline::key::FlowKey> + 'a {
+    pred: impl Fn(&FlowKey) -> bool + 'a,
+) -> impl Iterator<Item = &'a FlowKey> + 'a {
     sim.endpoint(who)
         .into_iter()
         .flat_map(|e| e.received.iter())
@@ -608,106 +656,31 @@ fn received<'a>(
 }
 
 /// A TCP SYN (no other flag).
-fn is_syn(k: &pipeline::key::FlowKey) -> bool {
-    use pipeline::key::Field;
-    use pipeline::wire::ipproto;
+fn is_syn(k: &FlowKey) -> bool {
     k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) == 0x002
 }
 
 /// The same scenarios on the in-process multi-host simulation: the hosts'
 /// compiled switches joined by simulated trunk and external segments, an
 /// upstream station answering for the external host.
-pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
-    use crate::sim::{Segment, Sim};
-    use pipeline::key::Field;
-    use pipeline::wire::ipproto;
+pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, LabError> {
     let t = topology()?;
     let list = scenario::scenarios(&t)?;
-    let mut sim = Sim::new(&t).map_err(|e| e.to_string())?;
-    let ext = t
-        .subnets
-        .iter()
-        .find(|s| t.networks.iter().any(|n| n.name == s.network && n.external))
-        .ok_or("the lab topology has no external subnet")?;
-    let upstream_mac = scenario::UPSTREAM_MAC.parse().map_err(|_| "upstream MAC")?;
+    let mut sim = Sim::new(&t)?;
+    let ext = spec::external_subnet(&t).ok_or(LabError::NoExternalSubnet)?;
     sim.add_external_station(
-        "upstream",
-        upstream_mac,
+        SIM_UPSTREAM,
+        spec::UPSTREAM_MAC,
         ext.gateway_ip,
         topology::model::Cidr::parse(&ext.cidr).map_or(24, |c| c.len),
-        vec![scenario::EXTERNAL_HOST],
+        vec![spec::EXTERNAL_HOST],
     );
-    let name = |s: &Sender| match s {
-        Sender::Vm(v) => v.clone(),
-        Sender::External => "upstream".to_string(),
-    };
     let mut outcomes = Vec::new();
     for (i, s) in list.iter().enumerate() {
         sim.clear_records();
-        let from = name(&s.from);
-        let (passed, detail) = match &s.probe {
-            Probe::Ping { dst } => {
-                let id = 0x5600 + i as u16;
-                let r = sim.ping(&from, *dst, id);
-                let replies = received(&sim, &from, |k| {
-                    k.nw_proto() == ipproto::ICMP
-                        && k.get(Field::TpSrc) == 0
-                        && k.nw_src() == u32::from(*dst)
-                })
-                .count();
-                match r {
-                    Ok(()) => (replies == 1, format!("{replies}/1 echo replies from {dst}")),
-                    Err(e) => (false, e.to_string()),
-                }
-            }
-            Probe::Http {
-                server,
-                to,
-                seen_as,
-            } => {
-                let sender_ip = sim.endpoint(&from).map(|e| e.ip);
-                let expect = match seen_as {
-                    SeenAs::Addr(a) => Some(*a),
-                    SeenAs::ExternalSender => sender_ip,
-                };
-                let r = sim.tcp_connect(&from, *to.ip(), 40000 + i as u16, to.port());
-                let syn_acks = received(&sim, &from, |k| {
-                    k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) & 0x12 == 0x12
-                })
-                .count();
-                // The SYN as the server got it.
-                let syn_src = match server {
-                    Sender::External => sim
-                        .wire
-                        .iter()
-                        .find(|w| {
-                            w.segment == Segment::External && w.key.is_ipv4() && is_syn(&w.key)
-                        })
-                        .map(|w| w.key.nw_src()),
-                    Sender::Vm(v) => received(&sim, v, is_syn).next().map(|k| k.nw_src()),
-                };
-                let seen = syn_src.map(Ipv4Addr::from);
-                match r {
-                    Ok(()) => (
-                        syn_acks == 1 && seen.is_some() && seen == expect,
-                        format!(
-                            "handshake {}; server saw {}, expected {}",
-                            if syn_acks == 1 { "completed" } else { "failed" },
-                            seen.map_or("nothing".into(), |a| a.to_string()),
-                            expect.map_or("-".into(), |a| a.to_string())
-                        ),
-                    ),
-                    Err(e) => (false, e.to_string()),
-                }
-            }
-        };
-        let traces = scenario::trace_across(&t, &s.first, |host, packet| {
-            let sw = sim.switch(host).ok_or_else(|| format!("no host {host}"))?;
-            let tr = pipeline::xlate::trace::trace_text(sw, None, packet, 0)
-                .map_err(|e| e.to_string())?;
-            let v = serde_json::to_value(&tr).map_err(|e| e.to_string())?;
-            Ok((v, tr.render()))
-        });
+        let (passed, detail) = sim_probe(&mut sim, i, s);
+        let traces =
+            scenario::trace_across(&t, &s.first, |host, packet| sim_trace(&sim, host, packet));
         let mut o = Outcome::of(s, passed, detail);
         match traces {
             Ok(t) => o.traces = t,
@@ -721,4 +694,97 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, String> {
         scenarios: outcomes,
         sockets: Vec::new(),
     })
+}
+
+/// The simulation's upstream router, which also answers for the external
+/// host (it is the external sender).
+const SIM_UPSTREAM: &str = "upstream";
+
+/// Runs scenario `s`, the `i`th of the list (its ICMP id and TCP source
+/// port), on the simulation: whether it passed, and what was seen.
+fn sim_probe(sim: &mut Sim, i: usize, s: &LabScenario) -> (bool, String) {
+    let from = match &s.from {
+        Sender::Vm(v) => v.clone(),
+        Sender::External => SIM_UPSTREAM.to_string(),
+    };
+    match &s.probe {
+        Probe::Ping { dst } => sim_ping(sim, &from, *dst, 0x5600 + i as u16),
+        Probe::Http {
+            server,
+            to,
+            seen_as,
+        } => sim_http(sim, &from, server, *to, *seen_as, 40000 + i as u16),
+    }
+}
+
+/// One echo from `from` to `dst`: passed when exactly one reply came back
+/// from `dst`.
+fn sim_ping(sim: &mut Sim, from: &str, dst: Ipv4Addr, id: u16) -> (bool, String) {
+    let r = sim.ping(from, dst, id);
+    let replies = received(sim, from, |k| {
+        k.nw_proto() == ipproto::ICMP && k.get(Field::TpSrc) == 0 && k.nw_src() == u32::from(dst)
+    })
+    .count();
+    match r {
+        Ok(()) => (replies == 1, format!("{replies}/1 echo replies from {dst}")),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// A TCP handshake from `from` (source port `sport`) to `to`: passed when
+/// it completed and the server saw the SYN come from `seen_as`.
+fn sim_http(
+    sim: &mut Sim,
+    from: &str,
+    server: &Sender,
+    to: SocketAddrV4,
+    seen_as: SeenAs,
+    sport: u16,
+) -> (bool, String) {
+    let sender_ip = sim.endpoint(from).map(|e| e.ip);
+    let expect = match seen_as {
+        SeenAs::Addr(a) => Some(a),
+        SeenAs::ExternalSender => sender_ip,
+    };
+    let r = sim.tcp_connect(from, *to.ip(), sport, to.port());
+    let syn_acks = received(sim, from, |k| {
+        k.nw_proto() == ipproto::TCP && k.get(Field::TcpFlags) & 0x12 == 0x12
+    })
+    .count();
+    // The SYN as the server got it.
+    let syn_src = match server {
+        Sender::External => sim
+            .wire
+            .iter()
+            .find(|w| w.segment == Segment::External && w.key.is_ipv4() && is_syn(&w.key))
+            .map(|w| w.key.nw_src()),
+        Sender::Vm(v) => received(sim, v, is_syn).next().map(|k| k.nw_src()),
+    };
+    let seen = syn_src.map(Ipv4Addr::from);
+    match r {
+        Ok(()) => (
+            syn_acks == 1 && seen.is_some() && seen == expect,
+            format!(
+                "handshake {}; server saw {}, expected {}",
+                if syn_acks == 1 { "completed" } else { "failed" },
+                seen.map_or("nothing".into(), |a| a.to_string()),
+                expect.map_or("-".into(), |a| a.to_string())
+            ),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// `packet` traced on the simulation's `host`: as JSON and as text.
+fn sim_trace(
+    sim: &Sim,
+    host: &str,
+    packet: &str,
+) -> Result<(serde_json::Value, String), TraceError> {
+    let sw = sim
+        .switch(host)
+        .ok_or_else(|| TraceError::NoSimHost(host.to_string()))?;
+    let tr = pipeline::xlate::trace::trace_text(sw, None, packet, 0)?;
+    let v = serde_json::to_value(&tr)?;
+    Ok((v, tr.render()))
 }

@@ -2,34 +2,90 @@
 //! through iproute2's `ip`, everything else (sysctls, offloads, sockets)
 //! from a thread that has entered the namespace with `setns`, so a probe
 //! runs on the namespace's own kernel stack without a helper process.
+//!
+//! May call: iproute2's `ip` (a process) and libc: `setns` and the
+//! ethtool ioctl, the lab's I/O boundary, each `unsafe` block with its
+//! `SAFETY:` line. Nothing else of devtools.
+#![allow(unsafe_code)]
 
 use std::fs::File;
+use std::io;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where iproute2 keeps named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
 
+/// Why a namespace, link or setting could not be made. Each names the
+/// command, file or interface.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// `ip` could not be run; `args` are its arguments.
+    #[error("ip {args}: {source} (is iproute2 installed?)")]
+    IpMissing {
+        args: String,
+        #[source]
+        source: io::Error,
+    },
+    /// `ip ARGS` failed; `message` is what it said.
+    #[error("ip {args}: {message}")]
+    Ip { args: String, message: String },
+    /// Writing a sysctl, or opening a namespace's file.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("setns {}: {source}", path.display())]
+    Setns {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a thread in namespace {0} panicked")]
+    ThreadPanicked(String),
+    #[error("{0}: interface name too long")]
+    InterfaceName(String),
+    /// The socket for the ethtool requests could not be opened.
+    #[error("{device}: socket: {source}")]
+    Socket {
+        device: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The ethtool request `command` failed.
+    #[error("{device}: ethtool command {command:#x}: {source}")]
+    Ethtool {
+        device: String,
+        command: u32,
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// Runs `ip ARGS`; the error names the command and carries ip's message.
-pub fn ip(args: &[&str]) -> Result<(), String> {
+pub fn ip(args: &[&str]) -> Result<(), NetnsError> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| format!("ip {}: {e} (is iproute2 installed?)", args.join(" ")))?;
+        .map_err(|source| NetnsError::IpMissing {
+            args: args.join(" "),
+            source,
+        })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(NetnsError::Ip {
+            args: args.join(" "),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
 /// `ip -n NS ARGS`.
-pub fn ip_in(ns: &str, args: &[&str]) -> Result<(), String> {
+pub fn ip_in(ns: &str, args: &[&str]) -> Result<(), NetnsError> {
     let mut all = vec!["-n", ns];
     all.extend_from_slice(args);
     ip(&all)
@@ -51,9 +107,9 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
 
 /// Adds a namespace with loopback up and IPv6 off (the lab is IPv4: no
 /// router solicitations or DAD in the captures and traces).
-pub fn add_namespace(name: &str) -> Result<(), String> {
+pub fn add_namespace(name: &str) -> Result<(), NetnsError> {
     ip(&["netns", "add", name])?;
-    in_netns(name, || -> Result<(), String> {
+    in_netns(name, || -> Result<(), NetnsError> {
         for conf in ["all", "default"] {
             write_sysctl(&format!("net/ipv6/conf/{conf}/disable_ipv6"), "1")?;
         }
@@ -63,7 +119,7 @@ pub fn add_namespace(name: &str) -> Result<(), String> {
 }
 
 /// Deletes a namespace (its interfaces go with it). Missing is fine.
-pub fn del_namespace(name: &str) -> Result<(), String> {
+pub fn del_namespace(name: &str) -> Result<(), NetnsError> {
     if !Path::new(NETNS_DIR).join(name).exists() {
         return Ok(());
     }
@@ -71,45 +127,52 @@ pub fn del_namespace(name: &str) -> Result<(), String> {
 }
 
 /// Writes `/proc/sys/<key>` in the calling thread's network namespace.
-pub fn write_sysctl(key: &str, value: &str) -> Result<(), String> {
+pub fn write_sysctl(key: &str, value: &str) -> Result<(), NetnsError> {
     let path = Path::new("/proc/sys").join(key);
-    std::fs::write(&path, value).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(&path, value).map_err(|source| NetnsError::File { path, source })
 }
 
-fn enter(ns: &str) -> Result<(), String> {
+/// Moves the calling thread into namespace `ns`.
+fn enter(ns: &str) -> Result<(), NetnsError> {
     let path = Path::new(NETNS_DIR).join(ns);
-    let f = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(source) => return Err(NetnsError::File { path, source }),
+    };
     // SAFETY: setns on a namespace file descriptor we own; it changes only
     // the calling thread's network namespace.
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
-        return Err(format!(
-            "setns {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(NetnsError::Setns {
+            path,
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
 
 /// Runs `f` on a thread inside namespace `ns` and returns its result.
-pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
     std::thread::scope(|s| {
         s.spawn(|| {
             enter(ns)?;
             Ok(f())
         })
         .join()
-        .unwrap_or_else(|_| Err(format!("a thread in namespace {ns} panicked")))
+        .unwrap_or_else(|_| Err(NetnsError::ThreadPanicked(ns.to_string())))
     })
 }
 
 /// Starts `f` on a thread inside namespace `ns` (for servers that outlive
-/// the call).
-pub fn spawn_in_netns<T: Send + 'static>(
+/// the call); not entering the namespace is `f`'s error too.
+pub fn spawn_in_netns<T, E>(
     ns: &str,
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> std::thread::JoinHandle<Result<T, String>> {
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> std::thread::JoinHandle<Result<T, E>>
+where
+    T: Send + 'static,
+    E: From<NetnsError> + Send + 'static,
+{
     let ns = ns.to_string();
     std::thread::spawn(move || {
         enter(&ns)?;
@@ -144,17 +207,17 @@ struct IfReq {
 /// off gro off`). A stack sending through a veth otherwise leaves TCP/UDP
 /// checksums for "hardware" to fill in and hands over 64 KiB segments;
 /// frames leaving through a switch port must be complete and wire-sized.
-pub fn offloads_off(dev: &str) -> Result<(), String> {
+pub fn offloads_off(dev: &str) -> Result<(), NetnsError> {
     if dev.len() >= libc::IFNAMSIZ {
-        return Err(format!("{dev}: interface name too long"));
+        return Err(NetnsError::InterfaceName(dev.to_string()));
     }
     // SAFETY: a plain datagram socket used only for the ioctl below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
     if fd < 0 {
-        return Err(format!(
-            "{dev}: socket: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(NetnsError::Socket {
+            device: dev.to_string(),
+            source: io::Error::last_os_error(),
+        });
     }
     let mut result = Ok(());
     // TSO and GSO before SG and checksumming: the kernel refuses to keep
@@ -178,10 +241,11 @@ pub fn offloads_off(dev: &str) -> Result<(), String> {
         // points to, both alive for the call.
         let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL, &mut req) };
         if rc != 0 {
-            result = Err(format!(
-                "{dev}: ethtool command {cmd:#x}: {}",
-                std::io::Error::last_os_error()
-            ));
+            result = Err(NetnsError::Ethtool {
+                device: dev.to_string(),
+                command: cmd,
+                source: io::Error::last_os_error(),
+            });
             break;
         }
     }

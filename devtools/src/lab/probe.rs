@@ -2,13 +2,82 @@
 //! raw socket (what `ping` does), and a small HTTP server and client on
 //! kernel TCP. Each runs on a thread inside the endpoint's namespace
 //! (`netns::in_netns`), so nothing here touches the machine's own stack.
+//!
+//! May call: `netns` (threads in a namespace), pipeline's wire views (the
+//! echo and its reply) and libc for the raw socket (std has none), each
+//! `unsafe` block with its `SAFETY:` line.
+#![allow(unsafe_code)]
 
+use super::netns::NetnsError;
 use pipeline::wire::{icmp, IcmpPacket, IcmpRepr, Ipv4Packet};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why a probe could not run. Each names the address it was for.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("raw socket: {0}")]
+    RawSocket(#[source] io::Error),
+    #[error("sendto {dst}: {source}")]
+    Send {
+        dst: Ipv4Addr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("listen {addr}: {source}")]
+    Listen {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    /// The listening socket could not be made non-blocking.
+    #[error("{source}")]
+    Nonblocking {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    #[error("accept on {addr}: {source}")]
+    Accept {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    #[error("server on {0} did not start")]
+    ServerNotStarted(SocketAddrV4),
+    #[error("the server thread panicked")]
+    ServerPanicked,
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    /// The connection's read timeout could not be set.
+    #[error("{source}")]
+    Timeout {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    #[error("send to {addr}: {source}")]
+    Request {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    #[error("read from {addr}: {source}")]
+    Response {
+        addr: SocketAddrV4,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+}
 
 /// The outcome of a ping run.
 #[derive(Clone, Debug, Default)]
@@ -54,11 +123,16 @@ fn parse_reply(buf: &[u8], id: u16, seq: u16) -> Option<(Ipv4Addr, u8)> {
 
 /// Sends `count` echo requests to `dst`, one at a time, each waiting up to
 /// `timeout` for its reply. Runs in the calling thread's namespace.
-pub fn ping(dst: Ipv4Addr, count: u32, id: u16, timeout: Duration) -> Result<PingResult, String> {
+pub fn ping(
+    dst: Ipv4Addr,
+    count: u32,
+    id: u16,
+    timeout: Duration,
+) -> Result<PingResult, ProbeError> {
     // SAFETY: creating a raw ICMP socket; the descriptor is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
     if fd < 0 {
-        return Err(format!("raw socket: {}", std::io::Error::last_os_error()));
+        return Err(ProbeError::RawSocket(io::Error::last_os_error()));
     }
     let tv = libc::timeval {
         tv_sec: 0,
@@ -99,7 +173,10 @@ pub fn ping(dst: Ipv4Addr, count: u32, id: u16, timeout: Duration) -> Result<Pin
             )
         };
         if n < 0 {
-            result = Err(format!("sendto {dst}: {}", std::io::Error::last_os_error()));
+            result = Err(ProbeError::Send {
+                dst,
+                source: io::Error::last_os_error(),
+            });
             break;
         }
         r.sent += 1;
@@ -129,12 +206,12 @@ pub fn ping(dst: Ipv4Addr, count: u32, id: u16, timeout: Duration) -> Result<Pin
 /// those client addresses.
 pub struct HttpServer {
     stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<Result<Vec<SocketAddr>, String>>>,
+    handle: Option<std::thread::JoinHandle<Result<Vec<SocketAddr>, ProbeError>>>,
 }
 
 impl HttpServer {
     /// Listens on `addr` inside namespace `ns`; returns once listening.
-    pub fn start(ns: &str, addr: SocketAddrV4, name: &str) -> Result<HttpServer, String> {
+    pub fn start(ns: &str, addr: SocketAddrV4, name: &str) -> Result<HttpServer, ProbeError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let name = name.to_string();
@@ -142,13 +219,14 @@ impl HttpServer {
         let handle = super::netns::spawn_in_netns(ns, move || {
             let l = match TcpListener::bind(addr) {
                 Ok(l) => l,
-                Err(e) => {
-                    let msg = format!("listen {addr}: {e}");
-                    let _ = ready_tx.send(Err(msg.clone()));
-                    return Err(msg);
+                Err(source) => {
+                    // `start` returns this error; nobody joins the thread.
+                    let _ = ready_tx.send(Err(ProbeError::Listen { addr, source }));
+                    return Ok(Vec::new());
                 }
             };
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            l.set_nonblocking(true)
+                .map_err(|source| ProbeError::Nonblocking { addr, source })?;
             let _ = ready_tx.send(Ok(()));
             let mut peers = Vec::new();
             while !flag.load(Ordering::Relaxed) {
@@ -160,7 +238,7 @@ impl HttpServer {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5))
                     }
-                    Err(e) => return Err(format!("accept on {addr}: {e}")),
+                    Err(source) => return Err(ProbeError::Accept { addr, source }),
                 }
             }
             Ok(peers)
@@ -171,16 +249,16 @@ impl HttpServer {
                 handle: Some(handle),
             }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(format!("server on {addr} did not start")),
+            Err(_) => Err(ProbeError::ServerNotStarted(addr)),
         }
     }
 
     /// Stops the server; returns the client addresses it saw.
-    pub fn stop(mut self) -> Result<Vec<SocketAddr>, String> {
+    pub fn stop(mut self) -> Result<Vec<SocketAddr>, ProbeError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.take().map(|h| h.join()) {
             Some(Ok(r)) => r,
-            _ => Err("the server thread panicked".into()),
+            _ => Err(ProbeError::ServerPanicked),
         }
     }
 }
@@ -215,20 +293,20 @@ fn serve(mut s: TcpStream, peer: SocketAddr, name: &str) {
 
 /// `GET /` from `addr` over kernel TCP in the calling thread's namespace;
 /// returns the status line and the body.
-pub fn http_get(addr: SocketAddrV4, timeout: Duration) -> Result<(String, String), String> {
+pub fn http_get(addr: SocketAddrV4, timeout: Duration) -> Result<(String, String), ProbeError> {
     let mut s = TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)
-        .map_err(|e| format!("connect {addr}: {e}"))?;
+        .map_err(|source| ProbeError::Connect { addr, source })?;
     s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| ProbeError::Timeout { addr, source })?;
     write!(
         s,
         "GET / HTTP/1.0\r\nHost: {}\r\nUser-Agent: vswitch-lab\r\n\r\n",
         addr.ip()
     )
-    .map_err(|e| format!("send to {addr}: {e}"))?;
+    .map_err(|source| ProbeError::Request { addr, source })?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
+        .map_err(|source| ProbeError::Response { addr, source })?;
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     let status = head.lines().next().unwrap_or("").to_string();
     Ok((status, body.trim_end().to_string()))

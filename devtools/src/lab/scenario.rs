@@ -2,18 +2,19 @@
 //! walks §8.1–8.8): who sends what to whom, what must come back, and the
 //! first packet to trace across the hosts it crosses. The same list runs
 //! on real kernels in namespaces and on the in-process simulation.
+//!
+//! Owns the list and the article-style summary of a trace (`brief`). May
+//! call: `spec` and `error`; it runs nothing itself (the caller's `trace`
+//! asks a daemon or the simulation).
+#![deny(unsafe_code)]
 
+use super::error::{ScenarioError, TraceError};
+use crate::spec::{EXTERNAL_HOST, UPSTREAM_MAC};
 use pipeline::key::Mac;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use topology::model::{Cidr, Port};
 use topology::Topology;
 
-/// The external host behind the upstream router (spec §0.3).
-pub const EXTERNAL_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
-/// The upstream router's address on the external host's side.
-pub const UPSTREAM_INNER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-/// The upstream router's MAC on the external network (spec §0.3).
-pub const UPSTREAM_MAC: &str = "00:00:5e:00:53:01";
 /// The external host's HTTP port, and the one vm1 listens on.
 pub const EXTERNAL_HTTP_PORT: u16 = 80;
 pub const VM_HTTP_PORT: u16 = 8080;
@@ -69,56 +70,152 @@ pub struct LabScenario {
     pub first: FirstPacket,
 }
 
-/// The addresses a scenario list is made of, found in the topology.
+/// Who plays which part in the article's scenarios, and the addresses
+/// their first packets carry, found in the topology.
 struct Cast<'a> {
-    t: &'a Topology,
+    /// The VM with a floating IP: most scenarios start (or end) at it.
+    a: &'a Port,
     fip: Ipv4Addr,
+    /// Its neighbour on its network and host.
+    same_host: &'a Port,
+    /// A VM on its network on another host.
+    other_host: &'a Port,
+    /// VMs on another network, on its host and on another host.
+    routed_same: &'a Port,
+    routed_other: &'a Port,
+    /// A VM without a floating IP on another host: it goes out through
+    /// the router's SNAT host, as `snat_ip`.
+    snat_vm: &'a Port,
+    snat_host: String,
+    snat_ip: Ipv4Addr,
+    /// The gateway of `a`'s subnet, and the gateway MACs `a` and
+    /// `snat_vm` send routed packets to.
+    gw: Ipv4Addr,
+    gw_mac: Mac,
+    snat_gw_mac: Mac,
+    /// The fg- port on `a`'s host (where its floating IP arrives), and
+    /// that host's external NIC.
+    fg_mac: Mac,
+    ext_nic: String,
 }
 
 impl<'a> Cast<'a> {
-    fn subnet_of(&self, p: &Port) -> Option<(Cidr, Ipv4Addr)> {
-        self.t.subnets.iter().find_map(|s| {
-            let c = Cidr::parse(&s.cidr)?;
-            (s.network == p.network && c.contains(u32::from(p.ip))).then_some((c, s.gateway_ip))
-        })
-    }
-
-    /// The gateway MAC of `p`'s subnet (the qr- port's).
-    fn gateway_mac(&self, p: &Port) -> Option<Mac> {
-        let subnet = self.t.subnets.iter().find(|s| {
-            s.network == p.network
-                && Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(p.ip)))
-        })?;
-        self.t
-            .routers
-            .iter()
-            .flat_map(|r| &r.interfaces)
-            .find(|i| i.subnet == subnet.name)
-            .map(|i| i.mac)
-    }
-
-    fn port(&self, f: impl Fn(&Port) -> bool) -> Option<&'a Port> {
-        self.t.ports.iter().find(|p| f(p))
-    }
-
-    fn has_fip(&self, p: &Port) -> bool {
-        self.t
+    /// The cast in `t`; the error names the part nobody plays.
+    fn find(t: &'a Topology) -> Result<Cast<'a>, ScenarioError> {
+        let need = ScenarioError::Missing;
+        let fip = t
             .floating_ips
             .iter()
-            .any(|f| f.port.as_deref() == Some(&p.name))
-    }
-
-    fn nic(&self, host: &str, external: bool) -> Option<String> {
-        let h = self.t.hosts.iter().find(|h| h.name == host)?;
-        h.mappings().into_iter().find_map(|(physnet, bridge)| {
-            let ext = self
-                .t
-                .networks
+            .find(|f| f.port.is_some())
+            .ok_or(ScenarioError::NoFloatingIp)?;
+        let a = t
+            .ports
+            .iter()
+            .find(|p| Some(&p.name) == fip.port.as_ref())
+            .ok_or(ScenarioError::FloatingIpPort)?;
+        let port = |f: &dyn Fn(&Port) -> bool| t.ports.iter().find(|p| f(p));
+        let same_host = port(&|p| p.network == a.network && p.host == a.host && p.name != a.name)
+            .ok_or(need("second VM on the first VM's network and host"))?;
+        let other_host = port(&|p| p.network == a.network && p.host != a.host)
+            .ok_or(need("VM on the first VM's network on another host"))?;
+        let routed_same = port(&|p| p.network != a.network && p.host == a.host)
+            .ok_or(need("VM on another network on the first VM's host"))?;
+        let routed_other = port(&|p| p.network != a.network && p.host != a.host)
+            .ok_or(need("VM on another network on another host"))?;
+        let snat_vm = port(&|p| p.host != a.host && !has_fip(t, p))
+            .ok_or(need("VM without a floating IP on another host"))?;
+        let router = t
+            .routers
+            .iter()
+            .find(|r| r.gateway.is_some() && r.snat_host.is_some())
+            .ok_or(need("router with an external gateway"))?;
+        Ok(Cast {
+            a,
+            fip: fip.address,
+            same_host,
+            other_host,
+            routed_same,
+            routed_other,
+            snat_vm,
+            snat_host: router.snat_host.clone().unwrap_or_default(),
+            snat_ip: router.gateway.as_ref().map(|g| g.ip).unwrap_or(fip.address),
+            gw: subnet_gateway(t, a).ok_or(need("subnet for the first VM"))?,
+            gw_mac: gateway_mac(t, a).ok_or(need("gateway MAC"))?,
+            snat_gw_mac: gateway_mac(t, snat_vm).ok_or(need("gateway MAC"))?,
+            fg_mac: t
+                .fip_gateways
                 .iter()
-                .any(|n| n.physnet == physnet && n.external);
-            (ext == external).then(|| h.nics.get(bridge).cloned())?
+                .find(|g| g.host == a.host)
+                .map(|g| g.mac)
+                .ok_or(need("fg- port on the floating IP's host"))?,
+            ext_nic: nic(t, &a.host, true).ok_or(need("external NIC"))?,
         })
     }
+
+    /// The first packet from the external host to the floating IP, `l4`
+    /// its protocol fields: it enters `a`'s host on its external NIC.
+    fn first_from_outside(&self, l4: &str) -> FirstPacket {
+        FirstPacket {
+            packet: format!(
+                "in_port={},{l4},dl_src={UPSTREAM_MAC},dl_dst={},nw_src={EXTERNAL_HOST},nw_dst={},nw_ttl=63",
+                self.ext_nic, self.fg_mac, self.fip
+            ),
+            hosts: hosts(&[&self.a.host]),
+        }
+    }
+}
+
+/// The gateway address of `p`'s subnet.
+fn subnet_gateway(t: &Topology, p: &Port) -> Option<Ipv4Addr> {
+    t.subnets.iter().find_map(|s| {
+        let c = Cidr::parse(&s.cidr)?;
+        (s.network == p.network && c.contains(u32::from(p.ip))).then_some(s.gateway_ip)
+    })
+}
+
+/// The gateway MAC of `p`'s subnet (the qr- port's).
+fn gateway_mac(t: &Topology, p: &Port) -> Option<Mac> {
+    let subnet = t.subnets.iter().find(|s| {
+        s.network == p.network && Cidr::parse(&s.cidr).is_some_and(|c| c.contains(u32::from(p.ip)))
+    })?;
+    t.routers
+        .iter()
+        .flat_map(|r| &r.interfaces)
+        .find(|i| i.subnet == subnet.name)
+        .map(|i| i.mac)
+}
+
+fn has_fip(t: &Topology, p: &Port) -> bool {
+    t.floating_ips
+        .iter()
+        .any(|f| f.port.as_deref() == Some(&p.name))
+}
+
+/// `host`'s NIC on the external network (`external`) or on the trunk.
+fn nic(t: &Topology, host: &str, external: bool) -> Option<String> {
+    let h = t.hosts.iter().find(|h| h.name == host)?;
+    h.mappings().into_iter().find_map(|(physnet, bridge)| {
+        let ext = t
+            .networks
+            .iter()
+            .any(|n| n.physnet == physnet && n.external);
+        (ext == external).then(|| h.nics.get(bridge).cloned())?
+    })
+}
+
+/// The hosts a packet crosses, a host it stays on named once.
+fn hosts(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for h in list {
+        if v.last().map(|l| l.as_str()) != Some(*h) {
+            v.push(h.to_string());
+        }
+    }
+    v
+}
+
+fn vm(p: &Port) -> Sender {
+    Sender::Vm(p.name.clone())
 }
 
 fn icmp_echo(src: &Port, dmac: Mac, dst: Ipv4Addr) -> String {
@@ -142,79 +239,22 @@ fn tcp_syn(src: &Port, dmac: Mac, dst: SocketAddrV4) -> String {
 /// The scenarios of the article on topology `t` (the spec's example, or
 /// one with the same cast: a VM with a floating IP, a neighbour on its
 /// network and host, one on its network elsewhere, one on another network
-/// on its host and elsewhere, a router with a gateway).
-pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
-    let fip = t
-        .floating_ips
-        .iter()
-        .find(|f| f.port.is_some())
-        .ok_or("the topology has no associated floating IP")?;
-    let a = t
-        .ports
-        .iter()
-        .find(|p| Some(&p.name) == fip.port.as_ref())
-        .ok_or("the floating IP's port is not in the topology")?;
-    let c = Cast {
-        t,
-        fip: fip.address,
-    };
-    let need = |what: &str| format!("the topology has no {what} for the lab's scenarios");
-    let same_host = c
-        .port(|p| p.network == a.network && p.host == a.host && p.name != a.name)
-        .ok_or_else(|| need("second VM on the first VM's network and host"))?;
-    let other_host = c
-        .port(|p| p.network == a.network && p.host != a.host)
-        .ok_or_else(|| need("VM on the first VM's network on another host"))?;
-    let routed_same = c
-        .port(|p| p.network != a.network && p.host == a.host)
-        .ok_or_else(|| need("VM on another network on the first VM's host"))?;
-    let routed_other = c
-        .port(|p| p.network != a.network && p.host != a.host)
-        .ok_or_else(|| need("VM on another network on another host"))?;
-    let snat_vm = c
-        .port(|p| p.host != a.host && !c.has_fip(p))
-        .ok_or_else(|| need("VM without a floating IP on another host"))?;
-    let router = t
-        .routers
-        .iter()
-        .find(|r| r.gateway.is_some() && r.snat_host.is_some())
-        .ok_or_else(|| need("router with an external gateway"))?;
-    let snat_host = router.snat_host.clone().unwrap_or_default();
-    let snat_ip = router.gateway.as_ref().map(|g| g.ip).unwrap_or(c.fip);
-    let (_, gw) = c
-        .subnet_of(a)
-        .ok_or_else(|| need("subnet for the first VM"))?;
-    let gw_mac = c.gateway_mac(a).ok_or_else(|| need("gateway MAC"))?;
-    let snat_gw_mac = c.gateway_mac(snat_vm).ok_or_else(|| need("gateway MAC"))?;
-    let fg_mac = t
-        .fip_gateways
-        .iter()
-        .find(|g| g.host == a.host)
-        .map(|g| g.mac)
-        .ok_or_else(|| need("fg- port on the floating IP's host"))?;
-    let ext_nic = c.nic(&a.host, true).ok_or_else(|| need("external NIC"))?;
-    let ext_http = SocketAddrV4::new(EXTERNAL_HOST, EXTERNAL_HTTP_PORT);
-    let vm_http = SocketAddrV4::new(c.fip, VM_HTTP_PORT);
-    let hosts = |list: &[&str]| {
-        let mut v: Vec<String> = Vec::new();
-        for h in list {
-            if v.last().map(|l| l.as_str()) != Some(*h) {
-                v.push(h.to_string());
-            }
-        }
-        v
-    };
-    let vm = |p: &Port| Sender::Vm(p.name.clone());
-    let from_outside = |l4: &str| {
-        FirstPacket {
-        packet: format!(
-            "in_port={ext_nic},{l4},dl_src={UPSTREAM_MAC},dl_dst={fg_mac},nw_src={EXTERNAL_HOST},nw_dst={},nw_ttl=63",
-            c.fip
-        ),
-        hosts: hosts(&[&a.host]),
-    }
-    };
-    Ok(vec![
+/// on its host and elsewhere, a router with a gateway), in the article's
+/// order: east-west, central SNAT, floating IP.
+pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, ScenarioError> {
+    let c = Cast::find(t)?;
+    let mut list = east_west(&c);
+    list.extend(central_snat(&c));
+    list.extend(floating_ip(&c));
+    Ok(list)
+}
+
+/// §8.1–8.5: the gateway, then switched and routed traffic between VMs,
+/// on one host and across the trunk.
+fn east_west(c: &Cast) -> Vec<LabScenario> {
+    let a = c.a;
+    let gw = c.gw;
+    vec![
         LabScenario {
             id: "gateway",
             title: format!("{} pings its gateway {gw}", a.name),
@@ -233,41 +273,48 @@ pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
         },
         LabScenario {
             id: "l2-same-host",
-            title: format!("{} -> {}: same network, same host", a.name, same_host.name),
+            title: format!("{} -> {}: same network, same host", a.name, c.same_host.name),
             walk: "§8.2: br-int switches it in the network's local VLAN, port to port",
             from: vm(a),
-            probe: Probe::Ping { dst: same_host.ip },
+            probe: Probe::Ping {
+                dst: c.same_host.ip,
+            },
             first: FirstPacket {
-                packet: icmp_echo(a, same_host.mac, same_host.ip),
+                packet: icmp_echo(a, c.same_host.mac, c.same_host.ip),
                 hosts: hosts(&[&a.host]),
             },
         },
         LabScenario {
             id: "l2-other-host",
-            title: format!("{} -> {}: same network, other host", a.name, other_host.name),
+            title: format!(
+                "{} -> {}: same network, other host",
+                a.name, c.other_host.name
+            ),
             walk: "§8.3: br-vlan swaps the local VLAN for the segmentation id onto the \
                    trunk; the other host's br-int swaps it back",
             from: vm(a),
-            probe: Probe::Ping { dst: other_host.ip },
+            probe: Probe::Ping {
+                dst: c.other_host.ip,
+            },
             first: FirstPacket {
-                packet: icmp_echo(a, other_host.mac, other_host.ip),
-                hosts: hosts(&[&a.host, &other_host.host]),
+                packet: icmp_echo(a, c.other_host.mac, c.other_host.ip),
+                hosts: hosts(&[&a.host, &c.other_host.host]),
             },
         },
         LabScenario {
             id: "routed-same-host",
             title: format!(
                 "{} -> {}: different networks, same host",
-                a.name, routed_same.name
+                a.name, c.routed_same.name
             ),
             walk: "§8.4: the local qrouter routes between its qr- ports (TTL 64 -> 63); \
                    nothing reaches the wire",
             from: vm(a),
             probe: Probe::Ping {
-                dst: routed_same.ip,
+                dst: c.routed_same.ip,
             },
             first: FirstPacket {
-                packet: icmp_echo(a, gw_mac, routed_same.ip),
+                packet: icmp_echo(a, c.gw_mac, c.routed_same.ip),
                 hosts: hosts(&[&a.host]),
             },
         },
@@ -275,55 +322,74 @@ pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
             id: "routed-other-host",
             title: format!(
                 "{} -> {}: different networks, different hosts",
-                a.name, routed_other.name
+                a.name, c.routed_other.name
             ),
             walk: "§8.5: routed on the sender's host; br-vlan replaces the gateway MAC \
                    with the host's DVR MAC on the trunk; the receiver's br-int table 2 \
                    restores the gateway MAC",
             from: vm(a),
             probe: Probe::Ping {
-                dst: routed_other.ip,
+                dst: c.routed_other.ip,
             },
             first: FirstPacket {
-                packet: icmp_echo(a, gw_mac, routed_other.ip),
-                hosts: hosts(&[&a.host, &routed_other.host]),
+                packet: icmp_echo(a, c.gw_mac, c.routed_other.ip),
+                hosts: hosts(&[&a.host, &c.routed_other.host]),
             },
         },
+    ]
+}
+
+/// §8.6: a VM without a floating IP reaches the outside through the
+/// router's central SNAT, by ICMP and over TCP.
+fn central_snat(c: &Cast) -> Vec<LabScenario> {
+    let v = c.snat_vm;
+    let ext_http = SocketAddrV4::new(EXTERNAL_HOST, EXTERNAL_HTTP_PORT);
+    vec![
         LabScenario {
             id: "snat-ping",
             title: format!(
-                "{} -> {EXTERNAL_HOST}: no floating IP, central SNAT on {snat_host}",
-                snat_vm.name
+                "{} -> {EXTERNAL_HOST}: no floating IP, central SNAT on {}",
+                v.name, c.snat_host
             ),
             walk: "§8.6: the qrouter's policy rule sends it to the sg- port on the SNAT \
                    host, whose snat namespace translates the source to the router's \
                    gateway address",
-            from: vm(snat_vm),
+            from: vm(v),
             probe: Probe::Ping { dst: EXTERNAL_HOST },
             first: FirstPacket {
-                packet: icmp_echo(snat_vm, snat_gw_mac, EXTERNAL_HOST),
-                hosts: hosts(&[&snat_vm.host, &snat_host]),
+                packet: icmp_echo(v, c.snat_gw_mac, EXTERNAL_HOST),
+                hosts: hosts(&[&v.host, &c.snat_host]),
             },
         },
         LabScenario {
             id: "snat-http",
             title: format!(
-                "{} fetches http://{ext_http}/ through SNAT (seen as {snat_ip})",
-                snat_vm.name
+                "{} fetches http://{ext_http}/ through SNAT (seen as {})",
+                v.name, c.snat_ip
             ),
             walk: "§8.6 over TCP: conntrack in the snat namespace keeps the connection \
                    and translates every segment of both directions",
-            from: vm(snat_vm),
+            from: vm(v),
             probe: Probe::Http {
                 server: Sender::External,
                 to: ext_http,
-                seen_as: SeenAs::Addr(snat_ip),
+                seen_as: SeenAs::Addr(c.snat_ip),
             },
             first: FirstPacket {
-                packet: tcp_syn(snat_vm, snat_gw_mac, ext_http),
-                hosts: hosts(&[&snat_vm.host, &snat_host]),
+                packet: tcp_syn(v, c.snat_gw_mac, ext_http),
+                hosts: hosts(&[&v.host, &c.snat_host]),
             },
         },
+    ]
+}
+
+/// §8.7–8.8: the floating IP, reached from outside (ICMP, TCP) and used
+/// by its VM to go out (ICMP, TCP).
+fn floating_ip(c: &Cast) -> Vec<LabScenario> {
+    let a = c.a;
+    let ext_http = SocketAddrV4::new(EXTERNAL_HOST, EXTERNAL_HTTP_PORT);
+    let vm_http = SocketAddrV4::new(c.fip, VM_HTTP_PORT);
+    vec![
         LabScenario {
             id: "fip-in-ping",
             title: format!("external host {EXTERNAL_HOST} pings floating IP {}", c.fip),
@@ -332,7 +398,7 @@ pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
                    to the VM",
             from: Sender::External,
             probe: Probe::Ping { dst: c.fip },
-            first: from_outside("icmp,icmp_type=8,icmp_code=0"),
+            first: c.first_from_outside("icmp,icmp_type=8,icmp_code=0"),
         },
         LabScenario {
             id: "fip-in-tcp",
@@ -348,7 +414,7 @@ pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
                 to: vm_http,
                 seen_as: SeenAs::ExternalSender,
             },
-            first: from_outside(&format!(
+            first: c.first_from_outside(&format!(
                 "tcp,tp_src={TRACE_SPORT},tp_dst={VM_HTTP_PORT},tcp_flags=0x002"
             )),
         },
@@ -363,16 +429,13 @@ pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
             from: vm(a),
             probe: Probe::Ping { dst: EXTERNAL_HOST },
             first: FirstPacket {
-                packet: icmp_echo(a, gw_mac, EXTERNAL_HOST),
+                packet: icmp_echo(a, c.gw_mac, EXTERNAL_HOST),
                 hosts: hosts(&[&a.host]),
             },
         },
         LabScenario {
             id: "fip-out-http",
-            title: format!(
-                "{} fetches http://{ext_http}/ (seen as {})",
-                a.name, c.fip
-            ),
+            title: format!("{} fetches http://{ext_http}/ (seen as {})", a.name, c.fip),
             walk: "§8.7 over TCP: the external server sees the floating IP",
             from: vm(a),
             probe: Probe::Http {
@@ -381,11 +444,11 @@ pub fn scenarios(t: &Topology) -> Result<Vec<LabScenario>, String> {
                 seen_as: SeenAs::Addr(c.fip),
             },
             first: FirstPacket {
-                packet: tcp_syn(a, gw_mac, ext_http),
+                packet: tcp_syn(a, c.gw_mac, ext_http),
                 hosts: hosts(&[&a.host]),
             },
         },
-    ])
+    ]
 }
 
 /// What one scenario did.
@@ -432,8 +495,8 @@ pub struct HostTrace {
 pub fn trace_across(
     t: &Topology,
     first: &FirstPacket,
-    mut trace: impl FnMut(&str, &str) -> Result<(serde_json::Value, String), String>,
-) -> Result<Vec<HostTrace>, String> {
+    mut trace: impl FnMut(&str, &str) -> Result<(serde_json::Value, String), TraceError>,
+) -> Result<Vec<HostTrace>, TraceError> {
     let mut out = Vec::new();
     let mut packet = first.packet.clone();
     for (i, host) in first.hosts.iter().enumerate() {
@@ -450,7 +513,10 @@ pub fn trace_across(
         let this = t.hosts.iter().find(|h| &h.name == host);
         let next_h = t.hosts.iter().find(|h| &h.name == next);
         let (Some(this), Some(next_h)) = (this, next_h) else {
-            return Err(format!("no host named {host} or {next}"));
+            return Err(TraceError::UnknownHost {
+                host: host.clone(),
+                next: next.clone(),
+            });
         };
         // The first output on one of this host's NICs, entering the next
         // host on its NIC of the same bridge.

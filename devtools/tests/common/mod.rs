@@ -1,6 +1,7 @@
 //! What the golden tests share: running a scenario's packets.txt through
 //! our trace, and comparing the outputs with a recording of a real Open
 //! vSwitch made by `shared/tools/ovs-oracle` (`--format json`).
+#![deny(unsafe_code)]
 
 use pipeline::trace::Trace;
 use pipeline::xlate::trace::trace_text_with;
