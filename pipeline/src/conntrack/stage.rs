@@ -118,8 +118,14 @@ impl CtStep {
         apply_nat: bool,
         resume: Resume,
         in_port: u32,
-        pipeline: PipelineWords,
+        mut pipeline: PipelineWords,
     ) -> CtStep {
+        // The resumed key's `recirc_id` is part of the words the step
+        // carries over, set once here rather than per packet.
+        let (w, sh, _) = Field::RecircId.position();
+        let word = &mut pipeline[w - PACKET_WORDS];
+        *word =
+            (*word & !(Field::RecircId.full_mask() << sh)) | ((resume.recirc_id() as u64) << sh);
         CtStep {
             zone,
             commit,
@@ -180,7 +186,7 @@ pub struct CtResult {
 
 /// Runs `step` on a packet whose key (as it is at the step) is `key`, and
 /// makes `key` the key the walk resumes with: `ct_state`, `ct_zone`,
-/// `recirc_id`, in_port and the pipeline's words set, NAT applied as the
+/// in_port and the pipeline's words (with `recirc_id`) set, NAT applied as the
 /// step's kind applies it. `quoted` gives an ICMP error's quoted packet,
 /// asked for only when the packet has no tuple of its own (a trace has
 /// none to give).
@@ -221,12 +227,12 @@ pub fn run(
     key.set(Field::InPort, step.in_port as u64);
     key.set(Field::CtState, result.state as u64);
     key.set(Field::CtZone, step.zone as u64);
-    key.set(Field::RecircId, step.recirc_id as u64);
     Ok(result)
 }
 
 /// NAT for a packet of a tracked connection: its tuple `t` becomes `n`.
 /// Returns the source port a router's POSTROUTING gives it.
+#[inline(always)]
 fn translate(k: &mut FlowKey, step: &CtStep, t: &Tuple, n: &Tuple) -> Option<u16> {
     let icmp = t.proto == ipproto::ICMP;
     if !step.is_router() {
@@ -256,8 +262,7 @@ fn translate(k: &mut FlowKey, step: &CtStep, t: &Tuple, n: &Tuple) -> Option<u16
     if !src_side {
         return None;
     }
-    k.set(SNAT_ADDR_REG, u32::from(n.src) as u64);
-    k.set(SNAT_FLAGS_REG, SNAT_PENDING);
+    set_snat(k, u32::from(n.src), SNAT_PENDING);
     Some(n.sport)
 }
 
@@ -293,12 +298,22 @@ fn related(ct: &ConnTable, step: &CtStep, e: &Embedded, k: &mut FlowKey, r: &mut
     }
     if k.nw_src() == e.dst && mapped.dst != e.dst {
         if step.is_router() {
-            k.set(SNAT_ADDR_REG, mapped.dst as u64);
-            k.set(SNAT_FLAGS_REG, SNAT_PENDING | SNAT_ADDR_ONLY);
+            set_snat(k, mapped.dst, SNAT_PENDING | SNAT_ADDR_ONLY);
         } else {
             k.set(Field::NwSrc, mapped.dst as u64);
         }
     }
+}
+
+/// Sets the source NAT registers: both halves of one key word, written
+/// whole (the word was just copied in with the pipeline's; a read-modify-
+/// write of it would wait on that copy's stores).
+#[inline(always)]
+fn set_snat(k: &mut FlowKey, addr: u32, flags: u64) {
+    let (w, addr_shift, _) = SNAT_ADDR_REG.position();
+    let (fw, flags_shift, _) = SNAT_FLAGS_REG.position();
+    debug_assert_eq!(w, fw, "the SNAT registers share a word");
+    k.w[w] = (addr as u64) << addr_shift | flags << flags_shift;
 }
 
 impl CtResult {
@@ -327,6 +342,7 @@ struct NatFields {
 }
 
 impl NatFields {
+    #[inline(always)]
     fn of(k: &FlowKey) -> NatFields {
         let proto = k.nw_proto();
         NatFields {
@@ -342,6 +358,7 @@ impl NatFields {
     }
 
     /// The header rewrites that take a packet from these fields to `after`'s.
+    #[inline(always)]
     fn rewrites_to(&self, after: &FlowKey) -> [Option<Rewrite>; 4] {
         let mut rw = [None; 4];
         if self.src != after.nw_src() {

@@ -69,6 +69,7 @@ pub struct PacketInfo {
 /// The tuple and tracking inputs of a parsed IPv4 packet, in `zone`; None
 /// for packets conntrack does not follow (non-IPv4, later fragments, ICMP
 /// other than echo).
+#[inline]
 pub fn tuple_of(key: &crate::key::FlowKey, zone: u16) -> Option<(Tuple, PacketInfo)> {
     use crate::key::{Field, FRAG_LATER};
     use crate::wire::ethertype;
