@@ -1,6 +1,15 @@
 //! Turning key changes into packet rewrites: at each output (and before
 //! any op that needs the packet as the pipeline sees it), the difference
 //! between the key and what the packet already is becomes `Rewrite` ops.
+//!
+//! A rewrite writes a whole field with the value the walk had for it. That
+//! value may have come from the packet being translated (a field a router
+//! branch changed and the walk then puts back for the next output, a field
+//! a `move` copied), so every field a rewrite writes is added to the
+//! megaflow mask, as Open vSwitch's commit does: a cached program never
+//! writes one packet's bytes into another (a flooded ARP request's copies
+//! once carried the target hardware address of the request that made the
+//! program).
 
 use crate::key::{Field, FlowKey, Mac, FRAG_LATER, VLAN_CFI};
 use crate::packet::Rewrite;
@@ -8,9 +17,14 @@ use crate::program::Op;
 use crate::wire::{ethertype, ipproto};
 
 /// Appends to `ops` the rewrites that make a packet that is `from` look
-/// like `to`.
-pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>) {
-    let push = |ops: &mut Vec<Op>, r: Rewrite| ops.push(Op::Rewrite(r));
+/// like `to`, and adds the fields they write to the megaflow mask `wc`.
+pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>, wc: &mut FlowKey) {
+    let mut push = |ops: &mut Vec<Op>, r: Rewrite| {
+        for f in written(&r, to) {
+            wc.set(*f, f.full_mask());
+        }
+        ops.push(Op::Rewrite(r))
+    };
     if from.get(Field::DlSrc) != to.get(Field::DlSrc) {
         push(ops, Rewrite::EthSrc(to.dl_src()));
     }
@@ -85,5 +99,28 @@ pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>) {
                 push(ops, Rewrite::L4Dst(to.tp_dst()));
             }
         }
+    }
+}
+
+/// The key fields a rewrite writes (`to` tells an IPv4 address from an
+/// ARP one and a TCP/UDP port from an ICMP type or code).
+fn written(r: &Rewrite, to: &FlowKey) -> &'static [Field] {
+    match r {
+        Rewrite::EthSrc(_) => &[Field::DlSrc],
+        Rewrite::EthDst(_) => &[Field::DlDst],
+        Rewrite::VlanPush { .. } | Rewrite::VlanSetTci(_) | Rewrite::VlanPop => &[Field::VlanTci],
+        Rewrite::Ipv4Src(_) => &[Field::NwSrc],
+        Rewrite::Ipv4Dst(_) => &[Field::NwDst],
+        Rewrite::Ipv4Tos(_) => &[Field::NwTos],
+        Rewrite::Ipv4Ttl(_) | Rewrite::Ipv4DecTtl => &[Field::NwTtl],
+        Rewrite::L4Src(_) => &[Field::TpSrc],
+        Rewrite::L4Dst(_) => &[Field::TpDst],
+        Rewrite::IcmpId(_) => &[Field::IcmpId],
+        Rewrite::ArpOp(_) if to.dl_type() == ethertype::ARP => &[Field::NwProto],
+        Rewrite::ArpOp(_) => &[],
+        Rewrite::ArpSha(_) => &[Field::ArpSha],
+        Rewrite::ArpTha(_) => &[Field::ArpTha],
+        // The packet's own connection's port: nothing of the key.
+        Rewrite::NatSrcPort => &[],
     }
 }

@@ -243,7 +243,7 @@ impl<'a> Ctx<'a> {
 
     /// Emits the rewrites that make the packet look like the key.
     pub(super) fn commit(&mut self) {
-        rewrites(&self.committed, &self.key, &mut self.ops);
+        rewrites(&self.committed, &self.key, &mut self.ops, &mut self.wc);
         // Only packet fields are committed: registers and metadata stay in
         // the pipeline.
         self.committed.w[..crate::key::PACKET_WORDS]
