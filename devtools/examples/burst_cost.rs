@@ -134,7 +134,6 @@ fn run() -> Result<(), BurstCostError> {
         packets += BURST as u64;
     }
     let ns = start.elapsed().as_nanos() as f64 / packets as f64;
-    drop(run);
     println!(
         "{}: {packets} packets, {flows} flow(s), {ns:.1} ns/packet (wall, includes copying the frames in), {} + {} megaflows",
         scenario.name(),
