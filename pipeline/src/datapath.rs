@@ -286,6 +286,11 @@ impl<S: OutputSink> Burst<'_, S> {
                     limit,
                     program,
                 } => self.generate(packet, limit.as_ref(), program, &pkt),
+                Op::VerifyIpv4Header => {
+                    if !packet::verify::ipv4_header_ok(&pkt) {
+                        return self.drop(pkt, DropReason::Ipv4BadChecksum);
+                    }
+                }
                 Op::Ct(step) if step.continues() => {
                     let mut key = match packet::parse(pkt.data(), pkt.in_port) {
                         Ok(p) => p.key,
@@ -401,6 +406,7 @@ impl<S: OutputSink> Burst<'_, S> {
             step,
             key,
             || packet::embedded::icmp_embedded(pkt),
+            || packet::verify::l4_ok(pkt),
             self.now_ns,
         )?;
         r.apply(pkt)?;

@@ -93,6 +93,18 @@ pub enum DropReason {
     NeighbourFailed,
     /// Not addressed to the router and not forwardable.
     NotForUs,
+    /// An IPv4 header whose checksum does not sum (a router's `ip_rcv`
+    /// drops it before routing; bridges do not look).
+    Ipv4BadChecksum,
+    /// A source no router accepts (Linux's martian source: multicast,
+    /// broadcast, 0.0.0.0/8, loopback).
+    MartianSource,
+    /// A destination no router forwards to (Linux's martian destination:
+    /// 0.0.0.0/8, loopback).
+    MartianDestination,
+    /// A multicast destination: a router without multicast routing does
+    /// not forward it.
+    MulticastNotForwarded,
     // datapath
     /// Packet buffer pool empty when a copy was needed.
     PoolExhausted,

@@ -83,6 +83,10 @@ pub enum Op {
         arp: ArpRequest,
         solicit: Box<Program>,
     },
+    /// A router's IPv4 input checks the header checksum (Linux's
+    /// `ip_rcv`): a header that does not sum is dropped
+    /// (`ipv4_bad_checksum`) before anything is routed or tracked.
+    VerifyIpv4Header,
     /// A conntrack step (`conntrack::stage`): the packet's connection is
     /// tracked (and NATed); unless the step continues in place, the packet
     /// then resumes its walk where the step says, with its `ct_state` set:

@@ -189,13 +189,16 @@ pub struct CtResult {
 /// in_port and the pipeline's words (with `recirc_id`) set, NAT applied as the
 /// step's kind applies it. `quoted` gives an ICMP error's quoted packet,
 /// asked for only when the packet has no tuple of its own (a trace has
-/// none to give).
+/// none to give); `checksum_ok` says whether the transport checksum
+/// verifies (a packet whose checksum does not is `+inv` and untranslated,
+/// as Linux's `nf_conntrack_checksum` makes it; a trace assumes it does).
 pub fn run(
     ct: &ConnTable,
     mode: CtMode,
     step: &CtStep,
     key: &mut FlowKey,
     quoted: impl FnOnce() -> Option<Embedded>,
+    checksum_ok: impl FnOnce() -> bool,
     now_ns: u64,
 ) -> Result<CtResult, DropReason> {
     let before = NatFields::of(key);
@@ -208,6 +211,11 @@ pub fn run(
         rewrites: [None; 4],
     };
     match tuple_of(key, step.zone) {
+        Some((t, _)) if !checksum_ok() => {
+            if mode == CtMode::Commit {
+                ct.count_invalid(&t);
+            }
+        }
         Some((t, info)) => {
             let v = match mode {
                 CtMode::Commit => ct.track(t, info, step.commit, step.nat, now_ns)?,

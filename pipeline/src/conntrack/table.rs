@@ -173,7 +173,8 @@ impl ConnTable {
         &self.stats[t.shard() & (SHARDS - 1)]
     }
 
-    fn count_invalid(&self, t: &Tuple) -> Verdict {
+    /// Counts a packet of `t` conntrack calls invalid; its verdict.
+    pub fn count_invalid(&self, t: &Tuple) -> Verdict {
         self.stats_of(t).invalid.fetch_add(1, Ordering::Relaxed);
         Verdict::invalid(*t)
     }

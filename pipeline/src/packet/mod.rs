@@ -17,6 +17,7 @@ mod layout;
 mod parse;
 mod rewrite;
 pub mod synth;
+pub mod verify;
 
 pub use buf::{Lender, PacketBuf, PacketPool, DEFAULT_MAX_FRAME, HEADROOM, NAT_SPORT_SET};
 pub use layout::{Layout, L3, L4};

@@ -16,16 +16,20 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// One's-complement sum of `data` as big-endian 16-bit words (an odd last
 /// byte is the high half of a word), added to `acc`; not folded.
 pub fn sum_words(data: &[u8], mut acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        if let [a, b] = c {
-            acc += u16::from_be_bytes([*a, *b]) as u64;
-        }
+    // Four bytes at a time: a big-endian 32-bit word is two 16-bit words,
+    // and 2^16 = 1 in one's-complement arithmetic, so folding the wide sum
+    // gives the 16-bit sum of the words (RFC 1071 §2). The accumulator
+    // cannot overflow below 2^32 such words.
+    let (quads, rest) = data.as_chunks::<4>();
+    for q in quads {
+        acc += u32::from_be_bytes(*q) as u64;
     }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u64) << 8;
+    match rest {
+        [a, b, c] => acc + u16::from_be_bytes([*a, *b]) as u64 + ((*c as u64) << 8),
+        [a, b] => acc + u16::from_be_bytes([*a, *b]) as u64,
+        [a] => acc + ((*a as u64) << 8),
+        _ => acc,
     }
-    acc
 }
 
 /// Folds a wide one's-complement sum to 16 bits.

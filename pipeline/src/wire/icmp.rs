@@ -135,6 +135,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 
     /// The ICMPv4 checksum verifies over the whole buffer.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::checksum(self.buffer.as_ref()) == 0
     }

@@ -95,6 +95,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// The checksum verifies against the IPv4 pseudo-header; the buffer
     /// must be exactly the segment.
+    #[inline]
     pub fn verify_checksum(&self, src: u32, dst: u32) -> bool {
         let b = self.buffer.as_ref();
         let pseudo = pseudo_header_sum(src, dst, ipproto::TCP, b.len() as u16);

@@ -67,6 +67,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     /// The checksum is absent (zero) or verifies against the IPv4
     /// pseudo-header; the buffer must be exactly the datagram.
+    #[inline]
     pub fn verify_checksum(&self, src: u32, dst: u32) -> bool {
         let b = self.buffer.as_ref();
         let pseudo = pseudo_header_sum(src, dst, ipproto::UDP, b.len() as u16);

@@ -207,6 +207,7 @@ impl<'a> Ctx<'a> {
             step,
             &mut key,
             || None,
+            || true,
             self.opts.now_ns,
         ) {
             Ok(r) => Some((key, r)),

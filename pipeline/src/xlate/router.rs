@@ -16,10 +16,13 @@
 //! resumes in `after_ct`, and POSTROUTING applies the source NAT the step
 //! decided.
 
+use super::ct::nat_for_new;
 use super::ctx::{step, Ctx};
 use crate::conntrack::stage::{SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_FLAGS_REG, SNAT_PENDING};
+use crate::conntrack::tuple_of;
 use crate::drop::DropReason;
 use crate::ids::RouterIfaceRef;
+use crate::key::ct_state;
 use crate::key::{Field, Mac, FRAG_LATER};
 use crate::packet::generate::{ArpRequest, IcmpError};
 use crate::program::{Generated, Op, Program, RuntimeRef};
@@ -163,12 +166,56 @@ fn ipv4_input<'a>(
     ] {
         ctx.wc.set(f, f.full_mask());
     }
+    // ip_rcv: the header must sum (checked per packet: the only check
+    // here a megaflow cannot decide).
+    ctx.ops.push(Op::VerifyIpv4Header);
+    // Routing refuses martians. Linux decides it after PREROUTING and
+    // never confirms the connection it made for one; deciding it first
+    // makes none.
+    let (src, dst) = (
+        Ipv4Addr::from(ctx.key.nw_src()),
+        Ipv4Addr::from(ctx.key.nw_dst()),
+    );
+    if let Some(reason) = martian(src, dst) {
+        step(ctx, inst, |_c| {
+            format!("{src} -> {dst}: {reason}, dropped (Linux: ip_route_input)")
+        });
+        ctx.drop(reason);
+        return;
+    }
     // The namespace's conntrack sees the packet first (PREROUTING); the
     // walk goes on after recirculation, with the connection's NAT applied.
     if ctx.router_conntrack(inst, at, iface, after_ct) {
         return;
     }
     route_ipv4(ctx, inst, at, iface);
+}
+
+/// Why routing refuses a packet from `src` to `dst`, in the order Linux's
+/// `ip_route_input_rcu`/`ip_route_input_slow` look: a multicast
+/// destination (no multicast routing here), then martian sources
+/// (multicast, broadcast), local broadcast input (not martian), martian
+/// sources and destinations (0.0.0.0/8, loopback).
+fn martian(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
+    if dst.is_multicast() {
+        return Some(DropReason::MulticastNotForwarded);
+    }
+    if src.is_multicast() || src.is_broadcast() {
+        return Some(DropReason::MartianSource);
+    }
+    if dst.is_broadcast() || (src.is_unspecified() && dst.is_unspecified()) {
+        return None;
+    }
+    if src.octets()[0] == 0 {
+        return Some(DropReason::MartianSource);
+    }
+    if dst.octets()[0] == 0 || dst.is_loopback() {
+        return Some(DropReason::MartianDestination);
+    }
+    if src.is_loopback() {
+        return Some(DropReason::MartianSource);
+    }
+    None
 }
 
 /// The packet re-enters router instance `at.instance` after conntrack.
@@ -195,7 +242,39 @@ pub(super) fn after_ct<'a>(ctx: &mut Ctx<'a>, at: RouterIfaceRef) {
     step(ctx, inst, |c| {
         format!("after conntrack: {}", crate::trace::key_summary(&c.key))
     });
+    if untranslated_invalid(ctx, inst, iface) {
+        return;
+    }
     route_ipv4(ctx, inst, at, iface);
+}
+
+/// A packet conntrack calls invalid is not translated (Linux: the nat
+/// table never sees it). Where a NAT rule would have translated it, it
+/// would leave with the address the rule hides: it is dropped instead
+/// (`ct_invalid`), the deviation spec §7 allows. Returns whether it was.
+fn untranslated_invalid<'a>(
+    ctx: &mut Ctx<'a>,
+    inst: &'a RouterInstance,
+    iface: &'a Interface,
+) -> bool {
+    if ctx.key.get(Field::CtState) as u8 & ct_state::INV == 0 {
+        return false;
+    }
+    let zone = ctx.key.get(Field::CtZone) as u16;
+    // Whether it has a tuple depends on its protocol and, for ICMP, type.
+    ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
+    let Some((t, _)) = tuple_of(&ctx.key, zone) else {
+        return false;
+    };
+    let (nat, rule) = nat_for_new(ctx, inst, iface, &t);
+    let Some(rule) = rule.filter(|_| nat.is_some()) else {
+        return false;
+    };
+    step(ctx, inst, |_c| {
+        format!("ct_state=+inv: not translated, and `{rule}` would have: dropped rather than sent untranslated (spec §7)")
+    });
+    ctx.drop(DropReason::CtInvalid);
+    true
 }
 
 /// Routes an IPv4 packet (after conntrack, if the instance tracks).

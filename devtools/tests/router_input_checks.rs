@@ -1,0 +1,232 @@
+//! What a router instance refuses before it routes, as Linux's namespaces
+//! do: martian sources and destinations, multicast it does not forward,
+//! IPv4 headers with a bad checksum; and what conntrack calls invalid (a
+//! TCP/UDP checksum already wrong) is not translated, and not let out
+//! untranslated where a NAT would have applied (spec §7: "an
+//! implementation may drop such packets instead").
+//!
+//! Each test sends frames into the host of the spec's topology that the
+//! walk crosses (compute1's qrouter and fip namespace, network1's snat
+//! namespace) through its datapath, warm as traffic.rs leaves it, and
+//! checks where they went and under which reason they were dropped.
+
+use devtools::spec;
+use devtools::traffic::{self, FrameSize, TrafficScenario};
+use pipeline::datapath::Datapath;
+use pipeline::drop::DropReason;
+use pipeline::key::{Field, FlowKey};
+use pipeline::packet::{parse, PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
+use pipeline::switch::{PortId, Switch};
+use pipeline::wire::{ipproto, Ipv4Packet, UdpPacket};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+struct Host {
+    sw: Arc<Switch>,
+    dp: Datapath,
+    pool: PacketPool,
+    now_ns: u64,
+}
+
+impl Host {
+    /// The host `s` runs on, warmed up for `s`.
+    fn for_scenario(s: TrafficScenario) -> (Host, Vec<Vec<u8>>) {
+        let t = spec::topology().expect("topology");
+        let traffic = traffic::generate(&t, s, 1, FrameSize::Fixed(64), 1).expect("traffic");
+        let mut cfg = topology::build_host(&t, s.host(), 1).expect("host");
+        let mut h = Host {
+            sw: cfg.build().expect("switch"),
+            dp: Datapath::new(0, 1024),
+            pool: PacketPool::new(256, DEFAULT_MAX_FRAME),
+            now_ns: 1_000_000_000,
+        };
+        for (port, frames) in &traffic.warmup {
+            h.send(port, frames);
+        }
+        (h, traffic.frames)
+    }
+
+    /// Runs frames in on `port`; the (port name, frame) of every output.
+    fn send(&mut self, port: &str, frames: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+        self.now_ns += 1_000_000;
+        let in_port = self.sw.port_by_name(port).expect("port").id;
+        let mut burst: Vec<PacketBuf> = frames
+            .iter()
+            .map(|f| {
+                let mut b = self.pool.get().expect("buffer");
+                b.set_data(f).expect("fits");
+                b
+            })
+            .collect();
+        let mut out = Vec::new();
+        let sw = self.sw.clone();
+        let mut sink = |p: PortId, b: PacketBuf| {
+            out.push((sw.port(p).expect("port").name.clone(), b.data().to_vec()));
+        };
+        self.dp.process_burst(
+            &self.sw,
+            in_port,
+            &mut burst,
+            self.now_ns,
+            &mut self.pool,
+            &mut sink,
+        );
+        out
+    }
+
+    fn drops(&self, r: DropReason) -> u64 {
+        self.dp.counters.drops.get(r)
+    }
+}
+
+/// `frame` with its IPv4 source and destination replaced (checksums kept right).
+fn readdress(frame: &[u8], src: Option<Ipv4Addr>, dst: Option<Ipv4Addr>) -> Vec<u8> {
+    let mut k: FlowKey = parse(frame, 0).expect("frame").key;
+    if let Some(s) = src {
+        k.set(Field::NwSrc, u32::from(s) as u64);
+    }
+    if let Some(d) = dst {
+        k.set(Field::NwDst, u32::from(d) as u64);
+    }
+    let payload = frame
+        .len()
+        .saturating_sub(14 + 4 * (k.vlan_vid().is_some() as usize) + 28);
+    pipeline::packet::synth::frame_from_key(&k, payload)
+}
+
+/// The IPv4 header of an Ethernet frame (after any 802.1Q tag).
+fn l3_offset(frame: &[u8]) -> usize {
+    if frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    }
+}
+
+fn ipv4_addrs(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let ip = Ipv4Packet::new_checked(&frame[l3_offset(frame)..])?;
+    Some((Ipv4Addr::from(ip.src_addr()), Ipv4Addr::from(ip.dst_addr())))
+}
+
+fn tenant(a: Ipv4Addr) -> bool {
+    a.octets()[0] == 10
+}
+
+#[test]
+fn multicast_and_loopback_destinations_from_a_vm_are_not_routed() {
+    for s in [TrafficScenario::FipEgress, TrafficScenario::SnatEgress] {
+        let (mut h, frames) = Host::for_scenario(s);
+        for (dst, reason) in [
+            (
+                Ipv4Addr::new(224, 0, 0, 13),
+                DropReason::MulticastNotForwarded,
+            ),
+            (
+                Ipv4Addr::new(239, 1, 2, 3),
+                DropReason::MulticastNotForwarded,
+            ),
+            (Ipv4Addr::new(127, 0, 0, 1), DropReason::MartianDestination),
+            (Ipv4Addr::new(0, 1, 2, 3), DropReason::MartianDestination),
+        ] {
+            let before = h.drops(reason);
+            let f = readdress(&frames[0], None, Some(dst));
+            let out = h.send(s.in_port(), &[f]);
+            assert!(
+                out.iter().all(|(p, _)| p != "eth2"),
+                "{} to {dst}: nothing leaves eth2, got {out:?}",
+                s.name()
+            );
+            assert_eq!(
+                h.drops(reason),
+                before + 1,
+                "{} to {dst}: {reason}",
+                s.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn martian_sources_from_outside_reach_no_vm() {
+    let (mut h, frames) = Host::for_scenario(TrafficScenario::FipIngress);
+    for src in [
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(0, 0, 0, 7),
+        Ipv4Addr::new(224, 0, 0, 5),
+        Ipv4Addr::BROADCAST,
+    ] {
+        let before = h.drops(DropReason::MartianSource);
+        let f = readdress(&frames[0], Some(src), None);
+        let out = h.send("eth2", &[f]);
+        assert!(
+            out.iter().all(|(p, _)| !p.starts_with("qvo-")),
+            "from {src}: no VM gets it, got {out:?}"
+        );
+        assert_eq!(h.drops(DropReason::MartianSource), before + 1, "from {src}");
+    }
+    // A well-formed one still goes through.
+    let out = h.send("eth2", &[frames[0].clone()]);
+    assert!(out.iter().any(|(p, _)| p == "qvo-vm1"), "{out:?}");
+}
+
+#[test]
+fn a_bad_ipv4_header_checksum_is_dropped_before_routing_not_when_switched() {
+    let (mut h, frames) = Host::for_scenario(TrafficScenario::FipEgress);
+    let mut bad = frames[0].clone();
+    let o = l3_offset(&bad);
+    bad[o + 10] ^= 0x5a; // the header checksum
+    let out = h.send("qvo-vm1", &[bad]);
+    assert!(out.is_empty(), "not routed: {out:?}");
+    assert_eq!(h.drops(DropReason::Ipv4BadChecksum), 1);
+    // Switched (vm1 to vm3, same network): a bridge does not look at it.
+    let (mut h, frames) = Host::for_scenario(TrafficScenario::L2Egress);
+    let mut bad = frames[0].clone();
+    let o = l3_offset(&bad);
+    bad[o + 10] ^= 0x5a;
+    let out = h.send("qvo-vm1", std::slice::from_ref(&bad));
+    assert_eq!(out.len(), 1, "switched as it is");
+    assert_eq!(h.drops(DropReason::Ipv4BadChecksum), 0);
+}
+
+#[test]
+fn a_bad_transport_checksum_is_not_translated_nor_let_out_untranslated() {
+    for s in [TrafficScenario::SnatEgress, TrafficScenario::FipEgress] {
+        let (mut h, frames) = Host::for_scenario(s);
+        // A new connection (another source port) with a wrong UDP checksum.
+        let mut k = parse(&frames[0], 0).expect("frame").key;
+        k.set(Field::TpSrc, 40_001);
+        let mut bad = pipeline::packet::synth::frame_from_key(&k, 18);
+        let o = l3_offset(&bad);
+        let ihl = (bad[o] & 0x0f) as usize * 4;
+        {
+            let mut udp = UdpPacket::new_checked(&mut bad[o + ihl..]).expect("udp");
+            let c = udp.checksum();
+            udp.set_checksum(c ^ 0x1234);
+        }
+        assert_eq!(k.nw_proto(), ipproto::UDP);
+        let invalid = h.sw.conntrack.stats().invalid;
+        let conns = h.sw.conntrack.len();
+        let out = h.send(s.in_port(), &[bad]);
+        for (p, f) in &out {
+            if p == "eth2" {
+                let (src, dst) = ipv4_addrs(f).expect("ipv4");
+                assert!(
+                    !tenant(src) && !tenant(dst),
+                    "{}: a tenant address on the external network: {src} -> {dst}",
+                    s.name()
+                );
+            }
+        }
+        assert_eq!(
+            h.sw.conntrack.len(),
+            conns,
+            "{}: no connection for it",
+            s.name()
+        );
+        assert!(
+            h.sw.conntrack.stats().invalid > invalid,
+            "{}: counted invalid",
+            s.name()
+        );
+    }
+}
