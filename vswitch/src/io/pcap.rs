@@ -34,14 +34,36 @@ fn pcap_error(path: &Path, source: pcap_file::PcapError) -> PortIoError {
     }
 }
 
-/// Every frame of a capture file.
+/// Every frame of a capture file, as captured: a record cut by the
+/// capture's snaplen (`tcpdump -s 96`) is its captured bytes, a record
+/// longer than the snaplen the file's header gives is taken whole. Each
+/// kind is told in one warning naming the file; timestamps are not read.
 pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, PortIoError> {
     let f = File::open(path).map_err(|source| file_error(path, source))?;
     let mut r = PcapReader::new(f).map_err(|source| pcap_error(path, source))?;
+    let snaplen = r.header().snaplen;
+    let (mut cut, mut over_snaplen) = (0usize, 0usize);
     let mut frames = Vec::new();
-    while let Some(p) = r.next_packet() {
+    while let Some(p) = r.next_raw_packet() {
         let p = p.map_err(|source| pcap_error(path, source))?;
+        cut += (p.incl_len < p.orig_len) as usize;
+        over_snaplen += (p.incl_len > snaplen) as usize;
         frames.push(p.data.into_owned());
+    }
+    let records = frames.len();
+    if cut > 0 {
+        tracing::warn!(
+            "{}: {cut} of {records} records cut short by the capture's snaplen ({snaplen}); \
+             replayed as captured",
+            path.display()
+        );
+    }
+    if over_snaplen > 0 {
+        tracing::warn!(
+            "{}: {over_snaplen} of {records} records longer than the file's snaplen \
+             ({snaplen}); replayed whole",
+            path.display()
+        );
     }
     Ok(frames)
 }
