@@ -1,8 +1,10 @@
-//! Captures as operators have them, replayed on a pcap port: records
-//! cut by the capture's snaplen (`tcpdump -s 96`: replayed as the
-//! captured bytes, one warning naming the file) and records longer than
-//! the snaplen the file's header gives (replayed whole). vswitchd starts
-//! on each and keeps running.
+//! Captures as operators have them, replayed on a pcap port: a frame
+//! longer than the switch takes (counted under `frame_too_long`, in the
+//! worker's drops and the port's `rx_dropped`, the next frame still goes
+//! through), records cut by the capture's snaplen (`tcpdump -s 96`:
+//! replayed as the captured bytes, one warning naming the file) and
+//! records longer than the snaplen the file's header gives (replayed
+//! whole). vswitchd starts on each and keeps running.
 
 use pcap_file::pcap::{PcapHeader, PcapReader, PcapWriter, RawPcapPacket};
 use pipeline::key::{Field, FlowKey};
@@ -12,6 +14,9 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use vswitch::config::DaemonConfig;
+use vswitch::control::ControlServer;
+use vswitch::daemon::Daemon;
 
 const VM1_MAC: u64 = 0xfa163e010011;
 const VM2_MAC: u64 = 0xfa163e010012;
@@ -119,6 +124,71 @@ fn wait_until(mut done: impl FnMut() -> bool) {
     }
 }
 
+fn ctl(sock: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .output()
+        .expect("vswitchctl");
+    assert!(
+        out.status.success(),
+        "vswitchctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_frame_longer_than_the_switch_takes_is_counted_as_frame_too_long_and_the_next_goes_through() {
+    let tmp = TempDir::new("oversize");
+    let (rx, tx) = (tmp.0.join("vm1-in.pcap"), tmp.0.join("vm2-out.pcap"));
+    // 9,200 bytes: over the 9,018 a buffer holds (a 9,000-byte MTU with
+    // its Ethernet header and one VLAN tag).
+    let big = udp(1, 9200);
+    let normal = udp(2, 64);
+    write_capture(&rx, 65535, &[(big, 9200), (normal.clone(), 64)]);
+    let cfg: DaemonConfig = toml::from_str(&config_text(&rx, &tx)).expect("config");
+    let d = Daemon::start(&cfg).expect("start");
+    let sock = tmp.0.join("ctl.sock");
+    let _server = ControlServer::start(&sock, d.shared.clone()).expect("socket");
+
+    wait_until(|| !read_capture(&tx).is_empty());
+    std::thread::sleep(Duration::from_millis(200)); // a report after the last frame
+    assert_eq!(
+        read_capture(&tx),
+        vec![normal],
+        "the frame after it reaches vm2"
+    );
+
+    let json = ctl(&sock, &["--json", "pmd-stats"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v[0]["rx_packets"], 1, "{json}");
+    assert!(
+        v[0]["drops"]
+            .as_array()
+            .expect("drops")
+            .iter()
+            .any(|d| d[0] == "frame_too_long" && d[1] == 1),
+        "pmd-stats names the drop: {json}"
+    );
+    assert!(
+        ctl(&sock, &["pmd-stats"]).contains("frame_too_long=1"),
+        "and so does its text"
+    );
+    let json = ctl(&sock, &["--json", "dump-ports", "br-int", "qvo-vm1"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let c = &v[0]["counters"];
+    assert_eq!(
+        (&c["rx_packets"], &c["rx_dropped"]),
+        (&1.into(), &1.into()),
+        "vm1's port counts it dropped on receive: {json}"
+    );
+    let text = ctl(&sock, &["dump-ports", "br-int", "qvo-vm1"]);
+    assert!(text.contains("rx pkts=1, bytes=64, drop=1"), "{text}");
+    d.stop();
+}
+
 /// vswitchd on `cfg`, stderr piped; killed on drop.
 struct Vswitchd(Child);
 impl Vswitchd {
@@ -155,14 +225,39 @@ impl Drop for Vswitchd {
     }
 }
 
+/// What a replay through vswitchd gave.
+struct Replay {
+    /// What vm2's port wrote.
+    got: Vec<Vec<u8>>,
+    /// vswitchd's log.
+    log: String,
+    /// The capture replayed.
+    file: PathBuf,
+    /// `vswitchctl --json pmd-stats` at the end.
+    pmd_stats: serde_json::Value,
+}
+
+impl Replay {
+    /// Packets worker 0 dropped for `reason`.
+    fn drops(&self, reason: &str) -> u64 {
+        self.pmd_stats[0]["drops"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d[0] == reason)
+            .filter_map(|d| d[1].as_u64())
+            .sum()
+    }
+}
+
 /// Runs vswitchd replaying `records` (written with `snaplen`) into vm1
-/// until vm2's capture holds `want` frames; returns them and its log.
+/// until vm2's capture holds `want` frames.
 fn replay_in_vswitchd(
     tag: &str,
     snaplen: u32,
     records: &[(Vec<u8>, usize)],
     want: usize,
-) -> (Vec<Vec<u8>>, String, PathBuf) {
+) -> Replay {
     let tmp = TempDir::new(tag);
     let (rx, tx) = (tmp.0.join("vm1-in.pcap"), tmp.0.join("vm2-out.pcap"));
     write_capture(&rx, snaplen, records);
@@ -174,14 +269,26 @@ fn replay_in_vswitchd(
     )
     .expect("config");
     let mut d = Vswitchd::start(&cfg);
-    wait_until(|| sock.exists() || d.0.try_wait().ok().flatten().is_some());
-    wait_until(|| read_capture(&tx).len() >= want || d.0.try_wait().ok().flatten().is_some());
-    let running = d.0.try_wait().expect("try_wait").is_none();
+    let exited = |d: &mut Vswitchd| d.0.try_wait().ok().flatten().is_some();
+    wait_until(|| sock.exists() || exited(&mut d));
+    wait_until(|| read_capture(&tx).len() >= want || exited(&mut d));
+    std::thread::sleep(Duration::from_millis(200)); // a report after the last frame
+    let running = !exited(&mut d);
+    let pmd_stats = if running {
+        serde_json::from_str(&ctl(&sock, &["--json", "pmd-stats"])).expect("json")
+    } else {
+        serde_json::Value::Null
+    };
     let got = read_capture(&tx);
     let (status, log) = d.stop();
     assert!(running, "vswitchd exited at start: {status:?}\n{log}");
     assert!(status.success(), "{status:?}\n{log}");
-    (got, log, rx)
+    Replay {
+        got,
+        log,
+        file: rx,
+        pmd_stats,
+    }
 }
 
 #[test]
@@ -191,7 +298,7 @@ fn vswitchd_replays_a_snaplen_cut_capture_as_captured_with_one_warning() {
     let cut_l2 = l2(1, 150);
     let cut_udp = udp(2, 200);
     let short = l2(3, 60);
-    let (got, log, file) = replay_in_vswitchd(
+    let r = replay_in_vswitchd(
         "snaplen",
         96,
         &[(cut_l2.clone(), 96), (cut_udp, 96), (short.clone(), 60)],
@@ -199,14 +306,16 @@ fn vswitchd_replays_a_snaplen_cut_capture_as_captured_with_one_warning() {
     );
     // The switch receives the captured bytes: the cut L2 frame is a frame
     // like any other and reaches vm2 as its 96 bytes; the cut UDP datagram
-    // is an IPv4 packet shorter than its header says (dropped by the
-    // parser, as any cut packet is).
-    assert_eq!(got, vec![cut_l2[..96].to_vec(), short]);
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
-    assert_eq!(warnings.len(), 1, "one warning: {log}");
+    // is an IPv4 packet shorter than its header says, dropped by the
+    // parser as any cut packet is.
+    assert_eq!(r.got, vec![cut_l2[..96].to_vec(), short]);
+    assert_eq!(r.pmd_stats[0]["rx_packets"], 3, "{}", r.pmd_stats);
+    assert_eq!(r.drops("ipv4_malformed"), 1, "{}", r.pmd_stats);
+    let warnings: Vec<&str> = r.log.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "one warning: {}", r.log);
     let w = warnings[0];
     assert!(
-        w.contains(&file.display().to_string()) && w.contains("2 of 3 records"),
+        w.contains(&r.file.display().to_string()) && w.contains("2 of 3 records"),
         "it names the file and counts the cut records: {w}"
     );
 }
@@ -216,17 +325,18 @@ fn vswitchd_replays_records_longer_than_the_files_snaplen_whole() {
     // A header that says 64 and records of 100 and 60 bytes.
     let long = l2(4, 100);
     let short = l2(5, 60);
-    let (got, log, file) = replay_in_vswitchd(
+    let r = replay_in_vswitchd(
         "oversnap",
         64,
         &[(long.clone(), 100), (short.clone(), 60)],
         2,
     );
-    assert_eq!(got, vec![long, short]);
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
-    assert_eq!(warnings.len(), 1, "one warning: {log}");
+    assert_eq!(r.got, vec![long, short]);
+    let warnings: Vec<&str> = r.log.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "one warning: {}", r.log);
     assert!(
-        warnings[0].contains(&file.display().to_string()) && warnings[0].contains("1 of 2 records"),
+        warnings[0].contains(&r.file.display().to_string())
+            && warnings[0].contains("1 of 2 records"),
         "{}",
         warnings[0]
     );
