@@ -1,5 +1,8 @@
 //! AF_PACKET ports on veth pairs this test creates (and always deletes).
 //! Needs root (CAP_NET_ADMIN/CAP_NET_RAW); skipped with a message otherwise.
+//! The daemon test also sends frames too long to receive (over 9,018
+//! bytes) and to send (over the output link's MTU): each is counted
+//! under `frame_too_long`.
 
 #![cfg(target_os = "linux")]
 
@@ -37,6 +40,19 @@ impl Veth {
                 .ok()?;
         }
         Some(v)
+    }
+}
+
+impl Veth {
+    /// Sets both ends' MTU.
+    fn mtu(&self, mtu: u32) {
+        for n in [&self.0, &self.1] {
+            let ok = Command::new("ip")
+                .args(["link", "set", n, "mtu", &mtu.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "mtu {mtu} on {n}");
+        }
     }
 }
 
@@ -177,6 +193,38 @@ fn the_daemon_switches_between_af_packet_ports() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(got, 20, "vm1's frames reach vm2 through br-int");
+
+    // Oversize frames are counted, under `frame_too_long`: on receive, a
+    // 9,200-byte frame (vm1's link takes jumbo frames; a buffer holds
+    // 9,018 bytes); on transmit, a 1,600-byte frame for vm2, whose link
+    // has an MTU of 1,500 (the kernel refuses it).
+    p1.mtu(9500);
+    let mut big = f.clone();
+    big.resize(9200, 0);
+    let mut jumbo = f.clone();
+    jumbo.resize(1600, 0);
+    for frame in [&big, &jumbo] {
+        assert!(vm1_tx.send(frame));
+    }
+    vm1_tx.flush();
+    let counted = |d: &vswitch::daemon::Daemon| -> u64 {
+        d.shared
+            .reports
+            .iter()
+            .flat_map(|r| r.lock().expect("report").drops.clone())
+            .filter(|(r, _)| r == "frame_too_long")
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counted(&d) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ports = d.shared.port_counters();
+    let port = |name: &str| ports.iter().find(|(n, _, _)| n == name).expect(name).2;
+    assert_eq!(counted(&d), 2, "{ports:?}");
+    assert_eq!(port("qvo-vm1").rx_dropped, 1, "{ports:?}");
+    assert_eq!(port("qvo-vm2").tx_dropped, 1, "{ports:?}");
     d.stop();
 }
 

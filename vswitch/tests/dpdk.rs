@@ -80,7 +80,11 @@ fn dpdk_virtual_devices_carry_the_switch_traffic() {
     let tmp = TempDir(std::env::temp_dir().join(format!("vswitch-dpdk-{}", std::process::id())));
     std::fs::create_dir_all(&tmp.0).expect("tmp");
     let sent: Vec<Vec<u8>> = (0..100).map(frame).collect();
-    write_pcap(&tmp.0.join("vm1-in.pcap"), &sent);
+    // First a frame longer than an mbuf holds (it arrives chained).
+    let mut vm1_in = vec![frame(100)];
+    vm1_in[0].resize(3000, 0);
+    vm1_in.extend(sent.iter().cloned());
+    write_pcap(&tmp.0.join("vm1-in.pcap"), &vm1_in);
     write_pcap(&tmp.0.join("empty.pcap"), &[]);
     let direct: Vec<Vec<u8>> = (1000..1040).map(frame).collect();
     write_pcap(&tmp.0.join("direct-in.pcap"), &direct);
@@ -88,7 +92,10 @@ fn dpdk_virtual_devices_carry_the_switch_traffic() {
     the_daemon_floods_vm1s_frames_to_vm2_and_the_uplink(&tmp, &sent);
     let mut pool = PacketPool::new(256, 9018);
     net_pcap_receives_and_sends_frames_unchanged_in_order(&tmp, &direct, &mut pool);
-    net_null_swallows_and_produces_bursts(&sent, &mut pool);
+    let (mut null_rx, null_tx) = vswitch::io::dpdk::open("net_null1", 1, 511).expect("net_null1");
+    net_null_swallows_and_produces_bursts(&mut null_rx[0], &null_tx, &sent, &mut pool);
+    a_frame_longer_than_an_mbuf_is_refused_as_too_long(&null_tx, &sent, &mut pool);
+    drop((null_rx, null_tx));
     errors_name_the_device();
 }
 
@@ -97,7 +104,8 @@ fn dpdk_virtual_devices_carry_the_switch_traffic() {
 /// net_null for the uplink: its receive side hands out mbufs with
 /// whatever they held before, which would be frames this switch sent.)
 /// vm1's 100 frames, vm2 not learned yet, are flooded to vm2 and the
-/// uplink.
+/// uplink; the 3,000-byte frame before them is dropped and counted under
+/// `frame_too_long` and in vm1's `rx_dropped`.
 fn the_daemon_floods_vm1s_frames_to_vm2_and_the_uplink(tmp: &TempDir, sent: &[Vec<u8>]) {
     let p = |n: &str| tmp.0.join(n).display().to_string();
     let topo =
@@ -148,13 +156,18 @@ mbufs = 2047
     }
     std::thread::sleep(Duration::from_millis(200));
     let ports = d.shared.port_counters();
+    let drops = d.shared.reports[0].lock().expect("report").drops.clone();
     d.stop(); // closes the devices: net_pcap writes its files out
     let vm1 = ports
         .iter()
         .find(|(n, _, _)| n == "qvo-vm1")
         .expect("vm1")
         .2;
-    assert_eq!(vm1.rx_packets, 100, "{ports:?}");
+    assert_eq!((vm1.rx_packets, vm1.rx_dropped), (100, 1), "{ports:?}");
+    assert!(
+        drops.iter().any(|(r, n)| r == "frame_too_long" && *n == 1),
+        "{drops:?}"
+    );
     // vm2 is not learned yet: NORMAL floods to vm2 and the uplink.
     let got = read_pcap(&tmp.0.join("vm2-out.pcap"));
     same(&got, sent, "vm2 receives vm1's frames unchanged, in order");
@@ -221,23 +234,54 @@ fn net_pcap_receives_and_sends_frames_unchanged_in_order(
 
 /// net_null1: the device swallows what it is sent and produces frames on
 /// receive; counters add up.
-fn net_null_swallows_and_produces_bursts(sent: &[Vec<u8>], pool: &mut PacketPool) {
-    let (mut rx, tx) = vswitch::io::dpdk::open("net_null1", 1, 511).expect("net_null1");
+fn net_null_swallows_and_produces_bursts(
+    rx: &mut vswitch::io::dpdk::DpdkRx,
+    tx: &vswitch::io::dpdk::DpdkTx,
+    sent: &[Vec<u8>],
+    pool: &mut PacketPool,
+) {
     for f in &sent[..64] {
         assert!(tx.send(f));
     }
     tx.flush();
     assert_eq!(tx.counters().tx.load(Ordering::Relaxed), 64);
     let mut bufs = Vec::new();
-    let n = rx[0].rx_burst(pool, &mut bufs, 32);
+    let n = rx.rx_burst(pool, &mut bufs, 32);
     assert_eq!(n, 32, "net_null always has a burst to give");
     assert_eq!(bufs.len(), 32);
-    assert_eq!(rx[0].counters().rx.load(Ordering::Relaxed), 32);
-    let stats = rx[0].device_stats().expect("stats");
+    assert_eq!(rx.counters().rx.load(Ordering::Relaxed), 32);
+    let stats = rx.device_stats().expect("stats");
     assert_eq!(stats.opackets, 64);
     for b in bufs.drain(..) {
         pool.put(b);
     }
+}
+
+/// A frame of ours longer than an mbuf's 2,048 bytes cannot be copied
+/// into one: refused as too long (the worker counts it under
+/// `frame_too_long`), the next one sent (net_null1 again).
+fn a_frame_longer_than_an_mbuf_is_refused_as_too_long(
+    tx: &vswitch::io::dpdk::DpdkTx,
+    sent: &[Vec<u8>],
+    pool: &mut PacketPool,
+) {
+    let dropped = tx.counters().tx_dropped.load(Ordering::Relaxed);
+    let mut long = sent[0].clone();
+    long.resize(3000, 0);
+    let mut bufs = Vec::new();
+    for f in [&long, &sent[1]] {
+        let mut b = pool.get().expect("buffer");
+        b.set_data(f).expect("fits a buffer");
+        bufs.push(b);
+    }
+    let free = pool.available();
+    let out = tx.send_bufs(&mut bufs, pool);
+    assert_eq!((out.frames, out.too_long), (1, 1), "{out:?}");
+    assert_eq!(pool.available(), free + 2, "both buffers back in the pool");
+    assert_eq!(
+        tx.counters().tx_dropped.load(Ordering::Relaxed),
+        dropped + 1
+    );
 }
 
 /// A device that is not there, and a second EAL init: errors that say so.

@@ -20,11 +20,14 @@ pub const MAX_COUNTED_PORT_ID: usize = 1 << 16;
 pub struct PortCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
-    /// Received while the port was not part of the switch.
+    /// Received by the port's backend but not taken in: longer than a
+    /// packet buffer (`max_frame`) or than the backend's own receive
+    /// buffers (counted under `frame_too_long` too).
     pub rx_dropped: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
-    /// Refused by the backend (queue full).
+    /// Refused by the backend: queue full, or longer than it sends
+    /// (counted under `tx_queue_full` or `frame_too_long` too).
     pub tx_dropped: u64,
 }
 

@@ -5,7 +5,8 @@
 //! take_io_commands → current_world → for each queue: rx_burst →
 //!   forward: count_rx → capture → Datapath::process_burst → transmit:
 //!     for each output port: stage_port → send_staged (capture, send, flush)
-//! → publish_report (when idle or every 256 polls) → idle sleep
+//! → count_rx_too_long, publish_report (when idle or every 256 polls)
+//! → idle sleep
 //! ```
 //!
 //! The fast path takes no lock and makes no allocation: buffers come from
@@ -138,6 +139,7 @@ impl Worker {
                 self.idle_polls += 1;
             }
             if got == 0 || self.iterations.is_multiple_of(256) {
+                self.count_rx_too_long();
                 self.publish_report();
             }
             if got == 0 && !self.idle_sleep.is_zero() {
@@ -151,7 +153,12 @@ impl Worker {
         while let Ok(c) = self.inbox.try_recv() {
             match c {
                 IoCmd::Add(b) => self.queues.push(b),
-                IoCmd::Remove(id) => self.queues.retain(|q| q.binding != id),
+                IoCmd::Remove(id) => {
+                    for q in self.queues.iter_mut().filter(|q| q.binding == id) {
+                        self.path.count_too_long(q);
+                    }
+                    self.queues.retain(|q| q.binding != id);
+                }
             }
             self.seen = None;
         }
@@ -187,6 +194,15 @@ impl Worker {
             }
         }
         got
+    }
+
+    /// Takes from each receive queue what its backend dropped as too long
+    /// since the last report (asked here, not per burst: the receive path
+    /// only counts).
+    fn count_rx_too_long(&mut self) {
+        for q in self.queues.iter_mut() {
+            self.path.count_too_long(q);
+        }
     }
 
     /// Copies the worker's counters into its report slot.
@@ -236,6 +252,20 @@ impl BurstPath {
         for b in self.burst.drain(..) {
             self.dp.counters.drops.count(DropReason::PortNotBound);
             self.pool.put(b);
+        }
+    }
+
+    /// What queue `q`'s backend dropped as too long since it was last
+    /// asked: counted under `frame_too_long` and in its port's
+    /// `rx_dropped`.
+    fn count_too_long(&mut self, q: &mut RxBinding) {
+        let n = q.queue.take_too_long();
+        if n == 0 {
+            return;
+        }
+        self.dp.counters.drops.count_n(DropReason::FrameTooLong, n);
+        if let Some(c) = q.port.and_then(|p| self.ports.slot(p)) {
+            c.rx_dropped += n;
         }
     }
 
@@ -295,7 +325,9 @@ impl BurstPath {
     }
 
     /// Hands `staged` to `port`'s transmit queue (dropped under
-    /// `port_not_bound` when the port has no I/O) and counts what it took.
+    /// `port_not_bound` when the port has no I/O) and counts what it took;
+    /// what it refused is dropped under `frame_too_long` (longer than the
+    /// backend sends) or `tx_queue_full`.
     fn send_staged(&mut self, world: &World, port: PortId, shared: &Shared) {
         let offered = self.staged.len() as u64;
         let Some(t) = world.tx.get(&port) else {
@@ -314,10 +346,10 @@ impl BurstPath {
         t.flush();
         let refused = offered.saturating_sub(sent.frames);
         if refused > 0 {
-            self.dp
-                .counters
-                .drops
-                .count_n(DropReason::TxQueueFull, refused);
+            let too_long = sent.too_long.min(refused);
+            let drops = &mut self.dp.counters.drops;
+            drops.count_n(DropReason::FrameTooLong, too_long);
+            drops.count_n(DropReason::TxQueueFull, refused - too_long);
         }
         if let Some(c) = self.ports.slot(port) {
             c.tx_packets += sent.frames;

@@ -11,7 +11,7 @@
 //! it holds.
 
 use super::error::PortIoError;
-use super::queue::{RxQueue, TxQueue};
+use super::queue::{RxQueue, Sent, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -67,7 +67,10 @@ pub struct AfPacketStats {
     pub rx_packets: AtomicU64,
     pub rx_too_long: AtomicU64,
     pub tx_packets: AtomicU64,
+    /// Frames the socket refused (and dropped), whatever the reason.
     pub tx_errors: AtomicU64,
+    /// Those of `tx_errors` refused as longer than the interface sends.
+    pub tx_too_long: AtomicU64,
 }
 
 pub struct AfPacketRx {
@@ -77,6 +80,8 @@ pub struct AfPacketRx {
     /// Within the current block: packets left and offset of the next.
     left: u32,
     offset: u32,
+    /// Frames longer than a buffer, not yet taken by `take_too_long`.
+    too_long: u64,
     pub stats: Arc<AfPacketStats>,
 }
 
@@ -184,6 +189,7 @@ pub fn open(ifname: &str, fanout: Option<u16>) -> Result<(AfPacketRx, AfPacketTx
             block: 0,
             left: 0,
             offset: 0,
+            too_long: 0,
             stats: stats.clone(),
         },
         AfPacketTx {
@@ -273,6 +279,7 @@ impl RxQueue for AfPacketRx {
                         self.stats.rx_packets.fetch_add(1, Ordering::Relaxed);
                     } else {
                         self.stats.rx_too_long.fetch_add(1, Ordering::Relaxed);
+                        self.too_long += 1;
                         pool.put(buf);
                     }
                 } else {
@@ -286,6 +293,10 @@ impl RxQueue for AfPacketRx {
             }
         }
         n
+    }
+
+    fn take_too_long(&mut self) -> u64 {
+        std::mem::take(&mut self.too_long)
     }
 }
 
@@ -309,14 +320,30 @@ struct TxBatch {
     frames: Vec<(usize, usize)>,
 }
 
+/// Frames the kernel refused as longer than the interface sends
+/// (EMSGSIZE: over its MTU and link-layer header), and their bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct TooLong {
+    frames: u64,
+    bytes: u64,
+}
+
+impl TooLong {
+    fn add(&mut self, o: TooLong) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+    }
+}
+
 impl AfPacketTx {
     /// Sends every queued frame with `sendmmsg` (several calls if the
     /// kernel takes fewer); what the socket refuses is counted in
-    /// `tx_errors` and dropped.
-    fn send_batch(&self, b: &mut TxBatch) {
+    /// `tx_errors` and dropped, and returned when it was too long.
+    fn send_batch(&self, b: &mut TxBatch) -> TooLong {
+        let mut too_long = TooLong::default();
         let n = b.frames.len();
         if n == 0 {
-            return;
+            return too_long;
         }
         let mut iov: [libc::iovec; TX_BATCH] = [libc::iovec {
             iov_base: std::ptr::null_mut(),
@@ -347,7 +374,15 @@ impl AfPacketTx {
             if r <= 0 {
                 // The first unsent frame failed (e.g. a full socket buffer
                 // or a frame longer than the MTU): drop it, go on.
+                let errno = std::io::Error::last_os_error().raw_os_error();
                 self.stats.tx_errors.fetch_add(1, Ordering::Relaxed);
+                if errno == Some(libc::EMSGSIZE) {
+                    self.stats.tx_too_long.fetch_add(1, Ordering::Relaxed);
+                    too_long.add(TooLong {
+                        frames: 1,
+                        bytes: b.frames[done].1 as u64,
+                    });
+                }
                 done += 1;
                 continue;
             }
@@ -356,18 +391,21 @@ impl AfPacketTx {
         }
         b.data.clear();
         b.frames.clear();
+        too_long
     }
 }
 
 impl AfPacketTx {
-    /// Appends `frame` to the batch, sending it when full.
-    fn queue(&self, b: &mut TxBatch, frame: &[u8]) {
+    /// Appends `frame` to the batch, sending it when full (what that
+    /// send refused as too long is returned).
+    fn queue(&self, b: &mut TxBatch, frame: &[u8]) -> TooLong {
         let off = b.data.len();
         b.data.extend_from_slice(frame);
         b.frames.push((off, frame.len()));
         if b.frames.len() >= TX_BATCH {
-            self.send_batch(b);
+            return self.send_batch(b);
         }
+        TooLong::default()
     }
 }
 
@@ -388,6 +426,28 @@ impl TxQueue for AfPacketTx {
             n += 1;
         }
         n
+    }
+
+    /// Queues copies of the frames and sends them at once (the worker
+    /// flushes after each port's burst anyway), so that what the kernel
+    /// refuses as too long is known here and reported. Other refusals
+    /// are counted in `stats.tx_errors` only, as for `send`.
+    fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
+        let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        let mut too_long = TooLong::default();
+        for buf in bufs.drain(..) {
+            frames += 1;
+            bytes += buf.len() as u64;
+            too_long.add(self.queue(&mut b, buf.data()));
+            pool.put(buf);
+        }
+        too_long.add(self.send_batch(&mut b));
+        Sent {
+            frames: frames - too_long.frames,
+            bytes: bytes - too_long.bytes,
+            too_long: too_long.frames,
+        }
     }
 
     fn flush(&self) {

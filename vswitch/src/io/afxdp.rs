@@ -2,11 +2,16 @@
 //! program attached in generic (skb) mode, which works on any interface,
 //! veth included; zero-copy needs driver support this machine lacks.
 //!
-//! Our XDP program is five eBPF instructions, assembled here (no compiler):
-//! `return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)` — frames
-//! of a queue with a socket in the XSKMAP come to us, others go on to the
-//! kernel. It is attached through a BPF link, so closing the link detaches
-//! it even if the process dies; `Drop` closes it explicitly.
+//! Our XDP program is a dozen eBPF instructions, assembled here (no
+//! compiler): `bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)` —
+//! frames of a queue with a socket in the XSKMAP come to us, others go on
+//! to the kernel — except that a frame coming to us that is longer than a
+//! UMEM frame holds (which the kernel would drop, counted with frames
+//! dropped for want of a fill-ring entry) is dropped by the program and
+//! counted in a one-entry array map we read through a mapping: the
+//! port's `frame_too_long`. It is attached through a BPF link, so closing
+//! the link detaches it even if the process dies; `Drop` closes it
+//! explicitly.
 //!
 //! One UMEM per socket: the first half of its frames feeds the fill ring
 //! (receive), the second half is the transmit pool. Receive copies frames
@@ -17,7 +22,7 @@
 //! `include/uapi/linux/bpf.h`.
 
 use super::error::PortIoError;
-use super::queue::{RxQueue, TxQueue};
+use super::queue::{RxQueue, Sent, TxQueue};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,6 +32,10 @@ use std::sync::{Arc, Mutex};
 /// UMEM frames (half for receive, half for transmit) and their size.
 const NUM_FRAMES: u32 = 4096;
 const FRAME_SIZE: u32 = 2048;
+/// The longest frame the kernel copies into a receive UMEM frame: its
+/// size less the XDP headroom the kernel keeps in front
+/// (XDP_PACKET_HEADROOM; our UMEM asks for no headroom of its own).
+pub const RX_FRAME_MAX: u32 = FRAME_SIZE - 256;
 /// Descriptors per ring (power of two).
 const RING_SIZE: u32 = 2048;
 const RX_FRAMES: u32 = NUM_FRAMES / 2;
@@ -36,12 +45,17 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
+const BPF_PSEUDO_MAP_VALUE: u8 = 2;
 const BPF_FUNC_REDIRECT_MAP: i32 = 51;
+const XDP_DROP: i32 = 1;
 const XDP_PASS: i32 = 2;
+const XDP_REDIRECT: i32 = 4;
 // include/uapi/linux/if_link.h
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 /// Entries of our XSKMAP (receive queues of one interface).
@@ -101,22 +115,49 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     u64::from_ne_bytes(b)
 }
 
-/// The program: r2 = ctx->rx_queue_index; r1 = &xsks; r3 = XDP_PASS;
-/// return bpf_redirect_map(r1, r2, r3).
-fn program(map_fd: i32) -> [u64; 6] {
+/// The program, in `struct xdp_md` terms (`data` at 0, `data_end` at 4,
+/// `rx_queue_index` at 16):
+///
+/// ```text
+/// act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+/// if (act == XDP_REDIRECT && data + RX_FRAME_MAX + 1 <= data_end) {
+///     __sync_fetch_and_add(&too_long, 1);   // the array map's one value
+///     return XDP_DROP;
+/// }
+/// return act;
+/// ```
+///
+/// Only frames on their way to our socket are counted (the redirect
+/// asked for is not done when the program returns XDP_DROP).
+fn program(xsks_fd: i32, too_long_fd: i32) -> [u64; 17] {
+    let too_long = (RX_FRAME_MAX + 1) as i32;
     [
-        insn(0x61, 2, 1, 16, 0),                     // ldxw r2, [r1 + 16]
-        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map_fd), // lddw r1, map
-        insn(0, 0, 0, 0, 0),                         //   (second half)
-        insn(0xb7, 3, 0, 0, XDP_PASS),               // mov r3, XDP_PASS
-        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP),  // call bpf_redirect_map
-        insn(0x95, 0, 0, 0, 0),                      // exit
+        insn(0xbf, 6, 1, 0, 0),                              // mov r6, r1 (ctx)
+        insn(0x61, 2, 1, 16, 0),                             // ldxw r2, [r1 + 16]
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, xsks_fd),        // lddw r1, xsks
+        insn(0, 0, 0, 0, 0),                                 //   (second half)
+        insn(0xb7, 3, 0, 0, XDP_PASS),                       // mov r3, XDP_PASS
+        insn(0x85, 0, 0, 0, BPF_FUNC_REDIRECT_MAP),          // call bpf_redirect_map
+        insn(0x55, 0, 0, 9, XDP_REDIRECT),                   // jne r0, XDP_REDIRECT, exit
+        insn(0x61, 2, 6, 0, 0),                              // ldxw r2, [r6 + 0] (data)
+        insn(0x61, 3, 6, 4, 0),                              // ldxw r3, [r6 + 4] (data_end)
+        insn(0x07, 2, 0, 0, too_long),                       // add r2, RX_FRAME_MAX + 1
+        insn(0x2d, 2, 3, 5, 0),                              // jgt r2, r3, exit (it fits)
+        insn(0x18, 1, BPF_PSEUDO_MAP_VALUE, 0, too_long_fd), // lddw r1, &too_long
+        insn(0, 0, 0, 0, 0),                                 //   (value offset 0)
+        insn(0xb7, 2, 0, 0, 1),                              // mov r2, 1
+        insn(0xdb, 1, 2, 0, 0),                              // lock *(u64 *)(r1 + 0) += r2
+        insn(0xb7, 0, 0, 0, XDP_DROP),                       // mov r0, XDP_DROP
+        insn(0x95, 0, 0, 0, 0),                              // exit
     ]
 }
 
-/// Our XSKMAP, program and the link attaching it to the interface.
+/// Our XSKMAP, the too-long counter (its map and a mapping of its one
+/// value), the program and the link attaching it to the interface.
 struct XdpAttach {
     map: OwnedFd,
+    _too_long_map: OwnedFd,
+    too_long: Mapping,
     _prog: OwnedFd,
     link: Option<OwnedFd>,
     ifname: String,
@@ -134,7 +175,29 @@ impl XdpAttach {
             ifname,
             "BPF_MAP_CREATE (xskmap)",
         )?;
-        let insns = program(map.as_raw_fd());
+        // One u64, mappable: the program adds to it, we read it.
+        let mut a = BpfAttr::new();
+        a.u32(0, BPF_MAP_TYPE_ARRAY)
+            .u32(4, 4)
+            .u32(8, 8)
+            .u32(12, 1)
+            .u32(16, BPF_F_MMAPABLE);
+        let too_long_map = owned(
+            bpf(BPF_MAP_CREATE, &mut a),
+            ifname,
+            "BPF_MAP_CREATE (too-long counter)",
+        )?;
+        // SAFETY: a page is the smallest mapping; `sysconf` has no
+        // preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(8) as usize;
+        let too_long = Mapping::ring(
+            too_long_map.as_raw_fd(),
+            page,
+            0,
+            ifname,
+            "mmap (too-long counter)",
+        )?;
+        let insns = program(map.as_raw_fd(), too_long_map.as_raw_fd());
         let license = c"Dual MIT/Apache-2.0";
         let mut log = vec![0u8; 4096];
         let mut a = BpfAttr::new();
@@ -171,10 +234,22 @@ impl XdpAttach {
         )?;
         Ok(XdpAttach {
             map,
+            _too_long_map: too_long_map,
+            too_long,
             _prog: prog,
             link: Some(link),
             ifname: ifname.to_string(),
         })
+    }
+
+    /// Frames the program dropped as longer than a UMEM frame, since it
+    /// was attached.
+    fn too_long(&self) -> u64 {
+        // SAFETY: the mapping is the array map's value area (page
+        // aligned, at least a page), whose first u64 the program only
+        // adds to atomically; it lives as long as `self`.
+        let v = unsafe { &*(self.too_long.base as *const AtomicU64) };
+        v.load(Ordering::Relaxed)
     }
 
     /// Puts socket `fd` at `queue` in the XSKMAP.
@@ -199,7 +274,7 @@ impl Drop for XdpAttach {
     }
 }
 
-/// An anonymous mapping (the UMEM, or a ring), unmapped on drop.
+/// A mapping (the UMEM, a ring, the too-long counter), unmapped on drop.
 struct Mapping {
     base: *mut u8,
     len: usize,
@@ -324,6 +399,8 @@ pub struct AfXdpStats {
     pub tx_packets: AtomicU64,
     /// No free UMEM frame or no room in the transmit ring.
     pub tx_ring_full: AtomicU64,
+    /// Longer than a UMEM frame.
+    pub tx_too_long: AtomicU64,
 }
 
 /// What receive and transmit share: the socket, its UMEM, the XDP attach.
@@ -332,7 +409,7 @@ struct Socket {
     umem: Mapping,
     // Dropped after the socket's rings (field order): the program goes
     // last.
-    _xdp: XdpAttach,
+    xdp: XdpAttach,
     stats: AfXdpStats,
 }
 
@@ -349,6 +426,11 @@ pub struct AfXdpRx {
     sock: Arc<Socket>,
     fill: Ring,
     rx: Ring,
+    /// Frames that reached us longer than a packet buffer, not yet taken
+    /// by `take_too_long`.
+    too_long: u64,
+    /// The program's too-long count when `take_too_long` last read it.
+    program_too_long: u64,
 }
 
 // SAFETY: the rings point into mappings owned by this value; one worker owns it.
@@ -436,7 +518,7 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
     let sock = Arc::new(Socket {
         fd,
         umem,
-        _xdp: xdp,
+        xdp,
         stats: AfXdpStats::default(),
     });
     let free = (RX_FRAMES..NUM_FRAMES)
@@ -447,6 +529,8 @@ pub fn open(ifname: &str, queue: u32) -> Result<(AfXdpRx, AfXdpTx), PortIoError>
             sock: sock.clone(),
             fill,
             rx,
+            too_long: 0,
+            program_too_long: 0,
         },
         AfXdpTx {
             sock,
@@ -664,6 +748,7 @@ impl RxQueue for AfXdpRx {
                         out.push(b);
                         true
                     } else {
+                        self.too_long += 1;
                         pool.put(b);
                         false
                     }
@@ -698,6 +783,15 @@ impl RxQueue for AfXdpRx {
             .fetch_add(n as u64, Ordering::Relaxed);
         n
     }
+
+    /// Those longer than a packet buffer, and those our XDP program
+    /// dropped as longer than a UMEM frame.
+    fn take_too_long(&mut self) -> u64 {
+        let program = self.sock.xdp.too_long();
+        let new = program.wrapping_sub(self.program_too_long);
+        self.program_too_long = program;
+        std::mem::take(&mut self.too_long) + new
+    }
 }
 
 impl TxState {
@@ -717,13 +811,20 @@ impl TxState {
     }
 }
 
+/// Why `push` did not take a frame.
+enum Refused {
+    TooLong,
+    RingFull,
+}
+
 impl AfXdpTx {
     /// Copies `frame` into a free UMEM frame and produces its descriptor;
-    /// false when no frame or ring slot is free (counted).
-    fn push(&self, st: &mut TxState, frame: &[u8]) -> bool {
+    /// refused (and counted) when it is longer than a UMEM frame or no
+    /// frame or ring slot is free.
+    fn push(&self, st: &mut TxState, frame: &[u8]) -> Result<(), Refused> {
         if frame.len() > FRAME_SIZE as usize {
-            self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
-            return false;
+            self.sock.stats.tx_too_long.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::TooLong);
         }
         if st.free.is_empty() {
             st.reclaim();
@@ -732,12 +833,12 @@ impl AfXdpTx {
         let cons = st.tx.consumer().load(Ordering::Acquire);
         let Some(addr) = st.free.pop() else {
             self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return Err(Refused::RingFull);
         };
         if prod.wrapping_sub(cons) >= RING_SIZE {
             st.free.push(addr);
             self.sock.stats.tx_ring_full.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return Err(Refused::RingFull);
         }
         // SAFETY: addr is a free transmit frame of FRAME_SIZE bytes inside
         // the UMEM (second half), not in flight; the copy fits.
@@ -758,19 +859,37 @@ impl AfXdpTx {
             .store(prod.wrapping_add(1), Ordering::Release);
         st.pending += 1;
         self.sock.stats.tx_packets.fetch_add(1, Ordering::Relaxed);
-        true
+        Ok(())
     }
 }
 
 impl TxQueue for AfXdpTx {
     fn send(&self, frame: &[u8]) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.push(&mut st, frame)
+        self.push(&mut st, frame).is_ok()
     }
 
     fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        frames.map(|f| self.push(&mut st, f) as usize).sum()
+        frames.filter(|f| self.push(&mut st, f).is_ok()).count()
+    }
+
+    /// As `send_burst`, saying how many were too long.
+    fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sent = Sent::default();
+        for b in bufs.drain(..) {
+            match self.push(&mut st, b.data()) {
+                Ok(()) => {
+                    sent.frames += 1;
+                    sent.bytes += b.len() as u64;
+                }
+                Err(Refused::TooLong) => sent.too_long += 1,
+                Err(Refused::RingFull) => {}
+            }
+            pool.put(b);
+        }
+        sent
     }
 
     /// Kicks the kernel until it has taken every descriptor (in copy mode

@@ -4,7 +4,7 @@
 #![deny(unsafe_code)]
 
 use super::error::PortIoError;
-use super::queue::{RxQueue, TxQueue};
+use super::queue::{RxQueue, Sent, TxQueue};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use pipeline::packet::{PacketBuf, PacketPool};
 use std::fs::File;
@@ -18,6 +18,8 @@ pub struct PcapRx {
     frames: Vec<Vec<u8>>,
     next: usize,
     looped: bool,
+    /// Frames longer than a buffer, not yet taken by `take_too_long`.
+    too_long: u64,
 }
 
 fn file_error(path: &Path, source: std::io::Error) -> PortIoError {
@@ -34,14 +36,36 @@ fn pcap_error(path: &Path, source: pcap_file::PcapError) -> PortIoError {
     }
 }
 
-/// Every frame of a capture file.
+/// Every frame of a capture file, as captured: a record cut by the
+/// capture's snaplen (`tcpdump -s 96`) is its captured bytes, a record
+/// longer than the snaplen the file's header gives is taken whole. Each
+/// kind is told in one warning naming the file; timestamps are not read.
 pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, PortIoError> {
     let f = File::open(path).map_err(|source| file_error(path, source))?;
     let mut r = PcapReader::new(f).map_err(|source| pcap_error(path, source))?;
+    let snaplen = r.header().snaplen;
+    let (mut cut, mut over_snaplen) = (0usize, 0usize);
     let mut frames = Vec::new();
-    while let Some(p) = r.next_packet() {
+    while let Some(p) = r.next_raw_packet() {
         let p = p.map_err(|source| pcap_error(path, source))?;
+        cut += (p.incl_len < p.orig_len) as usize;
+        over_snaplen += (p.incl_len > snaplen) as usize;
         frames.push(p.data.into_owned());
+    }
+    let records = frames.len();
+    if cut > 0 {
+        tracing::warn!(
+            "{}: {cut} of {records} records cut short by the capture's snaplen ({snaplen}); \
+             replayed as captured",
+            path.display()
+        );
+    }
+    if over_snaplen > 0 {
+        tracing::warn!(
+            "{}: {over_snaplen} of {records} records longer than the file's snaplen \
+             ({snaplen}); replayed whole",
+            path.display()
+        );
     }
     Ok(frames)
 }
@@ -81,6 +105,7 @@ impl PcapRx {
             frames: read_frames(path)?,
             next: 0,
             looped,
+            too_long: 0,
         })
     }
 
@@ -91,6 +116,7 @@ impl PcapRx {
                 frames: Vec::new(),
                 next: 0,
                 looped,
+                too_long: 0,
             })
             .collect();
         for f in read_frames(path)? {
@@ -130,11 +156,16 @@ impl RxQueue for PcapRx {
                 if let Some(b) = out.pop() {
                     pool.put(b);
                 }
+                self.too_long += 1;
                 continue;
             }
             n += 1;
         }
         n
+    }
+
+    fn take_too_long(&mut self) -> u64 {
+        std::mem::take(&mut self.too_long)
     }
 }
 
@@ -156,11 +187,48 @@ impl PcapTx {
     }
 }
 
-impl TxQueue for PcapTx {
-    fn send(&self, frame: &[u8]) -> bool {
+impl PcapTx {
+    /// Appends `frame`; refused when longer than the file's snaplen (the
+    /// record would contradict its header) or when the write fails.
+    fn write(&self, w: &mut PcapWriter<File>, frame: &[u8]) -> Result<(), Refused> {
+        if frame.len() > w.snaplen() as usize {
+            return Err(Refused::TooLong);
+        }
         let ts: Duration = self.start.elapsed();
         let pkt = PcapPacket::new(ts, frame.len() as u32, frame);
+        w.write_packet(&pkt)
+            .map(|_| ())
+            .map_err(|_| Refused::Failed)
+    }
+}
+
+/// Why `PcapTx::write` did not take a frame.
+enum Refused {
+    TooLong,
+    Failed,
+}
+
+impl TxQueue for PcapTx {
+    fn send(&self, frame: &[u8]) -> bool {
         let mut w = self.w.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_packet(&pkt).is_ok()
+        self.write(&mut w, frame).is_ok()
+    }
+
+    /// Writes the burst under one lock, saying how many were too long.
+    fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
+        let mut w = self.w.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sent = Sent::default();
+        for b in bufs.drain(..) {
+            match self.write(&mut w, b.data()) {
+                Ok(()) => {
+                    sent.frames += 1;
+                    sent.bytes += b.len() as u64;
+                }
+                Err(Refused::TooLong) => sent.too_long += 1,
+                Err(Refused::Failed) => {}
+            }
+            pool.put(b);
+        }
+        sent
     }
 }

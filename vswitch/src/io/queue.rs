@@ -9,6 +9,14 @@ pub trait RxQueue: Send {
     /// `out`; returns how many. Frames that do not fit a buffer are
     /// dropped and counted by the backend.
     fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<PacketBuf>, max: usize) -> usize;
+    /// Frames dropped since the last call for being longer than a buffer
+    /// of the pool (or than the backend's own receive buffers, where it
+    /// has its own). The worker asks when it publishes its report, not per
+    /// burst, and counts them under `frame_too_long` and in the port's
+    /// `rx_dropped`.
+    fn take_too_long(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The transmit side of a port. Shared by all workers.
@@ -26,7 +34,8 @@ pub trait TxQueue: Send + Sync {
     /// it: each buffer is sent or given back (to `pool`, or to the backend
     /// that lent it). A backend that can send a buffer as it is (DPDK: a
     /// frame still in an mbuf) does so without copying; the default copies
-    /// through `send_burst`.
+    /// through `send_burst`. A backend with a limit on frame length says
+    /// how many it refused for it (`Sent::too_long`).
     fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
         let frames = self.send_burst(&mut bufs.iter().map(|b| b.data()));
         let bytes = bufs.iter().take(frames).map(|b| b.len() as u64).sum();
@@ -36,15 +45,19 @@ pub trait TxQueue: Send + Sync {
         Sent {
             frames: frames as u64,
             bytes,
+            too_long: 0,
         }
     }
     /// Pushes out anything batched (end of a burst).
     fn flush(&self) {}
 }
 
-/// What one `send_bufs` sent.
+/// What one `send_bufs` sent, and of what it did not, how many frames
+/// were longer than the backend sends (the caller counts those as
+/// `frame_too_long`, the rest of what was not sent as `tx_queue_full`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sent {
     pub frames: u64,
     pub bytes: u64,
+    pub too_long: u64,
 }

@@ -48,7 +48,10 @@ impl RingHandle {
     }
 
     pub fn rx(&self) -> RingRx {
-        RingRx(self.0.clone())
+        RingRx {
+            ring: self.0.clone(),
+            too_long: 0,
+        }
     }
 
     pub fn tx(&self) -> RingTx {
@@ -56,7 +59,11 @@ impl RingHandle {
     }
 }
 
-pub struct RingRx(Arc<Ring>);
+pub struct RingRx {
+    ring: Arc<Ring>,
+    /// Frames longer than a buffer, not yet taken by `take_too_long`.
+    too_long: u64,
+}
 pub struct RingTx(Arc<Ring>);
 
 impl RxQueue for RingRx {
@@ -64,12 +71,13 @@ impl RxQueue for RingRx {
         let mut n = 0;
         while n < max {
             let Some(mut b) = pool.get() else { break };
-            let Some(frame) = self.0.to_switch.pop() else {
+            let Some(frame) = self.ring.to_switch.pop() else {
                 pool.put(b);
                 break;
             };
             if b.set_data(&frame).is_err() {
-                self.0.rx_dropped.fetch_add(1, Ordering::Relaxed);
+                self.ring.rx_dropped.fetch_add(1, Ordering::Relaxed);
+                self.too_long += 1;
                 pool.put(b);
                 continue;
             }
@@ -77,6 +85,10 @@ impl RxQueue for RingRx {
             n += 1;
         }
         n
+    }
+
+    fn take_too_long(&mut self) -> u64 {
+        std::mem::take(&mut self.too_long)
     }
 }
 

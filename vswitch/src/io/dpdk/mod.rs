@@ -46,10 +46,13 @@ const RING_DESC: u16 = 512;
 /// every burst went through the pool's FIFO ring and each mbuf came back
 /// cold (l2-egress, 1 flow, DPDK: 281 -> 181 ns/packet).
 const POOL_CACHE: u32 = 512;
-/// mbuf buffer size: DPDK's default (2048 bytes of data after the
-/// 128-byte headroom, RTE_MBUF_DEFAULT_BUF_SIZE). Larger frames arrive
-/// chained and are dropped as `rx_dropped`.
-const MBUF_BUF_SIZE: u16 = 2048 + 128;
+/// Bytes of frame one mbuf holds: DPDK's default data room. Larger
+/// frames arrive chained and are dropped as too long; a frame copied in
+/// for transmit must fit it.
+const MBUF_DATA_ROOM: u16 = 2048;
+/// mbuf buffer size: the data room after DPDK's 128-byte headroom
+/// (RTE_MBUF_DEFAULT_BUF_SIZE).
+const MBUF_BUF_SIZE: u16 = MBUF_DATA_ROOM + 128;
 /// Default mbufs per port pool.
 pub const DEFAULT_MBUFS: u32 = 4095;
 
@@ -205,7 +208,8 @@ pub struct DpdkCounters {
     /// Received but not taken in: chained mbufs, too large, no buffer.
     pub rx_dropped: AtomicU64,
     pub tx: AtomicU64,
-    /// No free mbuf, or the device did not take it at flush.
+    /// No free mbuf, longer than an mbuf holds (to copy), or the device
+    /// did not take it at flush.
     pub tx_dropped: AtomicU64,
 }
 
@@ -372,6 +376,7 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
         .map(|q| DpdkRx {
             port: port.clone(),
             queue: q,
+            too_long: 0,
         })
         .collect();
     let tx = DpdkTx {
@@ -385,6 +390,9 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
 pub struct DpdkRx {
     port: Arc<Port>,
     queue: u16,
+    /// Frames dropped as too long (chained, or over the pool's
+    /// `max_frame`), not yet taken by `take_too_long`.
+    too_long: u64,
 }
 
 impl DpdkRx {
@@ -412,8 +420,9 @@ pub static DPDK_LENDER: Lender = Lender {
 impl RxQueue for DpdkRx {
     /// One call into the shim per burst: each frame stays in its mbuf and
     /// reaches the pipeline as a lent `PacketBuf` (no copy). Chained
-    /// mbufs and frames larger than the switch's `max_frame` are dropped
-    /// and counted as `rx_dropped`.
+    /// mbufs (frames longer than one mbuf's 2,048 bytes) and frames larger
+    /// than the switch's `max_frame` are dropped, counted as `rx_dropped`
+    /// and as too long (`take_too_long`).
     fn rx_burst(&mut self, pool: &mut PacketPool, out: &mut Vec<PacketBuf>, max: usize) -> usize {
         let want = max.min(RX_BURST);
         if want == 0 {
@@ -433,6 +442,7 @@ impl RxQueue for DpdkRx {
             )
         } as usize;
         let mut dropped = chained as u64;
+        self.too_long += chained as u64;
         let mut taken = 0;
         for f in &frames[..n.min(RX_BURST)] {
             let (start, len, cap) = (f.data_off as usize, f.data_len as usize, f.buf_len as usize);
@@ -450,6 +460,7 @@ impl RxQueue for DpdkRx {
                     // SAFETY: as above; not lent, so freed here, once.
                     unsafe { sys::vs_mbuf_free(f.mbuf) };
                     dropped += 1;
+                    self.too_long += (len > pool.max_frame()) as u64;
                 }
             }
         }
@@ -459,6 +470,10 @@ impl RxQueue for DpdkRx {
         }
         c.rx.fetch_add(taken as u64, Ordering::Relaxed);
         taken
+    }
+
+    fn take_too_long(&mut self) -> u64 {
+        std::mem::take(&mut self.too_long)
     }
 }
 
@@ -592,33 +607,37 @@ impl DpdkTx {
         Sent {
             frames: sent,
             bytes,
+            too_long: 0,
         }
     }
 }
 
 impl TxQueue for DpdkTx {
     /// Frames still in an mbuf (from any DPDK port) leave as that mbuf;
-    /// the rest are copied into mbufs of this port's pool.
+    /// the rest are copied into mbufs of this port's pool, and one longer
+    /// than an mbuf holds is refused as too long.
     fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
         let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let mut total = Sent::default();
         let mut c = TxChunk::default();
         for b in bufs.drain(..) {
-            let Ok(len) = u16::try_from(b.len()) else {
-                self.port
-                    .counters
-                    .tx_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                pool.put(b);
-                continue;
-            };
+            let len = b.len();
             let n = c.n;
             match b.into_lent(DPDK_LENDER.id) {
                 Ok((handle, start, _)) => {
                     c.mbufs[n] = handle as *mut sys::rte_mbuf;
                     c.frames[n] = std::ptr::null();
-                    // start < buf_len, a u16, for a lent mbuf.
+                    // start + len <= buf_len, a u16, for a lent mbuf.
                     c.offs[n] = start as u16;
+                }
+                Err(b) if len > MBUF_DATA_ROOM as usize => {
+                    self.port
+                        .counters
+                        .tx_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                    total.too_long += 1;
+                    pool.put(b);
+                    continue;
                 }
                 Err(b) => {
                     c.mbufs[n] = std::ptr::null_mut();
@@ -627,7 +646,7 @@ impl TxQueue for DpdkTx {
                     c.copied[n] = Some(b);
                 }
             }
-            c.lens[n] = len;
+            c.lens[n] = len as u16;
             c.n += 1;
             if c.n == TX_BATCH {
                 c.send(self, pool, &mut total);
@@ -652,15 +671,15 @@ impl TxQueue for DpdkTx {
         let mut lens = [0u16; TX_BATCH];
         let (mut n, mut sent) = (0usize, 0u64);
         for f in frames {
-            let Ok(len) = u16::try_from(f.len()) else {
+            if f.len() > MBUF_DATA_ROOM as usize {
                 self.port
                     .counters
                     .tx_dropped
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
-            };
+            }
             ptrs[n] = f.as_ptr();
-            lens[n] = len;
+            lens[n] = f.len() as u16;
             n += 1;
             if n == TX_BATCH {
                 sent += self
