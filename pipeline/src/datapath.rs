@@ -278,8 +278,8 @@ impl<S: OutputSink> Burst<'_, S> {
                 }
                 Op::Output(port) if i == last => return self.output(*port, pkt),
                 Op::Output(port) => match self.pool.copy_of(&pkt) {
-                    Some(copy) => self.output(*port, copy),
-                    None => self.counters.drops.count(DropReason::PoolExhausted),
+                    Ok(copy) => self.output(*port, copy),
+                    Err(reason) => self.counters.drops.count(reason),
                 },
                 Op::Generate {
                     packet,
@@ -303,8 +303,8 @@ impl<S: OutputSink> Burst<'_, S> {
                 Op::Ct(step) if i + 1 == prog.ops.len() => return self.recirculate(pkt, step),
                 // More ops follow: they see the packet as it was.
                 Op::Ct(step) => match self.pool.copy_of(&pkt) {
-                    Some(copy) => self.recirculate(copy, step),
-                    None => self.counters.drops.count(DropReason::PoolExhausted),
+                    Ok(copy) => self.recirculate(copy, step),
+                    Err(reason) => self.counters.drops.count(reason),
                 },
                 Op::Hold {
                     runtime,

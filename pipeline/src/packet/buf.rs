@@ -194,6 +194,27 @@ impl PacketBuf {
         Ok(())
     }
 
+    /// Makes this buffer a copy of `other`'s frame (with its layout, port
+    /// and NAT port). A frame that grew into the headroom (a pushed VLAN
+    /// tag on a full-size frame) takes as much headroom in the copy.
+    pub fn copy_frame_of(&mut self, other: &PacketBuf) -> Result<(), DropReason> {
+        let len = other.len;
+        let start = if len <= self.max_frame() {
+            HEADROOM
+        } else if len <= self.cap {
+            self.cap - len
+        } else {
+            return Err(DropReason::FrameTooLong);
+        };
+        self.storage_mut()[start..start + len].copy_from_slice(other.data());
+        self.start = start;
+        self.len = len;
+        self.layout = other.layout;
+        self.in_port = other.in_port;
+        self.nat_sport = other.nat_sport;
+        Ok(())
+    }
+
     /// Sets the frame length in place (for receivers that write into
     /// `raw_frame_mut` directly).
     pub fn set_len(&mut self, len: usize) -> Result<(), DropReason> {
@@ -313,16 +334,15 @@ impl PacketPool {
 
     /// A copy of `pkt` (bytes, layout, input port) in a pooled buffer.
     #[inline]
-    pub fn copy_of(&mut self, pkt: &PacketBuf) -> Option<PacketBuf> {
-        let mut c = self.get()?;
-        if c.set_data(pkt.data()).is_err() {
-            self.put(c);
-            return None;
+    pub fn copy_of(&mut self, pkt: &PacketBuf) -> Result<PacketBuf, DropReason> {
+        let mut c = self.get().ok_or(DropReason::PoolExhausted)?;
+        match c.copy_frame_of(pkt) {
+            Ok(()) => Ok(c),
+            Err(reason) => {
+                self.put(c);
+                Err(reason)
+            }
         }
-        c.layout = pkt.layout;
-        c.in_port = pkt.in_port;
-        c.nat_sport = pkt.nat_sport;
-        Some(c)
     }
 
     /// Buffers currently free.
@@ -366,6 +386,32 @@ mod tests {
         assert_eq!(p.data(), &[7u8; 64][..]);
         let mut jumbo = PacketBuf::new(DEFAULT_MAX_FRAME);
         assert!(jumbo.set_data(&vec![0u8; 9018]).is_ok());
+    }
+
+    #[test]
+    fn a_frame_grown_into_the_headroom_copies_whole() {
+        let mut pool = PacketPool::new(2, 64);
+        let mut p = pool.get().expect("buffer");
+        let frame: Vec<u8> = (0..64u8).collect();
+        p.set_data(&frame).expect("fits");
+        crate::packet::apply(
+            &mut p,
+            &crate::packet::Rewrite::VlanPush {
+                tpid: 0x8100,
+                tci: 5,
+            },
+        )
+        .expect("pushed into the headroom");
+        assert_eq!(p.len(), 68);
+        let c = pool.copy_of(&p).expect("copied, not refused as too long");
+        assert_eq!(c.data(), p.data());
+        assert_eq!(c.layout, p.layout);
+        pool.put(c);
+        pool.put(p);
+        // A pool with no buffer left says so.
+        let mut one = PacketPool::new(1, 64);
+        let q = one.get().expect("buffer");
+        assert_eq!(one.copy_of(&q).err(), Some(DropReason::PoolExhausted));
     }
 
     static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
