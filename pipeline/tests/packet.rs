@@ -455,3 +455,32 @@ fn jumbo_frames_fit_and_vlan_push_uses_headroom() {
     s.payload = 9100;
     assert_eq!(pkt.set_data(&build(&s)), Err(DropReason::FrameTooLong));
 }
+
+#[test]
+fn a_frame_grown_into_the_headroom_copies_whole() {
+    let mut pool = pipeline::packet::PacketPool::new(2, 64);
+    let mut p = pool.get().expect("buffer");
+    let frame: Vec<u8> = (0..64u8).collect();
+    p.set_data(&frame).expect("fits");
+    pipeline::packet::apply(
+        &mut p,
+        &pipeline::packet::Rewrite::VlanPush {
+            tpid: 0x8100,
+            tci: 5,
+        },
+    )
+    .expect("pushed into the headroom");
+    assert_eq!(p.len(), 68);
+    let c = pool.copy_of(&p).expect("copied, not refused as too long");
+    assert_eq!(c.data(), p.data());
+    assert_eq!(c.layout, p.layout);
+    pool.put(c);
+    pool.put(p);
+    // A pool with no buffer left says so.
+    let mut one = pipeline::packet::PacketPool::new(1, 64);
+    let q = one.get().expect("buffer");
+    assert_eq!(
+        one.copy_of(&q).err(),
+        Some(pipeline::drop::DropReason::PoolExhausted)
+    );
+}

@@ -388,32 +388,6 @@ mod tests {
         assert!(jumbo.set_data(&vec![0u8; 9018]).is_ok());
     }
 
-    #[test]
-    fn a_frame_grown_into_the_headroom_copies_whole() {
-        let mut pool = PacketPool::new(2, 64);
-        let mut p = pool.get().expect("buffer");
-        let frame: Vec<u8> = (0..64u8).collect();
-        p.set_data(&frame).expect("fits");
-        crate::packet::apply(
-            &mut p,
-            &crate::packet::Rewrite::VlanPush {
-                tpid: 0x8100,
-                tci: 5,
-            },
-        )
-        .expect("pushed into the headroom");
-        assert_eq!(p.len(), 68);
-        let c = pool.copy_of(&p).expect("copied, not refused as too long");
-        assert_eq!(c.data(), p.data());
-        assert_eq!(c.layout, p.layout);
-        pool.put(c);
-        pool.put(p);
-        // A pool with no buffer left says so.
-        let mut one = PacketPool::new(1, 64);
-        let q = one.get().expect("buffer");
-        assert_eq!(one.copy_of(&q).err(), Some(DropReason::PoolExhausted));
-    }
-
     static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     unsafe fn count_release(handle: usize) {
