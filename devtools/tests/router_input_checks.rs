@@ -3,7 +3,9 @@
 //! IPv4 headers with a bad checksum; and what conntrack calls invalid (a
 //! TCP/UDP checksum already wrong) is not translated, and not let out
 //! untranslated where a NAT would have applied (spec §7: "an
-//! implementation may drop such packets instead").
+//! implementation may drop such packets instead"), nor is an ICMP error
+//! about no connection; an error the router itself sends about a
+//! translated packet quotes it as its sender sent it.
 //!
 //! Each test sends frames into the host of the spec's topology that the
 //! walk crosses (compute1's qrouter and fip namespace, network1's snat
@@ -229,4 +231,114 @@ fn a_bad_transport_checksum_is_not_translated_nor_let_out_untranslated() {
             s.name()
         );
     }
+}
+
+/// An ICMP error about `quoted` (an IPv4 header and 8 bytes of its
+/// payload), from `outer`'s source to its destination.
+fn icmp_error_frame(outer: &FlowKey, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut k = *outer;
+    k.set(Field::NwProto, ipproto::ICMP as u64);
+    k.set(Field::TpSrc, icmp_type as u64);
+    k.set(Field::TpDst, code as u64);
+    let mut f = pipeline::packet::synth::frame_from_key(&k, quoted.len());
+    let o = l3_offset(&f);
+    let icmp_at = o + 20;
+    f[icmp_at + 8..icmp_at + 8 + quoted.len()].copy_from_slice(quoted);
+    let end = icmp_at + 8 + quoted.len();
+    f[icmp_at + 2..icmp_at + 4].copy_from_slice(&[0, 0]);
+    let sum = pipeline::wire::checksum::checksum(&f[icmp_at..end]);
+    f[icmp_at + 2..icmp_at + 4].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// The IPv4 header and first 8 payload bytes of `frame`.
+fn quote_of(frame: &[u8]) -> Vec<u8> {
+    let o = l3_offset(frame);
+    frame[o..o + 28].to_vec()
+}
+
+/// The (source, destination) of the packet an ICMP error quotes.
+fn quoted_addrs(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
+    let inner = l3_offset(frame) + 20 + 8;
+    ipv4_addrs_at(frame, inner)
+}
+
+fn ipv4_addrs_at(frame: &[u8], at: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let b = |i: usize| Ipv4Addr::new(frame[i], frame[i + 1], frame[i + 2], frame[i + 3]);
+    (b(at + 12), b(at + 16))
+}
+
+#[test]
+fn an_icmp_error_from_a_vm_about_no_connection_does_not_leave_untranslated() {
+    for s in [TrafficScenario::SnatEgress, TrafficScenario::FipEgress] {
+        let (mut h, frames) = Host::for_scenario(s);
+        let k = parse(&frames[0], 0).expect("frame").key;
+        // "Port unreachable" about a datagram from the outside host to
+        // the VM on ports no connection uses.
+        let mut about = k;
+        about.set(Field::NwSrc, k.nw_dst() as u64);
+        about.set(Field::NwDst, k.nw_src() as u64);
+        about.set(Field::TpSrc, 7_777);
+        about.set(Field::TpDst, 5_555);
+        let quoted = quote_of(&pipeline::packet::synth::frame_from_key(&about, 8));
+        let err = icmp_error_frame(&k, 3, 3, &quoted);
+        let invalid = h.sw.conntrack.stats().invalid;
+        let dropped = h.drops(DropReason::CtInvalid);
+        let out = h.send(s.in_port(), &[err]);
+        for (p, f) in &out {
+            if p == "eth2" {
+                let (src, dst) = ipv4_addrs(f).expect("ipv4");
+                assert!(
+                    !tenant(src) && !tenant(dst),
+                    "{}: a tenant address on the external network: {src} -> {dst}",
+                    s.name()
+                );
+            }
+        }
+        assert!(
+            h.sw.conntrack.stats().invalid > invalid,
+            "{}: counted invalid",
+            s.name()
+        );
+        assert_eq!(h.drops(DropReason::CtInvalid), dropped + 1, "{}", s.name());
+    }
+}
+
+#[test]
+fn a_routers_icmp_error_about_a_translated_reply_quotes_what_its_sender_sent() {
+    // A reply to vm3's SNATed flow whose TTL runs out in the snat
+    // namespace, after conntrack gave it vm3's address back: the time
+    // exceeded sent to the outside host quotes the packet as that host
+    // sent it (to 203.0.113.10), as Linux's conntrack translates a
+    // locally generated error related to a connection.
+    let (mut h, frames) = Host::for_scenario(TrafficScenario::SnatReply);
+    let mut reply = frames[0].clone();
+    let o = l3_offset(&reply);
+    reply[o + 8] = 1; // TTL
+    reply[o + 10..o + 12].copy_from_slice(&[0, 0]);
+    let sum = pipeline::wire::checksum::checksum(&reply[o..o + 20]);
+    reply[o + 10..o + 12].copy_from_slice(&sum.to_be_bytes());
+    let (sent_src, sent_dst) = ipv4_addrs(&reply).expect("ipv4");
+    let out = h.send("eth2", &[reply]);
+    let errors: Vec<&Vec<u8>> = out
+        .iter()
+        .filter(|(p, _)| p == "eth2")
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(errors.len(), 1, "one time exceeded back out eth2: {out:?}");
+    let err = errors[0];
+    let o = l3_offset(err);
+    assert_eq!(err[o + 9], ipproto::ICMP);
+    assert_eq!(err[o + 20], 11, "time exceeded");
+    let (src, dst) = ipv4_addrs(err).expect("ipv4");
+    assert!(!tenant(src), "from the router's external address, not {src}");
+    assert_eq!(dst, sent_src);
+    assert_eq!(
+        quoted_addrs(err),
+        (sent_src, sent_dst),
+        "the quoted packet is the one the outside host sent"
+    );
+    let icmp = &err[o + 20..o + 20 + 8 + 28];
+    assert_eq!(pipeline::wire::checksum::checksum(icmp), 0, "ICMP checksum");
+    assert!(out.iter().all(|(p, _)| !p.starts_with("qvo-")), "{out:?}");
 }

@@ -227,7 +227,19 @@ pub fn run(
             }
         }
         None => match quoted() {
-            Some(e) => related(ct, step, &e, key, &mut result),
+            Some(e) => {
+                related(ct, step, &e, key, &mut result);
+                if result.state & ct_state::INV != 0 && mode == CtMode::Commit {
+                    ct.count_invalid(&Tuple {
+                        zone: step.zone,
+                        proto: e.proto,
+                        src: e.dst.into(),
+                        dst: e.src.into(),
+                        sport: e.dport,
+                        dport: e.sport,
+                    });
+                }
+            }
             None => result.trackable = false,
         },
     }

@@ -171,6 +171,22 @@ impl<'a> Ctx<'a> {
         false
     }
 
+    /// A router's own ICMP error about a packet of a tracked connection
+    /// goes through conntrack on its way out (Linux: OUTPUT, as related),
+    /// so its quoted packet is translated back to what its sender sent
+    /// (an error about a de-NATed reply quotes the public address).
+    pub(super) fn generated_error_conntrack(&mut self, inst: &RouterInstance, at: RouterIfaceRef) {
+        if !inst.conntrack {
+            return;
+        }
+        let zone = self
+            .sw
+            .router_runtime
+            .get(at.instance)
+            .map_or(ROUTER_ZONE_BASE, |r| r.zone);
+        self.emit_ct(zone, false, None, true, Resume::Continue);
+    }
+
     /// Makes the packet what the key says and emits the step.
     fn emit_ct(
         &mut self,
@@ -285,6 +301,26 @@ pub(super) fn nat_for_new(
     iface: &Interface,
     t: &crate::conntrack::Tuple,
 ) -> (Option<crate::conntrack::Nat>, Option<String>) {
+    nat_by_address(ctx, inst, iface, t.src, t.dst)
+}
+
+/// The NAT rule that selects a packet from `src` to `dst` arriving on
+/// `iface` (nat rules select by addresses and interfaces only).
+pub(super) fn nat_by_address(
+    ctx: &mut Ctx,
+    inst: &RouterInstance,
+    iface: &Interface,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> (Option<crate::conntrack::Nat>, Option<String>) {
+    let t = crate::conntrack::Tuple {
+        zone: 0,
+        proto: 0,
+        src,
+        dst,
+        sport: 0,
+        dport: 0,
+    };
     use crate::conntrack::Nat;
     let marked = inst.mark_external.contains(&iface.name);
     for r in inst.nat.iter().filter(|r| r.hook == NatHook::Prerouting) {

@@ -16,10 +16,9 @@
 //! resumes in `after_ct`, and POSTROUTING applies the source NAT the step
 //! decided.
 
-use super::ct::nat_for_new;
+use super::ct::nat_by_address;
 use super::ctx::{step, Ctx};
 use crate::conntrack::stage::{SNAT_ADDR_ONLY, SNAT_ADDR_REG, SNAT_FLAGS_REG, SNAT_PENDING};
-use crate::conntrack::tuple_of;
 use crate::drop::DropReason;
 use crate::ids::RouterIfaceRef;
 use crate::key::ct_state;
@@ -260,13 +259,11 @@ fn untranslated_invalid<'a>(
     if ctx.key.get(Field::CtState) as u8 & ct_state::INV == 0 {
         return false;
     }
-    let zone = ctx.key.get(Field::CtZone) as u16;
-    // Whether it has a tuple depends on its protocol and, for ICMP, type.
-    ctx.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
-    let Some((t, _)) = tuple_of(&ctx.key, zone) else {
-        return false;
-    };
-    let (nat, rule) = nat_for_new(ctx, inst, iface, &t);
+    let (src, dst) = (
+        Ipv4Addr::from(ctx.key.nw_src()),
+        Ipv4Addr::from(ctx.key.nw_dst()),
+    );
+    let (nat, rule) = nat_by_address(ctx, inst, iface, src, dst);
     let Some(rule) = rule.filter(|_| nat.is_some()) else {
         return false;
     };
@@ -606,7 +603,10 @@ fn icmp_error<'a>(
         )
     });
     ctx.commit();
-    let program = ctx.originate(err.key(), |c| router_output(c, inst, out_ref, out));
+    let program = ctx.originate(err.key(), |c| {
+        c.generated_error_conntrack(inst, at);
+        router_output(c, inst, out_ref, out)
+    });
     let limit = ctx
         .sw
         .router_runtime
