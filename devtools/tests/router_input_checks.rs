@@ -331,7 +331,10 @@ fn a_routers_icmp_error_about_a_translated_reply_quotes_what_its_sender_sent() {
     assert_eq!(err[o + 9], ipproto::ICMP);
     assert_eq!(err[o + 20], 11, "time exceeded");
     let (src, dst) = ipv4_addrs(err).expect("ipv4");
-    assert!(!tenant(src), "from the router's external address, not {src}");
+    assert!(
+        !tenant(src),
+        "from the router's external address, not {src}"
+    );
     assert_eq!(dst, sent_src);
     assert_eq!(
         quoted_addrs(err),
