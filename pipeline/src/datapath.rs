@@ -19,6 +19,7 @@
 //! (the ct stage), `router::neighbour` (held packets), `switch`, `drop`.
 
 use crate::cache::{CacheCounters, FlowCache};
+use crate::conntrack::defrag::{Datagram, Defragged};
 use crate::conntrack::stage::{self, CtMode, CtStep};
 use crate::drop::{DropCounters, DropReason};
 use crate::ids::{PortId, RouterIfaceRef};
@@ -171,6 +172,10 @@ impl Datapath {
         sw.conntrack.expire(now_ns, CT_EXPIRE_PER_BURST);
         if now_ns.saturating_sub(self.last_upkeep_ns) >= UPKEEP_INTERVAL_NS {
             self.last_upkeep_ns = now_ns;
+            let timed_out = sw.conntrack.defrag.expire(now_ns);
+            self.counters
+                .drops
+                .count_n(DropReason::FragTimeout, timed_out);
             for rt in &sw.router_runtime {
                 rt.expire(now_ns);
             }
@@ -296,16 +301,19 @@ impl<S: OutputSink> Burst<'_, S> {
                         Ok(p) => p.key,
                         Err(reason) => return self.drop(pkt, reason),
                     };
-                    if let Err(reason) = self.ct(&mut pkt, step, &mut key) {
+                    if let Err(reason) = self.ct(&mut pkt, step, &mut key, None) {
                         return self.drop(pkt, reason);
                     }
                 }
-                Op::Ct(step) if i + 1 == prog.ops.len() => return self.recirculate(pkt, step),
+                Op::Ct(step) if i + 1 == prog.ops.len() => {
+                    return self.recirculate(pkt, step, None)
+                }
                 // More ops follow: they see the packet as it was.
                 Op::Ct(step) => match self.pool.copy_of(&pkt) {
-                    Ok(copy) => self.recirculate(copy, step),
+                    Ok(copy) => self.recirculate(copy, step, None),
                     Err(reason) => self.counters.drops.count(reason),
                 },
+                Op::Defrag(step) => self.defrag(&pkt, step),
                 Op::Hold {
                     runtime,
                     iface,
@@ -393,20 +401,25 @@ impl<S: OutputSink> Burst<'_, S> {
     /// Runs a conntrack step on the packet (the one ct stage, as `trace`
     /// runs it): the packet is translated in place and `key` becomes the
     /// key its walk resumes with; a router's source NAT port travels with
-    /// the packet to POSTROUTING.
+    /// the packet to POSTROUTING. A fragment of a reassembled `datagram`
+    /// is tracked as the datagram: its transport fields, its checksum.
     fn ct(
         &mut self,
         pkt: &mut PacketBuf,
         step: &CtStep,
         key: &mut FlowKey,
+        datagram: Option<&Datagram>,
     ) -> Result<(), DropReason> {
+        if let Some(d) = datagram {
+            d.fill(key);
+        }
         let r = stage::run(
             &self.sw.conntrack,
             CtMode::Commit,
             step,
             key,
             || packet::embedded::icmp_embedded(pkt),
-            || packet::verify::l4_ok(pkt),
+            || datagram.map_or_else(|| packet::verify::l4_ok(pkt), |d| d.l4_ok),
             self.now_ns,
         )?;
         r.apply(pkt)?;
@@ -416,9 +429,43 @@ impl<S: OutputSink> Burst<'_, S> {
         Ok(())
     }
 
+    /// A fragment's conntrack step: a copy is held until its datagram is
+    /// whole; then each of the datagram's fragments takes the step.
+    fn defrag(&mut self, pkt: &PacketBuf, step: &CtStep) {
+        let held = self.sw.conntrack.defrag.insert(
+            step.zone,
+            pkt.data(),
+            pkt.layout.l3_ofs as usize,
+            pkt.in_port,
+            self.now_ns,
+        );
+        let datagram = match held {
+            Defragged::Held => return,
+            Defragged::Dropped { reason, count } => {
+                return self.counters.drops.count_n(reason, count)
+            }
+            Defragged::Complete(d) => d,
+        };
+        for h in &datagram.frames {
+            let Some(mut frag) = self.pool.get() else {
+                self.counters.drops.count(DropReason::PoolExhausted);
+                continue;
+            };
+            if let Err(reason) = frag
+                .set_data(&h.frame)
+                .and_then(|_| packet::parse_into(&mut frag))
+            {
+                self.drop(frag, reason);
+                continue;
+            }
+            frag.in_port = h.in_port;
+            self.recirculate(frag, step, Some(&datagram));
+        }
+    }
+
     /// The conntrack step, then the packet's walk from where it resumes,
     /// found in the recirculation cache or translated.
-    fn recirculate(&mut self, mut pkt: PacketBuf, step: &CtStep) {
+    fn recirculate(&mut self, mut pkt: PacketBuf, step: &CtStep, datagram: Option<&Datagram>) {
         if self.depth >= MAX_RECIRC {
             return self.drop(pkt, DropReason::ResubmitDepth);
         }
@@ -426,7 +473,7 @@ impl<S: OutputSink> Burst<'_, S> {
             Ok(p) => p.key,
             Err(reason) => return self.drop(pkt, reason),
         };
-        if let Err(reason) = self.ct(&mut pkt, step, &mut key) {
+        if let Err(reason) = self.ct(&mut pkt, step, &mut key, datagram) {
             return self.drop(pkt, reason);
         }
         self.depth += 1;

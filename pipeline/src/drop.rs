@@ -84,6 +84,23 @@ pub enum DropReason {
     NatPortExhausted,
     /// Conntrack classified the packet invalid and a flow dropped it.
     CtInvalid,
+    // conntrack: IPv4 reassembly before tracking
+    /// A fragment whose datagram was not complete within the reassembly
+    /// timeout (Linux `ipfrag_time`); counted per fragment held.
+    FragTimeout,
+    /// A fragment overlapping another of its datagram: the whole datagram
+    /// is discarded (Linux since 4.19, RFC 5722's rule for IPv6).
+    FragOverlap,
+    /// A fragment already held (same offset and length).
+    FragDuplicate,
+    /// A fragment that cannot belong to a valid datagram: a non-final one
+    /// whose length is not a multiple of 8, one reaching past 65,535
+    /// bytes or past the datagram's end, two different ends.
+    FragMalformed,
+    /// A datagram in more fragments than the bound: discarded whole.
+    FragTooMany,
+    /// Reassembly memory (or datagram count) at its limit.
+    FragTableFull,
     // router instances
     /// No route to the destination.
     NoRoute,

@@ -39,6 +39,10 @@ pub const VLAN_PCP_MASK: u16 = 0xe000;
 pub const FRAG_ANY: u8 = 1;
 /// `nw_frag` bit: the packet is a later fragment (offset > 0).
 pub const FRAG_LATER: u8 = 2;
+/// `nw_frag` bit (never parsed from a packet): conntrack reassembled the
+/// fragment's datagram, and the key's transport fields are the
+/// datagram's (from its first fragment), as the resumed walk sees them.
+pub const FRAG_REASSEMBLED: u8 = 4;
 
 /// `ct_state` bits, as OVS defines them.
 pub mod ct_state {

@@ -93,6 +93,11 @@ pub enum Op {
     /// the rest of the walk depends on the connection, so it is a separate
     /// (cached) translation.
     Ct(CtStep),
+    /// The conntrack step of a fragment: a copy of the fragment is held
+    /// until its datagram is whole (`conntrack::defrag`); then every
+    /// fragment of the datagram takes the step, first fragment first,
+    /// carrying the datagram's transport fields.
+    Defrag(CtStep),
 }
 
 /// What the fast path does with every packet of one megaflow.
@@ -114,11 +119,17 @@ impl Program {
         let has_side_ops = ops.iter().any(|o| {
             matches!(
                 o,
-                Op::Generate { .. } | Op::Hold { .. } | Op::Probe { .. } | Op::Ct(_)
+                Op::Generate { .. }
+                    | Op::Hold { .. }
+                    | Op::Probe { .. }
+                    | Op::Ct(_)
+                    | Op::Defrag(_)
             )
         });
         // Held or recirculated packets are not dropped here.
-        let held = ops.iter().any(|o| matches!(o, Op::Hold { .. } | Op::Ct(_)));
+        let held = ops
+            .iter()
+            .any(|o| matches!(o, Op::Hold { .. } | Op::Ct(_) | Op::Defrag(_)));
         let drop_reason = if last_output.is_some() || held {
             None
         } else {

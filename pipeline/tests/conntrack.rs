@@ -229,6 +229,7 @@ fn limits_refuse_new_connections_but_established_ones_keep_flowing() {
         Limits {
             max_conns: 3,
             zone_max: zones,
+            ..Default::default()
         },
         Timeouts::default(),
     );
@@ -251,6 +252,7 @@ fn limits_refuse_new_connections_but_established_ones_keep_flowing() {
         Limits {
             max_conns: 100,
             zone_max: [(7u16, 1usize)].into(),
+            ..Default::default()
         },
         Timeouts::default(),
     );

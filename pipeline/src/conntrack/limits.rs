@@ -21,6 +21,8 @@ pub struct Timeouts {
     pub udp: u64,
     pub udp_stream: u64,
     pub icmp: u64,
+    /// Any other protocol (GRE, ESP, …: tracked by addresses only).
+    pub generic: u64,
 }
 
 impl Default for Timeouts {
@@ -37,6 +39,7 @@ impl Default for Timeouts {
             udp: 30,
             udp_stream: 120,
             icmp: 30,
+            generic: 600,
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct Limits {
     pub max_conns: usize,
     /// Per-zone limits (zones not listed: only the global one).
     pub zone_max: std::collections::HashMap<u16, usize>,
+    /// What reassembly in front of the table may hold.
+    pub defrag: super::defrag::DefragLimits,
 }
 
 impl Default for Limits {
@@ -54,6 +59,7 @@ impl Default for Limits {
         Limits {
             max_conns: DEFAULT_MAX_CONNS,
             zone_max: std::collections::HashMap::new(),
+            defrag: Default::default(),
         }
     }
 }
@@ -69,4 +75,6 @@ pub struct CtStats {
     pub zone_full: u64,
     pub nat_port_exhausted: u64,
     pub nat_attempts: u64,
+    /// Reassembly in front of the table.
+    pub defrag: super::defrag::DefragStats,
 }

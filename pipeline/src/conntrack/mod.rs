@@ -34,6 +34,7 @@
 //! `drop`, `ids`. Nothing above it: translation and the datapath call it.
 
 mod conn;
+pub mod defrag;
 mod limits;
 pub mod stage;
 mod table;

@@ -282,6 +282,14 @@ fn translate(k: &mut FlowKey, step: &CtStep, t: &Tuple, n: &Tuple) -> Option<u16
     if !src_side {
         return None;
     }
+    // A protocol without ports, or a later fragment (its transport header
+    // is in the first): POSTROUTING translates the address alone.
+    let ported = matches!(t.proto, ipproto::TCP | ipproto::UDP | ipproto::ICMP)
+        && k.get(Field::NwFrag) as u8 & FRAG_LATER == 0;
+    if !ported {
+        set_snat(k, u32::from(n.src), SNAT_PENDING | SNAT_ADDR_ONLY);
+        return None;
+    }
     set_snat(k, u32::from(n.src), SNAT_PENDING);
     Some(n.sport)
 }
@@ -353,7 +361,8 @@ impl CtResult {
 /// The fields NAT changes, as a packet had them before its step.
 struct NatFields {
     proto: u8,
-    ports: bool,
+    /// The packet carries its transport header (not a later fragment).
+    transport: bool,
     src: u32,
     dst: u32,
     sport: u16,
@@ -367,8 +376,7 @@ impl NatFields {
         let proto = k.nw_proto();
         NatFields {
             proto,
-            ports: matches!(proto, ipproto::TCP | ipproto::UDP)
-                && k.get(Field::NwFrag) as u8 & FRAG_LATER == 0,
+            transport: k.get(Field::NwFrag) as u8 & FRAG_LATER == 0,
             src: k.nw_src(),
             dst: k.nw_dst(),
             sport: k.tp_src(),
@@ -387,12 +395,15 @@ impl NatFields {
         if self.dst != after.nw_dst() {
             rw[1] = Some(Rewrite::Ipv4Dst(after.nw_dst()));
         }
+        if !self.transport {
+            return rw;
+        }
         if self.proto == ipproto::ICMP {
             let id = after.get(Field::IcmpId) as u16;
             if self.icmp_id != id {
                 rw[2] = Some(Rewrite::IcmpId(id));
             }
-        } else if self.ports {
+        } else if matches!(self.proto, ipproto::TCP | ipproto::UDP) {
             if self.sport != after.tp_src() {
                 rw[2] = Some(Rewrite::L4Src(after.tp_src()));
             }

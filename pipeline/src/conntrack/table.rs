@@ -66,6 +66,8 @@ pub struct ConnTable {
     stats: Box<[CachePadded<ShardStats>]>,
     /// Next shard `expire` visits.
     expire_hand: AtomicUsize,
+    /// Reassembly of fragments before they are tracked.
+    pub defrag: super::defrag::FragTable,
 }
 
 const SEC: u64 = 1_000_000_000;
@@ -146,6 +148,7 @@ struct NoFreeReply;
 
 impl ConnTable {
     pub fn new(limits: Limits, timeouts: Timeouts) -> ConnTable {
+        let defrag = super::defrag::FragTable::new(limits.defrag);
         ConnTable {
             shards: (0..SHARDS)
                 .map(|_| CachePadded::new(Mutex::new(Shard::default())))
@@ -159,6 +162,7 @@ impl ConnTable {
                 .map(|_| CachePadded::new(ShardStats::default()))
                 .collect(),
             expire_hand: AtomicUsize::new(0),
+            defrag,
         }
     }
 
@@ -186,6 +190,7 @@ impl ConnTable {
             table_full: self.counters.table_full.load(Ordering::Relaxed),
             zone_full: self.counters.zone_full.load(Ordering::Relaxed),
             nat_port_exhausted: self.counters.nat_port_exhausted.load(Ordering::Relaxed),
+            defrag: self.defrag.stats(),
             ..Default::default()
         };
         for x in self.stats.iter() {
@@ -508,6 +513,10 @@ impl ConnTable {
         let orig_port = if src { t.sport } else { t.dport };
         let has_ports = matches!(t.proto, ipproto::TCP | ipproto::UDP | ipproto::ICMP);
         let port = if !has_ports {
+            if attempt > 0 {
+                // Nothing to move: the one reply tuple is taken.
+                return None;
+            }
             orig_port
         } else {
             let (plo, phi) = match ports {
@@ -724,7 +733,7 @@ fn timeout_ns(t: &Timeouts, c: &Conn) -> u64 {
         (ipproto::UDP, _) if c.seen_reply => t.udp_stream,
         (ipproto::UDP, _) => t.udp,
         (ipproto::ICMP, _) => t.icmp,
-        _ => t.udp,
+        _ => t.generic,
     };
     s.saturating_mul(SEC)
 }

@@ -67,13 +67,16 @@ pub struct PacketInfo {
 }
 
 /// The tuple and tracking inputs of a parsed IPv4 packet, in `zone`; None
-/// for packets conntrack does not follow (non-IPv4, later fragments, ICMP
-/// other than echo).
+/// for packets conntrack does not follow (non-IPv4, ICMP other than echo,
+/// a later fragment whose datagram was not reassembled: only the first
+/// fragment names its ports). A protocol without ports (GRE, ESP, …) is
+/// followed by its addresses, ports 0, as netfilter's generic handler does.
 #[inline]
 pub fn tuple_of(key: &crate::key::FlowKey, zone: u16) -> Option<(Tuple, PacketInfo)> {
-    use crate::key::{Field, FRAG_LATER};
+    use crate::key::{Field, FRAG_LATER, FRAG_REASSEMBLED};
     use crate::wire::ethertype;
-    if key.dl_type() != ethertype::IPV4 || key.get(Field::NwFrag) as u8 & FRAG_LATER != 0 {
+    let frag = key.get(Field::NwFrag) as u8;
+    if key.dl_type() != ethertype::IPV4 || frag & (FRAG_LATER | FRAG_REASSEMBLED) == FRAG_LATER {
         return None;
     }
     let proto = key.nw_proto();
@@ -94,7 +97,8 @@ pub fn tuple_of(key: &crate::key::FlowKey, zone: u16) -> Option<(Tuple, PacketIn
                 icmp_type: key.tp_src() as u8,
             },
         ),
-        _ => return None,
+        ipproto::ICMP => return None,
+        _ => (0, 0, PacketInfo::default()),
     };
     Some((
         Tuple {

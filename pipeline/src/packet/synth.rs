@@ -231,6 +231,47 @@ fn emit_ipv6(l3: &mut [u8], key: &FlowKey) {
     }
 }
 
+/// `frame` (Ethernet, optionally 802.1Q, then IPv4) split into IPv4
+/// fragments of at most `max_payload` payload bytes each (rounded down to
+/// a multiple of 8, at least 8), as a host with that MTU would send it:
+/// each fragment repeats the link and IP headers, with its offset, "more
+/// fragments" and total length set and the don't-fragment bit cleared.
+/// A frame that is not IPv4, or already fits, comes back whole.
+pub fn fragments(frame: &[u8], max_payload: usize) -> Vec<Vec<u8>> {
+    let l3 = if frame.get(12..14) == Some(&ethertype::VLAN.to_be_bytes()) {
+        ethernet::HEADER_LEN + vlan::HEADER_LEN
+    } else {
+        ethernet::HEADER_LEN
+    };
+    let Some(ip) = frame.get(l3..).and_then(Ipv4Packet::new_checked) else {
+        return vec![frame.to_vec()];
+    };
+    let step = (max_payload / 8).max(1) * 8;
+    let (ihl, payload) = (ip.header_len(), ip.payload());
+    let base = ip.fragment_offset() as usize * 8;
+    let last_more = ip.more_fragments();
+    if !ip.is_consistent() || payload.len() <= step {
+        return vec![frame.to_vec()];
+    }
+    payload
+        .chunks(step)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut f = frame[..l3 + ihl].to_vec();
+            f.extend_from_slice(chunk);
+            let more = (i + 1) * step < payload.len() || last_more;
+            if let Some(mut h) = Ipv4Packet::new_checked(&mut f[l3..]) {
+                let offset = ((base + i * step) / 8) as u16;
+                h.set_flags_frag(offset | if more { ipv4::MORE_FRAGMENTS } else { 0 });
+                h.set_total_len((ihl + chunk.len()) as u16);
+                h.fill_checksum();
+            }
+            f.resize(f.len().max(MIN_FRAME), 0);
+            f
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,14 @@ use crate::wire::{ethertype, ipproto};
 /// Appends to `ops` the rewrites that make a packet that is `from` look
 /// like `to`, and adds the fields they write to the megaflow mask `wc`.
 pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>, wc: &mut FlowKey) {
+    let transport_changed = from.tp_src() != to.tp_src()
+        || from.tp_dst() != to.tp_dst()
+        || from.get(Field::IcmpId) != to.get(Field::IcmpId);
+    if transport_changed {
+        // Whether they are written depends on it: a later fragment has
+        // no transport header (its datagram's is in the first).
+        wc.set(Field::NwFrag, Field::NwFrag.full_mask());
+    }
     let mut push = |ops: &mut Vec<Op>, r: Rewrite| {
         for f in written(&r, to) {
             wc.set(*f, f.full_mask());
@@ -80,6 +88,7 @@ pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>, wc: &mut
             push(ops, Rewrite::Ipv4Ttl(to.nw_ttl()));
         }
         let later = to.get(Field::NwFrag) as u8 & FRAG_LATER != 0;
+
         if to.nw_proto() == ipproto::ICMP && !later {
             if from.tp_src() != to.tp_src() {
                 push(ops, Rewrite::L4Src(to.tp_src()));

@@ -14,7 +14,7 @@ use crate::conntrack::stage::{self, CtMode, CtResult, CtStep, PipelineWords, Res
 use crate::conntrack::{tuple_of, Nat};
 use crate::flow::{CtAction, CtZone, NatKind};
 use crate::ids::RouterIfaceRef;
-use crate::key::{Field, FlowKey, PACKET_WORDS};
+use crate::key::{Field, FlowKey, FRAG_ANY, FRAG_LATER, PACKET_WORDS};
 use crate::program::Op;
 use crate::router::{Cidr, Interface, NatHook, NatRule, NatTarget, RouterInstance};
 use crate::switch::{Bridge, ROUTER_ZONE_BASE};
@@ -134,6 +134,20 @@ impl<'a> Ctx<'a> {
         // flags are the connection table's, at run time (the step): they
         // stay wildcarded, and one megaflow serves every connection of the
         // walk.
+        self.wc.set(Field::NwFrag, Field::NwFrag.full_mask());
+        if self.key.get(Field::NwFrag) as u8 & FRAG_LATER != 0 {
+            // Its connection is its datagram's: known once reassembled.
+            let (src, dst) = (
+                Ipv4Addr::from(self.key.nw_src()),
+                Ipv4Addr::from(self.key.nw_dst()),
+            );
+            let (nat, _) = nat_by_address(self, inst, iface, src, dst);
+            step(self, inst, |_c| {
+                format!("conntrack zone {zone}: a later fragment, held until its datagram is whole, then tracked with it; recirculate")
+            });
+            self.emit_ct(zone, true, nat, true, Resume::Router(at));
+            return true;
+        }
         if let Some((tuple, _)) = tuple_of(&self.key, zone) {
             if tuple.proto == ipproto::ICMP {
                 self.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
@@ -208,7 +222,15 @@ impl<'a> Ctx<'a> {
             self.key.in_port(),
             pipeline,
         );
-        self.ops.push(Op::Ct(step.clone()));
+        // A fragment's step waits for its datagram (a step that continues
+        // in place has no datagram to wait for: it sees the fragment).
+        self.wc.set(Field::NwFrag, Field::NwFrag.full_mask());
+        let fragment = self.key.get(Field::NwFrag) as u8 & FRAG_ANY != 0;
+        self.ops.push(if fragment && !step.continues() {
+            Op::Defrag(step.clone())
+        } else {
+            Op::Ct(step.clone())
+        });
         step
     }
 

@@ -546,6 +546,18 @@ pub struct TupleRow {
 pub struct ConntrackStats {
     pub connections: u64,
     pub created: u64,
+    /// Fragments taken in by reassembly (before tracking).
+    #[serde(default)]
+    pub defrag_fragments: u64,
+    /// Bytes of fragments held now.
+    #[serde(default)]
+    pub defrag_held_bytes: u64,
+    /// Datagrams waiting for fragments now.
+    #[serde(default)]
+    pub defrag_pending: u64,
+    /// Datagrams made whole.
+    #[serde(default)]
+    pub defrag_reassembled: u64,
     pub deleted: u64,
     pub expired: u64,
     pub invalid: u64,
@@ -557,10 +569,14 @@ pub struct ConntrackStats {
 
 impl ConntrackStats {
     /// Each counter with its name, in alphabetical order.
-    pub fn named(&self) -> [(&'static str, u64); 9] {
+    pub fn named(&self) -> [(&'static str, u64); 13] {
         [
             ("connections", self.connections),
             ("created", self.created),
+            ("defrag_fragments", self.defrag_fragments),
+            ("defrag_held_bytes", self.defrag_held_bytes),
+            ("defrag_pending", self.defrag_pending),
+            ("defrag_reassembled", self.defrag_reassembled),
             ("deleted", self.deleted),
             ("expired", self.expired),
             ("invalid", self.invalid),

@@ -33,6 +33,10 @@ fn stats_of(s: &CtStats) -> ConntrackStats {
     ConntrackStats {
         connections: s.connections,
         created: s.created,
+        defrag_fragments: s.defrag.fragments,
+        defrag_held_bytes: s.defrag.held_bytes,
+        defrag_pending: s.defrag.pending,
+        defrag_reassembled: s.defrag.reassembled,
         deleted: s.deleted,
         expired: s.expired,
         invalid: s.invalid,
