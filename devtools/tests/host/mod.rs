@@ -1,0 +1,160 @@
+//! One host of the spec's topology driven frame by frame: the host a
+//! traffic scenario crosses, warmed up as `traffic` leaves it, its
+//! datapath fed bursts on named ports and its outputs collected by port
+//! name; and what the tests ask of the frames that come out.
+#![allow(dead_code)]
+
+use devtools::spec;
+use devtools::traffic::{self, FrameSize, TrafficScenario};
+use pipeline::datapath::Datapath;
+use pipeline::drop::DropReason;
+use pipeline::key::{Field, FlowKey};
+use pipeline::packet::parse;
+use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
+use pipeline::switch::{PortId, Switch};
+use pipeline::wire::{ipproto, Ipv4Packet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+pub struct Host {
+    pub sw: Arc<Switch>,
+    pub dp: Datapath,
+    pool: PacketPool,
+    now_ns: u64,
+}
+
+impl Host {
+    /// The host `s` runs on, warmed up for `s`.
+    pub fn for_scenario(s: TrafficScenario) -> (Host, Vec<Vec<u8>>) {
+        let (h, mut frames) = Host::for_scenarios(&[s]);
+        (h, frames.remove(0))
+    }
+
+    /// The host the scenarios run on (one host), warmed up for each in
+    /// turn; each one's frames.
+    pub fn for_scenarios(ss: &[TrafficScenario]) -> (Host, Vec<Vec<Vec<u8>>>) {
+        let t = spec::topology().expect("topology");
+        let mut cfg = topology::build_host(&t, ss[0].host(), 1).expect("host");
+        let mut h = Host {
+            sw: cfg.build().expect("switch"),
+            dp: Datapath::new(0, 1024),
+            pool: PacketPool::new(256, DEFAULT_MAX_FRAME),
+            now_ns: 1_000_000_000,
+        };
+        let mut frames = Vec::new();
+        for s in ss {
+            assert_eq!(s.host(), ss[0].host(), "one host");
+            let traffic = traffic::generate(&t, *s, 1, FrameSize::Fixed(64), 1).expect("traffic");
+            for (port, warm) in &traffic.warmup {
+                h.send(port, warm);
+            }
+            frames.push(traffic.frames);
+        }
+        (h, frames)
+    }
+
+    /// Runs frames in on `port`; the (port name, frame) of every output.
+    pub fn send(&mut self, port: &str, frames: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+        self.now_ns += 1_000_000;
+        let in_port = self.sw.port_by_name(port).expect("port").id;
+        let mut burst: Vec<PacketBuf> = frames
+            .iter()
+            .map(|f| {
+                let mut b = self.pool.get().expect("buffer");
+                b.set_data(f).expect("fits");
+                b
+            })
+            .collect();
+        let mut out = Vec::new();
+        let sw = self.sw.clone();
+        let mut sink = |p: PortId, b: PacketBuf| {
+            out.push((sw.port(p).expect("port").name.clone(), b.data().to_vec()));
+        };
+        self.dp.process_burst(
+            &self.sw,
+            in_port,
+            &mut burst,
+            self.now_ns,
+            &mut self.pool,
+            &mut sink,
+        );
+        out
+    }
+
+    /// Lets `ns` pass before the next burst (timeouts, upkeep).
+    pub fn wait(&mut self, ns: u64) {
+        self.now_ns += ns;
+    }
+
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.dp.counters.drops.get(r)
+    }
+}
+
+/// The IPv4 header of an Ethernet frame (after any 802.1Q tag).
+pub fn l3_offset(frame: &[u8]) -> usize {
+    if frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    }
+}
+
+pub fn ipv4_addrs(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let ip = Ipv4Packet::new_checked(&frame[l3_offset(frame)..])?;
+    Some((Ipv4Addr::from(ip.src_addr()), Ipv4Addr::from(ip.dst_addr())))
+}
+
+pub fn tenant(a: Ipv4Addr) -> bool {
+    a.octets()[0] == 10
+}
+
+/// `frame` with its IPv4 source and destination replaced (checksums kept right).
+pub fn readdress(frame: &[u8], src: Option<Ipv4Addr>, dst: Option<Ipv4Addr>) -> Vec<u8> {
+    let mut k: FlowKey = parse(frame, 0).expect("frame").key;
+    if let Some(s) = src {
+        k.set(Field::NwSrc, u32::from(s) as u64);
+    }
+    if let Some(d) = dst {
+        k.set(Field::NwDst, u32::from(d) as u64);
+    }
+    let payload = frame
+        .len()
+        .saturating_sub(14 + 4 * (k.vlan_vid().is_some() as usize) + 28);
+    pipeline::packet::synth::frame_from_key(&k, payload)
+}
+
+/// An ICMP error about `quoted` (an IPv4 header and 8 bytes of its
+/// payload), from `outer`'s source to its destination.
+pub fn icmp_error_frame(outer: &FlowKey, icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut k = *outer;
+    k.set(Field::NwProto, ipproto::ICMP as u64);
+    k.set(Field::TpSrc, icmp_type as u64);
+    k.set(Field::TpDst, code as u64);
+    let mut f = pipeline::packet::synth::frame_from_key(&k, quoted.len());
+    let o = l3_offset(&f);
+    let icmp_at = o + 20;
+    f[icmp_at + 8..icmp_at + 8 + quoted.len()].copy_from_slice(quoted);
+    let end = icmp_at + 8 + quoted.len();
+    f[icmp_at + 2..icmp_at + 4].copy_from_slice(&[0, 0]);
+    let sum = pipeline::wire::checksum::checksum(&f[icmp_at..end]);
+    f[icmp_at + 2..icmp_at + 4].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// The IPv4 header and first 8 payload bytes of `frame`.
+pub fn quote_of(frame: &[u8]) -> Vec<u8> {
+    let o = l3_offset(frame);
+    frame[o..o + 28].to_vec()
+}
+
+/// The (source, destination) of the packet an ICMP error quotes.
+pub fn quoted_addrs(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr) {
+    let inner = l3_offset(frame) + 20 + 8;
+    ipv4_addrs_at(frame, inner)
+}
+
+pub fn ipv4_addrs_at(frame: &[u8], at: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let b = |i: usize| Ipv4Addr::new(frame[i], frame[i + 1], frame[i + 2], frame[i + 3]);
+    (b(at + 12), b(at + 16))
+}
