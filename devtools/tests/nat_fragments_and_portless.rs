@@ -13,7 +13,9 @@
 mod host;
 
 use devtools::traffic::TrafficScenario;
-use host::{icmp_error_frame, ipv4_addrs, l3_offset, quote_of, quoted_addrs, tenant, Host};
+use host::{
+    icmp_error_frame, ipv4_addrs, l3_offset, quote_of, quoted_addrs, tenant, Host, Outputs,
+};
 use pipeline::drop::DropReason;
 use pipeline::key::{Field, FlowKey};
 use pipeline::packet::parse;
@@ -131,7 +133,7 @@ fn every_fragment_of_a_vms_datagram_leaves_translated_in_any_order() {
             assert_eq!(frags.len(), 3);
             let sent: Vec<Vec<u8>> = order.iter().map(|i| frags[*i].clone()).collect();
             // One burst each: the datagram is whole with the third.
-            let mut out = Vec::new();
+            let mut out = Outputs::default();
             for f in &sent {
                 out.extend(h.send(s.in_port(), std::slice::from_ref(f)));
             }
@@ -194,7 +196,7 @@ fn every_fragment_from_outside_reaches_the_vm_translated() {
         assert!(tenant(vm_addr));
         let frags = fragments(&big_udp(&frames[0], 4000, 7), 1480);
         assert_eq!(frags.len(), 3);
-        let mut out = Vec::new();
+        let mut out = Outputs::default();
         for f in frags.iter().rev() {
             out.extend(h.send(s.in_port(), std::slice::from_ref(f)));
         }
@@ -289,7 +291,7 @@ fn protocols_without_ports_are_translated_by_address_both_ways() {
             let out = h.send("eth2", &[back]);
             let got = on(&out, reply_to);
             assert_eq!(got.len(), 1, "{} proto {proto} back: {out:?}", s.name());
-            assert_eq!(ipv4_addrs(got[0]).expect("ipv4").1, vm, "{:02x?}", got[0]);
+            assert_eq!(ipv4_addrs(got[0]).expect("ipv4").1, vm);
             // So does an ICMP error about what the VM sent, its quote
             // translated back to the VM's address.
             let err = icmp_error_frame(&answer(ext[0]), 3, 1, &quote_of(ext[0]));

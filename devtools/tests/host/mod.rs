@@ -54,7 +54,7 @@ impl Host {
     }
 
     /// Runs frames in on `port`; the (port name, frame) of every output.
-    pub fn send(&mut self, port: &str, frames: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+    pub fn send(&mut self, port: &str, frames: &[Vec<u8>]) -> Outputs {
         self.now_ns += 1_000_000;
         let in_port = self.sw.port_by_name(port).expect("port").id;
         let mut burst: Vec<PacketBuf> = frames
@@ -78,7 +78,7 @@ impl Host {
             &mut self.pool,
             &mut sink,
         );
-        out
+        Outputs(out)
     }
 
     /// Lets `ns` pass before the next burst (timeouts, upkeep).
@@ -88,6 +88,56 @@ impl Host {
 
     pub fn drops(&self, r: DropReason) -> u64 {
         self.dp.counters.drops.get(r)
+    }
+}
+
+/// The (port name, frame) of every output of a burst; shown in failure
+/// messages as port, length and IPv4 addresses, not bytes.
+#[derive(Default)]
+pub struct Outputs(pub Vec<(String, Vec<u8>)>);
+
+impl IntoIterator for Outputs {
+    type Item = (String, Vec<u8>);
+    type IntoIter = std::vec::IntoIter<(String, Vec<u8>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Outputs {
+    type Item = &'a (String, Vec<u8>);
+    type IntoIter = std::slice::Iter<'a, (String, Vec<u8>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Extend<(String, Vec<u8>)> for Outputs {
+    fn extend<I: IntoIterator<Item = (String, Vec<u8>)>>(&mut self, iter: I) {
+        self.0.extend(iter)
+    }
+}
+
+impl std::ops::Deref for Outputs {
+    type Target = Vec<(String, Vec<u8>)>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows: Vec<String> = self
+            .0
+            .iter()
+            .map(|(p, b)| match ipv4_addrs(b) {
+                Some((s, d)) if b.len() > 14 && (b[12..14] == [8, 0] || b[16..18] == [8, 0]) => {
+                    format!("{p}: {} bytes {s} -> {d}", b.len())
+                }
+                _ => format!("{p}: {} bytes", b.len()),
+            })
+            .collect();
+        f.debug_list().entries(rows).finish()
     }
 }
 
