@@ -12,7 +12,7 @@
 use devtools::spec;
 use pipeline::datapath::Datapath;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
-use pipeline::packet::synth::frame_from_key;
+use pipeline::packet::synth::{fragments, frame_from_key};
 use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
 use pipeline::switch::{PortId, Switch};
 use pipeline::wire::{arp, ethertype, ipproto};
@@ -69,6 +69,8 @@ enum Frame {
         sport: u16,
         dport: u16,
         fill: u8,
+        /// 0: whole; 1: in two fragments; 2: in two fragments, last first.
+        frag: u8,
     },
     /// The upstream router sends to vm1's floating IP on compute1's eth2.
     Inbound {
@@ -76,6 +78,7 @@ enum Frame {
         sport: u16,
         dport: u16,
         fill: u8,
+        frag: u8,
     },
 }
 
@@ -93,38 +96,52 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         }),
         (
             0u8..3,
-            0u8..3,
-            prop_oneof![Just(1u8), Just(2u8), 3u8..=255],
+            0u8..4,
+            // Few TTLs and TOSes (rewritten whole, they are in every
+            // megaflow): later frames hit what earlier ones cached.
+            prop_oneof![Just(1u8), Just(2u8), Just(64u8), Just(255u8)],
+            prop_oneof![Just(0u8), Just(0xb8u8)],
+            any::<u16>(),
+            any::<u16>(),
             any::<u8>(),
-            any::<u16>(),
-            any::<u16>(),
-            any::<u8>()
+            0u8..3,
         )
-            .prop_map(|(dst, proto, ttl, tos, sport, dport, fill)| Frame::Ipv4 {
-                dst,
-                proto,
+            .prop_map(
+                |(dst, proto, ttl, tos, sport, dport, fill, frag)| Frame::Ipv4 {
+                    dst,
+                    proto,
+                    ttl,
+                    tos,
+                    sport,
+                    dport,
+                    fill,
+                    frag,
+                }
+            ),
+        (
+            prop_oneof![Just(2u8), Just(64u8)],
+            any::<u16>(),
+            any::<u16>(),
+            any::<u8>(),
+            0u8..3
+        )
+            .prop_map(|(ttl, sport, dport, fill, frag)| Frame::Inbound {
                 ttl,
-                tos,
                 sport,
                 dport,
                 fill,
+                frag,
             }),
-        (2u8..=255, any::<u16>(), any::<u16>(), any::<u8>()).prop_map(
-            |(ttl, sport, dport, fill)| Frame::Inbound {
-                ttl,
-                sport,
-                dport,
-                fill,
-            }
-        ),
     ]
 }
 
-/// The frame's port and bytes.
-fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<u8>) {
+/// The frame's port and bytes (a fragmented datagram: its fragments, in
+/// the order sent).
+fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<Vec<u8>>) {
     let mut k = FlowKey::ZERO;
-    let payload = 18;
+    let mut payload = 18;
     let mut fill = 0u8;
+    let mut split = 0u8;
     let port = match *f {
         Frame::ArpRequest {
             tpa,
@@ -167,6 +184,7 @@ fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<u8>) {
             sport,
             dport,
             fill: b,
+            frag,
         } => {
             let external = u32::from(spec::EXTERNAL_HOST);
             let (to_mac, to_ip) =
@@ -178,12 +196,12 @@ fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<u8>) {
             k.set(Field::NwDst, to_ip as u64);
             k.set(Field::NwTtl, ttl as u64);
             k.set(Field::NwTos, (tos & 0xfc) as u64);
-            let p = [ipproto::UDP, ipproto::TCP, ipproto::ICMP][proto as usize];
+            let p = [ipproto::UDP, ipproto::TCP, ipproto::ICMP, GRE][proto as usize];
             k.set(Field::NwProto, p as u64);
             if p == ipproto::ICMP {
                 k.set(Field::TpSrc, 8);
                 k.set(Field::IcmpId, sport as u64);
-            } else {
+            } else if p != GRE {
                 k.set(Field::TpSrc, sport as u64);
                 k.set(Field::TpDst, dport as u64);
                 if p == ipproto::TCP {
@@ -191,6 +209,7 @@ fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<u8>) {
                 }
             }
             fill = b;
+            split = frag;
             "qvo-vm1"
         }
         Frame::Inbound {
@@ -198,6 +217,7 @@ fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<u8>) {
             sport,
             dport,
             fill: b,
+            frag,
         } => {
             k.set(Field::DlType, ethertype::IPV4 as u64);
             k.set(Field::DlSrc, spec::UPSTREAM_MAC.to_u64());
@@ -209,12 +229,26 @@ fn build(c: &Cast, f: &Frame) -> (&'static str, Vec<u8>) {
             k.set(Field::TpSrc, sport as u64);
             k.set(Field::TpDst, dport as u64);
             fill = b;
+            split = frag;
             "eth2"
         }
     };
     debug_assert_eq!(k.vlan_tci() & VLAN_CFI, 0);
-    (port, frame_from_key(&k, payload + fill as usize % 7))
+    if split != 0 {
+        payload += 1480;
+    }
+    let whole = frame_from_key(&k, payload + fill as usize % 7);
+    let mut frames = match split {
+        0 => vec![whole],
+        _ => fragments(&whole, 1480),
+    };
+    if split == 2 {
+        frames.reverse();
+    }
+    (port, frames)
 }
+
+const GRE: u8 = 47;
 
 /// What a run leaves: every output, in order, as (port name, bytes).
 fn run(c: &Cast, host: &str, frames: &[Frame], use_cache: bool) -> Vec<(String, Vec<u8>)> {
@@ -223,22 +257,24 @@ fn run(c: &Cast, host: &str, frames: &[Frame], use_cache: bool) -> Vec<(String, 
     let sw: Arc<Switch> = cfg.build().expect("switch");
     let mut dp = Datapath::new(0, 256);
     dp.use_cache = use_cache;
-    let mut pool = PacketPool::new(64, DEFAULT_MAX_FRAME);
+    let mut pool = PacketPool::new(1024, DEFAULT_MAX_FRAME);
     let mut outputs = Vec::new();
     for (i, f) in frames.iter().enumerate() {
-        let (port, bytes) = build(c, f);
+        let (port, frames) = build(c, f);
         let Some(p) = sw.port_by_name(port) else {
             continue;
         };
-        let mut buf = pool.get().expect("buffer");
-        buf.set_data(&bytes).expect("fits");
-        let mut burst = vec![buf];
-        let mut sink = |p: PortId, b: PacketBuf| {
-            let name = sw.port(p).map(|p| p.name.clone()).unwrap_or_default();
-            outputs.push((name, b.data().to_vec()));
-        };
-        let now = 1_000_000_000 + i as u64 * 1_000_000;
-        dp.process_burst(&sw, p.id, &mut burst, now, &mut pool, &mut sink);
+        for bytes in frames {
+            let mut buf = pool.get().expect("buffer");
+            buf.set_data(&bytes).expect("fits");
+            let mut burst = vec![buf];
+            let mut sink = |p: PortId, b: PacketBuf| {
+                let name = sw.port(p).map(|p| p.name.clone()).unwrap_or_default();
+                outputs.push((name, b.data().to_vec()));
+            };
+            let now = 1_000_000_000 + i as u64 * 1_000_000;
+            dp.process_burst(&sw, p.id, &mut burst, now, &mut pool, &mut sink);
+        }
     }
     outputs
 }
