@@ -336,3 +336,22 @@ fn no_tenant_address_leaves_on_the_external_network_whatever_the_protocol() {
         assert_eq!(h.drops(DropReason::MulticastNotForwarded), 1);
     }
 }
+
+#[test]
+fn a_trace_of_a_fragment_says_it_waits_for_its_datagram() {
+    let s = TrafficScenario::FipEgress;
+    let (h, frames) = Host::for_scenario(s);
+    let frags = fragments(&big_udp(&frames[0], 3000, 21), 1480);
+    let later = pipeline::xlate::trace::trace_frame(&h.sw, s.in_port(), &frags[1], 0)
+        .expect("trace")
+        .render();
+    assert!(
+        later.contains("a later fragment, held until its datagram is whole"),
+        "{later}"
+    );
+    // The first fragment is followed as its datagram: translated.
+    let first = pipeline::xlate::trace::trace_frame(&h.sw, s.in_port(), &frags[0], 0)
+        .expect("trace")
+        .render();
+    assert!(first.contains("POSTROUTING: source NAT to"), "{first}");
+}
