@@ -51,7 +51,8 @@ pub struct Outcome {
     pub outputs: Vec<(String, Vec<u8>)>,
     /// Drop counters that went up, with by how much.
     pub drops: Vec<(DropReason, u64)>,
-    /// Frames held for neighbour resolution.
+    /// Frames held for neighbour resolution, or taken in by reassembly
+    /// (a fragment waits for its datagram in front of conntrack).
     pub held: u64,
     /// Held frames (of earlier bursts) a resolution released in this one:
     /// their outputs are among `outputs`.
@@ -114,6 +115,7 @@ impl Host {
         }
         let drops0 = self.dp.counters.drops.counts;
         let (held0, released0) = self.neighbour_counters();
+        let fragments0 = self.sw.conntrack.stats().defrag.fragments;
         let mut sent: Vec<(PortId, PacketBuf)> = Vec::new();
         self.dp.process_burst(
             &self.sw,
@@ -124,6 +126,7 @@ impl Host {
             &mut |p: PortId, b: PacketBuf| sent.push((p, b)),
         );
         let (held, released) = self.neighbour_counters();
+        let fragments = self.sw.conntrack.stats().defrag.fragments - fragments0;
         let drops = DropReason::all()
             .zip(self.dp.counters.drops.counts.iter().zip(drops0))
             .filter(|(_, (now, before))| **now > *before)
@@ -144,7 +147,7 @@ impl Host {
         Outcome {
             outputs,
             drops,
-            held: held - held0,
+            held: held - held0 + fragments,
             released: released - released0,
         }
     }
