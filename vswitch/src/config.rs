@@ -282,6 +282,9 @@ pub struct LimitsConfig {
     pub packet_buffers: usize,
     pub max_frame: usize,
     pub max_connections: usize,
+    /// Bytes of IPv4 fragments conntrack may hold while their datagrams
+    /// are reassembled (Linux `ipfrag_high_thresh`, 4 MiB).
+    pub reassembly_bytes: usize,
     /// Learned MACs per bridge (beyond: the oldest are evicted).
     pub mac_table_entries: usize,
 }
@@ -293,6 +296,7 @@ impl Default for LimitsConfig {
             packet_buffers: 4096,
             max_frame: pipeline::packet::DEFAULT_MAX_FRAME,
             max_connections: pipeline::conntrack::DEFAULT_MAX_CONNS,
+            reassembly_bytes: pipeline::conntrack::defrag::DefragLimits::default().max_bytes,
             mac_table_entries: pipeline::bridge::mac::DEFAULT_MAX_ENTRIES,
         }
     }

@@ -19,6 +19,9 @@
 //! one, so no symmetric hash can put both on one owner. Shard locks are
 //! held for a hash lookup and a few field updates (figures in the bench).
 //!
+//! `defrag` holds IPv4 fragments until their datagram is whole, so that a
+//! fragment is tracked (and NATed) as its datagram, as Linux's
+//! `nf_defrag_ipv4` does in front of conntrack; the table owns it.
 //! `table` holds the connections (`ConnTable`); `tcp` is the TCP state
 //! machine; `stage` is the one ct stage: what a packet's conntrack step
 //! does to it (ct_state, NAT, where it resumes), run by the datapath

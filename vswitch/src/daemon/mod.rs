@@ -162,6 +162,10 @@ fn build_switch(
     config.set_conntrack(pipeline::conntrack::ConnTable::new(
         pipeline::conntrack::Limits {
             max_conns: cfg.limits.max_connections,
+            defrag: pipeline::conntrack::defrag::DefragLimits {
+                max_bytes: cfg.limits.reassembly_bytes,
+                ..Default::default()
+            },
             ..Default::default()
         },
         Default::default(),
