@@ -9,7 +9,7 @@
 #![deny(unsafe_code)]
 
 use pipeline::datapath::Datapath;
-use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
+use pipeline::key::{Field, FlowKey, Mac};
 use pipeline::packet::{synth::frame_from_key, PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch};
 use pipeline::wire::{ethertype, ipproto};
@@ -41,14 +41,31 @@ const IPS: [u32; 6] = [
     0x0a020001,
     devtools::spec::EXTERNAL_HOST.to_bits(),
 ];
-const VLANS: [Option<u16>; 5] = [None, Some(101), Some(102), Some(1), Some(2)];
+/// Tag stacks (TPID, TCI), outermost first: 802.1Q tags of the segments
+/// and local VLANs, 802.1ad (S-)tags, priority tags, double tags; the cache
+/// must tell apart what translation does (a megaflow covers the TPID and
+/// what follows a priority tag).
+const TAGS: [&[(u16, u16)]; 12] = [
+    &[],
+    &[(0x8100, 101)],
+    &[(0x8100, 102)],
+    &[(0x8100, 1)],
+    &[(0x8100, 2)],
+    &[(0x88a8, 101)],
+    &[(0x88a8, 0)],
+    &[(0x8100, 0)],
+    &[(0x8100, 0), (0x8100, 5)],
+    &[(0x88a8, 101), (0x8100, 7)],
+    &[(0x8100, 101), (0x88a8, 7)],
+    &[(0x88a8, 102)],
+];
 
 #[derive(Clone, Debug)]
 struct Pkt {
     port: usize,
     src: usize,
     dst: usize,
-    vlan: usize,
+    tags: usize,
     kind: u8,
     spa: usize,
     tpa: usize,
@@ -61,18 +78,18 @@ fn arb_pkt() -> impl Strategy<Value = Pkt> {
         0..PORTS.len(),
         0..MACS.len(),
         0..MACS.len(),
-        0..VLANS.len(),
+        0..TAGS.len(),
         0u8..4,
         0..IPS.len(),
         0..IPS.len(),
         1u8..4,
         1000u16..1004,
     )
-        .prop_map(|(port, src, dst, vlan, kind, spa, tpa, ttl, sport)| Pkt {
+        .prop_map(|(port, src, dst, tags, kind, spa, tpa, ttl, sport)| Pkt {
             port,
             src,
             dst,
-            vlan,
+            tags,
             kind,
             spa,
             tpa,
@@ -85,9 +102,6 @@ fn frame(p: &Pkt) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlSrc, MACS[p.src].parse::<Mac>().unwrap().to_u64());
     k.set(Field::DlDst, MACS[p.dst].parse::<Mac>().unwrap().to_u64());
-    if let Some(v) = VLANS[p.vlan] {
-        k.set(Field::VlanTci, (VLAN_CFI | v) as u64);
-    }
     k.set(Field::NwSrc, IPS[p.spa] as u64);
     k.set(Field::NwDst, IPS[p.tpa] as u64);
     match p.kind {
@@ -110,7 +124,14 @@ fn frame(p: &Pkt) -> Vec<u8> {
             }
         }
     }
-    frame_from_key(&k, 18)
+    let untagged = frame_from_key(&k, 18);
+    let mut f = untagged[..12].to_vec();
+    for (tpid, tci) in TAGS[p.tags] {
+        f.extend(tpid.to_be_bytes());
+        f.extend(tci.to_be_bytes());
+    }
+    f.extend(&untagged[12..]);
+    f
 }
 
 fn switch() -> Arc<Switch> {
@@ -208,7 +229,7 @@ fn the_cache_is_actually_used() {
         port: 0,
         src: 0,
         dst: 1,
-        vlan: 0,
+        tags: 0,
         kind: 1,
         spa: 0,
         tpa: 1,

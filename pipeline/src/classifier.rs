@@ -74,7 +74,7 @@ fn stage_of(f: Field) -> usize {
         | Field::Metadata
         | Field::Reg(_)
         | Field::RecircId => 0,
-        Field::DlType | Field::VlanTci | Field::DlDst | Field::DlSrc => 1,
+        Field::DlType | Field::VlanTci | Field::VlanTpid | Field::DlDst | Field::DlSrc => 1,
         Field::NwProto
         | Field::NwTos
         | Field::NwTtl

@@ -27,7 +27,7 @@ pub enum DropReason {
     // packet: parse
     /// Shorter than an Ethernet header.
     EthTruncated,
-    /// 802.1Q tag cut short.
+    /// VLAN tag (802.1Q or 802.1ad) cut short.
     VlanTruncated,
     /// Frame longer than the configured maximum.
     FrameTooLong,
@@ -59,10 +59,19 @@ pub enum DropReason {
     NoSuchPort,
     /// A flow output to the packet's own input port without `IN_PORT`.
     OutputToInPort,
-    /// A frame with a VLAN tag (nonzero VID) entering through an access
-    /// port (a VM's port): dropped before the flow tables, so a VM cannot
-    /// address another network's segment or local VLAN directly.
+    /// A tagged frame entering through an access port (a VM's port): an
+    /// 802.1Q tag with a nonzero VID, an 802.1ad (S-)tag of any VID, or a
+    /// priority tag carrying another tag. Dropped before the flow tables,
+    /// so a VM can neither address another network's segment or local VLAN
+    /// directly nor put tags on the provider's network; what it may send is
+    /// untagged or in a priority 802.1Q tag, whose content the anti-spoofing
+    /// checks see.
     TaggedOnAccessPort,
+    /// A frame that would leave through an access port still carrying a
+    /// tag: the inner tag of a double-tagged frame whose outer tag NORMAL
+    /// or `strip_vlan` removed (or a flow's output of a tagged frame). Not
+    /// sent there: a VM (or a router's port) receives untagged frames only.
+    TaggedOutOfAccessPort,
     /// An IPv4 packet from a VM's port with a source address port security
     /// does not allow (another VM's, a floating IP, ...).
     IpSourceSpoofed,

@@ -11,6 +11,10 @@
 //! * `vlan_tci` carries the 802.1Q TCI with bit 0x1000 (CFI) set when the
 //!   frame is tagged: `0x0000` = untagged, `0x1000|V` = tagged with VID V.
 //!   An untagged frame is therefore distinct from a VLAN-0 priority tag.
+//!   The tag is the frame's outer one, 802.1Q (0x8100) or 802.1ad (0x88a8)
+//!   alike, and `vlan_tpid` says which (`VLAN_TPID_8021AD`, 0 otherwise and
+//!   when untagged). As with Open vSwitch's default `vlan-limit` of 1, a
+//!   second tag is payload: `dl_type` is its TPID.
 //! * For ARP, `nw_proto` holds the opcode (low 8 bits), `nw_src`/`nw_dst`
 //!   hold the sender/target protocol addresses (`arp_spa`/`arp_tpa`).
 //! * For ICMP, `tp_src`/`tp_dst` hold type/code (`icmp_type`/`icmp_code`).
@@ -34,6 +38,10 @@ pub const VLAN_CFI: u16 = 0x1000;
 pub const VLAN_VID_MASK: u16 = 0x0fff;
 /// Priority code point bits of `vlan_tci`.
 pub const VLAN_PCP_MASK: u16 = 0xe000;
+
+/// `vlan_tpid` of a frame whose outer tag is an 802.1ad service tag
+/// (0x88a8); an 802.1Q tag (0x8100), or no tag, is 0.
+pub const VLAN_TPID_8021AD: u64 = 1;
 
 /// `nw_frag` bit: the packet is a fragment (first or later).
 pub const FRAG_ANY: u8 = 1;
@@ -87,6 +95,9 @@ pub enum Field {
     CtZone,
     ArpSha,
     CtState,
+    /// Which TPID the outer VLAN tag has (`VLAN_TPID_8021AD` or 0), so that
+    /// outputs push the tag back as it came.
+    VlanTpid,
     ArpTha,
     IcmpId,
     NdTargetHi,
@@ -100,7 +111,7 @@ pub enum Field {
 
 impl Field {
     /// All fields, in key order.
-    pub const ALL: [Field; 31] = [
+    pub const ALL: [Field; 32] = [
         Field::InPort,
         Field::DlType,
         Field::VlanTci,
@@ -118,6 +129,7 @@ impl Field {
         Field::CtZone,
         Field::ArpSha,
         Field::CtState,
+        Field::VlanTpid,
         Field::ArpTha,
         Field::IcmpId,
         Field::NdTargetHi,
@@ -155,6 +167,7 @@ impl Field {
             Field::CtZone => (4, 48, 16),
             Field::ArpSha => (5, 0, 48),
             Field::CtState => (5, 48, 8),
+            Field::VlanTpid => (5, 56, 8),
             Field::ArpTha => (6, 0, 48),
             Field::IcmpId => (6, 48, 16),
             Field::NdTargetHi => (7, 0, 64),
@@ -202,6 +215,7 @@ impl Field {
             Field::CtZone => "ct_zone",
             Field::ArpSha => "arp_sha",
             Field::CtState => "ct_state",
+            Field::VlanTpid => "vlan_tpid",
             Field::ArpTha => "arp_tha",
             Field::IcmpId => "icmp_id",
             Field::NdTargetHi => "nd_target_hi",
@@ -276,6 +290,14 @@ impl FlowKey {
         self.set(f, (cur & !mask) | (v & mask));
     }
 
+    /// Adds `bits` (field-width) to field `f` of a mask: what a decision
+    /// read, on top of what earlier ones did.
+    #[inline]
+    pub fn unwildcard(&mut self, f: Field, bits: u64) {
+        let (word, shift, _) = f.position();
+        self.w[word] |= (bits & f.full_mask()) << shift;
+    }
+
     /// The key with only the bits of `mask` kept.
     #[inline(always)]
     pub fn masked(&self, mask: &FlowKey) -> FlowKey {
@@ -332,6 +354,29 @@ impl FlowKey {
     pub fn vlan_vid(&self) -> Option<u16> {
         let tci = self.vlan_tci();
         (tci & VLAN_CFI != 0).then_some(tci & VLAN_VID_MASK)
+    }
+    /// The TPID of the frame's (outer) tag, if it is tagged: what an output
+    /// pushes back.
+    #[inline(always)]
+    pub fn vlan_tpid(&self) -> Option<u16> {
+        (self.vlan_tci() & VLAN_CFI != 0).then_some(
+            if self.get(Field::VlanTpid) == VLAN_TPID_8021AD {
+                ethertype::QINQ
+            } else {
+                ethertype::VLAN
+            },
+        )
+    }
+    /// Sets the tag: `Some((tpid, tci))` (CFI is added), or `None` for
+    /// untagged (which also clears `vlan_tpid`).
+    #[inline]
+    pub fn set_vlan(&mut self, tag: Option<(u16, u16)>) {
+        let (tpid, tci) = match tag {
+            Some((tpid, tci)) => ((tpid == ethertype::QINQ) as u64, (tci | VLAN_CFI) as u64),
+            None => (0, 0),
+        };
+        self.set(Field::VlanTci, tci);
+        self.set(Field::VlanTpid, tpid);
     }
     #[inline(always)]
     pub fn dl_src(&self) -> Mac {
@@ -411,6 +456,20 @@ mod tests {
             let internal = matches!(f, Field::Metadata | Field::Reg(_) | Field::RecircId);
             assert_eq!(word >= PACKET_WORDS, internal, "{f:?}");
         }
+    }
+
+    #[test]
+    fn the_tag_and_its_tpid_set_and_read_together() {
+        let mut k = FlowKey::ZERO;
+        assert_eq!((k.vlan_vid(), k.vlan_tpid()), (None, None));
+        k.set_vlan(Some((ethertype::QINQ, 0x6065)));
+        assert_eq!(k.vlan_tci(), 0x7065);
+        assert_eq!((k.vlan_vid(), k.vlan_tpid()), (Some(101), Some(0x88a8)));
+        k.set_vlan(Some((ethertype::VLAN, 0)));
+        assert_eq!((k.vlan_vid(), k.vlan_tpid()), (Some(0), Some(0x8100)));
+        k.set_vlan(Some((ethertype::QINQ, 7)));
+        k.set_vlan(None);
+        assert_eq!((k.vlan_tci(), k.get(Field::VlanTpid)), (0, 0));
     }
 
     #[test]

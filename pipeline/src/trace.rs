@@ -244,6 +244,9 @@ pub fn key_to_match(key: &FlowKey) -> Match {
     let tci = key.vlan_tci();
     if tci & VLAN_CFI != 0 {
         m.set(Field::VlanTci, tci as u64, 0x1fff);
+        if key.get(Field::VlanTpid) != 0 {
+            full(&mut m, Field::VlanTpid);
+        }
     } else {
         m.set_exact(Field::VlanTci, 0);
     }

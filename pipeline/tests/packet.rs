@@ -19,6 +19,8 @@ struct Spec {
     src: [u8; 6],
     dst: [u8; 6],
     vlan: Option<u16>,
+    /// The tag is an 802.1ad S-tag (TPID 0x88a8), not 802.1Q.
+    s_tag: bool,
     ip_src: [u8; 4],
     ip_dst: [u8; 4],
     ttl: u8,
@@ -34,6 +36,7 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
         any::<[u8; 6]>(),
         any::<[u8; 6]>(),
         proptest::option::of(0u16..4095),
+        any::<bool>(),
         any::<[u8; 4]>(),
         any::<[u8; 4]>(),
         1u8..=255,
@@ -43,10 +46,11 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
         0usize..64,
     )
         .prop_map(
-            |(src, dst, vlan, ip_src, ip_dst, ttl, l4, sport, dport, payload)| Spec {
+            |(src, dst, vlan, s_tag, ip_src, ip_dst, ttl, l4, sport, dport, payload)| Spec {
                 src,
                 dst,
                 vlan,
+                s_tag,
                 ip_src,
                 ip_dst,
                 ttl,
@@ -86,6 +90,9 @@ fn build(s: &Spec) -> Vec<u8> {
         Some(v) => finish!(eth.single_vlan(VlanId::try_new(v).expect("vid"))),
         None => finish!(eth),
     }
+    if s.vlan.is_some() && s.s_tag {
+        out[12..14].copy_from_slice(&ethertype::QINQ.to_be_bytes());
+    }
     out
 }
 
@@ -98,12 +105,12 @@ fn etherparse_key(frame: &[u8], in_port: u32) -> FlowKey {
     k.set(Field::DlDst, Mac(eth.destination()).to_u64());
     let mut rest = &frame[14..];
     let mut et = eth.ether_type().0;
-    if et == ethertype::VLAN {
+    if et == ethertype::VLAN || et == ethertype::QINQ {
         let v = SingleVlanHeaderSlice::from_slice(rest).expect("vlan");
         let tci = (v.priority_code_point().value() as u16) << 13
             | (v.drop_eligible_indicator() as u16) << 12
             | v.vlan_identifier().value();
-        k.set(Field::VlanTci, (tci | VLAN_CFI) as u64);
+        k.set_vlan(Some((et, tci)));
         et = v.ether_type().0;
         rest = &rest[4..];
     }
@@ -162,7 +169,7 @@ fn etherparse_key(frame: &[u8], in_port: u32) -> FlowKey {
 fn assert_checksums_valid(frame: &[u8]) {
     let eth = EthernetFrame::new_checked(frame).expect("ethernet");
     let mut rest = eth.payload();
-    if eth.ethertype() == ethertype::VLAN {
+    if matches!(eth.ethertype(), ethertype::VLAN | ethertype::QINQ) {
         rest = &rest[4..];
     }
     let (ip, _) = Ipv4Header::from_slice(rest).expect("ipv4");
@@ -200,10 +207,11 @@ fn arb_rewrite() -> impl Strategy<Value = Rewrite> {
     prop_oneof![
         any::<[u8; 6]>().prop_map(|m| Rewrite::EthSrc(Mac(m))),
         any::<[u8; 6]>().prop_map(|m| Rewrite::EthDst(Mac(m))),
-        (0u16..4095).prop_map(|v| Rewrite::VlanPush {
-            tpid: ethertype::VLAN,
-            tci: v
-        }),
+        (
+            0u16..4095,
+            prop_oneof![Just(ethertype::VLAN), Just(ethertype::QINQ)]
+        )
+            .prop_map(|(v, tpid)| Rewrite::VlanPush { tpid, tci: v }),
         (0u16..4095).prop_map(Rewrite::VlanSetTci),
         Just(Rewrite::VlanPop),
         any::<u32>().prop_map(Rewrite::Ipv4Src),
@@ -227,12 +235,12 @@ fn expected_key(k: &FlowKey, r: &Rewrite, raw_id: u16) -> Result<FlowKey, DropRe
     match *r {
         Rewrite::EthSrc(m) => k.set(Field::DlSrc, m.to_u64()),
         Rewrite::EthDst(m) => k.set(Field::DlDst, m.to_u64()),
-        Rewrite::VlanPush { tci, .. } => k.set(Field::VlanTci, (tci | VLAN_CFI) as u64),
+        Rewrite::VlanPush { tpid, tci } => k.set_vlan(Some((tpid, tci))),
         Rewrite::VlanSetTci(_) | Rewrite::VlanPop if !tagged => {
             return Err(DropReason::RewriteNoHeader)
         }
         Rewrite::VlanSetTci(t) => k.set(Field::VlanTci, (t | VLAN_CFI) as u64),
-        Rewrite::VlanPop => k.set(Field::VlanTci, 0),
+        Rewrite::VlanPop => k.set_vlan(None),
         Rewrite::Ipv4Src(a) => k.set(Field::NwSrc, a as u64),
         Rewrite::Ipv4Dst(a) => k.set(Field::NwDst, a as u64),
         Rewrite::Ipv4Tos(t) => k.set(Field::NwTos, (t & 0xfc) as u64),
@@ -394,6 +402,7 @@ fn byte_fixtures_parse_to_their_fields() {
         src: [2; 6],
         dst: [4; 6],
         vlan: None,
+        s_tag: false,
         ip_src: [10, 0, 0, 1],
         ip_dst: [10, 0, 0, 2],
         ttl: 64,
@@ -428,6 +437,7 @@ fn jumbo_frames_fit_and_vlan_push_uses_headroom() {
         src: [2; 6],
         dst: [4; 6],
         vlan: None,
+        s_tag: false,
         ip_src: [10, 0, 0, 1],
         ip_dst: [10, 0, 0, 2],
         ttl: 64,

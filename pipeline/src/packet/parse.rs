@@ -1,17 +1,19 @@
 //! One pass over the headers: frame → (`FlowKey`, `Layout`).
 //!
 //! What is extracted follows OVS's `flow_extract` for the fields the key
-//! has: one 802.1Q tag (as `vlan_tci` with the CFI bit marking "tagged"),
-//! ARP for Ethernet/IPv4, IPv4 with fragment bits (transport ports only on
-//! first fragments), TCP/UDP ports and TCP flags, ICMP type/code and the
-//! echo identifier, IPv6 next header/hop limit and the ND target. Frames
-//! whose headers are cut short or inconsistent are rejected with the
-//! `DropReason` naming the header.
+//! has: one VLAN tag, 802.1Q (0x8100) or 802.1ad (0x88a8), as `vlan_tci`
+//! with the CFI bit marking "tagged" and its TPID in `vlan_tpid` (OVS's
+//! default `vlan-limit` of 1: a second tag is not parsed, `dl_type` is its
+//! TPID and nothing after it is read), ARP for Ethernet/IPv4, IPv4 with
+//! fragment bits (transport ports only on first fragments), TCP/UDP ports
+//! and TCP flags, ICMP type/code and the echo identifier, IPv6 next
+//! header/hop limit and the ND target. Frames whose headers are cut short
+//! or inconsistent are rejected with the `DropReason` naming the header.
 
 use super::buf::PacketBuf;
 use super::layout::{Layout, L3, L4};
 use crate::drop::DropReason;
-use crate::key::{Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::key::{Field, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI, VLAN_TPID_8021AD};
 use crate::wire::{ethernet, icmp, ipv4, ipv6, vlan};
 use crate::wire::{ethertype, ipproto};
 use crate::wire::{ArpPacket, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
@@ -50,7 +52,7 @@ struct Words {
     w3: u64,
     /// tp_src | tp_dst << 16 | tcp_flags << 32
     w4: u64,
-    /// arp_sha
+    /// arp_sha | vlan_tpid << 56
     w5: u64,
     /// arp_tha | icmp_id << 48
     w6: u64,
@@ -93,8 +95,11 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
     let mut l3 = eth.payload();
     let mut dl_type = eth.ethertype();
     let mut tci = 0u16;
-    if dl_type == ethertype::VLAN {
+    if vlan::is_tpid(dl_type) {
         let tag = VlanTag::new_checked(l3).ok_or(DropReason::VlanTruncated)?;
+        if dl_type == ethertype::QINQ {
+            w.w5 = VLAN_TPID_8021AD << 56;
+        }
         tci = tag.tci() | VLAN_CFI;
         dl_type = tag.inner_ethertype();
         l3 = tag.payload();
@@ -120,7 +125,7 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
                 w.w1 |= (op as u64) << 48;
             }
             w.w3 = arp.spa() as u64 | (arp.tpa() as u64) << 32;
-            w.w5 = mac_word(arp.sha());
+            w.w5 |= mac_word(arp.sha());
             w.w6 = mac_word(arp.tha());
         }
         ethertype::IPV6 => {
@@ -272,7 +277,69 @@ mod tests {
         assert_eq!(pos(Field::TpDst), (4, 16, 16));
         assert_eq!(pos(Field::TcpFlags), (4, 32, 16));
         assert_eq!(pos(Field::ArpSha), (5, 0, 48));
+        assert_eq!(pos(Field::VlanTpid), (5, 56, 8));
         assert_eq!(pos(Field::ArpTha), (6, 0, 48));
         assert_eq!(pos(Field::IcmpId), (6, 48, 16));
+    }
+
+    /// An ICMP echo from 10.1.0.13 to 10.1.0.11 behind `tags` (TPID, TCI).
+    fn tagged_icmp(tags: &[(u16, u16)]) -> Vec<u8> {
+        let mut f = vec![0xfa, 0x16, 0x3e, 1, 0, 0x11, 0xfa, 0x16, 0x3e, 1, 0, 0x13];
+        for (tpid, tci) in tags {
+            f.extend(tpid.to_be_bytes());
+            f.extend(tci.to_be_bytes());
+        }
+        f.extend([0x08, 0x00, 0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]);
+        f.extend([10, 1, 0, 13, 10, 1, 0, 11, 8, 0, 0, 0, 0, 1, 0, 1]);
+        f
+    }
+
+    #[test]
+    fn an_s_tag_is_the_frames_vlan_with_its_tpid() {
+        let p = parse(&tagged_icmp(&[(0x88a8, 0x6065)]), 6).unwrap();
+        assert_eq!(p.key.vlan_tci(), 0x7065);
+        assert_eq!(p.key.vlan_tpid(), Some(0x88a8));
+        assert_eq!(p.key.dl_type(), 0x0800);
+        assert_eq!(p.key.nw_src(), 0x0a01000d);
+        assert!(p.layout.vlan);
+        assert_eq!((p.layout.l3, p.layout.l3_ofs), (L3::Ipv4, 18));
+        let c = parse(&tagged_icmp(&[(0x8100, 0x6065)]), 6).unwrap();
+        assert_eq!(c.key.vlan_tpid(), Some(0x8100));
+        assert_eq!(c.key.get(Field::VlanTpid), 0);
+        // The TPID is the only difference between the two keys.
+        let mut c_as_s = c.key;
+        c_as_s.set(Field::VlanTpid, VLAN_TPID_8021AD);
+        assert_eq!(c_as_s, p.key);
+    }
+
+    #[test]
+    fn a_second_tag_is_payload_as_with_vlan_limit_1() {
+        for (outer, inner) in [(0x88a8, 0x8100), (0x8100, 0x8100), (0x8100, 0x88a8)] {
+            let p = parse(&tagged_icmp(&[(outer, 101), (inner, 7)]), 1).unwrap();
+            assert_eq!(p.key.vlan_vid(), Some(101));
+            assert_eq!(p.key.vlan_tpid(), Some(outer));
+            assert_eq!(p.key.dl_type(), inner, "the inner tag's TPID");
+            assert_eq!(
+                (p.key.nw_src(), p.key.nw_proto()),
+                (0, 0),
+                "nothing inside is read"
+            );
+            assert_eq!((p.layout.l3, p.layout.l3_ofs), (L3::None, 18));
+        }
+    }
+
+    #[test]
+    fn an_arp_inside_an_s_tag_keeps_the_tpid_beside_its_sender_mac() {
+        let mut f = vec![0xff; 6];
+        f.extend([0xfa, 0x16, 0x3e, 1, 0, 0x11, 0x88, 0xa8, 0, 0, 0x08, 0x06]);
+        f.extend([
+            0, 1, 8, 0, 6, 4, 0, 1, 0xfa, 0x16, 0x3e, 1, 0, 0x11, 10, 1, 0, 99,
+        ]);
+        f.extend([0, 0, 0, 0, 0, 0, 10, 1, 0, 1]);
+        let p = parse(&f, 6).unwrap();
+        assert_eq!(p.key.vlan_tpid(), Some(0x88a8));
+        assert_eq!(p.key.dl_type(), 0x0806);
+        assert_eq!(p.key.get(Field::ArpSha), 0xfa163e010011);
+        assert_eq!(p.key.nw_src(), 0x0a010063);
     }
 }

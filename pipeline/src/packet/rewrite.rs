@@ -23,13 +23,15 @@ use crate::wire::{
 pub enum Rewrite {
     EthSrc(Mac),
     EthDst(Mac),
-    /// Push an 802.1Q tag (`tci` as on the wire: PCP, DEI, VID).
+    /// Push a VLAN tag in front of any the frame has: 802.1Q or 802.1ad
+    /// as `tpid` says (`tci` as on the wire: PCP, DEI, VID).
     VlanPush {
         tpid: u16,
         tci: u16,
     },
-    /// Replace the TCI of the existing tag.
+    /// Replace the TCI of the (outer) tag; its TPID stays.
     VlanSetTci(u16),
+    /// Pop the outer tag, whatever its TPID (an inner one stays).
     VlanPop,
     /// IPv4 source (on ARP: the sender protocol address).
     Ipv4Src(u32),
@@ -162,8 +164,8 @@ fn set_icmp(
     Ok(())
 }
 
-/// Pushes an 802.1Q tag: the addresses move `vlan::HEADER_LEN` bytes into
-/// the headroom, and the tag goes where they were.
+/// Pushes a tag with TPID `tpid`: the addresses move `vlan::HEADER_LEN`
+/// bytes into the headroom, and the tag goes where they were.
 #[inline(always)]
 fn vlan_push(pkt: &mut PacketBuf, tpid: u16, tci: u16) -> Result<(), DropReason> {
     if pkt.len() < ethernet::HEADER_LEN {
@@ -184,7 +186,7 @@ fn vlan_push(pkt: &mut PacketBuf, tpid: u16, tci: u16) -> Result<(), DropReason>
     Ok(())
 }
 
-/// Pops the 802.1Q tag: the addresses move over it.
+/// Pops the outer tag: the addresses move over it.
 #[inline(always)]
 fn vlan_pop(pkt: &mut PacketBuf) -> Result<(), DropReason> {
     if !pkt.layout.vlan || pkt.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN {

@@ -46,8 +46,8 @@ pub fn frame_from_key(key: &FlowKey, payload_len: usize) -> Vec<u8> {
     if let Some(mut eth) = EthernetFrame::new_checked(&mut f[..]) {
         eth.set_dst(key.dl_dst());
         eth.set_src(key.dl_src());
-        if tagged {
-            eth.set_ethertype(ethertype::VLAN);
+        if let Some(tpid) = key.vlan_tpid() {
+            eth.set_ethertype(tpid);
             if let Some(mut tag) = VlanTag::new_checked(eth.payload_mut()) {
                 tag.set_tci(tci & !VLAN_CFI);
                 tag.set_inner_ethertype(dl_type);
@@ -299,5 +299,10 @@ mod tests {
         k.set(Field::IcmpId, 77);
         let p = parse(&frame_from_key(&k, 0), 3).unwrap();
         assert_eq!(p.key, k);
+        // In an 802.1ad tag.
+        k.set_vlan(Some((ethertype::QINQ, 101)));
+        let f = frame_from_key(&k, 0);
+        assert_eq!(f[12..16], [0x88, 0xa8, 0x00, 0x65]);
+        assert_eq!(parse(&f, 3).unwrap().key, k);
     }
 }

@@ -1,11 +1,20 @@
-//! The 802.1Q tag: the 4 bytes that follow the addresses of a tagged frame
-//! once its ethertype said `ethertype::VLAN`: the TCI, then the ethertype
-//! of what the tag carries.
+//! A VLAN tag: the 4 bytes that follow an ethertype that is a TPID, either
+//! an 802.1Q customer tag (`ethertype::VLAN`, 0x8100) or an 802.1ad service
+//! tag (`ethertype::QINQ`, 0x88a8, the outer tag of QinQ): the TCI, then the
+//! ethertype of what the tag carries (itself a TPID when tags are stacked).
+//! The two have the same layout; only the TPID before them differs.
 //!
 //! `VlanTag` views them (its buffer is the Ethernet payload); a tag is
 //! pushed or popped by moving the 12 address bytes by `HEADER_LEN`.
 
 use super::bytes::{fixed, read_u16, slice, write_u16};
+use super::ethernet::ethertype;
+
+/// Whether an ethertype is a TPID: a tag (802.1Q or 802.1ad) follows it.
+#[inline(always)]
+pub const fn is_tpid(t: u16) -> bool {
+    t == ethertype::VLAN || t == ethertype::QINQ
+}
 
 /// Field ranges, from the start of the tag (after the outer ethertype).
 pub mod field {
@@ -19,7 +28,7 @@ pub mod field {
 /// Bytes a tag adds to a frame.
 pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
-/// An 802.1Q tag, over a buffer of at least `HEADER_LEN` bytes.
+/// A VLAN tag (802.1Q or 802.1ad), over a buffer of at least `HEADER_LEN` bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct VlanTag<T> {
     buffer: T,
@@ -87,5 +96,11 @@ mod tests {
         t.set_inner_ethertype(0x0806);
         assert_eq!(b[..4], [0x00, 0x65, 0x08, 0x06]);
         assert!(VlanTag::new_checked(&b[..3]).is_none());
+    }
+
+    #[test]
+    fn tpids_are_802_1q_and_802_1ad() {
+        assert!(is_tpid(0x8100) && is_tpid(0x88a8));
+        assert!(!is_tpid(0x0800) && !is_tpid(0x9100) && !is_tpid(0x88a9));
     }
 }

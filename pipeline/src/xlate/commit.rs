@@ -22,6 +22,11 @@ pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>, wc: &mut
     let transport_changed = from.tp_src() != to.tp_src()
         || from.tp_dst() != to.tp_dst()
         || from.get(Field::IcmpId) != to.get(Field::IcmpId);
+    if from.vlan_tpid().is_some() && to.vlan_tpid().is_some() && from.vlan_tci() != to.vlan_tci() {
+        // A tag replaced in place, or popped and pushed: which depends on
+        // both TPIDs.
+        wc.set(Field::VlanTpid, Field::VlanTpid.full_mask());
+    }
     if transport_changed {
         // Whether they are written depends on it: a later fragment has
         // no transport header (its datagram's is in the first).
@@ -39,22 +44,7 @@ pub(super) fn rewrites(from: &FlowKey, to: &FlowKey, ops: &mut Vec<Op>, wc: &mut
     if from.get(Field::DlDst) != to.get(Field::DlDst) {
         push(ops, Rewrite::EthDst(to.dl_dst()));
     }
-    let (ft, tt) = (from.vlan_tci(), to.vlan_tci());
-    if ft != tt {
-        let wire = tt & !VLAN_CFI;
-        match (ft & VLAN_CFI != 0, tt & VLAN_CFI != 0) {
-            (false, true) => push(
-                ops,
-                Rewrite::VlanPush {
-                    tpid: ethertype::VLAN,
-                    tci: wire,
-                },
-            ),
-            (true, false) => push(ops, Rewrite::VlanPop),
-            (true, true) => push(ops, Rewrite::VlanSetTci(wire)),
-            (false, false) => {}
-        }
-    }
+    vlan_rewrites(from, to, &mut |r| push(ops, r));
     if to.dl_type() == ethertype::ARP {
         if from.nw_proto() != to.nw_proto() {
             push(ops, Rewrite::ArpOp(to.nw_proto() as u16));
@@ -117,6 +107,8 @@ fn written(r: &Rewrite, to: &FlowKey) -> &'static [Field] {
     match r {
         Rewrite::EthSrc(_) => &[Field::DlSrc],
         Rewrite::EthDst(_) => &[Field::DlDst],
+        // A push writes a TPID the program holds (a tag the packet came
+        // with is replaced in place, TPID kept): only the TCI is the walk's.
         Rewrite::VlanPush { .. } | Rewrite::VlanSetTci(_) | Rewrite::VlanPop => &[Field::VlanTci],
         Rewrite::Ipv4Src(_) => &[Field::NwSrc],
         Rewrite::Ipv4Dst(_) => &[Field::NwDst],
@@ -131,5 +123,73 @@ fn written(r: &Rewrite, to: &FlowKey) -> &'static [Field] {
         Rewrite::ArpTha(_) => &[Field::ArpTha],
         // The packet's own connection's port: nothing of the key.
         Rewrite::NatSrcPort => &[],
+    }
+}
+
+/// The outer tag: pushed with the key's TPID, popped, or its TCI replaced
+/// when the TPID stays (a changed TPID is a pop and a push).
+fn vlan_rewrites(from: &FlowKey, to: &FlowKey, push: &mut impl FnMut(Rewrite)) {
+    let (ft, tt) = (from.vlan_tci(), to.vlan_tci());
+    let (fp, tp) = (from.vlan_tpid(), to.vlan_tpid());
+    if ft == tt && fp == tp {
+        return;
+    }
+    let wire = tt & !VLAN_CFI;
+    match (fp, tp) {
+        (None, None) => {}
+        (Some(_), None) => push(Rewrite::VlanPop),
+        (Some(f), Some(t)) if f == t => push(Rewrite::VlanSetTci(wire)),
+        (f, Some(tpid)) => {
+            if f.is_some() {
+                push(Rewrite::VlanPop);
+            }
+            push(Rewrite::VlanPush { tpid, tci: wire });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(tag: Option<(u16, u16)>) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set_vlan(tag);
+        k
+    }
+
+    fn vlan_ops(from: Option<(u16, u16)>, to: Option<(u16, u16)>) -> Vec<Op> {
+        let mut ops = Vec::new();
+        rewrites(&tagged(from), &tagged(to), &mut ops, &mut FlowKey::ZERO);
+        ops
+    }
+
+    #[test]
+    fn a_tag_is_pushed_back_with_the_tpid_it_came_with() {
+        let (c, s) = (ethertype::VLAN, ethertype::QINQ);
+        let r = Op::Rewrite;
+        assert_eq!(
+            vlan_ops(None, Some((s, 101))),
+            [r(Rewrite::VlanPush { tpid: s, tci: 101 })]
+        );
+        assert_eq!(
+            vlan_ops(None, Some((c, 101))),
+            [r(Rewrite::VlanPush { tpid: c, tci: 101 })]
+        );
+        // mod_vlan_vid on an S-tag: the TCI changes in place, the TPID stays.
+        assert_eq!(
+            vlan_ops(Some((s, 1)), Some((s, 0xa065))),
+            [r(Rewrite::VlanSetTci(0xa065))]
+        );
+        assert_eq!(vlan_ops(Some((s, 1)), None), [r(Rewrite::VlanPop)]);
+        // strip_vlan then push_vlan:0x8100 on an S-tagged frame.
+        assert_eq!(
+            vlan_ops(Some((s, 1)), Some((c, 1))),
+            [
+                r(Rewrite::VlanPop),
+                r(Rewrite::VlanPush { tpid: c, tci: 1 })
+            ]
+        );
+        assert_eq!(vlan_ops(Some((s, 5)), Some((s, 5))), []);
     }
 }

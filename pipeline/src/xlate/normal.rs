@@ -3,6 +3,7 @@
 //! * Input VLAN: an access port's tag (a frame arriving tagged with a
 //!   non-zero VID is dropped); on a trunk, the frame's VID *as the OpenFlow
 //!   actions left it* (0 when untagged), which must be one the trunk carries.
+//!   The tag is the frame's outer one, 802.1Q or 802.1ad alike.
 //! * Learning: the (VLAN, source MAC) → input port, unless the source is
 //!   multicast. Only NORMAL learns: flows that output directly (br-int
 //!   table 60 priority 4, br-vlan table 3 priority 2) bypass learning, which
@@ -12,7 +13,10 @@
 //!   flood to every other port carrying the VLAN, except no-flood ports.
 //!   Reserved multicast (01:80:c2:00:00:0x, e.g. STP) is not forwarded.
 //! * Output: untagged on access ports, tagged with the VLAN on trunks
-//!   (untagged for VLAN 0).
+//!   (untagged for VLAN 0), with the TPID the frame came with. A frame that
+//!   would still carry a tag on an access port (the inner tag of a
+//!   double-tagged frame) is not sent there (`output_to`, which the flows'
+//!   outputs take too).
 
 use super::ctx::Ctx;
 use crate::bridge::mac::MacLearnRef;
@@ -20,6 +24,7 @@ use crate::drop::DropReason;
 use crate::key::{Field, Mac, VLAN_CFI, VLAN_PCP_MASK};
 use crate::switch::{Bridge, Port, VlanMode};
 use crate::trace::TraceEvent;
+use crate::wire::{ethertype, vlan};
 
 fn is_reserved_multicast(m: Mac) -> bool {
     m.to_u64() & !0xf == 0x0180_c200_0000
@@ -141,14 +146,46 @@ pub(super) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
 }
 
 /// Outputs with the VLAN encoding `port` expects, then restores the key.
+/// A trunk gets the tag with the TPID the frame came with (802.1Q when it
+/// came untagged), as Open vSwitch keeps it.
 fn output_in_vlan<'a>(ctx: &mut Ctx<'a>, port: &'a Port, vlan: u16) {
-    let saved = ctx.key.vlan_tci();
-    let tci = match port.vlan {
-        VlanMode::Access { .. } => 0,
-        VlanMode::Trunk { .. } if vlan == 0 => 0,
-        VlanMode::Trunk { .. } => VLAN_CFI | (saved & VLAN_PCP_MASK) | vlan,
+    let saved = (ctx.key.vlan_tci(), ctx.key.get(Field::VlanTpid));
+    let tag = match port.vlan {
+        VlanMode::Access { .. } => None,
+        VlanMode::Trunk { .. } if vlan == 0 => None,
+        VlanMode::Trunk { .. } => Some((
+            ctx.key.vlan_tpid().unwrap_or(ethertype::VLAN),
+            (saved.0 & VLAN_PCP_MASK) | vlan,
+        )),
     };
-    ctx.key.set(Field::VlanTci, tci as u64);
-    ctx.output_port(port);
-    ctx.key.set(Field::VlanTci, saved as u64);
+    ctx.key.set_vlan(tag);
+    output_to(ctx, port);
+    ctx.key.set(Field::VlanTci, saved.0 as u64);
+    ctx.key.set(Field::VlanTpid, saved.1);
+}
+
+/// Outputs to a port of the bridge, as NORMAL and flows (`output`, `FLOOD`,
+/// `IN_PORT`) do: a frame still carrying a tag never leaves an access port
+/// (a VM's, a router's). That is the inner tag of a double-tagged frame once
+/// NORMAL or `strip_vlan` popped the outer one, which Open vSwitch delivers
+/// (its default `vlan-limit` of 1 leaves the inner tag in the payload) and
+/// through which a VM would receive another VLAN's traffic.
+pub(super) fn output_to<'a>(ctx: &mut Ctx<'a>, port: &'a Port) {
+    if let VlanMode::Access { .. } = port.vlan {
+        ctx.wc.unwildcard(Field::VlanTci, VLAN_CFI as u64);
+        ctx.wc.set(Field::DlType, Field::DlType.full_mask());
+        let inner = ctx.key.dl_type();
+        if ctx.key.vlan_vid().is_some() || vlan::is_tpid(inner) {
+            ctx.event(|c| TraceEvent::Note {
+                text: format!(
+                    "frame would leave access port {} still tagged ({:#06x}): not sent there",
+                    port.name,
+                    c.key.vlan_tpid().unwrap_or(inner)
+                ),
+            });
+            ctx.drop(DropReason::TaggedOutOfAccessPort);
+            return;
+        }
+    }
+    ctx.output_port(port)
 }

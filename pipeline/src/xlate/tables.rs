@@ -5,10 +5,10 @@
 use super::ctx::Ctx;
 use crate::drop::DropReason;
 use crate::flow::{ofp, Action};
-use crate::key::{Field, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
-use crate::switch::{Bridge, Port, MAX_RESUBMIT_DEPTH};
+use crate::key::{Field, FlowKey, FRAG_LATER, VLAN_CFI, VLAN_PCP_MASK, VLAN_VID_MASK};
+use crate::switch::{Bridge, Port, VlanMode, MAX_RESUBMIT_DEPTH};
 use crate::trace::{key_summary, TraceEvent};
-use crate::wire::{ethertype, ipproto};
+use crate::wire::{ethertype, ipproto, vlan};
 
 impl<'a> Ctx<'a> {
     /// The packet enters `port`'s bridge through `port`.
@@ -20,51 +20,83 @@ impl<'a> Ctx<'a> {
             in_port: port.name.clone(),
             packet: crate::trace::key_summary(&c.key),
         });
-        // An access port takes untagged (or priority-tagged) frames only.
-        // Open vSwitch applies this in NORMAL alone, which lets a VM reach
-        // another network through Neutron's explicit table 60 flows
-        // (`dl_vlan=<segmentation id>,dl_dst=<vm> actions=strip_vlan,output`)
-        // by tagging its frames; the switch refuses them at the port.
-        if let crate::switch::VlanMode::Access { .. } = port.vlan {
-            self.wc.set(Field::VlanTci, 0x1fff);
-            if self.key.vlan_vid().is_some_and(|vid| vid != 0) {
-                self.event(|c| TraceEvent::Note {
-                    text: format!(
-                        "VLAN {} tagged frame on access port {}: dropped",
-                        c.key.vlan_vid().unwrap_or(0),
-                        port.name
-                    ),
-                });
-                self.drop(DropReason::TaggedOnAccessPort);
-                return;
-            }
-        }
-        if port.ip_sources.is_some() && self.key.is_ipv4() {
-            self.wc.set(Field::DlType, Field::DlType.full_mask());
-            self.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
-            let src = self.key.nw_src();
-            // DHCP discovery comes from 0.0.0.0.
-            let dhcp = src == 0 && {
-                for f in [Field::NwProto, Field::TpSrc, Field::TpDst] {
-                    self.wc.set(f, f.full_mask());
-                }
-                self.key.nw_proto() == crate::wire::ipproto::UDP
-                    && self.key.tp_src() == 68
-                    && self.key.tp_dst() == 67
-            };
-            if !dhcp && !port.may_send_from(src) {
-                self.event(|_| TraceEvent::Note {
-                    text: format!(
-                        "source {} not allowed on {} (port security): dropped",
-                        std::net::Ipv4Addr::from(src),
-                        port.name
-                    ),
-                });
-                self.drop(DropReason::IpSourceSpoofed);
-                return;
-            }
+        if self.tagged_on_access_port(port) || self.ip_source_spoofed(port) {
+            return;
         }
         self.lookup_table(bridge, 0);
+    }
+
+    /// An access port takes untagged frames, or a priority 802.1Q tag (VID
+    /// 0) whose payload is not itself a tag; anything else is dropped here
+    /// (true). Open vSwitch applies its check in NORMAL alone, and only to
+    /// the VID: it lets a VM reach another network through Neutron's
+    /// explicit table 60 flows (`dl_vlan=<segmentation id>,dl_dst=<vm>
+    /// actions=strip_vlan,output`) by tagging its frames, takes a priority
+    /// 802.1ad tag as untagged and floods it, S-tag kept, onto the trunk,
+    /// and passes a priority tag's inner tag to the other VMs. What passes
+    /// is parsed up to its payload (ARP, IPv4), which the anti-spoofing
+    /// flows and `ip_source_spoofed` then check.
+    fn tagged_on_access_port(&mut self, port: &Port) -> bool {
+        if !matches!(port.vlan, VlanMode::Access { .. }) {
+            return false;
+        }
+        self.wc
+            .unwildcard(Field::VlanTci, (VLAN_CFI | VLAN_VID_MASK) as u64);
+        let Some(vid) = self.key.vlan_vid() else {
+            return false;
+        };
+        self.wc.set(Field::VlanTpid, Field::VlanTpid.full_mask());
+        let tag = if self.key.vlan_tpid() == Some(ethertype::QINQ) {
+            format!("802.1ad-tagged frame (VLAN {vid})")
+        } else if vid != 0 {
+            format!("VLAN {vid} tagged frame")
+        } else {
+            self.wc.set(Field::DlType, Field::DlType.full_mask());
+            let inner = self.key.dl_type();
+            if !vlan::is_tpid(inner) {
+                return false;
+            }
+            format!("priority-tagged frame carrying another tag ({inner:#06x})")
+        };
+        self.event(|_| TraceEvent::Note {
+            text: format!("{tag} on access port {}: dropped", port.name),
+        });
+        self.drop(DropReason::TaggedOnAccessPort);
+        true
+    }
+
+    /// Port security: an IPv4 packet from a port with allowed source
+    /// addresses must come from one of them (DHCP discovery from 0.0.0.0
+    /// too); otherwise it is dropped here (true). A priority tag does not
+    /// hide the packet: the key is its payload's.
+    fn ip_source_spoofed(&mut self, port: &Port) -> bool {
+        if port.ip_sources.is_none() || !self.key.is_ipv4() {
+            return false;
+        }
+        self.wc.set(Field::DlType, Field::DlType.full_mask());
+        self.wc.set(Field::NwSrc, Field::NwSrc.full_mask());
+        let src = self.key.nw_src();
+        // DHCP discovery comes from 0.0.0.0.
+        let dhcp = src == 0 && {
+            for f in [Field::NwProto, Field::TpSrc, Field::TpDst] {
+                self.wc.set(f, f.full_mask());
+            }
+            self.key.nw_proto() == crate::wire::ipproto::UDP
+                && self.key.tp_src() == 68
+                && self.key.tp_dst() == 67
+        };
+        if dhcp || port.may_send_from(src) {
+            return false;
+        }
+        self.event(|_| TraceEvent::Note {
+            text: format!(
+                "source {} not allowed on {} (port security): dropped",
+                std::net::Ipv4Addr::from(src),
+                port.name
+            ),
+        });
+        self.drop(DropReason::IpSourceSpoofed);
+        true
     }
 
     pub(super) fn lookup_table(&mut self, bridge: &'a Bridge, table_id: u8) {
@@ -138,7 +170,7 @@ impl<'a> Ctx<'a> {
                     .filter(|p| p.ofport != in_port && !p.no_flood)
                     .collect();
                 for p in targets {
-                    self.output_port(p);
+                    super::normal::output_to(self, p);
                 }
             }
             Action::Resubmit { port, table } => {
@@ -156,6 +188,7 @@ impl<'a> Ctx<'a> {
                     Field::VlanTci,
                     (VLAN_CFI | (tci & VLAN_PCP_MASK) | (vid & VLAN_VID_MASK)) as u64,
                 );
+                vlan_written(k, &self.committed, &mut self.wc, tci & VLAN_CFI != 0);
             }
             Action::ModVlanPcp(pcp) => {
                 let tci = k.vlan_tci();
@@ -163,14 +196,20 @@ impl<'a> Ctx<'a> {
                     Field::VlanTci,
                     (VLAN_CFI | (tci & VLAN_VID_MASK) | ((*pcp as u16 & 7) << 13)) as u64,
                 );
+                vlan_written(k, &self.committed, &mut self.wc, tci & VLAN_CFI != 0);
             }
-            Action::StripVlan => k.set(Field::VlanTci, 0),
-            Action::PushVlan(_) => {
+            Action::StripVlan => {
+                k.set_vlan(None);
+                vlan_written(k, &self.committed, &mut self.wc, true);
+            }
+            Action::PushVlan(tpid) => {
                 // One tag is supported: pushing onto a tagged frame keeps the tag
                 // (the spec only pushes onto untagged frames).
-                if k.vlan_tci() & VLAN_CFI == 0 {
-                    k.set(Field::VlanTci, VLAN_CFI as u64);
+                let was_tagged = k.vlan_vid().is_some();
+                if !was_tagged {
+                    k.set_vlan(Some((*tpid, 0)));
                 }
+                vlan_written(k, &self.committed, &mut self.wc, was_tagged);
             }
             Action::ModDlSrc(m) => k.set(Field::DlSrc, m.to_u64()),
             Action::ModDlDst(m) => k.set(Field::DlDst, m.to_u64()),
@@ -200,7 +239,13 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
-            Action::SetField { field, value, mask } => k.set_masked(*field, *value, *mask),
+            Action::SetField { field, value, mask } => {
+                let was_tagged = k.vlan_vid().is_some();
+                k.set_masked(*field, *value, *mask);
+                if *field == Field::VlanTci {
+                    vlan_written(k, &self.committed, &mut self.wc, was_tagged);
+                }
+            }
             Action::Load {
                 field,
                 ofs,
@@ -208,7 +253,11 @@ impl<'a> Ctx<'a> {
                 value,
             } => {
                 let mask = crate::flow::bit_range(*ofs, *nbits);
+                let was_tagged = k.vlan_vid().is_some();
                 k.set_masked(*field, value << ofs, mask);
+                if *field == Field::VlanTci {
+                    vlan_written(k, &self.committed, &mut self.wc, was_tagged);
+                }
             }
             Action::Move {
                 src,
@@ -221,8 +270,12 @@ impl<'a> Ctx<'a> {
                 let (w, sh, _) = src.position();
                 self.wc.w[w] |= smask << sh;
                 let v = (self.key.get(*src) & smask) >> src_ofs;
+                let was_tagged = self.key.vlan_vid().is_some();
                 self.key
                     .set_masked(*dst, v << dst_ofs, crate::flow::bit_range(*dst_ofs, *nbits));
+                if *dst == Field::VlanTci {
+                    vlan_written(&mut self.key, &self.committed, &mut self.wc, was_tagged);
+                }
             }
             Action::Ct(ct) => self.ct(bridge, ct, Ctx::resume_table),
         }
@@ -245,7 +298,7 @@ impl<'a> Ctx<'a> {
             .port_by_ofport(ofport)
             .and_then(|id| self.sw.port(id))
         {
-            Some(p) => self.output_port(p),
+            Some(p) => super::normal::output_to(self, p),
             None => self.drop(DropReason::NoSuchPort),
         }
     }
@@ -260,5 +313,26 @@ impl<'a> Ctx<'a> {
             packet: key_summary(&c.key),
         });
         self.lookup_table(bridge, table)
+    }
+}
+
+/// After an action wrote the tag (`was_tagged`: whether the key had one
+/// before): a key without a tag has no TPID either (`set_field`, `load` or
+/// `move` can clear the tag; a tag they add is 802.1Q, as `mod_vlan_vid`'s).
+/// What the next output does to the packet's own tag (push, rewrite in
+/// place, pop, pop and push) depends on whether the packet has one: the
+/// megaflow covers that bit. A tag put on an untagged key while the packet
+/// (`committed`) still has its own, the one the key lost to `strip_vlan`,
+/// is rewritten in place or popped and pushed as the two TPIDs say: then
+/// the megaflow covers the TPID too (only then: it is the only bit of its
+/// key word most megaflows would otherwise leave out).
+fn vlan_written(k: &mut FlowKey, committed: &FlowKey, wc: &mut FlowKey, was_tagged: bool) {
+    let tagged = k.vlan_vid().is_some();
+    if !tagged {
+        k.set(Field::VlanTpid, 0);
+    }
+    wc.unwildcard(Field::VlanTci, VLAN_CFI as u64);
+    if tagged && !was_tagged && committed.vlan_vid().is_some() {
+        wc.set(Field::VlanTpid, Field::VlanTpid.full_mask());
     }
 }

@@ -54,6 +54,8 @@ const ACCEPTED: &[&str] = &[
     "dl_vlan=0xffff actions=drop",
     "dl_vlan_pcp=3 actions=drop",
     "dl_vlan=5,dl_vlan_pcp=3 actions=drop",
+    "dl_vlan=101,vlan_tpid=0x88a8 actions=drop",
+    "vlan_tpid=0x8100 actions=drop",
     "vlan_tci=0x1005/0x1fff actions=drop",
     "vlan_tci=0 actions=drop",
     "vlan_tci=0x0fff/0x1fff actions=drop",
@@ -135,6 +137,7 @@ const REJECTED: &[&str] = &[
     "dl_type=0x10000 actions=drop",
     "dl_vlan=5000 actions=drop",
     "dl_vlan_pcp=8 actions=drop",
+    "vlan_tpid=0x0800 actions=drop",
     "vlan_tci=bad actions=drop",
     "vlan_tci=0x10000 actions=drop",
     "arp_op=1 actions=drop",
@@ -310,6 +313,7 @@ fn every_field_exact(dl_type: u16, proto: u8, tp_src: u64) -> Match {
     m.set_exact(Field::NwProto, proto as u64);
     m.set_exact(Field::TpSrc, tp_src);
     m.set_exact(Field::VlanTci, 0x1065);
+    m.set_exact(Field::VlanTpid, crate::key::VLAN_TPID_8021AD);
     m.set_exact(Field::InPort, 6);
     m
 }

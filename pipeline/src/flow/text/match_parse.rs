@@ -9,8 +9,8 @@ use super::value::{
     parse_num_masked, parse_port, tcp_flag_names, KeyValue,
 };
 use crate::flow::{Match, PortNames};
-use crate::key::{Field, VLAN_CFI};
-use crate::wire::{ethertype, ipproto};
+use crate::key::{Field, VLAN_CFI, VLAN_TPID_8021AD};
+use crate::wire::{ethertype, ipproto, vlan};
 use std::net::Ipv6Addr;
 
 /// Fields set while parsing a match, remembered to check prerequisites.
@@ -168,6 +168,7 @@ fn is_match_field(k: &str) -> bool {
             | "dl_vlan"
             | "dl_vlan_pcp"
             | "vlan_tci"
+            | "vlan_tpid"
             | "arp_op"
             | "arp_spa"
             | "arp_tpa"
@@ -244,6 +245,19 @@ fn ethernet_field(
         "vlan_tci" => {
             let (val, mask) = parse_num_masked(f.v, 0xffff).ok_or_else(|| f.bad("TCI"))?;
             m.set(Field::VlanTci, val, mask);
+        }
+        // Ours (OpenFlow has no TPID match): which tag the outer one is.
+        "vlan_tpid" => {
+            let tpid = f.num(0xffff, "TPID")? as u16;
+            if !vlan::is_tpid(tpid) {
+                return Err(f.err("vlan_tpid is 0x8100 or 0x88a8"));
+            }
+            let code = if tpid == ethertype::QINQ {
+                VLAN_TPID_8021AD
+            } else {
+                0
+            };
+            m.set_exact(Field::VlanTpid, code);
         }
         _ => return Ok(None),
     }

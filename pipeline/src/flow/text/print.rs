@@ -8,7 +8,7 @@ use super::value::{
 use crate::flow::{
     Action, CtAction, CtZone, Flow, FlowStats, Match, NatKind, NatSpec, PortNames, DEFAULT_PRIORITY,
 };
-use crate::key::{Field, Mac, VLAN_CFI};
+use crate::key::{Field, Mac, VLAN_CFI, VLAN_TPID_8021AD};
 use crate::wire::{ethertype, ipproto};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -84,6 +84,7 @@ fn format_match_into(s: &mut String, m: &Match, ports: &dyn PortNames) {
     }
     put_registers_and_in_port(s, m, ports);
     put_vlan(s, m);
+    put_vlan_tpid(s, m);
     put_ethernet(s, m, &p);
     put_network(s, m, &p);
     put_transport(s, m, &p);
@@ -197,6 +198,19 @@ fn put_vlan(s: &mut String, m: &Match) {
         let _ = write!(s, "vlan_tci=0x{tci:04x},");
     } else {
         let _ = write!(s, "vlan_tci=0x{tci:04x}/0x{tm:04x},");
+    }
+}
+
+/// Our `vlan_tpid` (which TPID the outer tag has), when matched.
+fn put_vlan_tpid(s: &mut String, m: &Match) {
+    let (code, mask) = m.get(Field::VlanTpid);
+    if mask != 0 {
+        let tpid = if code == VLAN_TPID_8021AD {
+            ethertype::QINQ
+        } else {
+            ethertype::VLAN
+        };
+        let _ = write!(s, "vlan_tpid=0x{tpid:04x},");
     }
 }
 

@@ -335,7 +335,11 @@ fn nxm_name(f: Field) -> &'static str {
         Field::Reg(6) => "NXM_NX_REG6",
         Field::Reg(_) => "NXM_NX_REG7",
         // Our own fields without an NXM number keep their short names.
-        Field::IcmpId | Field::NdTargetHi | Field::NdTargetLo | Field::RecircId => f.name(),
+        Field::VlanTpid
+        | Field::IcmpId
+        | Field::NdTargetHi
+        | Field::NdTargetLo
+        | Field::RecircId => f.name(),
     }
 }
 
