@@ -160,7 +160,8 @@ mod tests {
 
     fn vlan_ops(from: Option<(u16, u16)>, to: Option<(u16, u16)>) -> Vec<Op> {
         let mut ops = Vec::new();
-        rewrites(&tagged(from), &tagged(to), &mut ops, &mut FlowKey::ZERO);
+        let mut wc = FlowKey::ZERO;
+        rewrites(&tagged(from), &tagged(to), &mut ops, &mut wc);
         ops
     }
 
