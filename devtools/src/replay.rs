@@ -140,14 +140,7 @@ pub struct Measured {
     /// Busy time per packet of a worker.
     pub ns_per_packet: f64,
     pub cycles_per_packet: f64,
-    /// Packets served by a cache (the exact-match table or the megaflow
-    /// cache), of those received.
     pub cache_hit_rate: f64,
-    /// Packets served by the exact-match table, of those received.
-    #[serde(default)]
-    pub exact_hit_rate: f64,
-    #[serde(default)]
-    pub exact_entries: usize,
     /// Megaflows and masks in the caches at the end (main, recirculated).
     pub cache_entries: usize,
     pub cache_masks: usize,
@@ -504,8 +497,6 @@ impl Interval {
             ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
             cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
             cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
-            exact_hit_rate: after.exact_hits.saturating_sub(before.exact_hits) as f64 / n,
-            exact_entries: after.exact_entries,
             cache_entries: after.entries,
             cache_masks: after.masks,
             recirc_entries: after.recirc_entries,
@@ -550,8 +541,6 @@ struct Snapshot {
     recirc_masks: usize,
     recirc_hits: u64,
     recirc_misses: u64,
-    exact_hits: u64,
-    exact_entries: usize,
 }
 
 fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
@@ -561,12 +550,8 @@ fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
         s.rx += r.rx_packets;
         s.busy_ns += r.busy_ns;
         s.cycles += r.busy_cycles;
-        // A packet is served by the exact-match table or looked up in the
-        // megaflow cache.
-        s.hits += r.exact_hits + r.cache_hits;
+        s.hits += r.cache_hits;
         s.misses += r.cache_misses;
-        s.exact_hits += r.exact_hits;
-        s.exact_entries += r.exact_entries;
         s.entries += r.cache_entries;
         s.masks = s.masks.max(r.cache_masks);
         s.recirc_entries += r.recirc_entries;

@@ -152,13 +152,10 @@ struct Observed {
     tx: u64,
 }
 
-/// `use_exact`: with the caches, the exact-match table in front of the
-/// megaflow caches (the default) or the megaflow caches alone.
-fn run(pkts: &[Pkt], burst: usize, use_cache: bool, use_exact: bool) -> Observed {
+fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
     let sw = switch();
     let mut dp = Datapath::new(0, if use_cache { 64 } else { 1 });
     dp.use_cache = use_cache;
-    dp.use_exact = use_exact;
     let mut pool = PacketPool::new(4096, 2048);
     let mut outputs = Vec::new();
     for (i, chunk) in pkts.chunks(burst).enumerate() {
@@ -219,11 +216,9 @@ proptest! {
         pkts in proptest::collection::vec(arb_pkt(), 1..120),
         burst in 1usize..33,
     ) {
-        let uncached = run(&pkts, burst, false, false);
-        let megaflow = run(&pkts, burst, true, false);
-        let exact = run(&pkts, burst, true, true);
-        prop_assert_eq!(&megaflow, &uncached);
-        prop_assert_eq!(&exact, &uncached);
+        let cached = run(&pkts, burst, true);
+        let uncached = run(&pkts, burst, false);
+        prop_assert_eq!(&cached, &uncached);
     }
 }
 
@@ -261,14 +256,7 @@ fn the_cache_is_actually_used() {
     }
     // vm2's MAC is unknown: the first packet floods (qr-s1, vm2, br-vlan -> eth1).
     assert!(dp.counters.upcalls <= 2, "upcalls: {}", dp.counters.upcalls);
-    // Repeats of one key are served by the exact-match table.
-    assert!(
-        dp.exact.counters.hits >= 98,
-        "exact hits: {:?}",
-        dp.exact.counters
-    );
+    assert!(dp.cache.counters.hits >= 98);
     assert_eq!(n_out, 300);
-    let uncached = run(&pkts, 32, false, false);
-    assert_eq!(run(&pkts, 32, true, true), uncached);
-    assert_eq!(run(&pkts, 32, true, false), uncached);
+    assert_eq!(run(&pkts, 32, true), run(&pkts, 32, false));
 }

@@ -398,10 +398,7 @@ fn s_tags_are_kept_on_trunk_outputs() {
 fn the_megaflow_of_a_tagged_frame_covers_its_tpid() {
     // A priority 802.1Q tag is allowed from a VM, a priority S-tag is not:
     // alternating them, through the cache, each gets its own outcome.
-    // The megaflow cache alone (the exact-match table would serve the
-    // repeats by their whole key).
     let mut h = Host::compute1();
-    h.dp.use_exact = false;
     let own = arp(VM1, VM2, 1, "10.1.0.11", "10.1.0.12");
     for round in 0..3 {
         let out = h.send("qvo-vm1", &tagged(&own, &[(C_TAG, 0)]));
@@ -421,7 +418,6 @@ fn the_megaflow_of_a_tagged_frame_covers_its_tpid() {
     // From the trunk: the same frame in an S-tag and in a C-tag leaves the
     // same way, and keeps its TPID towards a trunk (br-vlan).
     let mut h = Host::br_vlan();
-    h.dp.use_exact = false;
     let f = icmp(VM1, VM3, "10.1.0.11", "10.1.0.13");
     for round in 0..3 {
         for tpid in [C_TAG, S_TAG] {
@@ -449,9 +445,6 @@ fn tags_the_flows_rewrite_leave_as_the_flows_say_through_the_cache() {
         vswitch::offline::scenario::load(ports, &[("br0".to_string(), flows.to_string())], None, 1)
             .expect("scenario");
     let mut h = Host::new(sc.build().expect("builds"));
-    // The megaflow cache alone (the exact-match table would serve the
-    // second round by whole keys).
-    h.dp.use_exact = false;
     let f = icmp(VM1, VM3, "10.1.0.11", "10.1.0.13");
     let inputs = [vec![], vec![(C_TAG, 5)], vec![(S_TAG, 5)]];
     for round in 0..2 {

@@ -50,17 +50,6 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
-    /// The MAC entries the walk relies on (refreshed while it is hit).
-    pub fn learned(&self) -> &[MacLearnRef] {
-        &self.learned
-    }
-
-    /// The walk used a MAC table or a router's neighbours: valid for one
-    /// MAC-table generation.
-    pub fn uses_mac_table(&self) -> bool {
-        self.mac_generation.is_some()
-    }
-
     /// Adds the pending packets to the counters of every rule of the walk.
     fn credit(&mut self, worker: usize) {
         if self.pending_packets != 0 {
@@ -82,18 +71,7 @@ struct Slot {
     masked: FlowKey,
     mask: u16,
     hash: u64,
-    /// Which insert made the slot what it is (slots are reused).
-    serial: u64,
     entry: CacheEntry,
-}
-
-/// A cache entry, as something kept beside the cache refers to it: its
-/// slot and that slot's insert serial, so a reused slot is not mistaken
-/// for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EntryRef {
-    pub slot: u32,
-    pub serial: u64,
 }
 
 struct MaskTable {
@@ -125,8 +103,6 @@ pub struct FlowCache {
     free: Vec<u32>,
     hand: usize,
     capacity: usize,
-    /// Inserts so far: the next slot's serial.
-    serials: u64,
     pub counters: CacheCounters,
 }
 
@@ -142,7 +118,6 @@ impl FlowCache {
             free: Vec::new(),
             hand: 0,
             capacity,
-            serials: 0,
             counters: CacheCounters::default(),
         }
     }
@@ -224,15 +199,6 @@ impl FlowCache {
         })
     }
 
-    /// The entry in `slot`, to read.
-    #[inline(always)]
-    pub fn entry_at(&self, slot: u32) -> Option<&CacheEntry> {
-        self.slots
-            .get(slot as usize)
-            .and_then(|s| s.as_ref())
-            .map(|s| &s.entry)
-    }
-
     /// The entry in `slot` (from `lookup` or `insert`).
     #[inline(always)]
     pub fn entry(&mut self, slot: u32) -> Option<&mut CacheEntry> {
@@ -295,12 +261,10 @@ impl FlowCache {
             pending_bytes: 0,
             last_hit_ns: now_ns,
         };
-        self.serials += 1;
         let slot = Slot {
             masked,
             mask: mi as u16,
             hash,
-            serial: self.serials,
             entry,
         };
         let s = match self.free.pop() {
@@ -322,36 +286,6 @@ impl FlowCache {
         });
         self.counters.inserts += 1;
         s
-    }
-
-    /// How something kept beside the cache refers to the entry in `slot`.
-    pub fn entry_ref(&self, slot: u32) -> Option<EntryRef> {
-        let s = self.slots.get(slot as usize)?.as_ref()?;
-        Some(EntryRef {
-            slot,
-            serial: s.serial,
-        })
-    }
-
-    /// Counts `packets` of `bytes` for the entry `r` refers to, as
-    /// `account` does; false if that entry is gone.
-    #[inline(always)]
-    pub fn account_ref(&mut self, r: EntryRef, packets: u64, bytes: u64, now_ns: u64) -> bool {
-        let Some(Some(s)) = self.slots.get_mut(r.slot as usize) else {
-            return false;
-        };
-        if s.serial != r.serial {
-            return false;
-        }
-        let e = &mut s.entry;
-        if e.pending_packets == 0 {
-            self.dirty.push(r.slot);
-        }
-        e.pending_packets += packets;
-        e.pending_bytes += bytes;
-        e.last_hit_ns = now_ns;
-        e.hits += packets;
-        true
     }
 
     /// Counts one packet of `bytes` for the entry in `slot`; the flows'

@@ -22,7 +22,6 @@ use crate::cache::{CacheCounters, FlowCache};
 use crate::conntrack::defrag::{Datagram, Defragged};
 use crate::conntrack::stage::{self, CtMode, CtStep};
 use crate::drop::{DropCounters, DropReason};
-use crate::exact::{CacheOf, Composed, ExactCounters, ExactTable, Part, Resumed};
 use crate::ids::{PortId, RouterIfaceRef};
 use crate::key::FlowKey;
 use crate::packet::generate::ArpRequest;
@@ -70,14 +69,9 @@ pub struct Datapath {
     pub cache: FlowCache,
     /// Translations of resumed keys (after a conntrack step).
     pub recirc_cache: FlowCache,
-    /// Walks through conntrack, composed per arriving key.
-    pub exact: ExactTable,
     pub counters: DatapathCounters,
     /// Disable the caches (for differential tests and measurements).
     pub use_cache: bool,
-    /// With the caches: replay walks from the exact-match table (off: the
-    /// megaflow caches alone, for differential tests and measurements).
-    pub use_exact: bool,
     /// Last time the periodic upkeep (neighbour aging) ran.
     last_upkeep_ns: u64,
 }
@@ -88,20 +82,14 @@ impl Datapath {
             worker,
             cache: FlowCache::new(worker, cache_capacity),
             recirc_cache: FlowCache::new(worker, cache_capacity),
-            exact: ExactTable::new(worker, cache_capacity),
             counters: DatapathCounters::default(),
             use_cache: true,
-            use_exact: true,
             last_upkeep_ns: 0,
         }
     }
 
     pub fn cache_counters(&self) -> CacheCounters {
         self.cache.counters
-    }
-
-    pub fn exact_counters(&self) -> ExactCounters {
-        self.exact.counters
     }
 
     /// Processes a burst received on `in_port`. Every buffer ends up in the
@@ -117,9 +105,7 @@ impl Datapath {
     ) {
         self.cache.sync(sw);
         self.recirc_cache.sync(sw);
-        self.exact.sync(sw);
         let use_cache = self.use_cache;
-        let use_exact = self.use_exact;
         let mut b = Burst {
             sw,
             worker: self.worker,
@@ -141,9 +127,7 @@ impl Datapath {
                     continue;
                 }
             };
-            if use_cache && use_exact {
-                b.walk(&mut self.exact, &mut self.cache, &key, pkt);
-            } else if use_cache {
+            if use_cache {
                 b.lookup_and_run(&mut self.cache, &key, pkt);
             } else {
                 b.translate_and_run(&key, pkt);
@@ -214,13 +198,6 @@ struct Burst<'a, S: OutputSink> {
     depth: u8,
 }
 
-/// Where a program's ops left the packet: gone (output, dropped, held),
-/// or at the conntrack step the program ends with, to resume its walk.
-enum Tail<'p> {
-    Done,
-    Ct(PacketBuf, &'p CtStep),
-}
-
 impl<S: OutputSink> Burst<'_, S> {
     /// The one way a packet is dropped: counted under `reason`, its buffer
     /// back in the pool.
@@ -236,205 +213,19 @@ impl<S: OutputSink> Burst<'_, S> {
         }
     }
 
-    /// The packet's walk from the megaflow `cache` (translated and cached
-    /// on a miss), then run.
+    /// The packet's walk from `cache` (translated and cached on a miss),
+    /// then run.
     fn lookup_and_run(&mut self, cache: &mut FlowCache, key: &FlowKey, pkt: PacketBuf) {
-        let slot = self.cache_slot(cache, key, &pkt, true);
-        match cache.entry_at(slot) {
+        let slot = self.cache_slot(cache, key, &pkt);
+        match cache.entry(slot) {
             Some(entry) => self.run(&entry.program, pkt),
             None => self.drop(pkt, DropReason::FlowDrop),
         }
     }
 
-    /// The packet's walk: replayed from the exact-match table when its
-    /// key was seen; otherwise from the megaflow cache (translated and
-    /// cached on a miss), and composed into the exact-match table when it
-    /// goes through conntrack.
-    fn walk(
-        &mut self,
-        exact: &mut ExactTable,
-        cache: &mut FlowCache,
-        key: &FlowKey,
-        pkt: PacketBuf,
-    ) {
-        let mac_generation = self.sw.mac_generation();
-        if let Some(slot) = exact.lookup(key, mac_generation) {
-            return self.replay(exact, cache, slot, pkt, mac_generation);
-        }
-        let slot = self.cache_slot(cache, key, &pkt, true);
-        let Some(entry) = cache.entry_at(slot) else {
-            return self.drop(pkt, DropReason::FlowDrop);
-        };
-        let first = Arc::clone(&entry.program);
-        let Some(part) = Part::of(cache, CacheOf::First, slot) else {
-            return self.drop(pkt, DropReason::FlowDrop);
-        };
-        let mut c = Composed::new(Arc::clone(&first), part);
-        let composed = match self.run_ops(&first, pkt) {
-            Tail::Done => true,
-            Tail::Ct(pkt, _) => self.compose(&mut c, 0, first, pkt, None, true),
-        };
-        if composed {
-            exact.insert(key, c, mac_generation, self.now_ns);
-        }
-    }
-
-    /// Replays the composed walk in `slot`: its programs, and the ct stage
-    /// on the recorded key at each step; a step that gives another resumed
-    /// key than recorded has the walk composed again from there.
-    fn replay(
-        &mut self,
-        exact: &mut ExactTable,
-        cache: &mut FlowCache,
-        slot: u32,
-        pkt: PacketBuf,
-        mac_generation: u64,
-    ) {
-        exact.refresh_macs(slot, self.sw, self.now_ns);
-        let bytes = pkt.len() as u64;
-        let Some(e) = exact.entry(slot) else {
-            return self.drop(pkt, DropReason::FlowDrop);
-        };
-        let mut prog: &Program = &e.first;
-        let mut pkt = pkt;
-        let mut i = 0;
-        let diverged = loop {
-            let (p, step) = match self.run_ops(prog, pkt) {
-                Tail::Done => break None,
-                Tail::Ct(p, step) => (p, step),
-            };
-            pkt = p;
-            self.depth = i as u8;
-            let Some(r) = e.steps.get(i) else {
-                // Composed shorter than the walk (its composing stopped):
-                // the megaflow path from here.
-                self.recirculate(pkt, step, None);
-                break None;
-            };
-            let nat_sport = pkt.nat_sport;
-            let at = if nat_sport == r.nat_sport {
-                r.at_step
-            } else {
-                match packet::parse(pkt.data(), pkt.in_port) {
-                    Ok(p) => p.key,
-                    Err(reason) => {
-                        self.drop(pkt, reason);
-                        break None;
-                    }
-                }
-            };
-            let mut key = at;
-            if let Err(reason) = self.ct(&mut pkt, step, &mut key, None) {
-                self.drop(pkt, reason);
-                break None;
-            }
-            if key != r.resumed {
-                let before = match i.checked_sub(1).and_then(|j| e.steps.get(j)) {
-                    Some(r) => Arc::clone(&r.program),
-                    None => Arc::clone(&e.first),
-                };
-                break Some((i, before, pkt, (at, nat_sport, key)));
-            }
-            prog = &r.program;
-            i += 1;
-            self.depth = i as u8;
-        };
-        self.depth = 0;
-        if let Some((i, before, pkt, done)) = diverged {
-            let mut c = Composed::tail();
-            if self.compose(&mut c, i, before, pkt, Some(done), false) {
-                exact.recompose(slot, i, c, mac_generation);
-            }
-        }
-        exact.account(slot, bytes, self.now_ns, cache, self.recirc.as_deref_mut());
-    }
-
-    /// Runs a walk on from its `base`-th conntrack step (the tail step of
-    /// `before`, where `pkt` is) through the megaflow caches, recording
-    /// each step and resumed walk into `c`. `done`: the step already ran
-    /// (the key at it, the NAT port the packet brought, the resumed key).
-    /// `account`: count the packet for the resumed walks' cache entries
-    /// (not when an exact entry counts it). Returns whether the walk was
-    /// composed whole: it ended without a drop at a step.
-    fn compose(
-        &mut self,
-        c: &mut Composed,
-        base: usize,
-        before: Arc<Program>,
-        mut pkt: PacketBuf,
-        mut done: Option<(FlowKey, u32, FlowKey)>,
-        account: bool,
-    ) -> bool {
-        let mut cur = before;
-        let composed = loop {
-            let Some(step) = cur.tail_ct() else {
-                break false;
-            };
-            let i = base + c.steps.len();
-            if i >= MAX_RECIRC as usize {
-                self.drop(pkt, DropReason::ResubmitDepth);
-                break false;
-            }
-            self.depth = i as u8;
-            let (at, nat_sport, key) = match done.take() {
-                Some(d) => d,
-                None => {
-                    let at = match packet::parse(pkt.data(), pkt.in_port) {
-                        Ok(p) => p.key,
-                        Err(reason) => {
-                            self.drop(pkt, reason);
-                            break false;
-                        }
-                    };
-                    let nat_sport = pkt.nat_sport;
-                    let mut key = at;
-                    if let Err(reason) = self.ct(&mut pkt, step, &mut key, None) {
-                        self.drop(pkt, reason);
-                        break false;
-                    }
-                    (at, nat_sport, key)
-                }
-            };
-            self.depth = i as u8 + 1;
-            let Some(recirc) = self.recirc.take() else {
-                self.translate_and_run(&key, pkt);
-                break false;
-            };
-            let slot = self.cache_slot(recirc, &key, &pkt, account);
-            let next = recirc.entry_at(slot).and_then(|e| {
-                Part::of(recirc, CacheOf::Resumed, slot).map(|p| (Arc::clone(&e.program), p))
-            });
-            self.recirc = Some(recirc);
-            let Some((next, part)) = next else {
-                self.drop(pkt, DropReason::FlowDrop);
-                break false;
-            };
-            c.steps.push(Resumed {
-                at_step: at,
-                nat_sport,
-                resumed: key,
-                program: Arc::clone(&next),
-            });
-            c.parts.push(part);
-            cur = next;
-            match self.run_ops(&cur, pkt) {
-                Tail::Done => break true,
-                Tail::Ct(p, _) => pkt = p,
-            }
-        };
-        self.depth = 0;
-        composed
-    }
-
     /// The slot of the packet's walk in `cache`, translated and inserted
-    /// on a miss; with `account`, the packet is counted for it.
-    fn cache_slot(
-        &mut self,
-        cache: &mut FlowCache,
-        key: &FlowKey,
-        pkt: &PacketBuf,
-        account: bool,
-    ) -> u32 {
+    /// on a miss; the packet is counted for it.
+    fn cache_slot(&mut self, cache: &mut FlowCache, key: &FlowKey, pkt: &PacketBuf) -> u32 {
         let mac_generation = self.sw.mac_generation();
         let slot = match cache.lookup(key, mac_generation) {
             Some(s) => s,
@@ -451,9 +242,7 @@ impl<S: OutputSink> Burst<'_, S> {
             }
         };
         cache.refresh_macs(slot, self.sw, self.now_ns);
-        if account {
-            cache.account(slot, pkt.len() as u64, self.now_ns);
-        }
+        cache.account(slot, pkt.len() as u64, self.now_ns);
         slot
     }
 
@@ -475,37 +264,24 @@ impl<S: OutputSink> Burst<'_, S> {
         self.run(&x.program, pkt);
     }
 
-    /// Replays a program on one packet, resumed walks included.
-    fn run(&mut self, prog: &Program, pkt: PacketBuf) {
-        if let Tail::Ct(pkt, step) = self.run_ops(prog, pkt) {
-            self.recirculate(pkt, step, None);
-        }
-    }
-
-    /// Replays a program's ops on one packet, up to a conntrack step it
-    /// ends with (the packet resumes its walk after it: the caller's).
-    fn run_ops<'p>(&mut self, prog: &'p Program, mut pkt: PacketBuf) -> Tail<'p> {
+    /// Replays a program on one packet.
+    fn run(&mut self, prog: &Program, mut pkt: PacketBuf) {
         let last = match prog.last_output {
             Some(l) => l,
             None if prog.has_side_ops => usize::MAX,
             None => {
                 let reason = prog.drop_reason.unwrap_or(DropReason::FlowDrop);
-                self.drop(pkt, reason);
-                return Tail::Done;
+                return self.drop(pkt, reason);
             }
         };
         for (i, op) in prog.ops.iter().enumerate() {
             match op {
                 Op::Rewrite(r) => {
                     if let Err(reason) = packet::apply(&mut pkt, r) {
-                        self.drop(pkt, reason);
-                        return Tail::Done;
+                        return self.drop(pkt, reason);
                     }
                 }
-                Op::Output(port) if i == last => {
-                    self.output(*port, pkt);
-                    return Tail::Done;
-                }
+                Op::Output(port) if i == last => return self.output(*port, pkt),
                 Op::Output(port) => match self.pool.copy_of(&pkt) {
                     Ok(copy) => self.output(*port, copy),
                     Err(reason) => self.counters.drops.count(reason),
@@ -517,24 +293,21 @@ impl<S: OutputSink> Burst<'_, S> {
                 } => self.generate(packet, limit.as_ref(), program, &pkt),
                 Op::VerifyIpv4Header => {
                     if !packet::verify::ipv4_header_ok(&pkt) {
-                        self.drop(pkt, DropReason::Ipv4BadChecksum);
-                        return Tail::Done;
+                        return self.drop(pkt, DropReason::Ipv4BadChecksum);
                     }
                 }
                 Op::Ct(step) if step.continues() => {
                     let mut key = match packet::parse(pkt.data(), pkt.in_port) {
                         Ok(p) => p.key,
-                        Err(reason) => {
-                            self.drop(pkt, reason);
-                            return Tail::Done;
-                        }
+                        Err(reason) => return self.drop(pkt, reason),
                     };
                     if let Err(reason) = self.ct(&mut pkt, step, &mut key, None) {
-                        self.drop(pkt, reason);
-                        return Tail::Done;
+                        return self.drop(pkt, reason);
                     }
                 }
-                Op::Ct(step) if i + 1 == prog.ops.len() => return Tail::Ct(pkt, step),
+                Op::Ct(step) if i + 1 == prog.ops.len() => {
+                    return self.recirculate(pkt, step, None)
+                }
                 // More ops follow: they see the packet as it was.
                 Op::Ct(step) => match self.pool.copy_of(&pkt) {
                     Ok(copy) => self.recirculate(copy, step, None),
@@ -578,7 +351,6 @@ impl<S: OutputSink> Burst<'_, S> {
             Some(reason) => self.drop(pkt, reason),
             None => self.pool.put(pkt),
         }
-        Tail::Done
     }
 
     fn output(&mut self, port: PortId, pkt: PacketBuf) {
@@ -709,7 +481,7 @@ impl<S: OutputSink> Burst<'_, S> {
             Some(cache) => {
                 // The walk may recirculate again: the cache is back in
                 // place before it runs, and the entry's program is shared.
-                let slot = self.cache_slot(cache, &key, &pkt, true);
+                let slot = self.cache_slot(cache, &key, &pkt);
                 let program = cache.entry(slot).map(|e| Arc::clone(&e.program));
                 self.recirc = Some(cache);
                 match program {

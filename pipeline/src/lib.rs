@@ -29,7 +29,6 @@
 //! | `program` | what translation emits and the datapath replays |
 //! | `xlate` | the slow path: tables, actions, NORMAL, router steps, ct steps |
 //! | `cache` | the per-worker megaflow caches |
-//! | `exact` | the per-worker exact-match table of walks composed through conntrack |
 //! | `datapath` | a worker's burst: parse, look up, run, one drop path |
 //!
 //! `unsafe` is confined to `packet`'s lent buffers (a backend's memory, such
@@ -43,7 +42,6 @@ pub mod classifier;
 pub mod conntrack;
 pub mod datapath;
 pub mod drop;
-pub mod exact;
 pub mod flow;
 pub mod ids;
 pub mod key;

@@ -143,16 +143,6 @@ impl Program {
         }
     }
 
-    /// The conntrack step the program ends with, when the packet resumes
-    /// its walk elsewhere after it (a recirculation, not `ct` in place).
-    #[inline]
-    pub fn tail_ct(&self) -> Option<&CtStep> {
-        match self.ops.last() {
-            Some(Op::Ct(step)) if !step.continues() => Some(step),
-            _ => None,
-        }
-    }
-
     pub fn n_outputs(&self) -> usize {
         self.ops
             .iter()

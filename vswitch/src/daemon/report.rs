@@ -62,14 +62,6 @@ pub struct WorkerReport {
     pub recirc_masks: usize,
     pub recirc_hits: u64,
     pub recirc_misses: u64,
-    /// Walks in the worker's exact-match table (composed through
-    /// conntrack), and the packets it served or did not.
-    #[serde(default)]
-    pub exact_entries: usize,
-    #[serde(default)]
-    pub exact_hits: u64,
-    #[serde(default)]
-    pub exact_misses: u64,
     /// Packets dropped, by reason (the worker's names are static; a
     /// report read back from JSON owns its own).
     pub drops: Vec<(Cow<'static, str>, u64)>,

@@ -227,9 +227,6 @@ impl Worker {
         r.recirc_masks = p.dp.recirc_cache.n_masks();
         r.recirc_hits = p.dp.recirc_cache.counters.hits;
         r.recirc_misses = p.dp.recirc_cache.counters.misses;
-        r.exact_entries = p.dp.exact.len();
-        r.exact_hits = p.dp.exact.counters.hits;
-        r.exact_misses = p.dp.exact.counters.misses;
         r.drops.clear();
         r.drops.extend(
             p.dp.counters
