@@ -94,13 +94,18 @@ impl Drop for Down {
 /// As root: the one kernel lab at a time, none left from before, and
 /// whatever this test leaves removed when it ends (even failing).
 /// (The lab comes down before the lock is released: tuple fields drop in order.)
-fn kernel_lab() -> Option<(Down, std::sync::MutexGuard<'static, ()>)> {
+fn kernel_lab() -> Option<(Down, std::sync::MutexGuard<'static, ()>, std::fs::File)> {
     if !is_root() {
         return None;
     }
     let one = KERNEL_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    // One lab per machine: test runners that run each test in a process of
+    // its own (cargo nextest) take turns on a file lock.
+    let lock = std::fs::File::create(std::env::temp_dir().join("vswitch-lab-test.lock"))
+        .expect("lab test lock file");
+    lock.lock().expect("lab test lock");
     let _ = vswitch().args(["lab", "down"]).output();
-    Some((Down, one))
+    Some((Down, one, lock))
 }
 
 fn scenario<'a>(report: &'a Value, id: &str) -> &'a Value {
