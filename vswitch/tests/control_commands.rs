@@ -598,15 +598,16 @@ fn topology_load_refuses_a_bad_file_whole(ctl: &Ctl, tmp: &TempDir) {
     assert!(out.contains("applied"), "{out}");
 }
 
-/// conntrack: a routed flow through the qrouter makes a connection, which
-/// dump, stats and flush see.
+/// conntrack: a flow through the qrouter that NAT translates (vm1 to an
+/// external host, from its floating IP) makes a connection, which dump,
+/// stats and flush see; a routed flow no NAT rule selects makes none.
 fn conntrack_dump_stats_and_flush(ctl: &Ctl, vm1: &RingHandle) {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::IPV4 as u64);
     k.set(Field::DlSrc, 0xfa163e010011);
     k.set(Field::NwProto, ipproto::UDP as u64);
     k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a02000e);
+    k.set(Field::NwDst, 0xc6336407);
     k.set(Field::NwTtl, 64);
     k.set(Field::TpSrc, 4000);
     k.set(Field::TpDst, 53);
@@ -621,12 +622,20 @@ fn conntrack_dump_stats_and_flush(ctl: &Ctl, vm1: &RingHandle) {
         .expect("mac")
         .replace(':', "");
     k.set(Field::DlDst, u64::from_str_radix(&qr, 16).expect("mac"));
+    // East-west to vm4 first: routed, not stored.
+    let mut east_west = k;
+    east_west.set(Field::NwDst, 0x0a02000e);
+    vm1.inject(frame_from_key(&east_west, 8));
     vm1.inject(frame_from_key(&k, 8));
     assert!(wait_until(|| {
-        ctl.json(&["conntrack", "dump", "--addr", "10.2.0.14"])
+        ctl.json(&["conntrack", "dump", "--addr", "198.51.100.7"])
             .as_array()
             .is_some_and(|a| !a.is_empty())
     }));
+    assert!(ctl
+        .json(&["conntrack", "dump", "--addr", "10.2.0.14"])
+        .as_array()
+        .is_some_and(|a| a.is_empty()));
     let stats = ctl.json(&["conntrack", "stats"]);
     assert!(stats["created"].as_u64().unwrap_or(0) >= 1, "{stats}");
     assert!(ctl
@@ -634,12 +643,12 @@ fn conntrack_dump_stats_and_flush(ctl: &Ctl, vm1: &RingHandle) {
         .contains("nat_port_exhausted: 0"));
     let dump = ctl.ok(&["conntrack", "dump"]);
     assert!(
-        dump.contains("udp,orig=(src=10.1.0.11,dst=10.2.0.14,sport=4000,dport=53),reply=(src=10.2.0.14,dst=10.1.0.11,sport=53,dport=4000),zone="),
+        dump.contains("udp,orig=(src=10.1.0.11,dst=198.51.100.7,sport=4000,dport=53),reply=(src=198.51.100.7,dst=203.0.113.101,sport=53,dport=4000),zone="),
         "{dump}"
     );
-    assert!(dump.contains("[unreplied]"), "{dump}");
+    assert!(dump.contains("[snat,unreplied]"), "{dump}");
     ctl.refused(&["conntrack", "dump", "--addr", "nope"], "nope");
-    let out = ctl.ok(&["conntrack", "flush", "--addr", "10.2.0.14"]);
+    let out = ctl.ok(&["conntrack", "flush", "--addr", "198.51.100.7"]);
     assert!(out.contains("1 connection(s) deleted"), "{out}");
     assert!(ctl
         .json(&["conntrack", "dump"])

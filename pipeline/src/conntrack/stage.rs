@@ -97,6 +97,13 @@ pub struct CtStep {
     pub zone: u16,
     /// Create the connection if the packet starts one.
     pub commit: bool,
+    /// A router's step for a connection no NAT rule selects: a packet of
+    /// no stored connection goes on as `+trk+new` and nothing is stored;
+    /// a packet of a stored one (the reply of a NATed connection) is
+    /// tracked as any. Linux would store the connection; the outcome is the
+    /// same (nothing translates it, nothing in a router matches its state),
+    /// and the table holds only the connections NAT needs.
+    pub lazy: bool,
     /// Translate the packet to its connection's tuple (`nat` in the
     /// action; always for router instances).
     pub apply_nat: bool,
@@ -129,12 +136,19 @@ impl CtStep {
         CtStep {
             zone,
             commit,
+            lazy: false,
             apply_nat,
             in_port,
             recirc_id: resume.recirc_id(),
             nat,
             pipeline,
         }
+    }
+
+    /// The step made lazy (see `lazy`).
+    pub fn lazy(mut self) -> CtStep {
+        self.lazy = true;
+        self
     }
 
     /// Where the packet resumes.
@@ -218,6 +232,8 @@ pub fn run(
         }
         Some((t, info)) => {
             let v = match mode {
+                CtMode::Commit if step.lazy => ct.track_lazy(t, info, now_ns),
+                CtMode::Peek if step.lazy => ct.peek_lazy(t, info, now_ns),
                 CtMode::Commit => ct.track(t, info, step.commit, step.nat, now_ns)?,
                 CtMode::Peek => ct.peek(t, info, step.commit, step.nat, now_ns)?,
             };

@@ -238,6 +238,33 @@ impl ConnTable {
         self.create(t, info, nat, now_ns)
     }
 
+    /// Tracks a packet of a lazy step (`CtStep::lazy`): a packet of a
+    /// stored connection advances it, as `track`; any other goes on as
+    /// `+trk+new`, nothing stored or counted.
+    pub fn track_lazy(&self, t: Tuple, info: PacketInfo, now_ns: u64) -> Verdict {
+        if t.proto == ipproto::ICMP && !icmp::is_echo(info.icmp_type) {
+            return self.count_invalid(&t);
+        }
+        self.update_existing(&t, info, now_ns)
+            .unwrap_or(Verdict::new_uncommitted(t))
+    }
+
+    /// What `track_lazy` would say at `now_ns`, changing nothing.
+    pub fn peek_lazy(&self, t: Tuple, info: PacketInfo, now_ns: u64) -> Verdict {
+        if t.proto == ipproto::ICMP && !icmp::is_echo(info.icmp_type) {
+            return Verdict::invalid(t);
+        }
+        let known = self.find(&t).and_then(|(orig, dir)| {
+            let s = self.shard(orig.shard());
+            let c = s.conns.get(&orig).filter(|c| c.expires_ns > now_ns)?;
+            Some(classify(c, dir, info).map(|a| a.verdict))
+        });
+        match known {
+            Some(v) => v.unwrap_or(Verdict::invalid(t)),
+            None => Verdict::new_uncommitted(t),
+        }
+    }
+
     /// What `track` would say at `now_ns`, changing nothing (for `trace`):
     /// the same classification, and for a new connection the NAT binding
     /// `track` would choose now.

@@ -137,6 +137,11 @@ pub struct RouterInstance {
     pub nat: Vec<NatRule>,
     /// Connection tracking on (off in fip namespaces: raw `CT --notrack`).
     pub conntrack: bool,
+    /// Store connections no NAT rule selects, as Linux does. Off (the
+    /// default), they are looked up but not stored (`CtStep::lazy`): the
+    /// same outcome, with a table that holds only what NAT needs. On, for
+    /// tests that compare the two.
+    pub store_unnated: bool,
     /// Interfaces whose incoming packets get mark 0x2 (snat: `-i qg-`).
     pub mark_external: Vec<String>,
 }
@@ -174,6 +179,7 @@ impl RouterInstance {
             neighbours: BTreeMap::new(),
             nat: Vec::new(),
             conntrack: kind != InstanceKind::Fip,
+            store_unnated: false,
             mark_external: Vec::new(),
         }
     }

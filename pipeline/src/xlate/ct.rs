@@ -80,7 +80,7 @@ impl<'a> Ctx<'a> {
             },
             None => Resume::Continue,
         };
-        let step = self.emit_ct(zone, ct.commit, nat_of(ct), ct.nat.is_some(), resume);
+        let step = self.emit_ct(zone, ct.commit, nat_of(ct), ct.nat.is_some(), false, resume);
         let (Some(table), true) = (ct.table, self.trace.is_some()) else {
             return;
         };
@@ -142,10 +142,11 @@ impl<'a> Ctx<'a> {
                 Ipv4Addr::from(self.key.nw_dst()),
             );
             let (nat, _) = nat_by_address(self, inst, iface, src, dst);
+            let lazy = nat.is_none() && !inst.store_unnated;
             step(self, inst, |_c| {
-                format!("conntrack zone {zone}: a later fragment, held until its datagram is whole, then tracked with it; recirculate")
+                format!("conntrack zone {zone}: a later fragment, held until its datagram is whole, then tracked with it{}; recirculate", if lazy { " (its connection is not stored unless NAT made it)" } else { "" })
             });
-            self.emit_ct(zone, true, nat, true, Resume::Router(at));
+            self.emit_ct(zone, true, nat, true, lazy, Resume::Router(at));
             return true;
         }
         if let Some((tuple, _)) = tuple_of(&self.key, zone) {
@@ -153,15 +154,21 @@ impl<'a> Ctx<'a> {
                 self.wc.set(Field::TpSrc, Field::TpSrc.full_mask());
             }
             let (nat, rule) = nat_for_new(self, inst, iface, &tuple);
+            let lazy = nat.is_none() && !inst.store_unnated;
             step(self, inst, |_c| {
                 let nat_text = match (&nat, &rule) {
                     (Some(_), Some(r)) => format!("a new connection is NATed by `{r}`"),
                     (None, Some(r)) => format!("a new connection is not NATed (`{r}`)"),
                     _ => "no nat rule selects a new connection".to_string(),
                 };
-                format!("conntrack zone {zone}: {nat_text}; recirculate")
+                let stored = if lazy {
+                    ", so it is not stored (a NATed connection it replies to is tracked)"
+                } else {
+                    ""
+                };
+                format!("conntrack zone {zone}: {nat_text}{stored}; recirculate")
             });
-            let step = self.emit_ct(zone, true, nat, true, Resume::Router(at));
+            let step = self.emit_ct(zone, true, nat, true, lazy, Resume::Router(at));
             if self.trace.is_some() {
                 if let Some((key, r)) = self.peek_ct(&step) {
                     self.follow(key, r, |c| after(c, at));
@@ -179,7 +186,7 @@ impl<'a> Ctx<'a> {
             step(self, inst, |_c| {
                 format!("conntrack zone {zone}: ICMP error, looked up as related by its quoted packet; recirculate")
             });
-            self.emit_ct(zone, false, None, true, Resume::Router(at));
+            self.emit_ct(zone, false, None, true, false, Resume::Router(at));
             return true;
         }
         false
@@ -198,16 +205,18 @@ impl<'a> Ctx<'a> {
             .router_runtime
             .get(at.instance)
             .map_or(ROUTER_ZONE_BASE, |r| r.zone);
-        self.emit_ct(zone, false, None, true, Resume::Continue);
+        self.emit_ct(zone, false, None, true, false, Resume::Continue);
     }
 
-    /// Makes the packet what the key says and emits the step.
+    /// Makes the packet what the key says and emits the step (`lazy`:
+    /// see `CtStep::lazy`).
     fn emit_ct(
         &mut self,
         zone: u16,
         commit: bool,
         nat: Option<Nat>,
         apply_nat: bool,
+        lazy: bool,
         resume: Resume,
     ) -> CtStep {
         self.commit();
@@ -222,6 +231,7 @@ impl<'a> Ctx<'a> {
             self.key.in_port(),
             pipeline,
         );
+        let step = if lazy { step.lazy() } else { step };
         // A fragment's step waits for its datagram (a step that continues
         // in place has no datagram to wait for: it sees the fragment).
         self.wc.set(Field::NwFrag, Field::NwFrag.full_mask());
