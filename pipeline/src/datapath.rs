@@ -313,6 +313,11 @@ impl<S: OutputSink> Burst<'_, S> {
                     Ok(copy) => self.recirculate(copy, step, None),
                     Err(reason) => self.counters.drops.count(reason),
                 },
+                Op::CtGuard(g) => {
+                    if g.stored(&self.sw.conntrack, &pkt) {
+                        return self.recirculate(pkt, &g.step, None);
+                    }
+                }
                 Op::Defrag(step) => self.defrag(&pkt, step),
                 Op::Hold {
                     runtime,

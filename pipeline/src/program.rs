@@ -10,7 +10,7 @@
 //! (the step a `Ct` op runs), `router::neighbour` (run-time state ops
 //! refer to), `ids`, `drop`.
 
-use crate::conntrack::CtStep;
+use crate::conntrack::{CtGuard, CtStep};
 use crate::drop::DropReason;
 use crate::ids::PortId;
 use crate::packet::generate::{ArpRequest, IcmpError};
@@ -93,6 +93,10 @@ pub enum Op {
     /// the rest of the walk depends on the connection, so it is a separate
     /// (cached) translation.
     Ct(CtStep),
+    /// A lazy conntrack step (`CtGuard`): the ops that follow are the walk
+    /// as it resumes for a packet of no stored connection; a packet whose
+    /// connection is stored takes the step and resumes its walk from it.
+    CtGuard(CtGuard),
     /// The conntrack step of a fragment: a copy of the fragment is held
     /// until its datagram is whole (`conntrack::defrag`); then every
     /// fragment of the datagram takes the step, first fragment first,
@@ -123,6 +127,7 @@ impl Program {
                     | Op::Hold { .. }
                     | Op::Probe { .. }
                     | Op::Ct(_)
+                    | Op::CtGuard(_)
                     | Op::Defrag(_)
             )
         });

@@ -46,7 +46,7 @@ mod tuple;
 
 pub use conn::{Conn, Nat, Verdict};
 pub use limits::{CtStats, Limits, Timeouts, DEFAULT_MAX_CONNS, NAT_MAX_ATTEMPTS};
-pub use stage::{CtMode, CtResult, CtStep, Resume};
+pub use stage::{CtGuard, CtMode, CtResult, CtStep, GuardPorts, Resume};
 pub use table::{ConnTable, CtCounters};
 pub use tuple::{tuple_of, Dir, PacketInfo, Tuple, SHARDS};
 

@@ -171,6 +171,62 @@ impl CtStep {
     }
 }
 
+/// Where a lazy step's packet finds the ports of its tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardPorts {
+    /// TCP or UDP: source and destination ports.
+    Transport,
+    /// ICMP echo: the identifier is the tuple's source port.
+    EchoId,
+    /// A protocol without ports: the addresses alone.
+    None,
+}
+
+/// A lazy step compiled in front of the walk it would resume (which
+/// translation continued in place, as the stage leaves a packet of no
+/// stored connection: `+trk+new`, untranslated): when the packet's tuple
+/// is stored (the reply of a NATed connection, or a connection stored
+/// before), the packet takes the step after all and resumes its walk from
+/// there; otherwise it goes on with the ops that follow. The tuple is the
+/// megaflow's (addresses and protocol are in it) with the packet's ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtGuard {
+    pub step: CtStep,
+    /// The packet's tuple at the step, ports 0.
+    pub tuple: Tuple,
+    pub ports: GuardPorts,
+}
+
+impl CtGuard {
+    /// Whether the packet's connection is stored in `ct` (or might be: a
+    /// transport header the packet does not hold says yes, and the step
+    /// decides).
+    #[inline]
+    pub fn stored(&self, ct: &ConnTable, pkt: &PacketBuf) -> bool {
+        if ct.is_empty() {
+            return false;
+        }
+        let mut t = self.tuple;
+        let l4 = pkt.data().get(pkt.layout.l4_ofs as usize..);
+        let word = |at: usize| {
+            l4.and_then(|h| h.get(at..at + 2))
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        match self.ports {
+            GuardPorts::Transport => match (word(0), word(2)) {
+                (Some(sp), Some(dp)) => (t.sport, t.dport) = (sp, dp),
+                _ => return true,
+            },
+            GuardPorts::EchoId => match word(4) {
+                Some(id) => t.sport = id,
+                None => return true,
+            },
+            GuardPorts::None => {}
+        }
+        ct.is_stored(&t)
+    }
+}
+
 /// How the stage touches the connection table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CtMode {

@@ -238,6 +238,12 @@ impl ConnTable {
         self.create(t, info, nat, now_ns)
     }
 
+    /// Whether a connection with `t` as its original or reply tuple is
+    /// stored (expired or not).
+    pub fn is_stored(&self, t: &Tuple) -> bool {
+        self.find(t).is_some()
+    }
+
     /// Tracks a packet of a lazy step (`CtStep::lazy`): a packet of a
     /// stored connection advances it, as `track`; any other goes on as
     /// `+trk+new`, nothing stored or counted.

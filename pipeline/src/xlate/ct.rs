@@ -10,10 +10,13 @@
 //! its `ct_state`s and NAT ports are the datapath's.
 
 use super::ctx::{step, Ctx};
-use crate::conntrack::stage::{self, CtMode, CtResult, CtStep, PipelineWords, Resume};
+use crate::conntrack::stage::{
+    self, CtGuard, CtMode, CtResult, CtStep, GuardPorts, PipelineWords, Resume,
+};
 use crate::conntrack::{tuple_of, Nat};
 use crate::flow::{CtAction, CtZone, NatKind};
 use crate::ids::RouterIfaceRef;
+use crate::key::ct_state;
 use crate::key::{Field, FlowKey, FRAG_ANY, FRAG_LATER, PACKET_WORDS};
 use crate::program::Op;
 use crate::router::{Cidr, Interface, NatHook, NatRule, NatTarget, RouterInstance};
@@ -168,6 +171,11 @@ impl<'a> Ctx<'a> {
                 };
                 format!("conntrack zone {zone}: {nat_text}{stored}; recirculate")
             });
+            let fragment = self.key.get(Field::NwFrag) as u8 & FRAG_ANY != 0;
+            if lazy && self.trace.is_none() && !fragment {
+                self.guard_and_continue(zone, tuple, at, after);
+                return true;
+            }
             let step = self.emit_ct(zone, true, nat, true, lazy, Resume::Router(at));
             if self.trace.is_some() {
                 if let Some((key, r)) = self.peek_ct(&step) {
@@ -190,6 +198,51 @@ impl<'a> Ctx<'a> {
             return true;
         }
         false
+    }
+
+    /// A lazy step compiled in front of the walk it resumes: the guard
+    /// (`Op::CtGuard`), then the walk from `after` as the stage would
+    /// resume it for a packet of no stored connection (`+trk+new`, nothing
+    /// translated), in this same program. A packet whose connection is
+    /// stored leaves the program at the guard and takes the step. (A trace
+    /// follows the step itself, as the table has it.)
+    fn guard_and_continue(
+        &mut self,
+        zone: u16,
+        tuple: crate::conntrack::Tuple,
+        at: RouterIfaceRef,
+        after: fn(&mut Ctx<'a>, RouterIfaceRef),
+    ) {
+        self.commit();
+        let mut pipeline: PipelineWords = Default::default();
+        pipeline.copy_from_slice(&self.key.w[PACKET_WORDS..]);
+        let step = CtStep::new(
+            zone,
+            true,
+            None,
+            true,
+            Resume::Router(at),
+            self.key.in_port(),
+            pipeline,
+        )
+        .lazy();
+        // What the ports are read from: the protocol is in the megaflow.
+        let ports = match tuple.proto {
+            ipproto::TCP | ipproto::UDP => GuardPorts::Transport,
+            ipproto::ICMP => GuardPorts::EchoId,
+            _ => GuardPorts::None,
+        };
+        let tuple = crate::conntrack::Tuple {
+            sport: 0,
+            dport: 0,
+            ..tuple
+        };
+        self.key.w[PACKET_WORDS..].copy_from_slice(&step.pipeline);
+        self.key
+            .set(Field::CtState, (ct_state::TRK | ct_state::NEW) as u64);
+        self.key.set(Field::CtZone, zone as u64);
+        self.ops.push(Op::CtGuard(CtGuard { step, tuple, ports }));
+        after(self, at);
     }
 
     /// A router's own ICMP error about a packet of a tracked connection
