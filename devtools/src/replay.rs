@@ -148,6 +148,12 @@ pub struct Measured {
     pub recirc_masks: usize,
     pub recirc_hit_rate: f64,
     pub rx_packets: u64,
+    /// Packets received per worker loop iteration, and the share of
+    /// iterations that found none.
+    #[serde(default)]
+    pub packets_per_poll: f64,
+    #[serde(default)]
+    pub idle_poll_rate: f64,
     /// Frames that left by the scenario's output port, per frame received.
     pub delivered: f64,
     /// Frames that left by any port, per frame received (above
@@ -511,6 +517,9 @@ impl Interval {
                 }
             },
             rx_packets: rx,
+            packets_per_poll: rx as f64 / after.polls.saturating_sub(before.polls).max(1) as f64,
+            idle_poll_rate: after.idle_polls.saturating_sub(before.idle_polls) as f64
+                / after.polls.saturating_sub(before.polls).max(1) as f64,
             delivered: after.out_tx.saturating_sub(before.out_tx) as f64 / n,
             outputs_per_packet: after.all_tx.saturating_sub(before.all_tx) as f64 / n,
             drops,
@@ -541,6 +550,8 @@ struct Snapshot {
     recirc_masks: usize,
     recirc_hits: u64,
     recirc_misses: u64,
+    polls: u64,
+    idle_polls: u64,
 }
 
 fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
@@ -558,6 +569,8 @@ fn snapshot(d: &Daemon, out_port: &str) -> Snapshot {
         s.recirc_masks = s.recirc_masks.max(r.recirc_masks);
         s.recirc_hits += r.recirc_hits;
         s.recirc_misses += r.recirc_misses;
+        s.polls += r.polls;
+        s.idle_polls += r.idle_polls;
         for (k, v) in &r.drops {
             *s.drops.entry(k.to_string()).or_default() += v;
         }

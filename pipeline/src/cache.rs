@@ -103,6 +103,11 @@ pub struct FlowCache {
     free: Vec<u32>,
     hand: usize,
     capacity: usize,
+    /// The slot the last lookup found (`u32::MAX`: none): packets of a
+    /// burst tend to come in runs of one flow, and a run then costs one
+    /// hash probe (a key that falls in a valid entry's megaflow has that
+    /// entry's walk, whichever lookup finds it).
+    last: u32,
     pub counters: CacheCounters,
 }
 
@@ -118,6 +123,7 @@ impl FlowCache {
             free: Vec::new(),
             hand: 0,
             capacity,
+            last: u32::MAX,
             counters: CacheCounters::default(),
         }
     }
@@ -157,6 +163,22 @@ impl FlowCache {
     /// Finds the entry for `key`, if any is valid under `mac_generation`.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, mac_generation: u64) -> Option<u32> {
+        if let Some(slot) = self.slots.get(self.last as usize).and_then(|o| o.as_ref()) {
+            if let Some(mt) = self.masks.get(slot.mask as usize) {
+                let fresh = slot
+                    .entry
+                    .mac_generation
+                    .is_none_or(|g| g == mac_generation);
+                if fresh
+                    && mt.words.iter().all(|&i| {
+                        key.w[i as usize] & mt.mask.w[i as usize] == slot.masked.w[i as usize]
+                    })
+                {
+                    self.counters.hits += 1;
+                    return Some(self.last);
+                }
+            }
+        }
         for mi in 0..self.masks.len() {
             let mt = &self.masks[mi];
             let hash = hash_masked(key, &mt.mask, &mt.words);
@@ -183,6 +205,7 @@ impl FlowCache {
                     continue;
                 }
                 self.counters.hits += 1;
+                self.last = s;
                 return Some(s);
             }
         }
@@ -340,5 +363,52 @@ impl FlowCache {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Field;
+    use crate::program::Program;
+
+    /// A walk that depends on `nw_dst` alone (and, with `macs`, on the MAC
+    /// tables).
+    fn xlation(macs: bool) -> Xlation {
+        let mut wc = FlowKey::ZERO;
+        wc.set(Field::NwDst, Field::NwDst.full_mask());
+        Xlation {
+            program: Program::default(),
+            wc,
+            rules: Vec::new(),
+            learned: Vec::new(),
+            uses_mac_table: macs,
+        }
+    }
+
+    fn to(dst: u64) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::NwDst, dst);
+        k
+    }
+
+    #[test]
+    fn a_run_of_one_flow_reuses_the_last_entry_but_never_past_its_megaflow_or_generation() {
+        let mut c = FlowCache::new(0, 16);
+        let a = c.insert(&to(1), xlation(true), 7, 0);
+        let b = c.insert(&to(2), xlation(false), 7, 0);
+        assert_eq!(c.lookup(&to(1), 7), Some(a));
+        // Another source port, the same megaflow: the remembered entry.
+        let mut same = to(1);
+        same.set(Field::TpSrc, 99);
+        assert_eq!(c.lookup(&same, 7), Some(a));
+        // Outside the remembered megaflow: the other entry.
+        assert_eq!(c.lookup(&to(2), 7), Some(b));
+        assert_eq!(c.lookup(&to(1), 7), Some(a));
+        // The MAC tables moved: the remembered entry is stale, not served.
+        assert_eq!(c.lookup(&to(1), 8), None);
+        assert_eq!(c.counters.stale, 1);
+        assert_eq!(c.lookup(&to(3), 8), None);
+        assert_eq!(c.counters.hits, 4);
     }
 }

@@ -76,6 +76,9 @@ pub struct WorkerReport {
     pub cycles_per_packet: f64,
     /// Loop iterations that found no packet.
     pub idle_polls: u64,
+    /// Loop iterations.
+    #[serde(default)]
+    pub polls: u64,
     #[serde(skip)]
     pub ports: Vec<(PortId, PortCounters)>,
 }

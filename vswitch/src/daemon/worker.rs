@@ -240,6 +240,7 @@ impl Worker {
         r.ns_per_packet = per(p.busy_ns);
         r.cycles_per_packet = per(p.busy_cycles);
         r.idle_polls = self.idle_polls;
+        r.polls = self.iterations;
         r.ports = p.ports.nonzero();
     }
 }
