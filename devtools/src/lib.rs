@@ -5,7 +5,8 @@
 //! between them; `traffic` writes a §8 walk's frames as they arrive at a
 //! host; `replay` runs the pcap-replay benchmark through the daemon's own
 //! worker loop; `ovs_dpdk` runs Open vSwitch with DPDK beside it on the same
-//! capture; `lab` builds the reference article's experiment out of network
+//! capture; `testpmd` measures the I/O floor (DPDK's testpmd forwarding
+//! the same capture); `lab` builds the reference article's experiment out of network
 //! namespaces and runs its scenarios on real kernels (`vswitch lab`);
 //! `spec` is the spec's example topology and the constants of its world
 //! (the upstream router, the external host) that all of them share;
@@ -24,4 +25,5 @@ pub mod replay;
 pub mod shipped;
 pub mod sim;
 pub mod spec;
+pub mod testpmd;
 pub mod traffic;

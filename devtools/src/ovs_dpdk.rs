@@ -15,11 +15,15 @@
 //!   /32 that rewrites both MACs and outputs on the right interface; DVR's
 //!   neighbours are permanent) and, on the SNAT host, the snat namespace
 //!   (`br-snat`: `dec_ttl`, `ct(commit,nat(src=gateway))` in one pass, the
-//!   upstream router's MAC, out of the `qg-` port). The model does less
-//!   than the namespaces (no conntrack in the qrouter, no ip rules), so the
-//!   ratio errs in Open vSwitch's favour. The FIP namespace is not
-//!   modelled: its ports discard, and the FIP scenarios have no
-//!   side-by-side run.
+//!   upstream router's MAC, out of the `qg-` port); and, where a floating
+//!   IP's VM lives, the FIP namespace folded into `br-qr` behind a patch in
+//!   place of its `fg-` port: from the VM to anywhere but its tenant
+//!   subnets, `ct(commit,nat(src=floating IP))`, the second `dec_ttl`, the
+//!   upstream router's MAC, out of `fg-`; to the floating IP from `fg-`,
+//!   `ct(commit,nat(dst=fixed IP))`, two `dec_ttl`s, the VM's MACs, out of
+//!   its subnet's interface (one pass each). The model does less than the
+//!   namespaces (no conntrack for east-west routing, no ip rules, no
+//!   re-lookup after NAT), so the ratio errs in Open vSwitch's favour.
 //!
 //! Every other port is a `net_null` device with `no-rx=1` (without it
 //! `net_null` generates frames on receive and the PMD spends its time on
@@ -169,14 +173,17 @@ pub const DEFAULT_BINARY: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-
 /// util-linux `unshare`, to give ovs-vswitchd a network namespace.
 const UNSHARE: &str = "/usr/bin/unshare";
 
-/// The scenarios the model covers (the others need the FIP namespace).
-pub const SCENARIOS: [&str; 6] = [
+/// The scenarios the model covers (snat-reply would need the connections
+/// made in Open vSwitch before its replies arrive).
+pub const SCENARIOS: [&str; 8] = [
     "l2-egress",
     "l2-ingress",
     "dvr-egress",
     "dvr-ingress",
     "routed-same-host",
     "snat-egress",
+    "fip-egress",
+    "fip-ingress",
 ];
 
 /// The OVS-DPDK binary to run (`VSWITCH_BENCH_OVS` overrides), if it is
@@ -315,7 +322,8 @@ pub fn model(
         m.bridges.push(ob);
     }
     if !routers.qr.is_empty() {
-        m.bridges.push(qrouter_bridge(t, &routers.qr));
+        m.bridges
+            .push(qrouter_bridge(t, host, &routers.qr, &routers.fg));
     }
     if let Some(gw) = routers.snat_gw {
         m.bridges.push(snat_bridge(gw, &routers.snat));
@@ -333,6 +341,8 @@ struct RouterPorts<'a> {
     snat: Vec<(&'a str, Mac)>,
     /// The qg- port: device, MAC, the router's gateway address.
     snat_gw: Option<(&'a str, Mac, Ipv4Addr)>,
+    /// fg- ports (the FIP namespace's): device, MAC.
+    fg: Vec<(&'a str, Mac)>,
 }
 
 impl<'a> RouterPorts<'a> {
@@ -342,6 +352,7 @@ impl<'a> RouterPorts<'a> {
             qr: Vec::new(),
             snat: Vec::new(),
             snat_gw: None,
+            fg: Vec::new(),
         };
         let on_host = |dev: &str| sw.port_by_name(dev).is_some();
         for r in &t.routers {
@@ -364,12 +375,18 @@ impl<'a> RouterPorts<'a> {
                 }
             }
         }
+        for f in t.fip_gateways.iter().filter(|f| f.host == host) {
+            if on_host(&f.device) {
+                ports.fg.push((&f.device, f.mac));
+            }
+        }
         ports
     }
 
     /// Whether port `name` is one of them.
     fn modelled(&self, name: &str) -> bool {
-        self.qr.iter().any(|(d, _, _)| *d == name)
+        self.fg.iter().any(|(d, _)| *d == name)
+            || self.qr.iter().any(|(d, _, _)| *d == name)
             || self.snat.iter().any(|(d, _)| *d == name)
             || self.snat_gw.is_some_and(|(d, _, _)| d == name)
     }
@@ -389,8 +406,15 @@ fn router_patch(dev: &str, ofport: u32) -> OvsPort {
 /// `br-qr`, the qrouter as flows: a packet to an interface's MAC has its
 /// TTL decremented and is sent, per destination VM (DVR's permanent
 /// neighbours: every VM port of the subnet's network), out of that
-/// subnet's interface with both MACs rewritten.
-fn qrouter_bridge(t: &Topology, qr: &[(&str, Mac, String)]) -> OvsBridge {
+/// subnet's interface with both MACs rewritten. With the host's fg- ports
+/// (`fg`), the FIP namespace too: a floating IP's VM on `host` reaches
+/// anything else from its floating IP, and the floating IP reaches it.
+fn qrouter_bridge(
+    t: &Topology,
+    host: &str,
+    qr: &[(&str, Mac, String)],
+    fg: &[(&str, Mac)],
+) -> OvsBridge {
     let mut b = OvsBridge {
         name: "br-qr".into(),
         ..OvsBridge::default()
@@ -413,6 +437,36 @@ fn qrouter_bridge(t: &Topology, qr: &[(&str, Mac, String)]) -> OvsBridge {
                 f,
                 "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
                 vm.ip, vm.mac
+            );
+        }
+    }
+    let upstream = crate::spec::UPSTREAM_MAC;
+    for (j, (fg_dev, fg_mac)) in fg.iter().enumerate() {
+        b.ports
+            .push(router_patch(fg_dev, 1 + (qr.len() + j) as u32));
+        for fip in &t.floating_ips {
+            let Some(vm) = fip.port.as_deref().and_then(|p| t.port(p)) else {
+                continue;
+            };
+            if vm.host != host {
+                continue;
+            }
+            let Some((qr_dev, qr_mac, _)) = qr.iter().find(|(_, _, sub)| {
+                t.subnets
+                    .iter()
+                    .any(|s| s.name == *sub && s.network == vm.network)
+            }) else {
+                continue;
+            };
+            let _ = writeln!(
+                f,
+                "table=1,priority=5,ip,nw_src={} actions=ct(commit,zone=2,nat(src={})),dec_ttl,mod_dl_src:{fg_mac},mod_dl_dst:{upstream},output:r-{fg_dev}",
+                vm.ip, fip.address
+            );
+            let _ = writeln!(
+                f,
+                "table=0,priority=10,ip,in_port=r-{fg_dev},dl_dst={fg_mac},nw_dst={} actions=dec_ttl,ct(commit,zone=2,nat(dst={})),dec_ttl,mod_dl_src:{qr_mac},mod_dl_dst:{},output:r-{qr_dev}",
+                fip.address, vm.ip, vm.mac
             );
         }
     }
@@ -1075,13 +1129,15 @@ fn apply_actions(
                 }
             }
         } else if let Some(x) = inner(a, "ct") {
-            if let Some(i) = x.find("nat(src=") {
-                let v = &x[i + 8..];
-                let ip = v.split([')', '-', ':', ',']).next().unwrap_or("");
-                e.nw_src = ip.parse().map_err(|_| ActionsError::NatSource {
-                    action: a.to_string(),
-                    ip: ip.to_string(),
-                })?;
+            for (what, field) in [("nat(src=", &mut e.nw_src), ("nat(dst=", &mut e.nw_dst)] {
+                if let Some(i) = x.find(what) {
+                    let v = &x[i + what.len()..];
+                    let ip = v.split([')', '-', ':', ',']).next().unwrap_or("");
+                    *field = ip.parse().map_err(|_| ActionsError::NatSource {
+                        action: a.to_string(),
+                        ip: ip.to_string(),
+                    })?;
+                }
             }
         } else if let Some(x) = inner(a, "clone") {
             let mut copy = e.clone();
@@ -1131,10 +1187,14 @@ mod tests {
             "table=0,priority=10,ip,in_port=r-qr-s1,dl_dst=fa:16:3e:aa:01:01 actions=dec_ttl,goto_table:1"
         ));
         assert!(r.flows.contains("table=1,priority=10,ip,nw_dst=10.2.0.15 actions=mod_dl_src:fa:16:3e:aa:02:01,mod_dl_dst:fa:16:3e:02:00:15,output:r-qr-s2"), "{}", r.flows);
-        // compute1 is not the SNAT host; the FIP namespace is not modelled.
+        // compute1 is not the SNAT host.
         assert!(m.bridges.iter().all(|b| b.name != "br-snat"));
+        // The FIP namespace, folded into br-qr behind fg-c1: vm1 leaves
+        // from its floating IP, and the floating IP reaches vm1.
         let fg = int.ports.iter().find(|p| p.name == "fg-c1").expect("fg-c1");
-        assert!(fg.interface[1].contains("net_null"));
+        assert_eq!(fg.interface, ["type=patch", "options:peer=r-fg-c1"]);
+        assert!(r.flows.contains("table=1,priority=5,ip,nw_src=10.1.0.11 actions=ct(commit,zone=2,nat(src=203.0.113.101)),dec_ttl,mod_dl_src:fa:16:3e:dd:00:21,mod_dl_dst:00:00:5e:00:53:01,output:r-fg-c1"), "{}", r.flows);
+        assert!(r.flows.contains("table=0,priority=10,ip,in_port=r-fg-c1,dl_dst=fa:16:3e:dd:00:21,nw_dst=203.0.113.101 actions=dec_ttl,ct(commit,zone=2,nat(dst=10.1.0.11)),dec_ttl,mod_dl_src:fa:16:3e:aa:01:01,mod_dl_dst:fa:16:3e:01:00:11,output:r-qr-s1"), "{}", r.flows);
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub enum ReplayError {
     Update(#[from] ControlError),
     #[error("OVS-DPDK: not installed (or not root); VSWITCH_BENCH_OVS names the binary")]
     OvsNotInstalled,
+    #[error("testpmd: {0}")]
+    Testpmd(#[source] crate::testpmd::TestpmdError),
     #[error("an empty capture")]
     EmptyCapture,
     #[error(transparent)]
@@ -103,6 +105,9 @@ pub enum Io {
     /// Open vSwitch with DPDK on the same capture (`ovs_dpdk`).
     #[serde(rename = "ovs-dpdk")]
     OvsDpdk,
+    /// DPDK's testpmd forwarding the same capture (`testpmd`): the I/O
+    /// floor.
+    Testpmd,
 }
 
 impl Io {
@@ -111,6 +116,7 @@ impl Io {
             Io::Memory => "memory",
             Io::Dpdk => "dpdk",
             Io::OvsDpdk => "ovs-dpdk",
+            Io::Testpmd => "testpmd",
         }
     }
 }
@@ -265,6 +271,25 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     traffic::write_pcap(&pcap, &tr.frames)?;
     let frames_in_capture = tr.frames.len();
 
+    if p.io == Io::Testpmd {
+        let bin = crate::testpmd::binary().ok_or(ReplayError::Testpmd(
+            crate::testpmd::TestpmdError::NotInstalled,
+        ))?;
+        let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+        let mpps =
+            crate::testpmd::io_floor(&bin, &pcap, frames_in_capture, 0, cores - 1, p.seconds);
+        let _ = std::fs::remove_file(&pcap);
+        let mpps = mpps.map_err(ReplayError::Testpmd)?;
+        return Ok(Measured {
+            point: Some(p.clone()),
+            mpps,
+            ns_per_packet: 1e3 / mpps,
+            frames_in_capture,
+            delivered: 1.0,
+            outputs_per_packet: 1.0,
+            ..Measured::default()
+        });
+    }
     let cfg = daemon_config(p, s, &t, dir, &pcap, frames_in_capture)?;
     let d = Daemon::start_with(&cfg, t.clone())?;
     for (port, frames) in &tr.warmup {
@@ -272,6 +297,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     }
     let backend = match p.io {
         Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &pcap, dir),
+        Io::Testpmd => unreachable!("a testpmd point returns before the daemon starts"),
         Io::Memory => vswitch::config::Backend::Pcap {
             rx: Some(pcap.clone()),
             tx: None,
@@ -345,7 +371,7 @@ fn daemon_config(
         ));
     }
     match p.io {
-        Io::Memory | Io::OvsDpdk => {
+        Io::Memory | Io::OvsDpdk | Io::Testpmd => {
             for o in &outputs {
                 text.push_str(&format!("[[ports]]\nname = \"{o}\"\nbackend = \"null\"\n"));
             }

@@ -443,12 +443,25 @@ pub fn generate(
             "eth1".to_string(),
             one(udp(c.vm3.0, c.vm1.0, Some(101), c.vm3.1, c.vm1.1, 64)),
         )],
-        TrafficScenario::L2Ingress | TrafficScenario::DvrIngress | TrafficScenario::FipIngress => {
-            vec![(
+        TrafficScenario::L2Ingress | TrafficScenario::DvrIngress => vec![(
+            "qvo-vm1".to_string(),
+            one(udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64)),
+        )],
+        // vm1 has spoken, and so has the FIP namespace's fg- port (vm1's
+        // first packet outward, which ARPs for the upstream router), so the
+        // bridges know the fg- MAC as they would in a running cloud.
+        TrafficScenario::FipIngress => vec![
+            (
                 "qvo-vm1".to_string(),
                 one(udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64)),
-            )]
-        }
+            ),
+            ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
+            (
+                "qvo-vm1".to_string(),
+                one(key(TrafficScenario::FipEgress, &c, 0)),
+            ),
+            ("eth2".to_string(), vec![upstream_arp(c.fg_c1)]),
+        ],
         // vm1 has ARPed for its gateway (the qrouter's answer leaves by
         // qr-s1, so br-int knows the gateway MAC there), and the
         // destination VM has spoken: vm5 (on compute2) to vm4, arriving on
