@@ -72,6 +72,9 @@ pub struct Datapath {
     pub counters: DatapathCounters,
     /// Disable the caches (for differential tests and measurements).
     pub use_cache: bool,
+    /// The keys of the packets of a burst being processed (kept, not
+    /// zeroed per burst).
+    keys: Box<[FlowKey; BURST]>,
     /// Last time the periodic upkeep (neighbour aging) ran.
     last_upkeep_ns: u64,
 }
@@ -84,6 +87,7 @@ impl Datapath {
             recirc_cache: FlowCache::new(worker, cache_capacity),
             counters: DatapathCounters::default(),
             use_cache: true,
+            keys: Box::new([FlowKey::ZERO; BURST]),
             last_upkeep_ns: 0,
         }
     }
@@ -116,21 +120,29 @@ impl Datapath {
             recirc: use_cache.then_some(&mut self.recirc_cache),
             depth: 0,
         };
-        for mut pkt in burst.drain(..) {
-            b.counters.rx_packets += 1;
-            b.counters.rx_bytes += pkt.len() as u64;
-            pkt.in_port = in_port.0;
-            let key = match packet::parse_into(&mut pkt) {
-                Ok(k) => k,
-                Err(reason) => {
+        // Two stages per BURST packets: every packet parsed in place (its
+        // in_port and layout written into the buffer where it lies), then
+        // each looked up and run. A buffer is moved only once its writes
+        // are long done: a copy of a struct that has just been written in
+        // narrow pieces stalls on store forwarding.
+        let keys = &mut self.keys;
+        let mut parsed: [Result<(), DropReason>; BURST] = [Ok(()); BURST];
+        while !burst.is_empty() {
+            let n = burst.len().min(BURST);
+            for (i, pkt) in burst[..n].iter_mut().enumerate() {
+                b.counters.rx_packets += 1;
+                b.counters.rx_bytes += pkt.len() as u64;
+                pkt.in_port = in_port.0;
+                parsed[i] = packet::parse_into(pkt).map(|k| keys[i] = k);
+            }
+            for (i, pkt) in burst.drain(..n).enumerate() {
+                if let Err(reason) = parsed[i] {
                     b.drop(pkt, reason);
-                    continue;
+                } else if use_cache {
+                    b.lookup_and_run(&mut self.cache, &keys[i], pkt);
+                } else {
+                    b.translate_and_run(&keys[i], pkt);
                 }
-            };
-            if use_cache {
-                b.lookup_and_run(&mut self.cache, &key, pkt);
-            } else {
-                b.translate_and_run(&key, pkt);
             }
         }
         b.release_held();

@@ -444,14 +444,25 @@ impl RxQueue for DpdkRx {
         let mut dropped = chained as u64;
         self.too_long += chained as u64;
         let mut taken = 0;
+        // Each buffer is written where it will lie in `out` (built on the
+        // stack and copied in, a just-written struct would stall the copy
+        // on store forwarding).
+        out.reserve(n);
+        let first = out.len();
         for f in &frames[..n.min(RX_BURST)] {
             let (start, len, cap) = (f.data_off as usize, f.data_len as usize, f.buf_len as usize);
             match std::ptr::NonNull::new(f.buf) {
                 Some(base) if start + len <= cap && len <= pool.max_frame() => {
+                    let Some(slot) = out.spare_capacity_mut().get_mut(taken) else {
+                        // SAFETY: as below; not lent, so freed here, once.
+                        unsafe { sys::vs_mbuf_free(f.mbuf) };
+                        dropped += 1;
+                        continue;
+                    };
                     // SAFETY: the mbuf is ours from rx_burst until released;
                     // its buffer is buf_len bytes at buf_addr, the frame
                     // data_len bytes from data_off (checked above).
-                    out.push(unsafe {
+                    slot.write(unsafe {
                         PacketBuf::lent(base, cap, start, len, &DPDK_LENDER, f.mbuf as usize)
                     });
                     taken += 1;
@@ -464,6 +475,9 @@ impl RxQueue for DpdkRx {
                 }
             }
         }
+        // SAFETY: the first `taken` spare slots were written above, each
+        // once, and `reserve(n)` made room for them.
+        unsafe { out.set_len(first + taken) };
         let c = &self.port.counters;
         if dropped > 0 {
             c.rx_dropped.fetch_add(dropped, Ordering::Relaxed);
