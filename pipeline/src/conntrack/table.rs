@@ -18,6 +18,7 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -320,19 +321,33 @@ impl ConnTable {
     /// Finds `t` as an original or reply tuple and advances the connection.
     fn update_existing(&self, t: &Tuple, info: PacketInfo, now_ns: u64) -> Option<Verdict> {
         let mut s = self.shard(t.shard());
-        let (orig, dir) = if s.conns.contains_key(t) {
-            (*t, Dir::Orig)
-        } else {
-            let orig = *s.replies.get(t)?;
-            if orig.shard() != t.shard() {
-                drop(s);
-                s = self.shard(orig.shard());
+        // One probe for a packet in the original direction (the common
+        // case): the connection is found by the hash that tested for it.
+        let hash = s.conns.hasher().hash_one(t);
+        let (orig, dir) = match s.conns.raw_entry().from_key_hashed_nocheck(hash, t) {
+            Some(_) => (*t, Dir::Orig),
+            None => {
+                let orig = *s.replies.get(t)?;
+                if orig.shard() != t.shard() {
+                    drop(s);
+                    s = self.shard(orig.shard());
+                }
+                (orig, Dir::Reply)
             }
-            (orig, Dir::Reply)
         };
         let timeouts = self.timeouts;
         let shard = &mut *s;
-        let c = shard.conns.get_mut(&orig)?;
+        let c = match dir {
+            Dir::Orig => shard
+                .conns
+                .raw_entry_mut()
+                .from_key_hashed_nocheck(hash, &orig),
+            Dir::Reply => shard.conns.raw_entry_mut().from_key(&orig),
+        };
+        let c = match c {
+            hashbrown::hash_map::RawEntryMut::Occupied(e) => e.into_mut(),
+            hashbrown::hash_map::RawEntryMut::Vacant(_) => return None,
+        };
         if c.expires_ns <= now_ns {
             drop(s);
             self.remove(&orig, now_ns, true);
