@@ -443,7 +443,7 @@ fn print_measured_ovs(ms: &[Measured]) {
             continue;
         };
         println!(
-            "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps = {:.2}x (floor: {}); wall ns/packet {:.1} vs {:.1}",
+            "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps = {:.2}x (floor: {}); wall ns/packet {:.1} vs {:.1}, cycles/packet {:.0} vs {:.0} (vswitch busy: {:.1} ns, {:.0} cycles)",
             op.scenario,
             op.flows,
             m.mpps,
@@ -452,6 +452,10 @@ fn print_measured_ovs(ms: &[Measured]) {
             if m.mpps >= o.mpps { "met" } else { "not met" },
             1e3 / m.mpps.max(1e-9),
             1e3 / o.mpps.max(1e-9),
+            m.wall_cycles_per_packet,
+            o.cycles_per_packet,
+            m.ns_per_packet,
+            m.cycles_per_packet,
         );
     }
     let floors: Vec<&Measured> = ms

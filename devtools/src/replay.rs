@@ -146,6 +146,9 @@ pub struct Measured {
     /// Busy time per packet of a worker.
     pub ns_per_packet: f64,
     pub cycles_per_packet: f64,
+    /// Wall-clock cycles per packet, receive included (per worker).
+    #[serde(default)]
+    pub wall_cycles_per_packet: f64,
     pub cache_hit_rate: f64,
     /// Megaflows and masks in the caches at the end (main, recirculated).
     pub cache_entries: usize,
@@ -528,6 +531,19 @@ impl Interval {
             mpps: rx as f64 / self.seconds / 1e6,
             ns_per_packet: after.busy_ns.saturating_sub(before.busy_ns) as f64 / n,
             cycles_per_packet: after.cycles.saturating_sub(before.cycles) as f64 / n,
+            wall_cycles_per_packet: {
+                // The interval's wall time per packet and worker in the
+                // workers' time-stamp counter cycles (its rate: busy cycles
+                // over busy time), receive included: OVS's pmd-stats
+                // measure.
+                let busy_ns = after.busy_ns.saturating_sub(before.busy_ns) as f64;
+                let busy_cycles = after.cycles.saturating_sub(before.cycles) as f64;
+                if busy_ns > 0.0 {
+                    self.seconds * 1e9 * p.workers.max(1) as f64 / n * busy_cycles / busy_ns
+                } else {
+                    0.0
+                }
+            },
             cache_hit_rate: if lookups > 0.0 { hits / lookups } else { 0.0 },
             cache_entries: after.entries,
             cache_masks: after.masks,
