@@ -1,10 +1,13 @@
 //! A worker's packet path: a burst in, parse, cache lookup (slow path on a
 //! miss), run the program, outputs out.
 //!
-//! `Datapath::process_burst` reads like the path itself: `parse_into` →
+//! `Datapath::process_burst` reads like the path itself, in two stages per
+//! burst: every packet `parse_into` where it lies, then per packet
 //! `FlowCache::lookup` (→ `xlate` on a miss) → `Burst::run` (rewrites in
 //! place, copies for all but the last output, conntrack steps through
-//! `conntrack::stage`, resumed walks from the recirculation cache). Nothing
+//! `conntrack::stage`, a lazy step's guard (`Op::CtGuard`) that lets a
+//! packet of no stored connection go on in place, resumed walks from the
+//! recirculation cache). Nothing
 //! here allocates per packet once the cache is warm: buffers come from the
 //! worker's `PacketPool`, and a packet leaves through the output sink or
 //! goes back to the pool, counted under its `DropReason`, in exactly one

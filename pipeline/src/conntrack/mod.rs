@@ -28,7 +28,11 @@
 //! (`CtMode::Commit`) and by `trace` (`CtMode::Peek`, which changes
 //! nothing) alike, so a trace's states and NAT ports are the datapath's.
 //! `track` and `peek` share one classification of a packet against the
-//! table; they differ only in whether the result is stored.
+//! table; they differ only in whether the result is stored. A router's
+//! step for a connection no NAT rule selects is lazy (`CtStep::lazy`,
+//! `track_lazy`): such connections are looked up, not stored, so the table
+//! holds what NAT needs; translation compiles the step as a guard in front
+//! of the walk it resumes (`CtGuard`).
 //!
 //! Ownership: one `ConnTable` per switch (per host), shared by all workers
 //! and kept across snapshot rebuilds.
