@@ -192,10 +192,15 @@ impl DropCounters {
     }
     /// Non-zero counters by name.
     pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
+        self.iter_nonzero().collect()
+    }
+
+    /// Non-zero counters by name, in reason order, without allocating.
+    pub fn iter_nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         DropReason::all()
-            .filter(|r| self.counts[r.index()] != 0)
-            .map(|r| (r.as_str(), self.counts[r.index()]))
-            .collect()
+            .zip(self.counts.iter())
+            .filter(|(_, &n)| n != 0)
+            .map(|(r, &n)| (r.as_str(), n))
     }
 }
 

@@ -101,13 +101,12 @@ impl PortTally {
         self.0.get_mut(i)
     }
 
-    /// The ports with something counted.
-    pub(super) fn nonzero(&self) -> Vec<(PortId, PortCounters)> {
+    /// The ports with something counted, without allocating.
+    pub(super) fn iter_nonzero(&self) -> impl Iterator<Item = (PortId, PortCounters)> + '_ {
         self.0
             .iter()
             .enumerate()
             .filter(|(_, c)| **c != PortCounters::default())
             .map(|(i, c)| (PortId(i as u32), *c))
-            .collect()
     }
 }

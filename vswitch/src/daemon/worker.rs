@@ -227,12 +227,12 @@ impl Worker {
         r.recirc_masks = p.dp.recirc_cache.n_masks();
         r.recirc_hits = p.dp.recirc_cache.counters.hits;
         r.recirc_misses = p.dp.recirc_cache.counters.misses;
+        // The report's vectors are refilled in place (no allocation).
         r.drops.clear();
         r.drops.extend(
             p.dp.counters
                 .drops
-                .nonzero()
-                .into_iter()
+                .iter_nonzero()
                 .map(|(reason, n)| (Cow::Borrowed(reason), n)),
         );
         r.busy_ns = p.busy_ns;
@@ -241,7 +241,8 @@ impl Worker {
         r.cycles_per_packet = per(p.busy_cycles);
         r.idle_polls = self.idle_polls;
         r.polls = self.iterations;
-        r.ports = p.ports.nonzero();
+        r.ports.clear();
+        r.ports.extend(p.ports.iter_nonzero());
     }
 }
 
