@@ -155,6 +155,12 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
 
+    /// The daemon's clock at `t` (an instant already read: one clock read
+    /// fewer).
+    pub fn ns_at(&self, t: std::time::Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
     /// The switch workers run now.
     pub fn switch(&self) -> Arc<Switch> {
         self.world.load().sw.clone()

@@ -282,7 +282,7 @@ impl BurstPath {
             c.rx_bytes += self.burst.iter().map(|b| b.len() as u64).sum::<u64>();
         }
         offer_to_captures(world, port, &self.burst, shared);
-        let now = shared.now_ns();
+        let now = shared.ns_at(t0);
         let out = &mut self.out;
         let mut sink = |p: PortId, b: PacketBuf| out.push((p, b));
         self.dp.process_burst(

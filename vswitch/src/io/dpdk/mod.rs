@@ -542,14 +542,15 @@ impl DpdkTx {
 
 /// Up to `TX_BATCH` frames of a `send_bufs` on their way to the shim: an
 /// mbuf each, or the bytes of a buffer of ours (kept alive in `copied`
-/// until the shim has copied them).
+/// until the shim has copied them; empty, and never allocated, when every
+/// frame is an mbuf).
 struct TxChunk {
     n: usize,
     mbufs: [*mut sys::rte_mbuf; TX_BATCH],
     frames: [*const u8; TX_BATCH],
     offs: [u16; TX_BATCH],
     lens: [u16; TX_BATCH],
-    copied: [Option<PacketBuf>; TX_BATCH],
+    copied: Vec<PacketBuf>,
 }
 
 impl Default for TxChunk {
@@ -560,7 +561,7 @@ impl Default for TxChunk {
             frames: [std::ptr::null(); TX_BATCH],
             offs: [0; TX_BATCH],
             lens: [0; TX_BATCH],
-            copied: Default::default(),
+            copied: Vec::new(),
         }
     }
 }
@@ -578,7 +579,7 @@ impl TxChunk {
         );
         total.frames += s.frames;
         total.bytes += s.bytes;
-        for b in self.copied.iter_mut().take(n).filter_map(Option::take) {
+        for b in self.copied.drain(..) {
             pool.put(b);
         }
         self.n = 0;
@@ -657,7 +658,7 @@ impl TxQueue for DpdkTx {
                     c.mbufs[n] = std::ptr::null_mut();
                     c.frames[n] = b.data().as_ptr();
                     c.offs[n] = 0;
-                    c.copied[n] = Some(b);
+                    c.copied.push(b);
                 }
             }
             c.lens[n] = len as u16;
