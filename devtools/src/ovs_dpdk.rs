@@ -189,11 +189,7 @@ pub const SCENARIOS: [&str; 8] = [
 /// The OVS-DPDK binary to run (`VSWITCH_BENCH_OVS` overrides), if it is
 /// installed and we are root (DPDK needs it).
 pub fn binary() -> Option<PathBuf> {
-    let p = std::env::var_os("VSWITCH_BENCH_OVS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
-    let root = vswitch::os::is_root();
-    (root && p.exists()).then_some(p)
+    crate::shipped::installed("VSWITCH_BENCH_OVS", DEFAULT_BINARY)
 }
 
 /// One port of the model.

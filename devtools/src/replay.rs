@@ -390,8 +390,8 @@ fn daemon_config(
             }
             // The capture is held in mbufs (infinite_rx): room for all in
             // the input's pool; the outputs' pools are small.
-            let mbufs = frames_in_capture + 16_384;
-            let mem_mb = 256 + (mbufs + outputs.len() * 8191) * 2_300 / (1 << 20);
+            let (mbufs, mem_mb) =
+                crate::testpmd::capture_pool(frames_in_capture, outputs.len() * 8191);
             text.push_str(&format!(
                 "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={DPDK_IN},rx_pcap={},infinite_rx=1\"]\n",
                 pcap.display()

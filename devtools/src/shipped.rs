@@ -1,5 +1,6 @@
 //! Where the binaries that ship (`vswitchd`, `vswitchctl`, of the `vswitch`
-//! package) are, for the tools and tests here that run them as processes.
+//! package) are, for the tools and tests here that run them as processes;
+//! and the installed tools the benchmark runs beside them (`installed`).
 //!
 //! They are looked for beside the running executable (`target/PROFILE/`,
 //! also from a test or bench in `target/PROFILE/deps/`). Run under cargo (a
@@ -27,6 +28,15 @@ pub enum ShippedError {
     Build { stderr: String },
     #[error("{name} not found in {} (build it: cargo build --release -p vswitch)", dir.display())]
     NotBuilt { name: String, dir: PathBuf },
+}
+
+/// An installed tool that needs root (DPDK's): `default`, or what the
+/// environment variable `var` names; None unless it exists and we are root.
+pub fn installed(var: &str, default: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    (vswitch::os::is_root() && p.exists()).then_some(p)
 }
 
 /// `name` (`vswitchd` or `vswitchctl`) from the running executable's profile.

@@ -34,10 +34,8 @@ pub enum TestpmdError {
 
 /// The testpmd binary to run, if installed and we are root.
 pub fn binary() -> Option<PathBuf> {
-    let p = std::env::var_os("VSWITCH_BENCH_TESTPMD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
-    (vswitch::os::is_root() && p.exists() && Path::new(STDBUF).exists()).then_some(p)
+    crate::shipped::installed("VSWITCH_BENCH_TESTPMD", DEFAULT_BINARY)
+        .filter(|_| Path::new(STDBUF).exists())
 }
 
 /// Forwards `pcap` (of `frames` frames) for `seconds` after settling, on
@@ -51,9 +49,7 @@ pub fn io_floor(
     core: usize,
     seconds: f64,
 ) -> Result<f64, TestpmdError> {
-    // The capture is held in mbufs (infinite_rx), plus the rings.
-    let mbufs = frames + 16_384;
-    let mem_mb = 256 + mbufs * 2_300 / (1 << 20);
+    let (mbufs, mem_mb) = capture_pool(frames, 0);
     let cores = if main_core == core {
         format!("{core}")
     } else {
@@ -104,6 +100,14 @@ pub fn io_floor(
     }
     let _ = child.wait();
     rate_of(&out).ok_or(TestpmdError::NoRate(out))
+}
+
+/// The mbufs and the EAL memory (MiB, no hugepages) for a `net_pcap`
+/// capture of `frames` frames held in mbufs (`infinite_rx`) with room for
+/// the rings, plus `other_mbufs` for other ports' pools.
+pub fn capture_pool(frames: usize, other_mbufs: usize) -> (usize, usize) {
+    let mbufs = frames + 16_384;
+    (mbufs, 256 + (mbufs + other_mbufs) * 2_300 / (1 << 20))
 }
 
 /// The highest transmit rate port 1 (`net_null`) reported in a periodic

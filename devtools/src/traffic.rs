@@ -231,26 +231,35 @@ impl TrafficScenario {
     }
 }
 
-/// The addresses the scenarios use, read from the topology.
-struct Cast {
-    vm1: (Mac, Ipv4Addr),
-    vm3: (Mac, Ipv4Addr),
-    vm4: (Mac, Ipv4Addr),
-    vm5: (Mac, Ipv4Addr),
-    gw1: Mac,
-    /// Gateway addresses of subnet1 and subnet2 (the qrouter's qr- ports).
-    gw1_ip: Ipv4Addr,
-    gw2_ip: Ipv4Addr,
-    dvr_c2: Mac,
-    sg1: Mac,
-    qg: (Mac, Ipv4Addr),
-    fg_c1: (Mac, Ipv4Addr),
-    fip: Ipv4Addr,
+/// Who is who in the spec's topology, as the scenarios (and tests that
+/// build frames of their own) address them.
+pub struct Cast {
+    pub vm1: (Mac, Ipv4Addr),
+    pub vm3: (Mac, Ipv4Addr),
+    pub vm4: (Mac, Ipv4Addr),
+    pub vm5: (Mac, Ipv4Addr),
+    /// The qrouter's qr- ports on subnet1 and subnet2 (the distributed
+    /// gateways): MACs and addresses.
+    pub gw1: Mac,
+    pub gw2: Mac,
+    pub gw1_ip: Ipv4Addr,
+    pub gw2_ip: Ipv4Addr,
+    /// compute2's DVR MAC.
+    pub dvr_c2: Mac,
+    /// The snat namespace's sg- port on subnet1.
+    pub sg1: (Mac, Ipv4Addr),
+    /// The router's gateway port (qg-).
+    pub qg: (Mac, Ipv4Addr),
+    /// compute1's FIP namespace port (fg-).
+    pub fg_c1: (Mac, Ipv4Addr),
+    /// vm1's floating IP.
+    pub fip: Ipv4Addr,
     /// The upstream router's address: the external subnet's gateway.
-    upstream_ip: Ipv4Addr,
+    pub upstream_ip: Ipv4Addr,
 }
 
-fn cast(t: &Topology) -> Result<Cast, MissingFromTopology> {
+/// The cast of topology `t` (the spec's, or one shaped like it).
+pub fn cast(t: &Topology) -> Result<Cast, MissingFromTopology> {
     use MissingFromTopology as Missing;
     let port = |n: &'static str| {
         t.ports
@@ -303,12 +312,18 @@ fn cast(t: &Topology) -> Result<Cast, MissingFromTopology> {
         vm4: port("vm4")?,
         vm5: port("vm5")?,
         gw1: iface("subnet1")?.mac,
+        gw2: iface("subnet2")?.mac,
         gw1_ip: gateway_ip("subnet1")?,
         gw2_ip: gateway_ip("subnet2")?,
         dvr_c2: c2.dvr_mac,
-        sg1: iface("subnet1")?
-            .snat_mac
-            .ok_or(Missing::SnatMac("subnet1"))?,
+        sg1: (
+            iface("subnet1")?
+                .snat_mac
+                .ok_or(Missing::SnatMac("subnet1"))?,
+            iface("subnet1")?
+                .snat_ip
+                .ok_or(Missing::SnatAddress("subnet1"))?,
+        ),
         qg: (g.mac, g.ip),
         fg_c1: (fg.mac, fg.ip),
         fip: fip.address,
@@ -393,7 +408,9 @@ fn key(s: TrafficScenario, c: &Cast, i: usize) -> FlowKey {
         TrafficScenario::DvrIngress => udp(c.dvr_c2, c.vm1.0, Some(101), c.vm5.1, c.vm1.1, 63),
         TrafficScenario::RoutedSameHost => udp(c.vm1.0, c.gw1, None, c.vm1.1, c.vm4.1, 64),
         // vm3's packet after compute2's qrouter: to sg-s1, compute2's DVR MAC.
-        TrafficScenario::SnatEgress => udp(c.dvr_c2, c.sg1, Some(101), c.vm3.1, EXTERNAL_HOST, 63),
+        TrafficScenario::SnatEgress => {
+            udp(c.dvr_c2, c.sg1.0, Some(101), c.vm3.1, EXTERNAL_HOST, 63)
+        }
         TrafficScenario::SnatReply => {
             let mut k = udp(UPSTREAM_MAC, c.qg.0, None, EXTERNAL_HOST, c.qg.1, 62);
             k.set(Field::TpSrc, dport as u64);
@@ -436,6 +453,16 @@ pub fn generate(
         .collect();
     let upstream_arp = |to| arp_reply(UPSTREAM_MAC, c.upstream_ip, to);
     let one = |k: FlowKey| vec![frame(&k, 64)];
+    // vm1 ARPs for its gateway, sends its first packet outward, and the
+    // upstream router answers the FIP namespace's ARP.
+    let fip_egress_warmup = vec![
+        ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
+        (
+            "qvo-vm1".to_string(),
+            one(key(TrafficScenario::FipEgress, &c, 0)),
+        ),
+        ("eth2".to_string(), vec![upstream_arp(c.fg_c1)]),
+    ];
     let warmup = match s {
         // The destination VM has spoken (its MAC is learned), as it would
         // have in a running cloud.
@@ -450,18 +477,14 @@ pub fn generate(
         // vm1 has spoken, and so has the FIP namespace's fg- port (vm1's
         // first packet outward, which ARPs for the upstream router), so the
         // bridges know the fg- MAC as they would in a running cloud.
-        TrafficScenario::FipIngress => vec![
-            (
+        TrafficScenario::FipIngress => {
+            let mut w = vec![(
                 "qvo-vm1".to_string(),
                 one(udp(c.vm1.0, c.vm3.0, None, c.vm1.1, c.vm3.1, 64)),
-            ),
-            ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
-            (
-                "qvo-vm1".to_string(),
-                one(key(TrafficScenario::FipEgress, &c, 0)),
-            ),
-            ("eth2".to_string(), vec![upstream_arp(c.fg_c1)]),
-        ],
+            )];
+            w.extend(fip_egress_warmup);
+            w
+        }
         // vm1 has ARPed for its gateway (the qrouter's answer leaves by
         // qr-s1, so br-int knows the gateway MAC there), and the
         // destination VM has spoken: vm5 (on compute2) to vm4, arriving on
@@ -490,14 +513,7 @@ pub fn generate(
             let egress: Vec<Vec<u8>> = (0..flows)
                 .map(|i| frame(&key(TrafficScenario::SnatEgress, &c, i), 64))
                 .collect();
-            let sg_ip = t
-                .routers
-                .iter()
-                .flat_map(|r| &r.interfaces)
-                .find(|i| i.snat_mac == Some(c.sg1))
-                .and_then(|i| i.snat_ip)
-                .ok_or(MissingFromTopology::SnatAddress("subnet1"))?;
-            let mut vm3_arp = arp_reply(c.vm3.0, c.vm3.1, (c.sg1, sg_ip));
+            let mut vm3_arp = arp_reply(c.vm3.0, c.vm3.1, c.sg1);
             vm3_arp.splice(12..12, [0x81, 0x00, 0x00, 101]);
             vec![
                 ("eth1".to_string(), egress[..1].to_vec()),
@@ -507,11 +523,7 @@ pub fn generate(
                 ("eth1".to_string(), vec![vm3_arp]),
             ]
         }
-        TrafficScenario::FipEgress => vec![
-            ("qvo-vm1".to_string(), vec![arp_request(c.vm1, c.gw1_ip)]),
-            ("qvo-vm1".to_string(), one(key(s, &c, 0))),
-            ("eth2".to_string(), vec![upstream_arp(c.fg_c1)]),
-        ],
+        TrafficScenario::FipEgress => fip_egress_warmup,
     };
     Ok(Traffic {
         scenario: s,

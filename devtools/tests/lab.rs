@@ -7,7 +7,6 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const SCENARIOS: [&str; 11] = [
@@ -23,9 +22,6 @@ const SCENARIOS: [&str; 11] = [
     "fip-out-ping",
     "fip-out-http",
 ];
-
-/// The kernel lab uses fixed namespace names: one run at a time.
-static KERNEL_LAB: Mutex<()> = Mutex::new(());
 
 use vswitch::os::is_root;
 
@@ -94,18 +90,19 @@ impl Drop for Down {
 /// As root: the one kernel lab at a time, none left from before, and
 /// whatever this test leaves removed when it ends (even failing).
 /// (The lab comes down before the lock is released: tuple fields drop in order.)
-fn kernel_lab() -> Option<(Down, std::sync::MutexGuard<'static, ()>, std::fs::File)> {
+fn kernel_lab() -> Option<(Down, std::fs::File)> {
     if !is_root() {
         return None;
     }
-    let one = KERNEL_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    // One lab per machine: test runners that run each test in a process of
-    // its own (cargo nextest) take turns on a file lock.
+    // One lab per machine: tests take turns on a file lock, whether they
+    // run as threads of one process (cargo test) or as processes (cargo
+    // nextest); each opens the file anew, and flock locks of separate
+    // opens exclude each other.
     let lock = std::fs::File::create(std::env::temp_dir().join("vswitch-lab-test.lock"))
         .expect("lab test lock file");
     lock.lock().expect("lab test lock");
     let _ = vswitch().args(["lab", "down"]).output();
-    Some((Down, one, lock))
+    Some((Down, lock))
 }
 
 fn scenario<'a>(report: &'a Value, id: &str) -> &'a Value {

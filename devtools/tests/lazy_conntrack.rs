@@ -36,19 +36,17 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use topology::Topology;
 
-/// Who is who, read from the topology.
+/// Who is who (`devtools::traffic::cast`), addresses as numbers for the
+/// frame builder.
 struct Cast {
     vm1: (Mac, u32),
-    vm3: u32,
+    vm3: (Mac, u32),
     vm4: (Mac, u32),
     vm5: u32,
-    /// qr-s1 and qr-s2 MACs (the distributed gateways).
     gw1: Mac,
     gw2: Mac,
     fip: u32,
     fg_c1: (Mac, u32),
-    /// sg-s1's MAC and address, the router's gateway port (qg-) MAC and
-    /// address, compute2's DVR MAC.
     sg1: (Mac, u32),
     qg: (Mac, u32),
     dvr_c2: Mac,
@@ -56,55 +54,21 @@ struct Cast {
 }
 
 fn cast(t: &Topology) -> Cast {
-    let port = |n: &str| {
-        let p = t.port(n).expect("port");
-        (p.mac, u32::from(p.ip))
-    };
-    let r = t
-        .routers
-        .iter()
-        .find(|r| r.gateway.is_some())
-        .expect("router with a gateway");
-    let iface = |sub: &str| {
-        r.interfaces
-            .iter()
-            .find(|i| i.subnet == sub)
-            .expect("router interface")
-    };
-    let g = r.gateway.as_ref().expect("gateway");
-    let fg = t.fip_gateway("compute1", "ext-net").expect("fg-c1");
-    let s1 = iface("subnet1");
+    let c = devtools::traffic::cast(t).expect("the spec's cast");
+    let n = |(mac, ip): (Mac, Ipv4Addr)| (mac, u32::from(ip));
     Cast {
-        vm1: port("vm1"),
-        vm3: port("vm3").1,
-        vm4: port("vm4"),
-        vm5: port("vm5").1,
-        gw1: s1.mac,
-        gw2: iface("subnet2").mac,
-        fip: u32::from(
-            t.floating_ips
-                .iter()
-                .find(|f| f.port.as_deref() == Some("vm1"))
-                .expect("vm1's floating IP")
-                .address,
-        ),
-        fg_c1: (fg.mac, u32::from(fg.ip)),
-        sg1: (
-            s1.snat_mac.expect("sg-s1 MAC"),
-            u32::from(s1.snat_ip.expect("sg-s1 address")),
-        ),
-        qg: (g.mac, u32::from(g.ip)),
-        dvr_c2: t
-            .hosts
-            .iter()
-            .find(|h| h.name == "compute2")
-            .expect("c2")
-            .dvr_mac,
-        upstream_ip: u32::from(
-            spec::external_subnet(t)
-                .expect("external subnet")
-                .gateway_ip,
-        ),
+        vm1: n(c.vm1),
+        vm3: n(c.vm3),
+        vm4: n(c.vm4),
+        vm5: u32::from(c.vm5.1),
+        gw1: c.gw1,
+        gw2: c.gw2,
+        fip: u32::from(c.fip),
+        fg_c1: n(c.fg_c1),
+        sg1: n(c.sg1),
+        qg: n(c.qg),
+        dvr_c2: c.dvr_c2,
+        upstream_ip: u32::from(c.upstream_ip),
     }
 }
 
@@ -322,13 +286,20 @@ fn build(c: &Cast, f: &Frame) -> Vec<(&'static str, Vec<u8>)> {
                 ("eth2", f)
             } else {
                 let dl = (c.dvr_c2, c.sg1.0);
-                let f = ipv4(dl, Some(101), (c.vm3, 5000 + i), (ext, 53), proto, false);
+                let f = ipv4(dl, Some(101), (c.vm3.1, 5000 + i), (ext, 53), proto, false);
                 ("eth1", f)
             }
         }
         Frame::SgBetween { i, proto } => {
             let dl = (c.dvr_c2, c.sg1.0);
-            let f = ipv4(dl, Some(101), (c.vm3, 6000 + i), (c.vm5, 80), proto, false);
+            let f = ipv4(
+                dl,
+                Some(101),
+                (c.vm3.1, 6000 + i),
+                (c.vm5, 80),
+                proto,
+                false,
+            );
             ("eth1", f)
         }
         Frame::SpoofedIn { .. } => unreachable!("built above"),
@@ -368,7 +339,6 @@ fn warm_up(c: &Cast, host: &str) -> Vec<(&'static str, Vec<u8>)> {
             w
         }
         _ => {
-            let vm3_mac = Mac::from_u64(0xfa16_3e01_0013);
             let mut w = build(
                 c,
                 &Frame::Snat {
@@ -378,7 +348,7 @@ fn warm_up(c: &Cast, host: &str) -> Vec<(&'static str, Vec<u8>)> {
                 },
             );
             w.push(("eth2", arp(upstream, c.qg, None)));
-            w.push(("eth1", arp((vm3_mac, c.vm3), c.sg1, Some(101))));
+            w.push(("eth1", arp(c.vm3, c.sg1, Some(101))));
             w
         }
     }
@@ -391,16 +361,7 @@ type Observed = (Vec<(String, Vec<u8>)>, Vec<(&'static str, u64)>);
 fn run(c: &Cast, host: &str, frames: &[Frame], store_unnated: bool) -> (Observed, usize) {
     let t = spec::topology().expect("topology");
     let mut cfg = topology::build_host(&t, host, 1).expect("host");
-    let routers = cfg
-        .routers()
-        .iter()
-        .cloned()
-        .map(|mut r| {
-            r.store_unnated = store_unnated;
-            r
-        })
-        .collect();
-    cfg.set_routers(routers);
+    cfg.set_store_unnated(store_unnated);
     let sw: Arc<Switch> = cfg.build().expect("switch");
     let mut dp = Datapath::new(0, 256);
     let mut pool = PacketPool::new(1024, DEFAULT_MAX_FRAME);

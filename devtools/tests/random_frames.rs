@@ -59,16 +59,7 @@ fn host(name: &str) -> Arc<Switch> {
     // Every connection stored, as Linux does, so that random traffic
     // reaches the table's limit (by default, connections no NAT rule
     // selects are not stored).
-    let routers = cfg
-        .routers()
-        .iter()
-        .cloned()
-        .map(|mut r| {
-            r.store_unnated = true;
-            r
-        })
-        .collect();
-    cfg.set_routers(routers);
+    cfg.set_store_unnated(true);
     cfg.set_mac_limits(MAC_LIMIT, 300_000_000_000);
     cfg.set_conntrack(pipeline::conntrack::ConnTable::new(
         pipeline::conntrack::Limits {

@@ -80,6 +80,26 @@ struct MaskTable {
     slots: HashTable<u32>,
 }
 
+impl MaskTable {
+    /// `key` falls in `slot`'s megaflow (the slot is one of this mask's).
+    #[inline(always)]
+    fn holds(&self, key: &FlowKey, slot: &Slot) -> bool {
+        self.words
+            .iter()
+            .all(|&i| key.w[i as usize] & self.mask.w[i as usize] == slot.masked.w[i as usize])
+    }
+}
+
+impl Slot {
+    /// The walk relied on MAC tables that have changed since.
+    #[inline(always)]
+    fn is_stale(&self, mac_generation: u64) -> bool {
+        self.entry
+            .mac_generation
+            .is_some_and(|g| g != mac_generation)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CacheCounters {
     pub hits: u64,
@@ -164,19 +184,13 @@ impl FlowCache {
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, mac_generation: u64) -> Option<u32> {
         if let Some(slot) = self.slots.get(self.last as usize).and_then(|o| o.as_ref()) {
-            if let Some(mt) = self.masks.get(slot.mask as usize) {
-                let fresh = slot
-                    .entry
-                    .mac_generation
-                    .is_none_or(|g| g == mac_generation);
-                if fresh
-                    && mt.words.iter().all(|&i| {
-                        key.w[i as usize] & mt.mask.w[i as usize] == slot.masked.w[i as usize]
-                    })
-                {
-                    self.counters.hits += 1;
-                    return Some(self.last);
-                }
+            let in_megaflow = self
+                .masks
+                .get(slot.mask as usize)
+                .is_some_and(|mt| mt.holds(key, slot));
+            if in_megaflow && !slot.is_stale(mac_generation) {
+                self.counters.hits += 1;
+                return Some(self.last);
             }
         }
         for mi in 0..self.masks.len() {
@@ -187,18 +201,12 @@ impl FlowCache {
                 slots
                     .get(s as usize)
                     .and_then(|o| o.as_ref())
-                    .is_some_and(|slot| {
-                        mt.words.iter().all(|&i| {
-                            key.w[i as usize] & mt.mask.w[i as usize] == slot.masked.w[i as usize]
-                        })
-                    })
+                    .is_some_and(|slot| mt.holds(key, slot))
             });
             if let Some(&s) = found {
-                let stale = self.slots[s as usize].as_ref().is_some_and(|slot| {
-                    slot.entry
-                        .mac_generation
-                        .is_some_and(|g| g != mac_generation)
-                });
+                let stale = self.slots[s as usize]
+                    .as_ref()
+                    .is_some_and(|slot| slot.is_stale(mac_generation));
                 if stale {
                     self.remove(s);
                     self.counters.stale += 1;

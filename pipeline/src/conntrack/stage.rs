@@ -27,7 +27,7 @@ use crate::key::ct_state;
 use crate::key::{Field, FlowKey, FRAG_LATER, KEY_WORDS, PACKET_WORDS};
 use crate::packet::embedded::{rewrite_embedded, Embedded};
 use crate::packet::{self, PacketBuf, Rewrite};
-use crate::wire::ipproto;
+use crate::wire::{ipproto, IcmpPacket, L4Ports};
 
 /// Register carrying the source address a router's POSTROUTING applies.
 pub const SNAT_ADDR_REG: Field = Field::Reg(0);
@@ -145,6 +145,22 @@ impl CtStep {
         }
     }
 
+    /// Makes `key` the key a packet resumes with after the step, untranslated,
+    /// with `state`: the pipeline's words the step carries, in_port,
+    /// `ct_state`, `ct_zone` (for a walk compiled past a lazy step).
+    pub fn resume_untranslated(&self, key: &mut FlowKey, state: u8) {
+        key.w[PACKET_WORDS..].copy_from_slice(&self.pipeline);
+        self.mark_resumed(key, state);
+    }
+
+    /// Sets what every resumed key carries from its step: in_port,
+    /// `ct_state` (`state`), `ct_zone`.
+    fn mark_resumed(&self, key: &mut FlowKey, state: u8) {
+        key.set(Field::InPort, self.in_port as u64);
+        key.set(Field::CtState, state as u64);
+        key.set(Field::CtZone, self.zone as u64);
+    }
+
     /// The step made lazy (see `lazy`).
     pub fn lazy(mut self) -> CtStep {
         self.lazy = true;
@@ -207,18 +223,14 @@ impl CtGuard {
             return false;
         }
         let mut t = self.tuple;
-        let l4 = pkt.data().get(pkt.layout.l4_ofs as usize..);
-        let word = |at: usize| {
-            l4.and_then(|h| h.get(at..at + 2))
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        };
+        let l4 = pkt.data().get(pkt.layout.l4_ofs as usize..).unwrap_or(&[]);
         match self.ports {
-            GuardPorts::Transport => match (word(0), word(2)) {
-                (Some(sp), Some(dp)) => (t.sport, t.dport) = (sp, dp),
-                _ => return true,
+            GuardPorts::Transport => match L4Ports::new_checked(l4) {
+                Some(p) => (t.sport, t.dport) = (p.src_port(), p.dst_port()),
+                None => return true,
             },
-            GuardPorts::EchoId => match word(4) {
-                Some(id) => t.sport = id,
+            GuardPorts::EchoId => match IcmpPacket::new_checked(l4) {
+                Some(p) => t.sport = p.identifier(),
                 None => return true,
             },
             GuardPorts::None => {}
@@ -316,9 +328,7 @@ pub fn run(
         },
     }
     result.rewrites = before.rewrites_to(key);
-    key.set(Field::InPort, step.in_port as u64);
-    key.set(Field::CtState, result.state as u64);
-    key.set(Field::CtZone, step.zone as u64);
+    step.mark_resumed(key, result.state);
     Ok(result)
 }
 

@@ -261,15 +261,17 @@ impl ConnTable {
         if t.proto == ipproto::ICMP && !icmp::is_echo(info.icmp_type) {
             return Verdict::invalid(t);
         }
-        let known = self.find(&t).and_then(|(orig, dir)| {
-            let s = self.shard(orig.shard());
-            let c = s.conns.get(&orig).filter(|c| c.expires_ns > now_ns)?;
-            Some(classify(c, dir, info).map(|a| a.verdict))
-        });
-        match known {
-            Some(v) => v.unwrap_or(Verdict::invalid(t)),
-            None => Verdict::new_uncommitted(t),
-        }
+        self.known(&t, info, now_ns)
+            .unwrap_or(Verdict::new_uncommitted(t))
+    }
+
+    /// What a packet of a stored, live connection is (None: no such
+    /// connection), changing nothing.
+    fn known(&self, t: &Tuple, info: PacketInfo, now_ns: u64) -> Option<Verdict> {
+        let (orig, dir) = self.find(t)?;
+        let s = self.shard(orig.shard());
+        let c = s.conns.get(&orig).filter(|c| c.expires_ns > now_ns)?;
+        Some(classify(c, dir, info).map_or(Verdict::invalid(*t), |a| a.verdict))
     }
 
     /// What `track` would say at `now_ns`, changing nothing (for `trace`):
@@ -286,13 +288,8 @@ impl ConnTable {
         if t.proto == ipproto::ICMP && !icmp::is_echo(info.icmp_type) {
             return Ok(Verdict::invalid(t));
         }
-        let known = self.find(&t).and_then(|(orig, dir)| {
-            let s = self.shard(orig.shard());
-            let c = s.conns.get(&orig).filter(|c| c.expires_ns > now_ns)?;
-            Some(classify(c, dir, info).map(|a| a.verdict))
-        });
-        if let Some(v) = known {
-            return Ok(v.unwrap_or(Verdict::invalid(t)));
+        if let Some(v) = self.known(&t, info, now_ns) {
+            return Ok(v);
         }
         if cannot_start(&t, &info) {
             return Ok(Verdict::invalid(t));

@@ -171,6 +171,15 @@ impl SwitchConfig {
         self.routers = routers;
     }
 
+    /// Whether every router instance stores the connections no NAT rule
+    /// selects, as Linux does (`RouterInstance::store_unnated`; off by
+    /// default: they are looked up, not stored).
+    pub fn set_store_unnated(&mut self, on: bool) {
+        for r in &mut self.routers {
+            r.store_unnated = on;
+        }
+    }
+
     pub fn routers(&self) -> &[RouterInstance] {
         &self.routers
     }

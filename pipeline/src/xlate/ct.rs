@@ -213,19 +213,7 @@ impl<'a> Ctx<'a> {
         at: RouterIfaceRef,
         after: fn(&mut Ctx<'a>, RouterIfaceRef),
     ) {
-        self.commit();
-        let mut pipeline: PipelineWords = Default::default();
-        pipeline.copy_from_slice(&self.key.w[PACKET_WORDS..]);
-        let step = CtStep::new(
-            zone,
-            true,
-            None,
-            true,
-            Resume::Router(at),
-            self.key.in_port(),
-            pipeline,
-        )
-        .lazy();
+        let step = self.step_here(zone, true, None, true, true, Resume::Router(at));
         // What the ports are read from: the protocol is in the megaflow.
         let ports = match tuple.proto {
             ipproto::TCP | ipproto::UDP => GuardPorts::Transport,
@@ -237,10 +225,7 @@ impl<'a> Ctx<'a> {
             dport: 0,
             ..tuple
         };
-        self.key.w[PACKET_WORDS..].copy_from_slice(&step.pipeline);
-        self.key
-            .set(Field::CtState, (ct_state::TRK | ct_state::NEW) as u64);
-        self.key.set(Field::CtZone, zone as u64);
+        step.resume_untranslated(&mut self.key, ct_state::TRK | ct_state::NEW);
         self.ops.push(Op::CtGuard(CtGuard { step, tuple, ports }));
         after(self, at);
     }
@@ -272,6 +257,30 @@ impl<'a> Ctx<'a> {
         lazy: bool,
         resume: Resume,
     ) -> CtStep {
+        let step = self.step_here(zone, commit, nat, apply_nat, lazy, resume);
+        // A fragment's step waits for its datagram (a step that continues
+        // in place has no datagram to wait for: it sees the fragment).
+        self.wc.set(Field::NwFrag, Field::NwFrag.full_mask());
+        let fragment = self.key.get(Field::NwFrag) as u8 & FRAG_ANY != 0;
+        self.ops.push(if fragment && !step.continues() {
+            Op::Defrag(step.clone())
+        } else {
+            Op::Ct(step.clone())
+        });
+        step
+    }
+
+    /// The step at this point of the walk: the packet made what the key
+    /// says, the pipeline's words carried over.
+    fn step_here(
+        &mut self,
+        zone: u16,
+        commit: bool,
+        nat: Option<Nat>,
+        apply_nat: bool,
+        lazy: bool,
+        resume: Resume,
+    ) -> CtStep {
         self.commit();
         let mut pipeline: PipelineWords = Default::default();
         pipeline.copy_from_slice(&self.key.w[PACKET_WORDS..]);
@@ -284,17 +293,11 @@ impl<'a> Ctx<'a> {
             self.key.in_port(),
             pipeline,
         );
-        let step = if lazy { step.lazy() } else { step };
-        // A fragment's step waits for its datagram (a step that continues
-        // in place has no datagram to wait for: it sees the fragment).
-        self.wc.set(Field::NwFrag, Field::NwFrag.full_mask());
-        let fragment = self.key.get(Field::NwFrag) as u8 & FRAG_ANY != 0;
-        self.ops.push(if fragment && !step.continues() {
-            Op::Defrag(step.clone())
+        if lazy {
+            step.lazy()
         } else {
-            Op::Ct(step.clone())
-        });
-        step
+            step
+        }
     }
 
     /// What the step does to the packet the trace follows (the datapath's
