@@ -207,15 +207,7 @@ fn the_daemon_switches_between_af_packet_ports() {
         assert!(vm1_tx.send(frame));
     }
     vm1_tx.flush();
-    let counted = |d: &vswitch::daemon::Daemon| -> u64 {
-        d.shared
-            .reports
-            .iter()
-            .flat_map(|r| r.lock().expect("report").drops.clone())
-            .filter(|(r, _)| r == "frame_too_long")
-            .map(|(_, n)| n)
-            .sum()
-    };
+    let counted = |d: &vswitch::daemon::Daemon| d.shared.drops("frame_too_long");
     let deadline = Instant::now() + Duration::from_secs(5);
     while counted(&d) < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));

@@ -2,6 +2,7 @@
 //! the control socket (including bad input, which changes nothing), and a
 //! thousand live flow updates lose or misdirect no packet.
 
+mod frames;
 use pipeline::key::{Field, FlowKey};
 use pipeline::packet::synth::frame_from_key;
 use pipeline::wire::{ethertype, ipproto};
@@ -33,17 +34,7 @@ fn config(workers: usize) -> DaemonConfig {
 
 /// vm1 -> vm2 (same network, same host), UDP with sequence number `seq`.
 fn frame(seq: u16) -> Vec<u8> {
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, 0xfa163e010011);
-    k.set(Field::DlDst, 0xfa163e010012);
-    k.set(Field::NwProto, ipproto::UDP as u64);
-    k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a01000c);
-    k.set(Field::NwTtl, 64);
-    k.set(Field::TpSrc, 1000);
-    k.set(Field::TpDst, seq as u64);
-    frame_from_key(&k, 8)
+    frames::vm1_to_vm2(seq, 8)
 }
 
 fn wait_for(n: usize, mut got: impl FnMut() -> usize) -> usize {

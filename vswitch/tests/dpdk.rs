@@ -8,11 +8,9 @@
 
 #![cfg(feature = "dpdk")]
 
+mod frames;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pipeline::key::{Field, FlowKey};
-use pipeline::packet::synth::frame_from_key;
 use pipeline::packet::PacketPool;
-use pipeline::wire::{ethertype, ipproto};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,17 +19,7 @@ use vswitch::daemon::Daemon;
 use vswitch::io::{RxQueue, TxQueue};
 
 fn frame(seq: u16) -> Vec<u8> {
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, 0xfa163e010011);
-    k.set(Field::DlDst, 0xfa163e010012);
-    k.set(Field::NwProto, ipproto::UDP as u64);
-    k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a01000c);
-    k.set(Field::NwTtl, 64);
-    k.set(Field::TpSrc, 1000);
-    k.set(Field::TpDst, seq as u64);
-    frame_from_key(&k, 8 + (seq % 50) as usize)
+    frames::vm1_to_vm2(seq, 8 + (seq % 50) as usize)
 }
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {

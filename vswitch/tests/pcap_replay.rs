@@ -6,10 +6,8 @@
 //! records longer than the snaplen the file's header gives (replayed
 //! whole). vswitchd starts on each and keeps running.
 
+mod frames;
 use pcap_file::pcap::{PcapHeader, PcapReader, PcapWriter, RawPcapPacket};
-use pipeline::key::{Field, FlowKey};
-use pipeline::packet::synth::frame_from_key;
-use pipeline::wire::{ethertype, ipproto};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,17 +21,7 @@ const VM2_MAC: u64 = 0xfa163e010012;
 
 /// vm1 -> vm2, UDP, `len` bytes in all.
 fn udp(seq: u16, len: usize) -> Vec<u8> {
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, VM1_MAC);
-    k.set(Field::DlDst, VM2_MAC);
-    k.set(Field::NwProto, ipproto::UDP as u64);
-    k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a01000c);
-    k.set(Field::NwTtl, 64);
-    k.set(Field::TpSrc, 1000);
-    k.set(Field::TpDst, seq as u64);
-    let f = frame_from_key(&k, len - 42);
+    let f = frames::vm1_to_vm2(seq, len - 42);
     assert_eq!(f.len(), len);
     f
 }

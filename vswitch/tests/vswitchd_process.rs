@@ -2,26 +2,14 @@
 //! (a capture replayed into qvo-vm1, vm2's output written to a capture),
 //! driven by vswitchctl over the socket, stopped cleanly by SIGTERM.
 
+mod frames;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pipeline::key::{Field, FlowKey};
-use pipeline::packet::synth::frame_from_key;
-use pipeline::wire::{ethertype, ipproto};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn frame(seq: u16) -> Vec<u8> {
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, 0xfa163e010011);
-    k.set(Field::DlDst, 0xfa163e010012);
-    k.set(Field::NwProto, ipproto::UDP as u64);
-    k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a01000c);
-    k.set(Field::NwTtl, 64);
-    k.set(Field::TpSrc, 1000);
-    k.set(Field::TpDst, seq as u64);
-    frame_from_key(&k, 8)
+    frames::vm1_to_vm2(seq, 8)
 }
 
 struct TempDir(PathBuf);

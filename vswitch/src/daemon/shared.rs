@@ -351,6 +351,21 @@ impl Shared {
         self.publish(sw, &io);
     }
 
+    /// Packets the workers dropped under `reason` (as last published).
+    pub fn drops(&self, reason: &str) -> u64 {
+        self.reports
+            .iter()
+            .map(|r| {
+                let r = r.lock().unwrap_or_else(|e| e.into_inner());
+                r.drops
+                    .iter()
+                    .filter(|(n, _)| n == reason)
+                    .map(|(_, c)| *c)
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// Per-port I/O counters summed over the workers, by port name, for
     /// the ports of the running switch.
     pub fn port_counters(&self) -> Vec<(String, u32, PortCounters)> {
