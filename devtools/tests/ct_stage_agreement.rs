@@ -15,16 +15,15 @@
 //! another connection holds it are all covered.
 #![deny(unsafe_code)]
 
+mod host;
+
 use devtools::traffic::{self, FrameSize, TrafficScenario};
-use pipeline::datapath::Datapath;
+use host::Host;
 use pipeline::key::{ct_state, Field, FlowKey};
+use pipeline::packet::parse;
 use pipeline::packet::synth::frame_from_key;
-use pipeline::packet::{parse, PacketBuf, PacketPool};
 use pipeline::program::Op;
-use pipeline::switch::{PortId, Switch};
 use pipeline::trace::{ct_state_text, Trace, TraceEvent};
-use pipeline::xlate::trace::trace_key;
-use std::sync::Arc;
 
 const ROUTED: [TrafficScenario; 6] = [
     TrafficScenario::RoutedSameHost,
@@ -54,65 +53,17 @@ fn headers(k: &FlowKey) -> Vec<u64> {
     FIELDS.iter().map(|f| k.get(*f)).collect()
 }
 
-struct Host {
-    sw: Arc<Switch>,
-    dp: Datapath,
-    pool: PacketPool,
-    now_ns: u64,
-}
-
-impl Host {
-    fn new(name: &str) -> Host {
-        let t = devtools::spec::topology().expect("topology");
-        let mut cfg = topology::build_host(&t, name, 1).expect("host");
-        Host {
-            sw: cfg.build().expect("switch"),
-            dp: Datapath::new(0, 4096),
-            pool: PacketPool::new(256, pipeline::packet::DEFAULT_MAX_FRAME),
-            now_ns: 1_000_000_000,
-        }
-    }
-
-    /// Runs frames through the datapath; returns (port name, headers) of
-    /// every frame it sent, sorted.
-    fn run(&mut self, port: &str, frames: &[Vec<u8>]) -> Vec<(String, Vec<u64>)> {
-        self.now_ns += 1_000_000;
-        let in_port = self.sw.port_by_name(port).expect("port").id;
-        let mut burst: Vec<PacketBuf> = frames
-            .iter()
-            .map(|f| {
-                let mut b = self.pool.get().expect("buffer");
-                b.set_data(f).expect("frame fits");
-                b
-            })
-            .collect();
-        let mut out: Vec<(PortId, Vec<u8>)> = Vec::new();
-        let mut sink = |p: PortId, b: PacketBuf| out.push((p, b.data().to_vec()));
-        self.dp.process_burst(
-            &self.sw,
-            in_port,
-            &mut burst,
-            self.now_ns,
-            &mut self.pool,
-            &mut sink,
-        );
-        let mut v: Vec<(String, Vec<u64>)> = out
-            .into_iter()
-            .map(|(p, bytes)| {
-                let name = self.sw.port(p).expect("output port").name.clone();
-                let k = parse(&bytes, p.0).expect("sent frames parse").key;
-                (name, headers(&k))
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn trace(&self, port: &str, frame: &[u8]) -> Trace {
-        let in_port = self.sw.port_by_name(port).expect("port").id;
-        let key = parse(frame, in_port.0).expect("frame parses").key;
-        trace_key(&self.sw, in_port, &key, port, self.now_ns + 1_000_000)
-    }
+/// (port name, headers) of every frame a host sent, sorted.
+fn headed(out: host::Outputs) -> Vec<(String, Vec<u64>)> {
+    let mut v: Vec<(String, Vec<u64>)> = out
+        .into_iter()
+        .map(|(name, bytes)| {
+            let k = parse(&bytes, 0).expect("sent frames parse").key;
+            (name, headers(&k))
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// What the trace says the frame does: its outputs, and the keys it
@@ -140,7 +91,7 @@ fn traced(t: &Trace) -> (Vec<(String, Vec<u64>)>, Vec<FlowKey>) {
 fn agree(h: &mut Host, port: &str, frame: &[u8], what: &str) -> (Vec<u8>, Vec<(String, Vec<u64>)>) {
     let t = h.trace(port, frame);
     let (want, resumed) = traced(&t);
-    let got = h.run(port, std::slice::from_ref(&frame.to_vec()));
+    let got = headed(h.send(port, std::slice::from_ref(&frame.to_vec())));
     assert_eq!(
         got,
         want,
@@ -188,9 +139,9 @@ fn trace_and_datapath_agree_on_ct_states_and_nat_for_every_routed_walk() {
     let t = devtools::spec::topology().expect("topology");
     for s in ROUTED {
         let traffic = traffic::generate(&t, s, 4, FrameSize::Fixed(64), 4).expect("traffic");
-        let mut h = Host::new(s.host());
+        let mut h = Host::on(s.host());
         for (port, frames) in &traffic.warmup {
-            h.run(port, frames);
+            h.send(port, frames);
         }
         for pass in 0..2 {
             for (i, f) in traffic.frames.iter().enumerate() {
@@ -218,9 +169,9 @@ fn a_source_nat_port_another_connection_holds_moves_the_same_way_in_trace_and_da
     let t = devtools::spec::topology().expect("topology");
     let s = TrafficScenario::SnatEgress;
     let traffic = traffic::generate(&t, s, 1, FrameSize::Fixed(64), 1).expect("traffic");
-    let mut h = Host::new(s.host());
+    let mut h = Host::on(s.host());
     for (port, frames) in &traffic.warmup {
-        h.run(port, frames);
+        h.send(port, frames);
     }
     let first = &traffic.frames[0];
     let (states, outs) = agree(&mut h, s.in_port(), first, "first connection");

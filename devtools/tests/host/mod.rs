@@ -34,13 +34,7 @@ impl Host {
     /// turn; each one's frames.
     pub fn for_scenarios(ss: &[TrafficScenario]) -> (Host, Vec<Vec<Vec<u8>>>) {
         let t = spec::topology().expect("topology");
-        let mut cfg = topology::build_host(&t, ss[0].host(), 1).expect("host");
-        let mut h = Host {
-            sw: cfg.build().expect("switch"),
-            dp: Datapath::new(0, 1024),
-            pool: PacketPool::new(256, DEFAULT_MAX_FRAME),
-            now_ns: 1_000_000_000,
-        };
+        let mut h = Host::on(ss[0].host());
         let mut frames = Vec::new();
         for s in ss {
             assert_eq!(s.host(), ss[0].host(), "one host");
@@ -51,6 +45,26 @@ impl Host {
             frames.push(traffic.frames);
         }
         (h, frames)
+    }
+
+    /// Host `name` of the spec's topology, as built (no warm-up).
+    pub fn on(name: &str) -> Host {
+        let t = spec::topology().expect("topology");
+        let mut cfg = topology::build_host(&t, name, 1).expect("host");
+        Host {
+            sw: cfg.build().expect("switch"),
+            dp: Datapath::new(0, 1024),
+            pool: PacketPool::new(256, DEFAULT_MAX_FRAME),
+            now_ns: 1_000_000_000,
+        }
+    }
+
+    /// The trace of `frame` in on `port`, at the time the next `send`
+    /// runs, on the live state.
+    pub fn trace(&self, port: &str, frame: &[u8]) -> pipeline::trace::Trace {
+        let in_port = self.sw.port_by_name(port).expect("port").id;
+        let key = parse(frame, in_port.0).expect("frame parses").key;
+        pipeline::xlate::trace::trace_key(&self.sw, in_port, &key, port, self.now_ns + 1_000_000)
     }
 
     /// Runs frames in on `port`; the (port name, frame) of every output.
