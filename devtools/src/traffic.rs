@@ -363,7 +363,7 @@ fn ports_of(i: usize) -> (u16, u16, u32) {
 }
 
 /// A broadcast ARP request from `from` for `target`.
-fn arp_request(from: (Mac, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
+pub fn arp_request(from: (Mac, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::ARP as u64);
     k.set(Field::DlSrc, from.0.to_u64());
@@ -375,7 +375,8 @@ fn arp_request(from: (Mac, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
     frame_from_key(&k, 0)
 }
 
-fn arp_reply(from_mac: Mac, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
+/// An ARP reply from `from_mac`/`from_ip` to `to`.
+pub fn arp_reply(from_mac: Mac, from_ip: Ipv4Addr, to: (Mac, Ipv4Addr)) -> Vec<u8> {
     let mut k = FlowKey::ZERO;
     k.set(Field::DlType, ethertype::ARP as u64);
     k.set(Field::DlSrc, from_mac.to_u64());

@@ -309,20 +309,13 @@ fn build(c: &Cast, f: &Frame) -> Vec<(&'static str, Vec<u8>)> {
 /// ARP answers that resolve the upstream router for compute1's fip
 /// namespace and network1's snat namespace, and vm3 for the latter.
 fn warm_up(c: &Cast, host: &str) -> Vec<(&'static str, Vec<u8>)> {
+    // An ARP reply, tagged with `vlan` when given.
     let arp = |from: (Mac, u32), to: (Mac, u32), vlan: Option<u16>| {
-        let mut k = FlowKey::ZERO;
-        k.set(Field::DlType, ethertype::ARP as u64);
-        k.set(Field::DlSrc, from.0.to_u64());
-        k.set(Field::DlDst, to.0.to_u64());
+        let mut f = devtools::traffic::arp_reply(from.0, from.1.into(), (to.0, to.1.into()));
         if let Some(v) = vlan {
-            k.set(Field::VlanTci, (v | VLAN_CFI) as u64);
+            f.splice(12..12, [0x81, 0x00, (v >> 8) as u8, v as u8]);
         }
-        k.set(Field::NwProto, 2);
-        k.set(Field::NwSrc, from.1 as u64);
-        k.set(Field::NwDst, to.1 as u64);
-        k.set(Field::ArpSha, from.0.to_u64());
-        k.set(Field::ArpTha, to.0.to_u64());
-        frame_from_key(&k, 0)
+        f
     };
     let upstream = (spec::UPSTREAM_MAC, c.upstream_ip);
     match host {

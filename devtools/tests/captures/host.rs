@@ -12,11 +12,8 @@
 use devtools::traffic::{self, FrameSize, TrafficScenario};
 use pipeline::datapath::Datapath;
 use pipeline::drop::DropReason;
-use pipeline::key::{Field, FlowKey};
-use pipeline::packet::synth::frame_from_key;
 use pipeline::packet::{PacketBuf, PacketPool};
 use pipeline::switch::{PortId, Switch};
-use pipeline::wire::ethertype;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -71,7 +68,7 @@ impl Host {
             now_ns: 1_000_000_000,
         };
         if name == "compute1" {
-            h.send("qvo-vm2", &arp_request(c.vm2, c.gw1.1));
+            h.send("qvo-vm2", &devtools::traffic::arp_request(c.vm2, c.gw1.1));
         }
         for &walk in walks(name) {
             let tr = traffic::generate(&t, walk, 1, FrameSize::Fixed(64), 1).expect("traffic");
@@ -160,17 +157,4 @@ impl Host {
             )
         })
     }
-}
-
-/// A broadcast ARP request from `from` for `target`.
-fn arp_request(from: super::cast::Station, target: std::net::Ipv4Addr) -> Vec<u8> {
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::ARP as u64);
-    k.set(Field::DlSrc, from.0.to_u64());
-    k.set(Field::DlDst, 0xffff_ffff_ffff);
-    k.set(Field::NwProto, 1);
-    k.set(Field::NwSrc, u32::from(from.1) as u64);
-    k.set(Field::NwDst, u32::from(target) as u64);
-    k.set(Field::ArpSha, from.0.to_u64());
-    frame_from_key(&k, 0)
 }
