@@ -78,6 +78,10 @@ pub struct Datapath {
     /// The keys of the packets of a burst being processed (kept, not
     /// zeroed per burst).
     keys: Box<[FlowKey; BURST]>,
+    /// What became of each packet of the burst being processed.
+    fates: Vec<Fate>,
+    /// The output port of each packet `forward_burst` left in its burst.
+    burst_ports: Vec<PortId>,
     /// Last time the periodic upkeep (neighbour aging) ran.
     last_upkeep_ns: u64,
 }
@@ -91,6 +95,8 @@ impl Datapath {
             counters: DatapathCounters::default(),
             use_cache: true,
             keys: Box::new([FlowKey::ZERO; BURST]),
+            fates: Vec::with_capacity(BURST),
+            burst_ports: Vec::with_capacity(BURST),
             last_upkeep_ns: 0,
         }
     }
@@ -100,8 +106,35 @@ impl Datapath {
     }
 
     /// Processes a burst received on `in_port`. Every buffer ends up in the
-    /// sink or back in `pool`; `burst` is left empty.
+    /// sink or back in `pool`; `burst` is left empty. (`forward_burst`,
+    /// then what it left in the burst handed to the sink in order.)
     pub fn process_burst(
+        &mut self,
+        sw: &Switch,
+        in_port: PortId,
+        burst: &mut Vec<PacketBuf>,
+        now_ns: u64,
+        pool: &mut PacketPool,
+        sink: &mut impl OutputSink,
+    ) {
+        self.forward_burst(sw, in_port, burst, now_ns, pool, sink);
+        for (pkt, port) in burst.drain(..).zip(self.burst_ports.drain(..)) {
+            sink.output(port, pkt);
+        }
+    }
+
+    /// Processes a burst received on `in_port`, leaving in `burst` the
+    /// packets whose walk ends in an output, in order, their ports in
+    /// `burst_ports()`; everything else (copies for the other outputs of
+    /// a walk, packets a router originates or releases) goes to the sink,
+    /// and what is dropped or held goes back to `pool`.
+    ///
+    /// A packet is rewritten where it lies in the burst and moved only
+    /// when its burst is done (by then its writes have long retired: a
+    /// copy of a struct just written in narrow pieces stalls on store
+    /// forwarding), and a burst whose packets all leave by one port can
+    /// be handed to that port as it is.
+    pub fn forward_burst(
         &mut self,
         sw: &Switch,
         in_port: PortId,
@@ -125,33 +158,63 @@ impl Datapath {
         };
         // Two stages per BURST packets: every packet parsed in place (its
         // in_port and layout written into the buffer where it lies), then
-        // each looked up and run. A buffer is moved only once its writes
-        // are long done: a copy of a struct that has just been written in
-        // narrow pieces stalls on store forwarding.
+        // each looked up and run in place.
         let keys = &mut self.keys;
-        let mut parsed: [Result<(), DropReason>; BURST] = [Ok(()); BURST];
-        while !burst.is_empty() {
-            let n = burst.len().min(BURST);
-            for (i, pkt) in burst[..n].iter_mut().enumerate() {
+        let fates = &mut self.fates;
+        fates.clear();
+        for chunk in burst.chunks_mut(BURST) {
+            let mut parsed: [Result<(), DropReason>; BURST] = [Ok(()); BURST];
+            for (i, pkt) in chunk.iter_mut().enumerate() {
                 b.counters.rx_packets += 1;
                 b.counters.rx_bytes += pkt.len() as u64;
                 pkt.in_port = in_port.0;
                 parsed[i] = packet::parse_into(pkt).map(|k| keys[i] = k);
             }
-            for (i, pkt) in burst.drain(..n).enumerate() {
-                if let Err(reason) = parsed[i] {
-                    b.drop(pkt, reason);
-                } else if use_cache {
-                    b.lookup_and_run(&mut self.cache, &keys[i], pkt);
-                } else {
-                    b.translate_and_run(&keys[i], pkt);
+            for (i, pkt) in chunk.iter_mut().enumerate() {
+                let fate = match parsed[i] {
+                    Err(reason) => b.discard(reason),
+                    Ok(()) if use_cache => b.lookup_and_run(&mut self.cache, &keys[i], pkt),
+                    Ok(()) => b.translate_and_run(&keys[i], pkt),
+                };
+                fates.push(fate);
+            }
+        }
+        // What was not output leaves the burst (to the pool); the rest
+        // stay, in order, with their ports.
+        let ports = &mut self.burst_ports;
+        ports.clear();
+        let mut i = 0;
+        let pool = &mut *b.pool;
+        if fates.iter().all(|f| matches!(f, Fate::Output(_))) {
+            ports.extend(fates.iter().map(|f| match f {
+                Fate::Output(p) => *p,
+                Fate::Discard => PortId(0),
+            }));
+        } else {
+            for pkt in burst.extract_if(.., |_| {
+                let fate = fates[i];
+                i += 1;
+                match fate {
+                    Fate::Output(p) => {
+                        ports.push(p);
+                        false
+                    }
+                    Fate::Discard => true,
                 }
+            }) {
+                pool.put(pkt);
             }
         }
         b.release_held();
         self.cache.credit_rules();
         self.recirc_cache.credit_rules();
         self.upkeep(sw, now_ns);
+    }
+
+    /// The output port of each packet the last `forward_burst` left in
+    /// its burst, in order.
+    pub fn burst_ports(&self) -> &[PortId] {
+        &self.burst_ports
     }
 
     /// Runs `program` — a walk translated outside this datapath (the
@@ -177,7 +240,7 @@ impl Datapath {
             recirc: None,
             depth: 0,
         };
-        b.run(program, pkt);
+        b.run_and_settle(program, pkt);
         b.release_held();
     }
 
@@ -196,6 +259,17 @@ impl Datapath {
             }
         }
     }
+}
+
+/// What became of a packet once its walk ran.
+#[derive(Clone, Copy, Debug)]
+enum Fate {
+    /// Leaves by this port (counted as transmitted).
+    Output(PortId),
+    /// Goes back to the pool: dropped (already counted under its reason),
+    /// held (a copy waits for a neighbour) or consumed by a conntrack
+    /// step that holds fragments.
+    Discard,
 }
 
 /// What a burst's packets share on their way: the snapshot, the worker's
@@ -221,6 +295,28 @@ impl<S: OutputSink> Burst<'_, S> {
         self.pool.put(pkt);
     }
 
+    /// A packet still in place dropped: counted under `reason`; its
+    /// buffer goes back to the pool when its fate is settled.
+    fn discard(&mut self, reason: DropReason) -> Fate {
+        self.counters.drops.count(reason);
+        Fate::Discard
+    }
+
+    /// Carries out a packet's fate: out to the sink, or back to the pool.
+    fn settle(&mut self, pkt: PacketBuf, fate: Fate) {
+        match fate {
+            Fate::Output(port) => self.sink.output(port, pkt),
+            Fate::Discard => self.pool.put(pkt),
+        }
+    }
+
+    /// Runs `prog` on a packet of no burst (a copy, or one the router
+    /// made or released) and settles its fate at once.
+    fn run_and_settle(&mut self, prog: &Program, mut pkt: PacketBuf) {
+        let fate = self.run(prog, &mut pkt);
+        self.settle(pkt, fate);
+    }
+
     fn translate_opts(&self) -> XlateOptions {
         XlateOptions {
             learn: true,
@@ -230,11 +326,16 @@ impl<S: OutputSink> Burst<'_, S> {
 
     /// The packet's walk from `cache` (translated and cached on a miss),
     /// then run.
-    fn lookup_and_run(&mut self, cache: &mut FlowCache, key: &FlowKey, pkt: PacketBuf) {
-        let slot = self.cache_slot(cache, key, &pkt);
+    fn lookup_and_run(
+        &mut self,
+        cache: &mut FlowCache,
+        key: &FlowKey,
+        pkt: &mut PacketBuf,
+    ) -> Fate {
+        let slot = self.cache_slot(cache, key, pkt);
         match cache.entry(slot) {
             Some(entry) => self.run(&entry.program, pkt),
-            None => self.drop(pkt, DropReason::FlowDrop),
+            None => self.discard(DropReason::FlowDrop),
         }
     }
 
@@ -263,7 +364,7 @@ impl<S: OutputSink> Burst<'_, S> {
 
     /// The packet's walk translated now (no cache), its flows credited
     /// at once, then run.
-    fn translate_and_run(&mut self, key: &FlowKey, pkt: PacketBuf) {
+    fn translate_and_run(&mut self, key: &FlowKey, pkt: &mut PacketBuf) -> Fate {
         self.counters.upcalls += 1;
         let x = xlate::xlate(
             self.sw,
@@ -276,28 +377,33 @@ impl<S: OutputSink> Burst<'_, S> {
         for r in &x.rules {
             r.hit(self.worker, bytes, self.now_ns);
         }
-        self.run(&x.program, pkt);
+        self.run(&x.program, pkt)
     }
 
-    /// Replays a program on one packet.
-    fn run(&mut self, prog: &Program, mut pkt: PacketBuf) {
+    /// Replays a program on one packet, rewriting it in place; returns
+    /// what becomes of it.
+    fn run(&mut self, prog: &Program, pkt: &mut PacketBuf) -> Fate {
         let last = match prog.last_output {
             Some(l) => l,
             None if prog.has_side_ops => usize::MAX,
             None => {
                 let reason = prog.drop_reason.unwrap_or(DropReason::FlowDrop);
-                return self.drop(pkt, reason);
+                return self.discard(reason);
             }
         };
         for (i, op) in prog.ops.iter().enumerate() {
             match op {
                 Op::Rewrite(r) => {
-                    if let Err(reason) = packet::apply(&mut pkt, r) {
-                        return self.drop(pkt, reason);
+                    if let Err(reason) = packet::apply(pkt, r) {
+                        return self.discard(reason);
                     }
                 }
-                Op::Output(port) if i == last => return self.output(*port, pkt),
-                Op::Output(port) => match self.pool.copy_of(&pkt) {
+                Op::Output(port) if i == last => {
+                    self.counters.tx_packets += 1;
+                    self.counters.tx_bytes += pkt.len() as u64;
+                    return Fate::Output(*port);
+                }
+                Op::Output(port) => match self.pool.copy_of(pkt) {
                     Ok(copy) => self.output(*port, copy),
                     Err(reason) => self.counters.drops.count(reason),
                 },
@@ -305,35 +411,38 @@ impl<S: OutputSink> Burst<'_, S> {
                     packet,
                     limit,
                     program,
-                } => self.generate(packet, limit.as_ref(), program, &pkt),
+                } => self.generate(packet, limit.as_ref(), program, pkt),
                 Op::VerifyIpv4Header => {
-                    if !packet::verify::ipv4_header_ok(&pkt) {
-                        return self.drop(pkt, DropReason::Ipv4BadChecksum);
+                    if !packet::verify::ipv4_header_ok(pkt) {
+                        return self.discard(DropReason::Ipv4BadChecksum);
                     }
                 }
                 Op::Ct(step) if step.continues() => {
                     let mut key = match packet::parse(pkt.data(), pkt.in_port) {
                         Ok(p) => p.key,
-                        Err(reason) => return self.drop(pkt, reason),
+                        Err(reason) => return self.discard(reason),
                     };
-                    if let Err(reason) = self.ct(&mut pkt, step, &mut key, None) {
-                        return self.drop(pkt, reason);
+                    if let Err(reason) = self.ct(pkt, step, &mut key, None) {
+                        return self.discard(reason);
                     }
                 }
                 Op::Ct(step) if i + 1 == prog.ops.len() => {
                     return self.recirculate(pkt, step, None)
                 }
                 // More ops follow: they see the packet as it was.
-                Op::Ct(step) => match self.pool.copy_of(&pkt) {
-                    Ok(copy) => self.recirculate(copy, step, None),
+                Op::Ct(step) => match self.pool.copy_of(pkt) {
+                    Ok(mut copy) => {
+                        let fate = self.recirculate(&mut copy, step, None);
+                        self.settle(copy, fate);
+                    }
                     Err(reason) => self.counters.drops.count(reason),
                 },
                 Op::CtGuard(g) => {
-                    if g.stored(&self.sw.conntrack, &pkt) {
+                    if g.stored(&self.sw.conntrack, pkt) {
                         return self.recirculate(pkt, &g.step, None);
                     }
                 }
-                Op::Defrag(step) => self.defrag(&pkt, step),
+                Op::Defrag(step) => self.defrag(pkt, step),
                 Op::Hold {
                     runtime,
                     iface,
@@ -368,8 +477,8 @@ impl<S: OutputSink> Burst<'_, S> {
         }
         // Not output: dropped (counted by the program's reason) or held.
         match prog.drop_reason {
-            Some(reason) => self.drop(pkt, reason),
-            None => self.pool.put(pkt),
+            Some(reason) => self.discard(reason),
+            None => Fate::Discard,
         }
     }
 
@@ -400,7 +509,7 @@ impl<S: OutputSink> Burst<'_, S> {
             Generated::ArpRequest(a) => a.build(&mut g),
         };
         match built {
-            Ok(()) => self.run(program, g),
+            Ok(()) => self.run_and_settle(program, g),
             Err(reason) => self.drop(g, reason),
         }
     }
@@ -413,7 +522,7 @@ impl<S: OutputSink> Burst<'_, S> {
             return;
         };
         match arp.build(&mut g) {
-            Ok(()) => self.run(solicit, g),
+            Ok(()) => self.run_and_settle(solicit, g),
             Err(reason) => self.drop(g, reason),
         }
     }
@@ -479,39 +588,46 @@ impl<S: OutputSink> Burst<'_, S> {
                 continue;
             }
             frag.in_port = h.in_port;
-            self.recirculate(frag, step, Some(&datagram));
+            let fate = self.recirculate(&mut frag, step, Some(&datagram));
+            self.settle(frag, fate);
         }
     }
 
     /// The conntrack step, then the packet's walk from where it resumes,
     /// found in the recirculation cache or translated.
-    fn recirculate(&mut self, mut pkt: PacketBuf, step: &CtStep, datagram: Option<&Datagram>) {
+    fn recirculate(
+        &mut self,
+        pkt: &mut PacketBuf,
+        step: &CtStep,
+        datagram: Option<&Datagram>,
+    ) -> Fate {
         if self.depth >= MAX_RECIRC {
-            return self.drop(pkt, DropReason::ResubmitDepth);
+            return self.discard(DropReason::ResubmitDepth);
         }
         let mut key = match packet::parse(pkt.data(), pkt.in_port) {
             Ok(p) => p.key,
-            Err(reason) => return self.drop(pkt, reason),
+            Err(reason) => return self.discard(reason),
         };
-        if let Err(reason) = self.ct(&mut pkt, step, &mut key, datagram) {
-            return self.drop(pkt, reason);
+        if let Err(reason) = self.ct(pkt, step, &mut key, datagram) {
+            return self.discard(reason);
         }
         self.depth += 1;
-        match self.recirc.take() {
+        let fate = match self.recirc.take() {
             Some(cache) => {
                 // The walk may recirculate again: the cache is back in
                 // place before it runs, and the entry's program is shared.
-                let slot = self.cache_slot(cache, &key, &pkt);
+                let slot = self.cache_slot(cache, &key, pkt);
                 let program = cache.entry(slot).map(|e| Arc::clone(&e.program));
                 self.recirc = Some(cache);
                 match program {
                     Some(p) => self.run(&p, pkt),
-                    None => self.drop(pkt, DropReason::FlowDrop),
+                    None => self.discard(DropReason::FlowDrop),
                 }
             }
             None => self.translate_and_run(&key, pkt),
-        }
+        };
         self.depth -= 1;
+        fate
     }
 
     /// Sends the packets that neighbour resolutions released (slow path:
@@ -539,7 +655,7 @@ impl<S: OutputSink> Burst<'_, S> {
                     iface: r.iface,
                 };
                 let x = xlate::xlate_router_output(sw, at, &key, self.translate_opts(), None);
-                self.run(&x.program, pkt);
+                self.run_and_settle(&x.program, pkt);
             }
         }
     }

@@ -83,10 +83,13 @@ fn mac_word(m: crate::key::Mac) -> u64 {
 }
 
 /// Parses a frame that arrived on `in_port`.
+///
+/// The layout's parts are kept in locals and the `Layout` is built once
+/// at the end: a struct filled a field at a time on the stack and then
+/// read whole stalls on store forwarding.
 #[inline(always)]
 pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
     let mut w = Words::default();
-    let mut layout = Layout::default();
 
     let eth = EthernetFrame::new_checked(frame).ok_or(DropReason::EthTruncated)?;
     w.w1 = mac_word(eth.dst());
@@ -95,6 +98,7 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
     let mut l3 = eth.payload();
     let mut dl_type = eth.ethertype();
     let mut tci = 0u16;
+    let mut tagged = false;
     if vlan::is_tpid(dl_type) {
         let tag = VlanTag::new_checked(l3).ok_or(DropReason::VlanTruncated)?;
         if dl_type == ethertype::QINQ {
@@ -104,22 +108,27 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
         dl_type = tag.inner_ethertype();
         l3 = tag.payload();
         ofs += vlan::HEADER_LEN;
-        layout.vlan = true;
+        tagged = true;
     }
     if dl_type < ethertype::MIN_TYPE {
         dl_type = DL_TYPE_NONE;
     }
     w.w0 = in_port as u64 | (dl_type as u64) << 32 | (tci as u64) << 48;
-    layout.l3_ofs = ofs as u16;
+    let layout = |l3: L3, (l4, l4_ofs): (L4, u16)| Layout {
+        vlan: tagged,
+        l3,
+        l3_ofs: ofs as u16,
+        l4,
+        l4_ofs,
+    };
 
-    match dl_type {
-        ethertype::IPV4 => parse_ipv4(l3, ofs, &mut w, &mut layout)?,
+    let layout = match dl_type {
+        ethertype::IPV4 => layout(L3::Ipv4, parse_ipv4(l3, ofs, &mut w)?),
         ethertype::ARP => {
             let arp = ArpPacket::new_checked(l3).ok_or(DropReason::ArpMalformed)?;
             if !arp.is_ethernet_ipv4() {
                 return Err(DropReason::ArpMalformed);
             }
-            layout.l3 = L3::Arp;
             let op = arp.op();
             if op <= 0xff {
                 w.w1 |= (op as u64) << 48;
@@ -127,27 +136,32 @@ pub fn parse(frame: &[u8], in_port: u32) -> Result<Parsed, DropReason> {
             w.w3 = arp.spa() as u64 | (arp.tpa() as u64) << 32;
             w.w5 |= mac_word(arp.sha());
             w.w6 = mac_word(arp.tha());
+            layout(L3::Arp, (L4::None, 0))
         }
         ethertype::IPV6 => {
             let mut key = w.into_key();
-            parse_ipv6(l3, ofs, &mut key, &mut layout)?;
-            return Ok(Parsed { key, layout });
+            let l4 = parse_ipv6(l3, ofs, &mut key)?;
+            return Ok(Parsed {
+                key,
+                layout: layout(L3::Ipv6, l4),
+            });
         }
-        _ => {}
-    }
+        _ => layout(L3::None, (L4::None, 0)),
+    };
     Ok(Parsed {
         key: w.into_key(),
         layout,
     })
 }
 
+/// The IPv4 header and what follows into the key words; returns the
+/// transport header's kind and offset (none on later fragments).
 #[inline(always)]
-fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words, layout: &mut Layout) -> Result<(), DropReason> {
+fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words) -> Result<(L4, u16), DropReason> {
     let ip = Ipv4Packet::new_checked(l3).ok_or(DropReason::Ipv4Malformed)?;
     if !ip.is_consistent() {
         return Err(DropReason::Ipv4Malformed);
     }
-    layout.l3 = L3::Ipv4;
     let proto = ip.protocol();
     let later = ip.fragment_offset() != 0;
     let frag = if later {
@@ -161,23 +175,23 @@ fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words, layout: &mut Layout) -> Resu
     w.w2 |= (ip.ttl() as u64) << 48 | (frag as u64) << 56;
     w.w3 = ip.src_addr() as u64 | (ip.dst_addr() as u64) << 32;
     if later {
-        return Ok(());
+        return Ok((L4::None, 0));
     }
     // The transport header lies within the IP datagram (not its padding).
     let l4 = ip.payload();
-    layout.l4_ofs = (ofs + ip.header_len()) as u16;
-    match proto {
+    let l4_ofs = (ofs + ip.header_len()) as u16;
+    let kind = match proto {
         ipproto::TCP => {
             let tcp = TcpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
             let (s, d) = (tcp.src_port(), tcp.dst_port());
             w.w4 = s as u64 | (d as u64) << 16 | (tcp.flags() as u64) << 32;
-            layout.l4 = L4::Tcp;
+            L4::Tcp
         }
         ipproto::UDP => {
             let udp = UdpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
             let (s, d) = (udp.src_port(), udp.dst_port());
             w.w4 = s as u64 | (d as u64) << 16;
-            layout.l4 = L4::Udp;
+            L4::Udp
         }
         ipproto::ICMP => {
             let msg = IcmpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
@@ -185,62 +199,51 @@ fn parse_ipv4(l3: &[u8], ofs: usize, w: &mut Words, layout: &mut Layout) -> Resu
             if icmp::is_echo(msg.msg_type()) {
                 w.w6 |= (msg.identifier() as u64) << 48;
             }
-            layout.l4 = L4::Icmp;
+            L4::Icmp
         }
-        _ => {}
-    }
-    Ok(())
+        _ => L4::None,
+    };
+    Ok((kind, l4_ofs))
 }
 
 /// TCP/UDP ports into the key (IPv6 path).
-fn parse_ports(
-    proto: u8,
-    l4: &[u8],
-    key: &mut FlowKey,
-    layout: &mut Layout,
-) -> Result<(), DropReason> {
-    match proto {
+fn parse_ports(proto: u8, l4: &[u8], key: &mut FlowKey) -> Result<L4, DropReason> {
+    Ok(match proto {
         ipproto::TCP => {
             let tcp = TcpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
             key.set(Field::TpSrc, tcp.src_port() as u64);
             key.set(Field::TpDst, tcp.dst_port() as u64);
             key.set(Field::TcpFlags, tcp.flags() as u64);
-            layout.l4 = L4::Tcp;
+            L4::Tcp
         }
         ipproto::UDP => {
             let udp = UdpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
             key.set(Field::TpSrc, udp.src_port() as u64);
             key.set(Field::TpDst, udp.dst_port() as u64);
-            layout.l4 = L4::Udp;
+            L4::Udp
         }
-        _ => {}
-    }
-    Ok(())
+        _ => L4::None,
+    })
 }
 
-fn parse_ipv6(
-    l3: &[u8],
-    ofs: usize,
-    key: &mut FlowKey,
-    layout: &mut Layout,
-) -> Result<(), DropReason> {
+/// The IPv6 header and what follows into `key`; returns the transport
+/// header's kind and offset.
+fn parse_ipv6(l3: &[u8], ofs: usize, key: &mut FlowKey) -> Result<(L4, u16), DropReason> {
     let ip = Ipv6Packet::new_checked(l3).ok_or(DropReason::Ipv6Malformed)?;
     if !ip.is_consistent() {
         return Err(DropReason::Ipv6Malformed);
     }
-    layout.l3 = L3::Ipv6;
     let nh = ip.next_header();
     key.set(Field::NwProto, nh as u64);
     key.set(Field::NwTos, (ip.traffic_class() & ipv4::DSCP_MASK) as u64);
     key.set(Field::NwTtl, ip.hop_limit() as u64);
     let l4 = ip.payload();
-    layout.l4_ofs = (ofs + ipv6::HEADER_LEN) as u16;
-    match nh {
+    let l4_ofs = (ofs + ipv6::HEADER_LEN) as u16;
+    let kind = match nh {
         ipproto::ICMPV6 => {
             let msg = IcmpPacket::new_checked(l4).ok_or(DropReason::L4Truncated)?;
             key.set(Field::TpSrc, msg.msg_type() as u64);
             key.set(Field::TpDst, msg.code() as u64);
-            layout.l4 = L4::Icmpv6;
             // Neighbour solicitation / advertisement carry a target address.
             if icmp::is_neighbor_discovery(msg.msg_type()) {
                 let target = msg.nd_target().ok_or(DropReason::L4Truncated)?;
@@ -248,11 +251,12 @@ fn parse_ipv6(
                 key.set(Field::NdTargetHi, (v >> 64) as u64);
                 key.set(Field::NdTargetLo, v as u64);
             }
+            L4::Icmpv6
         }
-        ipproto::TCP | ipproto::UDP => parse_ports(nh, l4, key, layout)?,
-        _ => {}
-    }
-    Ok(())
+        ipproto::TCP | ipproto::UDP => parse_ports(nh, l4, key)?,
+        _ => L4::None,
+    };
+    Ok((kind, l4_ofs))
 }
 
 #[cfg(test)]

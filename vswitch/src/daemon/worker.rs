@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! take_io_commands → current_world → for each queue: rx_burst →
-//!   forward: count_rx → capture → Datapath::process_burst → transmit:
+//!   forward: count_rx → capture → Datapath::forward_burst → transmit:
+//!     the burst to its one port as it is (send_staged), or
 //!     for each output port: stage_port → send_staged (capture, send, flush)
 //! → count_rx_too_long, publish_report (when idle or every 256 polls)
 //! → idle sleep
@@ -84,9 +85,11 @@ struct Worker {
 struct BurstPath {
     dp: Datapath,
     pool: PacketPool,
-    /// The received burst.
+    /// The received burst; after the datapath, the packets it output
+    /// (their ports in `dp.burst_ports()`).
     burst: Vec<PacketBuf>,
-    /// What the datapath output, with the port each goes to.
+    /// What else the datapath output (copies, packets a router made),
+    /// with the port each goes to.
     out: Vec<(PortId, PacketBuf)>,
     /// The ports of `out`, in the order they first appear.
     out_ports: Vec<PortId>,
@@ -285,7 +288,7 @@ impl BurstPath {
         let now = shared.ns_at(t0);
         let out = &mut self.out;
         let mut sink = |p: PortId, b: PacketBuf| out.push((p, b));
-        self.dp.process_burst(
+        self.dp.forward_burst(
             &world.sw,
             port,
             &mut self.burst,
@@ -298,11 +301,24 @@ impl BurstPath {
         self.busy_ns += t0.elapsed().as_nanos() as u64;
     }
 
-    /// Sends what the datapath output: one burst per port, packets in the
-    /// order they came, one backend call (and lock) per port, which takes
-    /// the buffers (a DPDK port sends a frame still in its mbuf as it is);
-    /// then flushes those ports.
+    /// Sends what the datapath output: one burst per port, one backend
+    /// call (and lock) per port, which takes the buffers (a DPDK port
+    /// sends a frame still in its mbuf as it is); then flushes those
+    /// ports. A burst whose packets all go to one port, with nothing
+    /// else, is handed over as it is; otherwise each port gets its
+    /// packets in the order they came (the walks' extra outputs first).
     fn transmit(&mut self, world: &World, shared: &Shared) {
+        let ports = self.dp.burst_ports();
+        if let Some(&first) = ports.first() {
+            if self.out.is_empty() && ports.iter().all(|p| *p == first) {
+                std::mem::swap(&mut self.staged, &mut self.burst);
+                self.send_staged(world, first, shared);
+                std::mem::swap(&mut self.staged, &mut self.burst);
+                return;
+            }
+        }
+        self.out
+            .extend(ports.iter().copied().zip(self.burst.drain(..)));
         self.out_ports.clear();
         for (p, _) in &self.out {
             if !self.out_ports.contains(p) {
