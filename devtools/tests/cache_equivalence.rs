@@ -144,6 +144,7 @@ fn switch() -> Arc<Switch> {
 /// Everything observable after running `pkts`.
 #[derive(Debug, PartialEq)]
 struct Observed {
+    /// Per port, in the order the port was handed them.
     outputs: Vec<(PortId, Vec<u8>)>,
     flow_counters: Vec<(String, u8, u64, u64)>,
     drops: Vec<(&'static str, u64)>,
@@ -199,6 +200,12 @@ fn run(pkts: &[Pkt], burst: usize, use_cache: bool) -> Observed {
                 .map(move |r| format!("{} {:?} {} {}", b.name, r.port, r.vlan, r.mac))
         })
         .collect();
+    // What each port was handed, in order: how outputs to different
+    // ports interleave is not observable on the wire (a run of one
+    // megaflow goes through its program op by op for the whole run, as
+    // OVS's per-flow batches do, so its copies to one port come before
+    // its packets to another).
+    outputs.sort_by_key(|(port, _)| *port);
     Observed {
         outputs,
         flow_counters,

@@ -221,6 +221,25 @@ impl FlowCache {
         None
     }
 
+    /// Whether `key` falls in the megaflow of the valid entry in `slot`
+    /// (the one a lookup just found: the next packet of a run of one
+    /// flow); counted as a hit when it does.
+    #[inline]
+    pub fn hit_again(&mut self, slot: u32, key: &FlowKey, mac_generation: u64) -> bool {
+        let Some(s) = self.slots.get(slot as usize).and_then(|o| o.as_ref()) else {
+            return false;
+        };
+        let hit = self
+            .masks
+            .get(s.mask as usize)
+            .is_some_and(|mt| mt.holds(key, s))
+            && !s.is_stale(mac_generation);
+        if hit {
+            self.counters.hits += 1;
+        }
+        hit
+    }
+
     /// Every entry with its megaflow (the masked key and the mask), for
     /// listings and checks; looking changes nothing (no hit, no expiry).
     pub fn entries(&self) -> impl Iterator<Item = (&FlowKey, &FlowKey, &CacheEntry)> {

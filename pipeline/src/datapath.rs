@@ -170,13 +170,30 @@ impl Datapath {
                 pkt.in_port = in_port.0;
                 parsed[i] = packet::parse_into(pkt).map(|k| keys[i] = k);
             }
-            for (i, pkt) in chunk.iter_mut().enumerate() {
-                let fate = match parsed[i] {
-                    Err(reason) => b.discard(reason),
-                    Ok(()) if use_cache => b.lookup_and_run(&mut self.cache, &keys[i], pkt),
-                    Ok(()) => b.translate_and_run(&keys[i], pkt),
-                };
-                fates.push(fate);
+            // A run of packets of one megaflow is looked up once and
+            // run as a group.
+            let mut i = 0;
+            while i < chunk.len() {
+                match parsed[i] {
+                    Err(reason) => {
+                        let fate = b.discard(reason);
+                        fates.push(fate);
+                        i += 1;
+                    }
+                    Ok(()) if use_cache => {
+                        let run = Run {
+                            keys: &keys[..chunk.len()],
+                            parsed: &parsed[..chunk.len()],
+                            first: i,
+                        };
+                        i = b.lookup_and_run_group(&mut self.cache, run, chunk, fates);
+                    }
+                    Ok(()) => {
+                        let fate = b.translate_and_run(&keys[i], &mut chunk[i]);
+                        fates.push(fate);
+                        i += 1;
+                    }
+                }
             }
         }
         // What was not output leaves the burst (to the pool); the rest
@@ -272,6 +289,14 @@ enum Fate {
     Discard,
 }
 
+/// The parsed packets of a chunk of a burst, from the one to look up.
+#[derive(Clone, Copy)]
+struct Run<'k> {
+    keys: &'k [FlowKey],
+    parsed: &'k [Result<(), DropReason>],
+    first: usize,
+}
+
 /// What a burst's packets share on their way: the snapshot, the worker's
 /// counters, pool and output sink, the clock, the cache of resumed walks,
 /// and how deep the current packet's resumptions go.
@@ -324,19 +349,43 @@ impl<S: OutputSink> Burst<'_, S> {
         }
     }
 
-    /// The packet's walk from `cache` (translated and cached on a miss),
-    /// then run.
-    fn lookup_and_run(
+    /// The walk of packet `run.first` from `cache` (translated and
+    /// cached on a miss), and the packets after it that fall in the same
+    /// megaflow, run as a group; pushes their fates and returns the index
+    /// of the first packet after the group.
+    fn lookup_and_run_group(
         &mut self,
         cache: &mut FlowCache,
-        key: &FlowKey,
-        pkt: &mut PacketBuf,
-    ) -> Fate {
-        let slot = self.cache_slot(cache, key, pkt);
-        match cache.entry(slot) {
-            Some(entry) => self.run(&entry.program, pkt),
-            None => self.discard(DropReason::FlowDrop),
+        run: Run<'_>,
+        pkts: &mut [PacketBuf],
+        fates: &mut Vec<Fate>,
+    ) -> usize {
+        let i = run.first;
+        let slot = self.cache_slot(cache, &run.keys[i], &pkts[i]);
+        let Some(groupable) = cache.entry(slot).map(|e| e.program.groupable) else {
+            fates.push(self.discard(DropReason::FlowDrop));
+            return i + 1;
+        };
+        let mut end = i + 1;
+        if groupable {
+            let mac_generation = self.sw.mac_generation();
+            while end < pkts.len()
+                && run.parsed[end].is_ok()
+                && cache.hit_again(slot, &run.keys[end], mac_generation)
+            {
+                cache.account(slot, pkts[end].len() as u64, self.now_ns);
+                end += 1;
+            }
         }
+        match cache.entry(slot) {
+            Some(entry) => self.run_group(&entry.program, &mut pkts[i..end], fates),
+            None => {
+                for _ in i..end {
+                    fates.push(self.discard(DropReason::FlowDrop));
+                }
+            }
+        }
+        end
     }
 
     /// The slot of the packet's walk in `cache`, translated and inserted
@@ -383,103 +432,162 @@ impl<S: OutputSink> Burst<'_, S> {
     /// Replays a program on one packet, rewriting it in place; returns
     /// what becomes of it.
     fn run(&mut self, prog: &Program, pkt: &mut PacketBuf) -> Fate {
-        let last = match prog.last_output {
-            Some(l) => l,
-            None if prog.has_side_ops => usize::MAX,
-            None => {
-                let reason = prog.drop_reason.unwrap_or(DropReason::FlowDrop);
-                return self.discard(reason);
-            }
+        let Some(last) = self.last_of(prog) else {
+            return self.unfinished(prog);
         };
         for (i, op) in prog.ops.iter().enumerate() {
-            match op {
-                Op::Rewrite(r) => {
-                    if let Err(reason) = packet::apply(pkt, r) {
-                        return self.discard(reason);
-                    }
-                }
-                Op::Output(port) if i == last => {
-                    self.counters.tx_packets += 1;
-                    self.counters.tx_bytes += pkt.len() as u64;
-                    return Fate::Output(*port);
-                }
-                Op::Output(port) => match self.pool.copy_of(pkt) {
-                    Ok(copy) => self.output(*port, copy),
-                    Err(reason) => self.counters.drops.count(reason),
-                },
-                Op::Generate {
-                    packet,
-                    limit,
-                    program,
-                } => self.generate(packet, limit.as_ref(), program, pkt),
-                Op::VerifyIpv4Header => {
-                    if !packet::verify::ipv4_header_ok(pkt) {
-                        return self.discard(DropReason::Ipv4BadChecksum);
-                    }
-                }
-                Op::Ct(step) if step.continues() => {
-                    let mut key = match packet::parse(pkt.data(), pkt.in_port) {
-                        Ok(p) => p.key,
-                        Err(reason) => return self.discard(reason),
-                    };
-                    if let Err(reason) = self.ct(pkt, step, &mut key, None) {
-                        return self.discard(reason);
-                    }
-                }
-                Op::Ct(step) if i + 1 == prog.ops.len() => {
-                    return self.recirculate(pkt, step, None)
-                }
-                // More ops follow: they see the packet as it was.
-                Op::Ct(step) => match self.pool.copy_of(pkt) {
-                    Ok(mut copy) => {
-                        let fate = self.recirculate(&mut copy, step, None);
-                        self.settle(copy, fate);
-                    }
-                    Err(reason) => self.counters.drops.count(reason),
-                },
-                Op::CtGuard(g) => {
-                    if g.stored(&self.sw.conntrack, pkt) {
-                        return self.recirculate(pkt, &g.step, None);
-                    }
-                }
-                Op::Defrag(step) => self.defrag(pkt, step),
-                Op::Hold {
-                    runtime,
-                    iface,
-                    ip,
-                    arp,
-                    solicit,
-                } => match runtime.0.hold(*iface, *ip, pkt.data(), self.now_ns) {
-                    HoldOutcome::HeldSolicit => self.send_arp_request(arp, solicit),
-                    HoldOutcome::Held => {}
-                    HoldOutcome::Dropped(reason) => self.counters.drops.count(reason),
-                },
-                Op::NeighLearn {
-                    runtime,
-                    iface,
-                    ip,
-                    mac,
-                } => {
-                    runtime.0.learn(*iface, *ip, *mac, self.now_ns);
-                }
-                Op::Probe {
-                    runtime,
-                    iface,
-                    ip,
-                    arp,
-                    solicit,
-                } => {
-                    if runtime.0.probe(*iface, *ip, self.now_ns) {
-                        self.send_arp_request(arp, solicit);
+            if let Some(fate) = self.step(prog, i, op, last, pkt) {
+                return fate;
+            }
+        }
+        self.unfinished(prog)
+    }
+
+    /// Replays a program on a run of packets of its megaflow, one op at a
+    /// time for all of them (`Program::groupable`; others one packet at a
+    /// time); pushes their fates in order.
+    fn run_group(&mut self, prog: &Program, pkts: &mut [PacketBuf], fates: &mut Vec<Fate>) {
+        if pkts.len() == 1 || !prog.groupable || pkts.len() > BURST {
+            for pkt in pkts.iter_mut() {
+                let fate = self.run(prog, pkt);
+                fates.push(fate);
+            }
+            return;
+        }
+        let mut done: [Option<Fate>; BURST] = [None; BURST];
+        if let Some(last) = self.last_of(prog) {
+            for (i, op) in prog.ops.iter().enumerate() {
+                for (pkt, done) in pkts.iter_mut().zip(done.iter_mut()) {
+                    if done.is_none() {
+                        *done = self.step(prog, i, op, last, pkt);
                     }
                 }
             }
         }
-        // Not output: dropped (counted by the program's reason) or held.
+        for d in &done[..pkts.len()] {
+            let fate = match d {
+                Some(f) => *f,
+                None => self.unfinished(prog),
+            };
+            fates.push(fate);
+        }
+    }
+
+    /// The index of the program's last output (`usize::MAX`: none, but
+    /// its side ops run); None: the program only drops.
+    #[inline(always)]
+    fn last_of(&self, prog: &Program) -> Option<usize> {
+        match prog.last_output {
+            Some(l) => Some(l),
+            None if prog.has_side_ops => Some(usize::MAX),
+            None => None,
+        }
+    }
+
+    /// The fate of a packet that went through its program without being
+    /// output: dropped (counted by the program's reason) or held.
+    #[inline(always)]
+    fn unfinished(&mut self, prog: &Program) -> Fate {
         match prog.drop_reason {
             Some(reason) => self.discard(reason),
             None => Fate::Discard,
         }
+    }
+
+    /// Op `i` of `prog` on one packet; Some when it decided the packet's
+    /// fate (the ops after it are not run).
+    #[inline(always)]
+    fn step(
+        &mut self,
+        prog: &Program,
+        i: usize,
+        op: &Op,
+        last: usize,
+        pkt: &mut PacketBuf,
+    ) -> Option<Fate> {
+        match op {
+            Op::Rewrite(r) => {
+                if let Err(reason) = packet::apply(pkt, r) {
+                    return Some(self.discard(reason));
+                }
+            }
+            Op::Output(port) if i == last => {
+                self.counters.tx_packets += 1;
+                self.counters.tx_bytes += pkt.len() as u64;
+                return Some(Fate::Output(*port));
+            }
+            Op::Output(port) => match self.pool.copy_of(pkt) {
+                Ok(copy) => self.output(*port, copy),
+                Err(reason) => self.counters.drops.count(reason),
+            },
+            Op::Generate {
+                packet,
+                limit,
+                program,
+            } => self.generate(packet, limit.as_ref(), program, pkt),
+            Op::VerifyIpv4Header => {
+                if !packet::verify::ipv4_header_ok(pkt) {
+                    return Some(self.discard(DropReason::Ipv4BadChecksum));
+                }
+            }
+            Op::Ct(step) if step.continues() => {
+                let mut key = match packet::parse(pkt.data(), pkt.in_port) {
+                    Ok(p) => p.key,
+                    Err(reason) => return Some(self.discard(reason)),
+                };
+                if let Err(reason) = self.ct(pkt, step, &mut key, None) {
+                    return Some(self.discard(reason));
+                }
+            }
+            Op::Ct(step) if i + 1 == prog.ops.len() => {
+                return Some(self.recirculate(pkt, step, None))
+            }
+            // More ops follow: they see the packet as it was.
+            Op::Ct(step) => match self.pool.copy_of(pkt) {
+                Ok(mut copy) => {
+                    let fate = self.recirculate(&mut copy, step, None);
+                    self.settle(copy, fate);
+                }
+                Err(reason) => self.counters.drops.count(reason),
+            },
+            Op::CtGuard(g) => {
+                if g.stored(&self.sw.conntrack, pkt) {
+                    return Some(self.recirculate(pkt, &g.step, None));
+                }
+            }
+            Op::Defrag(step) => self.defrag(pkt, step),
+            Op::Hold {
+                runtime,
+                iface,
+                ip,
+                arp,
+                solicit,
+            } => match runtime.0.hold(*iface, *ip, pkt.data(), self.now_ns) {
+                HoldOutcome::HeldSolicit => self.send_arp_request(arp, solicit),
+                HoldOutcome::Held => {}
+                HoldOutcome::Dropped(reason) => self.counters.drops.count(reason),
+            },
+            Op::NeighLearn {
+                runtime,
+                iface,
+                ip,
+                mac,
+            } => {
+                runtime.0.learn(*iface, *ip, *mac, self.now_ns);
+            }
+            Op::Probe {
+                runtime,
+                iface,
+                ip,
+                arp,
+                solicit,
+            } => {
+                if runtime.0.probe(*iface, *ip, self.now_ns) {
+                    self.send_arp_request(arp, solicit);
+                }
+            }
+        }
+        None
     }
 
     fn output(&mut self, port: PortId, pkt: PacketBuf) {

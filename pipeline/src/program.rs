@@ -115,6 +115,12 @@ pub struct Program {
     pub last_output: Option<usize>,
     /// Some op builds or holds packets: run the ops even without outputs.
     pub has_side_ops: bool,
+    /// A run of packets of this megaflow may take the ops one op at a time
+    /// for all of them (each op for every packet, then the next) with the
+    /// same result as one packet at a time: every op but the conntrack
+    /// ones touches nothing but its packet, and a conntrack step is either
+    /// a guard or the last op.
+    pub groupable: bool,
 }
 
 impl Program {
@@ -140,11 +146,18 @@ impl Program {
         } else {
             Some(drop_reason.unwrap_or(DropReason::FlowDrop))
         };
+        let n = ops.len();
+        let groupable = ops.iter().enumerate().all(|(i, o)| match o {
+            Op::Rewrite(_) | Op::Output(_) | Op::VerifyIpv4Header | Op::CtGuard(_) => true,
+            Op::Ct(step) => i + 1 == n && !step.continues(),
+            _ => false,
+        });
         Program {
             ops,
             drop_reason,
             last_output,
             has_side_ops,
+            groupable,
         }
     }
 

@@ -181,8 +181,10 @@ fn vlan_push(pkt: &mut PacketBuf, tpid: u16, tci: u16) -> Result<(), DropReason>
     let mut eth = need(EthernetFrame::new_checked(d))?;
     eth.set_ethertype(tpid);
     need(VlanTag::new_checked(eth.payload_mut()))?.set_tci(tci);
-    pkt.layout.vlan = true;
+    // Offsets first: a word read of the layout right after a byte write
+    // into it stalls on store forwarding.
     pkt.layout.shift(vlan::HEADER_LEN as i16);
+    pkt.layout.vlan = true;
     Ok(())
 }
 
@@ -195,8 +197,8 @@ fn vlan_pop(pkt: &mut PacketBuf) -> Result<(), DropReason> {
     pkt.data_mut()
         .copy_within(ethernet::field::ADDRESSES, vlan::HEADER_LEN);
     pkt.pull_front(vlan::HEADER_LEN)?;
-    pkt.layout.vlan = false;
     pkt.layout.shift(-(vlan::HEADER_LEN as i16));
+    pkt.layout.vlan = false;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //!   forward: count_rx → capture → Datapath::forward_burst → transmit:
 //!     the burst to its one port as it is (send_staged), or
 //!     for each output port: stage_port → send_staged (capture, send, flush)
-//! → count_rx_too_long, publish_report (when idle or every 256 polls)
+//! → count_rx_too_long, publish_report (on going idle, or every 256 polls)
 //! → idle sleep
 //! ```
 //!
@@ -78,6 +78,8 @@ struct Worker {
     path: BurstPath,
     iterations: u64,
     idle_polls: u64,
+    /// The last poll received nothing.
+    was_idle: bool,
 }
 
 /// What one burst goes through from rx to tx, with the buffers it reuses
@@ -129,6 +131,7 @@ impl Worker {
             },
             iterations: 0,
             idle_polls: 0,
+            was_idle: false,
         }
     }
 
@@ -138,10 +141,16 @@ impl Worker {
             let world = self.current_world();
             let got = self.poll(&world);
             self.iterations += 1;
+            // The report is brought up to date on the first empty poll
+            // after traffic, and every 256 polls (not on every empty poll:
+            // a queue that comes up empty between bursts would otherwise
+            // publish between every two).
+            let went_idle = got == 0 && !self.was_idle;
+            self.was_idle = got == 0;
             if got == 0 {
                 self.idle_polls += 1;
             }
-            if got == 0 || self.iterations.is_multiple_of(256) {
+            if went_idle || self.iterations.is_multiple_of(256) {
                 self.count_rx_too_long();
                 self.publish_report();
             }
