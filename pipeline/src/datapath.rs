@@ -23,7 +23,7 @@
 
 use crate::cache::{CacheCounters, FlowCache};
 use crate::conntrack::defrag::{Datagram, Defragged};
-use crate::conntrack::stage::{self, CtMode, CtStep};
+use crate::conntrack::stage::{self, CtMode, CtResult, CtStep};
 use crate::drop::{DropCounters, DropReason};
 use crate::ids::{PortId, RouterIfaceRef};
 use crate::key::FlowKey;
@@ -289,6 +289,44 @@ enum Fate {
     Discard,
 }
 
+/// Makes a packet what its conntrack step's result says (NAT rewrites;
+/// a router's source NAT port travels with it to POSTROUTING).
+#[inline]
+fn apply_ct(pkt: &mut PacketBuf, r: &CtResult) -> Result<(), DropReason> {
+    r.apply(pkt)?;
+    if let Some(port) = r.nat_sport {
+        pkt.nat_sport = packet::NAT_SPORT_SET | port as u32;
+    }
+    Ok(())
+}
+
+/// A steady conntrack result and the packets that repeated it since.
+struct Repeated {
+    key_in: FlowKey,
+    key_out: FlowKey,
+    result: CtResult,
+    count: u64,
+}
+
+/// Resumed members waiting to run their (pure) walk as a group.
+struct Waiting {
+    slot: u32,
+    program: Option<Arc<Program>>,
+    members: [u8; BURST],
+    len: usize,
+}
+
+impl Default for Waiting {
+    fn default() -> Waiting {
+        Waiting {
+            slot: 0,
+            program: None,
+            members: [0; BURST],
+            len: 0,
+        }
+    }
+}
+
 /// The parsed packets of a chunk of a burst, from the one to look up.
 #[derive(Clone, Copy)]
 struct Run<'k> {
@@ -447,7 +485,8 @@ impl<S: OutputSink> Burst<'_, S> {
     /// time for all of them (`Program::groupable`; others one packet at a
     /// time); pushes their fates in order.
     fn run_group(&mut self, prog: &Program, pkts: &mut [PacketBuf], fates: &mut Vec<Fate>) {
-        if pkts.len() == 1 || !prog.groupable || pkts.len() > BURST {
+        let n = pkts.len();
+        if n == 1 || !prog.groupable || n > BURST {
             for pkt in pkts.iter_mut() {
                 let fate = self.run(prog, pkt);
                 fates.push(fate);
@@ -455,21 +494,194 @@ impl<S: OutputSink> Burst<'_, S> {
             return;
         }
         let mut done: [Option<Fate>; BURST] = [None; BURST];
+        let members: [u8; BURST] = std::array::from_fn(|i| i as u8);
+        self.run_members(prog, pkts, &members[..n], &mut done);
+        fates.extend(done[..n].iter().map(|d| d.unwrap_or(Fate::Discard)));
+    }
+
+    /// Replays a groupable program op by op on `pkts[m]` for each member
+    /// `m` (packets of its megaflow), its final conntrack step taken by
+    /// all of them together (`recirculate_members`); every member's fate
+    /// ends up in `done[m]`.
+    fn run_members(
+        &mut self,
+        prog: &Program,
+        pkts: &mut [PacketBuf],
+        members: &[u8],
+        done: &mut [Option<Fate>; BURST],
+    ) {
+        if members.len() > 1 && !prog.groupable {
+            for &m in members {
+                let m = m as usize;
+                done[m] = Some(self.run(prog, &mut pkts[m]));
+            }
+            return;
+        }
         if let Some(last) = self.last_of(prog) {
+            let n_ops = prog.ops.len();
             for (i, op) in prog.ops.iter().enumerate() {
-                for (pkt, done) in pkts.iter_mut().zip(done.iter_mut()) {
-                    if done.is_none() {
-                        *done = self.step(prog, i, op, last, pkt);
+                if let Op::Ct(step) = op {
+                    if i + 1 == n_ops && !step.continues() {
+                        self.recirculate_members(step, pkts, members, done);
+                        continue;
+                    }
+                }
+                for &m in members {
+                    let m = m as usize;
+                    if done[m].is_none() {
+                        done[m] = self.step(prog, i, op, last, &mut pkts[m]);
                     }
                 }
             }
         }
-        for d in &done[..pkts.len()] {
-            let fate = match d {
-                Some(f) => *f,
-                None => self.unfinished(prog),
+        for &m in members {
+            let m = m as usize;
+            if done[m].is_none() {
+                done[m] = Some(self.unfinished(prog));
+            }
+        }
+    }
+
+    /// The conntrack step for the members not yet done, one after the
+    /// other, then their walks from where they resume; a resumed walk that
+    /// touches only its packet (`Program::pure`) waits to run with the
+    /// members after it that resume into the same megaflow.
+    ///
+    /// A member whose key equals the previous member's, after a steady
+    /// verdict (`CtResult::repeat`), takes that member's result without a
+    /// table lookup; the connection's counters and deadline are moved for
+    /// the whole run at once (`ConnTable::repeat`).
+    fn recirculate_members(
+        &mut self,
+        step: &CtStep,
+        pkts: &mut [PacketBuf],
+        members: &[u8],
+        done: &mut [Option<Fate>; BURST],
+    ) {
+        if self.depth >= MAX_RECIRC {
+            for &m in members {
+                if done[m as usize].is_none() {
+                    done[m as usize] = Some(self.discard(DropReason::ResubmitDepth));
+                }
+            }
+            return;
+        }
+        self.depth += 1;
+        let mut prev: Option<Repeated> = None;
+        let mut waiting = Waiting::default();
+        for &m in members {
+            let m = m as usize;
+            if done[m].is_some() {
+                continue;
+            }
+            let pkt = &mut pkts[m];
+            let key_in = match packet::parse(pkt.data(), pkt.in_port) {
+                Ok(p) => p.key,
+                Err(reason) => {
+                    done[m] = Some(self.discard(reason));
+                    continue;
+                }
             };
-            fates.push(fate);
+            let repeated = prev
+                .as_mut()
+                .filter(|p| p.key_in == key_in && packet::verify::l4_ok(pkt));
+            let key = match repeated {
+                Some(p) => {
+                    if let Err(reason) = apply_ct(pkt, &p.result) {
+                        done[m] = Some(self.discard(reason));
+                        continue;
+                    }
+                    p.count += 1;
+                    p.key_out
+                }
+                None => {
+                    self.repeat_done(prev.take());
+                    let mut key = key_in;
+                    match self.ct(pkt, step, &mut key, None) {
+                        Ok(result) => {
+                            prev = result.repeat.map(|_| Repeated {
+                                key_in,
+                                key_out: key,
+                                result,
+                                count: 0,
+                            });
+                            key
+                        }
+                        Err(reason) => {
+                            done[m] = Some(self.discard(reason));
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.resume(&key, m, pkts, &mut waiting, done);
+        }
+        self.run_waiting(&mut waiting, pkts, done);
+        self.repeat_done(prev.take());
+        self.depth -= 1;
+    }
+
+    /// Moves the connection of a run of repeated verdicts by its count.
+    fn repeat_done(&mut self, prev: Option<Repeated>) {
+        if let Some(r) = prev
+            .as_ref()
+            .and_then(|p| p.result.repeat.map(|x| (x, p.count)))
+        {
+            self.sw.conntrack.repeat(&r.0, r.1, self.now_ns);
+        }
+    }
+
+    /// Member `m`'s walk from `key` (after its conntrack step): joins the
+    /// waiting run when it resumes into the same megaflow; otherwise the
+    /// waiting run goes first, then `m` waits (a pure walk) or runs.
+    fn resume(
+        &mut self,
+        key: &FlowKey,
+        m: usize,
+        pkts: &mut [PacketBuf],
+        waiting: &mut Waiting,
+        done: &mut [Option<Fate>; BURST],
+    ) {
+        let Some(cache) = self.recirc.take() else {
+            done[m] = Some(self.translate_and_run(key, &mut pkts[m]));
+            return;
+        };
+        if let Some(prog) = &waiting.program {
+            if prog.pure && cache.hit_again(waiting.slot, key, self.sw.mac_generation()) {
+                cache.account(waiting.slot, pkts[m].len() as u64, self.now_ns);
+                self.recirc = Some(cache);
+                waiting.members[waiting.len] = m as u8;
+                waiting.len += 1;
+                return;
+            }
+        }
+        let slot = self.cache_slot(cache, key, &pkts[m]);
+        let program = cache.entry(slot).map(|e| Arc::clone(&e.program));
+        self.recirc = Some(cache);
+        self.run_waiting(waiting, pkts, done);
+        match program {
+            None => done[m] = Some(self.discard(DropReason::FlowDrop)),
+            Some(p) if p.pure => {
+                waiting.slot = slot;
+                waiting.program = Some(p);
+                waiting.members[0] = m as u8;
+                waiting.len = 1;
+            }
+            Some(p) => done[m] = Some(self.run(&p, &mut pkts[m])),
+        }
+    }
+
+    /// Runs the waiting run of resumed members (if any) as a group.
+    fn run_waiting(
+        &mut self,
+        waiting: &mut Waiting,
+        pkts: &mut [PacketBuf],
+        done: &mut [Option<Fate>; BURST],
+    ) {
+        if let Some(prog) = waiting.program.take() {
+            let members = waiting.members;
+            self.run_members(&prog, pkts, &members[..waiting.len], done);
+            waiting.len = 0;
         }
     }
 
@@ -646,7 +858,7 @@ impl<S: OutputSink> Burst<'_, S> {
         step: &CtStep,
         key: &mut FlowKey,
         datagram: Option<&Datagram>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<CtResult, DropReason> {
         if let Some(d) = datagram {
             d.fill(key);
         }
@@ -659,11 +871,8 @@ impl<S: OutputSink> Burst<'_, S> {
             || datagram.map_or_else(|| packet::verify::l4_ok(pkt), |d| d.l4_ok),
             self.now_ns,
         )?;
-        r.apply(pkt)?;
-        if let Some(port) = r.nat_sport {
-            pkt.nat_sport = packet::NAT_SPORT_SET | port as u32;
-        }
-        Ok(())
+        apply_ct(pkt, &r)?;
+        Ok(r)
     }
 
     /// A fragment's conntrack step: a copy is held until its datagram is

@@ -121,6 +121,10 @@ pub struct Program {
     /// ones touches nothing but its packet, and a conntrack step is either
     /// a guard or the last op.
     pub groupable: bool,
+    /// Every op touches only its packet (rewrites, outputs, header
+    /// checks): running it later, after other packets' conntrack steps,
+    /// changes nothing.
+    pub pure: bool,
 }
 
 impl Program {
@@ -152,12 +156,16 @@ impl Program {
             Op::Ct(step) => i + 1 == n && !step.continues(),
             _ => false,
         });
+        let pure = ops
+            .iter()
+            .all(|o| matches!(o, Op::Rewrite(_) | Op::Output(_) | Op::VerifyIpv4Header));
         Program {
             ops,
             drop_reason,
             last_output,
             has_side_ops,
             groupable,
+            pure,
         }
     }
 

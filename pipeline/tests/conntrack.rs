@@ -438,3 +438,68 @@ fn threads_hammering_both_directions_lose_and_duplicate_nothing() {
     assert_eq!(counted, sent, "every packet accounted to its connection");
     assert!(conns.iter().all(|c| c.seen_reply));
 }
+
+/// The connections of a table as the control plane lists them, deadlines
+/// aside, in a stable order.
+fn listing(ct: &ConnTable) -> Vec<String> {
+    let mut v: Vec<String> = ct
+        .dump(None, None)
+        .iter()
+        .map(|c| {
+            format!(
+                "{:?} {:?} {:?} reply={} snat={} dnat={} packets={:?}",
+                c.orig, c.reply, c.tcp, c.seen_reply, c.snat, c.dnat, c.packets
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_steady_verdict_repeated_moves_the_connection_as_tracking_each_packet_would() {
+    let ext = Ipv4Addr::new(203, 0, 113, 10);
+    let nat = Some(Nat::Src {
+        addrs: (ext, ext),
+        ports: None,
+    });
+    let udp = t(ipproto::UDP, [10, 1, 0, 13], 4000, [198, 51, 100, 7], 53);
+    let web = t(ipproto::TCP, [10, 1, 0, 13], 4001, [198, 51, 100, 7], 80);
+    let (each, runs) = (table(), table());
+    for ct in [&each, &runs] {
+        let syn = ct.track(web, tcp(SYN), true, nat, SEC).expect("syn");
+        assert_eq!(syn.repeat, None, "a first packet changes what follows");
+        let back = ct.track(syn.translated.reverse(), tcp(SYN | ACK), true, nat, SEC);
+        assert_eq!(back.expect("syn-ack").repeat, None, "the state moves");
+        let first = ct.track(udp, UDP, true, nat, SEC).expect("udp");
+        assert_eq!(first.repeat, None, "created: the next one finds it");
+    }
+    // Established TCP data and UDP datagrams, five of each: tracked one by
+    // one in `each`, tracked once then repeated four times in `runs`.
+    for (tuple, info) in [(web, tcp(ACK)), (udp, UDP)] {
+        // The first ACK establishes the connection: not steady.
+        for ct in [&each, &runs] {
+            let v = ct.track(tuple, info, true, nat, 2 * SEC).expect("first");
+            assert_eq!(v.repeat.is_some(), info.tcp_flags == 0, "{tuple:?}");
+        }
+        let mut last = None;
+        for _ in 0..5 {
+            last = Some(each.track(tuple, info, true, nat, 2 * SEC).expect("each"));
+        }
+        let v = runs.track(tuple, info, true, nat, 2 * SEC).expect("runs");
+        assert_eq!(Some(v), last, "the verdict repeats");
+        let r = v.repeat.expect("a steady verdict");
+        runs.repeat(&r, 4, 2 * SEC);
+    }
+    assert_eq!(listing(&each), listing(&runs));
+    // A FIN changes the state: not steady.
+    let fin = each
+        .track(web, tcp(FIN | ACK), true, nat, 3 * SEC)
+        .expect("fin");
+    assert_eq!(fin.repeat, None);
+    // Both expire at the same time (the deadline moved too).
+    assert_eq!(
+        each.expire(3 * SEC + 31 * SEC, usize::MAX),
+        runs.expire(3 * SEC + 31 * SEC, usize::MAX)
+    );
+}

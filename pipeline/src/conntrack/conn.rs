@@ -48,6 +48,17 @@ pub struct Verdict {
     pub dir: Option<Dir>,
     /// The packet's tuple after NAT (equal to the input when no NAT applies).
     pub translated: Tuple,
+    /// Set when another packet with the same tuple and packet info would
+    /// get this verdict and move nothing but the connection's counters
+    /// and deadline (`ConnTable::repeat` moves them for a run of such).
+    pub repeat: Option<Repeat>,
+}
+
+/// The connection (and direction) a steady verdict was given for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repeat {
+    pub(crate) orig: Tuple,
+    pub(crate) dir: Dir,
 }
 
 impl Verdict {
@@ -57,6 +68,7 @@ impl Verdict {
             state: ct_state::TRK | ct_state::INV,
             dir: None,
             translated: t,
+            repeat: None,
         }
     }
 
@@ -67,6 +79,7 @@ impl Verdict {
             state: ct_state::TRK | ct_state::NEW,
             dir: Some(Dir::Orig),
             translated: t,
+            repeat: None,
         }
     }
 }

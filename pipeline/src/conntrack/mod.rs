@@ -48,7 +48,7 @@ mod table;
 pub mod tcp;
 mod tuple;
 
-pub use conn::{Conn, Nat, Verdict};
+pub use conn::{Conn, Nat, Repeat, Verdict};
 pub use limits::{CtStats, Limits, Timeouts, DEFAULT_MAX_CONNS, NAT_MAX_ATTEMPTS};
 pub use stage::{CtGuard, CtMode, CtResult, CtStep, GuardPorts, Resume};
 pub use table::{ConnTable, CtCounters};

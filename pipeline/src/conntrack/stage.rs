@@ -18,7 +18,7 @@
 //! walk, so one cached walk serves them all; the port, which differs per
 //! connection, travels with the packet (`CtResult::nat_sport`).
 
-use super::conn::Nat;
+use super::conn::{Nat, Repeat};
 use super::table::ConnTable;
 use super::tuple::{tuple_of, Dir, Tuple};
 use crate::drop::DropReason;
@@ -264,6 +264,9 @@ pub struct CtResult {
     pub quoted: Option<Embedded>,
     /// The header rewrites that make the packet what the key now says.
     rewrites: [Option<Rewrite>; 4],
+    /// A committed packet's steady verdict: the next packet with the same
+    /// key gets this same result (`Verdict::repeat`).
+    pub repeat: Option<Repeat>,
 }
 
 /// Runs `step` on a packet whose key (as it is at the step) is `key`, and
@@ -291,6 +294,7 @@ pub fn run(
         trackable: true,
         quoted: None,
         rewrites: [None; 4],
+        repeat: None,
     };
     match tuple_of(key, step.zone) {
         Some((t, _)) if !checksum_ok() => {
@@ -306,6 +310,9 @@ pub fn run(
                 CtMode::Peek => ct.peek(t, info, step.commit, step.nat, now_ns)?,
             };
             result.state = v.state;
+            if mode == CtMode::Commit {
+                result.repeat = v.repeat;
+            }
             if step.apply_nat {
                 result.nat_sport = translate(key, step, &t, &v.translated);
             }

@@ -7,7 +7,7 @@
 //! Both go through `classify` for a packet of a known connection and
 //! `free_reply` for the NAT binding a new one would get.
 
-use super::conn::{Conn, Nat, Verdict};
+use super::conn::{Conn, Nat, Repeat, Verdict};
 use super::limits::{CtStats, Limits, Timeouts, NAT_MAX_ATTEMPTS};
 use super::tcp::{self, TcpState};
 use super::tuple::{Dir, PacketInfo, Tuple, SHARDS};
@@ -110,6 +110,7 @@ fn classify(c: &Conn, dir: Dir, info: PacketInfo) -> Option<Advance> {
             state,
             dir: Some(dir),
             translated,
+            repeat: None,
         },
         tcp,
     })
@@ -140,6 +141,7 @@ fn first_verdict(c: &Conn) -> Verdict {
         state,
         dir: Some(Dir::Orig),
         translated: c.reply.reverse(),
+        repeat: None,
     }
 }
 
@@ -353,6 +355,9 @@ impl ConnTable {
         let Some(advance) = classify(c, dir, info) else {
             return Some(self.count_invalid(t));
         };
+        // The same packet again would find the connection as this one
+        // leaves it: the same verdict, only counters and deadline move.
+        let steady = advance.tcp == c.tcp && (dir == Dir::Orig || c.seen_reply);
         c.tcp = advance.tcp;
         if dir == Dir::Reply {
             c.seen_reply = true;
@@ -364,7 +369,33 @@ impl ConnTable {
             let d = c.expires_ns;
             shard.deadlines.push(Reverse((d, orig)));
         }
-        Some(advance.verdict)
+        let mut verdict = advance.verdict;
+        if steady {
+            verdict.repeat = Some(Repeat { orig, dir });
+        }
+        Some(verdict)
+    }
+
+    /// `n` more packets like the one whose verdict carried `r` (the same
+    /// tuple and packet info, at the same time): the connection's counters
+    /// and deadline move as `n` more `track` calls would have moved them.
+    pub fn repeat(&self, r: &Repeat, n: u64, now_ns: u64) {
+        if n == 0 {
+            return;
+        }
+        let timeouts = self.timeouts;
+        let mut s = self.shard(r.orig.shard());
+        let shard = &mut *s;
+        let Some(c) = shard.conns.get_mut(&r.orig) else {
+            return;
+        };
+        c.packets[r.dir as usize] += n;
+        c.expires_ns = now_ns + timeout_ns(&timeouts, c);
+        if c.expires_ns < c.queued_ns {
+            c.queued_ns = c.expires_ns;
+            let d = c.expires_ns;
+            shard.deadlines.push(Reverse((d, r.orig)));
+        }
     }
 
     /// Refuses a new connection in `t`'s zone when the table or the zone
