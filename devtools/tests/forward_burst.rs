@@ -93,22 +93,25 @@ fn process_burst_hands_the_sink_what_forward_burst_leaves_in_order() {
 #[test]
 fn a_run_of_one_flow_forwards_as_its_packets_one_by_one() {
     for s in devtools::traffic::ALL {
-        let (mut grouped, frames) = Host::for_scenario(s);
-        let (mut single, _) = Host::for_scenario(s);
+        let (mut grouped, frames) = Host::for_flows(s, 2);
+        let (mut single, _) = Host::for_flows(s, 2);
+        assert_ne!(frames[0], frames[1]);
         // Two flows' runs back to back, then the first flow again.
         let mut run: Vec<Vec<u8>> = vec![frames[0].clone(); 12];
-        if let Some(other) = frames.get(1) {
-            run.extend(vec![other.clone(); 12]);
-        }
+        run.extend(vec![frames[1].clone(); 12]);
         run.extend(vec![frames[0].clone(); 8]);
         let mut by_group = grouped.send(s.in_port(), &run).0;
+        // Then the two flows taking turns: one megaflow, no two keys alike
+        // in a row.
+        let turns: Vec<Vec<u8>> = (0..8).map(|i| frames[i % 2].clone()).collect();
+        by_group.extend(grouped.send(s.in_port(), &turns).0);
         let mut one_by_one = Vec::new();
-        for f in &run {
+        for f in run.iter().chain(&turns) {
             one_by_one.extend(single.send(s.in_port(), std::slice::from_ref(f)).0);
         }
         by_group.sort_by(|a, b| a.0.cmp(&b.0));
         one_by_one.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(by_group.len(), run.len(), "{s:?}: every packet out");
+        assert_eq!(by_group.len(), run.len() + 8, "{s:?}: every packet out");
         assert!(by_group == one_by_one, "{s:?}: outputs differ");
         assert_eq!(
             grouped.dp.counters.drops.nonzero(),

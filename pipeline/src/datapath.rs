@@ -302,7 +302,8 @@ fn apply_ct(pkt: &mut PacketBuf, r: &CtResult) -> Result<(), DropReason> {
 
 /// A steady conntrack result and the packets that repeated it since.
 struct Repeated {
-    key_in: FlowKey,
+    /// The member whose key the run repeats.
+    first: usize,
     key_out: FlowKey,
     result: CtResult,
     count: u64,
@@ -567,24 +568,54 @@ impl<S: OutputSink> Burst<'_, S> {
             return;
         }
         self.depth += 1;
+        // Every member's key first: a run of equal keys is seen coming.
+        let mut keys = [FlowKey::ZERO; BURST];
+        for &m in members {
+            let m = m as usize;
+            if done[m].is_none() {
+                match packet::parse(pkts[m].data(), pkts[m].in_port) {
+                    Ok(p) => keys[m] = p.key,
+                    Err(reason) => done[m] = Some(self.discard(reason)),
+                }
+            }
+        }
+        // No two members in a row with one key (a connection each): each
+        // takes its step and its walk at once, as alone.
+        let mut live = members
+            .iter()
+            .map(|&m| m as usize)
+            .filter(|&m| done[m].is_none());
+        let mut any_run = false;
+        if let Some(mut before) = live.next() {
+            for m in live {
+                if keys[m] == keys[before] {
+                    any_run = true;
+                    break;
+                }
+                before = m;
+            }
+        }
+        if !any_run {
+            self.depth -= 1;
+            for &m in members {
+                let m = m as usize;
+                if done[m].is_none() {
+                    done[m] = Some(self.recirculate_parsed(&mut pkts[m], step, keys[m], None));
+                }
+            }
+            return;
+        }
         let mut prev: Option<Repeated> = None;
         let mut waiting = Waiting::default();
-        for &m in members {
+        for (pos, &m) in members.iter().enumerate() {
             let m = m as usize;
             if done[m].is_some() {
                 continue;
             }
             let pkt = &mut pkts[m];
-            let key_in = match packet::parse(pkt.data(), pkt.in_port) {
-                Ok(p) => p.key,
-                Err(reason) => {
-                    done[m] = Some(self.discard(reason));
-                    continue;
-                }
-            };
             let repeated = prev
                 .as_mut()
-                .filter(|p| p.key_in == key_in && packet::verify::l4_ok(pkt));
+                .filter(|p| keys[p.first] == keys[m] && packet::verify::l4_ok(pkt));
             let key = match repeated {
                 Some(p) => {
                     if let Err(reason) = apply_ct(pkt, &p.result) {
@@ -596,15 +627,23 @@ impl<S: OutputSink> Burst<'_, S> {
                 }
                 None => {
                     self.repeat_done(prev.take());
-                    let mut key = key_in;
+                    let mut key = keys[m];
                     match self.ct(pkt, step, &mut key, None) {
                         Ok(result) => {
-                            prev = result.repeat.map(|_| Repeated {
-                                key_in,
-                                key_out: key,
-                                result,
-                                count: 0,
-                            });
+                            // A run starts when the next member has this key.
+                            let next_same = members[pos + 1..]
+                                .iter()
+                                .map(|&n| n as usize)
+                                .find(|&n| done[n].is_none())
+                                .is_some_and(|n| keys[n] == keys[m]);
+                            if next_same && result.repeat.is_some() {
+                                prev = Some(Repeated {
+                                    first: m,
+                                    key_out: key,
+                                    result,
+                                    count: 0,
+                                });
+                            }
                             key
                         }
                         Err(reason) => {
@@ -921,10 +960,23 @@ impl<S: OutputSink> Burst<'_, S> {
         if self.depth >= MAX_RECIRC {
             return self.discard(DropReason::ResubmitDepth);
         }
-        let mut key = match packet::parse(pkt.data(), pkt.in_port) {
-            Ok(p) => p.key,
-            Err(reason) => return self.discard(reason),
-        };
+        match packet::parse(pkt.data(), pkt.in_port) {
+            Ok(p) => self.recirculate_parsed(pkt, step, p.key, datagram),
+            Err(reason) => self.discard(reason),
+        }
+    }
+
+    /// `recirculate` for a packet already parsed into `key`.
+    fn recirculate_parsed(
+        &mut self,
+        pkt: &mut PacketBuf,
+        step: &CtStep,
+        mut key: FlowKey,
+        datagram: Option<&Datagram>,
+    ) -> Fate {
+        if self.depth >= MAX_RECIRC {
+            return self.discard(DropReason::ResubmitDepth);
+        }
         if let Err(reason) = self.ct(pkt, step, &mut key, datagram) {
             return self.discard(reason);
         }

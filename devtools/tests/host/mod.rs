@@ -30,6 +30,19 @@ impl Host {
         (h, frames.remove(0))
     }
 
+    /// The host `s` runs on, warmed up for `flows` flows of `s`; a frame
+    /// of each flow.
+    pub fn for_flows(s: TrafficScenario, flows: usize) -> (Host, Vec<Vec<u8>>) {
+        let t = spec::topology().expect("topology");
+        let mut h = Host::on(s.host());
+        let traffic =
+            traffic::generate(&t, s, flows, FrameSize::Fixed(64), flows).expect("traffic");
+        for (port, warm) in &traffic.warmup {
+            h.send(port, warm);
+        }
+        (h, traffic.frames)
+    }
+
     /// The host the scenarios run on (one host), warmed up for each in
     /// turn; each one's frames.
     pub fn for_scenarios(ss: &[TrafficScenario]) -> (Host, Vec<Vec<Vec<u8>>>) {
