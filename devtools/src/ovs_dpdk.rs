@@ -108,6 +108,20 @@ pub enum OvsDpdkError {
     },
     #[error("ovs-vswitchd is not running")]
     NotRunning,
+    /// An OpenFlow exchange with a bridge (`packet-out`s) failed.
+    #[error("OpenFlow to {}: {source}", path.display())]
+    OpenFlow {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bridge answered a `packet-out` with an OpenFlow error.
+    #[error("OpenFlow error from {bridge}: type {kind}, code {code}")]
+    OpenFlowError {
+        bridge: String,
+        kind: u16,
+        code: u16,
+    },
     #[error("ovs-vswitchd did not come up; see {}/ovs-vswitchd.log", dir.display())]
     NotUp { dir: PathBuf },
 
@@ -173,15 +187,17 @@ pub const DEFAULT_BINARY: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-
 /// util-linux `unshare`, to give ovs-vswitchd a network namespace.
 const UNSHARE: &str = "/usr/bin/unshare";
 
-/// The scenarios the model covers (snat-reply would need the connections
-/// made in Open vSwitch before its replies arrive).
-pub const SCENARIOS: [&str; 8] = [
+/// The scenarios the model covers (snat-reply's connections are made by
+/// its warm-up's egress frames, sent into the bridges first:
+/// `Model::preload`).
+pub const SCENARIOS: [&str; 9] = [
     "l2-egress",
     "l2-ingress",
     "dvr-egress",
     "dvr-ingress",
     "routed-same-host",
     "snat-egress",
+    "snat-reply",
     "fip-egress",
     "fip-ingress",
 ];
@@ -220,6 +236,10 @@ pub struct Model {
     /// The port frames come in by, and the DPDK devices by port name.
     pub in_port: String,
     pub devices: Vec<(String, String)>,
+    /// Frames sent into the bridges (OpenFlow packet-outs, as arriving on
+    /// the named port) before traffic is measured: what makes the
+    /// connections replies belong to.
+    pub preload: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 impl Model {
@@ -322,7 +342,7 @@ pub fn model(
             .push(qrouter_bridge(t, host, &routers.qr, &routers.fg));
     }
     if let Some(gw) = routers.snat_gw {
-        m.bridges.push(snat_bridge(gw, &routers.snat));
+        m.bridges.push(snat_bridge(t, gw, &routers.snat));
     }
     Ok(m)
 }
@@ -333,8 +353,8 @@ pub fn model(
 struct RouterPorts<'a> {
     /// qr- ports: device, MAC, subnet.
     qr: Vec<(&'a str, Mac, String)>,
-    /// sg- ports: device, MAC.
-    snat: Vec<(&'a str, Mac)>,
+    /// sg- ports: device, MAC, subnet.
+    snat: Vec<(&'a str, Mac, String)>,
     /// The qg- port: device, MAC, the router's gateway address.
     snat_gw: Option<(&'a str, Mac, Ipv4Addr)>,
     /// fg- ports (the FIP namespace's): device, MAC.
@@ -360,7 +380,7 @@ impl<'a> RouterPorts<'a> {
                 if snat_here {
                     if let (Some(d), Some(mac)) = (&i.snat_device, i.snat_mac) {
                         if on_host(d) {
-                            ports.snat.push((d, mac));
+                            ports.snat.push((d, mac, i.subnet.clone()));
                         }
                     }
                 }
@@ -383,7 +403,7 @@ impl<'a> RouterPorts<'a> {
     fn modelled(&self, name: &str) -> bool {
         self.fg.iter().any(|(d, _)| *d == name)
             || self.qr.iter().any(|(d, _, _)| *d == name)
-            || self.snat.iter().any(|(d, _)| *d == name)
+            || self.snat.iter().any(|(d, _, _)| *d == name)
             || self.snat_gw.is_some_and(|(d, _, _)| d == name)
     }
 }
@@ -473,8 +493,10 @@ fn qrouter_bridge(
 /// `br-snat`, the snat namespace as flows: a packet to an sg- port's MAC
 /// has its TTL decremented, its source translated to the router's
 /// gateway address (conntrack, one pass) and leaves by the qg- port
-/// (`gw`) to the upstream router.
-fn snat_bridge(gw: (&str, Mac, Ipv4Addr), snat: &[(&str, Mac)]) -> OvsBridge {
+/// (`gw`) to the upstream router; a reply to the gateway address is
+/// translated back (conntrack, then the table after it) and routed to
+/// the VM it is for, out of the sg- port of the VM's subnet.
+fn snat_bridge(t: &Topology, gw: (&str, Mac, Ipv4Addr), snat: &[(&str, Mac, String)]) -> OvsBridge {
     let (gw_dev, gw_mac, gw_ip) = gw;
     let mut b = OvsBridge {
         name: "br-snat".into(),
@@ -482,13 +504,30 @@ fn snat_bridge(gw: (&str, Mac, Ipv4Addr), snat: &[(&str, Mac)]) -> OvsBridge {
     };
     b.ports.push(router_patch(gw_dev, 1));
     let upstream = crate::spec::UPSTREAM_MAC;
-    let mut f = String::from("table=0,priority=0 actions=drop\n");
-    for (i, (dev, mac)) in snat.iter().enumerate() {
+    let mut f = String::from("table=0,priority=0 actions=drop\ntable=1,priority=0 actions=drop\n");
+    let _ = writeln!(
+        f,
+        "table=0,priority=10,ip,in_port=r-{gw_dev},dl_dst={gw_mac},nw_dst={gw_ip} actions=ct(zone=1,nat,table=1)"
+    );
+    for (i, (dev, mac, subnet)) in snat.iter().enumerate() {
         b.ports.push(router_patch(dev, 2 + i as u32));
         let _ = writeln!(
             f,
             "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{upstream},output:r-{gw_dev}"
         );
+        let net = t
+            .subnets
+            .iter()
+            .find(|s| s.name == *subnet)
+            .map(|s| s.network.as_str())
+            .unwrap_or("");
+        for vm in t.ports.iter().filter(|p| p.network == net) {
+            let _ = writeln!(
+                f,
+                "table=1,priority=10,ct_state=+trk+est,ip,nw_dst={} actions=dec_ttl,mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
+                vm.ip, vm.mac
+            );
+        }
     }
     b.flows = f;
     b
@@ -804,10 +843,70 @@ impl Session {
             let mac = mac.to_string();
             ovs.appctl(&["fdb/add", b, p, &vlan, &mac])?;
         }
-        Ok(Session {
+        let s = Session {
             ovs,
             model: m.clone(),
-        })
+        };
+        for (port, frames) in &m.preload {
+            s.packet_out(port, frames)?;
+        }
+        Ok(s)
+    }
+
+    /// Sends `frames` into the bridge of `port` as if they arrived on it
+    /// (OpenFlow 1.3 packet-outs to the tables, over the bridge's
+    /// management socket), a barrier after every thousand: returns when
+    /// Open vSwitch has processed them all.
+    pub fn packet_out(&self, port: &str, frames: &[Vec<u8>]) -> Result<(), OvsDpdkError> {
+        use std::io::{Read, Write};
+        let no_port = || OvsDpdkError::NoModelPort(port.to_string());
+        let bridge = self.bridge_of(port).ok_or_else(no_port)?;
+        let ofport = self
+            .model
+            .bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .find(|p| p.name == port)
+            .map(|p| p.ofport)
+            .ok_or_else(no_port)?;
+        let path = self.ovs.dir.join(format!("{bridge}.mgmt"));
+        let io = |source| OvsDpdkError::OpenFlow {
+            path: path.clone(),
+            source,
+        };
+        let mut sock = std::os::unix::net::UnixStream::connect(&path).map_err(io)?;
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(io)?;
+        let mut out = openflow::hello();
+        for chunk in frames.chunks(1000) {
+            for f in chunk {
+                openflow::packet_out(&mut out, ofport, f);
+            }
+            openflow::barrier(&mut out);
+            sock.write_all(&out).map_err(io)?;
+            out.clear();
+            // Until the barrier's reply; an error message is the answer
+            // to a packet-out.
+            loop {
+                let mut h = [0u8; 8];
+                sock.read_exact(&mut h).map_err(io)?;
+                let len = (u16::from_be_bytes([h[2], h[3]]) as usize).max(8);
+                let mut body = vec![0u8; len - 8];
+                sock.read_exact(&mut body).map_err(io)?;
+                match h[1] {
+                    openflow::ERROR if body.len() >= 4 => {
+                        return Err(OvsDpdkError::OpenFlowError {
+                            bridge: bridge.to_string(),
+                            kind: u16::from_be_bytes([body[0], body[1]]),
+                            code: u16::from_be_bytes([body[2], body[3]]),
+                        })
+                    }
+                    openflow::BARRIER_REPLY => break,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     fn bridge_of(&self, port: &str) -> Option<&str> {
@@ -922,6 +1021,53 @@ impl Session {
             flows: m.n_flows(),
             drops,
         })
+    }
+}
+
+/// The OpenFlow 1.3 messages `Session::packet_out` sends (OpenFlow 1.3.5
+/// §7.1, §7.3.7, §7.3.8).
+mod openflow {
+    const VERSION: u8 = 0x04;
+    const HELLO: u8 = 0;
+    pub const ERROR: u8 = 1;
+    const PACKET_OUT: u8 = 13;
+    const BARRIER_REQUEST: u8 = 20;
+    pub const BARRIER_REPLY: u8 = 21;
+    /// `OFPP_TABLE`: submit the packet to the first table.
+    const PORT_TABLE: u32 = 0xffff_fff9;
+    const NO_BUFFER: u32 = 0xffff_ffff;
+
+    fn header(out: &mut Vec<u8>, kind: u8, len: usize) {
+        out.extend([VERSION, kind]);
+        out.extend((len as u16).to_be_bytes());
+        out.extend(0u32.to_be_bytes());
+    }
+
+    pub fn hello() -> Vec<u8> {
+        let mut out = Vec::new();
+        header(&mut out, HELLO, 8);
+        out
+    }
+
+    /// A packet-out of `frame` as if it came in on `in_port`, to the tables.
+    pub fn packet_out(out: &mut Vec<u8>, in_port: u32, frame: &[u8]) {
+        const ACTION_LEN: usize = 16;
+        header(out, PACKET_OUT, 8 + 16 + ACTION_LEN + frame.len());
+        out.extend(NO_BUFFER.to_be_bytes());
+        out.extend(in_port.to_be_bytes());
+        out.extend((ACTION_LEN as u16).to_be_bytes());
+        out.extend([0u8; 6]);
+        // OFPAT_OUTPUT to OFPP_TABLE, whole packet.
+        out.extend(0u16.to_be_bytes());
+        out.extend((ACTION_LEN as u16).to_be_bytes());
+        out.extend(PORT_TABLE.to_be_bytes());
+        out.extend(0xffffu16.to_be_bytes());
+        out.extend([0u8; 6]);
+        out.extend_from_slice(frame);
+    }
+
+    pub fn barrier(out: &mut Vec<u8>) {
+        header(out, BARRIER_REQUEST, 8);
     }
 }
 
@@ -1201,6 +1347,30 @@ mod tests {
         let int = bridge(&m, "br-int");
         let qg = int.ports.iter().find(|p| p.name == "qg-r1").expect("qg-r1");
         assert_eq!(qg.interface, ["type=patch", "options:peer=r-qg-r1"]);
+        // Replies to the gateway address: translated back, then routed to
+        // vm3 (10.1.0.13) out of the sg- port of its subnet.
+        assert!(s.flows.contains("table=0,priority=10,ip,in_port=r-qg-r1,dl_dst=fa:16:3e:cc:00:10,nw_dst=203.0.113.10 actions=ct(zone=1,nat,table=1)"), "{}", s.flows);
+        assert!(s.flows.contains("table=1,priority=10,ct_state=+trk+est,ip,nw_dst=10.1.0.13 actions=dec_ttl,mod_dl_src:fa:16:3e:bb:01:03,mod_dl_dst:fa:16:3e:01:00:13,output:r-sg-s1"), "{}", s.flows);
+    }
+
+    #[test]
+    fn a_packet_out_is_the_frame_from_its_port_to_the_tables() {
+        let mut out = openflow::hello();
+        assert_eq!(out, [4, 0, 0, 8, 0, 0, 0, 0]);
+        out.clear();
+        openflow::packet_out(&mut out, 3, &[0xaa; 14]);
+        assert_eq!(out.len(), 8 + 16 + 16 + 14);
+        assert_eq!(
+            &out[..4],
+            [4, 13, 0, 54],
+            "OpenFlow 1.3 PACKET_OUT, its length"
+        );
+        assert_eq!(&out[8..12], [0xff; 4], "no buffer");
+        assert_eq!(&out[12..16], [0, 0, 0, 3], "in_port");
+        assert_eq!(&out[16..18], [0, 16], "one action");
+        assert_eq!(&out[24..28], [0, 0, 0, 16], "OUTPUT, 16 bytes");
+        assert_eq!(&out[28..32], [0xff, 0xff, 0xff, 0xf9], "to OFPP_TABLE");
+        assert_eq!(&out[40..], [0xaa; 14]);
     }
 
     #[test]

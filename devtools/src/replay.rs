@@ -427,9 +427,17 @@ fn measure_ovs(
         pcap,
         d.shared.now_ns(),
     )?;
+    let mut m = m;
     let frame = tr.frames.first().ok_or(ReplayError::EmptyCapture)?;
     let ours = crate::ovs_dpdk::ours_egress(&d.shared.switch(), s.in_port(), frame)?;
     d.stop();
+    // Replies need their connections: the warm-up goes into Open vSwitch
+    // first, and `ofproto/trace` (which tracks nothing) cannot check the
+    // model on a reply; what arrives where is still counted.
+    let replies = s == TrafficScenario::SnatReply;
+    if replies {
+        m.preload = tr.warmup.clone();
+    }
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
     let r = crate::ovs_dpdk::measure(
         &bin,
@@ -438,7 +446,7 @@ fn measure_ovs(
         &dir.join("ovs"),
         cores - 1,
         p.seconds,
-        Some((frame.as_slice(), ours.as_slice())),
+        (!replies).then_some((frame.as_slice(), ours.as_slice())),
     );
     let _ = std::fs::remove_file(pcap);
     let r = r?;
