@@ -108,22 +108,18 @@ fn the_model_forwards_like_vswitch() {
             .check(s.in_port(), frame, &ours)
             .unwrap_or_else(|e| panic!("{}: {e}", s.name()));
     }
+    the_model_translates_replies_of_the_connections_it_was_preloaded_with(&bin, &t, cores);
 }
 
 /// snat-reply: with the warm-up's egress frames sent into Open vSwitch
 /// first (`Model::preload`, OpenFlow packet-outs), the replies in the
-/// capture all leave by eth1 toward vm3, as ours do.
-#[test]
-fn the_model_translates_replies_of_the_connections_it_was_preloaded_with() {
-    let Some(bin) = ovs_dpdk::binary() else {
-        eprintln!(
-            "skipped: needs root and Open vSwitch with DPDK ({}; VSWITCH_BENCH_OVS overrides)",
-            ovs_dpdk::DEFAULT_BINARY
-        );
-        return;
-    };
-    let t = devtools::spec::topology().expect("topology");
-    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+/// capture all leave by eth1 toward vm3, as ours do. (Run after the
+/// other cases, in the same test: two OVS-DPDK at once do not start.)
+fn the_model_translates_replies_of_the_connections_it_was_preloaded_with(
+    bin: &std::path::Path,
+    t: &topology::Topology,
+    cores: usize,
+) {
     let s = TrafficScenario::SnatReply;
     let dir = TempDir(std::env::temp_dir().join(format!(
         "vswitch-ovs-test-{}-{}",
@@ -131,16 +127,16 @@ fn the_model_translates_replies_of_the_connections_it_was_preloaded_with() {
         s.name()
     )));
     std::fs::create_dir_all(&dir.0).expect("dir");
-    let (sw, tr) = ovs_dpdk::warm_switch(&t, s, 16, 64).expect("warm-up");
+    let (sw, tr) = ovs_dpdk::warm_switch(t, s, 16, 64).expect("warm-up");
     let ours = ovs_dpdk::ours_egress(&sw, s.in_port(), &tr.frames[0]).expect("our trace");
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert_eq!(ours[0].port, "eth1");
     assert_eq!(ours[0].nw_ttl, 61);
     let pcap = dir.0.join("in.pcap");
     traffic::write_pcap(&pcap, &tr.frames).expect("pcap");
-    let mut m = ovs_dpdk::model(&sw, &t, s.host(), s.in_port(), &pcap, 0).expect("model");
+    let mut m = ovs_dpdk::model(&sw, t, s.host(), s.in_port(), &pcap, 0).expect("model");
     m.preload = tr.warmup.clone();
-    let session = Session::start(&bin, &m, &dir.0.join("ovs"), cores - 1).expect("OVS-DPDK");
+    let session = Session::start(bin, &m, &dir.0.join("ovs"), cores - 1).expect("OVS-DPDK");
     let r = session.measure(s.out_port(), 0.5).expect("measure");
     assert!(r.rx_packets > 0, "{r:?}");
     assert!(r.delivered > 0.99, "replies reach vm3's port: {r:?}");

@@ -127,8 +127,37 @@ pub struct Program {
     pub pure: bool,
 }
 
+/// Adjacent rewrites of the two Ethernet addresses become one
+/// (`Rewrite::EthAddrs`): the packet comes out the same, with one op
+/// fewer (a routed packet has both rewritten).
+fn fuse_eth_addrs(ops: Vec<Op>) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let fused = match (out.last(), &op) {
+            (Some(Op::Rewrite(Rewrite::EthSrc(src))), Op::Rewrite(Rewrite::EthDst(dst)))
+            | (Some(Op::Rewrite(Rewrite::EthDst(dst))), Op::Rewrite(Rewrite::EthSrc(src))) => {
+                Some(Rewrite::EthAddrs {
+                    dst: *dst,
+                    src: *src,
+                })
+            }
+            _ => None,
+        };
+        match fused {
+            Some(r) => {
+                if let Some(last) = out.last_mut() {
+                    *last = Op::Rewrite(r);
+                }
+            }
+            None => out.push(op),
+        }
+    }
+    out
+}
+
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
+        let ops = fuse_eth_addrs(ops);
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
         let has_side_ops = ops.iter().any(|o| {
             matches!(
@@ -174,5 +203,57 @@ impl Program {
             .iter()
             .filter(|o| matches!(o, Op::Output(_)))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{Field, FlowKey, Mac};
+    use crate::packet::{self, synth::frame_from_key, PacketBuf};
+
+    #[test]
+    fn adjacent_ethernet_address_rewrites_fuse_into_one_with_the_same_result() {
+        let (a, b, c) = (
+            Mac([2, 0, 0, 0, 0, 1]),
+            Mac([2, 0, 0, 0, 0, 2]),
+            Mac([2, 0, 0, 0, 0, 3]),
+        );
+        let ops = vec![
+            Op::Rewrite(Rewrite::EthSrc(a)),
+            Op::Rewrite(Rewrite::EthDst(b)),
+            Op::Rewrite(Rewrite::Ipv4Ttl(9)),
+            Op::Rewrite(Rewrite::EthDst(c)),
+            Op::Output(PortId(1)),
+        ];
+        let p = Program::new(ops.clone(), None);
+        assert_eq!(
+            p.ops,
+            [
+                Op::Rewrite(Rewrite::EthAddrs { dst: b, src: a }),
+                Op::Rewrite(Rewrite::Ipv4Ttl(9)),
+                Op::Rewrite(Rewrite::EthDst(c)),
+                Op::Output(PortId(1)),
+            ]
+        );
+        assert_eq!(p.last_output, Some(3));
+        // The packet comes out the same either way.
+        let mut k = FlowKey::ZERO;
+        k.set(Field::DlType, 0x0800);
+        k.set(Field::NwProto, 17);
+        k.set(Field::NwTtl, 64);
+        let frame = frame_from_key(&k, 18);
+        let run = |ops: &[Op]| {
+            let mut pkt = PacketBuf::new(2048);
+            pkt.set_data(&frame).expect("fits");
+            packet::parse_into(&mut pkt).expect("parses");
+            for op in ops {
+                if let Op::Rewrite(r) = op {
+                    packet::apply(&mut pkt, r).expect("applies");
+                }
+            }
+            pkt.data().to_vec()
+        };
+        assert_eq!(run(&ops), run(&p.ops));
     }
 }

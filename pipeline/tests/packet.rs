@@ -207,6 +207,10 @@ fn arb_rewrite() -> impl Strategy<Value = Rewrite> {
     prop_oneof![
         any::<[u8; 6]>().prop_map(|m| Rewrite::EthSrc(Mac(m))),
         any::<[u8; 6]>().prop_map(|m| Rewrite::EthDst(Mac(m))),
+        any::<([u8; 6], [u8; 6])>().prop_map(|(d, s)| Rewrite::EthAddrs {
+            dst: Mac(d),
+            src: Mac(s)
+        }),
         (
             0u16..4095,
             prop_oneof![Just(ethertype::VLAN), Just(ethertype::QINQ)]
@@ -235,6 +239,10 @@ fn expected_key(k: &FlowKey, r: &Rewrite, raw_id: u16) -> Result<FlowKey, DropRe
     match *r {
         Rewrite::EthSrc(m) => k.set(Field::DlSrc, m.to_u64()),
         Rewrite::EthDst(m) => k.set(Field::DlDst, m.to_u64()),
+        Rewrite::EthAddrs { dst, src } => {
+            k.set(Field::DlDst, dst.to_u64());
+            k.set(Field::DlSrc, src.to_u64());
+        }
         Rewrite::VlanPush { tpid, tci } => k.set_vlan(Some((tpid, tci))),
         Rewrite::VlanSetTci(_) | Rewrite::VlanPop if !tagged => {
             return Err(DropReason::RewriteNoHeader)

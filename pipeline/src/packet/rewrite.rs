@@ -23,6 +23,12 @@ use crate::wire::{
 pub enum Rewrite {
     EthSrc(Mac),
     EthDst(Mac),
+    /// Both addresses at once (a program's adjacent `EthDst` and `EthSrc`
+    /// fused: one write of the first 12 bytes).
+    EthAddrs {
+        dst: Mac,
+        src: Mac,
+    },
     /// Push a VLAN tag in front of any the frame has: 802.1Q or 802.1ad
     /// as `tpid` says (`tci` as on the wire: PCP, DEI, VID).
     VlanPush {
@@ -223,6 +229,12 @@ pub fn apply(pkt: &mut PacketBuf, r: &Rewrite) -> Result<(), DropReason> {
         }
         Rewrite::EthSrc(m) => {
             ethernet(pkt)?.set_src(m);
+            Ok(())
+        }
+        Rewrite::EthAddrs { dst, src } => {
+            let mut eth = ethernet(pkt)?;
+            eth.set_dst(dst);
+            eth.set_src(src);
             Ok(())
         }
         Rewrite::VlanPush { tpid, tci } => vlan_push(pkt, tpid, tci),

@@ -107,6 +107,7 @@ fn written(r: &Rewrite, to: &FlowKey) -> &'static [Field] {
     match r {
         Rewrite::EthSrc(_) => &[Field::DlSrc],
         Rewrite::EthDst(_) => &[Field::DlDst],
+        Rewrite::EthAddrs { .. } => &[Field::DlDst, Field::DlSrc],
         // A push writes a TPID the program holds (a tag the packet came
         // with is replaced in place, TPID kept): only the TCI is the walk's.
         Rewrite::VlanPush { .. } | Rewrite::VlanSetTci(_) | Rewrite::VlanPop => &[Field::VlanTci],
