@@ -127,6 +127,28 @@ pub struct Program {
     pub pure: bool,
 }
 
+/// An IPv4 header check after another with only rewrites between goes:
+/// every rewrite keeps the header checksum true (RFC 1624 updates), so it
+/// cannot fail where the first passed (a FIP namespace's input check right
+/// after the qrouter's, say).
+fn drop_verified_again(ops: Vec<Op>) -> Vec<Op> {
+    let mut verified = false;
+    ops.into_iter()
+        .filter(|op| match op {
+            Op::VerifyIpv4Header if verified => false,
+            Op::VerifyIpv4Header => {
+                verified = true;
+                true
+            }
+            Op::Rewrite(_) => true,
+            _ => {
+                verified = false;
+                true
+            }
+        })
+        .collect()
+}
+
 /// Adjacent rewrites of the two Ethernet addresses become one
 /// (`Rewrite::EthAddrs`): the packet comes out the same, with one op
 /// fewer (a routed packet has both rewritten).
@@ -157,7 +179,7 @@ fn fuse_eth_addrs(ops: Vec<Op>) -> Vec<Op> {
 
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
-        let ops = fuse_eth_addrs(ops);
+        let ops = fuse_eth_addrs(drop_verified_again(ops));
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
         let has_side_ops = ops.iter().any(|o| {
             matches!(
@@ -255,5 +277,33 @@ mod tests {
             pkt.data().to_vec()
         };
         assert_eq!(run(&ops), run(&p.ops));
+    }
+
+    #[test]
+    fn a_header_check_after_another_with_only_rewrites_between_is_dropped() {
+        let ttl = Op::Rewrite(Rewrite::Ipv4Ttl(9));
+        let p = Program::new(
+            vec![
+                Op::VerifyIpv4Header,
+                Op::VerifyIpv4Header,
+                ttl.clone(),
+                Op::VerifyIpv4Header,
+                Op::Output(PortId(1)),
+                Op::VerifyIpv4Header,
+                Op::Output(PortId(2)),
+            ],
+            None,
+        );
+        // The output in between ends the run: the last check stays.
+        assert_eq!(
+            p.ops,
+            [
+                Op::VerifyIpv4Header,
+                ttl,
+                Op::Output(PortId(1)),
+                Op::VerifyIpv4Header,
+                Op::Output(PortId(2)),
+            ]
+        );
     }
 }
