@@ -43,6 +43,7 @@
 mod conn;
 pub mod defrag;
 mod limits;
+mod slab;
 pub mod stage;
 mod table;
 pub mod tcp;

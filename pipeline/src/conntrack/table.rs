@@ -9,6 +9,7 @@
 
 use super::conn::{Conn, Nat, Repeat, Verdict};
 use super::limits::{CtStats, Limits, Timeouts, NAT_MAX_ATTEMPTS};
+use super::slab::ConnSlab;
 use super::tcp::{self, TcpState};
 use super::tuple::{Dir, PacketInfo, Tuple, SHARDS};
 use crate::drop::DropReason;
@@ -18,7 +19,6 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -26,7 +26,7 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct Shard {
     /// Connections whose original tuple hashes here.
-    conns: HashMap<Tuple, Conn>,
+    conns: ConnSlab,
     /// Reply tuples hashing here → the original tuple of their connection.
     replies: HashMap<Tuple, Tuple>,
     /// (deadline, original tuple), earliest first. A connection is queued
@@ -322,31 +322,24 @@ impl ConnTable {
         let mut s = self.shard(t.shard());
         // One probe for a packet in the original direction (the common
         // case): the connection is found by the hash that tested for it.
-        let hash = s.conns.hasher().hash_one(t);
-        let (orig, dir) = match s.conns.raw_entry().from_key_hashed_nocheck(hash, t) {
-            Some(_) => (*t, Dir::Orig),
+        let (orig, dir, slot) = match s.conns.slot_hashed(s.conns.hash(t), t) {
+            Some(slot) => (*t, Dir::Orig, Some(slot)),
             None => {
                 let orig = *s.replies.get(t)?;
                 if orig.shard() != t.shard() {
                     drop(s);
                     s = self.shard(orig.shard());
                 }
-                (orig, Dir::Reply)
+                (orig, Dir::Reply, None)
             }
         };
         let timeouts = self.timeouts;
         let shard = &mut *s;
-        let c = match dir {
-            Dir::Orig => shard
-                .conns
-                .raw_entry_mut()
-                .from_key_hashed_nocheck(hash, &orig),
-            Dir::Reply => shard.conns.raw_entry_mut().from_key(&orig),
+        let c = match slot {
+            Some(slot) => shard.conns.at_mut(slot),
+            None => shard.conns.get_mut(&orig),
         };
-        let c = match c {
-            hashbrown::hash_map::RawEntryMut::Occupied(e) => e.into_mut(),
-            hashbrown::hash_map::RawEntryMut::Vacant(_) => return None,
-        };
+        let c = c?;
         if c.expires_ns <= now_ns {
             drop(s);
             self.remove(&orig, now_ns, true);
@@ -508,7 +501,7 @@ impl ConnTable {
                 Some(sb) => sb.replies.insert(reply, t),
                 None => sa.replies.insert(reply, t),
             };
-            sa.conns.insert(t, conn);
+            sa.conns.insert(conn);
             drop(g_hi);
             drop(g_lo);
             self.count_new(&t);
