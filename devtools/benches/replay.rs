@@ -279,14 +279,11 @@ fn ovs(scenario: &str, flows: usize) -> Option<f64> {
 fn row(m: &Measured) -> String {
     let p = m.point.as_ref().expect("point");
     let drops: Vec<String> = m.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut extra = if p.extra_ports > 0 {
+    let extra = if p.extra_ports > 0 {
         format!(" +{} ports", p.extra_ports)
     } else {
         String::new()
     };
-    if m.conn_bytes > 0.0 && p.flows >= 100_000 {
-        extra.push_str(&format!(" {:.0} B/conn", m.conn_bytes));
-    }
     format!(
         "{:<17} {:<6} {:>8} {:>2}w {:>6.2} Mpps {:>7.1} ns {:>7.0} cyc  hit {:>5.1}%  out {:>5.1}%  rules {:>6}  conns {:>8}  rss {:>7.1} MiB{extra}  {}",
         p.scenario,

@@ -177,10 +177,6 @@ pub struct Measured {
     /// OpenFlow rules installed on the host (all bridges).
     pub rules: usize,
     pub connections: usize,
-    /// Resident bytes the warm-up added per connection it made (the
-    /// connection table's share of memory: the capture is built before).
-    #[serde(default)]
-    pub conn_bytes: f64,
     /// Resident memory after the run, and its growth from before the
     /// daemon started (the capture's frames included).
     pub rss_mb: f64,
@@ -303,11 +299,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     }
     let cfg = daemon_config(p, s, &t, dir, &pcap, frames_in_capture)?;
     let d = Daemon::start_with(&cfg, t.clone())?;
-    let before_warmup = rss_mb();
     for (port, frames) in &tr.warmup {
         d.process_local(port, frames)?;
     }
-    let warmup_mb = rss_mb() - before_warmup;
     let backend = match p.io {
         Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &pcap, dir),
         Io::Testpmd => return Err(ReplayError::NoDaemon(p.io.name())),
@@ -338,11 +332,6 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     Ok(Measured {
         rules,
         connections,
-        conn_bytes: if connections > 0 {
-            warmup_mb * 1048576.0 / connections as f64
-        } else {
-            0.0
-        },
         rss_mb: rss,
         rss_growth_mb: rss - rss0,
         frames_in_capture,
