@@ -15,6 +15,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// One's-complement sum of `data` as big-endian 16-bit words (an odd last
 /// byte is the high half of a word), added to `acc`; not folded.
+#[inline]
 pub fn sum_words(data: &[u8], mut acc: u64) -> u64 {
     // Four bytes at a time: a big-endian 32-bit word is two 16-bit words,
     // and 2^16 = 1 in one's-complement arithmetic, so folding the wide sum
