@@ -1,17 +1,27 @@
 //! A worker's packet path: a burst in, parse, cache lookup (slow path on a
 //! miss), run the program, outputs out.
 //!
-//! `Datapath::process_burst` reads like the path itself, in two stages per
-//! burst: every packet `parse_into` where it lies, then per packet
-//! `FlowCache::lookup` (→ `xlate` on a miss) → `Burst::run` (rewrites in
-//! place, copies for all but the last output, conntrack steps through
-//! `conntrack::stage`, a lazy step's guard (`Op::CtGuard`) that lets a
-//! packet of no stored connection go on in place, resumed walks from the
-//! recirculation cache). Nothing
-//! here allocates per packet once the cache is warm: buffers come from the
-//! worker's `PacketPool`, and a packet leaves through the output sink or
-//! goes back to the pool, counted under its `DropReason`, in exactly one
-//! place (`Burst::drop`).
+//! `Datapath::forward_burst` reads like the path itself, in two stages per
+//! burst: every packet `parse_into` where it lies, then each run of
+//! packets that fall in one megaflow (`FlowCache::lookup` for the first,
+//! `hit_again` for the rest; `xlate` on a miss) goes through its program
+//! as a group, one op at a time for all of them (`Burst::run_members`;
+//! a program whose ops touch more than their packet, one packet at a
+//! time). Rewrites are made in place; copies go out for all but the last
+//! output; conntrack steps run through `conntrack::stage`, a lazy step's
+//! guard (`Op::CtGuard`) letting a packet of no stored connection go on in
+//! place; a final ct step is taken by the group's members in order
+//! (`recirculate_members`: a member repeating the previous one's key after
+//! a steady verdict takes its result without a lookup) and the resumed
+//! walks that touch only their packet run as groups too. A packet is moved
+//! only when its burst is done: those whose walk ends in an output stay in
+//! the burst with their ports (`burst_ports`), the worker hands a burst
+//! bound for one port to it as it is, and `process_burst` gives them to
+//! the sink. Per port and per flow, packets leave in the order they came.
+//! Nothing here allocates per packet once the cache is warm: buffers come
+//! from the worker's `PacketPool`, and a packet leaves through the output
+//! sink or the burst, or goes back to the pool counted under its
+//! `DropReason` (`Burst::discard`, `Burst::drop`).
 //!
 //! Ownership: one `Datapath` per worker thread; it owns its caches and
 //! counters. The `Switch` snapshot is shared read-only; MAC tables, router
