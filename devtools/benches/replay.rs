@@ -243,12 +243,25 @@ fn plan(a: &Args) -> Vec<Group> {
             .map(|&n| point("snat-reply", Io::Memory, n, 1, a))
             .collect(),
     });
+    // Workers: memory I/O, and on DPDK both systems side by side (a
+    // capture per receive queue, split by flow; one PMD per queue).
+    let mut workers: Vec<Point> = ["l2-egress", "snat-egress"]
+        .iter()
+        .flat_map(|s| (1..=cores).map(|w| point(s, Io::Memory, big, w, a)))
+        .collect();
+    if a.ios.contains(&Io::Dpdk) && cores > 1 {
+        for s in ["l2-egress", "snat-egress"] {
+            for w in [1, cores] {
+                workers.push(point(s, Io::Dpdk, big, w, a));
+                if a.ovs {
+                    workers.push(point(s, Io::OvsDpdk, big, w, a));
+                }
+            }
+        }
+    }
     groups.push(Group {
         name: "workers",
-        points: ["l2-egress", "snat-egress"]
-            .iter()
-            .flat_map(|s| (1..=cores).map(|w| point(s, Io::Memory, big, w, a)))
-            .collect(),
+        points: workers,
     });
     groups.push(Group {
         name: "updates",
@@ -348,6 +361,9 @@ fn main() {
         print_measured_ovs(ms);
         print_against_reference(ms, a.quick);
     }
+    if let Some(ms) = results.get("workers") {
+        print_workers(ms);
+    }
     if let Some(u) = results.get("updates").and_then(|v| v.first()) {
         println!(
             "\ntopology update while traffic runs: {:.2} ms mean, {:.2} ms worst; {:.2} Mpps meanwhile, {:.2}% delivered",
@@ -423,11 +439,11 @@ fn run_points(groups: &[Group], work: &Path) -> Results {
 /// testpmd's on the same capture, where it ran (goal: at most half of
 /// Open vSwitch's).
 fn print_measured_ovs(ms: &[Measured]) {
-    let find = |io: Io, scenario: &str, flows: usize| {
+    let find = |io: Io, scenario: &str, flows: usize, workers: usize| {
         ms.iter().find(|m| {
-            m.point
-                .as_ref()
-                .is_some_and(|p| p.io == io && p.scenario == scenario && p.flows == flows)
+            m.point.as_ref().is_some_and(|p| {
+                p.io == io && p.scenario == scenario && p.flows == flows && p.workers == workers
+            })
         })
     };
     let measured_ovs: Vec<&Measured> = ms
@@ -439,13 +455,18 @@ fn print_measured_ovs(ms: &[Measured]) {
     }
     for o in &measured_ovs {
         let op = o.point.as_ref().expect("point");
-        let Some(m) = find(Io::Dpdk, &op.scenario, op.flows) else {
+        let Some(m) = find(Io::Dpdk, &op.scenario, op.flows, op.workers) else {
             continue;
         };
         println!(
-            "{:<17} {:>6} flows: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps = {:.2}x (floor: {}); wall ns/packet {:.1} vs {:.1}, cycles/packet {:.0} vs {:.0} (vswitch busy: {:.1} ns, {:.0} cycles)",
+            "{:<17} {:>6} flows{}: vswitch {:>6.2} Mpps, OVS-DPDK {:>6.2} Mpps = {:.2}x (floor: {}); wall ns/packet {:.1} vs {:.1}, cycles/packet {:.0} vs {:.0} (vswitch busy: {:.1} ns, {:.0} cycles)",
             op.scenario,
             op.flows,
+            if op.workers > 1 {
+                format!(", {} workers", op.workers)
+            } else {
+                String::new()
+            },
             m.mpps,
             o.mpps,
             m.mpps / o.mpps.max(1e-9),
@@ -470,8 +491,8 @@ fn print_measured_ovs(ms: &[Measured]) {
         let fp = f.point.as_ref().expect("point");
         let floor_ns = 1e3 / f.mpps.max(1e-9);
         let cost = |m: Option<&Measured>| m.map(|m| 1e3 / m.mpps.max(1e-9) - floor_ns);
-        let ours = cost(find(Io::Dpdk, &fp.scenario, fp.flows));
-        let theirs = cost(find(Io::OvsDpdk, &fp.scenario, fp.flows));
+        let ours = cost(find(Io::Dpdk, &fp.scenario, fp.flows, 1));
+        let theirs = cost(find(Io::OvsDpdk, &fp.scenario, fp.flows, 1));
         let show = |c: Option<f64>| c.map_or("-".to_string(), |c| format!("{c:.1}"));
         println!(
             "{:<17} {:>6} flows: floor {:>6.2} Mpps ({floor_ns:.1} ns); above it: vswitch {}, OVS-DPDK {}{}",
@@ -488,6 +509,54 @@ fn print_measured_ovs(ms: &[Measured]) {
                 ),
                 _ => String::new(),
             }
+        );
+    }
+}
+
+/// Workers on DPDK, both systems: how each scales from one worker (one
+/// PMD) and the ratio at each count.
+fn print_workers(ms: &[Measured]) {
+    let get = |io: Io, scenario: &str, workers: usize| {
+        ms.iter()
+            .find(|m| {
+                m.point
+                    .as_ref()
+                    .is_some_and(|p| p.io == io && p.scenario == scenario && p.workers == workers)
+            })
+            .map(|m| m.mpps)
+    };
+    let many: Vec<&Point> = ms
+        .iter()
+        .filter_map(|m| m.point.as_ref())
+        .filter(|p| p.io == Io::Dpdk && p.workers > 1)
+        .collect();
+    if many.is_empty() {
+        return;
+    }
+    println!("\n== workers on DPDK, vswitch and Open vSwitch side by side (a capture per receive queue, split by flow; one PMD per queue) ==");
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".to_string(),
+    };
+    for p in many {
+        let w = p.workers;
+        let (v1, vn) = (get(Io::Dpdk, &p.scenario, 1), get(Io::Dpdk, &p.scenario, w));
+        let (o1, on) = (
+            get(Io::OvsDpdk, &p.scenario, 1),
+            get(Io::OvsDpdk, &p.scenario, w),
+        );
+        println!(
+            "{:<17} {:>6} flows: vswitch {} -> {} Mpps with {w} workers ({}); OVS-DPDK {} -> {} ({}); vswitch / OVS at {w}: {}",
+            p.scenario,
+            p.flows,
+            fmt(v1),
+            fmt(vn),
+            ratio(vn, v1),
+            fmt(o1),
+            fmt(on),
+            ratio(on, o1),
+            ratio(vn, on),
         );
     }
 }

@@ -240,6 +240,20 @@ pub struct Model {
     /// the named port) before traffic is measured: what makes the
     /// connections replies belong to.
     pub preload: Vec<(String, Vec<Vec<u8>>)>,
+    /// Poll-mode threads (one per receive queue of the input), on the
+    /// measured core and the ones below it.
+    pub pmds: usize,
+}
+
+/// The devargs of a `net_pcap` device replaying `pcaps` forever, one
+/// receive queue each.
+pub fn pcap_devargs(device: &str, pcaps: &[PathBuf]) -> String {
+    let mut d = device.to_string();
+    for p in pcaps {
+        d.push_str(&format!(",rx_pcap={}", p.display()));
+    }
+    d.push_str(",infinite_rx=1");
+    d
 }
 
 impl Model {
@@ -277,11 +291,12 @@ pub fn model(
     t: &Topology,
     host: &str,
     in_port: &str,
-    pcap: &Path,
+    pcaps: &[PathBuf],
     now_ns: u64,
 ) -> Result<Model, OvsDpdkError> {
     let mut m = Model {
         in_port: in_port.to_string(),
+        pmds: pcaps.len().max(1),
         ..Model::default()
     };
     let routers = RouterPorts::of(sw, t, host);
@@ -306,17 +321,21 @@ pub fn model(
                 }
                 _ => {
                     let dev = if p.name == in_port {
-                        format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display())
+                        pcap_devargs("net_pcap0", pcaps)
                     } else {
                         let dev = format!("net_null{nulls},no-rx=1");
                         nulls += 1;
                         dev
                     };
                     m.devices.push((p.name.clone(), dev.clone()));
-                    vec![
+                    let mut interface = vec![
                         "type=dpdk".into(),
                         format!("options:dpdk-devargs=\"{dev}\""),
-                    ]
+                    ];
+                    if p.name == in_port && pcaps.len() > 1 {
+                        interface.push(format!("options:n_rxq={}", pcaps.len()));
+                    }
+                    interface
                 }
             };
             ob.ports.push(OvsPort {
@@ -612,7 +631,7 @@ impl Ovs {
         self.run("ovs-appctl", &a)
     }
 
-    fn start(bin: &Path, dir: &Path, core: usize, other: usize) -> Result<Ovs, OvsDpdkError> {
+    fn start(bin: &Path, dir: &Path, pmd_mask: u64, other: usize) -> Result<Ovs, OvsDpdkError> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(|source| OvsDpdkError::File {
             path: dir.to_path_buf(),
@@ -653,7 +672,7 @@ impl Ovs {
             "other_config:dpdk-extra=\"--no-huge -m 1024 --no-pci --no-telemetry --legacy-mem\""
                 .into(),
             format!("other_config:dpdk-lcore-mask=0x{:x}", 1u64 << other),
-            format!("other_config:pmd-cpu-mask=0x{:x}", 1u64 << core),
+            format!("other_config:pmd-cpu-mask=0x{pmd_mask:x}"),
         ])?;
         // In a network namespace of its own when `unshare` is there: the
         // bridges' internal ports are tap devices, which would otherwise
@@ -783,7 +802,11 @@ impl Session {
     pub fn start(bin: &Path, m: &Model, dir: &Path, core: usize) -> Result<Session, OvsDpdkError> {
         let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
         let other = if cores > 1 { (core + 1) % cores } else { core };
-        let ovs = Ovs::start(bin, dir, core, other)?;
+        // PMDs on `core` and the cores below it, as our workers are.
+        let pmd_mask = (0..m.pmds.max(1))
+            .map(|i| 1u64 << ((core + cores - i % cores) % cores))
+            .fold(0, |a, b| a | b);
+        let ovs = Ovs::start(bin, dir, pmd_mask, other)?;
         // One transaction: bridges and ports.
         let mut a: Vec<String> = Vec::new();
         for b in &m.bridges {
@@ -1299,7 +1322,7 @@ mod tests {
         let t = crate::spec::topology().expect("topology");
         let mut cfg = topology::build_host(&t, host, 1).expect("host");
         let sw = cfg.build().expect("switch");
-        model(&sw, &t, host, in_port, Path::new("/tmp/x.pcap"), 0).expect("model")
+        model(&sw, &t, host, in_port, &[PathBuf::from("/tmp/x.pcap")], 0).expect("model")
     }
 
     fn bridge<'a>(m: &'a Model, name: &str) -> &'a OvsBridge {
@@ -1378,7 +1401,15 @@ mod tests {
         let t = crate::spec::topology().expect("topology");
         let s = crate::traffic::TrafficScenario::L2Egress;
         let (sw, tr) = warm_switch(&t, s, 1, 1).expect("warm");
-        let m = model(&sw, &t, s.host(), s.in_port(), Path::new("/tmp/x.pcap"), 0).expect("m");
+        let m = model(
+            &sw,
+            &t,
+            s.host(),
+            s.in_port(),
+            &[PathBuf::from("/tmp/x.pcap")],
+            0,
+        )
+        .expect("m");
         // vm3 spoke from compute2: learned behind br-int's trunk to br-vlan
         // (local VLAN 1) and on br-vlan's eth1 (VLAN 101).
         let vm3: Mac = "fa:16:3e:01:00:13".parse().expect("mac");

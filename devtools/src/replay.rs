@@ -57,8 +57,6 @@ pub enum ReplayError {
     },
     #[error("no host {0}")]
     NoHost(String),
-    #[error("dpdk replay: one worker (net_pcap has one queue per capture)")]
-    DpdkWorkers,
     #[error("bench config: {0}")]
     Config(#[source] toml::de::Error),
     #[error("{0}")]
@@ -277,6 +275,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     let pcap = dir.join(format!("{}-{}-{}.pcap", s.name(), p.flows, p.size));
     traffic::write_pcap(&pcap, &tr.frames)?;
     let frames_in_capture = tr.frames.len();
+    let queue_pcaps = queue_captures(p, s, &tr, dir, &pcap)?;
 
     if p.io == Io::Testpmd {
         let bin = crate::testpmd::binary().ok_or(ReplayError::Testpmd(
@@ -297,13 +296,13 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
             ..Measured::default()
         });
     }
-    let cfg = daemon_config(p, s, &t, dir, &pcap, frames_in_capture)?;
+    let cfg = daemon_config(p, s, &t, dir, &queue_pcaps, frames_in_capture)?;
     let d = Daemon::start_with(&cfg, t.clone())?;
     for (port, frames) in &tr.warmup {
         d.process_local(port, frames)?;
     }
     let backend = match p.io {
-        Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &pcap, dir),
+        Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &queue_pcaps, dir),
         Io::Testpmd => return Err(ReplayError::NoDaemon(p.io.name())),
         Io::Memory => vswitch::config::Backend::Pcap {
             rx: Some(pcap.clone()),
@@ -317,7 +316,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
             mbufs: None,
         },
     };
-    let queues = if p.io == Io::Memory { p.workers } else { 1 };
+    // Memory I/O splits the capture over the queues by flow itself; a
+    // DPDK device has a capture per queue (`queue_captures`).
+    let queues = p.workers;
     d.shared.bind_port(s.in_port(), &backend, queues)?;
 
     // Settle (caches filled, every flow seen once), then measure.
@@ -329,6 +330,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     d.stop();
     let rss = rss_mb();
     let _ = std::fs::remove_file(&pcap);
+    for q in &queue_pcaps {
+        let _ = std::fs::remove_file(q);
+    }
     Ok(Measured {
         rules,
         connections,
@@ -337,6 +341,37 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
         frames_in_capture,
         ..run.figures(p)
     })
+}
+
+/// The captures a DPDK input replays, one per receive queue: with one
+/// worker the whole capture; with more, its frames split by flow (flow
+/// `i` to queue `i % workers`, as RSS keeps a flow on one queue).
+fn queue_captures(
+    p: &Point,
+    s: TrafficScenario,
+    tr: &traffic::Traffic,
+    dir: &Path,
+    whole: &Path,
+) -> Result<Vec<PathBuf>, ReplayError> {
+    if p.workers <= 1 || !matches!(p.io, Io::Dpdk | Io::OvsDpdk) {
+        return Ok(vec![whole.to_path_buf()]);
+    }
+    let mut queues = Vec::new();
+    for q in 0..p.workers {
+        let frames: Vec<Vec<u8>> = tr
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (i % p.flows.max(1)) % p.workers == q)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let path = dir.join(format!("{}-{}-{}-q{q}.pcap", s.name(), p.flows, p.size));
+        traffic::write_pcap(&path, &frames)?;
+        queues.push(path);
+    }
+    // Only the parts are replayed.
+    let _ = std::fs::remove_file(whole);
+    Ok(queues)
 }
 
 /// The daemon of point `p`: `t`'s host of scenario `s` with `p.workers`
@@ -348,7 +383,7 @@ fn daemon_config(
     s: TrafficScenario,
     t: &Topology,
     dir: &Path,
-    pcap: &Path,
+    pcaps: &[PathBuf],
     frames_in_capture: usize,
 ) -> Result<DaemonConfig, ReplayError> {
     let host = t
@@ -384,9 +419,6 @@ fn daemon_config(
             }
         }
         Io::Dpdk => {
-            if p.workers != 1 {
-                return Err(ReplayError::DpdkWorkers);
-            }
             for (i, o) in outputs.iter().enumerate() {
                 text.push_str(&format!(
                     "[[ports]]\nname = \"{o}\"\nbackend = \"dpdk\"\ndevice = \"net_null{i}\"\nreceive = false\nmbufs = 8191\n"
@@ -397,8 +429,8 @@ fn daemon_config(
             let (mbufs, mem_mb) =
                 crate::testpmd::capture_pool(frames_in_capture, outputs.len() * 8191);
             text.push_str(&format!(
-                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={DPDK_IN},rx_pcap={},infinite_rx=1\"]\n",
-                pcap.display()
+                "[dpdk]\nmbufs = {mbufs}\neal_args = [\"--no-huge\", \"--no-shconf\", \"--no-pci\", \"--no-telemetry\", \"-m\", \"{mem_mb}\", \"-l\", \"0\", \"--log-level\", \"error\", \"--vdev={}\"]\n",
+                crate::ovs_dpdk::pcap_devargs(DPDK_IN, pcaps)
             ));
         }
     }
@@ -419,7 +451,7 @@ fn measure_ovs(
     t: &Topology,
     d: Daemon,
     tr: &traffic::Traffic,
-    pcap: &Path,
+    pcaps: &[PathBuf],
     dir: &Path,
 ) -> Result<Measured, ReplayError> {
     let bin = crate::ovs_dpdk::binary().ok_or(ReplayError::OvsNotInstalled)?;
@@ -428,7 +460,7 @@ fn measure_ovs(
         t,
         s.host(),
         s.in_port(),
-        pcap,
+        pcaps,
         d.shared.now_ns(),
     )?;
     let mut m = m;
@@ -452,7 +484,9 @@ fn measure_ovs(
         p.seconds,
         (!replies).then_some((frame.as_slice(), ours.as_slice())),
     );
-    let _ = std::fs::remove_file(pcap);
+    for q in pcaps {
+        let _ = std::fs::remove_file(q);
+    }
     let r = r?;
     Ok(Measured {
         point: Some(p.clone()),

@@ -81,7 +81,15 @@ fn the_model_forwards_like_vswitch() {
         let (sw, tr) = ovs_dpdk::warm_switch(&t, s, 1, 64).expect("warm-up");
         let pcap = dir.0.join("in.pcap");
         traffic::write_pcap(&pcap, &tr.frames).expect("pcap");
-        let m = ovs_dpdk::model(&sw, &t, s.host(), s.in_port(), &pcap, 0).expect("model");
+        let m = ovs_dpdk::model(
+            &sw,
+            &t,
+            s.host(),
+            s.in_port(),
+            std::slice::from_ref(&pcap),
+            0,
+        )
+        .expect("model");
         let frame = &tr.frames[0];
         let ours = ovs_dpdk::ours_egress(&sw, s.in_port(), frame).expect("our trace");
         assert_eq!(ours.len(), 1, "{}: {ours:?}", s.name());
@@ -134,7 +142,15 @@ fn the_model_translates_replies_of_the_connections_it_was_preloaded_with(
     assert_eq!(ours[0].nw_ttl, 61);
     let pcap = dir.0.join("in.pcap");
     traffic::write_pcap(&pcap, &tr.frames).expect("pcap");
-    let mut m = ovs_dpdk::model(&sw, t, s.host(), s.in_port(), &pcap, 0).expect("model");
+    let mut m = ovs_dpdk::model(
+        &sw,
+        t,
+        s.host(),
+        s.in_port(),
+        std::slice::from_ref(&pcap),
+        0,
+    )
+    .expect("model");
     m.preload = tr.warmup.clone();
     let session = Session::start(bin, &m, &dir.0.join("ovs"), cores - 1).expect("OVS-DPDK");
     let r = session.measure(s.out_port(), 0.5).expect("measure");
