@@ -802,10 +802,13 @@ impl Session {
     pub fn start(bin: &Path, m: &Model, dir: &Path, core: usize) -> Result<Session, OvsDpdkError> {
         let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
         let other = if cores > 1 { (core + 1) % cores } else { core };
-        // PMDs on `core` and the cores below it, as our workers are.
-        let pmd_mask = (0..m.pmds.max(1))
-            .map(|i| 1u64 << ((core + cores - i % cores) % cores))
-            .fold(0, |a, b| a | b);
+        // PMDs on `core` and the cores below it, as our workers are; the
+        // input's receive queue i on the i-th of them (pinned: left to
+        // itself OVS may give both queues to one PMD for a while).
+        let pmd_cores: Vec<usize> = (0..m.pmds.max(1))
+            .map(|i| (core + cores - i % cores) % cores)
+            .collect();
+        let pmd_mask = pmd_cores.iter().fold(0u64, |a, c| a | 1u64 << c);
         let ovs = Ovs::start(bin, dir, pmd_mask, other)?;
         // One transaction: bridges and ports.
         let mut a: Vec<String> = Vec::new();
@@ -832,6 +835,17 @@ impl Session {
                 a.extend(["--", "set", "Interface", &p.name].map(String::from));
                 a.extend(p.interface.iter().cloned());
                 a.push(format!("ofport_request={}", p.ofport));
+                if p.name == m.in_port && pmd_cores.len() > 1 {
+                    let affinity: Vec<String> = pmd_cores
+                        .iter()
+                        .enumerate()
+                        .map(|(q, c)| format!("{q}:{c}"))
+                        .collect();
+                    a.push(format!(
+                        "other_config:pmd-rxq-affinity=\"{}\"",
+                        affinity.join(",")
+                    ));
+                }
             }
         }
         ovs.vsctl(&a)?;
