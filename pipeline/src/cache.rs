@@ -187,15 +187,8 @@ impl FlowCache {
     /// Finds the entry for `key`, if any is valid under `mac_generation`.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, mac_generation: u64) -> Option<u32> {
-        if let Some(slot) = self.slots.get(self.last as usize).and_then(|o| o.as_ref()) {
-            let in_megaflow = self
-                .masks
-                .get(slot.mask as usize)
-                .is_some_and(|mt| mt.holds(key, slot));
-            if in_megaflow && !slot.is_stale(mac_generation) {
-                self.counters.hits += 1;
-                return Some(self.last);
-            }
+        if self.hit_again(self.last, key, mac_generation) {
+            return Some(self.last);
         }
         for mi in 0..self.masks.len() {
             let mt = &self.masks[mi];
@@ -226,8 +219,8 @@ impl FlowCache {
     }
 
     /// Whether `key` falls in the megaflow of the valid entry in `slot`
-    /// (the one a lookup just found: the next packet of a run of one
-    /// flow); counted as a hit when it does.
+    /// (the one a lookup just found, or the last one: the next packet of a
+    /// run of one flow); counted as a hit when it does.
     #[inline]
     pub fn hit_again(&mut self, slot: u32, key: &FlowKey, mac_generation: u64) -> bool {
         let Some(s) = self.slots.get(slot as usize).and_then(|o| o.as_ref()) else {

@@ -210,26 +210,17 @@ impl Datapath {
         // stay, in order, with their ports.
         let ports = &mut self.burst_ports;
         ports.clear();
-        let mut i = 0;
-        let pool = &mut *b.pool;
-        if fates.iter().all(|f| matches!(f, Fate::Output(_))) {
-            ports.extend(fates.iter().map(|f| match f {
-                Fate::Output(p) => *p,
-                Fate::Discard => PortId(0),
-            }));
-        } else {
+        ports.extend(fates.iter().filter_map(|f| match f {
+            Fate::Output(p) => Some(*p),
+            Fate::Discard => None,
+        }));
+        if ports.len() != burst.len() {
+            let mut i = 0;
             for pkt in burst.extract_if(.., |_| {
-                let fate = fates[i];
                 i += 1;
-                match fate {
-                    Fate::Output(p) => {
-                        ports.push(p);
-                        false
-                    }
-                    Fate::Discard => true,
-                }
+                matches!(fates[i - 1], Fate::Discard)
             }) {
-                pool.put(pkt);
+                b.pool.put(pkt);
             }
         }
         b.release_held();
@@ -577,7 +568,6 @@ impl<S: OutputSink> Burst<'_, S> {
             }
             return;
         }
-        self.depth += 1;
         // Every member's key first: a run of equal keys is seen coming.
         let mut keys = [FlowKey::ZERO; BURST];
         for &m in members {
@@ -606,7 +596,6 @@ impl<S: OutputSink> Burst<'_, S> {
             }
         }
         if !any_run {
-            self.depth -= 1;
             for &m in members {
                 let m = m as usize;
                 if done[m].is_none() {
@@ -615,6 +604,7 @@ impl<S: OutputSink> Burst<'_, S> {
             }
             return;
         }
+        self.depth += 1;
         let mut prev: Option<Repeated> = None;
         let mut waiting = Waiting::default();
         for (pos, &m) in members.iter().enumerate() {

@@ -32,14 +32,7 @@ impl ConnSlab {
     #[inline]
     pub fn slot_hashed(&self, hash: u64, t: &Tuple) -> Option<u32> {
         let slots = &self.slots;
-        self.index
-            .find(hash, |&i| {
-                slots
-                    .get(i as usize)
-                    .and_then(|s| s.as_ref())
-                    .is_some_and(|c| c.orig == *t)
-            })
-            .copied()
+        self.index.find(hash, |&i| is_conn_of(slots, i, t)).copied()
     }
 
     /// The connection in `slot` (from `slot_hashed`).
@@ -50,7 +43,7 @@ impl ConnSlab {
 
     pub fn get(&self, t: &Tuple) -> Option<&Conn> {
         let slot = self.slot_hashed(self.hash(t), t)?;
-        self.slots.get(slot as usize).and_then(|s| s.as_ref())
+        conn_at(&self.slots, slot)
     }
 
     pub fn get_mut(&mut self, t: &Tuple) -> Option<&mut Conn> {
@@ -88,10 +81,7 @@ impl ConnSlab {
             ..
         } = self;
         index.insert_unique(hash, slot, |&i| {
-            slots
-                .get(i as usize)
-                .and_then(|s| s.as_ref())
-                .map_or(0, |c| hasher.hash_one(c.orig))
+            conn_at(slots, i).map_or(0, |c| hasher.hash_one(c.orig))
         });
     }
 
@@ -101,12 +91,7 @@ impl ConnSlab {
         let slots = &self.slots;
         let entry = self
             .index
-            .find_entry(hash, |&i| {
-                slots
-                    .get(i as usize)
-                    .and_then(|s| s.as_ref())
-                    .is_some_and(|c| c.orig == *t)
-            })
+            .find_entry(hash, |&i| is_conn_of(slots, i, t))
             .ok()?;
         let (slot, _) = entry.remove();
         let c = self.slots.get_mut(slot as usize)?.take();
@@ -123,6 +108,18 @@ impl ConnSlab {
     pub fn keys(&self) -> impl Iterator<Item = &Tuple> {
         self.values().map(|c| &c.orig)
     }
+}
+
+/// The connection in slot `i`, if the slot holds one.
+#[inline]
+fn conn_at(slots: &[Option<Conn>], i: u32) -> Option<&Conn> {
+    slots.get(i as usize).and_then(|s| s.as_ref())
+}
+
+/// Slot `i` holds the connection whose original tuple is `t`.
+#[inline]
+fn is_conn_of(slots: &[Option<Conn>], i: u32, t: &Tuple) -> bool {
+    conn_at(slots, i).is_some_and(|c| c.orig == *t)
 }
 
 #[cfg(test)]

@@ -116,6 +116,24 @@ fn classify(c: &Conn, dir: Dir, info: PacketInfo) -> Option<Advance> {
     })
 }
 
+/// `n` packets of connection `c` in direction `dir` at `now_ns`: counted,
+/// and the deadline moved on (queued again only when it moved earlier).
+fn count_packets(
+    deadlines: &mut BinaryHeap<Reverse<(u64, Tuple)>>,
+    c: &mut Conn,
+    dir: Dir,
+    n: u64,
+    now_ns: u64,
+    timeouts: &Timeouts,
+) {
+    c.packets[dir as usize] += n;
+    c.expires_ns = now_ns + timeout_ns(timeouts, c);
+    if c.expires_ns < c.queued_ns {
+        c.queued_ns = c.expires_ns;
+        deadlines.push(Reverse((c.expires_ns, c.orig)));
+    }
+}
+
 /// Whether a packet with no connection cannot start one: an ICMP other
 /// than echo (errors are related by their quoted packet, the rest is not
 /// tracked), an echo reply with no request, a TCP segment that cannot
@@ -355,13 +373,7 @@ impl ConnTable {
         if dir == Dir::Reply {
             c.seen_reply = true;
         }
-        c.packets[dir as usize] += 1;
-        c.expires_ns = now_ns + timeout_ns(&timeouts, c);
-        if c.expires_ns < c.queued_ns {
-            c.queued_ns = c.expires_ns;
-            let d = c.expires_ns;
-            shard.deadlines.push(Reverse((d, orig)));
-        }
+        count_packets(&mut shard.deadlines, c, dir, 1, now_ns, &timeouts);
         let mut verdict = advance.verdict;
         if steady {
             verdict.repeat = Some(Repeat { orig, dir });
@@ -382,13 +394,7 @@ impl ConnTable {
         let Some(c) = shard.conns.get_mut(&r.orig) else {
             return;
         };
-        c.packets[r.dir as usize] += n;
-        c.expires_ns = now_ns + timeout_ns(&timeouts, c);
-        if c.expires_ns < c.queued_ns {
-            c.queued_ns = c.expires_ns;
-            let d = c.expires_ns;
-            shard.deadlines.push(Reverse((d, r.orig)));
-        }
+        count_packets(&mut shard.deadlines, c, r.dir, n, now_ns, &timeouts);
     }
 
     /// Refuses a new connection in `t`'s zone when the table or the zone
