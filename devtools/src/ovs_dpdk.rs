@@ -461,13 +461,7 @@ fn qrouter_bridge(
             f,
             "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,goto_table:1"
         );
-        let net = t
-            .subnets
-            .iter()
-            .find(|s| s.name == *subnet)
-            .map(|s| s.network.as_str())
-            .unwrap_or("");
-        for vm in t.ports.iter().filter(|p| p.network == net) {
+        for vm in vms_on(t, subnet) {
             let _ = writeln!(
                 f,
                 "table=1,priority=10,ip,nw_dst={} actions=mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",
@@ -509,6 +503,16 @@ fn qrouter_bridge(
     b
 }
 
+/// The VM ports of `subnet`'s network.
+fn vms_on<'a>(t: &'a Topology, subnet: &str) -> impl Iterator<Item = &'a topology::model::Port> {
+    let net = t
+        .subnets
+        .iter()
+        .find(|s| s.name == subnet)
+        .map_or("", |s| s.network.as_str());
+    t.ports.iter().filter(move |p| p.network == net)
+}
+
 /// `br-snat`, the snat namespace as flows: a packet to an sg- port's MAC
 /// has its TTL decremented, its source translated to the router's
 /// gateway address (conntrack, one pass) and leaves by the qg- port
@@ -534,13 +538,7 @@ fn snat_bridge(t: &Topology, gw: (&str, Mac, Ipv4Addr), snat: &[(&str, Mac, Stri
             f,
             "table=0,priority=10,ip,in_port=r-{dev},dl_dst={mac} actions=dec_ttl,ct(commit,zone=1,nat(src={gw_ip})),mod_dl_src:{gw_mac},mod_dl_dst:{upstream},output:r-{gw_dev}"
         );
-        let net = t
-            .subnets
-            .iter()
-            .find(|s| s.name == *subnet)
-            .map(|s| s.network.as_str())
-            .unwrap_or("");
-        for vm in t.ports.iter().filter(|p| p.network == net) {
+        for vm in vms_on(t, subnet) {
             let _ = writeln!(
                 f,
                 "table=1,priority=10,ct_state=+trk+est,ip,nw_dst={} actions=dec_ttl,mod_dl_src:{mac},mod_dl_dst:{},output:r-{dev}",

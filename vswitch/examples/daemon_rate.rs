@@ -5,10 +5,10 @@
 //!
 //! `cargo run --release -p vswitch --example daemon_rate [SECONDS]`
 
+#[path = "../tests/frames/mod.rs"]
+mod frames;
+
 use pcap_file::pcap::{PcapPacket, PcapWriter};
-use pipeline::key::{Field, FlowKey};
-use pipeline::packet::synth::frame_from_key;
-use pipeline::wire::{ethertype, ipproto};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vswitch::config::DaemonConfig;
@@ -25,17 +25,7 @@ fn main() {
     let mut w = PcapWriter::new(std::fs::File::create(&input).expect("pcap")).expect("writer");
     // 64 flows, 64-byte frames.
     for i in 0..64u64 {
-        let mut k = FlowKey::ZERO;
-        k.set(Field::DlType, ethertype::IPV4 as u64);
-        k.set(Field::DlSrc, 0xfa163e010011);
-        k.set(Field::DlDst, 0xfa163e010012);
-        k.set(Field::NwProto, ipproto::UDP as u64);
-        k.set(Field::NwSrc, 0x0a01000b);
-        k.set(Field::NwDst, 0x0a01000c);
-        k.set(Field::NwTtl, 64);
-        k.set(Field::TpSrc, 1000 + i);
-        k.set(Field::TpDst, 53);
-        let f = frame_from_key(&k, 18);
+        let f = frames::vm1_to_vm2_udp(1000 + i as u16, 53, 18);
         w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, &f))
             .expect("write");
     }

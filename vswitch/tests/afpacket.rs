@@ -6,6 +6,8 @@
 
 #![cfg(target_os = "linux")]
 
+mod frames;
+
 use pipeline::packet::PacketPool;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -139,8 +141,6 @@ fn frames_cross_a_veth_pair_both_ways_with_vlan_tags_intact() {
 
 #[test]
 fn the_daemon_switches_between_af_packet_ports() {
-    use pipeline::key::{Field, FlowKey};
-    use pipeline::wire::{ethertype, ipproto};
     if !is_root() {
         eprintln!("skipped: AF_PACKET on veth needs root");
         return;
@@ -164,16 +164,7 @@ fn the_daemon_switches_between_af_packet_ports() {
     // The VMs' ends: p1.1 is vm1's NIC, p2.1 is vm2's.
     let (_, vm1_tx) = afpacket::open(&p1.1, None).expect("vm1 end");
     let (mut vm2_rx, _) = afpacket::open(&p2.1, None).expect("vm2 end");
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, 0xfa163e010011);
-    k.set(Field::DlDst, 0xfa163e010012);
-    k.set(Field::NwProto, ipproto::UDP as u64);
-    k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a01000c);
-    k.set(Field::TpSrc, 1000);
-    k.set(Field::TpDst, 2000);
-    let f = pipeline::packet::synth::frame_from_key(&k, 8);
+    let f = frames::vm1_to_vm2(2000, 8);
     for _ in 0..20 {
         assert!(vm1_tx.send(&f));
     }
@@ -222,8 +213,6 @@ fn the_daemon_switches_between_af_packet_ports() {
 
 #[test]
 fn two_workers_share_one_interface_through_a_fanout_group() {
-    use pipeline::key::{Field, FlowKey};
-    use pipeline::wire::{ethertype, ipproto};
     if !is_root() {
         eprintln!("skipped: AF_PACKET on veth needs root");
         return;
@@ -254,17 +243,8 @@ fn two_workers_share_one_interface_through_a_fanout_group() {
     let mut sent = Vec::new();
     for round in 0..EACH {
         for flow in 0..FLOWS {
-            let mut k = FlowKey::ZERO;
-            k.set(Field::DlType, ethertype::IPV4 as u64);
-            k.set(Field::DlSrc, 0xfa163e010011);
-            k.set(Field::DlDst, 0xfa163e010012);
-            k.set(Field::NwProto, ipproto::UDP as u64);
-            k.set(Field::NwSrc, 0x0a01000b);
-            k.set(Field::NwDst, 0x0a01000c);
-            k.set(Field::TpSrc, 10_000 + flow as u64);
-            k.set(Field::TpDst, 7);
             // The round is the payload length (20..23 bytes): same 5-tuple.
-            let f = pipeline::packet::synth::frame_from_key(&k, 20 + round as usize);
+            let f = frames::vm1_to_vm2_udp(10_000 + flow, 7, 20 + round as usize);
             assert!(vm1_tx.send(&f));
             sent.push(f);
         }
@@ -338,8 +318,6 @@ fn two_workers_share_one_interface_through_a_fanout_group() {
 
 #[test]
 fn a_fanout_group_gives_each_frame_to_one_socket_and_a_flow_to_the_same_one() {
-    use pipeline::key::{Field, FlowKey};
-    use pipeline::wire::{ethertype, ipproto};
     if !is_root() {
         eprintln!("skipped: AF_PACKET on veth needs root");
         return;
@@ -354,19 +332,10 @@ fn a_fanout_group_gives_each_frame_to_one_socket_and_a_flow_to_the_same_one() {
     let (_, tx) = afpacket::open(&v.1, None).expect("sender");
     let mut pool = PacketPool::new(1024, 2048);
     let mut sent = Vec::new();
-    for round in 0..4u64 {
-        for flow in 0..32u64 {
-            let mut k = FlowKey::ZERO;
-            k.set(Field::DlType, ethertype::IPV4 as u64);
-            k.set(Field::DlSrc, 0x020000000001);
-            k.set(Field::DlDst, 0x020000000002);
-            k.set(Field::NwProto, ipproto::UDP as u64);
-            k.set(Field::NwSrc, 0x0a000001);
-            k.set(Field::NwDst, 0x0a000002);
-            k.set(Field::TpSrc, 20_000 + flow);
-            k.set(Field::TpDst, 7);
+    for round in 0..4u16 {
+        for flow in 0..32u16 {
             // The round is the payload length (20..23 bytes): same 5-tuple.
-            let f = pipeline::packet::synth::frame_from_key(&k, 20 + round as usize);
+            let f = frames::vm1_to_vm2_udp(20_000 + flow, 7, 20 + round as usize);
             assert!(tx.send(&f));
             sent.push(f);
         }

@@ -10,10 +10,9 @@
 
 #![cfg(all(target_os = "linux", feature = "af-xdp"))]
 
-use pipeline::key::{Field, FlowKey};
-use pipeline::packet::synth::frame_from_key;
+mod frames;
+
 use pipeline::packet::PacketPool;
-use pipeline::wire::{ethertype, ipproto};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vswitch::io::{afpacket, afxdp, RxQueue, TxQueue};
@@ -69,17 +68,7 @@ impl Drop for Veth {
 }
 
 fn udp(sport: u16, payload: usize) -> Vec<u8> {
-    let mut k = FlowKey::ZERO;
-    k.set(Field::DlType, ethertype::IPV4 as u64);
-    k.set(Field::DlSrc, 0xfa163e010011);
-    k.set(Field::DlDst, 0xfa163e010012);
-    k.set(Field::NwProto, ipproto::UDP as u64);
-    k.set(Field::NwSrc, 0x0a01000b);
-    k.set(Field::NwDst, 0x0a01000c);
-    k.set(Field::NwTtl, 64);
-    k.set(Field::TpSrc, sport as u64);
-    k.set(Field::TpDst, 53);
-    frame_from_key(&k, payload)
+    frames::vm1_to_vm2_udp(sport, 53, payload)
 }
 
 fn xdp_attached(ifname: &str) -> bool {
