@@ -9,15 +9,15 @@
 //! ports, payload lengths — varied freely) must leave both with the same
 //! outputs, byte for byte, in order.
 
+mod host;
+
 use devtools::spec;
-use pipeline::datapath::Datapath;
+use host::Host;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::synth::{fragments, frame_from_key};
-use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
-use pipeline::switch::{PortId, Switch};
+
 use pipeline::wire::{arp, ethertype, ipproto};
 use proptest::prelude::*;
-use std::sync::Arc;
 use topology::Topology;
 
 /// Who is who on the hosts, read from the topology.
@@ -252,28 +252,16 @@ const GRE: u8 = 47;
 
 /// What a run leaves: every output, in order, as (port name, bytes).
 fn run(c: &Cast, host: &str, frames: &[Frame], use_cache: bool) -> Vec<(String, Vec<u8>)> {
-    let t = spec::topology().expect("topology");
-    let mut cfg = topology::build_host(&t, host, 1).expect("host");
-    let sw: Arc<Switch> = cfg.build().expect("switch");
-    let mut dp = Datapath::new(0, 256);
-    dp.use_cache = use_cache;
-    let mut pool = PacketPool::new(1024, DEFAULT_MAX_FRAME);
+    let mut h = Host::on(host);
+    h.dp.use_cache = use_cache;
     let mut outputs = Vec::new();
-    for (i, f) in frames.iter().enumerate() {
+    for f in frames {
         let (port, frames) = build(c, f);
-        let Some(p) = sw.port_by_name(port) else {
+        if h.sw.port_by_name(port).is_none() {
             continue;
-        };
+        }
         for bytes in frames {
-            let mut buf = pool.get().expect("buffer");
-            buf.set_data(&bytes).expect("fits");
-            let mut burst = vec![buf];
-            let mut sink = |p: PortId, b: PacketBuf| {
-                let name = sw.port(p).map(|p| p.name.clone()).unwrap_or_default();
-                outputs.push((name, b.data().to_vec()));
-            };
-            let now = 1_000_000_000 + i as u64 * 1_000_000;
-            dp.process_burst(&sw, p.id, &mut burst, now, &mut pool, &mut sink);
+            outputs.extend(h.send(port, &[bytes]).0);
         }
     }
     outputs

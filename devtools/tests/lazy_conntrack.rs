@@ -24,16 +24,16 @@
 //! of the generated external-side packets are kept apart from the
 //! east-west ones.
 
+mod host;
+
 use devtools::spec;
-use pipeline::datapath::Datapath;
+use host::Host;
 use pipeline::key::{Field, FlowKey, Mac, VLAN_CFI};
 use pipeline::packet::synth::frame_from_key;
-use pipeline::packet::{PacketBuf, PacketPool, DEFAULT_MAX_FRAME};
-use pipeline::switch::{PortId, Switch};
+
 use pipeline::wire::{ethertype, ipproto};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use topology::Topology;
 
 /// Who is who (`devtools::traffic::cast`), addresses as numbers for the
@@ -352,31 +352,18 @@ fn warm_up(c: &Cast, host: &str) -> Vec<(&'static str, Vec<u8>)> {
 type Observed = (Vec<(String, Vec<u8>)>, Vec<(&'static str, u64)>);
 
 fn run(c: &Cast, host: &str, frames: &[Frame], store_unnated: bool) -> (Observed, usize) {
-    let t = spec::topology().expect("topology");
-    let mut cfg = topology::build_host(&t, host, 1).expect("host");
-    cfg.set_store_unnated(store_unnated);
-    let sw: Arc<Switch> = cfg.build().expect("switch");
-    let mut dp = Datapath::new(0, 256);
-    let mut pool = PacketPool::new(1024, DEFAULT_MAX_FRAME);
+    let mut h = Host::on_with(host, |cfg| cfg.set_store_unnated(store_unnated));
     let mut outputs = Vec::new();
     let warm = warm_up(c, host);
     let traffic = frames
         .iter()
         .filter(|f| f.host() == host)
         .flat_map(|f| build(c, f));
-    for (i, (port, bytes)) in warm.into_iter().chain(traffic).enumerate() {
-        let p = sw.port_by_name(port).expect("port");
-        let mut buf = pool.get().expect("buffer");
-        buf.set_data(&bytes).expect("fits");
-        let mut burst = vec![buf];
-        let mut sink = |p: PortId, b: PacketBuf| {
-            let name = sw.port(p).map(|p| p.name.clone()).unwrap_or_default();
-            outputs.push((name, b.data().to_vec()));
-        };
-        let now = 1_000_000_000 + i as u64 * 1_000_000;
-        dp.process_burst(&sw, p.id, &mut burst, now, &mut pool, &mut sink);
+    for (port, bytes) in warm.into_iter().chain(traffic) {
+        outputs.extend(h.send(port, &[bytes]).0);
     }
-    ((outputs, dp.counters.drops.nonzero()), sw.conntrack.len())
+    let drops = h.dp.counters.drops.nonzero();
+    ((outputs, drops), h.sw.conntrack.len())
 }
 
 proptest! {

@@ -62,8 +62,15 @@ impl Host {
 
     /// Host `name` of the spec's topology, as built (no warm-up).
     pub fn on(name: &str) -> Host {
+        Host::on_with(name, |_| {})
+    }
+
+    /// Host `name` of the spec's topology, its switch configuration
+    /// changed by `adjust` before it is built (no warm-up).
+    pub fn on_with(name: &str, adjust: impl FnOnce(&mut pipeline::switch::SwitchConfig)) -> Host {
         let t = spec::topology().expect("topology");
         let mut cfg = topology::build_host(&t, name, 1).expect("host");
+        adjust(&mut cfg);
         Host {
             sw: cfg.build().expect("switch"),
             dp: Datapath::new(0, 1024),
