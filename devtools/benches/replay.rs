@@ -292,11 +292,14 @@ fn ovs(scenario: &str, flows: usize) -> Option<f64> {
 fn row(m: &Measured) -> String {
     let p = m.point.as_ref().expect("point");
     let drops: Vec<String> = m.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let extra = if p.extra_ports > 0 {
+    let mut extra = if p.extra_ports > 0 {
         format!(" +{} ports", p.extra_ports)
     } else {
         String::new()
     };
+    if p.workers > 1 && m.connections > 0 {
+        extra += &format!("  cross-worker conns {}", m.cross_worker);
+    }
     format!(
         "{:<17} {:<6} {:>8} {:>2}w {:>6.2} Mpps {:>7.1} ns {:>7.0} cyc  hit {:>5.1}%  out {:>5.1}%  rules {:>6}  conns {:>8}  rss {:>7.1} MiB{extra}  {}",
         p.scenario,

@@ -175,6 +175,10 @@ pub struct Measured {
     /// OpenFlow rules installed on the host (all bridges).
     pub rules: usize,
     pub connections: usize,
+    /// Of those, connections whose reply reaches another worker than the
+    /// one that owns them (conntrack's `cross_worker`).
+    #[serde(default)]
+    pub cross_worker: u64,
     /// Resident memory after the run, and its growth from before the
     /// daemon started (the capture's frames included).
     pub rss_mb: f64,
@@ -327,6 +331,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     let sw = d.shared.switch();
     let rules = sw.bridges.iter().map(|b| b.n_flows()).sum();
     let connections = sw.conntrack.len();
+    let cross_worker = sw.conntrack.stats().cross_worker;
     d.stop();
     let rss = rss_mb();
     let _ = std::fs::remove_file(&pcap);
@@ -336,6 +341,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     Ok(Measured {
         rules,
         connections,
+        cross_worker,
         rss_mb: rss,
         rss_growth_mb: rss - rss0,
         frames_in_capture,
@@ -344,8 +350,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
 }
 
 /// The captures a DPDK input replays, one per receive queue: with one
-/// worker the whole capture; with more, its frames split by flow (flow
-/// `i` to queue `i % workers`, as RSS keeps a flow on one queue).
+/// worker the whole capture; with more, its frames split as a NIC's RSS
+/// would split them (`vswitch::io::pcap::rss_queue`, the daemon's key), so
+/// that each queue brings the connections its worker owns.
 fn queue_captures(
     p: &Point,
     s: TrafficScenario,
@@ -356,17 +363,15 @@ fn queue_captures(
     if p.workers <= 1 || !matches!(p.io, Io::Dpdk | Io::OvsDpdk) {
         return Ok(vec![whole.to_path_buf()]);
     }
+    let rss = pipeline::rss::Rss::default();
+    let mut split: Vec<Vec<Vec<u8>>> = vec![Vec::new(); p.workers];
+    for f in &tr.frames {
+        split[vswitch::io::pcap::rss_queue(f, p.workers, &rss)].push(f.clone());
+    }
     let mut queues = Vec::new();
-    for q in 0..p.workers {
-        let frames: Vec<Vec<u8>> = tr
-            .frames
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| (i % p.flows.max(1)) % p.workers == q)
-            .map(|(_, f)| f.clone())
-            .collect();
+    for (q, frames) in split.iter().enumerate() {
         let path = dir.join(format!("{}-{}-{}-q{q}.pcap", s.name(), p.flows, p.size));
-        traffic::write_pcap(&path, &frames)?;
+        traffic::write_pcap(&path, frames)?;
         queues.push(path);
     }
     // Only the parts are replayed.

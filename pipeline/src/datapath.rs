@@ -265,7 +265,8 @@ impl Datapath {
     /// Upkeep, bounded per burst: expired connections of one conntrack
     /// shard; now and then, aged neighbours.
     fn upkeep(&mut self, sw: &Switch, now_ns: u64) {
-        sw.conntrack.expire(now_ns, CT_EXPIRE_PER_BURST);
+        sw.conntrack
+            .expire(self.worker, now_ns, CT_EXPIRE_PER_BURST);
         if now_ns.saturating_sub(self.last_upkeep_ns) >= UPKEEP_INTERVAL_NS {
             self.last_upkeep_ns = now_ns;
             let timed_out = sw.conntrack.defrag.expire(now_ns);

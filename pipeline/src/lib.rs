@@ -17,6 +17,7 @@
 //! |---|---|
 //! | `wire` | header views with getters and setters, one file per protocol; protocol numbers |
 //! | `drop`, `ids` | named drop reasons and their counters; port and router-interface ids |
+//! | `rss` | the NIC's receive-side scaling hash, and the queue (worker) it picks |
 //! | `key` | the flow key every stage shares |
 //! | `packet` | pooled buffers, the one-pass parser, in-place rewrites, packets a router builds |
 //! | `flow` | match/action model, ovs-ofctl text syntax |
@@ -48,6 +49,7 @@ pub mod key;
 pub mod packet;
 pub mod program;
 pub mod router;
+pub mod rss;
 pub mod switch;
 pub mod trace;
 pub mod wire;

@@ -75,6 +75,13 @@ pub struct CtStats {
     pub zone_full: u64,
     pub nat_port_exhausted: u64,
     pub nat_attempts: u64,
+    /// Connections whose two directions reach different workers' receive
+    /// queues (a reply to a NAT port no free choice could steer, a
+    /// destination NAT's reply): their reply packets take the owner's
+    /// shard lock from another worker.
+    pub cross_worker: u64,
+    /// Packets that took another worker's shard lock (replies of those).
+    pub cross_worker_packets: u64,
     /// Reassembly in front of the table.
     pub defrag: super::defrag::DefragStats,
 }

@@ -13,11 +13,24 @@
 //! bounded number of entries per call (workers call it once per burst), so
 //! there is never a stop-the-world sweep.
 //!
-//! Why sharded locks and not per-worker ownership: the two directions of a
-//! connection may arrive on different workers (RSS hashes each direction on
-//! its own), and with NAT the reply tuple differs from the reversed original
-//! one, so no symmetric hash can put both on one owner. Shard locks are
-//! held for a hash lookup and a few field updates (figures in the bench).
+//! Shards have owners: with several workers (`ConnTable::with_owners`),
+//! each owns `SHARDS / workers` shards, and a tuple's shard is one of the
+//! worker's that its packets reach: the owner is the receive queue the
+//! NIC's RSS hash (`crate::rss`, the key the daemon programs) picks for
+//! the tuple. A packet in the original direction therefore locks only
+//! shards of the worker it arrived on, which no other worker touches: the
+//! lock is uncontended and its line stays in that core's cache. For the
+//! reply direction, a source NAT port is chosen so that the reply tuple
+//! hashes to the same owner (about one port in `workers` does; Neutron
+//! appends `--random-fully` to its SNAT rules, so any free port is the
+//! behaviour it asks for), and the symmetric default key puts both
+//! directions of a connection without NAT on one worker. What cannot be
+//! steered (a destination NAT's reply, an ICMP echo, a NAT range with no
+//! free steered port) still works: the reply's worker finds the
+//! connection through the index in its own shard and takes the owner's
+//! shard lock; those connections and packets are counted
+//! (`cross_worker`, `cross_worker_packets`). With one worker nothing is
+//! steered and Linux's port choice (keep the port when free) applies.
 //!
 //! `defrag` holds IPv4 fragments until their datagram is whole, so that a
 //! fragment is tracked (and NATed) as its datagram, as Linux's
@@ -35,9 +48,11 @@
 //! of the walk it resumes (`CtGuard`).
 //!
 //! Ownership: one `ConnTable` per switch (per host), shared by all workers
-//! and kept across snapshot rebuilds.
+//! and kept across snapshot rebuilds; each shard is written by its owning
+//! worker on the packet path (others only for cross-worker replies), and
+//! by control (dump, flush) under the same lock.
 //!
-//! May call: `key`, `packet` (ICMP errors' quoted headers, NAT rewrites),
+//! May call: `rss`, `key`, `packet` (ICMP errors' quoted headers, NAT rewrites),
 //! `drop`, `ids`. Nothing above it: translation and the datapath call it.
 
 mod conn;

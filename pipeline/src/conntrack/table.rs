@@ -14,6 +14,7 @@ use super::tcp::{self, TcpState};
 use super::tuple::{Dir, PacketInfo, Tuple, SHARDS};
 use crate::drop::DropReason;
 use crate::key::ct_state;
+use crate::rss::Rss;
 use crate::wire::{icmp, ipproto};
 use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
@@ -54,6 +55,8 @@ struct ShardStats {
     deleted: AtomicU64,
     invalid: AtomicU64,
     nat_attempts: AtomicU64,
+    cross_worker: AtomicU64,
+    cross_worker_packets: AtomicU64,
 }
 
 /// The connection table.
@@ -65,8 +68,17 @@ pub struct ConnTable {
     pub timeouts: Timeouts,
     pub counters: CtCounters,
     stats: Box<[CachePadded<ShardStats>]>,
-    /// Next shard `expire` visits.
-    expire_hand: AtomicUsize,
+    /// Workers owning the shards (1: every shard is everyone's).
+    owners: usize,
+    /// The receive-side hash that names a tuple's owner.
+    rss: Rss,
+    /// Per owner, the next of its shards `expire` visits.
+    expire_hands: Box<[CachePadded<AtomicUsize>]>,
+    /// With a power-of-two number of owners: for each difference between
+    /// the owner a reply tuple reaches and the one wanted, the smallest
+    /// mask of destination port bits that moves it there (the Toeplitz
+    /// hash is linear in its input, and the owner is its low bits).
+    port_fix: Option<Box<[u16]>>,
     /// Reassembly of fragments before they are tracked.
     pub defrag: super::defrag::FragTable,
 }
@@ -182,9 +194,84 @@ impl ConnTable {
             stats: (0..SHARDS)
                 .map(|_| CachePadded::new(ShardStats::default()))
                 .collect(),
-            expire_hand: AtomicUsize::new(0),
+            owners: 1,
+            rss: Rss::default(),
+            expire_hands: vec![CachePadded::new(AtomicUsize::new(0))].into(),
+            port_fix: None,
             defrag,
         }
+    }
+
+    /// The table with its shards owned by `owners` workers (at most
+    /// `SHARDS`): a tuple's shard is one of the worker's its packets
+    /// reach by `rss` (the key the NIC is programmed with), and a source
+    /// NAT port is chosen so that the reply reaches that worker too.
+    pub fn with_owners(mut self, owners: usize, rss: Rss) -> ConnTable {
+        self.owners = owners.clamp(1, SHARDS);
+        self.rss = rss;
+        self.expire_hands = (0..self.owners)
+            .map(|_| CachePadded::new(AtomicUsize::new(0)))
+            .collect();
+        self.port_fix = port_fixes(&self.rss, self.owners);
+        self
+    }
+
+    /// Moves reply tuple `r`'s destination port (a source NAT's port) to
+    /// the nearest one, by the fewest low bits, whose reply reaches owner
+    /// `want`, when one is in `range`; else leaves it (the caller checks).
+    #[inline]
+    fn steer(&self, r: &mut Tuple, want: usize, range: (u16, u16)) {
+        let Some(fix) = &self.port_fix else {
+            return;
+        };
+        let diff = self.owner_of(r) ^ want;
+        let port = r.dport ^ fix.get(diff).copied().unwrap_or(0);
+        if (range.0..=range.1).contains(&port) {
+            r.dport = port;
+        }
+    }
+
+    /// The hash that names owners (its key is the NIC's).
+    pub fn rss(&self) -> &Rss {
+        &self.rss
+    }
+
+    /// Workers owning the shards.
+    pub fn owners(&self) -> usize {
+        self.owners
+    }
+
+    /// Shards each owner has.
+    #[inline]
+    fn group(&self) -> usize {
+        SHARDS / self.owners
+    }
+
+    /// The worker whose receive queue a packet with tuple `t` reaches.
+    #[inline]
+    pub fn owner_of(&self, t: &Tuple) -> usize {
+        if self.owners <= 1 {
+            return 0;
+        }
+        let ports = matches!(t.proto, ipproto::TCP | ipproto::UDP).then_some((t.sport, t.dport));
+        self.rss
+            .queue(u32::from(t.src), u32::from(t.dst), ports, self.owners)
+    }
+
+    /// The shard of `t`: one of its owner's.
+    #[inline]
+    fn shard_of(&self, t: &Tuple) -> usize {
+        if self.owners <= 1 {
+            return t.shard();
+        }
+        let group = self.group();
+        self.owner_of(t) * group + t.shard() % group
+    }
+
+    /// The owner of shard `i`.
+    #[inline]
+    fn owner_of_shard(&self, i: usize) -> usize {
+        i / self.group()
     }
 
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
@@ -195,7 +282,7 @@ impl ConnTable {
 
     /// The counters of the shard of `t`.
     fn stats_of(&self, t: &Tuple) -> &ShardStats {
-        &self.stats[t.shard() & (SHARDS - 1)]
+        &self.stats[self.shard_of(t)]
     }
 
     /// Counts a packet of `t` conntrack calls invalid; its verdict.
@@ -220,6 +307,8 @@ impl ConnTable {
             s.deleted += x.deleted.load(Ordering::Relaxed);
             s.invalid += x.invalid.load(Ordering::Relaxed);
             s.nat_attempts += x.nat_attempts.load(Ordering::Relaxed);
+            s.cross_worker += x.cross_worker.load(Ordering::Relaxed);
+            s.cross_worker_packets += x.cross_worker_packets.load(Ordering::Relaxed);
         }
         s
     }
@@ -289,7 +378,7 @@ impl ConnTable {
     /// connection), changing nothing.
     fn known(&self, t: &Tuple, info: PacketInfo, now_ns: u64) -> Option<Verdict> {
         let (orig, dir) = self.find(t)?;
-        let s = self.shard(orig.shard());
+        let s = self.shard(self.shard_of(&orig));
         let c = s.conns.get(&orig).filter(|c| c.expires_ns > now_ns)?;
         Some(classify(c, dir, info).map_or(Verdict::invalid(*t), |a| a.verdict))
     }
@@ -328,7 +417,7 @@ impl ConnTable {
     /// The original tuple of the connection `t` belongs to, and the
     /// direction `t` goes.
     fn find(&self, t: &Tuple) -> Option<(Tuple, Dir)> {
-        let s = self.shard(t.shard());
+        let s = self.shard(self.shard_of(t));
         if s.conns.contains_key(t) {
             return Some((*t, Dir::Orig));
         }
@@ -337,16 +426,24 @@ impl ConnTable {
 
     /// Finds `t` as an original or reply tuple and advances the connection.
     fn update_existing(&self, t: &Tuple, info: PacketInfo, now_ns: u64) -> Option<Verdict> {
-        let mut s = self.shard(t.shard());
+        let t_shard = self.shard_of(t);
+        let mut s = self.shard(t_shard);
         // One probe for a packet in the original direction (the common
         // case): the connection is found by the hash that tested for it.
         let (orig, dir, slot) = match s.conns.slot_hashed(s.conns.hash(t), t) {
             Some(slot) => (*t, Dir::Orig, Some(slot)),
             None => {
                 let orig = *s.replies.get(t)?;
-                if orig.shard() != t.shard() {
+                let o_shard = self.shard_of(&orig);
+                if o_shard != t_shard {
                     drop(s);
-                    s = self.shard(orig.shard());
+                    if self.owner_of_shard(o_shard) != self.owner_of_shard(t_shard) {
+                        // The reply came to another worker's queue.
+                        self.stats[o_shard]
+                            .cross_worker_packets
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    s = self.shard(o_shard);
                 }
                 (orig, Dir::Reply, None)
             }
@@ -389,7 +486,7 @@ impl ConnTable {
             return;
         }
         let timeouts = self.timeouts;
-        let mut s = self.shard(r.orig.shard());
+        let mut s = self.shard(self.shard_of(&r.orig));
         let shard = &mut *s;
         let Some(c) = shard.conns.get_mut(&r.orig) else {
             return;
@@ -420,30 +517,58 @@ impl ConnTable {
 
     /// Whether `reply` is already some connection's reply or original tuple.
     fn is_taken(&self, reply: &Tuple) -> bool {
-        let s = self.shard(reply.shard());
+        let s = self.shard(self.shard_of(reply));
         s.replies.contains_key(reply) || s.conns.contains_key(reply)
+    }
+
+    /// The worker a new connection `t`'s source NAT port is chosen for:
+    /// its owner, when there are several and the reply's port steers the
+    /// reply's hash (TCP and UDP; an ICMP echo's id is not hashed).
+    fn steered_owner(&self, t: &Tuple, nat: Option<Nat>) -> Option<usize> {
+        let steerable = self.owners > 1
+            && matches!(nat, Some(Nat::Src { .. }))
+            && matches!(t.proto, ipproto::TCP | ipproto::UDP);
+        steerable.then(|| self.owner_of(t))
+    }
+
+    /// Port choices a new connection may try: `NAT_MAX_ATTEMPTS` of those
+    /// its reply may take (about one in `owners` when steered).
+    fn attempt_limit(&self, t: &Tuple, nat: Option<Nat>) -> u32 {
+        match self.steered_owner(t, nat) {
+            Some(_) => NAT_MAX_ATTEMPTS * self.owners as u32,
+            None => NAT_MAX_ATTEMPTS,
+        }
     }
 
     /// The reply tuple a new connection `t` gets under `nat`: the first
     /// free choice from attempt `from` on (attempt 0 keeps the original
-    /// port when it can), with the attempt that gave it.
+    /// port when it can), with the attempt that gave it. With several
+    /// owners, a source NAT port whose reply reaches `t`'s owner comes
+    /// first; any free one after (its replies cross workers, counted).
     fn free_reply(
         &self,
         t: &Tuple,
         nat: Option<Nat>,
         from: u32,
     ) -> Result<(u32, Tuple), NoFreeReply> {
-        let mut attempt = from;
-        loop {
-            let reply = self.nat_reply(t, nat, attempt).ok_or(NoFreeReply)?;
-            if !self.is_taken(&reply) {
-                return Ok((attempt, reply));
-            }
-            attempt += 1;
-            if nat.is_none() || attempt >= NAT_MAX_ATTEMPTS {
-                return Err(NoFreeReply);
+        let limit = self.attempt_limit(t, nat);
+        let want = self.steered_owner(t, nat);
+        let passes = if want.is_some() { 2 } else { 1 };
+        for pass in 0..passes {
+            let want = want.filter(|_| pass == 0);
+            let mut attempt = from;
+            while let Some(reply) = self.nat_reply(t, nat, attempt, limit, want) {
+                let reaches = want.is_none_or(|w| self.owner_of(&reply) == w);
+                if reaches && !self.is_taken(&reply) {
+                    return Ok((attempt, reply));
+                }
+                attempt += 1;
+                if nat.is_none() || attempt >= limit {
+                    break;
+                }
             }
         }
+        Err(NoFreeReply)
     }
 
     fn create(
@@ -471,7 +596,7 @@ impl ConnTable {
             // Both shards, in index order (one lock if they coincide); the
             // choice is checked again under them, since another worker may
             // have taken it (or created `t` itself) meanwhile.
-            let (a, b) = (t.shard(), reply.shard());
+            let (a, b) = (self.shard_of(&t), self.shard_of(&reply));
             let (lo, hi) = (a.min(b), a.max(b));
             let mut g_lo = self.shard(lo);
             let mut g_hi = (hi != lo).then(|| self.shard(hi));
@@ -495,7 +620,7 @@ impl ConnTable {
                 drop(g_hi);
                 drop(g_lo);
                 from = attempt + 1;
-                if nat.is_none() || from >= NAT_MAX_ATTEMPTS {
+                if nat.is_none() || from >= self.attempt_limit(&t, nat) {
                     return self.collision(t, nat);
                 }
                 continue;
@@ -511,6 +636,9 @@ impl ConnTable {
             drop(g_hi);
             drop(g_lo);
             self.count_new(&t);
+            if self.owner_of_shard(a) != self.owner_of_shard(b) {
+                self.stats[a].cross_worker.fetch_add(1, Ordering::Relaxed);
+            }
             return Ok(v);
         }
     }
@@ -567,7 +695,14 @@ impl ConnTable {
 
     /// The reply tuple for `t` under `nat`, for the `attempt`-th port
     /// choice (attempt 0 keeps the original port when it is in range).
-    fn nat_reply(&self, t: &Tuple, nat: Option<Nat>, attempt: u32) -> Option<Tuple> {
+    fn nat_reply(
+        &self,
+        t: &Tuple,
+        nat: Option<Nat>,
+        attempt: u32,
+        limit: u32,
+        want: Option<usize>,
+    ) -> Option<Tuple> {
         let Some(nat) = nat else {
             return Some(t.reverse());
         };
@@ -587,6 +722,7 @@ impl ConnTable {
         let addr = Ipv4Addr::from(lo + (h % n_addr) as u32);
         let orig_port = if src { t.sport } else { t.dport };
         let has_ports = matches!(t.proto, ipproto::TCP | ipproto::UDP | ipproto::ICMP);
+        let mut range = (orig_port, orig_port);
         let port = if !has_ports {
             if attempt > 0 {
                 // Nothing to move: the one reply tuple is taken.
@@ -604,11 +740,12 @@ impl ConnTable {
             if plo > phi {
                 return None;
             }
+            range = (plo, phi);
             let span = (phi - plo) as u32 + 1;
             if attempt == 0 && (plo..=phi).contains(&orig_port) {
                 orig_port
             } else {
-                if attempt >= span.min(NAT_MAX_ATTEMPTS) && attempt > 0 {
+                if attempt >= span.min(limit) && attempt > 0 {
                     return None;
                 }
                 let start = (h as u32 ^ (t.sport as u32) << 16 ^ t.dport as u32)
@@ -624,6 +761,9 @@ impl ConnTable {
                 r.sport = port;
             } else {
                 r.dport = port;
+                if let Some(w) = want {
+                    self.steer(&mut r, w, range);
+                }
             }
         } else {
             r.src = addr;
@@ -637,7 +777,7 @@ impl ConnTable {
     /// Removes the connection with original tuple `orig`.
     fn remove(&self, orig: &Tuple, now_ns: u64, expired: bool) -> bool {
         let conn = {
-            let mut s = self.shard(orig.shard());
+            let mut s = self.shard(self.shard_of(orig));
             match s.conns.get(orig) {
                 Some(c) if !expired || c.expires_ns <= now_ns => {}
                 _ => return false,
@@ -648,7 +788,7 @@ impl ConnTable {
             }
         };
         {
-            let mut s = self.shard(conn.reply.shard());
+            let mut s = self.shard(self.shard_of(&conn.reply));
             if s.replies.get(&conn.reply) == Some(orig) {
                 s.replies.remove(&conn.reply);
             }
@@ -672,10 +812,14 @@ impl ConnTable {
         true
     }
 
-    /// Expires up to `budget` connections from the next shard (round robin).
+    /// Expires up to `budget` connections from the next of `worker`'s
+    /// shards (round robin over those it owns; with one owner, over all).
     /// Returns how many were removed.
-    pub fn expire(&self, now_ns: u64, budget: usize) -> usize {
-        let i = self.expire_hand.fetch_add(1, Ordering::Relaxed) & (SHARDS - 1);
+    pub fn expire(&self, worker: usize, now_ns: u64, budget: usize) -> usize {
+        let owner = worker % self.owners;
+        let group = self.group();
+        let hand = self.expire_hands[owner].fetch_add(1, Ordering::Relaxed);
+        let i = owner * group + hand % group;
         let mut due = Vec::new();
         {
             let mut s = self.shard(i);
@@ -759,7 +903,7 @@ impl ConnTable {
     /// connection and the direction of the quoted packet.
     pub fn related(&self, embedded: &Tuple) -> Option<(Conn, Dir)> {
         let (orig, dir) = self.find(embedded)?;
-        let s = self.shard(orig.shard());
+        let s = self.shard(self.shard_of(&orig));
         s.conns.get(&orig).map(|c| (c.clone(), dir))
     }
 
@@ -789,6 +933,31 @@ impl ConnTable {
             dir,
         ))
     }
+}
+
+/// For `owners` a power of two (more than one), the port masks of
+/// `ConnTable::port_fix`: entry `d` flips the owner a reply reaches by
+/// `d`. None when the key leaves some difference unreachable by the
+/// lowest 16 port bits (a degenerate key; ports are then only filtered).
+fn port_fixes(rss: &Rss, owners: usize) -> Option<Box<[u16]>> {
+    if owners < 2 || !owners.is_power_of_two() {
+        return None;
+    }
+    let mut fix: Vec<Option<u16>> = vec![None; owners];
+    for m in 0..=u16::MAX {
+        // The hash is linear: a mask's effect does not depend on the rest
+        // of the tuple.
+        let d = rss.hash(0, 0, Some((0, m))) as usize & (owners - 1);
+        if fix[d].is_none() {
+            fix[d] = Some(m);
+        }
+        if fix.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    fix.into_iter()
+        .collect::<Option<Vec<u16>>>()
+        .map(Vec::into_boxed_slice)
 }
 
 /// How long connection `c` lives after its last packet, by protocol and

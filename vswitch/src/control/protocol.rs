@@ -546,6 +546,13 @@ pub struct TupleRow {
 pub struct ConntrackStats {
     pub connections: u64,
     pub created: u64,
+    /// Connections whose reply reaches another worker's receive queue
+    /// than the one that owns them.
+    #[serde(default)]
+    pub cross_worker: u64,
+    /// Packets that took another worker's conntrack shard.
+    #[serde(default)]
+    pub cross_worker_packets: u64,
     /// Fragments taken in by reassembly (before tracking).
     #[serde(default)]
     pub defrag_fragments: u64,
@@ -569,10 +576,12 @@ pub struct ConntrackStats {
 
 impl ConntrackStats {
     /// Each counter with its name, in alphabetical order.
-    pub fn named(&self) -> [(&'static str, u64); 13] {
+    pub fn named(&self) -> [(&'static str, u64); 15] {
         [
             ("connections", self.connections),
             ("created", self.created),
+            ("cross_worker", self.cross_worker),
+            ("cross_worker_packets", self.cross_worker_packets),
             ("defrag_fragments", self.defrag_fragments),
             ("defrag_held_bytes", self.defrag_held_bytes),
             ("defrag_pending", self.defrag_pending),

@@ -26,13 +26,16 @@ pub(super) struct Opened {
 
 /// Opens port `name`'s backend with `queues` receive queues.
 /// `fanout_group` numbers AF_PACKET fanout groups; `dpdk_mbufs` is the
-/// default mbuf pool size of a DPDK port.
+/// default mbuf pool size of a DPDK port; `rss` is the hash several
+/// queues split flows by (programmed into a DPDK device, applied to a
+/// capture), the one conntrack's shard owners follow.
 pub(super) fn open_backend(
     name: &str,
     backend: &Backend,
     queues: usize,
     fanout_group: &AtomicU64,
     dpdk_mbufs: u32,
+    rss: &pipeline::rss::Rss,
 ) -> Result<Opened, BackendError> {
     match backend {
         #[cfg(feature = "dpdk")]
@@ -43,7 +46,7 @@ pub(super) fn open_backend(
             ..
         } => {
             let q = u16::try_from(queues).map_err(|_| BackendError::TooManyQueues)?;
-            let (rx, tx) = crate::io::dpdk::open(device, q, mbufs.unwrap_or(dpdk_mbufs))
+            let (rx, tx) = crate::io::dpdk::open(device, q, mbufs.unwrap_or(dpdk_mbufs), rss.key())
                 .map_err(crate::io::PortIoError::from)?;
             Ok(Opened {
                 rx: rx
@@ -57,7 +60,7 @@ pub(super) fn open_backend(
         }
         #[cfg(not(feature = "dpdk"))]
         Backend::Dpdk { .. } => {
-            let _ = dpdk_mbufs;
+            let _ = (dpdk_mbufs, rss);
             Err(BackendError::NotBuilt("dpdk"))
         }
         #[cfg(target_os = "linux")]
@@ -130,7 +133,7 @@ pub(super) fn open_backend(
             };
             if let Some(r) = rx {
                 // Several queues split the capture by flow, as RSS would.
-                for q in PcapRx::open_queues(r, *looped, queues)? {
+                for q in PcapRx::open_queues(r, *looped, queues, rss)? {
                     out.rx.push(Box::new(q));
                 }
             } else if queues != 1 {

@@ -159,17 +159,20 @@ fn build_switch(
         cfg.limits.mac_table_entries,
         pipeline::bridge::mac::DEFAULT_AGING_NS,
     );
-    config.set_conntrack(pipeline::conntrack::ConnTable::new(
-        pipeline::conntrack::Limits {
-            max_conns: cfg.limits.max_connections,
-            defrag: pipeline::conntrack::defrag::DefragLimits {
-                max_bytes: cfg.limits.reassembly_bytes,
+    config.set_conntrack(
+        pipeline::conntrack::ConnTable::new(
+            pipeline::conntrack::Limits {
+                max_conns: cfg.limits.max_connections,
+                defrag: pipeline::conntrack::defrag::DefragLimits {
+                    max_bytes: cfg.limits.reassembly_bytes,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
-            ..Default::default()
-        },
-        Default::default(),
-    ));
+            Default::default(),
+        )
+        .with_owners(cfg.workers.len(), pipeline::rss::Rss::default()),
+    );
     let sw = config.build()?;
     Ok((config, sw))
 }

@@ -217,7 +217,8 @@ impl Shared {
     }
 
     /// Binds port `name` of the switch to I/O: opens the backend with
-    /// `queues` receive queues (spread over the workers) and publishes its
+    /// `queues` receive queues (queue i to worker i; a single queue to the
+    /// next worker round robin) and publishes its
     /// transmit side. The port must exist; an existing binding is replaced
     /// only after the new one opened.
     pub fn bind_port(&self, name: &str, backend: &Backend, queues: usize) -> Result<(), BindError> {
@@ -239,19 +240,34 @@ impl Shared {
                 kind: port.kind.clone(),
             });
         }
-        let opened = open_backend(name, backend, queues, &self.fanout_group, self.dpdk_mbufs)
-            .map_err(|source| BindError::Open {
-                port: name.to_string(),
-                source,
-            })?;
+        let opened = open_backend(
+            name,
+            backend,
+            queues,
+            &self.fanout_group,
+            self.dpdk_mbufs,
+            sw.conntrack.rss(),
+        )
+        .map_err(|source| BindError::Open {
+            port: name.to_string(),
+            source,
+        })?;
         let mut io = self.lock_io();
         io.next_binding += 1;
         let binding = io.next_binding;
         if let Some(old) = io.ports.remove(name) {
             self.retire(old.binding);
         }
-        for q in opened.rx {
-            let w = io.next_worker % self.workers.len().max(1);
+        let n_workers = self.workers.len().max(1);
+        for (i, q) in opened.rx.into_iter().enumerate() {
+            // Queue i of a multi-queue port goes to worker i, as conntrack's
+            // shard owners assume (RSS sends a flow to the same queue index
+            // on every port); single queues spread round robin.
+            let w = if queues > 1 {
+                i % n_workers
+            } else {
+                io.next_worker % n_workers
+            };
             io.next_worker += 1;
             if let Some(s) = self.workers.get(w) {
                 let _ = s.send(IoCmd::Add(RxBinding {

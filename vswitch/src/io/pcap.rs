@@ -71,32 +71,24 @@ pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, PortIoError> {
 }
 
 /// The receive queue a frame goes to among `n`, as a NIC's RSS would
-/// choose it: by a hash of the IPv4 addresses and L4 ports (the frame's
-/// first bytes otherwise), so that a flow stays on one queue.
-pub fn rss_queue(frame: &[u8], n: usize) -> usize {
+/// choose it with `rss`'s key and the default redirection table: by the
+/// Toeplitz hash of its IPv4 addresses and, for TCP and UDP (not a
+/// fragment), its ports; anything else to queue 0.
+pub fn rss_queue(frame: &[u8], n: usize, rss: &pipeline::rss::Rss) -> usize {
+    use pipeline::wire::ipproto;
     if n <= 1 {
         return 0;
     }
-    let tuple = match pipeline::packet::parse(frame, 0) {
-        Ok(p) if p.key.is_ipv4() => [
-            p.key.nw_src() as u64,
-            p.key.nw_dst() as u64,
-            p.key.tp_src() as u64,
-            p.key.tp_dst() as u64,
-        ],
-        _ => {
-            let mut w = [0u64; 4];
-            for (i, b) in frame.iter().take(32).enumerate() {
-                w[i / 8] = w[i / 8] << 8 | *b as u64;
-            }
-            w
+    match pipeline::packet::parse(frame, 0) {
+        Ok(p) if p.key.is_ipv4() => {
+            let k = &p.key;
+            let ported = matches!(k.nw_proto(), ipproto::TCP | ipproto::UDP)
+                && k.get(pipeline::key::Field::NwFrag) == 0;
+            let ports = ported.then(|| (k.tp_src(), k.tp_dst()));
+            rss.queue(k.nw_src(), k.nw_dst(), ports, n)
         }
-    };
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for x in tuple {
-        h = (h ^ x).wrapping_mul(0x0100_0000_01b3);
+        _ => 0,
     }
-    ((h >> 32) % n as u64) as usize
 }
 
 impl PcapRx {
@@ -110,7 +102,12 @@ impl PcapRx {
     }
 
     /// `n` queues replaying the capture's flows between them (`rss_queue`).
-    pub fn open_queues(path: &Path, looped: bool, n: usize) -> Result<Vec<PcapRx>, PortIoError> {
+    pub fn open_queues(
+        path: &Path,
+        looped: bool,
+        n: usize,
+        rss: &pipeline::rss::Rss,
+    ) -> Result<Vec<PcapRx>, PortIoError> {
         let mut queues: Vec<PcapRx> = (0..n.max(1))
             .map(|_| PcapRx {
                 frames: Vec::new(),
@@ -120,7 +117,7 @@ impl PcapRx {
             })
             .collect();
         for f in read_frames(path)? {
-            let q = rss_queue(&f, queues.len());
+            let q = rss_queue(&f, queues.len(), rss);
             queues[q].frames.push(f);
         }
         Ok(queues)

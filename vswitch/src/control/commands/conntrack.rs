@@ -33,6 +33,8 @@ fn stats_of(s: &CtStats) -> ConntrackStats {
     ConntrackStats {
         connections: s.connections,
         created: s.created,
+        cross_worker: s.cross_worker,
+        cross_worker_packets: s.cross_worker_packets,
         defrag_fragments: s.defrag.fragments,
         defrag_held_bytes: s.defrag.held_bytes,
         defrag_pending: s.defrag.pending,

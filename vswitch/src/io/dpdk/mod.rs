@@ -279,8 +279,16 @@ impl Port {
 
 /// Opens the DPDK device `device` (a name EAL knows, e.g. `net_null0`
 /// from `--vdev=net_null0`) with `rx_queues` receive queues and one
-/// transmit queue, an mbuf pool of `mbufs`, promiscuous, started.
-pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, DpdkTx), DpdkError> {
+/// transmit queue, an mbuf pool of `mbufs`, promiscuous, started. With
+/// several receive queues the device hashes flows over them with
+/// `rss_key` (RSS, the default redirection table), as conntrack's owners
+/// assume (`pipeline::rss`).
+pub fn open(
+    device: &str,
+    rx_queues: u16,
+    mbufs: u32,
+    rss_key: &[u8; pipeline::rss::KEY_LEN],
+) -> Result<(Vec<DpdkRx>, DpdkTx), DpdkError> {
     if EAL.get().is_none_or(|r| r.is_err()) {
         return Err(DpdkError::NotInitialised(device.to_string()));
     }
@@ -337,10 +345,27 @@ pub fn open(device: &str, rx_queues: u16, mbufs: u32) -> Result<(Vec<DpdkRx>, Dp
         counters: DpdkCounters::default(),
     });
     let mut conf = sys::rte_eth_conf::default();
+    let mut key_buf = [0u8; 64];
     // SAFETY: conf is a valid struct; the calls take the port id and
     // pointers to live values; each return code is checked.
     unsafe {
         sys::vs_eth_conf_default(&mut conf);
+        let hashed = sys::vs_eth_conf_rss(
+            &mut conf,
+            &info,
+            rx_queues,
+            rss_key.as_ptr(),
+            rss_key.len() as u8,
+            key_buf.as_mut_ptr(),
+        );
+        if rx_queues > 1 && hashed == 0 {
+            tracing::warn!(
+                port = device,
+                rx_queues,
+                "the device does not hash flows over its queues (no RSS): \
+                 connections may cross workers"
+            );
+        }
         let rc = sys::rte_eth_dev_configure(id, rx_queues, 1, &conf);
         if rc != 0 {
             return Err(device_error(device, "configure", code_text(rc)));

@@ -11,6 +11,26 @@ void vs_eth_conf_default(struct rte_eth_conf *conf)
     memset(conf, 0, sizeof(*conf));
 }
 
+uint64_t vs_eth_conf_rss(struct rte_eth_conf *conf, const struct rte_eth_dev_info *info,
+                         uint16_t nb_rx, const uint8_t *key, uint8_t key_len, uint8_t *key_buf)
+{
+    uint64_t hf = (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP |
+                   RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER) &
+                  info->flow_type_rss_offloads;
+    if (nb_rx < 2 || hf == 0)
+        return 0;
+    uint8_t len = info->hash_key_size ? info->hash_key_size : key_len;
+    if (len > 64)
+        len = 64;
+    memset(key_buf, 0, 64);
+    memcpy(key_buf, key, key_len < len ? key_len : len);
+    conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf->rx_adv_conf.rss_conf.rss_key = key_buf;
+    conf->rx_adv_conf.rss_conf.rss_key_len = len;
+    conf->rx_adv_conf.rss_conf.rss_hf = hf;
+    return hf;
+}
+
 uint16_t vs_rx_burst_frames(uint16_t port, uint16_t queue, struct vs_rx_frame *out, uint16_t n,
                             uint16_t *chained)
 {

@@ -11,6 +11,14 @@
 int vs_errno(void);
 /* An rte_eth_conf with defaults (no RSS, no offloads). */
 void vs_eth_conf_default(struct rte_eth_conf *conf);
+/* Asks for RSS over `nb_rx` queues with `key` (key_len bytes; a device
+ * taking a longer key gets it padded with zeros, which IPv4 hashing does
+ * not reach): IPv4 addresses, and ports for TCP and UDP, as far as the
+ * device hashes them. The key is copied into `key_buf` (64 bytes), which
+ * must live until the device is configured. Returns the hash types
+ * asked for (0: one queue, or the device hashes nothing; conf unchanged). */
+uint64_t vs_eth_conf_rss(struct rte_eth_conf *conf, const struct rte_eth_dev_info *info,
+                         uint16_t nb_rx, const uint8_t *key, uint8_t key_len, uint8_t *key_buf);
 /* A frame received in its mbuf, for processing in place. */
 struct vs_rx_frame {
     struct rte_mbuf *mbuf;
