@@ -165,6 +165,7 @@ fn point(scenario: &str, io: Io, flows: usize, workers: usize, a: &Args) -> Poin
         extra_ports: 0,
         seconds: a.seconds,
         updates: 0,
+        setup: false,
     }
 }
 
@@ -262,6 +263,29 @@ fn plan(a: &Args) -> Vec<Group> {
     groups.push(Group {
         name: "workers",
         points: workers,
+    });
+    // Connection setup: the first pass of a capture of new SNAT flows
+    // (100,000: Open vSwitch holds the capture in its mbuf pool).
+    let new_flows = if a.quick { 50_000 } else { 100_000 };
+    let mut setup = vec![Point {
+        setup: true,
+        ..point("snat-egress", Io::Memory, new_flows, 1, a)
+    }];
+    if a.ios.contains(&Io::Dpdk) {
+        setup.push(Point {
+            setup: true,
+            ..point("snat-egress", Io::Dpdk, new_flows, 1, a)
+        });
+        if a.ovs {
+            setup.push(Point {
+                setup: true,
+                ..point("snat-egress", Io::OvsDpdk, new_flows, 1, a)
+            });
+        }
+    }
+    groups.push(Group {
+        name: "setup",
+        points: setup,
     });
     groups.push(Group {
         name: "updates",
@@ -366,6 +390,9 @@ fn main() {
     }
     if let Some(ms) = results.get("workers") {
         print_workers(ms);
+    }
+    if let Some(ms) = results.get("setup") {
+        print_setup(ms);
     }
     if let Some(u) = results.get("updates").and_then(|v| v.first()) {
         println!(
@@ -561,6 +588,29 @@ fn print_workers(ms: &[Measured]) {
             ratio(on, o1),
             ratio(vn, on),
         );
+    }
+}
+
+/// New SNAT connections per second per worker, each system's.
+fn print_setup(ms: &[Measured]) {
+    println!("\n== connection setup: new SNAT connections per second, one worker (the first pass of a capture of new flows, 20-80 %) ==");
+    let rate = |io: Io| {
+        ms.iter()
+            .find(|m| m.point.as_ref().is_some_and(|p| p.io == io))
+            .map(|m| m.mpps)
+    };
+    for m in ms {
+        let p = m.point.as_ref().expect("point");
+        println!(
+            "{:<9} {:>8} new flows: {:>5.2} M connections/s, {:.1}% delivered",
+            p.io.name(),
+            p.flows,
+            m.mpps,
+            m.delivered * 100.0
+        );
+    }
+    if let (Some(v), Some(o)) = (rate(Io::Dpdk), rate(Io::OvsDpdk)) {
+        println!("vswitch dpdk / OVS-DPDK: {:.2}x", v / o.max(1e-9));
     }
 }
 

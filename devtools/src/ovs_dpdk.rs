@@ -124,6 +124,8 @@ pub enum OvsDpdkError {
     },
     #[error("ovs-vswitchd did not come up; see {}/ovs-vswitchd.log", dir.display())]
     NotUp { dir: PathBuf },
+    #[error("the capture's first pass ({frames} frames) did not come through; {got} did")]
+    FirstPass { frames: u64, got: u64 },
 
     // What it says.
     #[error("model: no port {0}")]
@@ -243,6 +245,10 @@ pub struct Model {
     /// Poll-mode threads (one per receive queue of the input), on the
     /// measured core and the ones below it.
     pub pmds: usize,
+    /// The input port is added last, once the flows are in: its capture's
+    /// first pass is measured (every packet a new connection), so none of
+    /// it may meet a bridge without flows.
+    pub in_port_last: bool,
 }
 
 /// The devargs of a `net_pcap` device replaying `pcaps` forever, one
@@ -808,7 +814,9 @@ impl Session {
             .collect();
         let pmd_mask = pmd_cores.iter().fold(0u64, |a, c| a | 1u64 << c);
         let ovs = Ovs::start(bin, dir, pmd_mask, other)?;
-        // One transaction: bridges and ports.
+        // One transaction: bridges and ports (the input's after the flows
+        // when its first pass is measured).
+        let in_later = |p: &OvsPort| m.in_port_last && p.name == m.in_port;
         let mut a: Vec<String> = Vec::new();
         for b in &m.bridges {
             a.extend(
@@ -825,25 +833,8 @@ impl Session {
                 ]
                 .map(String::from),
             );
-            for p in &b.ports {
-                a.extend(["--", "add-port", &b.name, &p.name].map(String::from));
-                if let Some(t) = p.tag {
-                    a.push(format!("tag={t}"));
-                }
-                a.extend(["--", "set", "Interface", &p.name].map(String::from));
-                a.extend(p.interface.iter().cloned());
-                a.push(format!("ofport_request={}", p.ofport));
-                if p.name == m.in_port && pmd_cores.len() > 1 {
-                    let affinity: Vec<String> = pmd_cores
-                        .iter()
-                        .enumerate()
-                        .map(|(q, c)| format!("{q}:{c}"))
-                        .collect();
-                    a.push(format!(
-                        "other_config:pmd-rxq-affinity=\"{}\"",
-                        affinity.join(",")
-                    ));
-                }
+            for p in b.ports.iter().filter(|p| !in_later(p)) {
+                a.extend(port_args(m, &b.name, p, &pmd_cores));
             }
         }
         ovs.vsctl(&a)?;
@@ -873,7 +864,8 @@ impl Session {
                 ],
             )?;
         }
-        for (b, p, vlan, mac) in &m.fdb {
+        let fdb_later = |port: &str| m.in_port_last && port == m.in_port;
+        for (b, p, vlan, mac) in m.fdb.iter().filter(|f| !fdb_later(&f.1)) {
             let vlan = vlan.to_string();
             let mac = mac.to_string();
             ovs.appctl(&["fdb/add", b, p, &vlan, &mac])?;
@@ -885,7 +877,63 @@ impl Session {
         for (port, frames) in &m.preload {
             s.packet_out(port, frames)?;
         }
+        if m.in_port_last {
+            let mut a = Vec::new();
+            for b in &m.bridges {
+                for p in b.ports.iter().filter(|p| in_later(p)) {
+                    a.extend(port_args(m, &b.name, p, &pmd_cores));
+                }
+            }
+            s.ovs.vsctl(&a)?;
+            for (b, p, vlan, mac) in m.fdb.iter().filter(|f| fdb_later(&f.1)) {
+                let vlan = vlan.to_string();
+                let mac = mac.to_string();
+                s.ovs.appctl(&["fdb/add", b, p, &vlan, &mac])?;
+            }
+        }
         Ok(s)
+    }
+
+    /// The capture's first pass: samples the input's received packets
+    /// from the moment the session is up until `frames` came in (at most
+    /// `timeout`), and the rate through the middle of it
+    /// (`traffic::first_pass_rate`), with what left by `out_port` then.
+    pub fn measure_first_pass(
+        &self,
+        out_port: &str,
+        frames: u64,
+        timeout: Duration,
+    ) -> Result<OvsMeasured, OvsDpdkError> {
+        let m = &self.model;
+        let t0 = Instant::now();
+        let mut samples = Vec::new();
+        let mut outs = Vec::new();
+        while t0.elapsed() < timeout {
+            let c = port_counters(&self.ovs.appctl(&["dpctl/show", "-s"])?);
+            let t = t0.elapsed().as_secs_f64();
+            let rx = c.get(&m.in_port).map_or(0, |c| c.rx_packets);
+            samples.push((t, rx));
+            outs.push(c.get(out_port).map_or(0, |c| c.tx_packets));
+            if rx >= frames {
+                break;
+            }
+        }
+        let Some(w) = crate::traffic::first_pass_rate(&samples, frames) else {
+            return Err(OvsDpdkError::FirstPass {
+                frames,
+                got: samples.last().map_or(0, |s| s.1),
+            });
+        };
+        let out = outs[w.last].saturating_sub(outs[w.first]);
+        Ok(OvsMeasured {
+            mpps: w.mpps,
+            cycles_per_packet: 0.0,
+            rx_packets: w.packets,
+            delivered: out as f64 / w.packets.max(1) as f64,
+            outputs_per_packet: out as f64 / w.packets.max(1) as f64,
+            flows: m.n_flows(),
+            drops: BTreeMap::new(),
+        })
     }
 
     /// Sends `frames` into the bridge of `port` as if they arrived on it
@@ -1124,6 +1172,31 @@ pub fn measure(
         s.check(&m.in_port, frame, ours)?;
     }
     s.measure(out_port, seconds)
+}
+
+/// The arguments of an `ovs-vsctl` transaction that add port `p` to
+/// bridge `bridge` (its interface, OpenFlow port number and, for a
+/// several-queue input, each queue pinned to its PMD).
+fn port_args(m: &Model, bridge: &str, p: &OvsPort, pmd_cores: &[usize]) -> Vec<String> {
+    let mut a: Vec<String> = ["--", "add-port", bridge, &p.name].map(String::from).into();
+    if let Some(t) = p.tag {
+        a.push(format!("tag={t}"));
+    }
+    a.extend(["--", "set", "Interface", &p.name].map(String::from));
+    a.extend(p.interface.iter().cloned());
+    a.push(format!("ofport_request={}", p.ofport));
+    if p.name == m.in_port && pmd_cores.len() > 1 {
+        let affinity: Vec<String> = pmd_cores
+            .iter()
+            .enumerate()
+            .map(|(q, c)| format!("{q}:{c}"))
+            .collect();
+        a.push(format!(
+            "other_config:pmd-rxq-affinity=\"{}\"",
+            affinity.join(",")
+        ));
+    }
+    a
 }
 
 /// A copy of a frame as it leaves a switch: the port and the headers the

@@ -45,6 +45,8 @@ pub enum ReplayError {
     Topology(#[from] TopologyError),
     #[error("workers: at least 1")]
     NoWorkers,
+    #[error("the capture's first pass ({frames} frames) did not come through; {got} did")]
+    FirstPass { frames: usize, got: u64 },
     /// A point measured without our daemon (`testpmd`) reached the code
     /// that binds the daemon's input.
     #[error("{0} points run no vswitch daemon")]
@@ -138,6 +140,11 @@ pub struct Point {
     pub seconds: f64,
     /// Topology updates (floating IP toggles) applied while measuring.
     pub updates: usize,
+    /// Connection setup: the capture's first pass is measured as it comes
+    /// in (`traffic::first_pass_rate`), every packet of it a new flow, so
+    /// the rate is of new connections (`seconds` bounds the wait).
+    #[serde(default)]
+    pub setup: bool,
 }
 
 /// What was measured.
@@ -324,6 +331,9 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     // DPDK device has a capture per queue (`queue_captures`).
     let queues = p.workers;
     d.shared.bind_port(s.in_port(), &backend, queues)?;
+    if p.setup {
+        return measure_setup(d, p, frames_in_capture, s.out_port(), &pcap, &queue_pcaps);
+    }
 
     // Settle (caches filled, every flow seen once), then measure.
     std::thread::sleep(Duration::from_millis(300 + (p.flows / 2_000) as u64));
@@ -480,15 +490,26 @@ fn measure_ovs(
         m.preload = tr.warmup.clone();
     }
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
-    let r = crate::ovs_dpdk::measure(
-        &bin,
-        &m,
-        s.out_port(),
-        &dir.join("ovs"),
-        cores - 1,
-        p.seconds,
-        (!replies).then_some((frame.as_slice(), ours.as_slice())),
-    );
+    let r = if p.setup {
+        m.in_port_last = true;
+        let out = s.out_port();
+        let timeout = Duration::from_secs_f64(p.seconds.max(10.0));
+        crate::ovs_dpdk::Session::start(&bin, &m, &dir.join("ovs"), cores - 1).and_then(|session| {
+            let r = session.measure_first_pass(out, tr.frames.len() as u64, timeout)?;
+            session.check(&m.in_port, frame, &ours)?;
+            Ok(r)
+        })
+    } else {
+        crate::ovs_dpdk::measure(
+            &bin,
+            &m,
+            s.out_port(),
+            &dir.join("ovs"),
+            cores - 1,
+            p.seconds,
+            (!replies).then_some((frame.as_slice(), ours.as_slice())),
+        )
+    };
     for q in pcaps {
         let _ = std::fs::remove_file(q);
     }
@@ -505,6 +526,57 @@ fn measure_ovs(
         rules: r.flows,
         frames_in_capture: tr.frames.len(),
         ..Measured::default()
+    })
+}
+
+/// Point `p` with `setup`: the first pass of a capture of `frames` new
+/// flows, sampled as it comes in from the moment the port is bound.
+fn measure_setup(
+    d: Daemon,
+    p: &Point,
+    frames: usize,
+    out_port: &str,
+    pcap: &Path,
+    queue_pcaps: &[PathBuf],
+) -> Result<Measured, ReplayError> {
+    let t0 = Instant::now();
+    let timeout = Duration::from_secs_f64(p.seconds.max(10.0));
+    let mut samples = Vec::new();
+    let mut snaps = Vec::new();
+    while t0.elapsed() < timeout {
+        let snap = snapshot(&d, out_port);
+        samples.push((t0.elapsed().as_secs_f64(), snap.rx));
+        let done = snap.rx >= frames as u64;
+        snaps.push(snap);
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let sw = d.shared.switch();
+    let connections = sw.conntrack.len();
+    let cross_worker = sw.conntrack.stats().cross_worker;
+    d.stop();
+    let _ = std::fs::remove_file(pcap);
+    for q in queue_pcaps {
+        let _ = std::fs::remove_file(q);
+    }
+    let w =
+        crate::traffic::first_pass_rate(&samples, frames as u64).ok_or(ReplayError::FirstPass {
+            frames,
+            got: samples.last().map_or(0, |s| s.1),
+        })?;
+    let run = Interval {
+        before: snaps[w.first].clone(),
+        after: snaps[w.last].clone(),
+        seconds: samples[w.last].0 - samples[w.first].0,
+        update_ms: Vec::new(),
+    };
+    Ok(Measured {
+        connections,
+        cross_worker,
+        frames_in_capture: frames,
+        ..run.figures(p)
     })
 }
 
@@ -627,7 +699,7 @@ impl Interval {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Snapshot {
     rx: u64,
     busy_ns: u64,

@@ -19,6 +19,7 @@ fn two_workers_own_their_snat_connections_and_steer_their_replies() {
         extra_ports: 0,
         seconds: 0.2,
         updates: 0,
+        setup: false,
     };
     let m = run_point(&t, &p, &dir.0).expect("point runs");
     assert!(m.drops.is_empty(), "drops: {:?}", m.drops);
