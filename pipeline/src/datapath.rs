@@ -88,6 +88,8 @@ pub struct Datapath {
     /// The keys of the packets of a burst being processed (kept, not
     /// zeroed per burst).
     keys: Box<[FlowKey; BURST]>,
+    /// The keys of a group's members at a conntrack step (the same).
+    ct_keys: Box<[FlowKey; BURST]>,
     /// What became of each packet of the burst being processed.
     fates: Vec<Fate>,
     /// The output port of each packet `forward_burst` left in its burst.
@@ -105,6 +107,7 @@ impl Datapath {
             counters: DatapathCounters::default(),
             use_cache: true,
             keys: Box::new([FlowKey::ZERO; BURST]),
+            ct_keys: Box::new([FlowKey::ZERO; BURST]),
             fates: Vec::with_capacity(BURST),
             burst_ports: Vec::with_capacity(BURST),
             last_upkeep_ns: 0,
@@ -164,6 +167,7 @@ impl Datapath {
             sink,
             now_ns,
             recirc: use_cache.then_some(&mut self.recirc_cache),
+            ct_keys: Some(&mut self.ct_keys),
             depth: 0,
         };
         // Two stages per BURST packets: every packet parsed in place (its
@@ -256,6 +260,7 @@ impl Datapath {
             sink,
             now_ns,
             recirc: None,
+            ct_keys: Some(&mut self.ct_keys),
             depth: 0,
         };
         b.run_and_settle(program, pkt);
@@ -350,6 +355,9 @@ struct Burst<'a, S: OutputSink> {
     now_ns: u64,
     /// Translations of resumed keys (None: translate every time).
     recirc: Option<&'a mut FlowCache>,
+    /// Room for a group's keys at a conntrack step (taken while in use:
+    /// a nested step makes its own).
+    ct_keys: Option<&'a mut [FlowKey; BURST]>,
     depth: u8,
 }
 
@@ -569,8 +577,28 @@ impl<S: OutputSink> Burst<'_, S> {
             }
             return;
         }
+        match self.ct_keys.take() {
+            Some(keys) => {
+                self.recirculate_with(&mut *keys, step, pkts, members, done);
+                self.ct_keys = Some(keys);
+            }
+            None => {
+                let mut keys = [FlowKey::ZERO; BURST];
+                self.recirculate_with(&mut keys, step, pkts, members, done);
+            }
+        }
+    }
+
+    /// `recirculate_members` with `keys` to hold the members' keys.
+    fn recirculate_with(
+        &mut self,
+        keys: &mut [FlowKey; BURST],
+        step: &CtStep,
+        pkts: &mut [PacketBuf],
+        members: &[u8],
+        done: &mut [Option<Fate>; BURST],
+    ) {
         // Every member's key first: a run of equal keys is seen coming.
-        let mut keys = [FlowKey::ZERO; BURST];
         for &m in members {
             let m = m as usize;
             if done[m].is_none() {

@@ -177,9 +177,76 @@ fn fuse_eth_addrs(ops: Vec<Op>) -> Vec<Op> {
     out
 }
 
+/// The header fields an absolute rewrite sets, as bits (None: a rewrite
+/// this peephole leaves alone).
+fn sets(r: &Rewrite) -> Option<u8> {
+    const SRC: u8 = 1;
+    const DST: u8 = 2;
+    const TTL: u8 = 4;
+    const TOS: u8 = 8;
+    match r {
+        Rewrite::EthSrc(_) => Some(SRC),
+        Rewrite::EthDst(_) => Some(DST),
+        Rewrite::EthAddrs { .. } => Some(SRC | DST),
+        Rewrite::Ipv4Ttl(_) => Some(TTL),
+        Rewrite::Ipv4Tos(_) => Some(TOS),
+        _ => None,
+    }
+}
+
+/// A rewrite that sets Ethernet addresses, TTL or DSCP goes when a later
+/// one sets the same fields with nothing between that could see them:
+/// only other absolute rewrites of header fields (which read nothing) and
+/// header checks (a rewrite keeps a checksum as true or false as it was)
+/// may lie between. Two routers in a row (a qrouter, then the FIP
+/// namespace) set the source MAC and the TTL twice; the packet comes out
+/// the same.
+fn drop_superseded(ops: Vec<Op>) -> Vec<Op> {
+    let transparent = |op: &Op| match op {
+        Op::VerifyIpv4Header => true,
+        Op::Rewrite(r) => {
+            sets(r).is_some()
+                || matches!(
+                    r,
+                    Rewrite::Ipv4Src(_)
+                        | Rewrite::Ipv4Dst(_)
+                        | Rewrite::L4Src(_)
+                        | Rewrite::L4Dst(_)
+                        | Rewrite::IcmpId(_)
+                        | Rewrite::NatSrcPort
+                )
+        }
+        _ => false,
+    };
+    let superseded = |i: usize| {
+        let Some(Op::Rewrite(r)) = ops.get(i) else {
+            return false;
+        };
+        let Some(mine) = sets(r) else {
+            return false;
+        };
+        for op in &ops[i + 1..] {
+            if let Op::Rewrite(later) = op {
+                if sets(later).is_some_and(|theirs| theirs & mine == mine) {
+                    return true;
+                }
+            }
+            if !transparent(op) {
+                return false;
+            }
+        }
+        false
+    };
+    let keep: Vec<bool> = (0..ops.len()).map(|i| !superseded(i)).collect();
+    ops.into_iter()
+        .zip(keep)
+        .filter_map(|(op, k)| k.then_some(op))
+        .collect()
+}
+
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
-        let ops = fuse_eth_addrs(drop_verified_again(ops));
+        let ops = drop_superseded(fuse_eth_addrs(drop_verified_again(ops)));
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
         let has_side_ops = ops.iter().any(|o| {
             matches!(
@@ -277,6 +344,62 @@ mod tests {
             pkt.data().to_vec()
         };
         assert_eq!(run(&ops), run(&p.ops));
+    }
+
+    /// Two routers in a row (qrouter, then the FIP namespace): the first
+    /// one's source MAC and TTL are set again by the second with only
+    /// header rewrites and a check between, so they go; the bytes out are
+    /// the same. An output, or a TTL decrement (which reads it), between
+    /// keeps them.
+    #[test]
+    fn rewrites_set_again_before_anything_sees_them_are_dropped() {
+        let (a, b, c) = (
+            Mac([2, 0, 0, 0, 0, 1]),
+            Mac([2, 0, 0, 0, 0, 2]),
+            Mac([2, 0, 0, 0, 0, 3]),
+        );
+        let ops = vec![
+            Op::Rewrite(Rewrite::EthSrc(a)),
+            Op::Rewrite(Rewrite::Ipv4Src(0xcb00_7165)),
+            Op::Rewrite(Rewrite::Ipv4Ttl(63)),
+            Op::Rewrite(Rewrite::L4Src(4000)),
+            Op::VerifyIpv4Header,
+            Op::Rewrite(Rewrite::EthAddrs { dst: b, src: c }),
+            Op::Rewrite(Rewrite::Ipv4Ttl(62)),
+            Op::Output(PortId(1)),
+        ];
+        let p = Program::new(ops.clone(), None);
+        assert_eq!(
+            p.ops,
+            [&ops[1], &ops[3], &ops[4], &ops[5], &ops[6], &ops[7]].map(Op::clone)
+        );
+        let mut k = FlowKey::ZERO;
+        k.set(Field::DlType, 0x0800);
+        k.set(Field::NwProto, 17);
+        k.set(Field::NwTtl, 64);
+        k.set(Field::TpSrc, 1234);
+        let frame = frame_from_key(&k, 18);
+        let run = |ops: &[Op]| {
+            let mut pkt = PacketBuf::new(2048);
+            pkt.set_data(&frame).expect("fits");
+            packet::parse_into(&mut pkt).expect("parses");
+            for op in ops {
+                if let Op::Rewrite(r) = op {
+                    packet::apply(&mut pkt, r).expect("applies");
+                }
+            }
+            pkt.data().to_vec()
+        };
+        assert_eq!(run(&ops), run(&p.ops));
+        for barrier in [Op::Output(PortId(2)), Op::Rewrite(Rewrite::Ipv4DecTtl)] {
+            let ops = vec![
+                Op::Rewrite(Rewrite::Ipv4Ttl(63)),
+                barrier,
+                Op::Rewrite(Rewrite::Ipv4Ttl(62)),
+                Op::Output(PortId(1)),
+            ];
+            assert_eq!(Program::new(ops.clone(), None).ops, ops);
+        }
     }
 
     #[test]
