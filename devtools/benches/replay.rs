@@ -321,6 +321,13 @@ fn row(m: &Measured) -> String {
     } else {
         String::new()
     };
+    if m.warmup_growth_mb > 0.0 && m.connections >= 100_000 {
+        extra += &format!(
+            "  conns +{:.1} MiB over idle ({:.0} B each)",
+            m.warmup_growth_mb,
+            m.warmup_growth_mb * 1048576.0 / m.connections as f64
+        );
+    }
     if p.workers > 1 && m.connections > 0 {
         extra += &format!("  cross-worker conns {}", m.cross_worker);
     }

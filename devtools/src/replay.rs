@@ -190,6 +190,11 @@ pub struct Measured {
     /// daemon started (the capture's frames included).
     pub rss_mb: f64,
     pub rss_growth_mb: f64,
+    /// Resident memory the daemon grew by while it took the warm-up (the
+    /// connections a reply scenario needs, over the idle daemon; the
+    /// frames are counted before).
+    #[serde(default)]
+    pub warmup_growth_mb: f64,
     /// Mean and worst time to apply one topology update while traffic ran.
     pub update_ms_mean: f64,
     pub update_ms_max: f64,
@@ -309,9 +314,13 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
     }
     let cfg = daemon_config(p, s, &t, dir, &queue_pcaps, frames_in_capture)?;
     let d = Daemon::start_with(&cfg, t.clone())?;
+    let rss_idle = rss_mb();
     for (port, frames) in &tr.warmup {
         d.process_local(port, frames)?;
     }
+    // What the warm-up left in the daemon (its frames were already made):
+    // for a reply scenario, the connections it created.
+    let warmup_growth_mb = rss_mb() - rss_idle;
     let backend = match p.io {
         Io::OvsDpdk => return measure_ovs(p, s, &t, d, &tr, &queue_pcaps, dir),
         Io::Testpmd => return Err(ReplayError::NoDaemon(p.io.name())),
@@ -352,6 +361,7 @@ pub fn run_point(base: &Topology, p: &Point, dir: &Path) -> Result<Measured, Rep
         rules,
         connections,
         cross_worker,
+        warmup_growth_mb,
         rss_mb: rss,
         rss_growth_mb: rss - rss0,
         frames_in_capture,

@@ -71,9 +71,14 @@ impl Daemon {
                 .map_err(DaemonError::Port)?;
         }
         let mut threads = Vec::new();
+        let (ready, readies) = crossbeam::channel::unbounded();
         for (w, inbox) in receivers.into_iter().enumerate() {
-            threads.push(worker::spawn(w, cfg, shared.clone(), inbox)?);
+            threads.push(worker::spawn(w, cfg, shared.clone(), inbox, ready.clone())?);
         }
+        drop(ready);
+        // Started means polling: each worker's caches are built (a worker
+        // that died first lets go of its sender, so this ends anyway).
+        while readies.recv().is_ok() {}
         threads.push(spawn_housekeeping(shared.clone())?);
         tracing::info!(host = %cfg.host, workers = n_workers, "vswitchd started");
         Ok(Daemon { shared, threads })

@@ -35,12 +35,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Starts worker `w` on its own thread (pinned to its configured core if
-/// the machine has it), polling what arrives in `inbox`.
+/// the machine has it), polling what arrives in `inbox`; it says on
+/// `ready` (then lets go of it) once its datapath and caches are built.
 pub(super) fn spawn(
     w: usize,
     cfg: &DaemonConfig,
     shared: Arc<Shared>,
     inbox: Receiver<IoCmd>,
+    ready: crossbeam::channel::Sender<()>,
 ) -> Result<JoinHandle<()>, DaemonError> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let core = cfg.workers.get(w).and_then(|c| c.core);
@@ -58,7 +60,10 @@ pub(super) fn spawn(
             }
             #[cfg(feature = "dpdk")]
             let _lcore = crate::io::dpdk::LcoreRegistration::for_this_thread();
-            Worker::new(w, shared, inbox, &limits, idle_sleep).run();
+            let worker = Worker::new(w, shared, inbox, &limits, idle_sleep);
+            let _ = ready.send(());
+            drop(ready);
+            worker.run();
         })
         .map_err(|source| DaemonError::Thread {
             thread: format!("worker {w}"),
