@@ -321,7 +321,8 @@ fn row(m: &Measured) -> String {
     } else {
         String::new()
     };
-    if m.warmup_growth_mb > 0.0 && m.connections >= 100_000 {
+    // A reply scenario's warm-up is what creates its connections.
+    if p.scenario == "snat-reply" && m.connections >= 100_000 {
         extra += &format!(
             "  conns +{:.1} MiB over idle ({:.0} B each)",
             m.warmup_growth_mb,

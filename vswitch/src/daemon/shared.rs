@@ -102,9 +102,16 @@ pub struct Shared {
     pub host: String,
     pub state: Mutex<ControlState>,
     pub(super) world: ArcSwap<World>,
+    /// Moves on after every `world` store: a worker loads the world again
+    /// only when it moved (one load of a line that rarely changes, not the
+    /// swap's bookkeeping per burst).
+    pub(super) world_epoch: AtomicU64,
     io: Mutex<IoState>,
     /// Each worker's inbox of receive queues.
     workers: Vec<Sender<IoCmd>>,
+    /// Moves on after commands are sent to the inboxes: a worker looks in
+    /// its inbox only when it moved.
+    pub(super) io_epoch: AtomicU64,
     pub(super) stop: AtomicBool,
     /// One per worker, written by it.
     pub reports: Vec<Mutex<WorkerReport>>,
@@ -131,6 +138,8 @@ impl Shared {
                 tx: HashMap::new(),
                 captures: Vec::new(),
             })),
+            world_epoch: AtomicU64::new(0),
+            io_epoch: AtomicU64::new(0),
             io: Mutex::new(IoState::default()),
             reports: (0..workers.len())
                 .map(|w| {
@@ -194,6 +203,7 @@ impl Shared {
             .filter_map(|(name, c)| sw.port_by_name(name).map(|p| (p.id, c.clone())))
             .collect();
         self.world.store(Arc::new(World { sw, tx, captures }));
+        self.world_epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Applies `change` to a copy of the control state, builds it and
@@ -278,6 +288,7 @@ impl Shared {
                 }));
             }
         }
+        self.io_epoch.fetch_add(1, Ordering::Release);
         io.ports.insert(
             name.to_string(),
             BoundPort {
@@ -313,6 +324,7 @@ impl Shared {
         for s in &self.workers {
             let _ = s.send(IoCmd::Remove(binding));
         }
+        self.io_epoch.fetch_add(1, Ordering::Release);
     }
 
     /// The I/O bindings.

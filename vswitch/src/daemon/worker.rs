@@ -80,6 +80,9 @@ struct Worker {
     queues: Vec<RxBinding>,
     /// The world the queues' port ids were resolved against.
     seen: Option<Arc<World>>,
+    /// The `world_epoch` and `io_epoch` last acted on.
+    world_epoch: u64,
+    io_epoch: u64,
     path: BurstPath,
     iterations: u64,
     idle_polls: u64,
@@ -123,6 +126,8 @@ impl Worker {
             idle_sleep,
             queues: Vec::new(),
             seen: None,
+            world_epoch: 0,
+            io_epoch: 0,
             path: BurstPath {
                 dp: Datapath::new(index, limits.flow_cache_entries),
                 pool,
@@ -145,6 +150,7 @@ impl Worker {
             self.take_io_commands();
             let world = self.current_world();
             let got = self.poll(&world);
+            self.seen = Some(world);
             self.iterations += 1;
             // The report is brought up to date on the first empty poll
             // after traffic, and every 256 polls (not on every empty poll:
@@ -165,8 +171,14 @@ impl Worker {
         }
     }
 
-    /// Adds and drops receive queues as control asked.
+    /// Adds and drops receive queues as control asked (looked for only
+    /// when control says it sent something).
     fn take_io_commands(&mut self) {
+        let epoch = self.shared.io_epoch.load(Ordering::Acquire);
+        if epoch == self.io_epoch {
+            return;
+        }
+        self.io_epoch = epoch;
         while let Ok(c) = self.inbox.try_recv() {
             match c {
                 IoCmd::Add(b) => self.queues.push(b),
@@ -181,15 +193,21 @@ impl Worker {
         }
     }
 
-    /// The published world; when it changed (or the queues did), each
+    /// The published world, taken out of `seen` for the burst (the caller
+    /// puts it back): loaded again only when control published another
+    /// (`world_epoch` moved); then, or when the queues changed, each
     /// queue's port id is looked up again.
     fn current_world(&mut self) -> Arc<World> {
-        let world = self.shared.world.load_full();
-        if !self.seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &world)) {
-            for q in self.queues.iter_mut() {
-                q.port = world.sw.port_by_name(&q.name).map(|p| p.id);
+        let epoch = self.shared.world_epoch.load(Ordering::Acquire);
+        if epoch == self.world_epoch {
+            if let Some(world) = self.seen.take() {
+                return world;
             }
-            self.seen = Some(world.clone());
+        }
+        self.world_epoch = epoch;
+        let world = self.shared.world.load_full();
+        for q in self.queues.iter_mut() {
+            q.port = world.sw.port_by_name(&q.name).map(|p| p.id);
         }
         world
     }
