@@ -34,6 +34,8 @@ enum ArgsError {
     NoValue(String),
     #[error("--seconds: a number")]
     Seconds,
+    #[error("--rounds: a whole number from 1")]
+    Rounds,
     #[error("--io dpdk: build with --features dpdk")]
     DpdkNotBuilt,
     #[error("--io: memory or dpdk, not {0}")]
@@ -91,6 +93,8 @@ struct Args {
     sweeps: bool,
     /// Also run Open vSwitch with DPDK on the same captures.
     ovs: bool,
+    /// Rounds of the side-by-side points (`Group::rounds`).
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args, ArgsError> {
@@ -106,6 +110,7 @@ fn parse_args() -> Result<Args, ArgsError> {
         out: replay::default_out_dir(),
         sweeps: true,
         ovs: true,
+        rounds: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -115,6 +120,14 @@ fn parse_args() -> Result<Args, ArgsError> {
             "--quick" => {
                 a.quick = true;
                 a.seconds = 0.3;
+                a.rounds = 1;
+            }
+            "--rounds" => {
+                a.rounds = val()?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or(ArgsError::Rounds)?
             }
             "--seconds" => a.seconds = val()?.parse().map_err(|_| ArgsError::Seconds)?,
             "--io" => {
@@ -140,7 +153,7 @@ fn parse_args() -> Result<Args, ArgsError> {
             "--no-ovs" => a.ovs = false,
             "--help" | "-h" => {
                 println!(
-                    "replay [--quick] [--seconds S] [--io memory,dpdk] [--scenarios a,b] [--no-sweeps] [--no-ovs] [--out DIR]\n\
+                    "replay [--quick] [--seconds S] [--rounds N] [--io memory,dpdk] [--scenarios a,b] [--no-sweeps] [--no-ovs] [--out DIR]\n\
                      With --io dpdk, Open vSwitch with DPDK runs beside on the same captures when\n\
                      installed ({}; VSWITCH_BENCH_OVS overrides) and run as root; --no-ovs skips it.\n\
                      scenarios: {}",
@@ -173,6 +186,10 @@ fn point(scenario: &str, io: Io, flows: usize, workers: usize, a: &Args) -> Poin
 struct Group {
     name: &'static str,
     points: Vec<Point>,
+    /// Rounds of the group's side-by-side points (DPDK, OVS-DPDK,
+    /// testpmd): each round runs them all once, in order, so the systems'
+    /// runs interleave over time; each point reports its median round.
+    rounds: usize,
 }
 
 fn plan(a: &Args) -> Vec<Group> {
@@ -180,6 +197,7 @@ fn plan(a: &Args) -> Vec<Group> {
     let big = if a.quick { 4_096 } else { 65_536 };
     let mut groups = vec![Group {
         name: "scenarios",
+        rounds: a.rounds,
         points: a
             .scenarios
             .iter()
@@ -212,6 +230,7 @@ fn plan(a: &Args) -> Vec<Group> {
     };
     groups.push(Group {
         name: "flows",
+        rounds: 1,
         points: ["l2-egress", "dvr-egress", "snat-egress"]
             .iter()
             .flat_map(|s| flows.iter().map(|&f| point(s, Io::Memory, f, 1, a)))
@@ -224,6 +243,7 @@ fn plan(a: &Args) -> Vec<Group> {
     };
     groups.push(Group {
         name: "rules",
+        rounds: 1,
         points: ports
             .iter()
             .map(|&n| Point {
@@ -239,6 +259,7 @@ fn plan(a: &Args) -> Vec<Group> {
     };
     groups.push(Group {
         name: "connections",
+        rounds: 1,
         points: conns
             .iter()
             .map(|&n| point("snat-reply", Io::Memory, n, 1, a))
@@ -262,6 +283,7 @@ fn plan(a: &Args) -> Vec<Group> {
     }
     groups.push(Group {
         name: "workers",
+        rounds: 1,
         points: workers,
     });
     // Connection setup: the first pass of a capture of new SNAT flows
@@ -285,10 +307,12 @@ fn plan(a: &Args) -> Vec<Group> {
     }
     groups.push(Group {
         name: "setup",
+        rounds: 1,
         points: setup,
     });
     groups.push(Group {
         name: "updates",
+        rounds: 1,
         points: vec![Point {
             updates: if a.quick { 4 } else { 20 },
             seconds: a.seconds.max(1.0),
@@ -377,7 +401,7 @@ fn main() {
         );
     }
     let groups = plan(&a);
-    let total: usize = groups.iter().map(|g| g.points.len()).sum();
+    let total: usize = groups.iter().map(points_to_run).sum();
     let started = std::time::Instant::now();
     let results = run_points(&groups, &a.out.join("work"));
     println!(
@@ -429,12 +453,37 @@ fn run_child(raw: &[String], i: usize) {
     }
 }
 
+/// Point runs a group takes: its side-by-side points once per round.
+fn points_to_run(g: &Group) -> usize {
+    let side = g
+        .points
+        .iter()
+        .filter(|p| matches!(p.io, Io::Dpdk | Io::OvsDpdk | Io::Testpmd))
+        .count();
+    g.points.len() + side * (g.rounds - 1)
+}
+
+/// The round of a point with the median rate (the lower middle of an
+/// even count), carrying every round's rate.
+fn median_round(mut ms: Vec<Measured>) -> Option<Measured> {
+    if ms.is_empty() {
+        return None;
+    }
+    let all: Vec<f64> = ms.iter().map(|m| m.mpps).collect();
+    ms.sort_by(|a, b| a.mpps.total_cmp(&b.mpps));
+    let mut m = ms.swap_remove((ms.len() - 1) / 2);
+    if all.len() > 1 {
+        m.rounds_mpps = all;
+    }
+    Some(m)
+}
+
 /// Runs every point of `groups` in a child of this executable, `work`
 /// its scratch directory (removed at the end), with a progress line per
 /// point on stderr.
 fn run_points(groups: &[Group], work: &Path) -> Results {
     let exe = std::env::current_exe().expect("current exe");
-    let total: usize = groups.iter().map(|g| g.points.len()).sum();
+    let total: usize = groups.iter().map(points_to_run).sum();
     let mut results = Results::new();
     let mut done = 0;
     // A discarded first point: the first child of a run measures low
@@ -447,23 +496,40 @@ fn run_points(groups: &[Group], work: &Path) -> Results {
         let _ = replay::run_point_in_child(&exe, &warm, work);
     }
     for g in groups {
-        for p in &g.points {
-            done += 1;
-            eprint!(
-                "\r[{done}/{total}] {:<12} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
-                g.name,
-                p.scenario,
-                p.io.name(),
-                p.flows,
-                p.workers,
-                ""
-            );
-            match replay::run_point_in_child(&exe, p, work) {
-                Ok(m) => {
-                    eprint!("\r[{done}/{total}] {:<12} {}\n", g.name, row(&m));
-                    results.entry(g.name).or_default().push(m);
+        let mut rounds: Vec<Vec<Measured>> = vec![Vec::new(); g.points.len()];
+        for round in 0..g.rounds {
+            for (i, p) in g.points.iter().enumerate() {
+                let side_by_side = matches!(p.io, Io::Dpdk | Io::OvsDpdk | Io::Testpmd);
+                if round > 0 && !side_by_side {
+                    continue;
                 }
-                Err(e) => eprintln!("\r[{done}/{total}] {:<12} failed: {e}", g.name),
+                done += 1;
+                let tag = if g.rounds > 1 && side_by_side {
+                    format!("{} r{}", g.name, round + 1)
+                } else {
+                    g.name.to_string()
+                };
+                eprint!(
+                    "\r[{done}/{total}] {:<14} {:<17} {:<6} {:>7} flows {}w ...{:>30}",
+                    tag,
+                    p.scenario,
+                    p.io.name(),
+                    p.flows,
+                    p.workers,
+                    ""
+                );
+                match replay::run_point_in_child(&exe, p, work) {
+                    Ok(m) => {
+                        eprint!("\r[{done}/{total}] {:<14} {}\n", tag, row(&m));
+                        rounds[i].push(m);
+                    }
+                    Err(e) => eprintln!("\r[{done}/{total}] {:<14} failed: {e}", tag),
+                }
+            }
+        }
+        for ms in rounds {
+            if let Some(m) = median_round(ms) {
+                results.entry(g.name).or_default().push(m);
             }
         }
     }
@@ -489,7 +555,7 @@ fn print_measured_ovs(ms: &[Measured]) {
         .filter(|m| m.point.as_ref().is_some_and(|p| p.io == Io::OvsDpdk))
         .collect();
     if !measured_ovs.is_empty() {
-        println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; floor 1.0x) ==");
+        println!("\n== vswitch dpdk vs Open vSwitch + DPDK, measured in this run (same pcap, same core; the median of the rounds, which interleave the systems; floor 1.0x) ==");
     }
     for o in &measured_ovs {
         let op = o.point.as_ref().expect("point");
@@ -516,6 +582,20 @@ fn print_measured_ovs(ms: &[Measured]) {
             m.ns_per_packet,
             m.cycles_per_packet,
         );
+        if !m.rounds_mpps.is_empty() {
+            let show = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "{:<24} rounds (median taken): vswitch {}; OVS-DPDK {}",
+                "",
+                show(&m.rounds_mpps),
+                show(&o.rounds_mpps)
+            );
+        }
     }
     let floors: Vec<&Measured> = ms
         .iter()

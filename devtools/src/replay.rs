@@ -195,6 +195,10 @@ pub struct Measured {
     /// frames are counted before).
     #[serde(default)]
     pub warmup_growth_mb: f64,
+    /// The rate of each round when the point ran several (the figures
+    /// above are the median round's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds_mpps: Vec<f64>,
     /// Mean and worst time to apply one topology update while traffic ran.
     pub update_ms_mean: f64,
     pub update_ms_max: f64,
