@@ -81,7 +81,7 @@ fn dpdk_virtual_devices_carry_the_switch_traffic() {
     let mut pool = PacketPool::new(256, 9018);
     net_pcap_receives_and_sends_frames_unchanged_in_order(&tmp, &direct, &mut pool);
     let (mut null_rx, null_tx) =
-        vswitch::io::dpdk::open("net_null1", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+        vswitch::io::dpdk::open("net_null1", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
             .expect("net_null1");
     net_null_swallows_and_produces_bursts(&mut null_rx[0], &null_tx, &sent, &mut pool);
     a_frame_longer_than_an_mbuf_is_refused_as_too_long(&null_tx, &sent, &mut pool);
@@ -178,8 +178,9 @@ fn net_pcap_receives_and_sends_frames_unchanged_in_order(
     direct: &[Vec<u8>],
     pool: &mut PacketPool,
 ) {
-    let (mut rx, tx) = vswitch::io::dpdk::open("net_pcap2", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
-        .expect("net_pcap2");
+    let (mut rx, tx) =
+        vswitch::io::dpdk::open("net_pcap2", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+            .expect("net_pcap2");
     let mut bufs = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while bufs.len() < direct.len() && Instant::now() < deadline {
@@ -277,7 +278,8 @@ fn a_frame_longer_than_an_mbuf_is_refused_as_too_long(
 
 /// A device that is not there, and a second EAL init: errors that say so.
 fn errors_name_the_device() {
-    let Err(e) = vswitch::io::dpdk::open("net_nope9", 1, 511, &pipeline::rss::SYMMETRIC_KEY) else {
+    let Err(e) = vswitch::io::dpdk::open("net_nope9", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+    else {
         panic!("net_nope9 opened");
     };
     let e = e.to_string();

@@ -147,8 +147,9 @@ fn net_ring_memif_and_af_packet_carry_frames() {
     vswitch::io::dpdk::eal_init(&args).expect("EAL");
 
     // net_ring0: what is sent comes back on the same port.
-    let (mut rx, tx) = vswitch::io::dpdk::open("net_ring0", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
-        .expect("net_ring0");
+    let (mut rx, tx) =
+        vswitch::io::dpdk::open("net_ring0", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+            .expect("net_ring0");
     let frames: Vec<Vec<u8>> = (0..20).map(frame).collect();
     assert_eq!(
         round_trip(&tx, &mut rx[0], &frames),
@@ -158,10 +159,10 @@ fn net_ring_memif_and_af_packet_carry_frames() {
 
     // net_memif: server and client connect; frames cross both ways.
     let (mut srx, stx) =
-        vswitch::io::dpdk::open("net_memif0", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+        vswitch::io::dpdk::open("net_memif0", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
             .expect("memif server");
     let (mut crx, ctx) =
-        vswitch::io::dpdk::open("net_memif1", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+        vswitch::io::dpdk::open("net_memif1", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
             .expect("memif client");
     assert!(wait_link(&ctx, &mut srx[0]), "memif connects");
     assert!(wait_link(&stx, &mut crx[0]), "memif connects both ways");
@@ -180,10 +181,10 @@ fn net_ring_memif_and_af_packet_carry_frames() {
     // net_af_packet on a veth pair.
     if veth.is_some() {
         let (mut arx, _atx) =
-            vswitch::io::dpdk::open("net_af_packet0", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+            vswitch::io::dpdk::open("net_af_packet0", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
                 .expect("af_packet a");
         let (_brx, btx) =
-            vswitch::io::dpdk::open("net_af_packet1", 1, 511, &pipeline::rss::SYMMETRIC_KEY)
+            vswitch::io::dpdk::open("net_af_packet1", 1, 1, 511, &pipeline::rss::SYMMETRIC_KEY)
                 .expect("af_packet b");
         assert!(wait_link(&btx, &mut arx[0]), "af_packet link");
         assert_eq!(

@@ -28,7 +28,8 @@ pub(super) struct Opened {
 /// `fanout_group` numbers AF_PACKET fanout groups; `dpdk_mbufs` is the
 /// default mbuf pool size of a DPDK port; `rss` is the hash several
 /// queues split flows by (programmed into a DPDK device, applied to a
-/// capture), the one conntrack's shard owners follow.
+/// capture), the one conntrack's shard owners follow; a DPDK port gets a
+/// transmit queue per worker of `workers`.
 pub(super) fn open_backend(
     name: &str,
     backend: &Backend,
@@ -36,6 +37,7 @@ pub(super) fn open_backend(
     fanout_group: &AtomicU64,
     dpdk_mbufs: u32,
     rss: &pipeline::rss::Rss,
+    workers: usize,
 ) -> Result<Opened, BackendError> {
     match backend {
         #[cfg(feature = "dpdk")]
@@ -46,8 +48,10 @@ pub(super) fn open_backend(
             ..
         } => {
             let q = u16::try_from(queues).map_err(|_| BackendError::TooManyQueues)?;
-            let (rx, tx) = crate::io::dpdk::open(device, q, mbufs.unwrap_or(dpdk_mbufs), rss.key())
-                .map_err(crate::io::PortIoError::from)?;
+            let txq = u16::try_from(workers.max(1)).map_err(|_| BackendError::TooManyQueues)?;
+            let (rx, tx) =
+                crate::io::dpdk::open(device, q, txq, mbufs.unwrap_or(dpdk_mbufs), rss.key())
+                    .map_err(crate::io::PortIoError::from)?;
             Ok(Opened {
                 rx: rx
                     .into_iter()
@@ -60,7 +64,7 @@ pub(super) fn open_backend(
         }
         #[cfg(not(feature = "dpdk"))]
         Backend::Dpdk { .. } => {
-            let _ = (dpdk_mbufs, rss);
+            let _ = (dpdk_mbufs, rss, workers);
             Err(BackendError::NotBuilt("dpdk"))
         }
         #[cfg(target_os = "linux")]

@@ -257,6 +257,7 @@ impl Shared {
             &self.fanout_group,
             self.dpdk_mbufs,
             sw.conntrack.rss(),
+            self.workers.len(),
         )
         .map_err(|source| BindError::Open {
             port: name.to_string(),

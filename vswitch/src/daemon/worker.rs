@@ -60,6 +60,7 @@ pub(super) fn spawn(
             }
             #[cfg(feature = "dpdk")]
             let _lcore = crate::io::dpdk::LcoreRegistration::for_this_thread();
+            crate::io::set_thread_worker(w);
             let worker = Worker::new(w, shared, inbox, &limits, idle_sleep);
             let _ = ready.send(());
             drop(ready);

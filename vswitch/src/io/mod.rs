@@ -27,4 +27,4 @@ mod error;
 mod queue;
 
 pub use error::PortIoError;
-pub use queue::{RxQueue, Sent, TxQueue};
+pub use queue::{set_thread_worker, thread_worker, RxQueue, Sent, TxQueue};

@@ -2,6 +2,23 @@
 //! one worker, a transmit queue any worker may send to.
 
 use pipeline::packet::{PacketBuf, PacketPool};
+use std::cell::Cell;
+
+thread_local! {
+    /// The worker this thread is (0 for any other thread).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Says which worker the calling thread is: a backend with a transmit
+/// queue per worker sends on that worker's (`thread_worker`).
+pub fn set_thread_worker(w: usize) {
+    WORKER.with(|c| c.set(w));
+}
+
+/// The worker the calling thread is (0 unless it said otherwise).
+pub fn thread_worker() -> usize {
+    WORKER.with(|c| c.get())
+}
 
 /// The receive side of a port queue. Owner: one worker.
 pub trait RxQueue: Send {

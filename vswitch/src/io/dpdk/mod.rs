@@ -30,6 +30,7 @@ mod sys {
 }
 
 use super::queue::{RxQueue, Sent, TxQueue};
+use crossbeam::utils::CachePadded;
 use pipeline::packet::{Lender, PacketBuf, PacketPool};
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -282,10 +283,13 @@ impl Port {
 /// transmit queue, an mbuf pool of `mbufs`, promiscuous, started. With
 /// several receive queues the device hashes flows over them with
 /// `rss_key` (RSS, the default redirection table), as conntrack's owners
-/// assume (`pipeline::rss`).
+/// assume (`pipeline::rss`). `tx_queues` transmit queues (as many as the
+/// device has, at most): worker w sends on queue w modulo their number, so
+/// workers do not share one.
 pub fn open(
     device: &str,
     rx_queues: u16,
+    tx_queues: u16,
     mbufs: u32,
     rss_key: &[u8; pipeline::rss::KEY_LEN],
 ) -> Result<(Vec<DpdkRx>, DpdkTx), DpdkError> {
@@ -366,7 +370,7 @@ pub fn open(
                  connections may cross workers"
             );
         }
-        let rc = sys::rte_eth_dev_configure(id, rx_queues, 1, &conf);
+        let rc = sys::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf);
         if rc != 0 {
             return Err(device_error(device, "configure", code_text(rc)));
         }
@@ -385,9 +389,11 @@ pub fn open(
                 return Err(device_error(device, format!("rx queue {q}"), code_text(rc)));
             }
         }
-        let rc = sys::rte_eth_tx_queue_setup(id, 0, RING_DESC, socket, std::ptr::null());
-        if rc != 0 {
-            return Err(device_error(device, "tx queue", code_text(rc)));
+        for q in 0..tx_queues {
+            let rc = sys::rte_eth_tx_queue_setup(id, q, RING_DESC, socket, std::ptr::null());
+            if rc != 0 {
+                return Err(device_error(device, format!("tx queue {q}"), code_text(rc)));
+            }
         }
         let rc = sys::rte_eth_dev_start(id);
         if rc != 0 {
@@ -406,7 +412,9 @@ pub fn open(
         .collect();
     let tx = DpdkTx {
         port,
-        queue: Mutex::new(()),
+        queues: (0..tx_queues)
+            .map(|_| CachePadded::new(Mutex::new(())))
+            .collect(),
     };
     Ok((rx, tx))
 }
@@ -552,7 +560,9 @@ impl Drop for LcoreRegistration {
 /// serialises the workers, taken once per burst.
 pub struct DpdkTx {
     port: Arc<Port>,
-    queue: Mutex<()>,
+    /// A lock per transmit queue (queue w's is taken by worker w, and by
+    /// any other thread sending on it: control's packets go on queue 0).
+    queues: Box<[CachePadded<Mutex<()>>]>,
 }
 
 impl DpdkTx {
@@ -592,11 +602,12 @@ impl Default for TxChunk {
 }
 
 impl TxChunk {
-    /// Sends the chunk (the caller holds the queue's lock), gives the
+    /// Sends the chunk on `queue` (the caller holds its lock), gives the
     /// copied buffers back to `pool` and empties it.
-    fn send(&mut self, tx: &DpdkTx, pool: &mut PacketPool, total: &mut Sent) {
+    fn send(&mut self, tx: &DpdkTx, queue: u16, pool: &mut PacketPool, total: &mut Sent) {
         let n = self.n;
         let s = tx.send_frames(
+            queue,
             &mut self.mbufs[..n],
             &self.frames[..n],
             &self.offs[..n],
@@ -612,10 +623,19 @@ impl TxChunk {
 }
 
 impl DpdkTx {
-    /// Sends one chunk (at most `TX_BATCH`) of `send_bufs`; the caller
-    /// holds the lock and keeps the copied frames' buffers alive.
+    /// The calling worker's transmit queue, locked.
+    fn lock_queue(&self) -> (u16, std::sync::MutexGuard<'_, ()>) {
+        let q = crate::io::thread_worker() % self.queues.len().max(1);
+        let guard = self.queues[q].lock().unwrap_or_else(|e| e.into_inner());
+        (q as u16, guard)
+    }
+
+    /// Sends one chunk (at most `TX_BATCH`) of `send_bufs` on `queue`;
+    /// the caller holds its lock and keeps the copied frames' buffers
+    /// alive.
     fn send_frames(
         &self,
+        queue: u16,
         mbufs: &mut [*mut sys::rte_mbuf],
         frames: &[*const u8],
         offs: &[u16],
@@ -629,7 +649,7 @@ impl DpdkTx {
         let sent = unsafe {
             sys::vs_tx_burst_frames(
                 self.port.id,
-                0,
+                queue,
                 self.port.pool.0,
                 mbufs.as_mut_ptr(),
                 frames.as_ptr(),
@@ -657,7 +677,7 @@ impl TxQueue for DpdkTx {
     /// the rest are copied into mbufs of this port's pool, and one longer
     /// than an mbuf holds is refused as too long.
     fn send_bufs(&self, bufs: &mut Vec<PacketBuf>, pool: &mut PacketPool) -> Sent {
-        let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let (queue, _q) = self.lock_queue();
         let mut total = Sent::default();
         let mut c = TxChunk::default();
         for b in bufs.drain(..) {
@@ -689,11 +709,11 @@ impl TxQueue for DpdkTx {
             c.lens[n] = len as u16;
             c.n += 1;
             if c.n == TX_BATCH {
-                c.send(self, pool, &mut total);
+                c.send(self, queue, pool, &mut total);
             }
         }
         if c.n > 0 {
-            c.send(self, pool, &mut total);
+            c.send(self, queue, pool, &mut total);
         }
         total
     }
@@ -703,7 +723,7 @@ impl TxQueue for DpdkTx {
     }
 
     fn send_burst(&self, frames: &mut dyn Iterator<Item = &[u8]>) -> usize {
-        let _q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let (queue, _q) = self.lock_queue();
         // Every frame copied into an mbuf of this port's pool (no mbufs given).
         let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); TX_BATCH];
         let offs = [0u16; TX_BATCH];
@@ -723,14 +743,14 @@ impl TxQueue for DpdkTx {
             n += 1;
             if n == TX_BATCH {
                 sent += self
-                    .send_frames(&mut mbufs[..n], &ptrs[..n], &offs[..n], &lens[..n])
+                    .send_frames(queue, &mut mbufs[..n], &ptrs[..n], &offs[..n], &lens[..n])
                     .frames;
                 n = 0;
             }
         }
         if n > 0 {
             sent += self
-                .send_frames(&mut mbufs[..n], &ptrs[..n], &offs[..n], &lens[..n])
+                .send_frames(queue, &mut mbufs[..n], &ptrs[..n], &offs[..n], &lens[..n])
                 .frames;
         }
         sent as usize
