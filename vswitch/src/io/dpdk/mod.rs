@@ -625,7 +625,7 @@ impl TxChunk {
 impl DpdkTx {
     /// The calling worker's transmit queue, locked.
     fn lock_queue(&self) -> (u16, std::sync::MutexGuard<'_, ()>) {
-        let q = crate::io::thread_worker() % self.queues.len().max(1);
+        let q = super::queue::thread_worker() % self.queues.len().max(1);
         let guard = self.queues[q].lock().unwrap_or_else(|e| e.into_inner());
         (q as u16, guard)
     }
