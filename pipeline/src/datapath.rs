@@ -33,7 +33,7 @@
 
 use crate::cache::{CacheCounters, FlowCache};
 use crate::conntrack::defrag::{Datagram, Defragged};
-use crate::conntrack::stage::{self, CtMode, CtResult, CtStep};
+use crate::conntrack::stage::{self, CtGuard, CtMode, CtResult, CtStep};
 use crate::drop::{DropCounters, DropReason};
 use crate::ids::{PortId, RouterIfaceRef};
 use crate::key::FlowKey;
@@ -537,6 +537,10 @@ impl<S: OutputSink> Burst<'_, S> {
                         continue;
                     }
                 }
+                if let Op::CtGuard(g) = op {
+                    self.guard_members(g, pkts, members, done);
+                    continue;
+                }
                 for &m in members {
                     let m = m as usize;
                     if done[m].is_none() {
@@ -549,6 +553,43 @@ impl<S: OutputSink> Burst<'_, S> {
             let m = m as usize;
             if done[m].is_none() {
                 done[m] = Some(self.unfinished(prog));
+            }
+        }
+    }
+
+    /// A lazy step's guard for the members not yet done: a member whose
+    /// connection is stored takes the step; the table is asked once per
+    /// run of members with the same ports (the rest of the guard's tuple
+    /// is the megaflow's), not once per packet.
+    fn guard_members(
+        &mut self,
+        g: &CtGuard,
+        pkts: &mut [PacketBuf],
+        members: &[u8],
+        done: &mut [Option<Fate>; BURST],
+    ) {
+        if self.sw.conntrack.is_empty() {
+            return;
+        }
+        let mut last: Option<((u16, u16), bool)> = None;
+        for &m in members {
+            let m = m as usize;
+            if done[m].is_some() {
+                continue;
+            }
+            let stored = match g.ports_of(&pkts[m]) {
+                None => true,
+                Some(ports) => match last {
+                    Some((p, stored)) if p == ports => stored,
+                    _ => {
+                        let stored = g.stored_with(&self.sw.conntrack, ports);
+                        last = Some((ports, stored));
+                        stored
+                    }
+                },
+            };
+            if stored {
+                done[m] = Some(self.recirculate(&mut pkts[m], &g.step, None));
             }
         }
     }

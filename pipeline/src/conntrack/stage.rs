@@ -222,17 +222,35 @@ impl CtGuard {
         if ct.is_empty() {
             return false;
         }
-        let mut t = self.tuple;
+        match self.ports_of(pkt) {
+            Some(ports) => self.stored_with(ct, ports),
+            None => true,
+        }
+    }
+
+    /// The ports the guard's tuple takes from `pkt` ((0, 0) when it takes
+    /// none); None when they cannot be read (the packet takes the step).
+    #[inline]
+    pub fn ports_of(&self, pkt: &PacketBuf) -> Option<(u16, u16)> {
         let l4 = pkt.data().get(pkt.layout.l4_ofs as usize..).unwrap_or(&[]);
         match self.ports {
-            GuardPorts::Transport => match L4Ports::new_checked(l4) {
-                Some(p) => (t.sport, t.dport) = (p.src_port(), p.dst_port()),
-                None => return true,
-            },
-            GuardPorts::EchoId => match IcmpPacket::new_checked(l4) {
-                Some(p) => t.sport = p.identifier(),
-                None => return true,
-            },
+            GuardPorts::Transport => L4Ports::new_checked(l4).map(|p| (p.src_port(), p.dst_port())),
+            GuardPorts::EchoId => IcmpPacket::new_checked(l4).map(|p| (p.identifier(), 0)),
+            GuardPorts::None => Some((0, 0)),
+        }
+    }
+
+    /// Whether the connection of the guard's tuple with `ports` (from
+    /// `ports_of`) is stored: two packets with the same ports have the
+    /// same answer, so a run of them asks once.
+    pub fn stored_with(&self, ct: &ConnTable, ports: (u16, u16)) -> bool {
+        if ct.is_empty() {
+            return false;
+        }
+        let mut t = self.tuple;
+        match self.ports {
+            GuardPorts::Transport => (t.sport, t.dport) = ports,
+            GuardPorts::EchoId => t.sport = ports.0,
             GuardPorts::None => {}
         }
         ct.is_stored(&t)
