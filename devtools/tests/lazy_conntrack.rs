@@ -506,7 +506,7 @@ fn a_run_mixing_stored_and_unstored_connections_asks_per_flow() {
             outputs.extend(h.send("qvo-vm1", &burst).0);
         } else {
             for b in &burst {
-                outputs.extend(h.send("qvo-vm1", &[b.clone()]).0);
+                outputs.extend(h.send("qvo-vm1", std::slice::from_ref(b)).0);
             }
         }
         // Packets of different flows may leave one port in another order
