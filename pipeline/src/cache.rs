@@ -351,6 +351,24 @@ impl FlowCache {
         }
     }
 
+    /// `n` more packets (`bytes` in all) of the entry in `slot` (each
+    /// found by `hit_again`): counted as `n` `account` calls would.
+    pub fn account_run(&mut self, slot: u32, n: u64, bytes: u64, now_ns: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            let e = &mut s.entry;
+            if e.pending_packets == 0 {
+                self.dirty.push(slot);
+            }
+            e.pending_packets += n;
+            e.pending_bytes += bytes;
+            e.last_hit_ns = now_ns;
+            e.hits += n;
+        }
+    }
+
     /// Credits every pending packet to the counters of the flows that
     /// matched it (the datapath calls this at the end of each burst).
     pub fn credit_rules(&mut self) {

@@ -418,13 +418,16 @@ impl<S: OutputSink> Burst<'_, S> {
         let mut end = i + 1;
         if groupable {
             let mac_generation = self.sw.mac_generation();
+            // The run is counted once, at its end.
+            let mut bytes = 0u64;
             while end < pkts.len()
                 && run.parsed[end].is_ok()
                 && cache.hit_again(slot, &run.keys[end], mac_generation)
             {
-                cache.account(slot, pkts[end].len() as u64, self.now_ns);
+                bytes += pkts[end].len() as u64;
                 end += 1;
             }
+            cache.account_run(slot, (end - i - 1) as u64, bytes, self.now_ns);
         }
         match cache.entry(slot) {
             Some(entry) => self.run_group(&entry.program, &mut pkts[i..end], fates),
