@@ -352,15 +352,38 @@ fn warm_up(c: &Cast, host: &str) -> Vec<(&'static str, Vec<u8>)> {
 type Observed = (Vec<(String, Vec<u8>)>, Vec<(&'static str, u64)>);
 
 fn run(c: &Cast, host: &str, frames: &[Frame], store_unnated: bool) -> (Observed, usize) {
-    let mut h = Host::on_with(host, |cfg| cfg.set_store_unnated(store_unnated));
-    let mut outputs = Vec::new();
-    let warm = warm_up(c, host);
-    let traffic = frames
+    run_sent(c, host, &packets(c, host, frames), store_unnated, 1)
+}
+
+/// The packets of `frames` that `host` receives, in order.
+fn packets(c: &Cast, host: &str, frames: &[Frame]) -> Vec<(&'static str, Vec<u8>)> {
+    frames
         .iter()
         .filter(|f| f.host() == host)
-        .flat_map(|f| build(c, f));
-    for (port, bytes) in warm.into_iter().chain(traffic) {
+        .flat_map(|f| build(c, f))
+        .collect()
+}
+
+/// `host` after its warm-up takes `traffic`, a port's consecutive packets
+/// in one burst of at most `burst` (1: a packet at a time); what left it
+/// and why it dropped, and the connections it stores.
+fn run_sent(
+    c: &Cast,
+    host: &str,
+    traffic: &[(&str, Vec<u8>)],
+    store_unnated: bool,
+    burst: usize,
+) -> (Observed, usize) {
+    let mut h = Host::on_with(host, |cfg| cfg.set_store_unnated(store_unnated));
+    let mut outputs = Vec::new();
+    for (port, bytes) in warm_up(c, host) {
         outputs.extend(h.send(port, &[bytes]).0);
+    }
+    for run in traffic.chunk_by(|a, b| a.0 == b.0) {
+        for chunk in run.chunks(burst) {
+            let frames: Vec<Vec<u8>> = chunk.iter().map(|(_, b)| b.clone()).collect();
+            outputs.extend(h.send(chunk[0].0, &frames).0);
+        }
     }
     let drops = h.dp.counters.drops.nonzero();
     ((outputs, drops), h.sw.conntrack.len())
@@ -373,32 +396,14 @@ fn run(c: &Cast, host: &str, frames: &[Frame], store_unnated: bool) -> (Observed
 /// What leaves is compared port by port, in order (a burst's copies to
 /// one port may leave after its other packets' outputs to another).
 fn run_doubled(c: &Cast, host: &str, frames: &[Frame], in_bursts: bool) -> Observed {
-    let mut h = Host::on_with(host, |cfg| cfg.set_store_unnated(!in_bursts));
-    let mut outputs = Vec::new();
-    for (port, bytes) in warm_up(c, host) {
-        outputs.extend(h.send(port, &[bytes]).0);
-    }
-    let traffic: Vec<(&str, Vec<u8>)> = frames
-        .iter()
-        .filter(|f| f.host() == host)
-        .flat_map(|f| build(c, f))
+    let traffic: Vec<(&str, Vec<u8>)> = packets(c, host, frames)
+        .into_iter()
         .flat_map(|(p, b)| [(p, b.clone()), (p, b)])
         .collect();
-    let mut i = 0;
-    while i < traffic.len() {
-        let port = traffic[i].0;
-        let mut burst = Vec::new();
-        while i < traffic.len() && traffic[i].0 == port && burst.len() < 32 {
-            burst.push(traffic[i].1.clone());
-            i += 1;
-            if !in_bursts {
-                break;
-            }
-        }
-        outputs.extend(h.send(port, &burst).0);
-    }
+    let burst = if in_bursts { 32 } else { 1 };
+    let ((mut outputs, drops), _) = run_sent(c, host, &traffic, !in_bursts, burst);
     outputs.sort_by(|a, b| a.0.cmp(&b.0));
-    (outputs, h.dp.counters.drops.nonzero())
+    (outputs, drops)
 }
 
 proptest! {
@@ -494,28 +499,22 @@ fn a_run_mixing_stored_and_unstored_connections_asks_per_flow() {
     );
     let spoofed = build(&c, &Frame::SpoofedIn { i: 0, proto });
     let (ew, answer) = (east_west[0].1.clone(), spoofed[1].1.clone());
-    let burst = vec![ew.clone(), ew, answer.clone(), answer];
-    let send = |in_one_burst: bool| {
-        let mut h = Host::on_with("compute1", |cfg| cfg.set_store_unnated(false));
-        let mut outputs = Vec::new();
-        for (port, bytes) in warm_up(&c, "compute1") {
-            outputs.extend(h.send(port, &[bytes]).0);
-        }
-        outputs.extend(h.send(spoofed[0].0, &[spoofed[0].1.clone()]).0);
-        if in_one_burst {
-            outputs.extend(h.send("qvo-vm1", &burst).0);
-        } else {
-            for b in &burst {
-                outputs.extend(h.send("qvo-vm1", std::slice::from_ref(b)).0);
-            }
-        }
-        // Packets of different flows may leave one port in another order
-        // (those that take the step finish their walk first); what leaves
-        // is the same.
+    let traffic = [
+        spoofed[0].clone(),
+        ("qvo-vm1", ew.clone()),
+        ("qvo-vm1", ew),
+        ("qvo-vm1", answer.clone()),
+        ("qvo-vm1", answer),
+    ];
+    // Packets of different flows may leave one port in another order
+    // (those that take the step finish their walk first); what leaves is
+    // the same.
+    let send = |burst: usize| {
+        let ((mut outputs, _), _) = run_sent(&c, "compute1", &traffic, false, burst);
         outputs.sort();
         outputs
     };
-    let (together, apart) = (send(true), send(false));
+    let (together, apart) = (send(32), send(1));
     assert_eq!(together, apart);
     let fip = c.fip.to_be_bytes();
     let from_fip = together

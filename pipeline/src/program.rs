@@ -301,6 +301,29 @@ mod tests {
     use crate::key::{Field, FlowKey, Mac};
     use crate::packet::{self, synth::frame_from_key, PacketBuf};
 
+    /// A UDP frame, TTL 64, from source port `sport`.
+    fn udp_frame(sport: u16) -> Vec<u8> {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::DlType, 0x0800);
+        k.set(Field::NwProto, 17);
+        k.set(Field::NwTtl, 64);
+        k.set(Field::TpSrc, sport as u64);
+        frame_from_key(&k, 18)
+    }
+
+    /// `frame` after the rewrites among `ops`.
+    fn rewritten(frame: &[u8], ops: &[Op]) -> Vec<u8> {
+        let mut pkt = PacketBuf::new(2048);
+        pkt.set_data(frame).expect("fits");
+        packet::parse_into(&mut pkt).expect("parses");
+        for op in ops {
+            if let Op::Rewrite(r) = op {
+                packet::apply(&mut pkt, r).expect("applies");
+            }
+        }
+        pkt.data().to_vec()
+    }
+
     #[test]
     fn adjacent_ethernet_address_rewrites_fuse_into_one_with_the_same_result() {
         let (a, b, c) = (
@@ -327,23 +350,8 @@ mod tests {
         );
         assert_eq!(p.last_output, Some(3));
         // The packet comes out the same either way.
-        let mut k = FlowKey::ZERO;
-        k.set(Field::DlType, 0x0800);
-        k.set(Field::NwProto, 17);
-        k.set(Field::NwTtl, 64);
-        let frame = frame_from_key(&k, 18);
-        let run = |ops: &[Op]| {
-            let mut pkt = PacketBuf::new(2048);
-            pkt.set_data(&frame).expect("fits");
-            packet::parse_into(&mut pkt).expect("parses");
-            for op in ops {
-                if let Op::Rewrite(r) = op {
-                    packet::apply(&mut pkt, r).expect("applies");
-                }
-            }
-            pkt.data().to_vec()
-        };
-        assert_eq!(run(&ops), run(&p.ops));
+        let frame = udp_frame(0);
+        assert_eq!(rewritten(&frame, &ops), rewritten(&frame, &p.ops));
     }
 
     /// Two routers in a row (qrouter, then the FIP namespace): the first
@@ -373,24 +381,8 @@ mod tests {
             p.ops,
             [&ops[1], &ops[3], &ops[4], &ops[5], &ops[6], &ops[7]].map(Op::clone)
         );
-        let mut k = FlowKey::ZERO;
-        k.set(Field::DlType, 0x0800);
-        k.set(Field::NwProto, 17);
-        k.set(Field::NwTtl, 64);
-        k.set(Field::TpSrc, 1234);
-        let frame = frame_from_key(&k, 18);
-        let run = |ops: &[Op]| {
-            let mut pkt = PacketBuf::new(2048);
-            pkt.set_data(&frame).expect("fits");
-            packet::parse_into(&mut pkt).expect("parses");
-            for op in ops {
-                if let Op::Rewrite(r) = op {
-                    packet::apply(&mut pkt, r).expect("applies");
-                }
-            }
-            pkt.data().to_vec()
-        };
-        assert_eq!(run(&ops), run(&p.ops));
+        let frame = udp_frame(1234);
+        assert_eq!(rewritten(&frame, &ops), rewritten(&frame, &p.ops));
         for barrier in [Op::Output(PortId(2)), Op::Rewrite(Rewrite::Ipv4DecTtl)] {
             let ops = vec![
                 Op::Rewrite(Rewrite::Ipv4Ttl(63)),
