@@ -12,7 +12,8 @@
 //!     callgrind_annotate /tmp/cg.out | head     # Ir; divide by the packets
 //!
 //! `--connections N` first fills the connection table with N connections
-//! of other hosts (a compute node's is never empty).
+//! of other hosts (a compute node's is never empty); `--owners N` gives
+//! its shards to N workers (the packets still run on one).
 //!
 //! It prints the packets it ran, so Ir/packet is the total over that
 //! (warm-up and setup included, a few percent at 2,000 bursts).
@@ -87,6 +88,7 @@ fn run() -> Result<(), BurstCostError> {
     let mut flows = 1usize;
     let mut bursts = 20_000usize;
     let mut connections = 0usize;
+    let mut owners = 1usize;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -112,13 +114,28 @@ fn run() -> Result<(), BurstCostError> {
                             usage: "--connections N",
                         })?
             }
+            "--owners" => {
+                owners = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(BurstCostError::Usage {
+                        usage: "--owners N",
+                    })?
+            }
             name => scenario = TrafficScenario::parse(name)?,
         }
     }
     let t = devtools::spec::topology().map_err(BurstCostError::Topology)?;
     let count = flows.max(BURST);
     let traffic = traffic::generate(&t, scenario, flows, FrameSize::Fixed(64), count)?;
-    let mut cfg = topology::build_host(&t, scenario.host(), 1).map_err(BurstCostError::Compile)?;
+    let mut cfg = topology::build_host(&t, scenario.host(), owners.max(1))
+        .map_err(BurstCostError::Compile)?;
+    if owners > 1 {
+        cfg.set_conntrack(
+            pipeline::conntrack::ConnTable::new(Default::default(), Default::default())
+                .with_owners(owners, pipeline::rss::Rss::default()),
+        );
+    }
     let sw = cfg.build()?;
     prefill(&sw.conntrack, connections);
     let mut dp = Datapath::new(0, 65_536);

@@ -124,6 +124,28 @@ impl Rss {
     }
 }
 
+/// A redirection table: the queue of each of the `RETA_SIZE` low values
+/// of a hash, as `Rss::queue_of_hash` picks it (filled once: a lookup
+/// instead of a division per packet).
+#[derive(Clone, Debug)]
+pub struct Reta {
+    queues: [u8; RETA_SIZE as usize],
+}
+
+impl Reta {
+    /// The default table over `n` queues (at most 256).
+    pub fn new(n: usize) -> Reta {
+        Reta {
+            queues: std::array::from_fn(|i| Rss::queue_of_hash(i as u32, n) as u8),
+        }
+    }
+
+    #[inline]
+    pub fn queue(&self, hash: u32) -> usize {
+        self.queues[(hash % RETA_SIZE) as usize] as usize
+    }
+}
+
 /// The 32 key bits starting at bit `start` (bits past the key are 0).
 fn key_window(key: &[u8; KEY_LEN], start: usize) -> u32 {
     let mut w = 0u32;

@@ -80,7 +80,7 @@ mod size_tests {
     #[test]
     fn memory_per_connection_is_bounded() {
         let per_conn = std::mem::size_of::<(Tuple, Conn)>()
-            + std::mem::size_of::<(Tuple, Tuple)>()
+            + std::mem::size_of::<(Tuple, table::ReplyOf)>()
             + std::mem::size_of::<Reverse<(u64, Tuple)>>()
             + 2; // hashbrown control bytes
                  // hashbrown keeps tables at most 7/8 full.

@@ -14,7 +14,7 @@ use super::tcp::{self, TcpState};
 use super::tuple::{Dir, PacketInfo, Tuple, SHARDS};
 use crate::drop::DropReason;
 use crate::key::ct_state;
-use crate::rss::Rss;
+use crate::rss::{Reta, Rss};
 use crate::wire::{icmp, ipproto};
 use crossbeam_utils::CachePadded;
 use hashbrown::HashMap;
@@ -28,13 +28,21 @@ use std::sync::Mutex;
 struct Shard {
     /// Connections whose original tuple hashes here.
     conns: ConnSlab,
-    /// Reply tuples hashing here → the original tuple of their connection.
-    replies: HashMap<Tuple, Tuple>,
+    /// Reply tuples hashing here → the original tuple of their connection
+    /// and its shard (kept, not hashed again per reply packet).
+    replies: HashMap<Tuple, ReplyOf>,
     /// (deadline, original tuple), earliest first. A connection is queued
     /// at creation and again only when its deadline moves earlier (a state
     /// with a shorter timeout); later deadlines are found when the entry
     /// pops, and it is re-queued.
     deadlines: BinaryHeap<Reverse<(u64, Tuple)>>,
+}
+
+/// Where a reply tuple's connection lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ReplyOf {
+    pub(super) orig: Tuple,
+    pub(super) shard: u8,
 }
 
 /// Counters of events that only happen at the limits (relaxed atomics).
@@ -70,8 +78,13 @@ pub struct ConnTable {
     stats: Box<[CachePadded<ShardStats>]>,
     /// Workers owning the shards (1: every shard is everyone's).
     owners: usize,
-    /// The receive-side hash that names a tuple's owner.
+    /// The receive-side hash that names a tuple's owner, and the
+    /// redirection table that maps it to one.
     rss: Rss,
+    reta: Reta,
+    /// Shards each owner has, and the owner of each shard.
+    group: usize,
+    shard_owner: [u8; SHARDS],
     /// Per owner, the next of its shards `expire` visits.
     expire_hands: Box<[CachePadded<AtomicUsize>]>,
     /// With a power-of-two number of owners: for each difference between
@@ -196,6 +209,9 @@ impl ConnTable {
                 .collect(),
             owners: 1,
             rss: Rss::default(),
+            reta: Reta::new(1),
+            group: SHARDS,
+            shard_owner: [0; SHARDS],
             expire_hands: vec![CachePadded::new(AtomicUsize::new(0))].into(),
             port_fix: None,
             defrag,
@@ -209,6 +225,9 @@ impl ConnTable {
     pub fn with_owners(mut self, owners: usize, rss: Rss) -> ConnTable {
         self.owners = owners.clamp(1, SHARDS);
         self.rss = rss;
+        self.reta = Reta::new(self.owners);
+        self.group = SHARDS / self.owners;
+        self.shard_owner = std::array::from_fn(|i| (i / self.group).min(self.owners - 1) as u8);
         self.expire_hands = (0..self.owners)
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect();
@@ -241,12 +260,6 @@ impl ConnTable {
         self.owners
     }
 
-    /// Shards each owner has.
-    #[inline]
-    fn group(&self) -> usize {
-        SHARDS / self.owners
-    }
-
     /// The worker whose receive queue a packet with tuple `t` reaches.
     #[inline]
     pub fn owner_of(&self, t: &Tuple) -> usize {
@@ -254,8 +267,8 @@ impl ConnTable {
             return 0;
         }
         let ports = matches!(t.proto, ipproto::TCP | ipproto::UDP).then_some((t.sport, t.dport));
-        self.rss
-            .queue(u32::from(t.src), u32::from(t.dst), ports, self.owners)
+        self.reta
+            .queue(self.rss.hash(u32::from(t.src), u32::from(t.dst), ports))
     }
 
     /// The shard of `t`: one of its owner's.
@@ -264,14 +277,15 @@ impl ConnTable {
         if self.owners <= 1 {
             return t.shard();
         }
-        let group = self.group();
-        self.owner_of(t) * group + t.shard() % group
+        // The tuple's own shard hash scaled into the owner's group
+        // (multiply and shift: no division per packet).
+        self.owner_of(t) * self.group + (t.shard() * self.group) / SHARDS
     }
 
     /// The owner of shard `i`.
     #[inline]
     fn owner_of_shard(&self, i: usize) -> usize {
-        i / self.group()
+        self.shard_owner[i & (SHARDS - 1)] as usize
     }
 
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
@@ -421,7 +435,7 @@ impl ConnTable {
         if s.conns.contains_key(t) {
             return Some((*t, Dir::Orig));
         }
-        s.replies.get(t).map(|orig| (*orig, Dir::Reply))
+        s.replies.get(t).map(|r| (r.orig, Dir::Reply))
     }
 
     /// Finds `t` as an original or reply tuple and advances the connection.
@@ -433,8 +447,8 @@ impl ConnTable {
         let (orig, dir, slot) = match s.conns.slot_hashed(s.conns.hash(t), t) {
             Some(slot) => (*t, Dir::Orig, Some(slot)),
             None => {
-                let orig = *s.replies.get(t)?;
-                let o_shard = self.shard_of(&orig);
+                let ReplyOf { orig, shard } = *s.replies.get(t)?;
+                let o_shard = shard as usize;
                 if o_shard != t_shard {
                     drop(s);
                     if self.owner_of_shard(o_shard) != self.owner_of_shard(t_shard) {
@@ -628,9 +642,13 @@ impl ConnTable {
             let conn = self.new_conn(t, reply, info, nat, now_ns);
             let v = first_verdict(&conn);
             sa.deadlines.push(Reverse((conn.expires_ns, t)));
+            let of = ReplyOf {
+                orig: t,
+                shard: a as u8,
+            };
             match sb {
-                Some(sb) => sb.replies.insert(reply, t),
-                None => sa.replies.insert(reply, t),
+                Some(sb) => sb.replies.insert(reply, of),
+                None => sa.replies.insert(reply, of),
             };
             sa.conns.insert(conn);
             drop(g_hi);
@@ -789,7 +807,7 @@ impl ConnTable {
         };
         {
             let mut s = self.shard(self.shard_of(&conn.reply));
-            if s.replies.get(&conn.reply) == Some(orig) {
+            if s.replies.get(&conn.reply).map(|r| &r.orig) == Some(orig) {
                 s.replies.remove(&conn.reply);
             }
         }
@@ -817,9 +835,8 @@ impl ConnTable {
     /// Returns how many were removed.
     pub fn expire(&self, worker: usize, now_ns: u64, budget: usize) -> usize {
         let owner = worker % self.owners;
-        let group = self.group();
         let hand = self.expire_hands[owner].fetch_add(1, Ordering::Relaxed);
-        let i = owner * group + hand % group;
+        let i = owner * self.group + hand % self.group;
         let mut due = Vec::new();
         {
             let mut s = self.shard(i);
