@@ -13,7 +13,9 @@
 //!
 //! `--connections N` first fills the connection table with N connections
 //! of other hosts (a compute node's is never empty); `--owners N` gives
-//! its shards to N workers (the packets still run on one).
+//! its shards to N workers (the packets still run on one). `--programs`
+//! prints, after the run, each cached megaflow's program as the fast path
+//! runs it (after the compiler's peepholes) and its hits.
 //!
 //! It prints the packets it ran, so Ir/packet is the total over that
 //! (warm-up and setup included, a few percent at 2,000 bursts).
@@ -89,9 +91,11 @@ fn run() -> Result<(), BurstCostError> {
     let mut bursts = 20_000usize;
     let mut connections = 0usize;
     let mut owners = 1usize;
+    let mut programs = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--programs" => programs = true,
             "--flows" => {
                 flows = it
                     .next()
@@ -180,6 +184,13 @@ fn run() -> Result<(), BurstCostError> {
         now += 1_000;
         run(scenario.in_port(), &chunks[i % chunks.len()], now)?;
         packets += BURST as u64;
+    }
+    if programs {
+        let cached = dp.cache.entries().map(|e| ("", e));
+        for (resumed, (_, _, e)) in cached.chain(dp.recirc_cache.entries().map(|e| ("resumed ", e)))
+        {
+            println!("{resumed}megaflow, {} hits: {:?}", e.hits, e.program.ops);
+        }
     }
     let ns = start.elapsed().as_nanos() as f64 / packets as f64;
     println!(

@@ -237,6 +237,37 @@ impl FlowCache {
         hit
     }
 
+    /// The end of the run of keys from `from` on that fall in the
+    /// megaflow of the valid entry in `slot` (`keys.len()` when all do);
+    /// `ok(i)`: key `i` is a packet's (it parsed). The entry and its mask
+    /// are found once for the run, not per key; the members are counted as
+    /// hits.
+    #[inline]
+    pub fn run_end(
+        &mut self,
+        slot: u32,
+        keys: &[FlowKey],
+        ok: impl Fn(usize) -> bool,
+        from: usize,
+        mac_generation: u64,
+    ) -> usize {
+        let Some(s) = self.slots.get(slot as usize).and_then(|o| o.as_ref()) else {
+            return from;
+        };
+        let Some(mt) = self.masks.get(s.mask as usize) else {
+            return from;
+        };
+        if s.is_stale(mac_generation) {
+            return from;
+        }
+        let mut end = from;
+        while end < keys.len() && ok(end) && mt.holds(&keys[end], s) {
+            end += 1;
+        }
+        self.counters.hits += (end - from) as u64;
+        end
+    }
+
     /// Every entry with its megaflow (the masked key and the mask), for
     /// listings and checks; looking changes nothing (no hit, no expiry).
     pub fn entries(&self) -> impl Iterator<Item = (&FlowKey, &FlowKey, &CacheEntry)> {

@@ -4,10 +4,10 @@
 //! `Datapath::forward_burst` reads like the path itself, in two stages per
 //! burst: every packet `parse_into` where it lies, then each run of
 //! packets that fall in one megaflow (`FlowCache::lookup` for the first,
-//! `hit_again` for the rest; `xlate` on a miss) goes through its program
-//! as a group, one op at a time for all of them (`Burst::run_members`;
-//! a program whose ops touch more than their packet, one packet at a
-//! time). Rewrites are made in place; copies go out for all but the last
+//! `run_end` for the rest; `xlate` on a miss) goes through its program
+//! as a group, one op at a time for all of them (`Burst::run_members`; a
+//! run of rewrites is one step, each member through all of it; a program
+//! whose ops touch more than their packet, one packet at a time). Rewrites are made in place; copies go out for all but the last
 //! output; conntrack steps run through `conntrack::stage`, a lazy step's
 //! guard (`Op::CtGuard`) letting a packet of no stored connection go on in
 //! place; a final ct step is taken by the group's members in order
@@ -419,14 +419,15 @@ impl<S: OutputSink> Burst<'_, S> {
         if groupable {
             let mac_generation = self.sw.mac_generation();
             // The run is counted once, at its end.
-            let mut bytes = 0u64;
-            while end < pkts.len()
-                && run.parsed[end].is_ok()
-                && cache.hit_again(slot, &run.keys[end], mac_generation)
-            {
-                bytes += pkts[end].len() as u64;
-                end += 1;
-            }
+            let parsed = run.parsed;
+            end = cache.run_end(
+                slot,
+                &run.keys[..pkts.len()],
+                |k| parsed[k].is_ok(),
+                end,
+                mac_generation,
+            );
+            let bytes: u64 = pkts[i + 1..end].iter().map(|p| p.len() as u64).sum();
             cache.account_run(slot, (end - i - 1) as u64, bytes, self.now_ns);
         }
         match cache.entry(slot) {
@@ -532,30 +533,77 @@ impl<S: OutputSink> Burst<'_, S> {
             return;
         }
         if let Some(last) = self.last_of(prog) {
-            let n_ops = prog.ops.len();
-            for (i, op) in prog.ops.iter().enumerate() {
-                if let Op::Ct(step) = op {
-                    if i + 1 == n_ops && !step.continues() {
+            let ops = &prog.ops[..];
+            let mut i = 0;
+            while i < ops.len() {
+                match &ops[i] {
+                    Op::Ct(step) if i + 1 == ops.len() && !step.continues() => {
                         self.recirculate_members(step, pkts, members, done);
+                    }
+                    Op::CtGuard(g) => self.guard_members(g, pkts, members, done),
+                    Op::Rewrite(_) => {
+                        // The run of rewrites from here, each member through
+                        // all of it: no dispatch per op and packet.
+                        let run = ops[i..]
+                            .iter()
+                            .position(|o| !matches!(o, Op::Rewrite(_)))
+                            .map_or(ops.len(), |n| i + n);
+                        self.rewrite_members(&ops[i..run], pkts, members, done);
+                        i = run;
                         continue;
                     }
-                }
-                if let Op::CtGuard(g) = op {
-                    self.guard_members(g, pkts, members, done);
-                    continue;
-                }
-                for &m in members {
-                    let m = m as usize;
-                    if done[m].is_none() {
-                        done[m] = self.step(prog, i, op, last, &mut pkts[m]);
+                    Op::Output(port) if i == last => {
+                        for &m in members {
+                            let m = m as usize;
+                            if done[m].is_none() {
+                                self.counters.tx_packets += 1;
+                                self.counters.tx_bytes += pkts[m].len() as u64;
+                                done[m] = Some(Fate::Output(*port));
+                            }
+                        }
+                    }
+                    op => {
+                        for &m in members {
+                            let m = m as usize;
+                            if done[m].is_none() {
+                                done[m] = self.step(prog, i, op, last, &mut pkts[m]);
+                            }
+                        }
                     }
                 }
+                i += 1;
             }
         }
         for &m in members {
             let m = m as usize;
             if done[m].is_none() {
                 done[m] = Some(self.unfinished(prog));
+            }
+        }
+    }
+
+    /// `run` (rewrite ops only) on each member not yet done; a rewrite
+    /// that fails drops its packet.
+    #[inline(always)]
+    fn rewrite_members(
+        &mut self,
+        run: &[Op],
+        pkts: &mut [PacketBuf],
+        members: &[u8],
+        done: &mut [Option<Fate>; BURST],
+    ) {
+        for &m in members {
+            let m = m as usize;
+            if done[m].is_some() {
+                continue;
+            }
+            for op in run {
+                if let Op::Rewrite(r) = op {
+                    if let Err(reason) = packet::apply(&mut pkts[m], r) {
+                        done[m] = Some(self.discard(reason));
+                        break;
+                    }
+                }
             }
         }
     }

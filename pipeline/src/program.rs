@@ -13,6 +13,7 @@
 use crate::conntrack::{CtGuard, CtStep};
 use crate::drop::DropReason;
 use crate::ids::PortId;
+use crate::key::Mac;
 use crate::packet::generate::{ArpRequest, IcmpError};
 use crate::packet::Rewrite;
 use std::sync::Arc;
@@ -149,31 +150,57 @@ fn drop_verified_again(ops: Vec<Op>) -> Vec<Op> {
         .collect()
 }
 
-/// Adjacent rewrites of the two Ethernet addresses become one
-/// (`Rewrite::EthAddrs`): the packet comes out the same, with one op
-/// fewer (a routed packet has both rewritten).
-fn fuse_eth_addrs(ops: Vec<Op>) -> Vec<Op> {
+/// The Ethernet address rewrites of a run of rewrites (and header checks)
+/// become one at the run's end: nothing in a run reads the addresses (a
+/// tag push or pop carries them along, a check reads the IP header), so
+/// the last write of each address is all that counts. Both addresses and
+/// the run's last tag push or pop being a push become one `VlanPushEth`,
+/// which writes them where they go instead of moving the old ones first.
+/// The packet comes out the same, with fewer ops (a routed packet has
+/// both addresses rewritten).
+fn gather_eth_addrs(ops: Vec<Op>) -> Vec<Op> {
     let mut out: Vec<Op> = Vec::with_capacity(ops.len());
-    for op in ops {
-        let fused = match (out.last(), &op) {
-            (Some(Op::Rewrite(Rewrite::EthSrc(src))), Op::Rewrite(Rewrite::EthDst(dst)))
-            | (Some(Op::Rewrite(Rewrite::EthDst(dst))), Op::Rewrite(Rewrite::EthSrc(src))) => {
-                Some(Rewrite::EthAddrs {
-                    dst: *dst,
-                    src: *src,
-                })
-            }
-            _ => None,
-        };
-        match fused {
-            Some(r) => {
-                if let Some(last) = out.last_mut() {
-                    *last = Op::Rewrite(r);
+    let (mut dst, mut src) = (None, None);
+    let mut run_start = 0;
+    let settle = |out: &mut Vec<Op>, run_start: usize, dst: Option<Mac>, src: Option<Mac>| {
+        let r = match (dst, src) {
+            (Some(dst), Some(src)) => {
+                let moves = out[run_start..].iter().rposition(|o| {
+                    matches!(o, Op::Rewrite(Rewrite::VlanPush { .. } | Rewrite::VlanPop))
+                });
+                if let Some(j) = moves.map(|j| run_start + j) {
+                    if let Op::Rewrite(Rewrite::VlanPush { tpid, tci }) = out[j] {
+                        out[j] = Op::Rewrite(Rewrite::VlanPushEth {
+                            dst,
+                            src,
+                            tpid,
+                            tci,
+                        });
+                        return;
+                    }
                 }
+                Rewrite::EthAddrs { dst, src }
             }
-            None => out.push(op),
+            (Some(dst), None) => Rewrite::EthDst(dst),
+            (None, Some(src)) => Rewrite::EthSrc(src),
+            (None, None) => return,
+        };
+        out.push(Op::Rewrite(r));
+    };
+    for op in ops {
+        match op {
+            Op::Rewrite(Rewrite::EthDst(m)) => dst = Some(m),
+            Op::Rewrite(Rewrite::EthSrc(m)) => src = Some(m),
+            Op::Rewrite(Rewrite::EthAddrs { dst: d, src: s }) => (dst, src) = (Some(d), Some(s)),
+            Op::Rewrite(_) | Op::VerifyIpv4Header => out.push(op),
+            _ => {
+                settle(&mut out, run_start, dst.take(), src.take());
+                out.push(op);
+                run_start = out.len();
+            }
         }
     }
+    settle(&mut out, run_start, dst, src);
     out
 }
 
@@ -246,7 +273,7 @@ fn drop_superseded(ops: Vec<Op>) -> Vec<Op> {
 
 impl Program {
     pub fn new(ops: Vec<Op>, drop_reason: Option<DropReason>) -> Program {
-        let ops = drop_superseded(fuse_eth_addrs(drop_verified_again(ops)));
+        let ops = drop_superseded(gather_eth_addrs(drop_verified_again(ops)));
         let last_output = ops.iter().rposition(|o| matches!(o, Op::Output(_)));
         let has_side_ops = ops.iter().any(|o| {
             matches!(
@@ -324,34 +351,107 @@ mod tests {
         pkt.data().to_vec()
     }
 
+    /// The Ethernet address rewrites of a run become one at its end, or
+    /// go into the run's last tag push; an output ends a run. The packet
+    /// comes out the same, tagged or not.
     #[test]
-    fn adjacent_ethernet_address_rewrites_fuse_into_one_with_the_same_result() {
+    fn ethernet_address_rewrites_of_a_run_become_one_with_the_same_result() {
         let (a, b, c) = (
             Mac([2, 0, 0, 0, 0, 1]),
             Mac([2, 0, 0, 0, 0, 2]),
             Mac([2, 0, 0, 0, 0, 3]),
         );
-        let ops = vec![
-            Op::Rewrite(Rewrite::EthSrc(a)),
-            Op::Rewrite(Rewrite::EthDst(b)),
-            Op::Rewrite(Rewrite::Ipv4Ttl(9)),
-            Op::Rewrite(Rewrite::EthDst(c)),
-            Op::Output(PortId(1)),
+        let push = Rewrite::VlanPush {
+            tpid: 0x8100,
+            tci: 102,
+        };
+        let ttl = Op::Rewrite(Rewrite::Ipv4Ttl(9));
+        let cases = [
+            (
+                vec![
+                    Op::Rewrite(Rewrite::EthSrc(a)),
+                    Op::Rewrite(Rewrite::EthDst(b)),
+                    ttl.clone(),
+                    Op::Rewrite(Rewrite::EthDst(c)),
+                    Op::Output(PortId(1)),
+                ],
+                vec![
+                    ttl.clone(),
+                    Op::Rewrite(Rewrite::EthAddrs { dst: c, src: a }),
+                    Op::Output(PortId(1)),
+                ],
+            ),
+            // The router's addresses, then the provider network's tag.
+            (
+                vec![
+                    Op::VerifyIpv4Header,
+                    Op::Rewrite(Rewrite::EthAddrs { dst: b, src: a }),
+                    Op::Rewrite(push),
+                    ttl.clone(),
+                    Op::Output(PortId(1)),
+                ],
+                vec![
+                    Op::VerifyIpv4Header,
+                    Op::Rewrite(Rewrite::VlanPushEth {
+                        dst: b,
+                        src: a,
+                        tpid: 0x8100,
+                        tci: 102,
+                    }),
+                    ttl.clone(),
+                    Op::Output(PortId(1)),
+                ],
+            ),
+            // One address only: the push moves the other.
+            (
+                vec![
+                    Op::Rewrite(Rewrite::EthSrc(a)),
+                    Op::Rewrite(push),
+                    Op::Output(PortId(1)),
+                ],
+                vec![
+                    Op::Rewrite(push),
+                    Op::Rewrite(Rewrite::EthSrc(a)),
+                    Op::Output(PortId(1)),
+                ],
+            ),
+            // The last push is followed by a pop: the addresses are set
+            // after it; the output ends the run (the second one's own).
+            (
+                vec![
+                    Op::Rewrite(push),
+                    Op::Rewrite(Rewrite::EthAddrs { dst: b, src: a }),
+                    Op::Rewrite(Rewrite::VlanPop),
+                    Op::Output(PortId(2)),
+                    Op::Rewrite(Rewrite::EthDst(c)),
+                    Op::Output(PortId(1)),
+                ],
+                vec![
+                    Op::Rewrite(push),
+                    Op::Rewrite(Rewrite::VlanPop),
+                    Op::Rewrite(Rewrite::EthAddrs { dst: b, src: a }),
+                    Op::Output(PortId(2)),
+                    Op::Rewrite(Rewrite::EthDst(c)),
+                    Op::Output(PortId(1)),
+                ],
+            ),
         ];
-        let p = Program::new(ops.clone(), None);
-        assert_eq!(
-            p.ops,
-            [
-                Op::Rewrite(Rewrite::EthAddrs { dst: b, src: a }),
-                Op::Rewrite(Rewrite::Ipv4Ttl(9)),
-                Op::Rewrite(Rewrite::EthDst(c)),
-                Op::Output(PortId(1)),
-            ]
-        );
-        assert_eq!(p.last_output, Some(3));
-        // The packet comes out the same either way.
         let frame = udp_frame(0);
-        assert_eq!(rewritten(&frame, &ops), rewritten(&frame, &p.ops));
+        for (ops, want) in cases {
+            let p = Program::new(ops.clone(), None);
+            assert_eq!(p.ops, want, "from {ops:?}");
+            assert_eq!(p.last_output, Some(want.len() - 1));
+            let upto = |ops: &[Op]| {
+                let first = ops.iter().position(|o| matches!(o, Op::Output(_)));
+                ops[..first.unwrap_or(ops.len())].to_vec()
+            };
+            assert_eq!(
+                rewritten(&frame, &upto(&ops)),
+                rewritten(&frame, &upto(&p.ops)),
+                "from {ops:?}"
+            );
+            assert_eq!(rewritten(&frame, &ops), rewritten(&frame, &p.ops));
+        }
     }
 
     /// Two routers in a row (qrouter, then the FIP namespace): the first
@@ -379,7 +479,7 @@ mod tests {
         let p = Program::new(ops.clone(), None);
         assert_eq!(
             p.ops,
-            [&ops[1], &ops[3], &ops[4], &ops[5], &ops[6], &ops[7]].map(Op::clone)
+            [&ops[1], &ops[3], &ops[4], &ops[6], &ops[5], &ops[7]].map(Op::clone)
         );
         let frame = udp_frame(1234);
         assert_eq!(rewritten(&frame, &ops), rewritten(&frame, &p.ops));

@@ -216,6 +216,17 @@ fn arb_rewrite() -> impl Strategy<Value = Rewrite> {
             prop_oneof![Just(ethertype::VLAN), Just(ethertype::QINQ)]
         )
             .prop_map(|(v, tpid)| Rewrite::VlanPush { tpid, tci: v }),
+        (
+            any::<([u8; 6], [u8; 6])>(),
+            0u16..4095,
+            prop_oneof![Just(ethertype::VLAN), Just(ethertype::QINQ)]
+        )
+            .prop_map(|((d, s), v, tpid)| Rewrite::VlanPushEth {
+                dst: Mac(d),
+                src: Mac(s),
+                tpid,
+                tci: v
+            }),
         (0u16..4095).prop_map(Rewrite::VlanSetTci),
         Just(Rewrite::VlanPop),
         any::<u32>().prop_map(Rewrite::Ipv4Src),
@@ -244,6 +255,16 @@ fn expected_key(k: &FlowKey, r: &Rewrite, raw_id: u16) -> Result<FlowKey, DropRe
             k.set(Field::DlSrc, src.to_u64());
         }
         Rewrite::VlanPush { tpid, tci } => k.set_vlan(Some((tpid, tci))),
+        Rewrite::VlanPushEth {
+            dst,
+            src,
+            tpid,
+            tci,
+        } => {
+            k.set_vlan(Some((tpid, tci)));
+            k.set(Field::DlDst, dst.to_u64());
+            k.set(Field::DlSrc, src.to_u64());
+        }
         Rewrite::VlanSetTci(_) | Rewrite::VlanPop if !tagged => {
             return Err(DropReason::RewriteNoHeader)
         }
@@ -350,7 +371,9 @@ proptest! {
         pkt.in_port = 3;
         let mut key = pipeline::packet::parse_into(&mut pkt).expect("parses");
         for r in &rewrites {
-            if matches!(r, Rewrite::VlanPush { .. }) && key.vlan_tci() & VLAN_CFI != 0 {
+            if matches!(r, Rewrite::VlanPush { .. } | Rewrite::VlanPushEth { .. })
+                && key.vlan_tci() & VLAN_CFI != 0
+            {
                 continue; // QinQ: the parser (like the key) reads one tag
             }
             // Headroom is HEADROOM bytes: pushes beyond it must fail cleanly.

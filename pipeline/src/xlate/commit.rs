@@ -111,6 +111,7 @@ fn written(r: &Rewrite, to: &FlowKey) -> &'static [Field] {
         // A push writes a TPID the program holds (a tag the packet came
         // with is replaced in place, TPID kept): only the TCI is the walk's.
         Rewrite::VlanPush { .. } | Rewrite::VlanSetTci(_) | Rewrite::VlanPop => &[Field::VlanTci],
+        Rewrite::VlanPushEth { .. } => &[Field::DlDst, Field::DlSrc, Field::VlanTci],
         Rewrite::Ipv4Src(_) => &[Field::NwSrc],
         Rewrite::Ipv4Dst(_) => &[Field::NwDst],
         Rewrite::Ipv4Tos(_) => &[Field::NwTos],
