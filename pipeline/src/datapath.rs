@@ -599,7 +599,7 @@ impl<S: OutputSink> Burst<'_, S> {
             }
             for op in run {
                 if let Op::Rewrite(r) = op {
-                    if let Err(reason) = packet::apply(&mut pkts[m], r) {
+                    if let Err(reason) = packet::apply_inline(&mut pkts[m], r) {
                         done[m] = Some(self.discard(reason));
                         break;
                     }

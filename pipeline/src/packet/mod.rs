@@ -24,4 +24,4 @@ pub use layout::{Layout, L3, L4};
 
 pub use crate::wire::checksum::checksum;
 pub use parse::{parse, parse_into, Parsed};
-pub use rewrite::{apply, Rewrite};
+pub use rewrite::{apply, apply_inline, Rewrite};

@@ -241,6 +241,13 @@ fn vlan_pop(pkt: &mut PacketBuf) -> Result<(), DropReason> {
 /// Applies one rewrite to the packet in place, keeping `pkt.layout` true.
 #[inline]
 pub fn apply(pkt: &mut PacketBuf, r: &Rewrite) -> Result<(), DropReason> {
+    apply_inline(pkt, r)
+}
+
+/// `apply`, inlined where it is called: the fast path's loop over a run
+/// of rewrites (a call per rewrite spills and restores registers).
+#[inline(always)]
+pub fn apply_inline(pkt: &mut PacketBuf, r: &Rewrite) -> Result<(), DropReason> {
     let lay = pkt.layout;
     match *r {
         Rewrite::NatSrcPort => {
@@ -249,8 +256,11 @@ pub fn apply(pkt: &mut PacketBuf, r: &Rewrite) -> Result<(), DropReason> {
             }
             let port = pkt.nat_sport as u16;
             match lay.l4 {
-                L4::Icmp => apply(pkt, &Rewrite::IcmpId(port)),
-                _ => apply(pkt, &Rewrite::L4Src(port)),
+                // As `IcmpId` on ICMP, `L4Src` on the others.
+                L4::Icmp => set_icmp(pkt, |m| m.update_identifier(port)),
+                L4::Tcp | L4::Udp => set_port(pkt, false, port),
+                L4::Icmpv6 => set_icmp(pkt, |m| m.update_msg_type(port as u8)),
+                L4::None => Err(DropReason::RewriteNoHeader),
             }
         }
         Rewrite::EthDst(m) => {
