@@ -18,7 +18,7 @@ use syn::visit::Visit;
 type ModPath = Vec<String>;
 
 struct Crate {
-    name: &'static str,
+    name: String,
     /// Module path → file.
     files: BTreeMap<ModPath, PathBuf>,
 }
@@ -261,14 +261,23 @@ fn cycles<N: Ord + Clone>(g: &BTreeMap<N, BTreeSet<N>>) -> Vec<Vec<N>> {
     s.out
 }
 
+/// The workspace's member crates, as its Cargo.toml lists them.
 fn crates() -> Vec<Crate> {
-    ["pipeline", "topology", "vswitch", "devtools"]
-        .into_iter()
-        .map(|name| Crate {
-            name,
-            files: modules(&workspace().join(name).join("src")),
+    let manifest = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest: toml::Value = manifest.parse().expect("Cargo.toml parses");
+    let members = manifest["workspace"]["members"]
+        .as_array()
+        .expect("workspace members");
+    let crates: Vec<Crate> = members
+        .iter()
+        .map(|m| {
+            let name = m.as_str().expect("a member is a path").to_string();
+            let files = modules(&workspace().join(&name).join("src"));
+            Crate { name, files }
         })
-        .collect()
+        .collect();
+    assert!(crates.len() >= 4, "the workspace's crates were not found");
+    crates
 }
 
 fn show(m: &ModPath) -> String {

@@ -1,0 +1,232 @@
+//! Against a real `ovsdb-server` (Debian `openvswitch-common`) with the
+//! Open_vSwitch schema: monitor, see `ovs-vsctl`'s changes arrive as
+//! updates, write back as a switch does. Skips, saying so, where the
+//! server is not installed.
+#![deny(unsafe_code)]
+
+use ovsdb::{Condition, Connection, Datum, Operation, Replica, Target};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+/// A private ovsdb-server in a temporary directory, killed on drop.
+struct Server {
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    fn start(name: &str) -> Option<Server> {
+        if !Path::new(SCHEMA).exists() || which("ovsdb-server").is_none() {
+            eprintln!(
+                "skipped: ovsdb-server or {SCHEMA} not installed (Debian openvswitch-common)"
+            );
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("ovsdb-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = dir.join("conf.db");
+        let ok = Command::new("ovsdb-tool")
+            .arg("create")
+            .arg(&db)
+            .arg(SCHEMA)
+            .status()
+            .expect("ovsdb-tool runs")
+            .success();
+        assert!(ok, "ovsdb-tool create");
+        let child = Command::new("ovsdb-server")
+            .arg(&db)
+            .arg(format!("--remote=punix:{}", dir.join("db.sock").display()))
+            .arg(format!("--unixctl={}", dir.join("ctl").display()))
+            .arg("--no-chdir")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ovsdb-server starts");
+        let s = Server { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s.sock().exists() {
+            assert!(Instant::now() < deadline, "ovsdb-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(s)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("db.sock")
+    }
+
+    fn target(&self) -> Target {
+        Target::Unix(self.sock())
+    }
+
+    fn vsctl(&self, args: &[&str]) -> String {
+        let out = Command::new("ovs-vsctl")
+            .arg(format!("--db=unix:{}", self.sock().display()))
+            .arg("--no-wait")
+            .args(args)
+            .output()
+            .expect("ovs-vsctl runs");
+        assert!(
+            out.status.success(),
+            "ovs-vsctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(cmd))
+            .find(|f| f.exists())
+    })
+}
+
+/// Reads `update` notifications into `r` until `done(r)` or 10 s.
+fn until(c: &mut Connection, r: &mut Replica, done: impl Fn(&Replica) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(r) {
+        assert!(Instant::now() < deadline, "no such update came: {r:?}");
+        if let Some(ovsdb::Message::Notification { method, params }) = c
+            .next_notification(Duration::from_millis(200))
+            .expect("reads")
+        {
+            assert_eq!(method, "update");
+            r.apply(&params[1]).expect("applies");
+        }
+    }
+}
+
+fn bridge_names(r: &Replica) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .rows("Bridge")
+        .filter_map(|(_, row)| row.get("name").and_then(Datum::as_str).map(String::from))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_monitor_sees_ovs_vsctl_changes_and_a_write_back_is_read_by_ovs_vsctl() {
+    let Some(s) = Server::start("monitor") else {
+        return;
+    };
+    s.vsctl(&["init"]);
+    let mut c = Connection::open(&s.target()).expect("connects");
+    let schema = c
+        .call("get_schema", vec![json!("Open_vSwitch")])
+        .expect("schema");
+    assert_eq!(schema["name"], "Open_vSwitch");
+    let mut r = Replica::default();
+    let initial = c
+        .monitor(
+            "Open_vSwitch",
+            json!("switch"),
+            json!({
+                "Open_vSwitch": {"columns": ["bridges", "next_cfg", "cur_cfg"]},
+                "Bridge": {"columns": ["name", "ports", "datapath_type"]},
+                "Port": {"columns": ["name", "tag", "interfaces"]},
+                "Interface": {"columns": ["name", "type", "ofport"]},
+            }),
+        )
+        .expect("monitor");
+    r.apply(&initial).expect("initial rows");
+    assert!(r.only_row("Open_vSwitch").is_some());
+    assert!(bridge_names(&r).is_empty());
+
+    s.vsctl(&[
+        "add-br",
+        "br-int",
+        "--",
+        "set",
+        "Bridge",
+        "br-int",
+        "datapath_type=netdev",
+    ]);
+    s.vsctl(&["add-port", "br-int", "tap1", "tag=5"]);
+    until(&mut c, &mut r, |r| {
+        r.rows("Port")
+            .any(|(_, p)| p.get("name").and_then(Datum::as_str) == Some("tap1"))
+    });
+    assert_eq!(bridge_names(&r), ["br-int"]);
+    let (_, tap) = r
+        .rows("Port")
+        .find(|(_, p)| p.get("name").and_then(Datum::as_str) == Some("tap1"))
+        .expect("tap1");
+    assert_eq!(tap["tag"].as_int(), Some(5));
+
+    // Write back as a switch does: the interface's OpenFlow port number.
+    let (iface, _) = r
+        .rows("Interface")
+        .find(|(_, i)| i.get("name").and_then(Datum::as_str) == Some("tap1"))
+        .expect("tap1 interface");
+    let iface = iface.clone();
+    c.transact(
+        "Open_vSwitch",
+        &[Operation::Update {
+            table: "Interface".into(),
+            conditions: vec![Condition::uuid(&iface)],
+            row: vec![("ofport".into(), Datum::one(7i64))],
+        }],
+    )
+    .expect("write back");
+    assert_eq!(s.vsctl(&["get", "Interface", "tap1", "ofport"]).trim(), "7");
+    until(&mut c, &mut r, |r| {
+        r.row("Interface", &iface)
+            .and_then(|i| i["ofport"].as_int())
+            == Some(7)
+    });
+
+    s.vsctl(&["del-br", "br-int"]);
+    until(&mut c, &mut r, |r| bridge_names(r).is_empty());
+}
+
+#[test]
+fn a_refused_transaction_names_the_operation_and_changes_nothing() {
+    let Some(s) = Server::start("refused") else {
+        return;
+    };
+    s.vsctl(&["init"]);
+    s.vsctl(&["add-br", "br0"]);
+    let mut c = Connection::open(&s.target()).expect("connects");
+    let err = c
+        .transact(
+            "Open_vSwitch",
+            &[
+                Operation::Update {
+                    table: "Bridge".into(),
+                    conditions: vec![Condition::equals("name", Datum::one("br0"))],
+                    row: vec![("datapath_type".into(), Datum::one("netdev"))],
+                },
+                Operation::Update {
+                    table: "Bridge".into(),
+                    conditions: vec![Condition::equals("name", Datum::one("br0"))],
+                    row: vec![("fail_mode".into(), Datum::one("sometimes"))],
+                },
+            ],
+        )
+        .expect_err("fail_mode has an enum");
+    assert!(
+        matches!(err, ovsdb::ConnectionError::Transaction { index: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        s.vsctl(&["get", "Bridge", "br0", "datapath_type"]).trim(),
+        "\"\""
+    );
+}
