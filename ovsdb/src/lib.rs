@@ -9,18 +9,21 @@
 //! - `transaction`: the operations of a `transact` request.
 //! - `connection`: a blocking connection (unix or TCP) that answers the
 //!   server's echo probes.
+//! - `local`: a private `ovsdb-server` in a directory (tests, the lab).
 //!
 //! Nothing here knows the Open_vSwitch schema; the daemon does.
 #![deny(unsafe_code)]
 
 pub mod connection;
 pub mod datum;
+pub mod local;
 pub mod replica;
 pub mod rpc;
 pub mod transaction;
 
 pub use connection::{Connection, ConnectionError, Target};
 pub use datum::{Atom, Datum, DatumError, Uuid};
+pub use local::{LocalServer, LocalServerError};
 pub use replica::{Replica, Row, UpdateError};
 pub use rpc::{Message, RpcError};
 pub use transaction::{Condition, Operation};

@@ -4,97 +4,28 @@
 //! server is not installed.
 #![deny(unsafe_code)]
 
-use ovsdb::{Condition, Connection, Datum, Operation, Replica, Target};
+use ovsdb::{Condition, Connection, Datum, LocalServer, Operation, Replica, Target};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
-
-/// A private ovsdb-server in a temporary directory, killed on drop.
-struct Server {
-    dir: PathBuf,
-    child: Child,
+/// A private server, or None (saying why) where it is not installed.
+fn server(name: &str) -> Option<LocalServer> {
+    if let Err(e) = LocalServer::available() {
+        eprintln!("skipped: {e}");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("ovsdb-test-{name}-{}", std::process::id()));
+    Some(LocalServer::start(&dir).expect("ovsdb-server starts"))
 }
 
-impl Server {
-    fn start(name: &str) -> Option<Server> {
-        if !Path::new(SCHEMA).exists() || which("ovsdb-server").is_none() {
-            eprintln!(
-                "skipped: ovsdb-server or {SCHEMA} not installed (Debian openvswitch-common)"
-            );
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!("ovsdb-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let db = dir.join("conf.db");
-        let ok = Command::new("ovsdb-tool")
-            .arg("create")
-            .arg(&db)
-            .arg(SCHEMA)
-            .status()
-            .expect("ovsdb-tool runs")
-            .success();
-        assert!(ok, "ovsdb-tool create");
-        let child = Command::new("ovsdb-server")
-            .arg(&db)
-            .arg(format!("--remote=punix:{}", dir.join("db.sock").display()))
-            .arg(format!("--unixctl={}", dir.join("ctl").display()))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ovsdb-server starts");
-        let s = Server { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.sock().exists() {
-            assert!(Instant::now() < deadline, "ovsdb-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(s)
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.join("db.sock")
-    }
-
-    fn target(&self) -> Target {
-        Target::Unix(self.sock())
-    }
-
-    fn vsctl(&self, args: &[&str]) -> String {
-        let out = Command::new("ovs-vsctl")
-            .arg(format!("--db=unix:{}", self.sock().display()))
-            .arg("--no-wait")
-            .args(args)
-            .output()
-            .expect("ovs-vsctl runs");
-        assert!(
-            out.status.success(),
-            "ovs-vsctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+fn vsctl(s: &LocalServer, args: &[&str]) -> String {
+    let mut all = vec!["--no-wait"];
+    all.extend_from_slice(args);
+    s.vsctl(&all).expect("ovs-vsctl")
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-            .map(|d| d.join(cmd))
-            .find(|f| f.exists())
-    })
+fn target(s: &LocalServer) -> Target {
+    Target::parse(&s.target()).expect("target")
 }
 
 /// Reads `update` notifications into `r` until `done(r)` or 10 s.
@@ -123,11 +54,10 @@ fn bridge_names(r: &Replica) -> Vec<String> {
 
 #[test]
 fn a_monitor_sees_ovs_vsctl_changes_and_a_write_back_is_read_by_ovs_vsctl() {
-    let Some(s) = Server::start("monitor") else {
+    let Some(s) = server("monitor") else {
         return;
     };
-    s.vsctl(&["init"]);
-    let mut c = Connection::open(&s.target()).expect("connects");
+    let mut c = Connection::open(&target(&s)).expect("connects");
     let schema = c
         .call("get_schema", vec![json!("Open_vSwitch")])
         .expect("schema");
@@ -149,16 +79,19 @@ fn a_monitor_sees_ovs_vsctl_changes_and_a_write_back_is_read_by_ovs_vsctl() {
     assert!(r.only_row("Open_vSwitch").is_some());
     assert!(bridge_names(&r).is_empty());
 
-    s.vsctl(&[
-        "add-br",
-        "br-int",
-        "--",
-        "set",
-        "Bridge",
-        "br-int",
-        "datapath_type=netdev",
-    ]);
-    s.vsctl(&["add-port", "br-int", "tap1", "tag=5"]);
+    vsctl(
+        &s,
+        &[
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "datapath_type=netdev",
+        ],
+    );
+    vsctl(&s, &["add-port", "br-int", "tap1", "tag=5"]);
     until(&mut c, &mut r, |r| {
         r.rows("Port")
             .any(|(_, p)| p.get("name").and_then(Datum::as_str) == Some("tap1"))
@@ -185,25 +118,27 @@ fn a_monitor_sees_ovs_vsctl_changes_and_a_write_back_is_read_by_ovs_vsctl() {
         }],
     )
     .expect("write back");
-    assert_eq!(s.vsctl(&["get", "Interface", "tap1", "ofport"]).trim(), "7");
+    assert_eq!(
+        vsctl(&s, &["get", "Interface", "tap1", "ofport"]).trim(),
+        "7"
+    );
     until(&mut c, &mut r, |r| {
         r.row("Interface", &iface)
             .and_then(|i| i["ofport"].as_int())
             == Some(7)
     });
 
-    s.vsctl(&["del-br", "br-int"]);
+    vsctl(&s, &["del-br", "br-int"]);
     until(&mut c, &mut r, |r| bridge_names(r).is_empty());
 }
 
 #[test]
 fn a_refused_transaction_names_the_operation_and_changes_nothing() {
-    let Some(s) = Server::start("refused") else {
+    let Some(s) = server("refused") else {
         return;
     };
-    s.vsctl(&["init"]);
-    s.vsctl(&["add-br", "br0"]);
-    let mut c = Connection::open(&s.target()).expect("connects");
+    vsctl(&s, &["add-br", "br0"]);
+    let mut c = Connection::open(&target(&s)).expect("connects");
     let err = c
         .transact(
             "Open_vSwitch",
@@ -226,7 +161,7 @@ fn a_refused_transaction_names_the_operation_and_changes_nothing() {
         "{err}"
     );
     assert_eq!(
-        s.vsctl(&["get", "Bridge", "br0", "datapath_type"]).trim(),
+        vsctl(&s, &["get", "Bridge", "br0", "datapath_type"]).trim(),
         "\"\""
     );
 }

@@ -52,6 +52,8 @@ pub enum TopologyFileError {
     },
     #[error("topology: {0}")]
     InvalidInline(#[source] topology::TopologyError),
+    #[error("topology: needed unless `ovsdb` names the database to configure from")]
+    Missing,
 }
 
 /// Default control socket.
@@ -63,8 +65,15 @@ pub struct DaemonConfig {
     /// This host's name in the topology.
     pub host: String,
     /// The topology: a file name (relative paths are relative to the
-    /// config file), or the topology itself as an inline table.
-    pub topology: TopologySource,
+    /// config file), or the topology itself as an inline table. Optional
+    /// with `ovsdb`: the database then says what the switch has.
+    #[serde(default)]
+    pub topology: Option<TopologySource>,
+    /// The Open_vSwitch database this switch takes its bridges and ports
+    /// from, as ovs-vswitchd does (`unix:/run/openvswitch/db.sock`, or
+    /// `tcp:HOST:PORT`); none: only the topology and vswitchctl configure it.
+    #[serde(default)]
+    pub ovsdb: Option<String>,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace` or a
     /// tracing-subscriber directive); `RUST_LOG` overrides it.
     #[serde(default = "default_log_level")]
@@ -315,7 +324,7 @@ impl DaemonConfig {
                 source,
             })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if let TopologySource::File(t) = &mut c.topology {
+        if let Some(TopologySource::File(t)) = &mut c.topology {
             if t.is_relative() {
                 *t = base.join(&*t);
             }
@@ -346,9 +355,13 @@ impl DaemonConfig {
 
     /// Reads and validates the topology; errors name its file (or
     /// `topology` for an inline one).
+    /// The topology (an empty one when the configuration has none and
+    /// names a database instead; an error when it has neither).
     pub fn load_topology(&self) -> Result<topology::Topology, TopologyFileError> {
         match &self.topology {
-            TopologySource::File(f) => {
+            None if self.ovsdb.is_some() => Ok(topology::Topology::default()),
+            None => Err(TopologyFileError::Missing),
+            Some(TopologySource::File(f)) => {
                 let text =
                     std::fs::read_to_string(f).map_err(|source| TopologyFileError::Read {
                         path: f.clone(),
@@ -359,7 +372,7 @@ impl DaemonConfig {
                     source,
                 })
             }
-            TopologySource::Inline(text) => {
+            Some(TopologySource::Inline(text)) => {
                 topology::load_toml(text).map_err(TopologyFileError::InvalidInline)
             }
         }
@@ -412,10 +425,22 @@ mod tests {
             parse("host = \"compute1\"\n[topology]\n[[topology.physnet]]\nname = \"physnet1\"\n")
                 .expect("config");
         match &c.topology {
-            TopologySource::Inline(t) => assert!(t.contains("physnet1"), "{t}"),
+            Some(TopologySource::Inline(t)) => assert!(t.contains("physnet1"), "{t}"),
             other => panic!("{other:?}"),
         }
         let t = c.load_topology().expect("topology");
         assert_eq!(t.physnets.len(), 1);
+    }
+
+    #[test]
+    fn without_a_topology_a_database_is_needed() {
+        let c = parse("host = \"compute1\"\n").expect("config");
+        assert!(matches!(c.load_topology(), Err(TopologyFileError::Missing)));
+        let c = parse("host = \"compute1\"\novsdb = \"unix:/run/openvswitch/db.sock\"\n")
+            .expect("config");
+        assert_eq!(
+            c.load_topology().expect("empty"),
+            topology::Topology::default()
+        );
     }
 }

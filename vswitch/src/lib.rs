@@ -6,6 +6,8 @@
 //!   and the operations that change it.
 //! - `io`: the port backends (AF_PACKET, AF_XDP, DPDK, pcap, rings).
 //! - `control`: the socket protocol vswitchctl speaks, both ends.
+//! - `database`: the Open_vSwitch database (ovsdb-server) as the switch's
+//!   configuration, as ovs-vswitchd takes it.
 //! - `render`: what a switch looks like (dump-flows, show, router show),
 //!   the same for the daemon and offline.
 //! - `offline`: a switch built from a scenario directory or a topology
@@ -13,8 +15,9 @@
 //! - `capture`: a port's traffic into a pcap file.
 //! - `os`: the few libc calls outside the backends.
 //!
-//! May call: `pipeline` (the dataplane) and `topology` (compiling this
-//! host's part of a topology); nothing of devtools.
+//! May call: `pipeline` (the dataplane), `topology` (compiling this
+//! host's part of a topology) and `ovsdb` (the database client); nothing
+//! of devtools.
 //!
 //! Dependencies run one way: `control` → `daemon` → `io`; `render` and
 //! `offline` only read pipeline snapshots. `unsafe` lives in `io` (the
@@ -26,6 +29,7 @@ pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod database;
 pub mod io;
 pub mod offline;
 pub mod os;

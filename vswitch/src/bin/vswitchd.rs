@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use vswitch::config::DaemonConfig;
 use vswitch::control::ControlServer;
 use vswitch::daemon::Daemon;
+use vswitch::database::DatabaseBinding;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,11 @@ struct Args {
     /// Control socket (overrides the configuration).
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// The Open_vSwitch database to take bridges and ports from, as
+    /// ovs-vswitchd does (`unix:/run/openvswitch/db.sock`; overrides the
+    /// configuration's `ovsdb`).
+    #[arg(long)]
+    ovsdb: Option<String>,
     /// DPDK EAL arguments after `--` (replace the configuration's
     /// `[dpdk] eal_args`), e.g. `-- --no-huge -m 512 -l 1`.
     #[arg(last = true)]
@@ -68,6 +74,9 @@ fn main() -> ExitCode {
     if let Some(s) = args.socket {
         cfg.socket = s;
     }
+    if let Some(db) = args.ovsdb {
+        cfg.ovsdb = Some(db);
+    }
     if !args.eal.is_empty() {
         cfg.dpdk.eal_args = args.eal.clone();
     }
@@ -90,12 +99,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let database = match cfg
+        .ovsdb
+        .as_deref()
+        .map(|db| DatabaseBinding::start(db, daemon.shared.clone()))
+    {
+        Some(Err(e)) => {
+            eprintln!("vswitchd: {e}");
+            drop(server);
+            daemon.stop();
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(b)) => Some(b),
+        None => None,
+    };
     vswitch::os::catch_stop_signals();
     tracing::info!(socket = %cfg.socket.display(), "control socket ready");
     while !vswitch::os::stop_requested() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     tracing::info!("stopping");
+    drop(database);
     drop(server);
     daemon.stop();
     #[cfg(feature = "dpdk")]

@@ -159,7 +159,13 @@ fn build_switch(
     cfg: &DaemonConfig,
     topology: &Topology,
 ) -> Result<(SwitchConfig, Arc<Switch>), DaemonError> {
-    let mut config = topology::build_host(topology, &cfg.host, cfg.workers.len())?;
+    // Under a database and no topology of this host, the switch starts
+    // empty: the database's bridges and ports come as it is read.
+    let mut config = if cfg.ovsdb.is_some() && topology.host(&cfg.host).is_none() {
+        SwitchConfig::new(cfg.workers.len())
+    } else {
+        topology::build_host(topology, &cfg.host, cfg.workers.len())?
+    };
     config.set_mac_limits(
         cfg.limits.mac_table_entries,
         pipeline::bridge::mac::DEFAULT_AGING_NS,

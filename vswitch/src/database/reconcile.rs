@@ -1,0 +1,356 @@
+//! Makes the switch hold what the database says: bridges and ports the
+//! database has and the switch lacks are added (with their I/O), those it
+//! added and the database dropped are removed, changed ones changed. What
+//! the switch has from elsewhere (its topology, vswitchctl) is never
+//! touched: a database port of the same name is reported with the
+//! switch's number and left alone.
+//!
+//! Each change goes through `Shared::update` on its own, so one port the
+//! switch refuses (a missing device, a taken number) does not hold the
+//! others back; its error is what the write-back puts in the database.
+
+use super::view::{BridgeView, DatabaseView, InterfaceType, PortView, VlanView};
+use crate::config::Backend;
+use crate::daemon::Shared;
+use ovsdb::Uuid;
+use pipeline::switch::{PortConfig, PortKind, VlanMode};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The OpenFlow number of a bridge's own port (OFPP_LOCAL).
+pub const LOCAL_OFPORT: i64 = 65534;
+
+/// A port as the database asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PortSpec {
+    bridge: String,
+    config: PortConfig,
+    io: Option<Backend>,
+}
+
+/// What this switch added because the database said so (owner: the
+/// database thread).
+#[derive(Debug, Default)]
+pub struct Owned {
+    bridges: BTreeSet<String>,
+    ports: BTreeMap<String, PortSpec>,
+}
+
+/// What became of each interface and bridge of the view.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Interface row → its OpenFlow number, or why it has none.
+    pub interfaces: BTreeMap<Uuid, Result<i64, String>>,
+    /// Interfaces to try again later (a device not there yet).
+    pub retry: bool,
+}
+
+fn vlan_mode(v: &VlanView) -> VlanMode {
+    match v {
+        VlanView::Access(tag) => VlanMode::Access { tag: *tag },
+        VlanView::Trunk(trunks) => VlanMode::Trunk {
+            trunks: trunks.clone(),
+        },
+    }
+}
+
+/// The port the database asks for, or why the switch cannot take it.
+fn spec(bridge: &BridgeView, port: &PortView) -> Result<PortSpec, String> {
+    if let Some(problem) = &port.problem {
+        return Err(problem.clone());
+    }
+    let iface = port
+        .interface
+        .as_ref()
+        .ok_or_else(|| format!("{}: no interface", port.name))?;
+    let kind = iface.kind.clone()?;
+    let (kind, io) = match kind {
+        InterfaceType::System => (
+            PortKind::System,
+            Some(Backend::AfPacket {
+                interface: Some(iface.name.clone()),
+            }),
+        ),
+        InterfaceType::Internal => (PortKind::Internal, None),
+        InterfaceType::Patch { peer } => (PortKind::Patch { peer }, None),
+        InterfaceType::Dpdk { devargs } => {
+            let (device, args) = match devargs.split_once(',') {
+                Some((d, a)) => (d.to_string(), Some(a.to_string())),
+                None => (devargs.clone(), None),
+            };
+            (
+                PortKind::System,
+                Some(Backend::Dpdk {
+                    device,
+                    devargs: args,
+                    receive: true,
+                    mbufs: None,
+                }),
+            )
+        }
+    };
+    let mut config = PortConfig::new(&port.name, kind, vlan_mode(&port.vlan));
+    config.ofport = iface.ofport_request;
+    Ok(PortSpec {
+        bridge: bridge.name.clone(),
+        config,
+        io,
+    })
+}
+
+/// A Linux network device the AF_PACKET backend would open is there.
+fn device_exists(io: &Option<Backend>) -> Result<(), String> {
+    match io {
+        Some(Backend::AfPacket {
+            interface: Some(name),
+        }) if !Path::new("/sys/class/net").join(name).exists() => Err(format!(
+            "could not open network device {name} (No such device)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn add_port(shared: &Shared, name: &str, spec: &PortSpec) -> Result<(), String> {
+    device_exists(&spec.io)?;
+    shared
+        .update(|st| st.config.add_port(&spec.bridge, spec.config.clone()))
+        .map_err(|e| e.to_string())?;
+    if let Some(io) = &spec.io {
+        if let Err(e) = shared.bind_port(name, io, 1) {
+            let _ = shared.update(|st| st.config.del_port(name));
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Adds `new`: all in one change when they can be (the two ends of a
+/// patch pair need each other), else one by one, each with its error.
+fn add_ports(
+    shared: &Shared,
+    new: &[(&String, &PortSpec)],
+    owned: &mut Owned,
+    errors: &mut BTreeMap<String, String>,
+    out: &mut Outcome,
+) {
+    let mut alone = Vec::new();
+    let mut together = Vec::new();
+    for &(name, spec) in new {
+        match device_exists(&spec.io) {
+            Err(e) => {
+                out.retry = true;
+                errors.insert(name.clone(), e);
+            }
+            Ok(()) if spec.io.is_none() => together.push((name, spec)),
+            Ok(()) => alone.push((name, spec)),
+        }
+    }
+    let all_at_once = together.len() > 1
+        && shared
+            .update(|st| {
+                for (_, spec) in &together {
+                    st.config.add_port(&spec.bridge, spec.config.clone())?;
+                }
+                Ok::<(), pipeline::switch::ConfigError>(())
+            })
+            .is_ok();
+    if all_at_once {
+        for (name, spec) in together.drain(..) {
+            tracing::info!(port = %name, bridge = %spec.bridge, "database: port added");
+            owned.ports.insert(name.clone(), spec.clone());
+        }
+    }
+    for (name, spec) in together.into_iter().chain(alone) {
+        match add_port(shared, name, spec) {
+            Ok(()) => {
+                tracing::info!(port = %name, bridge = %spec.bridge, "database: port added");
+                owned.ports.insert(name.clone(), spec.clone());
+            }
+            Err(e) => {
+                tracing::warn!(port = %name, error = %e, "database: port refused");
+                errors.insert(name.clone(), e);
+            }
+        }
+    }
+}
+
+/// Removes `names` (all in one change: a patch pair goes together; one
+/// by one if that is refused) and their I/O.
+fn del_ports(shared: &Shared, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let together = shared.update(|st| {
+        for n in names {
+            st.config.del_port(n)?;
+        }
+        Ok::<(), pipeline::switch::ConfigError>(())
+    });
+    if together.is_err() {
+        for n in names {
+            if let Err(e) = shared.update(|st| st.config.del_port(n)) {
+                tracing::warn!(port = %n, error = %e, "database: removing a port");
+            }
+        }
+    }
+    for n in names {
+        let _ = shared.unbind_port(n);
+    }
+}
+
+/// Brings the switch to `view`; returns each interface's number or error.
+pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Outcome {
+    let mut out = Outcome::default();
+    let mut wanted: BTreeMap<String, Result<PortSpec, String>> = BTreeMap::new();
+    for b in &view.bridges {
+        for p in &b.ports {
+            // The bridge's own port is the switch's LOCAL port.
+            if p.name != b.name {
+                wanted.insert(p.name.clone(), spec(b, p));
+            }
+        }
+    }
+    unpair_lone_patches(&mut wanted);
+    // A VLAN change is made in place (the port keeps its number and I/O).
+    for (name, have) in owned.ports.iter_mut() {
+        let Some(Ok(want)) = wanted.get(name) else {
+            continue;
+        };
+        let mut retagged = have.clone();
+        retagged.config.vlan = want.config.vlan.clone();
+        if retagged == *want && *have != *want {
+            let vlan = want.config.vlan.clone();
+            match shared.update(|st| st.config.set_port(name, |p| p.vlan = vlan)) {
+                Ok(()) => {
+                    tracing::info!(port = %name, vlan = ?want.config.vlan, "database: port VLAN changed");
+                    *have = retagged;
+                }
+                Err(e) => tracing::warn!(port = %name, error = %e, "database: port VLAN refused"),
+            }
+        }
+    }
+    // Gone from the database, or changed otherwise: out first (a changed
+    // port comes back below with its new settings).
+    let stale: Vec<String> = owned
+        .ports
+        .iter()
+        .filter(|(name, have)| !matches!(wanted.get(*name), Some(Ok(w)) if w == *have))
+        .map(|(name, _)| name.clone())
+        .collect();
+    del_ports(shared, &stale);
+    for name in stale {
+        owned.ports.remove(&name);
+        tracing::info!(port = %name, "database: port removed");
+    }
+    // Bridges after their ports are out (a bridge goes with its ports),
+    // before new ports come in.
+    sync_bridges(shared, view, owned);
+    let mut errors: BTreeMap<String, String> = BTreeMap::new();
+    let mut new: Vec<(&String, &PortSpec)> = Vec::new();
+    for (name, want) in &wanted {
+        match want {
+            Err(e) => {
+                errors.insert(name.clone(), e.clone());
+            }
+            // Owned, or the switch has it from its topology or an operator.
+            Ok(_) if owned.ports.contains_key(name) => {}
+            Ok(_) if shared.switch().port_by_name(name).is_some() => {}
+            Ok(w) => new.push((name, w)),
+        }
+    }
+    add_ports(shared, &new, owned, &mut errors, &mut out);
+    let sw = shared.switch();
+    for b in &view.bridges {
+        for p in &b.ports {
+            let Some(iface) = &p.interface else {
+                continue;
+            };
+            let result = if p.name == b.name {
+                Ok(LOCAL_OFPORT)
+            } else if let Some(e) = errors.get(&p.name) {
+                Err(e.clone())
+            } else {
+                sw.port_by_name(&p.name)
+                    .map(|port| i64::from(port.ofport))
+                    .ok_or_else(|| format!("{}: not in the switch", p.name))
+            };
+            out.interfaces.insert(iface.uuid.clone(), result);
+        }
+    }
+    out
+}
+
+/// A patch port works only with its peer: a patch port on another
+/// bridge that names it back. Without one it is not added (its error
+/// says why) until the peer comes; OVS keeps such a port, dead, and the
+/// switch here cannot hold a half pair.
+fn unpair_lone_patches(wanted: &mut BTreeMap<String, Result<PortSpec, String>>) {
+    let lone: Vec<(String, String)> = wanted
+        .iter()
+        .filter_map(|(name, w)| {
+            let w = w.as_ref().ok()?;
+            let PortKind::Patch { peer } = &w.config.kind else {
+                return None;
+            };
+            let paired = matches!(
+                wanted.get(peer),
+                Some(Ok(p)) if p.bridge != w.bridge
+                    && matches!(&p.config.kind, PortKind::Patch { peer: back } if back == name)
+            );
+            (!paired).then(|| (name.clone(), peer.clone()))
+        })
+        .collect();
+    for (name, peer) in lone {
+        wanted.insert(
+            name.clone(),
+            Err(format!(
+                "{name}: patch peer {peer} is not a patch port on another bridge that names {name}"
+            )),
+        );
+    }
+}
+
+fn sync_bridges(shared: &Shared, view: &DatabaseView, owned: &mut Owned) {
+    let named: BTreeSet<&str> = view.bridges.iter().map(|b| b.name.as_str()).collect();
+    let gone: Vec<String> = owned
+        .bridges
+        .iter()
+        .filter(|b| !named.contains(b.as_str()))
+        .cloned()
+        .collect();
+    for b in gone {
+        let ports = shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .config
+            .port_names_of(&b);
+        match shared.update(|st| st.config.del_bridge(&b)) {
+            Ok(()) => tracing::info!(bridge = %b, "database: bridge removed"),
+            Err(e) => tracing::warn!(bridge = %b, error = %e, "database: removing a bridge"),
+        }
+        for p in ports {
+            let _ = shared.unbind_port(&p);
+            owned.ports.remove(&p);
+        }
+        owned.bridges.remove(&b);
+    }
+    let have = shared
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .config
+        .bridge_names();
+    for b in &view.bridges {
+        if have.contains(&b.name) {
+            continue;
+        }
+        match shared.update(|st| st.config.add_bridge(&b.name)) {
+            Ok(()) => {
+                tracing::info!(bridge = %b.name, datapath_type = %b.datapath_type, "database: bridge added");
+                owned.bridges.insert(b.name.clone());
+            }
+            Err(e) => tracing::warn!(bridge = %b.name, error = %e, "database: bridge refused"),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! What the switch writes back into the database, as ovs-vswitchd does:
+//! each interface's OpenFlow number (`ofport`, -1 with `error` when it
+//! could not be added), each bridge's `datapath_id`, and in the root row
+//! the datapath and interface types it supports, the Open vSwitch
+//! version whose behaviour it implements, and `cur_cfg = next_cfg` once
+//! it holds the configuration (what `ovs-vsctl` waits for). Only what
+//! differs from the database is written.
+
+use super::reconcile::Outcome;
+use super::view::DatabaseView;
+use ovsdb::{Condition, Datum, Operation};
+
+/// The Open vSwitch release whose database and OpenFlow behaviour this
+/// switch implements (what agents read from `ovs_version`).
+pub const OVS_VERSION: &str = "3.1.0";
+pub const DATAPATH_TYPES: [&str; 2] = ["netdev", "system"];
+pub const IFACE_TYPES: [&str; 4] = ["dpdk", "internal", "patch", "system"];
+
+/// The datapath id of a bridge: `other_config:datapath-id` when set,
+/// else one derived from its name (stable across restarts, a locally
+/// administered MAC in the low 48 bits as OVS's are).
+pub fn datapath_id(name: &str, request: Option<u64>) -> u64 {
+    request.unwrap_or_else(|| {
+        // FNV-1a over the name: stable, no dependency on the build.
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        (h & 0x0000_feff_ffff_ffff) | 0x0000_0200_0000_0000
+    })
+}
+
+/// The operations that bring the database to what the switch holds.
+pub fn operations(view: &DatabaseView, outcome: &Outcome) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    for b in &view.bridges {
+        let dpid = format!("{:016x}", datapath_id(&b.name, b.datapath_id_request));
+        if b.datapath_id.as_deref() != Some(dpid.as_str()) {
+            ops.push(Operation::Update {
+                table: "Bridge".into(),
+                conditions: vec![Condition::uuid(&b.uuid)],
+                row: vec![("datapath_id".into(), Datum::one(dpid.as_str()))],
+            });
+        }
+        for p in &b.ports {
+            let Some(iface) = &p.interface else {
+                continue;
+            };
+            let (ofport, error) = match outcome.interfaces.get(&iface.uuid) {
+                Some(Ok(n)) => (*n, None),
+                Some(Err(e)) => (-1, Some(e.clone())),
+                None => continue,
+            };
+            if iface.ofport != Some(ofport) || iface.error != error {
+                let error = match &error {
+                    Some(e) => Datum::one(e.as_str()),
+                    None => Datum::empty(),
+                };
+                ops.push(Operation::Update {
+                    table: "Interface".into(),
+                    conditions: vec![Condition::uuid(&iface.uuid)],
+                    row: vec![
+                        ("ofport".into(), Datum::one(ofport)),
+                        ("error".into(), error),
+                    ],
+                });
+            }
+        }
+    }
+    if let Some(root) = &view.root {
+        let mut row = Vec::new();
+        if root.ovs_version.as_deref() != Some(OVS_VERSION) {
+            row.push(("ovs_version".into(), Datum::one(OVS_VERSION)));
+        }
+        if root.datapath_types != DATAPATH_TYPES {
+            row.push(("datapath_types".into(), Datum::strings(&DATAPATH_TYPES)));
+        }
+        if root.iface_types != IFACE_TYPES {
+            row.push(("iface_types".into(), Datum::strings(&IFACE_TYPES)));
+        }
+        if root.cur_cfg != root.next_cfg {
+            row.push(("cur_cfg".into(), Datum::one(root.next_cfg)));
+        }
+        if !row.is_empty() {
+            ops.push(Operation::Update {
+                table: "Open_vSwitch".into(),
+                conditions: vec![Condition::uuid(&root.uuid)],
+                row,
+            });
+        }
+    }
+    ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datapath_ids_are_the_request_or_stable_local_macs() {
+        assert_eq!(datapath_id("br-int", Some(0xabc)), 0xabc);
+        let a = datapath_id("br-int", None);
+        assert_eq!(a, datapath_id("br-int", None));
+        assert_ne!(a, datapath_id("br-ex", None));
+        assert_eq!(a >> 48, 0, "48 bits");
+        assert_eq!((a >> 40) & 0x03, 0x02, "locally administered, unicast");
+    }
+}

@@ -1,0 +1,326 @@
+//! vswitchd configured by a real ovsdb-server, as ovs-vswitchd is: what
+//! `ovs-vsctl` writes (bridges, patch/internal/system ports, tags,
+//! ofport requests, deletions) becomes the running switch, and the switch
+//! writes back what ovs-vswitchd writes (ofport, error, datapath_id,
+//! ovs_version, cur_cfg: `ovs-vsctl` without `--no-wait` returns). A
+//! restarted daemon takes the same configuration from the database.
+//! Skips, saying so, where Open vSwitch's database tools are missing.
+#![deny(unsafe_code)]
+
+use ovsdb::LocalServer;
+use pipeline::switch::{PortKind, VlanMode};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vswitch::config::DaemonConfig;
+use vswitch::daemon::Daemon;
+use vswitch::database::DatabaseBinding;
+
+fn server(tag: &str) -> Option<LocalServer> {
+    if let Err(e) = LocalServer::available() {
+        eprintln!("skipped: {e}");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("vswitch-ovsdb-{tag}-{}", std::process::id()));
+    Some(LocalServer::start(&dir).expect("ovsdb-server"))
+}
+
+/// A daemon with no topology, configured from `db`.
+fn daemon(db: &LocalServer) -> (Daemon, DatabaseBinding) {
+    let text = format!(
+        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
+        db.target()
+    );
+    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
+    let d = Daemon::start(&cfg).expect("daemon starts without a topology");
+    let b = DatabaseBinding::start(cfg.ovsdb.as_deref().expect("ovsdb"), d.shared.clone())
+        .expect("binding");
+    (d, b)
+}
+
+/// `ovs-vsctl` as an operator or the agent runs it: waiting for the
+/// switch to take the change (`cur_cfg`), 10 s at most.
+fn vsctl(db: &LocalServer, args: &[&str]) -> String {
+    let mut all = vec!["--timeout=10"];
+    all.extend_from_slice(args);
+    db.vsctl(&all).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port(d: &Daemon, name: &str) -> Option<(u32, PortKind, VlanMode)> {
+    d.shared
+        .switch()
+        .port_by_name(name)
+        .map(|p| (p.ofport, p.kind.clone(), p.vlan.clone()))
+}
+
+fn bridges(d: &Daemon) -> Vec<String> {
+    let mut b: Vec<String> = d
+        .shared
+        .switch()
+        .bridges
+        .iter()
+        .map(|b| b.name.clone())
+        .collect();
+    b.sort();
+    b
+}
+
+#[test]
+fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
+    let Some(db) = server("config") else {
+        return;
+    };
+    let (d, binding) = daemon(&db);
+    vsctl(
+        &db,
+        &[
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "datapath_type=netdev",
+            "fail_mode=secure",
+        ],
+    );
+    vsctl(
+        &db,
+        &[
+            "add-br",
+            "br-vlan",
+            "--",
+            "set",
+            "Bridge",
+            "br-vlan",
+            "datapath_type=netdev",
+        ],
+    );
+    // The agent's patch pair between br-int and a physical bridge.
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-int",
+            "int-br-vlan",
+            "--",
+            "set",
+            "Interface",
+            "int-br-vlan",
+            "type=patch",
+            "options:peer=phy-br-vlan",
+        ],
+    );
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-vlan",
+            "phy-br-vlan",
+            "--",
+            "set",
+            "Interface",
+            "phy-br-vlan",
+            "type=patch",
+            "options:peer=int-br-vlan",
+        ],
+    );
+    // A router port as the L3 agent adds it, on local VLAN 1, and one
+    // that asks for its number.
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-int",
+            "qr-1",
+            "tag=1",
+            "--",
+            "set",
+            "Interface",
+            "qr-1",
+            "type=internal",
+        ],
+    );
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-int",
+            "sg-5",
+            "--",
+            "set",
+            "Interface",
+            "sg-5",
+            "type=internal",
+            "ofport_request=5",
+        ],
+    );
+    // The switch held all of that when ovs-vsctl returned (cur_cfg).
+    assert_eq!(bridges(&d), ["br-int", "br-vlan"]);
+    let (n, kind, _) = port(&d, "int-br-vlan").expect("patch port");
+    assert_eq!(
+        kind,
+        PortKind::Patch {
+            peer: "phy-br-vlan".into()
+        }
+    );
+    assert_eq!(
+        vsctl(&db, &["get", "Interface", "int-br-vlan", "ofport"]).trim(),
+        n.to_string()
+    );
+    assert_eq!(
+        port(&d, "qr-1").expect("qr-1").2,
+        VlanMode::Access { tag: 1 }
+    );
+    assert_eq!(port(&d, "sg-5").expect("sg-5").0, 5);
+    assert_eq!(
+        vsctl(&db, &["get", "Interface", "sg-5", "ofport"]).trim(),
+        "5"
+    );
+    // The bridge's own port is OpenFlow's LOCAL.
+    assert_eq!(
+        vsctl(&db, &["get", "Interface", "br-int", "ofport"]).trim(),
+        "65534"
+    );
+    let dpid = vsctl(&db, &["get", "Bridge", "br-int", "datapath_id"]);
+    let dpid = dpid.trim().trim_matches('"');
+    assert_eq!(dpid.len(), 16, "{dpid}");
+    assert_eq!(
+        u64::from_str_radix(dpid, 16).expect("hex"),
+        vswitch::database::datapath_id("br-int", None)
+    );
+    assert_eq!(
+        vsctl(&db, &["get", "Open_vSwitch", ".", "ovs_version"]).trim(),
+        "\"3.1.0\""
+    );
+    assert!(vsctl(&db, &["get", "Open_vSwitch", ".", "datapath_types"]).contains("netdev"));
+
+    // Neutron parks an unbound port on the dead VLAN 4095; then it goes.
+    vsctl(&db, &["set", "Port", "qr-1", "tag=4095"]);
+    assert_eq!(
+        port(&d, "qr-1").expect("qr-1").2,
+        VlanMode::Access { tag: 4095 }
+    );
+    vsctl(&db, &["del-port", "br-int", "qr-1"]);
+    assert!(port(&d, "qr-1").is_none());
+
+    // A device that is not there: no number, the reason in `error`, as
+    // ovs-vswitchd writes it; the rest of the switch is unaffected.
+    vsctl(&db, &["add-port", "br-int", "tapmissing0"]);
+    assert_eq!(
+        vsctl(&db, &["get", "Interface", "tapmissing0", "ofport"]).trim(),
+        "-1"
+    );
+    let error = vsctl(&db, &["get", "Interface", "tapmissing0", "error"]);
+    assert!(
+        error.contains("could not open network device tapmissing0 (No such device)"),
+        "{error}"
+    );
+    assert!(port(&d, "tapmissing0").is_none());
+    assert!(port(&d, "sg-5").is_some());
+
+    let shown = vsctl(&db, &["show"]);
+    for want in [
+        "Bridge br-int",
+        "Port sg-5",
+        "type: patch",
+        "options: {peer=phy-br-vlan}",
+    ] {
+        assert!(shown.contains(want), "{want} in {shown}");
+    }
+
+    // A new daemon on the same database holds the same switch.
+    drop(binding);
+    d.stop();
+    let (d, _binding) = daemon(&db);
+    until("the database's switch after a restart", || {
+        bridges(&d) == ["br-int", "br-vlan"] && port(&d, "sg-5").is_some_and(|p| p.0 == 5)
+    });
+    assert!(port(&d, "int-br-vlan").is_some());
+    vsctl(&db, &["del-br", "br-vlan"]);
+    assert_eq!(bridges(&d), ["br-int"]);
+    // Its patch peer went with it: the other end stays in the database,
+    // out of the switch, saying why.
+    assert!(port(&d, "int-br-vlan").is_none());
+    assert_eq!(
+        vsctl(&db, &["get", "Interface", "int-br-vlan", "ofport"]).trim(),
+        "-1"
+    );
+    let error = vsctl(&db, &["get", "Interface", "int-br-vlan", "error"]);
+    assert!(error.contains("patch peer phy-br-vlan"), "{error}");
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Deletes the test's device even when the test fails.
+struct Device(&'static str);
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", self.0]).status();
+    }
+}
+
+#[test]
+fn a_device_that_appears_later_is_bound_and_its_error_cleared() {
+    if !is_root() {
+        eprintln!("skipped: needs root (creates a network device)");
+        return;
+    }
+    let Some(db) = server("late") else {
+        return;
+    };
+    let (d, _binding) = daemon(&db);
+    const DEV: &str = "vsdbtest0";
+    let _ = Command::new("ip").args(["link", "del", DEV]).status();
+    vsctl(&db, &["add-br", "br-int"]);
+    vsctl(&db, &["add-port", "br-int", DEV, "tag=3"]);
+    assert_eq!(
+        vsctl(&db, &["get", "Interface", DEV, "ofport"]).trim(),
+        "-1"
+    );
+    let ok = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            DEV,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vsdbtest1",
+        ])
+        .status()
+        .expect("ip")
+        .success();
+    assert!(ok, "ip link add");
+    let _dev = Device(DEV);
+    let _ = Command::new("ip").args(["link", "set", DEV, "up"]).status();
+    until("the device bound", || port(&d, DEV).is_some());
+    until("its number written back", || {
+        db.vsctl(&["get", "Interface", DEV, "ofport"])
+            .is_ok_and(|o| o.trim().parse::<i64>().is_ok_and(|n| n >= 1))
+    });
+    assert_eq!(vsctl(&db, &["get", "Interface", DEV, "error"]).trim(), "[]");
+    assert!(
+        d.shared.bindings().iter().any(|b| b.port == DEV),
+        "bound to I/O: {:?}",
+        d.shared
+            .bindings()
+            .iter()
+            .map(|b| &b.port)
+            .collect::<Vec<_>>()
+    );
+}
