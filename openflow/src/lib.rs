@@ -62,9 +62,9 @@ pub use hello::{negotiate_version, Hello};
 pub use instruction::Instruction;
 pub use message::Message;
 pub use multipart::{
-    multipart_type, AggregateStats, Desc, FlowStats, FlowStatsRequest, MultipartReply,
-    MultipartReplyBody, MultipartRequest, MultipartRequestBody, PortStats, TableStats,
-    MAX_MESSAGE_LEN, MULTIPART_MORE,
+    multipart_type, table_features_entry, AggregateStats, Desc, FlowStats, FlowStatsRequest,
+    MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody, PortStats,
+    TableStats, MAX_MESSAGE_LEN, MULTIPART_MORE, TABLE_FEATURES_LEN,
 };
 pub use nicira::{
     ct_flags, nat_flags, subtype as nx_subtype, Conntrack, CtAction, CtZone, Nat, NiciraAction,

@@ -20,6 +20,7 @@ pub mod multipart_type {
     pub const AGGREGATE: u16 = 2;
     pub const TABLE: u16 = 3;
     pub const PORT_STATS: u16 = 4;
+    pub const TABLE_FEATURES: u16 = 12;
     pub const PORT_DESC: u16 = 13;
 }
 
@@ -78,7 +79,12 @@ pub enum MultipartRequestBody {
     Flow(FlowStatsRequest),
     Aggregate(FlowStatsRequest),
     Table,
-    PortStats { port_no: u32 },
+    PortStats {
+        port_no: u32,
+    },
+    /// `ofp_table_features` entries as they came, undecoded: empty asks
+    /// for the tables' features, anything else asks to change them.
+    TableFeatures(Vec<u8>),
     PortDesc,
 }
 
@@ -152,6 +158,9 @@ pub enum MultipartReplyBody {
     Aggregate(AggregateStats),
     Table(Vec<TableStats>),
     PortStats(Vec<PortStats>),
+    /// `ofp_table_features` entries, undecoded (a switch that describes
+    /// no table answers with none).
+    TableFeatures(Vec<u8>),
     PortDesc(Vec<PortDesc>),
 }
 
@@ -178,6 +187,7 @@ impl MultipartRequest {
                 MultipartRequestBody::PortStats { port_no }
             }
             T::PORT_DESC => MultipartRequestBody::PortDesc,
+            T::TABLE_FEATURES => MultipartRequestBody::TableFeatures(r.rest().to_vec()),
             other => return Err(DecodeError::UnknownMultipartType(other)),
         };
         if !r.is_empty() {
@@ -197,6 +207,7 @@ impl MultipartRequest {
             MultipartRequestBody::Aggregate(_) => T::AGGREGATE,
             MultipartRequestBody::Table => T::TABLE,
             MultipartRequestBody::PortStats { .. } => T::PORT_STATS,
+            MultipartRequestBody::TableFeatures(_) => T::TABLE_FEATURES,
             MultipartRequestBody::PortDesc => T::PORT_DESC,
         };
         put_u16(out, mp_type);
@@ -208,6 +219,7 @@ impl MultipartRequest {
                 put_u32(out, *port_no);
                 put_zeros(out, 4);
             }
+            MultipartRequestBody::TableFeatures(raw) => out.extend_from_slice(raw),
             _ => {}
         }
     }
@@ -388,6 +400,7 @@ impl MultipartReply {
             T::TABLE => MultipartReplyBody::Table(decode_all(r, TableStats::decode)?),
             T::PORT_STATS => MultipartReplyBody::PortStats(decode_all(r, PortStats::decode)?),
             T::PORT_DESC => MultipartReplyBody::PortDesc(decode_all(r, PortDesc::decode)?),
+            T::TABLE_FEATURES => MultipartReplyBody::TableFeatures(r.rest().to_vec()),
             other => return Err(DecodeError::UnknownMultipartType(other)),
         };
         if !r.is_empty() {
@@ -407,6 +420,7 @@ impl MultipartReply {
             MultipartReplyBody::Aggregate(_) => T::AGGREGATE,
             MultipartReplyBody::Table(_) => T::TABLE,
             MultipartReplyBody::PortStats(_) => T::PORT_STATS,
+            MultipartReplyBody::TableFeatures(_) => T::TABLE_FEATURES,
             MultipartReplyBody::PortDesc(_) => T::PORT_DESC,
         };
         put_u16(out, mp_type);
@@ -424,6 +438,7 @@ impl MultipartReply {
             MultipartReplyBody::Table(v) => v.iter().for_each(|e| e.encode(out)),
             MultipartReplyBody::PortStats(v) => v.iter().for_each(|e| e.encode(out)),
             MultipartReplyBody::PortDesc(v) => v.iter().for_each(|e| e.encode(out)),
+            MultipartReplyBody::TableFeatures(raw) => out.extend_from_slice(raw),
         }
     }
 
@@ -490,4 +505,50 @@ fn chunk<T: Clone>(items: &[T], budget: usize, size: impl Fn(&T) -> usize) -> Ve
         used += s;
     }
     groups
+}
+
+/// The properties every `ofp_table_features` entry must carry
+/// (OFPTFPT_INSTRUCTIONS, NEXT_TABLES, WRITE_ACTIONS, APPLY_ACTIONS,
+/// MATCH, WILDCARDS, WRITE_SETFIELD, APPLY_SETFIELD).
+const REQUIRED_TABLE_PROPERTIES: [u16; 8] = [0, 2, 4, 6, 8, 10, 12, 14];
+
+/// Length of an entry with the required properties, each empty.
+pub const TABLE_FEATURES_LEN: usize = 64 + 8 * REQUIRED_TABLE_PROPERTIES.len();
+
+/// One `ofp_table_features` entry: the table's id, name and size, every
+/// metadata bit matchable and writable, and the required properties each
+/// with an empty list (a switch that describes nothing else; OVS's tools
+/// need one per table).
+pub fn table_features_entry(table_id: u8, name: &str, max_entries: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TABLE_FEATURES_LEN);
+    put_u16(&mut out, TABLE_FEATURES_LEN as u16);
+    out.push(table_id);
+    put_zeros(&mut out, 5);
+    put_fixed_string(&mut out, name, 32);
+    put_u64(&mut out, u64::MAX);
+    put_u64(&mut out, u64::MAX);
+    put_u32(&mut out, 0);
+    put_u32(&mut out, max_entries);
+    for t in REQUIRED_TABLE_PROPERTIES {
+        put_u16(&mut out, t);
+        put_u16(&mut out, 4);
+        put_zeros(&mut out, 4);
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_features_tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_has_its_id_name_size_and_the_required_properties() {
+        let e = table_features_entry(7, "egress", 1000);
+        assert_eq!(e.len(), TABLE_FEATURES_LEN);
+        assert_eq!(&e[..3], &[0, 128, 7]);
+        assert_eq!(&e[8..14], b"egress");
+        assert_eq!(&e[60..64], &1000u32.to_be_bytes());
+        assert_eq!(&e[64..72], &[0, 0, 0, 4, 0, 0, 0, 0]);
+        assert_eq!(&e[120..124], &[0, 14, 0, 4]);
+    }
 }

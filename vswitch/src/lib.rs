@@ -8,6 +8,8 @@
 //! - `control`: the socket protocol vswitchctl speaks, both ends.
 //! - `database`: the Open_vSwitch database (ovsdb-server) as the switch's
 //!   configuration, as ovs-vswitchd takes it.
+//! - `ofswitch`: the bridges' OpenFlow 1.3 side (controllers, and
+//!   `ovs-ofctl` on each bridge's management socket).
 //! - `render`: what a switch looks like (dump-flows, show, router show),
 //!   the same for the daemon and offline.
 //! - `offline`: a switch built from a scenario directory or a topology
@@ -16,7 +18,7 @@
 //! - `os`: the few libc calls outside the backends.
 //!
 //! May call: `pipeline` (the dataplane), `topology` (compiling this
-//! host's part of a topology) and `ovsdb` (the database client); nothing
+//! host's part of a topology) `ovsdb` (the database client) and `openflow` (the OpenFlow codec); nothing
 //! of devtools.
 //!
 //! Dependencies run one way: `control` → `daemon` → `io`; `render` and
@@ -32,5 +34,6 @@ pub mod daemon;
 pub mod database;
 pub mod io;
 pub mod offline;
+pub mod ofswitch;
 pub mod os;
 pub mod render;

@@ -32,7 +32,7 @@ fn daemon(db: &LocalServer) -> (Daemon, DatabaseBinding) {
     );
     let cfg: DaemonConfig = toml::from_str(&text).expect("config");
     let d = Daemon::start(&cfg).expect("daemon starts without a topology");
-    let b = DatabaseBinding::start(cfg.ovsdb.as_deref().expect("ovsdb"), d.shared.clone())
+    let b = DatabaseBinding::start(cfg.ovsdb.as_deref().expect("ovsdb"), d.shared.clone(), None)
         .expect("binding");
     (d, b)
 }
@@ -194,7 +194,7 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
     assert_eq!(dpid.len(), 16, "{dpid}");
     assert_eq!(
         u64::from_str_radix(dpid, 16).expect("hex"),
-        vswitch::database::datapath_id("br-int", None)
+        vswitch::ofswitch::datapath_id("br-int", None)
     );
     assert_eq!(
         vsctl(&db, &["get", "Open_vSwitch", ".", "ovs_version"]).trim(),
@@ -246,15 +246,37 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
     assert!(port(&d, "int-br-vlan").is_some());
     vsctl(&db, &["del-br", "br-vlan"]);
     assert_eq!(bridges(&d), ["br-int"]);
-    // Its patch peer went with it: the other end stays in the database,
-    // out of the switch, saying why.
-    assert!(port(&d, "int-br-vlan").is_none());
+    // Its patch peer went with it: the other end stays, a dead port with
+    // its number (as OVS keeps it), until a peer comes back.
+    let (n, kind, _) = port(&d, "int-br-vlan").expect("still there");
+    assert_eq!(kind, PortKind::Internal);
     assert_eq!(
         vsctl(&db, &["get", "Interface", "int-br-vlan", "ofport"]).trim(),
-        "-1"
+        n.to_string()
     );
-    let error = vsctl(&db, &["get", "Interface", "int-br-vlan", "error"]);
-    assert!(error.contains("patch peer phy-br-vlan"), "{error}");
+    vsctl(&db, &["add-br", "br-vlan"]);
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-vlan",
+            "phy-br-vlan",
+            "--",
+            "set",
+            "Interface",
+            "phy-br-vlan",
+            "type=patch",
+            "options:peer=int-br-vlan",
+        ],
+    );
+    let (again, kind, _) = port(&d, "int-br-vlan").expect("paired again");
+    assert_eq!(
+        kind,
+        PortKind::Patch {
+            peer: "phy-br-vlan".into()
+        }
+    );
+    assert_eq!(again, n, "the same number");
 }
 
 fn is_root() -> bool {

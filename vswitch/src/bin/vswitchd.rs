@@ -8,10 +8,12 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use vswitch::config::DaemonConfig;
 use vswitch::control::ControlServer;
 use vswitch::daemon::Daemon;
 use vswitch::database::DatabaseBinding;
+use vswitch::ofswitch::OpenFlowService;
 
 #[derive(Parser)]
 #[command(
@@ -99,10 +101,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Each bridge's management socket beside the control socket.
+    let rundir = cfg
+        .socket
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let of_service = match OpenFlowService::start(daemon.shared.clone(), &rundir) {
+        Ok(o) => Arc::new(o),
+        Err(e) => {
+            eprintln!(
+                "vswitchd: OpenFlow management sockets in {}: {e}",
+                rundir.display()
+            );
+            drop(server);
+            daemon.stop();
+            return ExitCode::FAILURE;
+        }
+    };
     let database = match cfg
         .ovsdb
         .as_deref()
-        .map(|db| DatabaseBinding::start(db, daemon.shared.clone()))
+        .map(|db| DatabaseBinding::start(db, daemon.shared.clone(), Some(of_service.clone())))
     {
         Some(Err(e)) => {
             eprintln!("vswitchd: {e}");
@@ -120,6 +140,7 @@ fn main() -> ExitCode {
     }
     tracing::info!("stopping");
     drop(database);
+    drop(of_service);
     drop(server);
     daemon.stop();
     #[cfg(feature = "dpdk")]

@@ -21,9 +21,10 @@ mod view;
 mod writeback;
 
 pub use reconcile::LOCAL_OFPORT;
-pub use writeback::{datapath_id, OVS_VERSION};
+pub use writeback::OVS_VERSION;
 
 use crate::daemon::Shared;
+use crate::ofswitch::{datapath_id, BridgeControl, OpenFlowService};
 use ovsdb::{Connection, ConnectionError, Message, Replica, Target};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,13 +55,19 @@ impl DatabaseBinding {
     /// Starts following the database at `target` (`unix:PATH` or
     /// `tcp:HOST:PORT`); the target's syntax is checked now, the server
     /// may come later.
-    pub fn start(target: &str, shared: Arc<Shared>) -> Result<DatabaseBinding, DatabaseError> {
+    /// `openflow`, if given, learns each bridge's datapath id and
+    /// controllers from the database.
+    pub fn start(
+        target: &str,
+        shared: Arc<Shared>,
+        openflow: Option<Arc<OpenFlowService>>,
+    ) -> Result<DatabaseBinding, DatabaseError> {
         let target = Target::parse(target)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("ovsdb".into())
-            .spawn(move || follow(&target, &shared, &flag))
+            .spawn(move || follow(&target, &shared, openflow.as_deref(), &flag))
             .map_err(DatabaseError::Thread)?;
         Ok(DatabaseBinding {
             stop,
@@ -79,12 +86,12 @@ impl Drop for DatabaseBinding {
 }
 
 /// Sessions with the server until stopped, reconnecting after failures.
-fn follow(target: &Target, shared: &Shared, stop: &AtomicBool) {
+fn follow(target: &Target, shared: &Shared, openflow: Option<&OpenFlowService>, stop: &AtomicBool) {
     let mut owned = reconcile::Owned::default();
     let mut backoff = Duration::from_millis(100);
     let mut logged = false;
     while !stop.load(Ordering::Acquire) && !shared.stopping() {
-        match session(target, shared, stop, &mut owned, &mut logged) {
+        match session(target, shared, openflow, stop, &mut owned, &mut logged) {
             Ok(()) => return,
             Err(e) => {
                 if !logged {
@@ -107,6 +114,7 @@ fn follow(target: &Target, shared: &Shared, stop: &AtomicBool) {
 fn session(
     target: &Target,
     shared: &Shared,
+    openflow: Option<&OpenFlowService>,
     stop: &AtomicBool,
     owned: &mut reconcile::Owned,
     logged: &mut bool,
@@ -120,6 +128,20 @@ fn session(
     loop {
         let v = view::view(&replica);
         let outcome = reconcile::reconcile(shared, &v, owned);
+        if let Some(of) = openflow {
+            of.set_control(
+                v.bridges
+                    .iter()
+                    .map(|b| {
+                        let control = BridgeControl {
+                            datapath_id: datapath_id(&b.name, b.datapath_id_request),
+                            controllers: b.controllers.clone(),
+                        };
+                        (b.name.clone(), control)
+                    })
+                    .collect(),
+            );
+        }
         let ops = writeback::operations(&v, &outcome);
         if !ops.is_empty() {
             c.transact(DATABASE, &ops)?;

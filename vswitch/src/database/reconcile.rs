@@ -211,22 +211,44 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
         }
     }
     unpair_lone_patches(&mut wanted);
-    // A VLAN change is made in place (the port keeps its number and I/O).
-    for (name, have) in owned.ports.iter_mut() {
-        let Some(Ok(want)) = wanted.get(name) else {
-            continue;
-        };
-        let mut retagged = have.clone();
-        retagged.config.vlan = want.config.vlan.clone();
-        if retagged == *want && *have != *want {
-            let vlan = want.config.vlan.clone();
-            match shared.update(|st| st.config.set_port(name, |p| p.vlan = vlan)) {
-                Ok(()) => {
-                    tracing::info!(port = %name, vlan = ?want.config.vlan, "database: port VLAN changed");
-                    *have = retagged;
-                }
-                Err(e) => tracing::warn!(port = %name, error = %e, "database: port VLAN refused"),
+    // A VLAN change, or a patch port finding or losing its peer, is made
+    // in place (the port keeps its number and I/O): all in one change, as
+    // the two ends of a patch pair must flip together.
+    let in_place: Vec<(String, PortSpec)> = owned
+        .ports
+        .iter()
+        .filter_map(|(name, have)| {
+            let Some(Ok(want)) = wanted.get(name) else {
+                return None;
+            };
+            let mut same = have.clone();
+            same.config.vlan = want.config.vlan.clone();
+            same.config.kind = want.config.kind.clone();
+            let patchy = |k: &PortKind| matches!(k, PortKind::Patch { .. } | PortKind::Internal);
+            let kind_ok = have.config.kind == want.config.kind
+                || (patchy(&have.config.kind) && patchy(&want.config.kind) && have.io.is_none());
+            (same == *want && have != want && kind_ok).then(|| (name.clone(), want.clone()))
+        })
+        .collect();
+    if !in_place.is_empty() {
+        let changed = shared.update(|st| {
+            for (name, want) in &in_place {
+                let (vlan, kind) = (want.config.vlan.clone(), want.config.kind.clone());
+                st.config.set_port(name, |p| {
+                    p.vlan = vlan;
+                    p.kind = kind;
+                })?;
             }
+            Ok::<(), pipeline::switch::ConfigError>(())
+        });
+        match changed {
+            Ok(()) => {
+                for (name, want) in in_place {
+                    tracing::info!(port = %name, vlan = ?want.config.vlan, kind = ?want.config.kind, "database: port changed");
+                    owned.ports.insert(name, want);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "database: port changes refused"),
         }
     }
     // Gone from the database, or changed otherwise: out first (a changed
@@ -281,11 +303,12 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
 }
 
 /// A patch port works only with its peer: a patch port on another
-/// bridge that names it back. Without one it is not added (its error
-/// says why) until the peer comes; OVS keeps such a port, dead, and the
-/// switch here cannot hold a half pair.
+/// bridge that names it back. Until it has one it is a dead port (an
+/// internal port with nothing attached: it has its number, and what is
+/// sent to it goes nowhere), as OVS keeps a patch port whose peer is
+/// missing; it becomes a patch port, in place, when the peer comes.
 fn unpair_lone_patches(wanted: &mut BTreeMap<String, Result<PortSpec, String>>) {
-    let lone: Vec<(String, String)> = wanted
+    let lone: Vec<String> = wanted
         .iter()
         .filter_map(|(name, w)| {
             let w = w.as_ref().ok()?;
@@ -297,16 +320,13 @@ fn unpair_lone_patches(wanted: &mut BTreeMap<String, Result<PortSpec, String>>) 
                 Some(Ok(p)) if p.bridge != w.bridge
                     && matches!(&p.config.kind, PortKind::Patch { peer: back } if back == name)
             );
-            (!paired).then(|| (name.clone(), peer.clone()))
+            (!paired).then(|| name.clone())
         })
         .collect();
-    for (name, peer) in lone {
-        wanted.insert(
-            name.clone(),
-            Err(format!(
-                "{name}: patch peer {peer} is not a patch port on another bridge that names {name}"
-            )),
-        );
+    for name in lone {
+        if let Some(Ok(w)) = wanted.get_mut(&name) {
+            w.config.kind = PortKind::Internal;
+        }
     }
 }
 

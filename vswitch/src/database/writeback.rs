@@ -8,6 +8,7 @@
 
 use super::reconcile::Outcome;
 use super::view::DatabaseView;
+use crate::ofswitch::datapath_id;
 use ovsdb::{Condition, Datum, Operation};
 
 /// The Open vSwitch release whose database and OpenFlow behaviour this
@@ -15,19 +16,6 @@ use ovsdb::{Condition, Datum, Operation};
 pub const OVS_VERSION: &str = "3.1.0";
 pub const DATAPATH_TYPES: [&str; 2] = ["netdev", "system"];
 pub const IFACE_TYPES: [&str; 4] = ["dpdk", "internal", "patch", "system"];
-
-/// The datapath id of a bridge: `other_config:datapath-id` when set,
-/// else one derived from its name (stable across restarts, a locally
-/// administered MAC in the low 48 bits as OVS's are).
-pub fn datapath_id(name: &str, request: Option<u64>) -> u64 {
-    request.unwrap_or_else(|| {
-        // FNV-1a over the name: stable, no dependency on the build.
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        (h & 0x0000_feff_ffff_ffff) | 0x0000_0200_0000_0000
-    })
-}
 
 /// The operations that bring the database to what the switch holds.
 pub fn operations(view: &DatabaseView, outcome: &Outcome) -> Vec<Operation> {
@@ -89,19 +77,4 @@ pub fn operations(view: &DatabaseView, outcome: &Outcome) -> Vec<Operation> {
         }
     }
     ops
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn datapath_ids_are_the_request_or_stable_local_macs() {
-        assert_eq!(datapath_id("br-int", Some(0xabc)), 0xabc);
-        let a = datapath_id("br-int", None);
-        assert_eq!(a, datapath_id("br-int", None));
-        assert_ne!(a, datapath_id("br-ex", None));
-        assert_eq!(a >> 48, 0, "48 bits");
-        assert_eq!((a >> 40) & 0x03, 0x02, "locally administered, unicast");
-    }
 }

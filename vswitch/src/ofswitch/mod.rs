@@ -1,0 +1,350 @@
+//! The switch's OpenFlow 1.3 side, as ovs-vswitchd's: each bridge listens
+//! on `<rundir>/<bridge>.mgmt` (so `ovs-ofctl -O OpenFlow13 dump-flows
+//! br-int` works with `OVS_RUNDIR=<rundir>`) and connects out to the
+//! controllers its database row names (Neutron's OVS agent listens on
+//! `tcp:127.0.0.1:6633`), reconnecting with a growing pause.
+//!
+//! - `session`: one OpenFlow connection, whatever its transport: version
+//!   negotiation, then requests answered in order.
+//! - `flows`: flow mods into the bridge's flow table and flow statistics
+//!   out of it, through the switch's own flow syntax.
+//!
+//! Owner: a thread that keeps the listeners and connectors matched to the
+//! bridges (`sync`, every `SYNC_INTERVAL`); a thread per connection.
+//! Sessions change the switch only through `Shared::update`.
+#![deny(unsafe_code)]
+
+mod flows;
+mod session;
+
+use crate::daemon::Shared;
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often listeners and connectors are matched to the bridges.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// What the database says of a bridge's OpenFlow side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BridgeControl {
+    pub datapath_id: u64,
+    /// Controller targets (`tcp:HOST:PORT`, `unix:PATH`).
+    pub controllers: Vec<String>,
+}
+
+/// The datapath id of a bridge: `other_config:datapath-id` when set,
+/// else one derived from its name (stable across restarts, a locally
+/// administered MAC in the low 48 bits as OVS's are).
+pub fn datapath_id(name: &str, request: Option<u64>) -> u64 {
+    request.unwrap_or_else(|| {
+        // FNV-1a over the name: stable, no dependency on the build.
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        (h & 0x0000_feff_ffff_ffff) | 0x0000_0200_0000_0000
+    })
+}
+
+/// The bridges' OpenFlow side; stops its threads when dropped.
+pub struct OpenFlowService {
+    inner: Arc<Inner>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    rundir: PathBuf,
+    stop: AtomicBool,
+    /// Set by the database (owner: its thread); bridges it does not name
+    /// get a datapath id from their name and no controller.
+    control: Mutex<BTreeMap<String, BridgeControl>>,
+}
+
+impl Inner {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire) || self.shared.stopping()
+    }
+
+    fn control_of(&self, bridge: &str) -> BridgeControl {
+        self.control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bridge)
+            .cloned()
+            .unwrap_or_else(|| BridgeControl {
+                datapath_id: datapath_id(bridge, None),
+                controllers: Vec::new(),
+            })
+    }
+}
+
+impl OpenFlowService {
+    /// Serves every bridge of the switch, management sockets in `rundir`.
+    pub fn start(shared: Arc<Shared>, rundir: &Path) -> std::io::Result<OpenFlowService> {
+        std::fs::create_dir_all(rundir)?;
+        let inner = Arc::new(Inner {
+            shared,
+            rundir: rundir.to_path_buf(),
+            stop: AtomicBool::new(false),
+            control: Mutex::new(BTreeMap::new()),
+        });
+        let i = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("openflow".into())
+            .spawn(move || keep_in_sync(&i))?;
+        Ok(OpenFlowService {
+            inner,
+            thread: Some(thread),
+        })
+    }
+
+    /// The database's datapath ids and controllers, by bridge.
+    pub fn set_control(&self, control: BTreeMap<String, BridgeControl>) {
+        *self.inner.control.lock().unwrap_or_else(|e| e.into_inner()) = control;
+    }
+
+    /// Where `bridge`'s management socket is.
+    pub fn management_socket(&self, bridge: &str) -> PathBuf {
+        self.inner.rundir.join(format!("{bridge}.mgmt"))
+    }
+}
+
+impl Drop for OpenFlowService {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A bridge's listener or a controller connector, running.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Running {
+    fn halt(self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts and stops listeners and connectors as bridges and controllers
+/// come and go.
+fn keep_in_sync(inner: &Arc<Inner>) {
+    let mut listeners: BTreeMap<String, Running> = BTreeMap::new();
+    let mut connectors: BTreeMap<(String, String), Running> = BTreeMap::new();
+    while !inner.stopping() {
+        let sw = inner.shared.switch();
+        let bridges: Vec<String> = sw.bridges.iter().map(|b| b.name.clone()).collect();
+        drop(sw);
+        let gone: Vec<String> = listeners
+            .keys()
+            .filter(|b| !bridges.contains(b))
+            .cloned()
+            .collect();
+        for b in gone {
+            if let Some(r) = listeners.remove(&b) {
+                r.halt();
+            }
+        }
+        let mut wanted = Vec::new();
+        for b in &bridges {
+            if !listeners.contains_key(b) {
+                match listen(inner, b) {
+                    Ok(r) => {
+                        listeners.insert(b.clone(), r);
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %b, error = %e, "openflow: management socket")
+                    }
+                }
+            }
+            for target in inner.control_of(b).controllers {
+                wanted.push((b.clone(), target));
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        let stale: Vec<(String, String)> = connectors
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .cloned()
+            .collect();
+        for k in stale {
+            if let Some(r) = connectors.remove(&k) {
+                r.halt();
+            }
+        }
+        for k in wanted {
+            if let std::collections::btree_map::Entry::Vacant(slot) = connectors.entry(k) {
+                let (b, t) = slot.key().clone();
+                match connect_out(inner, &b, &t) {
+                    Ok(r) => {
+                        slot.insert(r);
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %b, target = %t, error = %e, "openflow: controller")
+                    }
+                }
+            }
+        }
+        std::thread::sleep(SYNC_INTERVAL);
+    }
+    for (_, r) in listeners {
+        r.halt();
+    }
+    for (_, r) in connectors {
+        r.halt();
+    }
+}
+
+/// A byte stream an OpenFlow session runs over.
+pub(crate) enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// Listens on the bridge's management socket; a session per client.
+fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
+    let path = inner.rundir.join(format!("{bridge}.mgmt"));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    listener.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, i, b) = (stop.clone(), inner.clone(), bridge.to_string());
+    let thread = std::thread::Builder::new()
+        .name(format!("of-{bridge}"))
+        .spawn(move || {
+            while !flag.load(Ordering::Acquire) && !i.stopping() {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let (i2, b2, f2) = (i.clone(), b.clone(), flag.clone());
+                        let _ = std::thread::Builder::new()
+                            .name(format!("of-{b}-client"))
+                            .spawn(move || {
+                                let stop = || f2.load(Ordering::Acquire) || i2.stopping();
+                                if let Err(e) = session::run(&i2.shared, &b2, &i2.control_of(&b2), Stream::Unix(s), &stop) {
+                                    tracing::debug!(bridge = %b2, error = %e, "openflow: management session ended");
+                                }
+                            });
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %b, error = %e, "openflow: accept");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        })?;
+    Ok(Running { stop, thread })
+}
+
+fn open(target: &str) -> std::io::Result<Stream> {
+    match target.split_once(':') {
+        Some(("tcp", addr)) => TcpStream::connect(addr).map(Stream::Tcp),
+        Some(("unix", path)) => UnixStream::connect(path).map(Stream::Unix),
+        _ => Err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("controller target {target:?}: expected tcp:HOST:PORT or unix:PATH"),
+        )),
+    }
+}
+
+/// Connects to a controller, again and again, until stopped.
+fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, i, b, t) = (
+        stop.clone(),
+        inner.clone(),
+        bridge.to_string(),
+        target.to_string(),
+    );
+    let thread = std::thread::Builder::new()
+        .name(format!("of-{bridge}-ctl"))
+        .spawn(move || {
+            let mut backoff = Duration::from_millis(100);
+            let stop = || flag.load(Ordering::Acquire) || i.stopping();
+            while !stop() {
+                match open(&t) {
+                    Ok(s) => {
+                        tracing::info!(bridge = %b, target = %t, "openflow: connected to controller");
+                        backoff = Duration::from_millis(100);
+                        if let Err(e) = session::run(&i.shared, &b, &i.control_of(&b), s, &stop) {
+                            tracing::info!(bridge = %b, target = %t, error = %e, "openflow: controller connection ended");
+                        }
+                    }
+                    Err(e) => tracing::debug!(bridge = %b, target = %t, error = %e, "openflow: controller not reachable"),
+                }
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        })?;
+    Ok(Running { stop, thread })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datapath_ids_are_the_request_or_stable_local_macs() {
+        assert_eq!(datapath_id("br-int", Some(0xabc)), 0xabc);
+        let a = datapath_id("br-int", None);
+        assert_eq!(a, datapath_id("br-int", None));
+        assert_ne!(a, datapath_id("br-ex", None));
+        assert_eq!(a >> 48, 0, "48 bits");
+        assert_eq!((a >> 40) & 0x03, 0x02, "locally administered, unicast");
+    }
+}

@@ -1,0 +1,291 @@
+//! vswitchd's OpenFlow 1.3 side against Open vSwitch's own tools and a
+//! controller: `ovs-ofctl -O OpenFlow13` on a bridge's management socket
+//! adds, dumps, modifies and deletes flows (cookie masks too) in the
+//! running switch and is refused, with OpenFlow's error, what the switch
+//! cannot do; a bridge whose database row names a controller connects
+//! out to it and answers FEATURES with the datapath id the database
+//! holds. Skips, saying so, where Open vSwitch's tools are missing.
+#![deny(unsafe_code)]
+
+use openflow::{next_frame, Frame, Hello, Message};
+use ovsdb::LocalServer;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vswitch::config::DaemonConfig;
+use vswitch::daemon::Daemon;
+use vswitch::database::DatabaseBinding;
+use vswitch::ofswitch::OpenFlowService;
+
+struct Host {
+    db: LocalServer,
+    rundir: PathBuf,
+    daemon: Daemon,
+    _of: Arc<OpenFlowService>,
+    _binding: DatabaseBinding,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.rundir);
+    }
+}
+
+fn host(tag: &str) -> Option<Host> {
+    if let Err(e) = LocalServer::available() {
+        eprintln!("skipped: {e}");
+        return None;
+    }
+    if ovsdb::local::find_program("ovs-ofctl").is_none() {
+        eprintln!("skipped: ovs-ofctl is not installed (Debian openvswitch-common)");
+        return None;
+    }
+    let base = std::env::temp_dir().join(format!("vswitch-of-{tag}-{}", std::process::id()));
+    let db = LocalServer::start(&base.join("db")).expect("ovsdb-server");
+    let rundir = base.join("run");
+    let text = format!(
+        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
+        db.target()
+    );
+    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
+    let daemon = Daemon::start(&cfg).expect("daemon");
+    let of = Arc::new(OpenFlowService::start(daemon.shared.clone(), &rundir).expect("openflow"));
+    let binding = DatabaseBinding::start(&db.target(), daemon.shared.clone(), Some(of.clone()))
+        .expect("database");
+    Some(Host {
+        db,
+        rundir,
+        daemon,
+        _of: of,
+        _binding: binding,
+    })
+}
+
+fn vsctl(h: &Host, args: &[&str]) -> String {
+    let mut all = vec!["--timeout=10"];
+    all.extend_from_slice(args);
+    h.db.vsctl(&all).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn wait_for_file(p: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.exists() {
+        assert!(Instant::now() < deadline, "{} did not appear", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ovs-ofctl -O OpenFlow13 CMD unix:<mgmt> ARGS`: success, stdout, stderr.
+fn ofctl(h: &Host, bridge: &str, cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let sock = h.rundir.join(format!("{bridge}.mgmt"));
+    wait_for_file(&sock);
+    let out = Command::new(ovsdb::local::find_program("ovs-ofctl").expect("ovs-ofctl"))
+        .args(["-O", "OpenFlow13", "--timeout=10", cmd])
+        .arg(format!("unix:{}", sock.display()))
+        .args(args)
+        .output()
+        .expect("ovs-ofctl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn flows_of(h: &Host, bridge: &str) -> usize {
+    h.daemon
+        .shared
+        .switch()
+        .bridge(bridge)
+        .map_or(0, |b| b.n_flows())
+}
+
+#[test]
+fn ovs_ofctl_manages_the_flows_of_a_bridge() {
+    let Some(h) = host("ofctl") else {
+        return;
+    };
+    vsctl(
+        &h,
+        &[
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "datapath_type=netdev",
+        ],
+    );
+    vsctl(
+        &h,
+        &[
+            "add-port",
+            "br-int",
+            "patch-a",
+            "--",
+            "set",
+            "Interface",
+            "patch-a",
+            "type=internal",
+            "ofport_request=1",
+        ],
+    );
+    vsctl(
+        &h,
+        &[
+            "add-port",
+            "br-int",
+            "patch-b",
+            "--",
+            "set",
+            "Interface",
+            "patch-b",
+            "type=internal",
+            "ofport_request=2",
+        ],
+    );
+
+    // What the agent's DVR flows look like (tables, VLANs, registers,
+    // goto and resubmit), as ovs-ofctl encodes them.
+    let flows = [
+        "table=0,priority=3,in_port=1,dl_vlan=101,actions=mod_vlan_vid:1,resubmit(,60)",
+        "cookie=0x5,table=0,priority=2,in_port=2,actions=drop",
+        "cookie=0x5,table=60,priority=20,dl_vlan=1,dl_dst=fa:16:3e:01:00:11,actions=strip_vlan,output:1",
+        "table=1,priority=4,dl_vlan=1,dl_type=0x0800,nw_dst=10.1.0.0/24,actions=set_field:fa:16:3e:aa:01:01->eth_src,goto_table:60",
+        "table=0,priority=65535,in_port=2,reg2=0,actions=set_field:0x1->reg2,resubmit(,58)",
+        "table=24,priority=2,arp,in_port=1,arp_spa=10.1.0.11,actions=goto_table:25",
+    ];
+    for f in flows {
+        let (ok, _, err) = ofctl(&h, "br-int", "add-flow", &[f]);
+        assert!(ok, "add-flow {f}: {err}");
+    }
+    assert_eq!(flows_of(&h, "br-int"), flows.len());
+    let (ok, dump, err) = ofctl(&h, "br-int", "dump-flows", &[]);
+    assert!(ok, "{err}");
+    for want in [
+        "cookie=0x5, duration=",
+        "table=60, n_packets=0, n_bytes=0, priority=20,dl_vlan=1,dl_dst=fa:16:3e:01:00:11 actions=",
+        "in_port=1,dl_vlan=101 actions=",
+        "reg2=0,in_port=2 actions=",
+        "goto_table:60",
+        "resubmit(,58)",
+    ] {
+        assert!(dump.contains(want), "{want:?} in\n{dump}");
+    }
+    // Modify and strict delete, then the agent's cookie cleanup.
+    let (ok, _, err) = ofctl(
+        &h,
+        "br-int",
+        "mod-flows",
+        &["table=0,in_port=2,actions=output:1"],
+    );
+    assert!(ok, "{err}");
+    let (_, dump, _) = ofctl(&h, "br-int", "dump-flows", &["table=0"]);
+    assert!(
+        dump.contains("priority=2,in_port=2 actions=output:1"),
+        "{dump}"
+    );
+    let (ok, _, err) = ofctl(
+        &h,
+        "br-int",
+        "del-flows",
+        &[
+            "--strict",
+            "table=24,priority=2,arp,in_port=1,arp_spa=10.1.0.11",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(flows_of(&h, "br-int"), flows.len() - 1);
+    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["cookie=0x5/-1"]);
+    assert!(ok, "{err}");
+    assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
+
+    // What the switch cannot do is refused with OpenFlow's error and
+    // changes nothing.
+    let (ok, _, err) = ofctl(
+        &h,
+        "br-int",
+        "add-flow",
+        &["table=0,priority=1,tun_id=5,actions=drop"],
+    );
+    assert!(!ok, "tun_id is not a field of this switch");
+    assert!(err.contains("OFPBMC_BAD_FIELD"), "{err}");
+    assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
+
+    // The bridge's ports, LOCAL included.
+    let (ok, show, err) = ofctl(&h, "br-int", "show", &[]);
+    assert!(ok, "{err}");
+    for want in [" 1(patch-a):", " 2(patch-b):", " LOCAL(br-int):"] {
+        assert!(show.contains(want), "{want:?} in\n{show}");
+    }
+    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &[]);
+    assert!(ok, "{err}");
+    assert_eq!(flows_of(&h, "br-int"), 0);
+}
+
+/// Reads one whole OpenFlow message from `s`.
+fn read_message(s: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> Message {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Frame::Complete(n)) = next_frame(buf) {
+            let m: Vec<u8> = buf.drain(..n).collect();
+            return Message::decode(&m).expect("decodes").1;
+        }
+        let n = s.read(&mut chunk).expect("reads");
+        assert!(n > 0, "the switch closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
+    let Some(h) = host("controller") else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    vsctl(
+        &h,
+        &[
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "other_config:datapath-id=00000000000000a1",
+        ],
+    );
+    vsctl(
+        &h,
+        &["set-controller", "br-int", &format!("tcp:127.0.0.1:{port}")],
+    );
+    listener.set_nonblocking(false).expect("blocking");
+    let (mut s, _) = listener.accept().expect("the switch connects");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    assert!(matches!(read_message(&mut s, &mut buf), Message::Hello(_)));
+    s.write_all(&Message::Hello(Hello::ofp13()).encode(1))
+        .expect("hello");
+    s.write_all(&Message::FeaturesRequest.encode(2))
+        .expect("features");
+    match read_message(&mut s, &mut buf) {
+        Message::FeaturesReply(f) => assert_eq!(f.datapath_id, 0xa1),
+        other => panic!("expected FEATURES_REPLY, got {other:?}"),
+    }
+    assert_eq!(
+        vsctl(&h, &["get", "Bridge", "br-int", "datapath_id"]).trim(),
+        "\"00000000000000a1\""
+    );
+    s.write_all(&Message::EchoRequest(b"ping".to_vec()).encode(3))
+        .expect("echo");
+    assert_eq!(
+        read_message(&mut s, &mut buf),
+        Message::EchoReply(b"ping".to_vec())
+    );
+}
