@@ -135,3 +135,98 @@ fn vswitchd_refuses_a_bad_config_naming_it() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `vswitchd --config host.toml --ovsdb unix:…` under a private
+/// ovsdb-server, as an operator runs it in place of ovs-vswitchd:
+/// `ovs-vsctl` (waiting for the switch) builds a bridge, `ovs-ofctl`
+/// reaches it by name with OVS_RUNDIR set to vswitchd's run directory, and
+/// SIGTERM stops it. Skips, saying so, without Open vSwitch's tools.
+#[test]
+fn vswitchd_takes_its_bridges_from_ovsdb_and_serves_ovs_ofctl_by_bridge_name() {
+    if let Err(e) = ovsdb::LocalServer::available() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let Some(ofctl) = ovsdb::local::find_program("ovs-ofctl") else {
+        eprintln!("skipped: ovs-ofctl is not installed");
+        return;
+    };
+    let dir = TempDir(std::env::temp_dir().join(format!("vswitchd-ovsdb-{}", std::process::id())));
+    let db = ovsdb::LocalServer::start(&dir.0.join("db")).expect("ovsdb-server");
+    let run = dir.0.join("run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    let cfg = dir.0.join("host.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "host = \"compute1\"\nsocket = \"{}\"\n[[workers]]\n",
+            run.join("vswitchd.sock").display()
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--ovsdb")
+        .arg(db.target())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vswitchd");
+    let vsctl = |args: &[&str]| {
+        let mut all = vec!["--timeout=10"];
+        all.extend_from_slice(args);
+        db.vsctl(&all)
+    };
+    let added = vsctl(&[
+        "add-br",
+        "br-int",
+        "--",
+        "set",
+        "Bridge",
+        "br-int",
+        "datapath_type=netdev",
+    ]);
+    let mgmt = run.join("br-int.mgmt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while added.is_ok() && !mgmt.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ofctl_run = |args: &[&str]| {
+        Command::new(&ofctl)
+            .env("OVS_RUNDIR", &run)
+            .args(["-O", "OpenFlow13", "--timeout=10"])
+            .args(args)
+            .output()
+            .expect("ovs-ofctl")
+    };
+    let add = ofctl_run(&[
+        "add-flow",
+        "br-int",
+        "table=0,priority=5,dl_type=0x0806,actions=NORMAL",
+    ]);
+    let dump = ofctl_run(&["dump-flows", "br-int"]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("exits");
+    let mut log = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut log);
+    }
+    added.unwrap_or_else(|e| panic!("ovs-vsctl add-br: {e}\n{log}"));
+    assert!(
+        add.status.success(),
+        "{}\n{log}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("priority=5,arp actions=NORMAL"),
+        "{dump}\n{log}"
+    );
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("ovsdb: connected"), "{log}");
+    assert!(log.contains("database: bridge added"), "{log}");
+}
