@@ -26,11 +26,16 @@ struct Host {
     daemon: Daemon,
     _of: Arc<OpenFlowService>,
     _binding: DatabaseBinding,
+    /// Last: removed after everything else is gone.
+    _dir: TempDir,
 }
 
-impl Drop for Host {
+/// Removes its directory when dropped, even when a test fails.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.rundir);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -61,6 +66,7 @@ fn host(tag: &str) -> Option<Host> {
         daemon,
         _of: of,
         _binding: binding,
+        _dir: TempDir(base),
     })
 }
 
@@ -288,4 +294,110 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
         read_message(&mut s, &mut buf),
         Message::EchoReply(b"ping".to_vec())
     );
+}
+
+/// A daemon, its OpenFlow side and database binding over `db`, bridges'
+/// sockets and saved flows in `rundir`.
+fn start(db: &LocalServer, rundir: &Path) -> (Daemon, Arc<OpenFlowService>, DatabaseBinding) {
+    let text = format!(
+        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
+        db.target()
+    );
+    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
+    let daemon = Daemon::start(&cfg).expect("daemon");
+    let of = Arc::new(OpenFlowService::start(daemon.shared.clone(), rundir).expect("openflow"));
+    let binding = DatabaseBinding::start(&db.target(), daemon.shared.clone(), Some(of.clone()))
+        .expect("database");
+    (daemon, of, binding)
+}
+
+#[test]
+fn a_controllers_flows_are_kept_across_a_restart_until_it_resyncs() {
+    let Some(h) = host("restart") else {
+        return;
+    };
+    vsctl(&h, &["add-br", "br-int"]);
+    vsctl(
+        &h,
+        &[
+            "add-port",
+            "br-int",
+            "p1",
+            "--",
+            "set",
+            "Interface",
+            "p1",
+            "type=internal",
+            "ofport_request=1",
+        ],
+    );
+    for f in [
+        "cookie=0x1,table=0,priority=10,in_port=1,actions=goto_table:60",
+        "cookie=0x1,table=60,priority=3,actions=NORMAL",
+        "cookie=0x2,table=23,priority=0,actions=drop",
+    ] {
+        let (ok, _, err) = ofctl(&h, "br-int", "add-flow", &[f]);
+        assert!(ok, "{err}");
+    }
+    let saved = h.rundir.join("br-int.flows");
+    wait_for_file(&saved);
+    // The same host's next daemon (the first one gone), same database
+    // and run directory.
+    let Host {
+        db,
+        rundir,
+        daemon,
+        _of,
+        _binding,
+        _dir,
+    } = h;
+    drop(_binding);
+    drop(_of);
+    daemon.stop();
+    let (d2, _of2, _b2) = start(&db, &rundir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d2
+        .shared
+        .switch()
+        .bridge("br-int")
+        .map_or(0, |b| b.n_flows())
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the saved flows did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The controller resyncs: its cookie cleanup removes what it no
+    // longer wants, and that is saved too.
+    let sock = rundir.join("br-int.mgmt");
+    let del = Command::new(ovsdb::local::find_program("ovs-ofctl").expect("ovs-ofctl"))
+        .args(["-O", "OpenFlow13", "--timeout=10", "del-flows"])
+        .arg(format!("unix:{}", sock.display()))
+        .arg("cookie=0x1/-1")
+        .output()
+        .expect("ovs-ofctl");
+    assert!(
+        del.status.success(),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+    assert_eq!(
+        d2.shared
+            .switch()
+            .bridge("br-int")
+            .map_or(0, |b| b.n_flows()),
+        1
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&saved).unwrap_or_default();
+        if text.lines().count() == 1 {
+            assert!(text.contains("cookie=0x2"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not saved: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -7,7 +7,8 @@
 //! - `session`: one OpenFlow connection, whatever its transport: version
 //!   negotiation, then requests answered in order.
 //! - `flows`: flow mods into the bridge's flow table and flow statistics
-//!   out of it, through the switch's own flow syntax.
+//!   out of it.
+//! - `saved`: a bridge's flows kept across a restart of the switch.
 //!
 //! Owner: a thread that keeps the listeners and connectors matched to the
 //! bridges (`sync`, every `SYNC_INTERVAL`); a thread per connection.
@@ -15,6 +16,7 @@
 #![deny(unsafe_code)]
 
 mod flows;
+mod saved;
 mod session;
 
 use crate::daemon::Shared;
@@ -66,11 +68,31 @@ struct Inner {
     /// Set by the database (owner: its thread); bridges it does not name
     /// get a datapath id from their name and no controller.
     control: Mutex<BTreeMap<String, BridgeControl>>,
+    /// Bridges whose flows a session changed since they were last saved
+    /// (written by sessions, taken by the sync thread).
+    changed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Inner {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire) || self.shared.stopping()
+    }
+
+    fn flows_changed(&self, bridge: &str) {
+        self.changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(bridge.to_string());
+    }
+
+    /// Saves the flows of the bridges sessions changed.
+    fn save_changed(&self) {
+        let changed = std::mem::take(&mut *self.changed.lock().unwrap_or_else(|e| e.into_inner()));
+        for b in changed {
+            if let Err(e) = saved::save(&self.shared, &self.rundir, &b) {
+                tracing::warn!(bridge = %b, error = %e, "openflow: saving the bridge's flows");
+            }
+        }
     }
 
     fn control_of(&self, bridge: &str) -> BridgeControl {
@@ -95,6 +117,7 @@ impl OpenFlowService {
             rundir: rundir.to_path_buf(),
             stop: AtomicBool::new(false),
             control: Mutex::new(BTreeMap::new()),
+            changed: Mutex::new(Default::default()),
         });
         let i = inner.clone();
         let thread = std::thread::Builder::new()
@@ -157,10 +180,21 @@ fn keep_in_sync(inner: &Arc<Inner>) {
             if let Some(r) = listeners.remove(&b) {
                 r.halt();
             }
+            saved::forget(&inner.rundir, &b);
         }
         let mut wanted = Vec::new();
         for b in &bridges {
             if !listeners.contains_key(b) {
+                // Before any controller connects: the flows it left.
+                match saved::restore(&inner.shared, &inner.rundir, b) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(bridge = %b, flows = n, "openflow: flows kept across the restart put back")
+                    }
+                    Err(e) => {
+                        tracing::warn!(bridge = %b, error = %e, "openflow: saved flows not put back")
+                    }
+                }
                 match listen(inner, b) {
                     Ok(r) => {
                         listeners.insert(b.clone(), r);
@@ -199,8 +233,10 @@ fn keep_in_sync(inner: &Arc<Inner>) {
                 }
             }
         }
+        inner.save_changed();
         std::thread::sleep(SYNC_INTERVAL);
     }
+    inner.save_changed();
     for (_, r) in listeners {
         r.halt();
     }
@@ -269,7 +305,8 @@ fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
                             .name(format!("of-{b}-client"))
                             .spawn(move || {
                                 let stop = || f2.load(Ordering::Acquire) || i2.stopping();
-                                if let Err(e) = session::run(&i2.shared, &b2, &i2.control_of(&b2), Stream::Unix(s), &stop) {
+                                let changed = || i2.flows_changed(&b2);
+                                if let Err(e) = session::run(&i2.shared, &b2, &i2.control_of(&b2), Stream::Unix(s), &stop, &changed) {
                                     tracing::debug!(bridge = %b2, error = %e, "openflow: management session ended");
                                 }
                             });
@@ -318,7 +355,8 @@ fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Resul
                     Ok(s) => {
                         tracing::info!(bridge = %b, target = %t, "openflow: connected to controller");
                         backoff = Duration::from_millis(100);
-                        if let Err(e) = session::run(&i.shared, &b, &i.control_of(&b), s, &stop) {
+                        let changed = || i.flows_changed(&b);
+                        if let Err(e) = session::run(&i.shared, &b, &i.control_of(&b), s, &stop, &changed) {
                             tracing::info!(bridge = %b, target = %t, error = %e, "openflow: controller connection ended");
                         }
                     }

@@ -53,6 +53,8 @@ struct Session<'a> {
     negotiated: bool,
     /// Version negotiation failed: close once the error is sent.
     refused: bool,
+    /// A flow mod changed the bridge's flows since this was last cleared.
+    flows_changed: bool,
 }
 
 /// Runs the session over `s` until the peer leaves or `stop()`.
@@ -62,6 +64,7 @@ pub(crate) fn run(
     control: &BridgeControl,
     mut s: Stream,
     stop: &dyn Fn() -> bool,
+    flows_changed: &dyn Fn(),
 ) -> Result<(), SessionError> {
     let mut session = Session {
         shared,
@@ -78,6 +81,7 @@ pub(crate) fn run(
         ports: BTreeMap::new(),
         negotiated: false,
         refused: false,
+        flows_changed: false,
     };
     session.ports = session.current_ports();
     s.write_all(&Message::Hello(Hello::ofp13()).encode(0))?;
@@ -104,6 +108,9 @@ pub(crate) fn run(
                     }
                     if session.refused {
                         return Err(SessionError::Version);
+                    }
+                    if std::mem::take(&mut session.flows_changed) {
+                        flows_changed();
                     }
                 }
                 Ok(Frame::NeedMore(_)) => break,
@@ -190,7 +197,10 @@ impl Session<'_> {
                 reply(Message::RoleReply(self.role))
             }
             Message::FlowMod(fm) => match self.flow_mod(&fm) {
-                Ok(()) => vec![],
+                Ok(()) => {
+                    self.flows_changed = true;
+                    vec![]
+                }
                 Err(e) => {
                     tracing::info!(bridge = %self.bridge, error = %e.what, "openflow: flow mod refused");
                     vec![error_reply(xid, e.error_type, e.code, request)]
