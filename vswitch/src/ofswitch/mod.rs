@@ -6,6 +6,8 @@
 //!
 //! - `session`: one OpenFlow connection, whatever its transport: version
 //!   negotiation, then requests answered in order.
+//! - `control`: a bridge's datapath id and controllers.
+//! - `stream`: the byte streams sessions run over.
 //! - `flows`: flow mods into the bridge's flow table and flow statistics
 //!   out of it.
 //! - `saved`: a bridge's flows kept across a restart of the switch.
@@ -15,15 +17,19 @@
 //! Sessions change the switch only through `Shared::update`.
 #![deny(unsafe_code)]
 
+mod control;
 mod flows;
 mod saved;
 mod session;
+mod stream;
+
+pub use control::{datapath_id, BridgeControl};
+use stream::{open, Stream};
 
 use crate::daemon::Shared;
 use std::collections::BTreeMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::ErrorKind;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,27 +39,6 @@ use std::time::{Duration, Instant};
 /// How often listeners and connectors are matched to the bridges.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
-
-/// What the database says of a bridge's OpenFlow side.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BridgeControl {
-    pub datapath_id: u64,
-    /// Controller targets (`tcp:HOST:PORT`, `unix:PATH`).
-    pub controllers: Vec<String>,
-}
-
-/// The datapath id of a bridge: `other_config:datapath-id` when set,
-/// else one derived from its name (stable across restarts, a locally
-/// administered MAC in the low 48 bits as OVS's are).
-pub fn datapath_id(name: &str, request: Option<u64>) -> u64 {
-    request.unwrap_or_else(|| {
-        // FNV-1a over the name: stable, no dependency on the build.
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        (h & 0x0000_feff_ffff_ffff) | 0x0000_0200_0000_0000
-    })
-}
 
 /// The bridges' OpenFlow side; stops its threads when dropped.
 pub struct OpenFlowService {
@@ -245,46 +230,6 @@ fn keep_in_sync(inner: &Arc<Inner>) {
     }
 }
 
-/// A byte stream an OpenFlow session runs over.
-pub(crate) enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_read_timeout(t),
-            Stream::Tcp(s) => s.set_read_timeout(t),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
-        }
-    }
-}
-
 /// Listens on the bridge's management socket; a session per client.
 fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
     let path = inner.rundir.join(format!("{bridge}.mgmt"));
@@ -325,17 +270,6 @@ fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
     Ok(Running { stop, thread })
 }
 
-fn open(target: &str) -> std::io::Result<Stream> {
-    match target.split_once(':') {
-        Some(("tcp", addr)) => TcpStream::connect(addr).map(Stream::Tcp),
-        Some(("unix", path)) => UnixStream::connect(path).map(Stream::Unix),
-        _ => Err(std::io::Error::new(
-            ErrorKind::InvalidInput,
-            format!("controller target {target:?}: expected tcp:HOST:PORT or unix:PATH"),
-        )),
-    }
-}
-
 /// Connects to a controller, again and again, until stopped.
 fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -370,19 +304,4 @@ fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Resul
             }
         })?;
     Ok(Running { stop, thread })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn datapath_ids_are_the_request_or_stable_local_macs() {
-        assert_eq!(datapath_id("br-int", Some(0xabc)), 0xabc);
-        let a = datapath_id("br-int", None);
-        assert_eq!(a, datapath_id("br-int", None));
-        assert_ne!(a, datapath_id("br-ex", None));
-        assert_eq!(a >> 48, 0, "48 bits");
-        assert_eq!((a >> 40) & 0x03, 0x02, "locally administered, unicast");
-    }
 }

@@ -6,8 +6,9 @@
 //! answered with an ERROR of the right type and code whose data is the
 //! request's first 64 bytes; the session goes on.
 
+use super::control::{datapath_id, BridgeControl};
 use super::flows::{self, FlowError};
-use super::{BridgeControl, Stream};
+use super::stream::Stream;
 use crate::daemon::Shared;
 use openflow::{
     bad_request, capabilities, error_type, flow_mod_failed, negotiate_version, next_frame,
@@ -485,7 +486,7 @@ fn status(reason: u8, n: u32, name: &str) -> Vec<u8> {
 
 fn port_desc(n: u32, name: &str) -> PortDesc {
     // A stable, locally administered address per port name.
-    let h = super::datapath_id(name, None).to_be_bytes();
+    let h = datapath_id(name, None).to_be_bytes();
     PortDesc {
         port_no: if n == LOCAL_DB_OFPORT { port::LOCAL } else { n },
         hw_addr: [h[2], h[3], h[4], h[5], h[6], h[7]],
