@@ -401,3 +401,55 @@ fn a_controllers_flows_are_kept_across_a_restart_until_it_resyncs() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn management_sockets_are_the_owners_and_their_sessions_are_bounded() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(h) = host("bounded") else {
+        return;
+    };
+    vsctl(&h, &["add-br", "br-int"]);
+    let sock = h.rundir.join("br-int.mgmt");
+    wait_for_file(&sock);
+    let mode = std::fs::metadata(&sock)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // Every session the limit allows gets the switch's HELLO; the next is
+    // closed without one.
+    let limit = vswitch::ofswitch::MAX_SESSIONS_PER_BRIDGE;
+    let mut open = Vec::new();
+    for _ in 0..limit {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut hello = [0u8; 8];
+        s.read_exact(&mut hello).expect("HELLO");
+        assert_eq!(hello[1], 0, "OFPT_HELLO");
+        open.push(s);
+    }
+    let mut extra = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 8];
+    assert_eq!(extra.read(&mut buf).expect("closed, not timed out"), 0);
+    // One leaves, another may come.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        again
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        if again.read(&mut buf).expect("read") == 8 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a freed session was not given back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

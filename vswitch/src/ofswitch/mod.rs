@@ -36,6 +36,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Management sessions a bridge serves at once; more are refused (closed
+/// at once, logged).
+pub const MAX_SESSIONS_PER_BRIDGE: usize = 64;
+
 /// How often listeners and connectors are matched to the bridges.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -235,18 +239,30 @@ fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
     let path = inner.rundir.join(format!("{bridge}.mgmt"));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
+    // Flows are the switch: only its owner may connect (as the control
+    // socket; the directory was checked when that was made).
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (flag, i, b) = (stop.clone(), inner.clone(), bridge.to_string());
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut refused = 0u64;
     let thread = std::thread::Builder::new()
         .name(format!("of-{bridge}"))
         .spawn(move || {
             while !flag.load(Ordering::Acquire) && !i.stopping() {
                 match listener.accept() {
                     Ok((s, _)) => {
+                        if active.load(Ordering::Acquire) >= MAX_SESSIONS_PER_BRIDGE {
+                            refused += 1;
+                            tracing::warn!(bridge = %b, limit = MAX_SESSIONS_PER_BRIDGE, refused, "openflow: management session refused: too many");
+                            drop(s);
+                            continue;
+                        }
                         let _ = s.set_nonblocking(false);
-                        let (i2, b2, f2) = (i.clone(), b.clone(), flag.clone());
-                        let _ = std::thread::Builder::new()
+                        active.fetch_add(1, Ordering::AcqRel);
+                        let (i2, b2, f2, a2) = (i.clone(), b.clone(), flag.clone(), active.clone());
+                        let spawned = std::thread::Builder::new()
                             .name(format!("of-{b}-client"))
                             .spawn(move || {
                                 let stop = || f2.load(Ordering::Acquire) || i2.stopping();
@@ -254,7 +270,12 @@ fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
                                 if let Err(e) = session::run(&i2.shared, &b2, &i2.control_of(&b2), Stream::Unix(s), &stop, &changed) {
                                     tracing::debug!(bridge = %b2, error = %e, "openflow: management session ended");
                                 }
+                                a2.fetch_sub(1, Ordering::AcqRel);
                             });
+                        if let Err(e) = spawned {
+                            active.fetch_sub(1, Ordering::AcqRel);
+                            tracing::warn!(bridge = %b, error = %e, "openflow: no thread for a management session");
+                        }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(20))
