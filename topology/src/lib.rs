@@ -108,6 +108,30 @@ pub fn update_host(
     Ok(deleted)
 }
 
+/// Brings an existing host configuration's router instances (the L3
+/// agent's part) to what topology `new` compiles to, as one change, and
+/// leaves its bridges, ports and flows alone: for a switch whose L2 side
+/// another owner configures (Neutron's OVS agent, through OVSDB and
+/// OpenFlow). The instances' ports must be on the switch already. Floating
+/// IPs `old` bound here and `new` does not lose their connections, as in
+/// `update_host`; the number deleted is returned. On error `cfg` is
+/// untouched.
+pub fn update_routers(
+    cfg: &mut SwitchConfig,
+    old: &Topology,
+    new: &Topology,
+    host: &str,
+) -> Result<usize, TopologyError> {
+    let routers = l3::compile_instances(new, host)?;
+    let fail = config_error(host);
+    let mut next = cfg.clone();
+    next.set_routers(routers);
+    next.clone().build().map_err(&fail)?;
+    let deleted = flush_unbound_floating_ips(cfg, old, new, host);
+    *cfg = next;
+    Ok(deleted)
+}
+
 /// Brings `next`'s bridges, ports and flows to `plan`. Bridges and ports
 /// are removed only if `old_plan` (what the old topology put on this host)
 /// had them; ports that stay keep their identity.

@@ -346,3 +346,70 @@ fn a_device_that_appears_later_is_bound_and_its_error_cleared() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Under a database, a topology brings only the L3 agent's part: router
+/// instances on the router ports the database holds; the bridges, ports
+/// and flows stay the database's and its controllers'. A router whose port
+/// is not there yet is refused, naming it, and nothing changes.
+#[test]
+fn under_a_database_a_topology_brings_only_the_router_instances() {
+    let Some(db) = server("routers") else {
+        return;
+    };
+    let (d, _binding) = daemon(&db);
+    let topo = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/topologies/spec-example.toml"),
+    )
+    .expect("topology");
+    vsctl(&db, &["add-br", "br-int"]);
+    // The L3 agent's router ports as its interface driver plugs them, on
+    // the local VLANs the OVS agent gave their networks.
+    for (port, tag) in [("qr-s1", "1"), ("qr-s2", "2")] {
+        vsctl(
+            &db,
+            &[
+                "add-port",
+                "br-int",
+                port,
+                &format!("tag={tag}"),
+                "--",
+                "set",
+                "Interface",
+                port,
+                "type=internal",
+            ],
+        );
+    }
+    let load = vswitch::control::Request::TopologyLoad { toml: topo.clone() };
+    let err = vswitch::control::handle(&d.shared, &load).expect_err("fg-c1 is missing");
+    assert!(err.to_string().contains("fg-c1"), "{err}");
+    assert!(d.shared.switch().routers.is_empty(), "nothing changed");
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-int",
+            "fg-c1",
+            "tag=3",
+            "--",
+            "set",
+            "Interface",
+            "fg-c1",
+            "type=internal",
+        ],
+    );
+    vswitch::control::handle(&d.shared, &load).expect("routers load");
+    let sw = d.shared.switch();
+    let mut names: Vec<&str> = sw.routers.iter().map(|r| r.name.as_str()).collect();
+    names.sort();
+    assert!(names.contains(&"qrouter-R1"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("fip-")), "{names:?}");
+    // The database's switch, untouched: its one bridge, its three ports,
+    // no flow (the OVS agent's to program).
+    assert_eq!(bridges(&d), ["br-int"]);
+    assert_eq!(
+        sw.bridge("br-int").map(|b| (b.ports.len(), b.n_flows())),
+        Some((3, 0))
+    );
+}

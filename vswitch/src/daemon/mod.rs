@@ -159,9 +159,10 @@ fn build_switch(
     cfg: &DaemonConfig,
     topology: &Topology,
 ) -> Result<(SwitchConfig, Arc<Switch>), DaemonError> {
-    // Under a database and no topology of this host, the switch starts
-    // empty: the database's bridges and ports come as it is read.
-    let mut config = if cfg.ovsdb.is_some() && topology.host(&cfg.host).is_none() {
+    // Under a database the switch starts empty: the database's bridges
+    // and ports come as it is read, and a topology's router instances
+    // when it is loaded once their ports are there.
+    let mut config = if cfg.ovsdb.is_some() {
         SwitchConfig::new(cfg.workers.len())
     } else {
         topology::build_host(topology, &cfg.host, cfg.workers.len())?

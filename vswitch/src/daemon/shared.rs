@@ -100,6 +100,10 @@ pub(super) struct IoState {
 pub struct Shared {
     /// This host's name in the topology.
     pub host: String,
+    /// The switch's bridges, ports and flows are the Open_vSwitch
+    /// database's and its controllers' (`ovsdb` configured): a topology
+    /// brings only the router instances (the L3 agent's part).
+    pub l2_from_database: bool,
     pub state: Mutex<ControlState>,
     pub(super) world: ArcSwap<World>,
     /// Moves on after every `world` store: a worker loads the world again
@@ -132,6 +136,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             host: cfg.host.clone(),
+            l2_from_database: cfg.ovsdb.is_some(),
             state: Mutex::new(control),
             world: ArcSwap::new(Arc::new(World {
                 sw,

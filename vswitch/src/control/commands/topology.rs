@@ -1,7 +1,9 @@
 //! Topology commands: topology-show and topology-load, VM ports
 //! (vm-port-add/del) and floating IPs (fip-associate/disassociate). Each
 //! change edits a copy of the running topology, validates it, brings this
-//! host's switch to it and publishes, all or nothing.
+//! host's switch to it and publishes, all or nothing. Under an
+//! Open_vSwitch database the topology brings only the router instances:
+//! bridges, ports and flows are the database's and its controllers'.
 #![deny(unsafe_code)]
 
 use crate::config::Backend;
@@ -185,8 +187,11 @@ fn apply(
     shared.update(|st| {
         let t = change(st.topology.clone())?;
         topology::validate::validate(&t)?;
-        let connections_deleted =
-            topology::update_host(&mut st.config, &st.topology, &t, &host, now)?;
+        let connections_deleted = if shared.l2_from_database {
+            topology::update_routers(&mut st.config, &st.topology, &t, &host)?
+        } else {
+            topology::update_host(&mut st.config, &st.topology, &t, &host, now)?
+        };
         st.topology = t;
         Ok(TopologyChanged {
             connections_deleted,
