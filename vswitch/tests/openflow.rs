@@ -294,6 +294,30 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
         read_message(&mut s, &mut buf),
         Message::EchoReply(b"ping".to_vec())
     );
+    // The database says whether the controller is connected, as OVS does.
+    let is_connected = || {
+        h.db.vsctl(&["--no-wait", "--columns=is_connected", "find", "Controller"])
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !is_connected().contains("true") {
+        assert!(
+            Instant::now() < deadline,
+            "is_connected: {}",
+            is_connected()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(s);
+    drop(listener);
+    while !is_connected().contains("false") {
+        assert!(
+            Instant::now() < deadline,
+            "is_connected: {}",
+            is_connected()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A daemon, its OpenFlow side and database binding over `db`, bridges'

@@ -306,7 +306,10 @@ fn a_device_that_appears_later_is_bound_and_its_error_cleared() {
     };
     let (d, _binding) = daemon(&db);
     const DEV: &str = "vsdbtest0";
-    let _ = Command::new("ip").args(["link", "del", DEV]).status();
+    let _ = Command::new("ip")
+        .args(["link", "del", DEV])
+        .stderr(std::process::Stdio::null())
+        .status();
     vsctl(&db, &["add-br", "br-int"]);
     vsctl(&db, &["add-port", "br-int", DEV, "tag=3"]);
     assert_eq!(

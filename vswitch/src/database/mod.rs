@@ -142,7 +142,9 @@ fn session(
                     .collect(),
             );
         }
-        let ops = writeback::operations(&v, &outcome);
+        let connected = |b: &str, t: &str| openflow.is_some_and(|of| of.is_connected(b, t));
+        let epoch = openflow.map(OpenFlowService::connections_epoch);
+        let ops = writeback::operations(&v, &outcome, &connected);
         if !ops.is_empty() {
             c.transact(DATABASE, &ops)?;
         }
@@ -168,6 +170,8 @@ fn session(
                 }
                 Some(_) => {}
                 None if retry_at.is_some_and(|t| Instant::now() >= t) => break,
+                // A controller connection came up or went down.
+                None if openflow.map(OpenFlowService::connections_epoch) != epoch => break,
                 None => {}
             }
         }

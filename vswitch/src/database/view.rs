@@ -16,7 +16,7 @@ pub fn monitored() -> serde_json::Value {
         "Bridge": {"columns": ["name", "ports", "datapath_type", "fail_mode", "protocols", "controller", "other_config", "datapath_id"]},
         "Port": {"columns": ["name", "interfaces", "tag", "trunks", "vlan_mode"]},
         "Interface": {"columns": ["name", "type", "options", "external_ids", "ofport", "ofport_request", "error"]},
-        "Controller": {"columns": ["target"]},
+        "Controller": {"columns": ["target", "is_connected"]},
     })
 }
 
@@ -66,6 +66,13 @@ pub struct PortView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerView {
+    pub uuid: Uuid,
+    pub target: String,
+    pub is_connected: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BridgeView {
     pub uuid: Uuid,
     pub name: String,
@@ -74,6 +81,8 @@ pub struct BridgeView {
     pub protocols: Vec<String>,
     /// `Controller.target` of each controller, e.g. `tcp:127.0.0.1:6633`.
     pub controllers: Vec<String>,
+    /// The controller rows (for the write-back of `is_connected`).
+    pub controller_rows: Vec<ControllerView>,
     /// `other_config:datapath-id` (16 hex digits) if set.
     pub datapath_id_request: Option<u64>,
     pub datapath_id: Option<String>,
@@ -189,6 +198,21 @@ fn port(r: &Replica, uuid: &Uuid, row: &Row) -> PortView {
 
 fn bridge(r: &Replica, uuid: &Uuid, row: &Row) -> BridgeView {
     let other = string_map(row, "other_config");
+    let controller_rows: Vec<ControllerView> = row
+        .get("controller")
+        .map(|d| {
+            d.uuids()
+                .filter_map(|u| {
+                    let c = r.row("Controller", u)?;
+                    Some(ControllerView {
+                        uuid: u.clone(),
+                        target: string(c, "target")?,
+                        is_connected: c.get("is_connected").and_then(Datum::as_bool),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut ports: Vec<PortView> = row
         .get("ports")
         .map(|d| {
@@ -207,14 +231,8 @@ fn bridge(r: &Replica, uuid: &Uuid, row: &Row) -> BridgeView {
             .get("protocols")
             .map(|d| d.strs().map(String::from).collect())
             .unwrap_or_default(),
-        controllers: row
-            .get("controller")
-            .map(|d| {
-                d.uuids()
-                    .filter_map(|u| r.row("Controller", u).and_then(|c| string(c, "target")))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        controllers: controller_rows.iter().map(|c| c.target.clone()).collect(),
+        controller_rows,
         datapath_id_request: other
             .get("datapath-id")
             .and_then(|s| u64::from_str_radix(s, 16).ok()),

@@ -1,6 +1,7 @@
 //! What the switch writes back into the database, as ovs-vswitchd does:
 //! each interface's OpenFlow number (`ofport`, -1 with `error` when it
-//! could not be added), each bridge's `datapath_id`, and in the root row
+//! could not be added), each bridge's `datapath_id`, each controller's
+//! `is_connected`, and in the root row
 //! the datapath and interface types it supports, the Open vSwitch
 //! version whose behaviour it implements, and `cur_cfg = next_cfg` once
 //! it holds the configuration (what `ovs-vsctl` waits for). Only what
@@ -17,10 +18,25 @@ pub const OVS_VERSION: &str = "3.1.0";
 pub const DATAPATH_TYPES: [&str; 2] = ["netdev", "system"];
 pub const IFACE_TYPES: [&str; 4] = ["dpdk", "internal", "patch", "system"];
 
-/// The operations that bring the database to what the switch holds.
-pub fn operations(view: &DatabaseView, outcome: &Outcome) -> Vec<Operation> {
+/// The operations that bring the database to what the switch holds;
+/// `connected(bridge, target)`: whether that controller connection is up.
+pub fn operations(
+    view: &DatabaseView,
+    outcome: &Outcome,
+    connected: &dyn Fn(&str, &str) -> bool,
+) -> Vec<Operation> {
     let mut ops = Vec::new();
     for b in &view.bridges {
+        for c in &b.controller_rows {
+            let up = connected(&b.name, &c.target);
+            if c.is_connected != Some(up) {
+                ops.push(Operation::Update {
+                    table: "Controller".into(),
+                    conditions: vec![Condition::uuid(&c.uuid)],
+                    row: vec![("is_connected".into(), Datum::one(ovsdb::Atom::Boolean(up)))],
+                });
+            }
+        }
         let dpid = format!("{:016x}", datapath_id(&b.name, b.datapath_id_request));
         if b.datapath_id.as_deref() != Some(dpid.as_str()) {
             ops.push(Operation::Update {

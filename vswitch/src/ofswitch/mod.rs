@@ -60,11 +60,25 @@ struct Inner {
     /// Bridges whose flows a session changed since they were last saved
     /// (written by sessions, taken by the sync thread).
     changed: Mutex<std::collections::BTreeSet<String>>,
+    /// (bridge, target) of the controller connections up now (written by
+    /// the connector threads).
+    connected: Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// Moves on when a controller connection comes up or goes down.
+    connections_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire) || self.shared.stopping()
+    }
+
+    fn set_connected(&self, bridge: &str, target: &str, up: bool) {
+        let key = (bridge.to_string(), target.to_string());
+        let mut c = self.connected.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if up { c.insert(key) } else { c.remove(&key) };
+        if changed {
+            self.connections_epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     fn flows_changed(&self, bridge: &str) {
@@ -107,6 +121,8 @@ impl OpenFlowService {
             stop: AtomicBool::new(false),
             control: Mutex::new(BTreeMap::new()),
             changed: Mutex::new(Default::default()),
+            connected: Mutex::new(Default::default()),
+            connections_epoch: std::sync::atomic::AtomicU64::new(0),
         });
         let i = inner.clone();
         let thread = std::thread::Builder::new()
@@ -121,6 +137,20 @@ impl OpenFlowService {
     /// The database's datapath ids and controllers, by bridge.
     pub fn set_control(&self, control: BTreeMap<String, BridgeControl>) {
         *self.inner.control.lock().unwrap_or_else(|e| e.into_inner()) = control;
+    }
+
+    /// Whether `bridge`'s connection to controller `target` is up.
+    pub fn is_connected(&self, bridge: &str, target: &str) -> bool {
+        self.inner
+            .connected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(bridge.to_string(), target.to_string()))
+    }
+
+    /// Moves on whenever a controller connection comes up or goes down.
+    pub fn connections_epoch(&self) -> u64 {
+        self.inner.connections_epoch.load(Ordering::Acquire)
     }
 
     /// Where `bridge`'s management socket is.
@@ -311,9 +341,11 @@ fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Resul
                         tracing::info!(bridge = %b, target = %t, "openflow: connected to controller");
                         backoff = Duration::from_millis(100);
                         let changed = || i.flows_changed(&b);
+                        i.set_connected(&b, &t, true);
                         if let Err(e) = session::run(&i.shared, &b, &i.control_of(&b), s, &stop, &changed) {
                             tracing::info!(bridge = %b, target = %t, error = %e, "openflow: controller connection ended");
                         }
+                        i.set_connected(&b, &t, false);
                     }
                     Err(e) => tracing::debug!(bridge = %b, target = %t, error = %e, "openflow: controller not reachable"),
                 }
