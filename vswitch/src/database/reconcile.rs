@@ -34,6 +34,10 @@ struct PortSpec {
 pub struct Owned {
     bridges: BTreeSet<String>,
     ports: BTreeMap<String, PortSpec>,
+    /// Why each port the database names is not in the switch, as last
+    /// logged (a reason is logged when it comes or changes, not on every
+    /// update).
+    errors: BTreeMap<String, String>,
 }
 
 /// What became of each interface and bridge of the view.
@@ -167,7 +171,6 @@ fn add_ports(
                 owned.ports.insert(name.clone(), spec.clone());
             }
             Err(e) => {
-                tracing::warn!(port = %name, error = %e, "database: port refused");
                 errors.insert(name.clone(), e);
             }
         }
@@ -281,6 +284,17 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
         }
     }
     add_ports(shared, &new, owned, &mut errors, &mut out);
+    for (name, e) in &errors {
+        if owned.errors.get(name) != Some(e) {
+            tracing::warn!(port = %name, error = %e, "database: port not in the switch");
+        }
+    }
+    for name in owned.errors.keys() {
+        if !errors.contains_key(name) && wanted.contains_key(name) {
+            tracing::info!(port = %name, "database: port now in the switch");
+        }
+    }
+    owned.errors = errors.clone();
     let sw = shared.switch();
     for b in &view.bridges {
         for p in &b.ports {
