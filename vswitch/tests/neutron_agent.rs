@@ -1,12 +1,13 @@
-//! Neutron's own OVS agent code drives vswitchd: the real bridge classes
-//! of neutron-openvswitch-agent (native OpenFlow mode, Debian's
-//! python3-neutron) create compute1's bridges and ports through OVSDB and
-//! program its DVR-on-VLAN flows over OpenFlow 1.3 through the agent's
-//! os-ken controller (`neutron-vswitch/harness/ovs_agent_dvr.py`); the
-//! running switch then holds those flows. The same script against a real
-//! ovs-vswitchd gives the flows this test expects (recorded in
-//! `tests/golden/neutron-agent-dvr/`). Skips, saying so, where Neutron or
-//! Open vSwitch's database tools are not installed.
+//! Neutron's own OVS agent code drives vswitchd, through OVSDB and
+//! OpenFlow 1.3 under the agent's os-ken controller (native OpenFlow
+//! mode, Debian's python3-neutron): the whole agent starting on a DVR
+//! compute node (`neutron-vswitch/harness/ovs_agent_start.py`), and its
+//! bridge classes programming compute1's local VLAN, DVR-on-VLAN and
+//! port-security flows (`ovs_agent_dvr.py`). The running switch then
+//! holds, as `ovs-ofctl dump-flows` prints them, the flows the same
+//! script leaves in a real ovs-vswitchd (recorded in
+//! `tests/golden/neutron-agent-*/` by `record-ovs.sh`). Skips, saying so,
+//! where Neutron or Open vSwitch's database tools are not installed.
 #![deny(unsafe_code)]
 
 use ovsdb::LocalServer;
@@ -28,8 +29,10 @@ fn neutron_installed() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn harness() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../neutron-vswitch/harness/ovs_agent_dvr.py")
+fn harness(script: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../neutron-vswitch/harness")
+        .join(format!("{script}.py"))
 }
 
 /// `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` of `bridge` through
@@ -68,9 +71,10 @@ fn strip_cookie(l: &str) -> String {
     }
 }
 
-fn golden(bridge: &str) -> Vec<String> {
+fn golden(dir: &str, bridge: &str) -> Vec<String> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/neutron-agent-dvr")
+        .join("tests/golden")
+        .join(dir)
         .join(format!("{bridge}.flows"));
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let mut lines: Vec<String> = text
@@ -82,8 +86,9 @@ fn golden(bridge: &str) -> Vec<String> {
     lines
 }
 
-#[test]
-fn the_ovs_agents_dvr_code_programs_vswitchd_as_it_programs_ovs() {
+/// Runs harness `script` against a fresh vswitchd under a private
+/// ovsdb-server; compares both bridges with golden `dir`.
+fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str) {
     if !neutron_installed() {
         eprintln!("skipped: {PYTHON} lacks neutron, os_ken or ovsdbapp (Debian python3-neutron, python3-os-ken, python3-ovsdbapp)");
         return;
@@ -92,7 +97,7 @@ fn the_ovs_agents_dvr_code_programs_vswitchd_as_it_programs_ovs() {
         eprintln!("skipped: {e}");
         return;
     }
-    let base = std::env::temp_dir().join(format!("vswitch-neutron-{}", std::process::id()));
+    let base = std::env::temp_dir().join(format!("vswitch-{dir}-{}", std::process::id()));
     let db = LocalServer::start(&base.join("db")).expect("ovsdb-server");
     let rundir = base.join("run");
     let text = format!(
@@ -110,16 +115,26 @@ fn the_ovs_agents_dvr_code_programs_vswitchd_as_it_programs_ovs() {
         .expect("a free port")
         .port();
     let out = Command::new(PYTHON)
-        .arg(harness())
+        .arg(harness(script))
         .args(["--ovsdb", &db.target(), "--of-port", &port.to_string()])
         .output()
         .expect("the harness runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "harness failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("agent-flows: ok"), "{stdout}");
+    assert!(stdout.contains(ok_line), "{stdout}");
     for bridge in ["br-int", "br-vlan"] {
-        assert_eq!(flows(&rundir, bridge), golden(bridge), "{bridge}");
+        assert_eq!(flows(&rundir, bridge), golden(dir, bridge), "{bridge}");
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn the_ovs_agent_starts_on_vswitchd_as_on_ovs() {
+    programs_vswitchd_as_ovs("ovs_agent_start", "agent-start: ok", "neutron-agent-start");
+}
+
+#[test]
+fn the_ovs_agents_dvr_code_programs_vswitchd_as_it_programs_ovs() {
+    programs_vswitchd_as_ovs("ovs_agent_dvr", "agent-flows: ok", "neutron-agent-dvr");
 }
