@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Neutron's OVS agent starts on a DVR compute node against a switch.
+"""Neutron's OVS agent starts on a DVR compute node and binds a VM port.
 
 The whole OVSNeutronAgent of neutron-openvswitch-agent (native OpenFlow
 mode, Debian python3-neutron: Zed) is constructed as on the spec's
@@ -11,7 +11,13 @@ base.py). Constructing it is what the agent does at start: the
 integration bridge set up (secure mode, controller, default tables,
 canary), the physical bridge created and patched to it (the patch ports
 deleted and made again, drop flows on both ends), and the DVR flows of
-both bridges. Nothing here speaks OVSDB or OpenFlow itself.
+both bridges. Then a VM port is plugged as nova's os-vif plugs it (a
+port on br-int whose interface's external_ids name the Neutron port) and
+the agent processes it as its rpc_loop does (process_network_ports, with
+the port's details as the server gives them: VLAN 101 on physnet1, one
+fixed IP, port security on): local VLAN, the port's tag, ARP and MAC
+spoofing protection, IPv6 neighbour-advertisement protection. Nothing
+here speaks OVSDB or OpenFlow itself.
 
 On success it prints `agent-start: ok` and the flows os-ken dumped back;
 any failure is a traceback and exit status 1.
@@ -44,6 +50,11 @@ from neutron.agent.l2 import l2_agent_extensions_manager as ext_manager  # noqa:
 
 DVR_MAC = "fa:16:3f:00:00:c1"
 OTHER_DVR_MAC = "fa:16:3f:00:00:c2"
+VM_PORT_ID = "8b3c1d2e-0000-4000-8000-0000000000b1"
+VM_MAC = "fa:16:3e:01:00:11"
+VM_IP = "10.1.0.11"
+NET_ID = "5e0a6a3e-0000-4000-8000-0000000000a1"
+SUBNET_ID = "9c0b7b4f-0000-4000-8000-0000000000a2"
 
 RESULT = {}
 
@@ -74,10 +85,40 @@ def start(bridge_classes):
     with mock.patch.object(ovs_agent.OVSNeutronAgent, "setup_rpc",
                            fake_setup_rpc):
         agent = ovs_agent.OVSNeutronAgent(bridge_classes, ext_mgr, conf)
+    agent.sg_agent = mock.Mock()
+    bind_vm_port(agent)
+    RESULT["tag"] = agent.int_br.db_get_val("Port", "qvo-vm1", "tag")
     RESULT["br-int"] = len(agent.int_br.dump_flows())
     RESULT["br-vlan"] = len(agent.phys_brs["physnet1"].dump_flows())
     RESULT["ofports"] = {"int-br-vlan": agent.int_ofports["physnet1"],
                          "phy-br-vlan": agent.phys_ofports["physnet1"]}
+
+
+def bind_vm_port(agent):
+    """A VM port plugged and processed as one rpc_loop iteration does."""
+    agent.int_br.add_port(
+        "qvo-vm1", ("type", "internal"),
+        ("external_ids", {"iface-id": VM_PORT_ID, "iface-status": "active",
+                          "attached-mac": VM_MAC, "vm-uuid": "vm1"}))
+    details = {
+        "device": VM_PORT_ID, "port_id": VM_PORT_ID, "network_id": NET_ID,
+        "network_type": "vlan", "physical_network": "physnet1",
+        "segmentation_id": 101, "admin_state_up": True,
+        "fixed_ips": [{"subnet_id": SUBNET_ID, "ip_address": VM_IP}],
+        "device_owner": "compute:nova", "mac_address": VM_MAC,
+        "port_security_enabled": True, "allowed_address_pairs": [],
+    }
+    rpc = agent.plugin_rpc
+    rpc.get_devices_details_list_and_failed_devices.return_value = {
+        "devices": [details], "failed_devices": []}
+    rpc.update_device_list.return_value = {
+        "devices_up": [VM_PORT_ID], "failed_devices_up": [],
+        "devices_down": [], "failed_devices_down": []}
+    port_info = {"current": {VM_PORT_ID}, "added": {VM_PORT_ID},
+                 "removed": set(), "updated": set(), "re_added": set()}
+    failed = agent.process_network_ports(port_info, True)
+    if failed["added"] or failed["removed"]:
+        raise RuntimeError("the agent failed devices: %s" % failed)
 
 
 def agent_main(bridge_classes):
@@ -120,8 +161,9 @@ def main():
     if "error" in RESULT:
         print(RESULT["error"], file=sys.stderr)
         return 1
-    print("agent-start: ok br-int=%d br-vlan=%d ofports=%s" % (
-        RESULT["br-int"], RESULT["br-vlan"], RESULT["ofports"]))
+    print("agent-start: ok br-int=%d br-vlan=%d ofports=%s qvo-vm1 tag=%s" % (
+        RESULT["br-int"], RESULT["br-vlan"], RESULT["ofports"],
+        RESULT["tag"]))
     return 0
 
 

@@ -88,7 +88,7 @@ fn golden(dir: &str, bridge: &str) -> Vec<String> {
 
 /// Runs harness `script` against a fresh vswitchd under a private
 /// ovsdb-server; compares both bridges with golden `dir`.
-fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str) {
+fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str, check: impl Fn(&Daemon)) {
     if !neutron_installed() {
         eprintln!("skipped: {PYTHON} lacks neutron, os_ken or ovsdbapp (Debian python3-neutron, python3-os-ken, python3-ovsdbapp)");
         return;
@@ -126,15 +126,31 @@ fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str) {
     for bridge in ["br-int", "br-vlan"] {
         assert_eq!(flows(&rundir, bridge), golden(dir, bridge), "{bridge}");
     }
+    check(&d);
     let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
 fn the_ovs_agent_starts_on_vswitchd_as_on_ovs() {
-    programs_vswitchd_as_ovs("ovs_agent_start", "agent-start: ok", "neutron-agent-start");
+    // The VM port's local VLAN, set by the agent in OVSDB, is the switch's.
+    programs_vswitchd_as_ovs(
+        "ovs_agent_start",
+        "qvo-vm1 tag=1",
+        "neutron-agent-start",
+        |d| {
+            let sw = d.shared.switch();
+            let vm = sw.port_by_name("qvo-vm1").expect("the VM port");
+            assert_eq!(vm.vlan, pipeline::switch::VlanMode::Access { tag: 1 });
+        },
+    );
 }
 
 #[test]
 fn the_ovs_agents_dvr_code_programs_vswitchd_as_it_programs_ovs() {
-    programs_vswitchd_as_ovs("ovs_agent_dvr", "agent-flows: ok", "neutron-agent-dvr");
+    programs_vswitchd_as_ovs(
+        "ovs_agent_dvr",
+        "agent-flows: ok",
+        "neutron-agent-dvr",
+        |_| {},
+    );
 }
