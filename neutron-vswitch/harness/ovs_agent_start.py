@@ -22,7 +22,8 @@ here speaks OVSDB or OpenFlow itself.
 On success it prints `agent-start: ok` and the flows os-ken dumped back;
 any failure is a traceback and exit status 1.
 
-    /usr/bin/python3 ovs_agent_start.py --ovsdb unix:/path/db.sock --of-port 6633
+    /usr/bin/python3 ovs_agent_start.py --ovsdb unix:/path/db.sock --of-port 6633 \
+        [--vm tap1=fa:16:3e:01:00:11,10.1.0.11 ...]
 """
 
 import argparse
@@ -50,9 +51,9 @@ from neutron.agent.l2 import l2_agent_extensions_manager as ext_manager  # noqa:
 
 DVR_MAC = "fa:16:3f:00:00:c1"
 OTHER_DVR_MAC = "fa:16:3f:00:00:c2"
-VM_PORT_ID = "8b3c1d2e-0000-4000-8000-0000000000b1"
-VM_MAC = "fa:16:3e:01:00:11"
-VM_IP = "10.1.0.11"
+# (name, MAC, IP, a system device?) of the VM ports to bind; --vm sets
+# them (system devices the caller made), else one internal port.
+VMS = [("qvo-vm1", "fa:16:3e:01:00:11", "10.1.0.11", False)]
 NET_ID = "5e0a6a3e-0000-4000-8000-0000000000a1"
 SUBNET_ID = "9c0b7b4f-0000-4000-8000-0000000000a2"
 
@@ -86,35 +87,38 @@ def start(bridge_classes):
                            fake_setup_rpc):
         agent = ovs_agent.OVSNeutronAgent(bridge_classes, ext_mgr, conf)
     agent.sg_agent = mock.Mock()
-    bind_vm_port(agent)
-    RESULT["tag"] = agent.int_br.db_get_val("Port", "qvo-vm1", "tag")
+    for i, (name, mac, ip, system) in enumerate(VMS):
+        port_id = "8b3c1d2e-0000-4000-8000-%012x" % (0xb1 + i)
+        bind_vm_port(agent, name, mac, ip, port_id, system)
+    RESULT["tag"] = agent.int_br.db_get_val("Port", VMS[0][0], "tag")
     RESULT["br-int"] = len(agent.int_br.dump_flows())
     RESULT["br-vlan"] = len(agent.phys_brs["physnet1"].dump_flows())
     RESULT["ofports"] = {"int-br-vlan": agent.int_ofports["physnet1"],
                          "phy-br-vlan": agent.phys_ofports["physnet1"]}
 
 
-def bind_vm_port(agent):
+def bind_vm_port(agent, name, mac, ip, port_id, system):
     """A VM port plugged and processed as one rpc_loop iteration does."""
-    agent.int_br.add_port(
-        "qvo-vm1", ("type", "internal"),
-        ("external_ids", {"iface-id": VM_PORT_ID, "iface-status": "active",
-                          "attached-mac": VM_MAC, "vm-uuid": "vm1"}))
+    attrs = [("external_ids", {"iface-id": port_id, "iface-status": "active",
+                               "attached-mac": mac, "vm-uuid": name})]
+    if not system:
+        attrs.insert(0, ("type", "internal"))
+    agent.int_br.add_port(name, *attrs)
     details = {
-        "device": VM_PORT_ID, "port_id": VM_PORT_ID, "network_id": NET_ID,
+        "device": port_id, "port_id": port_id, "network_id": NET_ID,
         "network_type": "vlan", "physical_network": "physnet1",
         "segmentation_id": 101, "admin_state_up": True,
-        "fixed_ips": [{"subnet_id": SUBNET_ID, "ip_address": VM_IP}],
-        "device_owner": "compute:nova", "mac_address": VM_MAC,
+        "fixed_ips": [{"subnet_id": SUBNET_ID, "ip_address": ip}],
+        "device_owner": "compute:nova", "mac_address": mac,
         "port_security_enabled": True, "allowed_address_pairs": [],
     }
     rpc = agent.plugin_rpc
     rpc.get_devices_details_list_and_failed_devices.return_value = {
         "devices": [details], "failed_devices": []}
     rpc.update_device_list.return_value = {
-        "devices_up": [VM_PORT_ID], "failed_devices_up": [],
+        "devices_up": [port_id], "failed_devices_up": [],
         "devices_down": [], "failed_devices_down": []}
-    port_info = {"current": {VM_PORT_ID}, "added": {VM_PORT_ID},
+    port_info = {"current": {port_id}, "added": {port_id},
                  "removed": set(), "updated": set(), "re_added": set()}
     failed = agent.process_network_ports(port_info, True)
     if failed["added"] or failed["removed"]:
@@ -133,7 +137,17 @@ def main():
     p.add_argument("--ovsdb", required=True, help="unix:PATH or tcp:IP:PORT")
     p.add_argument("--of-port", type=int, required=True,
                    help="the port the agent's OpenFlow controller listens on")
+    p.add_argument("--vm", action="append", default=[],
+                   metavar="DEVICE=MAC,IP",
+                   help="bind this existing network device as a VM port "
+                        "(repeatable; default: one internal port qvo-vm1)")
     args = p.parse_args()
+    if args.vm:
+        VMS.clear()
+        for v in args.vm:
+            name, rest = v.split("=", 1)
+            mac, ip = rest.split(",", 1)
+            VMS.append((name, mac, ip, True))
     # The options the agent's process registers (as the functional tests'
     # _get_config_opts).
     cfg.CONF.register_opts(common_config.core_opts)
@@ -161,8 +175,8 @@ def main():
     if "error" in RESULT:
         print(RESULT["error"], file=sys.stderr)
         return 1
-    print("agent-start: ok br-int=%d br-vlan=%d ofports=%s qvo-vm1 tag=%s" % (
-        RESULT["br-int"], RESULT["br-vlan"], RESULT["ofports"],
+    print("agent-start: ok br-int=%d br-vlan=%d ofports=%s %s tag=%s" % (
+        RESULT["br-int"], RESULT["br-vlan"], RESULT["ofports"], VMS[0][0],
         RESULT["tag"]))
     return 0
 
