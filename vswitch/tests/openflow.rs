@@ -209,6 +209,24 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
     let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["cookie=0x5/-1"]);
     assert!(ok, "{err}");
     assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
+    // A delete narrowed by out_port takes only the flows that output there.
+    for f in [
+        "table=70,priority=1,dl_vlan=7,actions=output:1",
+        "table=70,priority=1,dl_vlan=8,actions=output:2",
+    ] {
+        let (ok, _, err) = ofctl(&h, "br-int", "add-flow", &[f]);
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["table=70,out_port=1"]);
+    assert!(ok, "{err}");
+    let (_, dump, _) = ofctl(&h, "br-int", "dump-flows", &["table=70"]);
+    assert!(
+        !dump.contains("dl_vlan=7") && dump.contains("dl_vlan=8"),
+        "{dump}"
+    );
+    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["table=70"]);
+    assert!(ok, "{err}");
+    assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
 
     // What the switch cannot do is refused with OpenFlow's error and
     // changes nothing.

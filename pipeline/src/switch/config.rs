@@ -380,6 +380,21 @@ impl SwitchConfig {
         Ok(before - b.rules.len())
     }
 
+    /// Deletes the flows `selector` selects that `also` accepts too (an
+    /// OpenFlow delete narrowed by out_port). Returns how many were removed.
+    pub fn del_flows_where(
+        &mut self,
+        bridge: &str,
+        selector: &FlowSelector,
+        also: impl Fn(&Flow) -> bool,
+    ) -> Result<usize, ConfigError> {
+        let b = self.bridge_mut(bridge)?;
+        let before = b.rules.len();
+        b.rules
+            .retain(|r| !(selector.selects(&r.flow) && also(&r.flow)));
+        Ok(before - b.rules.len())
+    }
+
     /// Replaces the actions of selected flows, keeping their counters.
     pub fn mod_flows(
         &mut self,

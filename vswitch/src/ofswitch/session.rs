@@ -238,16 +238,6 @@ impl Session<'_> {
     }
 
     fn flow_mod(&self, fm: &FlowMod) -> Result<(), FlowError> {
-        // out_port/out_group narrow deletes only (OpenFlow 1.3 §7.3.4.2);
-        // an add or modify ignores them.
-        if is_delete(fm.command) && (fm.out_group != GROUP_ANY || fm.out_port != port::ANY) {
-            return Err(FlowError {
-                what: "flow mods filtered by out_port/out_group are not supported by vswitch"
-                    .into(),
-                error_type: error_type::FLOW_MOD_FAILED,
-                code: flow_mod_failed::UNKNOWN,
-            });
-        }
         let flow = flows::flow_from(fm)?;
         let now = self.shared.now_ns();
         let bridge = self.bridge;
@@ -278,10 +268,17 @@ impl Session<'_> {
                 self.shared
                     .update(|st| st.config.mod_flows(bridge, &sel, actions).map(|_| ()))
             }
+            // out_port/out_group narrow deletes only (OpenFlow 1.3
+            // §7.3.4.2): a flow must also output there. No flow of this
+            // switch outputs to a group.
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
                 let sel = selector(fm.command == FlowModCommand::DeleteStrict);
-                self.shared
-                    .update(|st| st.config.del_flows(bridge, &sel).map(|_| ()))
+                let (out_port, any_group) = (fm.out_port, fm.out_group == GROUP_ANY);
+                self.shared.update(|st| {
+                    st.config
+                        .del_flows_where(bridge, &sel, |f| any_group && outputs_to(f, out_port))
+                        .map(|_| ())
+                })
             }
         };
         result.map_err(|e| FlowError {
@@ -500,10 +497,6 @@ fn port_desc(n: u32, name: &str) -> PortDesc {
         curr_speed: 0,
         max_speed: 0,
     }
-}
-
-fn is_delete(c: FlowModCommand) -> bool {
-    matches!(c, FlowModCommand::Delete | FlowModCommand::DeleteStrict)
 }
 
 /// Whether the flow outputs to `out_port` (any when OFPP_ANY).
