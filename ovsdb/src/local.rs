@@ -82,33 +82,36 @@ impl LocalServer {
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
-        let server = find_program("ovsdb-server")
-            .ok_or_else(|| LocalServerError::Missing("ovsdb-server".into()))?;
-        let child = Command::new(server)
-            .arg(&db)
-            .arg(format!("--remote=punix:{}", dir.join("db.sock").display()))
-            .arg(format!(
-                "--unixctl={}",
-                dir.join("ovsdb-server.ctl").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io("starting ovsdb-server"))?;
+        let child = serve(dir)?;
         let s = LocalServer {
             dir: dir.to_path_buf(),
             child,
         };
+        s.wait_listening()?;
+        s.vsctl(&["--no-wait", "init"])?;
+        Ok(s)
+    }
+
+    /// Stops the server and starts it again on the same database, as an
+    /// operator's `systemctl restart ovsdb-server` does: clients lose their
+    /// connection and must come back.
+    pub fn restart(&mut self) -> Result<(), LocalServerError> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.socket());
+        self.child = serve(&self.dir)?;
+        self.wait_listening()
+    }
+
+    fn wait_listening(&self) -> Result<(), LocalServerError> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !s.socket().exists() {
+        while !self.socket().exists() {
             if Instant::now() >= deadline {
-                return Err(LocalServerError::NotListening(s.socket()));
+                return Err(LocalServerError::NotListening(self.socket()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        s.vsctl(&["--no-wait", "init"])?;
-        Ok(s)
+        Ok(())
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -139,6 +142,24 @@ impl LocalServer {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// `ovsdb-server` on `dir/conf.db`, listening on `dir/db.sock`.
+fn serve(dir: &Path) -> Result<Child, LocalServerError> {
+    let server = find_program("ovsdb-server")
+        .ok_or_else(|| LocalServerError::Missing("ovsdb-server".into()))?;
+    Command::new(server)
+        .arg(dir.join("conf.db"))
+        .arg(format!("--remote=punix:{}", dir.join("db.sock").display()))
+        .arg(format!(
+            "--unixctl={}",
+            dir.join("ovsdb-server.ctl").display()
+        ))
+        .arg("--no-chdir")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io("starting ovsdb-server"))
 }
 
 impl Drop for LocalServer {

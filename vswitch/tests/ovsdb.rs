@@ -416,3 +416,48 @@ fn under_a_database_a_topology_brings_only_the_router_instances() {
         Some((3, 0))
     );
 }
+
+/// The database server restarts under a running switch (`systemctl
+/// restart ovsdb-server`): the switch keeps what it holds, reconnects,
+/// and takes the changes made after.
+#[test]
+fn the_switch_follows_the_database_across_a_restart_of_ovsdb_server() {
+    let Some(mut db) = server("dbrestart") else {
+        return;
+    };
+    let (d, _binding) = daemon(&db);
+    vsctl(&db, &["add-br", "br-int"]);
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-int",
+            "p1",
+            "--",
+            "set",
+            "Interface",
+            "p1",
+            "type=internal",
+        ],
+    );
+    db.restart().expect("ovsdb-server restarts");
+    assert!(port(&d, "p1").is_some(), "kept while the server was away");
+    // Waits (cur_cfg) until the switch is back and holds the change.
+    vsctl(
+        &db,
+        &[
+            "add-port",
+            "br-int",
+            "p2",
+            "--",
+            "set",
+            "Interface",
+            "p2",
+            "type=internal",
+        ],
+    );
+    assert!(port(&d, "p2").is_some());
+    assert!(port(&d, "p1").is_some());
+    vsctl(&db, &["del-port", "br-int", "p1"]);
+    assert!(port(&d, "p1").is_none());
+}
