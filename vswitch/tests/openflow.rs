@@ -336,6 +336,23 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The controller comes back (an agent restart): the switch connects
+    // again by itself.
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("listen again");
+    let (mut s, _) = listener.accept().expect("the switch reconnects");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    assert!(matches!(read_message(&mut s, &mut buf), Message::Hello(_)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !is_connected().contains("true") {
+        assert!(
+            Instant::now() < deadline,
+            "is_connected: {}",
+            is_connected()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A daemon, its OpenFlow side and database binding over `db`, bridges'
