@@ -246,6 +246,19 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
     for want in [" 1(patch-a):", " 2(patch-b):", " LOCAL(br-int):"] {
         assert!(show.contains(want), "{want:?} in\n{show}");
     }
+    // Port and table counters.
+    let (ok, ports, err) = ofctl(&h, "br-int", "dump-ports", &[]);
+    assert!(ok, "{err}");
+    assert!(
+        ports.contains("OFPST_PORT reply") && ports.contains("2 ports"),
+        "{ports}"
+    );
+    let (ok, tables, err) = ofctl(&h, "br-int", "dump-tables", &[]);
+    assert!(ok, "{err}");
+    assert!(
+        tables.contains("table 0:") && tables.contains("active=2"),
+        "{tables}"
+    );
     let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &[]);
     assert!(ok, "{err}");
     assert_eq!(flows_of(&h, "br-int"), 0);

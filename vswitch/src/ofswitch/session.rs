@@ -306,62 +306,9 @@ impl Session<'_> {
                     flow_count: all.len() as u32,
                 })
             }
-            MultipartRequestBody::Table => {
-                let sw = self.shared.switch();
-                let b = sw.bridge(self.bridge);
-                MultipartReplyBody::Table(
-                    (0..N_TABLES)
-                        .map(|id| TableStats {
-                            table_id: id,
-                            active_count: b
-                                .and_then(|b| b.tables().find(|t| t.id == id))
-                                .map_or(0, |t| t.rules.len() as u32),
-                            lookup_count: 0,
-                            matched_count: 0,
-                        })
-                        .collect(),
-                )
-            }
+            MultipartRequestBody::Table => MultipartReplyBody::Table(self.table_stats()),
             MultipartRequestBody::PortStats { port_no } => {
-                let sw = self.shared.switch();
-                let ours: Vec<String> = sw
-                    .bridge(self.bridge)
-                    .map(|b| {
-                        b.ports
-                            .iter()
-                            .filter_map(|id| sw.port(*id))
-                            .map(|p| p.name.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                MultipartReplyBody::PortStats(
-                    self.shared
-                        .port_counters()
-                        .into_iter()
-                        .filter(|(name, n, _)| {
-                            ours.contains(name) && (*port_no == port::ANY || *port_no == *n)
-                        })
-                        .map(|(_, n, c)| PortStats {
-                            port_no: n,
-                            counters: [
-                                c.rx_packets,
-                                c.tx_packets,
-                                c.rx_bytes,
-                                c.tx_bytes,
-                                c.rx_dropped,
-                                c.tx_dropped,
-                                0,
-                                0,
-                                0,
-                                0,
-                                0,
-                                0,
-                            ],
-                            duration_sec: 0,
-                            duration_nsec: 0,
-                        })
-                        .collect(),
-                )
+                MultipartReplyBody::PortStats(self.port_stats(*port_no))
             }
             // Each table's id and size, nothing else (ovs-ofctl asks, for
             // table names); no controller may change them.
@@ -392,6 +339,60 @@ impl Session<'_> {
                     .collect(),
             ),
         })
+    }
+
+    /// Each table's number of flows (lookups are not counted per table).
+    fn table_stats(&self) -> Vec<TableStats> {
+        let sw = self.shared.switch();
+        let b = sw.bridge(self.bridge);
+        (0..N_TABLES)
+            .map(|id| TableStats {
+                table_id: id,
+                active_count: b
+                    .and_then(|b| b.tables().find(|t| t.id == id))
+                    .map_or(0, |t| t.rules.len() as u32),
+                lookup_count: 0,
+                matched_count: 0,
+            })
+            .collect()
+    }
+
+    /// The counters of the bridge's ports (`port::ANY`: all of them).
+    fn port_stats(&self, port_no: u32) -> Vec<PortStats> {
+        let sw = self.shared.switch();
+        let ours: Vec<String> = sw
+            .bridge(self.bridge)
+            .map(|b| {
+                b.ports
+                    .iter()
+                    .filter_map(|id| sw.port(*id))
+                    .map(|p| p.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.shared
+            .port_counters()
+            .into_iter()
+            .filter(|(name, n, _)| ours.contains(name) && (port_no == port::ANY || port_no == *n))
+            .map(|(_, n, c)| {
+                // rx/tx packets, bytes, dropped; no error counts kept.
+                let mut counters = [0u64; 12];
+                counters[..6].copy_from_slice(&[
+                    c.rx_packets,
+                    c.tx_packets,
+                    c.rx_bytes,
+                    c.tx_bytes,
+                    c.rx_dropped,
+                    c.tx_dropped,
+                ]);
+                PortStats {
+                    port_no: n,
+                    counters,
+                    duration_sec: 0,
+                    duration_nsec: 0,
+                }
+            })
+            .collect()
     }
 
     fn flow_stats(&self, req: &FlowStatsRequest) -> Result<Vec<FlowStats>, FlowError> {
