@@ -18,23 +18,11 @@ from each bridge; any failure is a traceback and exit status 1.
     /usr/bin/python3 ovs_agent_dvr.py --ovsdb unix:/path/db.sock --of-port 6633
 """
 
-import argparse
 import sys
-import traceback
 
-import eventlet
-
-eventlet.monkey_patch()
-
-from unittest import mock  # noqa: E402
+import agent_host  # first: it patches eventlet
 
 from oslo_config import cfg  # noqa: E402
-
-from neutron.conf.plugins.ml2.drivers import ovs_conf  # noqa: E402
-from neutron.plugins.ml2.drivers.openvswitch.agent import (  # noqa: E402
-    ovs_neutron_agent as ovs_agent)
-from neutron.plugins.ml2.drivers.openvswitch.agent.openflow.native import (  # noqa: E402
-    main as of_main)
 
 # The spec's compute1 (Appendix A).
 DVR_MAC = "fa:16:3f:00:00:c1"
@@ -45,8 +33,6 @@ VM_MAC = "fa:16:3e:01:00:11"
 VM_IP = "10.1.0.11"
 SEGMENT = 101
 LVID = 1
-
-RESULT = {}
 
 
 def program(bridge_classes):
@@ -90,41 +76,16 @@ def program(bridge_classes):
     br_int.install_arp_spoofing_protection(port=vm, ip_addresses=[VM_IP])
     br_int.set_allowed_macs_for_port(port=vm, mac_addresses=[VM_MAC])
 
-    RESULT["br-int"] = len(br_int.dump_flows())
-    RESULT["br-vlan"] = len(br_vlan.dump_flows())
-    RESULT["ports"] = {"int-br-vlan": int_patch, "phy-br-vlan": phy_patch,
-                       "qr-net1": qr, "qvo-vm1": vm}
-
-
-def agent_main(bridge_classes):
-    try:
-        program(bridge_classes)
-    except Exception:
-        RESULT["error"] = traceback.format_exc()
+    ports = {"int-br-vlan": int_patch, "phy-br-vlan": phy_patch,
+             "qr-net1": qr, "qvo-vm1": vm}
+    return "agent-flows: ok br-int=%d br-vlan=%d ports=%s" % (
+        len(br_int.dump_flows()), len(br_vlan.dump_flows()), ports)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ovsdb", required=True, help="unix:PATH or tcp:IP:PORT")
-    p.add_argument("--of-port", type=int, required=True,
-                   help="the port the agent's OpenFlow controller listens on")
-    args = p.parse_args()
-    ovs_conf.register_ovs_agent_opts(cfg.CONF)
-    cfg.CONF([], project="neutron")
-    cfg.CONF.set_override("ovsdb_connection", args.ovsdb, group="OVS")
-    cfg.CONF.set_override("of_listen_address", "127.0.0.1", group="OVS")
-    cfg.CONF.set_override("of_listen_port", args.of_port, group="OVS")
-    cfg.CONF.set_override("datapath_type", "netdev", group="OVS")
-    cfg.CONF.set_override("of_connect_timeout", 20, group="OVS")
-    of_main.init_config()
-    with mock.patch.object(ovs_agent, "main", agent_main):
-        of_main.main()
-    if "error" in RESULT:
-        print(RESULT["error"], file=sys.stderr)
-        return 1
-    print("agent-flows: ok br-int=%d br-vlan=%d ports=%s" % (
-        RESULT["br-int"], RESULT["br-vlan"], RESULT["ports"]))
-    return 0
+    args = agent_host.parser(__doc__).parse_args()
+    agent_host.configure(args)
+    return agent_host.run(program)
 
 
 if __name__ == "__main__":

@@ -26,28 +26,17 @@ any failure is a traceback and exit status 1.
         [--vm tap1=fa:16:3e:01:00:11,10.1.0.11 ...]
 """
 
-import argparse
 import sys
-import traceback
 
-import eventlet
-
-eventlet.monkey_patch()
+import agent_host  # first: it patches eventlet
 
 from unittest import mock  # noqa: E402
 
 from oslo_config import cfg  # noqa: E402
 
-from neutron.conf import common as common_config  # noqa: E402
-from neutron.conf.agent import common as agent_config  # noqa: E402
-from neutron.conf.agent import ovs_conf as ovs_agent_config  # noqa: E402
-from neutron.conf.plugins.ml2.drivers import agent as l2_agent_config  # noqa: E402
-from neutron.conf.plugins.ml2.drivers import ovs_conf  # noqa: E402
+from neutron.agent.l2 import l2_agent_extensions_manager as ext_manager  # noqa: E402
 from neutron.plugins.ml2.drivers.openvswitch.agent import (  # noqa: E402
     ovs_neutron_agent as ovs_agent)
-from neutron.plugins.ml2.drivers.openvswitch.agent.openflow.native import (  # noqa: E402
-    main as of_main)
-from neutron.agent.l2 import l2_agent_extensions_manager as ext_manager  # noqa: E402
 
 DVR_MAC = "fa:16:3f:00:00:c1"
 OTHER_DVR_MAC = "fa:16:3f:00:00:c2"
@@ -56,8 +45,6 @@ OTHER_DVR_MAC = "fa:16:3f:00:00:c2"
 VMS = [("qvo-vm1", "fa:16:3e:01:00:11", "10.1.0.11", False)]
 NET_ID = "5e0a6a3e-0000-4000-8000-0000000000a1"
 SUBNET_ID = "9c0b7b4f-0000-4000-8000-0000000000a2"
-
-RESULT = {}
 
 
 def fake_setup_rpc(agent):
@@ -90,11 +77,12 @@ def start(bridge_classes):
     for i, (name, mac, ip, system) in enumerate(VMS):
         port_id = "8b3c1d2e-0000-4000-8000-%012x" % (0xb1 + i)
         bind_vm_port(agent, name, mac, ip, port_id, system)
-    RESULT["tag"] = agent.int_br.db_get_val("Port", VMS[0][0], "tag")
-    RESULT["br-int"] = len(agent.int_br.dump_flows())
-    RESULT["br-vlan"] = len(agent.phys_brs["physnet1"].dump_flows())
-    RESULT["ofports"] = {"int-br-vlan": agent.int_ofports["physnet1"],
-                         "phy-br-vlan": agent.phys_ofports["physnet1"]}
+    tag = agent.int_br.db_get_val("Port", VMS[0][0], "tag")
+    ofports = {"int-br-vlan": agent.int_ofports["physnet1"],
+               "phy-br-vlan": agent.phys_ofports["physnet1"]}
+    return "agent-start: ok br-int=%d br-vlan=%d ofports=%s %s tag=%s" % (
+        len(agent.int_br.dump_flows()),
+        len(agent.phys_brs["physnet1"].dump_flows()), ofports, VMS[0][0], tag)
 
 
 def bind_vm_port(agent, name, mac, ip, port_id, system):
@@ -125,18 +113,8 @@ def bind_vm_port(agent, name, mac, ip, port_id, system):
         raise RuntimeError("the agent failed devices: %s" % failed)
 
 
-def agent_main(bridge_classes):
-    try:
-        start(bridge_classes)
-    except Exception:
-        RESULT["error"] = traceback.format_exc()
-
-
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ovsdb", required=True, help="unix:PATH or tcp:IP:PORT")
-    p.add_argument("--of-port", type=int, required=True,
-                   help="the port the agent's OpenFlow controller listens on")
+    p = agent_host.parser(__doc__)
     p.add_argument("--vm", action="append", default=[],
                    metavar="DEVICE=MAC,IP",
                    help="bind this existing network device as a VM port "
@@ -148,37 +126,13 @@ def main():
             name, rest = v.split("=", 1)
             mac, ip = rest.split(",", 1)
             VMS.append((name, mac, ip, True))
-    # The options the agent's process registers (as the functional tests'
-    # _get_config_opts).
-    cfg.CONF.register_opts(common_config.core_opts)
-    l2_agent_config.register_agent_opts(cfg.CONF)
-    ovs_conf.register_ovs_agent_opts(cfg.CONF)
-    agent_config.register_interface_opts(cfg.CONF)
-    agent_config.register_interface_driver_opts_helper(cfg.CONF)
-    agent_config.register_agent_state_opts_helper(cfg.CONF)
-    ovs_agent_config.register_ovs_agent_opts(cfg.CONF)
-    ext_manager.register_opts(cfg.CONF)
-    cfg.CONF([], project="neutron")
-    cfg.CONF.set_override("host", "compute1")
-    cfg.CONF.set_override("ovsdb_connection", args.ovsdb, group="OVS")
-    cfg.CONF.set_override("of_listen_address", "127.0.0.1", group="OVS")
-    cfg.CONF.set_override("of_listen_port", args.of_port, group="OVS")
-    cfg.CONF.set_override("datapath_type", "netdev", group="OVS")
-    cfg.CONF.set_override("of_connect_timeout", 20, group="OVS")
-    cfg.CONF.set_override("bridge_mappings", ["physnet1:br-vlan"],
-                          group="OVS")
-    cfg.CONF.set_override("enable_distributed_routing", True, group="AGENT")
-    cfg.CONF.set_override("tunnel_types", [], group="AGENT")
-    of_main.init_config()
-    with mock.patch.object(ovs_agent, "main", agent_main):
-        of_main.main()
-    if "error" in RESULT:
-        print(RESULT["error"], file=sys.stderr)
-        return 1
-    print("agent-start: ok br-int=%d br-vlan=%d ofports=%s %s tag=%s" % (
-        RESULT["br-int"], RESULT["br-vlan"], RESULT["ofports"], VMS[0][0],
-        RESULT["tag"]))
-    return 0
+    agent_host.configure(args, {
+        (None, "host"): "compute1",
+        ("OVS", "bridge_mappings"): ["physnet1:br-vlan"],
+        ("AGENT", "enable_distributed_routing"): True,
+        ("AGENT", "tunnel_types"): [],
+    })
+    return agent_host.run(start)
 
 
 if __name__ == "__main__":

@@ -74,16 +74,7 @@ fn action_text(a: &Action) -> String {
         Action::Group { group_id } => format!("group:{group_id}"),
         Action::SetNwTtl { ttl } => format!("mod_nw_ttl:{ttl}"),
         Action::DecNwTtl => "dec_ttl".into(),
-        Action::SetField(e) => match e.field.info() {
-            Some(info) => {
-                format!(
-                    "set_field:{}->{}",
-                    field_value_text(info, e.value, e.mask),
-                    info.name
-                )
-            }
-            None => "set_field:?".into(),
-        },
+        Action::SetField(e) => set_field_text(e),
         Action::Nicira(nx) => nicira_text(nx),
     }
 }

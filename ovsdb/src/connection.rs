@@ -5,46 +5,17 @@
 //! Owner: one thread; nothing here is shared.
 
 use crate::rpc::{Framer, Message, RpcError};
+use crate::stream::{BadTarget, Stream, Target};
 use crate::transaction::Operation;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Where the server listens, as OVS spells it: `unix:PATH` or
-/// `tcp:HOST:PORT`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-impl Target {
-    pub fn parse(s: &str) -> Result<Target, ConnectionError> {
-        match s.split_once(':') {
-            Some(("unix", p)) if !p.is_empty() => Ok(Target::Unix(PathBuf::from(p))),
-            Some(("tcp", a)) if a.contains(':') => Ok(Target::Tcp(a.to_string())),
-            _ => Err(ConnectionError::Target(s.to_string())),
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Unix(p) => write!(f, "unix:{}", p.display()),
-            Target::Tcp(a) => write!(f, "tcp:{a}"),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("OVSDB target {0:?}: expected unix:PATH or tcp:HOST:PORT")]
-    Target(String),
+    #[error("OVSDB {0}")]
+    Target(#[from] BadTarget),
     #[error("{target}: {source}")]
     Connect {
         target: String,
@@ -65,34 +36,6 @@ pub enum ConnectionError {
     Transaction { index: usize, error: Value },
 }
 
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_read_timeout(t),
-            Stream::Tcp(s) => s.set_read_timeout(t),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.write_all(buf),
-            Stream::Tcp(s) => s.write_all(buf),
-        }
-    }
-}
-
 pub struct Connection {
     stream: Stream,
     framer: Framer,
@@ -108,10 +51,7 @@ impl Connection {
             target: target.to_string(),
             source,
         };
-        let stream = match target {
-            Target::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(connect)?),
-            Target::Tcp(a) => Stream::Tcp(TcpStream::connect(a).map_err(connect)?),
-        };
+        let stream = target.connect().map_err(connect)?;
         Ok(Connection {
             stream,
             framer: Framer::default(),
@@ -257,25 +197,5 @@ impl Connection {
             }
         }
         Ok(results)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_are_read_as_ovs_spells_them() {
-        assert_eq!(
-            Target::parse("unix:/run/openvswitch/db.sock").expect("unix"),
-            Target::Unix("/run/openvswitch/db.sock".into())
-        );
-        assert_eq!(
-            Target::parse("tcp:127.0.0.1:6640").expect("tcp"),
-            Target::Tcp("127.0.0.1:6640".into())
-        );
-        for bad in ["", "unix:", "tcp:6640", "ssl:1.2.3.4:6640", "/run/db.sock"] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -7,6 +7,8 @@
 //! - `replica`: the rows of the monitored tables, kept current by the
 //!   server's `update` notifications.
 //! - `transaction`: the operations of a `transact` request.
+//! - `stream`: OVS's connection targets (`unix:PATH`, `tcp:HOST:PORT`) and
+//!   the stream a connection is (OpenFlow controllers use them too).
 //! - `connection`: a blocking connection (unix or TCP) that answers the
 //!   server's echo probes.
 //! - `local`: a private `ovsdb-server` in a directory (tests, the lab).
@@ -19,11 +21,13 @@ pub mod datum;
 pub mod local;
 pub mod replica;
 pub mod rpc;
+pub mod stream;
 pub mod transaction;
 
-pub use connection::{Connection, ConnectionError, Target};
+pub use connection::{Connection, ConnectionError};
 pub use datum::{Atom, Datum, DatumError, Uuid};
 pub use local::{LocalServer, LocalServerError};
 pub use replica::{Replica, Row, UpdateError};
 pub use rpc::{Message, RpcError};
+pub use stream::{BadTarget, Stream, Target};
 pub use transaction::{Condition, Operation};

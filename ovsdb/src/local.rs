@@ -114,6 +114,13 @@ impl LocalServer {
         Ok(())
     }
 
+    /// `start` in a directory of its own under the system's temporary
+    /// one, named after `tag` and this process.
+    pub fn start_in_temp(tag: &str) -> Result<LocalServer, LocalServerError> {
+        let dir = std::env::temp_dir().join(format!("ovsdb-{tag}-{}", std::process::id()));
+        LocalServer::start(&dir)
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.join("db.sock")
     }

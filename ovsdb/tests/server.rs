@@ -14,8 +14,7 @@ fn server(name: &str) -> Option<LocalServer> {
         eprintln!("skipped: {e}");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("ovsdb-test-{name}-{}", std::process::id()));
-    Some(LocalServer::start(&dir).expect("ovsdb-server starts"))
+    Some(LocalServer::start_in_temp(&format!("test-{name}")).expect("ovsdb-server starts"))
 }
 
 fn vsctl(s: &LocalServer, args: &[&str]) -> String {

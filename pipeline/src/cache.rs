@@ -223,18 +223,7 @@ impl FlowCache {
     /// run of one flow); counted as a hit when it does.
     #[inline]
     pub fn hit_again(&mut self, slot: u32, key: &FlowKey, mac_generation: u64) -> bool {
-        let Some(s) = self.slots.get(slot as usize).and_then(|o| o.as_ref()) else {
-            return false;
-        };
-        let hit = self
-            .masks
-            .get(s.mask as usize)
-            .is_some_and(|mt| mt.holds(key, s))
-            && !s.is_stale(mac_generation);
-        if hit {
-            self.counters.hits += 1;
-        }
-        hit
+        self.run_end(slot, std::slice::from_ref(key), |_| true, 0, mac_generation) == 1
     }
 
     /// The end of the run of keys from `from` on that fall in the

@@ -10,15 +10,13 @@
 //! where Neutron or Open vSwitch's database tools are not installed.
 #![deny(unsafe_code)]
 
-use ovsdb::LocalServer;
+mod dbhost;
+
+use dbhost::TempDir;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use vswitch::config::DaemonConfig;
 use vswitch::daemon::Daemon;
-use vswitch::database::DatabaseBinding;
-use vswitch::ofswitch::OpenFlowService;
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -38,21 +36,10 @@ fn harness(script: &str) -> PathBuf {
 /// `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` of `bridge` through
 /// its management socket in `rundir`, cookies removed, sorted: the same
 /// command and rendering as the golden recording from Open vSwitch.
-fn flows(rundir: &std::path::Path, bridge: &str) -> Vec<String> {
-    let out = Command::new(ovsdb::local::find_program("ovs-ofctl").expect("ovs-ofctl"))
-        .args(["-O", "OpenFlow13", "--no-stats", "dump-flows"])
-        .arg(format!(
-            "unix:{}",
-            rundir.join(format!("{bridge}.mgmt")).display()
-        ))
-        .output()
-        .expect("ovs-ofctl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+fn flows(rundir: &Path, bridge: &str) -> Vec<String> {
+    let (ok, out, err) = dbhost::ofctl(rundir, bridge, "dump-flows", &["--no-stats"]);
+    assert!(ok, "{err}");
+    let mut lines: Vec<String> = out
         .lines()
         .map(strip_cookie)
         .filter(|l| !l.is_empty())
@@ -86,29 +73,27 @@ fn golden(dir: &str, bridge: &str) -> Vec<String> {
     lines
 }
 
-/// Runs harness `script` against a fresh vswitchd under a private
-/// ovsdb-server; compares both bridges with golden `dir`.
-fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str, check: impl Fn(&Daemon)) {
+/// vswitchd under a private ovsdb-server, programmed by harness `script`
+/// (run with `args` too); fields drop node first, directory last.
+struct AgentRun {
+    node: dbhost::Node,
+    rundir: PathBuf,
+    stdout: String,
+    _db: ovsdb::LocalServer,
+    _dir: TempDir,
+}
+
+/// Runs harness `script` against a fresh vswitchd; None (saying why)
+/// where Neutron or Open vSwitch's tools are not installed.
+fn run_agent(tag: &str, script: &str, args: &[String]) -> Option<AgentRun> {
     if !neutron_installed() {
         eprintln!("skipped: {PYTHON} lacks neutron, os_ken or ovsdbapp (Debian python3-neutron, python3-os-ken, python3-ovsdbapp)");
-        return;
+        return None;
     }
-    if let Err(e) = LocalServer::available() {
-        eprintln!("skipped: {e}");
-        return;
-    }
-    let base = std::env::temp_dir().join(format!("vswitch-{dir}-{}", std::process::id()));
-    let db = LocalServer::start(&base.join("db")).expect("ovsdb-server");
+    let db = dbhost::server(&format!("neutron-{tag}"))?;
+    let base = std::env::temp_dir().join(format!("vswitch-neutron-{tag}-{}", std::process::id()));
     let rundir = base.join("run");
-    let text = format!(
-        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
-        db.target()
-    );
-    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let d = Daemon::start(&cfg).expect("daemon");
-    let of = Arc::new(OpenFlowService::start(d.shared.clone(), &rundir).expect("openflow"));
-    let _binding =
-        DatabaseBinding::start(&db.target(), d.shared.clone(), Some(of.clone())).expect("database");
+    let node = dbhost::node(&db, Some(&rundir));
     // A free port for the agent's controller to listen on.
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -117,17 +102,35 @@ fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str, check: impl 
     let out = Command::new(PYTHON)
         .arg(harness(script))
         .args(["--ovsdb", &db.target(), "--of-port", &port.to_string()])
+        .args(args)
         .output()
         .expect("the harness runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "harness failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(ok_line), "{stdout}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "harness failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(AgentRun {
+        node,
+        rundir,
+        stdout,
+        _db: db,
+        _dir: TempDir(base),
+    })
+}
+
+/// Runs harness `script` against a fresh vswitchd under a private
+/// ovsdb-server; compares both bridges with golden `dir`.
+fn programs_vswitchd_as_ovs(script: &str, ok_line: &str, dir: &str, check: impl Fn(&Daemon)) {
+    let Some(run) = run_agent(dir, script, &[]) else {
+        return;
+    };
+    assert!(run.stdout.contains(ok_line), "{}", run.stdout);
     for bridge in ["br-int", "br-vlan"] {
-        assert_eq!(flows(&rundir, bridge), golden(dir, bridge), "{bridge}");
+        assert_eq!(flows(&run.rundir, bridge), golden(dir, bridge), "{bridge}");
     }
-    check(&d);
-    let _ = std::fs::remove_dir_all(&base);
+    check(&run.node.daemon);
 }
 
 #[test]
@@ -237,14 +240,6 @@ fn vms_ping_each_other_through_vswitchd_programmed_by_the_agent() {
         eprintln!("skipped: needs root (network namespaces and veth pairs)");
         return;
     }
-    if !neutron_installed() {
-        eprintln!("skipped: {PYTHON} lacks neutron, os_ken or ovsdbapp");
-        return;
-    }
-    if let Err(e) = LocalServer::available() {
-        eprintln!("skipped: {e}");
-        return;
-    }
     let tag = std::process::id() % 100_000;
     let vms = [
         ("fa:16:3e:01:00:11", "10.1.0.11"),
@@ -280,40 +275,14 @@ fn vms_ping_each_other_through_vswitchd_programmed_by_the_agent() {
         ip(&["link", "set", &dev, "up"]);
         vm_args.push(format!("{dev}={mac},{addr}"));
     }
-    let base = std::env::temp_dir().join(format!("vswitch-neutron-ping-{}", std::process::id()));
-    let db = LocalServer::start(&base.join("db")).expect("ovsdb-server");
-    let rundir = base.join("run");
-    let text = format!(
-        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
-        db.target()
-    );
-    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let d = Daemon::start(&cfg).expect("daemon");
-    let of = Arc::new(OpenFlowService::start(d.shared.clone(), &rundir).expect("openflow"));
-    let _binding =
-        DatabaseBinding::start(&db.target(), d.shared.clone(), Some(of.clone())).expect("database");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut cmd = Command::new(PYTHON);
-    cmd.arg(harness("ovs_agent_start")).args([
-        "--ovsdb",
-        &db.target(),
-        "--of-port",
-        &port.to_string(),
-    ]);
-    for v in &vm_args {
-        cmd.args(["--vm", v]);
-    }
-    let out = cmd.output().expect("the harness runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "harness failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let flows = flows(&rundir, "br-int").join("\n");
+    let vm_args: Vec<String> = vm_args
+        .iter()
+        .flat_map(|v| ["--vm".to_string(), v.clone()])
+        .collect();
+    let Some(run) = run_agent("ping", "ovs_agent_start", &vm_args) else {
+        return;
+    };
+    let flows = flows(&run.rundir, "br-int").join("\n");
     assert!(
         ping(&guard.namespaces[0], vms[1].1, 3),
         "vm0 -> vm1: no echo reply\nbr-int:\n{flows}"
@@ -336,5 +305,4 @@ fn vms_ping_each_other_through_vswitchd_programmed_by_the_agent() {
         "a spoofed source got through"
     );
     drop(guard);
-    let _ = std::fs::remove_dir_all(&base);
 }

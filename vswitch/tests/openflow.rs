@@ -7,106 +7,48 @@
 //! holds. Skips, saying so, where Open vSwitch's tools are missing.
 #![deny(unsafe_code)]
 
+mod dbhost;
+
+use dbhost::{until, TempDir};
 use openflow::{next_frame, Frame, Hello, Message};
 use ovsdb::LocalServer;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use vswitch::config::DaemonConfig;
-use vswitch::daemon::Daemon;
-use vswitch::database::DatabaseBinding;
-use vswitch::ofswitch::OpenFlowService;
+use std::path::PathBuf;
+use std::time::Duration;
 
+/// A node under its database with its OpenFlow side, sockets and saved
+/// flows in `rundir`. Fields drop in order: the node, then the server,
+/// then the directory.
 struct Host {
+    node: dbhost::Node,
     db: LocalServer,
     rundir: PathBuf,
-    daemon: Daemon,
-    _of: Arc<OpenFlowService>,
-    _binding: DatabaseBinding,
-    /// Last: removed after everything else is gone.
     _dir: TempDir,
 }
 
-/// Removes its directory when dropped, even when a test fails.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn host(tag: &str) -> Option<Host> {
-    if let Err(e) = LocalServer::available() {
-        eprintln!("skipped: {e}");
-        return None;
-    }
     if ovsdb::local::find_program("ovs-ofctl").is_none() {
         eprintln!("skipped: ovs-ofctl is not installed (Debian openvswitch-common)");
         return None;
     }
+    let db = dbhost::server(&format!("of-{tag}"))?;
     let base = std::env::temp_dir().join(format!("vswitch-of-{tag}-{}", std::process::id()));
-    let db = LocalServer::start(&base.join("db")).expect("ovsdb-server");
     let rundir = base.join("run");
-    let text = format!(
-        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
-        db.target()
-    );
-    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let daemon = Daemon::start(&cfg).expect("daemon");
-    let of = Arc::new(OpenFlowService::start(daemon.shared.clone(), &rundir).expect("openflow"));
-    let binding = DatabaseBinding::start(&db.target(), daemon.shared.clone(), Some(of.clone()))
-        .expect("database");
     Some(Host {
+        node: dbhost::node(&db, Some(&rundir)),
         db,
         rundir,
-        daemon,
-        _of: of,
-        _binding: binding,
         _dir: TempDir(base),
     })
 }
 
-fn vsctl(h: &Host, args: &[&str]) -> String {
-    let mut all = vec!["--timeout=10"];
-    all.extend_from_slice(args);
-    h.db.vsctl(&all).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn wait_for_file(p: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !p.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear", p.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `ovs-ofctl -O OpenFlow13 CMD unix:<mgmt> ARGS`: success, stdout, stderr.
-fn ofctl(h: &Host, bridge: &str, cmd: &str, args: &[&str]) -> (bool, String, String) {
-    let sock = h.rundir.join(format!("{bridge}.mgmt"));
-    wait_for_file(&sock);
-    let out = Command::new(ovsdb::local::find_program("ovs-ofctl").expect("ovs-ofctl"))
-        .args(["-O", "OpenFlow13", "--timeout=10", cmd])
-        .arg(format!("unix:{}", sock.display()))
-        .args(args)
-        .output()
-        .expect("ovs-ofctl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn flows_of(h: &Host, bridge: &str) -> usize {
-    h.daemon
-        .shared
-        .switch()
-        .bridge(bridge)
-        .map_or(0, |b| b.n_flows())
+    flows_of_daemon(&h.node.daemon, bridge)
+}
+
+fn flows_of_daemon(d: &vswitch::daemon::Daemon, bridge: &str) -> usize {
+    d.shared.switch().bridge(bridge).map_or(0, |b| b.n_flows())
 }
 
 #[test]
@@ -114,8 +56,8 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
     let Some(h) = host("ofctl") else {
         return;
     };
-    vsctl(
-        &h,
+    dbhost::vsctl(
+        &h.db,
         &[
             "add-br",
             "br-int",
@@ -126,33 +68,19 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
             "datapath_type=netdev",
         ],
     );
-    vsctl(
-        &h,
-        &[
-            "add-port",
-            "br-int",
-            "patch-a",
-            "--",
-            "set",
-            "Interface",
-            "patch-a",
-            "type=internal",
-            "ofport_request=1",
-        ],
+    dbhost::add_port(
+        &h.db,
+        "br-int",
+        "patch-a",
+        &[],
+        &["type=internal", "ofport_request=1"],
     );
-    vsctl(
-        &h,
-        &[
-            "add-port",
-            "br-int",
-            "patch-b",
-            "--",
-            "set",
-            "Interface",
-            "patch-b",
-            "type=internal",
-            "ofport_request=2",
-        ],
+    dbhost::add_port(
+        &h.db,
+        "br-int",
+        "patch-b",
+        &[],
+        &["type=internal", "ofport_request=2"],
     );
 
     // What the agent's DVR flows look like (tables, VLANs, registers,
@@ -166,11 +94,11 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
         "table=24,priority=2,arp,in_port=1,arp_spa=10.1.0.11,actions=goto_table:25",
     ];
     for f in flows {
-        let (ok, _, err) = ofctl(&h, "br-int", "add-flow", &[f]);
+        let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "add-flow", &[f]);
         assert!(ok, "add-flow {f}: {err}");
     }
     assert_eq!(flows_of(&h, "br-int"), flows.len());
-    let (ok, dump, err) = ofctl(&h, "br-int", "dump-flows", &[]);
+    let (ok, dump, err) = dbhost::ofctl(&h.rundir, "br-int", "dump-flows", &[]);
     assert!(ok, "{err}");
     for want in [
         "cookie=0x5, duration=",
@@ -183,20 +111,20 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
         assert!(dump.contains(want), "{want:?} in\n{dump}");
     }
     // Modify and strict delete, then the agent's cookie cleanup.
-    let (ok, _, err) = ofctl(
-        &h,
+    let (ok, _, err) = dbhost::ofctl(
+        &h.rundir,
         "br-int",
         "mod-flows",
         &["table=0,in_port=2,actions=output:1"],
     );
     assert!(ok, "{err}");
-    let (_, dump, _) = ofctl(&h, "br-int", "dump-flows", &["table=0"]);
+    let (_, dump, _) = dbhost::ofctl(&h.rundir, "br-int", "dump-flows", &["table=0"]);
     assert!(
         dump.contains("priority=2,in_port=2 actions=output:1"),
         "{dump}"
     );
-    let (ok, _, err) = ofctl(
-        &h,
+    let (ok, _, err) = dbhost::ofctl(
+        &h.rundir,
         "br-int",
         "del-flows",
         &[
@@ -206,7 +134,7 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
     );
     assert!(ok, "{err}");
     assert_eq!(flows_of(&h, "br-int"), flows.len() - 1);
-    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["cookie=0x5/-1"]);
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "del-flows", &["cookie=0x5/-1"]);
     assert!(ok, "{err}");
     assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
     // A delete narrowed by out_port takes only the flows that output there.
@@ -214,24 +142,24 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
         "table=70,priority=1,dl_vlan=7,actions=output:1",
         "table=70,priority=1,dl_vlan=8,actions=output:2",
     ] {
-        let (ok, _, err) = ofctl(&h, "br-int", "add-flow", &[f]);
+        let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "add-flow", &[f]);
         assert!(ok, "{err}");
     }
-    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["table=70,out_port=1"]);
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "del-flows", &["table=70,out_port=1"]);
     assert!(ok, "{err}");
-    let (_, dump, _) = ofctl(&h, "br-int", "dump-flows", &["table=70"]);
+    let (_, dump, _) = dbhost::ofctl(&h.rundir, "br-int", "dump-flows", &["table=70"]);
     assert!(
         !dump.contains("dl_vlan=7") && dump.contains("dl_vlan=8"),
         "{dump}"
     );
-    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &["table=70"]);
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "del-flows", &["table=70"]);
     assert!(ok, "{err}");
     assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
 
     // What the switch cannot do is refused with OpenFlow's error and
     // changes nothing.
-    let (ok, _, err) = ofctl(
-        &h,
+    let (ok, _, err) = dbhost::ofctl(
+        &h.rundir,
         "br-int",
         "add-flow",
         &["table=0,priority=1,tun_id=5,actions=drop"],
@@ -241,25 +169,25 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
     assert_eq!(flows_of(&h, "br-int"), flows.len() - 3);
 
     // The bridge's ports, LOCAL included.
-    let (ok, show, err) = ofctl(&h, "br-int", "show", &[]);
+    let (ok, show, err) = dbhost::ofctl(&h.rundir, "br-int", "show", &[]);
     assert!(ok, "{err}");
     for want in [" 1(patch-a):", " 2(patch-b):", " LOCAL(br-int):"] {
         assert!(show.contains(want), "{want:?} in\n{show}");
     }
     // Port and table counters.
-    let (ok, ports, err) = ofctl(&h, "br-int", "dump-ports", &[]);
+    let (ok, ports, err) = dbhost::ofctl(&h.rundir, "br-int", "dump-ports", &[]);
     assert!(ok, "{err}");
     assert!(
         ports.contains("OFPST_PORT reply") && ports.contains("2 ports"),
         "{ports}"
     );
-    let (ok, tables, err) = ofctl(&h, "br-int", "dump-tables", &[]);
+    let (ok, tables, err) = dbhost::ofctl(&h.rundir, "br-int", "dump-tables", &[]);
     assert!(ok, "{err}");
     assert!(
         tables.contains("table 0:") && tables.contains("active=2"),
         "{tables}"
     );
-    let (ok, _, err) = ofctl(&h, "br-int", "del-flows", &[]);
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "del-flows", &[]);
     assert!(ok, "{err}");
     assert_eq!(flows_of(&h, "br-int"), 0);
 }
@@ -285,8 +213,8 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    vsctl(
-        &h,
+    dbhost::vsctl(
+        &h.db,
         &[
             "add-br",
             "br-int",
@@ -297,8 +225,8 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
             "other_config:datapath-id=00000000000000a1",
         ],
     );
-    vsctl(
-        &h,
+    dbhost::vsctl(
+        &h.db,
         &["set-controller", "br-int", &format!("tcp:127.0.0.1:{port}")],
     );
     listener.set_nonblocking(false).expect("blocking");
@@ -316,7 +244,7 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
         other => panic!("expected FEATURES_REPLY, got {other:?}"),
     }
     assert_eq!(
-        vsctl(&h, &["get", "Bridge", "br-int", "datapath_id"]).trim(),
+        dbhost::vsctl(&h.db, &["get", "Bridge", "br-int", "datapath_id"]).trim(),
         "\"00000000000000a1\""
     );
     s.write_all(&Message::EchoRequest(b"ping".to_vec()).encode(3))
@@ -330,25 +258,10 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
         h.db.vsctl(&["--no-wait", "--columns=is_connected", "find", "Controller"])
             .unwrap_or_default()
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !is_connected().contains("true") {
-        assert!(
-            Instant::now() < deadline,
-            "is_connected: {}",
-            is_connected()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until("is_connected true", || is_connected().contains("true"));
     drop(s);
     drop(listener);
-    while !is_connected().contains("false") {
-        assert!(
-            Instant::now() < deadline,
-            "is_connected: {}",
-            is_connected()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until("is_connected false", || is_connected().contains("false"));
     // The controller comes back (an agent restart): the switch connects
     // again by itself.
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("listen again");
@@ -357,30 +270,7 @@ fn a_bridge_connects_to_its_controller_with_the_database_datapath_id() {
         .expect("timeout");
     let mut buf = Vec::new();
     assert!(matches!(read_message(&mut s, &mut buf), Message::Hello(_)));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !is_connected().contains("true") {
-        assert!(
-            Instant::now() < deadline,
-            "is_connected: {}",
-            is_connected()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A daemon, its OpenFlow side and database binding over `db`, bridges'
-/// sockets and saved flows in `rundir`.
-fn start(db: &LocalServer, rundir: &Path) -> (Daemon, Arc<OpenFlowService>, DatabaseBinding) {
-    let text = format!(
-        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
-        db.target()
-    );
-    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let daemon = Daemon::start(&cfg).expect("daemon");
-    let of = Arc::new(OpenFlowService::start(daemon.shared.clone(), rundir).expect("openflow"));
-    let binding = DatabaseBinding::start(&db.target(), daemon.shared.clone(), Some(of.clone()))
-        .expect("database");
-    (daemon, of, binding)
+    until("is_connected true", || is_connected().contains("true"));
 }
 
 #[test]
@@ -388,90 +278,46 @@ fn a_controllers_flows_are_kept_across_a_restart_until_it_resyncs() {
     let Some(h) = host("restart") else {
         return;
     };
-    vsctl(&h, &["add-br", "br-int"]);
-    vsctl(
-        &h,
-        &[
-            "add-port",
-            "br-int",
-            "p1",
-            "--",
-            "set",
-            "Interface",
-            "p1",
-            "type=internal",
-            "ofport_request=1",
-        ],
+    dbhost::vsctl(&h.db, &["add-br", "br-int"]);
+    dbhost::add_port(
+        &h.db,
+        "br-int",
+        "p1",
+        &[],
+        &["type=internal", "ofport_request=1"],
     );
     for f in [
         "cookie=0x1,table=0,priority=10,in_port=1,actions=goto_table:60",
         "cookie=0x1,table=60,priority=3,actions=NORMAL",
         "cookie=0x2,table=23,priority=0,actions=drop",
     ] {
-        let (ok, _, err) = ofctl(&h, "br-int", "add-flow", &[f]);
+        let (ok, _, err) = dbhost::ofctl(&h.rundir, "br-int", "add-flow", &[f]);
         assert!(ok, "{err}");
     }
     let saved = h.rundir.join("br-int.flows");
-    wait_for_file(&saved);
+    until("the saved flows", || saved.exists());
     // The same host's next daemon (the first one gone), same database
     // and run directory.
     let Host {
+        node,
         db,
         rundir,
-        daemon,
-        _of,
-        _binding,
         _dir,
     } = h;
-    drop(_binding);
-    drop(_of);
-    daemon.stop();
-    let (d2, _of2, _b2) = start(&db, &rundir);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while d2
-        .shared
-        .switch()
-        .bridge("br-int")
-        .map_or(0, |b| b.n_flows())
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the saved flows did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    node.stop();
+    let node = dbhost::node(&db, Some(&rundir));
+    let d2 = &node.daemon;
+    until("the saved flows back", || {
+        flows_of_daemon(d2, "br-int") == 3
+    });
     // The controller resyncs: its cookie cleanup removes what it no
     // longer wants, and that is saved too.
-    let sock = rundir.join("br-int.mgmt");
-    let del = Command::new(ovsdb::local::find_program("ovs-ofctl").expect("ovs-ofctl"))
-        .args(["-O", "OpenFlow13", "--timeout=10", "del-flows"])
-        .arg(format!("unix:{}", sock.display()))
-        .arg("cookie=0x1/-1")
-        .output()
-        .expect("ovs-ofctl");
-    assert!(
-        del.status.success(),
-        "{}",
-        String::from_utf8_lossy(&del.stderr)
-    );
-    assert_eq!(
-        d2.shared
-            .switch()
-            .bridge("br-int")
-            .map_or(0, |b| b.n_flows()),
-        1
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&saved).unwrap_or_default();
-        if text.lines().count() == 1 {
-            assert!(text.contains("cookie=0x2"), "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "not saved: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (ok, _, err) = dbhost::ofctl(&rundir, "br-int", "del-flows", &["cookie=0x1/-1"]);
+    assert!(ok, "{err}");
+    assert_eq!(flows_of_daemon(d2, "br-int"), 1);
+    let saved_text = || std::fs::read_to_string(&saved).unwrap_or_default();
+    until("the cleanup saved", || saved_text().lines().count() == 1);
+    assert!(saved_text().contains("cookie=0x2"), "{}", saved_text());
 }
 
 #[test]
@@ -480,9 +326,9 @@ fn management_sockets_are_the_owners_and_their_sessions_are_bounded() {
     let Some(h) = host("bounded") else {
         return;
     };
-    vsctl(&h, &["add-br", "br-int"]);
+    dbhost::vsctl(&h.db, &["add-br", "br-int"]);
     let sock = h.rundir.join("br-int.mgmt");
-    wait_for_file(&sock);
+    until("the management socket", || sock.exists());
     let mode = std::fs::metadata(&sock)
         .expect("socket")
         .permissions()
@@ -509,19 +355,11 @@ fn management_sockets_are_the_owners_and_their_sessions_are_bounded() {
     assert_eq!(extra.read(&mut buf).expect("closed, not timed out"), 0);
     // One leaves, another may come.
     drop(open.pop());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    until("a freed session given back", || {
         let mut again = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
         again
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
-        if again.read(&mut buf).expect("read") == 8 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a freed session was not given back"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        again.read(&mut buf).expect("read") == 8
+    });
 }

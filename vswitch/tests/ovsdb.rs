@@ -7,51 +7,12 @@
 //! Skips, saying so, where Open vSwitch's database tools are missing.
 #![deny(unsafe_code)]
 
-use ovsdb::LocalServer;
+mod dbhost;
+
+use dbhost::{server, until, vsctl};
 use pipeline::switch::{PortKind, VlanMode};
 use std::process::Command;
-use std::time::{Duration, Instant};
-use vswitch::config::DaemonConfig;
 use vswitch::daemon::Daemon;
-use vswitch::database::DatabaseBinding;
-
-fn server(tag: &str) -> Option<LocalServer> {
-    if let Err(e) = LocalServer::available() {
-        eprintln!("skipped: {e}");
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("vswitch-ovsdb-{tag}-{}", std::process::id()));
-    Some(LocalServer::start(&dir).expect("ovsdb-server"))
-}
-
-/// A daemon with no topology, configured from `db`.
-fn daemon(db: &LocalServer) -> (Daemon, DatabaseBinding) {
-    let text = format!(
-        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
-        db.target()
-    );
-    let cfg: DaemonConfig = toml::from_str(&text).expect("config");
-    let d = Daemon::start(&cfg).expect("daemon starts without a topology");
-    let b = DatabaseBinding::start(cfg.ovsdb.as_deref().expect("ovsdb"), d.shared.clone(), None)
-        .expect("binding");
-    (d, b)
-}
-
-/// `ovs-vsctl` as an operator or the agent runs it: waiting for the
-/// switch to take the change (`cur_cfg`), 10 s at most.
-fn vsctl(db: &LocalServer, args: &[&str]) -> String {
-    let mut all = vec!["--timeout=10"];
-    all.extend_from_slice(args);
-    db.vsctl(&all).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn port(d: &Daemon, name: &str) -> Option<(u32, PortKind, VlanMode)> {
     d.shared
@@ -77,7 +38,8 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
     let Some(db) = server("config") else {
         return;
     };
-    let (d, binding) = daemon(&db);
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
     vsctl(
         &db,
         &[
@@ -104,67 +66,33 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
         ],
     );
     // The agent's patch pair between br-int and a physical bridge.
-    vsctl(
+    dbhost::add_port(
         &db,
-        &[
-            "add-port",
-            "br-int",
-            "int-br-vlan",
-            "--",
-            "set",
-            "Interface",
-            "int-br-vlan",
-            "type=patch",
-            "options:peer=phy-br-vlan",
-        ],
+        "br-int",
+        "int-br-vlan",
+        &[],
+        &["type=patch", "options:peer=phy-br-vlan"],
     );
-    vsctl(
+    dbhost::add_port(
         &db,
-        &[
-            "add-port",
-            "br-vlan",
-            "phy-br-vlan",
-            "--",
-            "set",
-            "Interface",
-            "phy-br-vlan",
-            "type=patch",
-            "options:peer=int-br-vlan",
-        ],
+        "br-vlan",
+        "phy-br-vlan",
+        &[],
+        &["type=patch", "options:peer=int-br-vlan"],
     );
     // A router port as the L3 agent adds it, on local VLAN 1, and one
     // that asks for its number.
-    vsctl(
+    dbhost::add_port(&db, "br-int", "qr-1", &["tag=1"], &["type=internal"]);
+    dbhost::add_port(
         &db,
-        &[
-            "add-port",
-            "br-int",
-            "qr-1",
-            "tag=1",
-            "--",
-            "set",
-            "Interface",
-            "qr-1",
-            "type=internal",
-        ],
-    );
-    vsctl(
-        &db,
-        &[
-            "add-port",
-            "br-int",
-            "sg-5",
-            "--",
-            "set",
-            "Interface",
-            "sg-5",
-            "type=internal",
-            "ofport_request=5",
-        ],
+        "br-int",
+        "sg-5",
+        &[],
+        &["type=internal", "ofport_request=5"],
     );
     // The switch held all of that when ovs-vsctl returned (cur_cfg).
-    assert_eq!(bridges(&d), ["br-int", "br-vlan"]);
-    let (n, kind, _) = port(&d, "int-br-vlan").expect("patch port");
+    assert_eq!(bridges(d), ["br-int", "br-vlan"]);
+    let (n, kind, _) = port(d, "int-br-vlan").expect("patch port");
     assert_eq!(
         kind,
         PortKind::Patch {
@@ -176,10 +104,10 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
         n.to_string()
     );
     assert_eq!(
-        port(&d, "qr-1").expect("qr-1").2,
+        port(d, "qr-1").expect("qr-1").2,
         VlanMode::Access { tag: 1 }
     );
-    assert_eq!(port(&d, "sg-5").expect("sg-5").0, 5);
+    assert_eq!(port(d, "sg-5").expect("sg-5").0, 5);
     assert_eq!(
         vsctl(&db, &["get", "Interface", "sg-5", "ofport"]).trim(),
         "5"
@@ -205,15 +133,15 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
     // Neutron parks an unbound port on the dead VLAN 4095; then it goes.
     vsctl(&db, &["set", "Port", "qr-1", "tag=4095"]);
     assert_eq!(
-        port(&d, "qr-1").expect("qr-1").2,
+        port(d, "qr-1").expect("qr-1").2,
         VlanMode::Access { tag: 4095 }
     );
     vsctl(&db, &["del-port", "br-int", "qr-1"]);
-    assert!(port(&d, "qr-1").is_none());
+    assert!(port(d, "qr-1").is_none());
 
     // A device that is not there: no number, the reason in `error`, as
     // ovs-vswitchd writes it; the rest of the switch is unaffected.
-    vsctl(&db, &["add-port", "br-int", "tapmissing0"]);
+    dbhost::add_port(&db, "br-int", "tapmissing0", &[], &[]);
     assert_eq!(
         vsctl(&db, &["get", "Interface", "tapmissing0", "ofport"]).trim(),
         "-1"
@@ -223,8 +151,8 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
         error.contains("could not open network device tapmissing0 (No such device)"),
         "{error}"
     );
-    assert!(port(&d, "tapmissing0").is_none());
-    assert!(port(&d, "sg-5").is_some());
+    assert!(port(d, "tapmissing0").is_none());
+    assert!(port(d, "sg-5").is_some());
 
     let shown = vsctl(&db, &["show"]);
     for want in [
@@ -237,39 +165,32 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
     }
 
     // A new daemon on the same database holds the same switch.
-    drop(binding);
-    d.stop();
-    let (d, _binding) = daemon(&db);
+    node.stop();
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
     until("the database's switch after a restart", || {
-        bridges(&d) == ["br-int", "br-vlan"] && port(&d, "sg-5").is_some_and(|p| p.0 == 5)
+        bridges(d) == ["br-int", "br-vlan"] && port(d, "sg-5").is_some_and(|p| p.0 == 5)
     });
-    assert!(port(&d, "int-br-vlan").is_some());
+    assert!(port(d, "int-br-vlan").is_some());
     vsctl(&db, &["del-br", "br-vlan"]);
-    assert_eq!(bridges(&d), ["br-int"]);
+    assert_eq!(bridges(d), ["br-int"]);
     // Its patch peer went with it: the other end stays, a dead port with
     // its number (as OVS keeps it), until a peer comes back.
-    let (n, kind, _) = port(&d, "int-br-vlan").expect("still there");
+    let (n, kind, _) = port(d, "int-br-vlan").expect("still there");
     assert_eq!(kind, PortKind::Internal);
     assert_eq!(
         vsctl(&db, &["get", "Interface", "int-br-vlan", "ofport"]).trim(),
         n.to_string()
     );
     vsctl(&db, &["add-br", "br-vlan"]);
-    vsctl(
+    dbhost::add_port(
         &db,
-        &[
-            "add-port",
-            "br-vlan",
-            "phy-br-vlan",
-            "--",
-            "set",
-            "Interface",
-            "phy-br-vlan",
-            "type=patch",
-            "options:peer=int-br-vlan",
-        ],
+        "br-vlan",
+        "phy-br-vlan",
+        &[],
+        &["type=patch", "options:peer=int-br-vlan"],
     );
-    let (again, kind, _) = port(&d, "int-br-vlan").expect("paired again");
+    let (again, kind, _) = port(d, "int-br-vlan").expect("paired again");
     assert_eq!(
         kind,
         PortKind::Patch {
@@ -304,14 +225,15 @@ fn a_device_that_appears_later_is_bound_and_its_error_cleared() {
     let Some(db) = server("late") else {
         return;
     };
-    let (d, _binding) = daemon(&db);
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
     const DEV: &str = "vsdbtest0";
     let _ = Command::new("ip")
         .args(["link", "del", DEV])
         .stderr(std::process::Stdio::null())
         .status();
     vsctl(&db, &["add-br", "br-int"]);
-    vsctl(&db, &["add-port", "br-int", DEV, "tag=3"]);
+    dbhost::add_port(&db, "br-int", DEV, &["tag=3"], &[]);
     assert_eq!(
         vsctl(&db, &["get", "Interface", DEV, "ofport"]).trim(),
         "-1"
@@ -333,7 +255,7 @@ fn a_device_that_appears_later_is_bound_and_its_error_cleared() {
     assert!(ok, "ip link add");
     let _dev = Device(DEV);
     let _ = Command::new("ip").args(["link", "set", DEV, "up"]).status();
-    until("the device bound", || port(&d, DEV).is_some());
+    until("the device bound", || port(d, DEV).is_some());
     until("its number written back", || {
         db.vsctl(&["get", "Interface", DEV, "ofport"])
             .is_ok_and(|o| o.trim().parse::<i64>().is_ok_and(|n| n >= 1))
@@ -359,7 +281,8 @@ fn under_a_database_a_topology_brings_only_the_router_instances() {
     let Some(db) = server("routers") else {
         return;
     };
-    let (d, _binding) = daemon(&db);
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
     let topo = std::fs::read_to_string(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../config/topologies/spec-example.toml"),
@@ -369,39 +292,19 @@ fn under_a_database_a_topology_brings_only_the_router_instances() {
     // The L3 agent's router ports as its interface driver plugs them, on
     // the local VLANs the OVS agent gave their networks.
     for (port, tag) in [("qr-s1", "1"), ("qr-s2", "2")] {
-        vsctl(
+        dbhost::add_port(
             &db,
-            &[
-                "add-port",
-                "br-int",
-                port,
-                &format!("tag={tag}"),
-                "--",
-                "set",
-                "Interface",
-                port,
-                "type=internal",
-            ],
+            "br-int",
+            port,
+            &[&format!("tag={tag}")],
+            &["type=internal"],
         );
     }
     let load = vswitch::control::Request::TopologyLoad { toml: topo.clone() };
     let err = vswitch::control::handle(&d.shared, &load).expect_err("fg-c1 is missing");
     assert!(err.to_string().contains("fg-c1"), "{err}");
     assert!(d.shared.switch().routers.is_empty(), "nothing changed");
-    vsctl(
-        &db,
-        &[
-            "add-port",
-            "br-int",
-            "fg-c1",
-            "tag=3",
-            "--",
-            "set",
-            "Interface",
-            "fg-c1",
-            "type=internal",
-        ],
-    );
+    dbhost::add_port(&db, "br-int", "fg-c1", &["tag=3"], &["type=internal"]);
     vswitch::control::handle(&d.shared, &load).expect("routers load");
     let sw = d.shared.switch();
     let mut names: Vec<&str> = sw.routers.iter().map(|r| r.name.as_str()).collect();
@@ -410,7 +313,7 @@ fn under_a_database_a_topology_brings_only_the_router_instances() {
     assert!(names.iter().any(|n| n.starts_with("fip-")), "{names:?}");
     // The database's switch, untouched: its one bridge, its three ports,
     // no flow (the OVS agent's to program).
-    assert_eq!(bridges(&d), ["br-int"]);
+    assert_eq!(bridges(d), ["br-int"]);
     assert_eq!(
         sw.bridge("br-int").map(|b| (b.ports.len(), b.n_flows())),
         Some((3, 0))
@@ -425,39 +328,16 @@ fn the_switch_follows_the_database_across_a_restart_of_ovsdb_server() {
     let Some(mut db) = server("dbrestart") else {
         return;
     };
-    let (d, _binding) = daemon(&db);
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
     vsctl(&db, &["add-br", "br-int"]);
-    vsctl(
-        &db,
-        &[
-            "add-port",
-            "br-int",
-            "p1",
-            "--",
-            "set",
-            "Interface",
-            "p1",
-            "type=internal",
-        ],
-    );
+    dbhost::add_port(&db, "br-int", "p1", &[], &["type=internal"]);
     db.restart().expect("ovsdb-server restarts");
-    assert!(port(&d, "p1").is_some(), "kept while the server was away");
+    assert!(port(d, "p1").is_some(), "kept while the server was away");
     // Waits (cur_cfg) until the switch is back and holds the change.
-    vsctl(
-        &db,
-        &[
-            "add-port",
-            "br-int",
-            "p2",
-            "--",
-            "set",
-            "Interface",
-            "p2",
-            "type=internal",
-        ],
-    );
-    assert!(port(&d, "p2").is_some());
-    assert!(port(&d, "p1").is_some());
+    dbhost::add_port(&db, "br-int", "p2", &[], &["type=internal"]);
+    assert!(port(d, "p2").is_some());
+    assert!(port(d, "p1").is_some());
     vsctl(&db, &["del-port", "br-int", "p1"]);
-    assert!(port(&d, "p1").is_none());
+    assert!(port(d, "p1").is_none());
 }

@@ -31,6 +31,19 @@ impl Mac {
             | (b[5] as u64)
     }
 
+    /// A locally administered unicast address that is always the same for
+    /// the same `key` (FNV-1a over it, the low 48 bits): for devices whose
+    /// address the kernel or OVS would pick at random but that must be the
+    /// same on every compile or restart (veth ends, ports, datapath ids).
+    pub fn stable_local(key: &[u8]) -> Mac {
+        let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let mut m = Mac::from_u64(h & 0xffff_ffff_ffff).0;
+        m[0] = (m[0] & 0xfc) | 0x02;
+        Mac(m)
+    }
+
     /// Group bit set: broadcast or multicast.
     pub const fn is_multicast(self) -> bool {
         self.0[0] & 1 != 0

@@ -77,13 +77,7 @@ impl RfpLink {
 /// A stable locally administered MAC for a veth end (the kernel picks a
 /// random one; the dataplane needs the same one on every compile).
 pub(super) fn veth_mac(name: &str, host: &str) -> Mac {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes().chain([0]).chain(host.bytes()) {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut m = Mac::from_u64(h & 0xffff_ffff_ffff).0;
-    m[0] = (m[0] & 0xfc) | 0x02;
-    Mac(m)
+    Mac::stable_local(&[name.as_bytes(), &[0], host.as_bytes()].concat())
 }
 
 /// The rfp (even) address of `router`'s link on `host`.

@@ -40,7 +40,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
     #[error("ovsdb: {0}")]
-    Target(#[from] ConnectionError),
+    Target(#[from] ovsdb::BadTarget),
     #[error("ovsdb: starting its thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -135,7 +135,7 @@ fn session(
                     .map(|b| {
                         let control = BridgeControl {
                             datapath_id: datapath_id(&b.name, b.datapath_id_request),
-                            controllers: b.controllers.clone(),
+                            controllers: b.controllers.iter().map(|c| c.target.clone()).collect(),
                         };
                         (b.name.clone(), control)
                     })

@@ -114,8 +114,9 @@ fn device_exists(io: &Option<Backend>) -> Result<(), String> {
     }
 }
 
+/// Adds one port and binds its I/O (its device was found there by the
+/// caller); if the I/O cannot open, the port is taken back out.
 fn add_port(shared: &Shared, name: &str, spec: &PortSpec) -> Result<(), String> {
-    device_exists(&spec.io)?;
     shared
         .update(|st| st.config.add_port(&spec.bridge, spec.config.clone()))
         .map_err(|e| e.to_string())?;

@@ -79,10 +79,8 @@ pub struct BridgeView {
     pub datapath_type: String,
     pub fail_mode: Option<String>,
     pub protocols: Vec<String>,
-    /// `Controller.target` of each controller, e.g. `tcp:127.0.0.1:6633`.
-    pub controllers: Vec<String>,
-    /// The controller rows (for the write-back of `is_connected`).
-    pub controller_rows: Vec<ControllerView>,
+    /// Its controllers (targets such as `tcp:127.0.0.1:6633`).
+    pub controllers: Vec<ControllerView>,
     /// `other_config:datapath-id` (16 hex digits) if set.
     pub datapath_id_request: Option<u64>,
     pub datapath_id: Option<String>,
@@ -198,7 +196,7 @@ fn port(r: &Replica, uuid: &Uuid, row: &Row) -> PortView {
 
 fn bridge(r: &Replica, uuid: &Uuid, row: &Row) -> BridgeView {
     let other = string_map(row, "other_config");
-    let controller_rows: Vec<ControllerView> = row
+    let controllers: Vec<ControllerView> = row
         .get("controller")
         .map(|d| {
             d.uuids()
@@ -231,8 +229,7 @@ fn bridge(r: &Replica, uuid: &Uuid, row: &Row) -> BridgeView {
             .get("protocols")
             .map(|d| d.strs().map(String::from).collect())
             .unwrap_or_default(),
-        controllers: controller_rows.iter().map(|c| c.target.clone()).collect(),
-        controller_rows,
+        controllers,
         datapath_id_request: other
             .get("datapath-id")
             .and_then(|s| u64::from_str_radix(s, 16).ok()),

@@ -27,7 +27,7 @@ pub fn operations(
 ) -> Vec<Operation> {
     let mut ops = Vec::new();
     for b in &view.bridges {
-        for c in &b.controller_rows {
+        for c in &b.controllers {
             let up = connected(&b.name, &c.target);
             if c.is_connected != Some(up) {
                 ops.push(Operation::Update {

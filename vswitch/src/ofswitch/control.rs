@@ -14,13 +14,7 @@ pub struct BridgeControl {
 /// else one derived from its name (stable across restarts, a locally
 /// administered MAC in the low 48 bits as OVS's are).
 pub fn datapath_id(name: &str, request: Option<u64>) -> u64 {
-    request.unwrap_or_else(|| {
-        // FNV-1a over the name: stable, no dependency on the build.
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        (h & 0x0000_feff_ffff_ffff) | 0x0000_0200_0000_0000
-    })
+    request.unwrap_or_else(|| pipeline::key::Mac::stable_local(name.as_bytes()).to_u64())
 }
 
 #[cfg(test)]

@@ -313,6 +313,16 @@ fn subfield_key(sf: &Subfield) -> Result<Field, FlowError> {
     }
 }
 
+/// Bits `ofs..ofs+nbits` of the switch's field `key`, named by its NXM
+/// header as move/load and ct's zone need.
+fn subfield(key: Field, ofs: u8, nbits: u8) -> Result<Subfield, FlowError> {
+    Ok(Subfield {
+        header: of_header(key)?,
+        ofs: u16::from(ofs),
+        n_bits: u16::from(nbits),
+    })
+}
+
 fn of_header(key: Field) -> Result<u32, FlowError> {
     let f = match key {
         Field::Reg(n) => nxm1(n),
@@ -433,11 +443,9 @@ fn ct_to(c: &CtAction) -> Result<Conntrack, FlowError> {
     let zone = match &c.zone {
         None => OfCtZone::Immediate(0),
         Some(CtZone::Value(z)) => OfCtZone::Immediate(*z),
-        Some(CtZone::Field { field, ofs, nbits }) => OfCtZone::Field(Subfield {
-            header: of_header(*field)?,
-            ofs: u16::from(*ofs),
-            n_bits: u16::from(*nbits),
-        }),
+        Some(CtZone::Field { field, ofs, nbits }) => {
+            OfCtZone::Field(subfield(*field, *ofs, *nbits)?)
+        }
     };
     Ok(Conntrack {
         flags: if c.commit { F::COMMIT } else { 0 },
@@ -625,11 +633,7 @@ pub fn actions_to(actions: &[Action], m: &Match) -> Result<Vec<Instruction>, Flo
             Action::DecTtl => OfAction::DecNwTtl,
             Action::SetField { field, value, mask } if *mask == field.full_mask() => {
                 OfAction::Nicira(NiciraAction::RegLoad {
-                    dst: Subfield {
-                        header: of_header(*field)?,
-                        ofs: 0,
-                        n_bits: field.width() as u16,
-                    },
+                    dst: subfield(*field, 0, field.width() as u8)?,
                     value: *value,
                 })
             }
@@ -645,11 +649,7 @@ pub fn actions_to(actions: &[Action], m: &Match) -> Result<Vec<Instruction>, Flo
                 nbits,
                 value,
             } => OfAction::Nicira(NiciraAction::RegLoad {
-                dst: Subfield {
-                    header: of_header(*field)?,
-                    ofs: u16::from(*ofs),
-                    n_bits: u16::from(*nbits),
-                },
+                dst: subfield(*field, *ofs, *nbits)?,
                 value: *value,
             }),
             Action::Move {
@@ -659,16 +659,8 @@ pub fn actions_to(actions: &[Action], m: &Match) -> Result<Vec<Instruction>, Flo
                 dst_ofs,
                 nbits,
             } => OfAction::Nicira(NiciraAction::RegMove {
-                src: Subfield {
-                    header: of_header(*src)?,
-                    ofs: u16::from(*src_ofs),
-                    n_bits: u16::from(*nbits),
-                },
-                dst: Subfield {
-                    header: of_header(*dst)?,
-                    ofs: u16::from(*dst_ofs),
-                    n_bits: u16::from(*nbits),
-                },
+                src: subfield(*src, *src_ofs, *nbits)?,
+                dst: subfield(*dst, *dst_ofs, *nbits)?,
             }),
             Action::Ct(c) => OfAction::Nicira(NiciraAction::Ct(ct_to(c)?)),
         });

@@ -7,7 +7,6 @@
 //! - `session`: one OpenFlow connection, whatever its transport: version
 //!   negotiation, then requests answered in order.
 //! - `control`: a bridge's datapath id and controllers.
-//! - `stream`: the byte streams sessions run over.
 //! - `flows`: flow mods into the bridge's flow table and flow statistics
 //!   out of it.
 //! - `saved`: a bridge's flows kept across a restart of the switch.
@@ -21,10 +20,9 @@ mod control;
 mod flows;
 mod saved;
 mod session;
-mod stream;
 
 pub use control::{datapath_id, BridgeControl};
-use stream::{open, Stream};
+use ovsdb::{Stream, Target};
 
 use crate::daemon::Shared;
 use std::collections::BTreeMap;
@@ -186,6 +184,7 @@ impl Running {
 fn keep_in_sync(inner: &Arc<Inner>) {
     let mut listeners: BTreeMap<String, Running> = BTreeMap::new();
     let mut connectors: BTreeMap<(String, String), Running> = BTreeMap::new();
+    let mut refused: std::collections::BTreeSet<(String, String)> = Default::default();
     while !inner.stopping() {
         let sw = inner.shared.switch();
         let bridges: Vec<String> = sw.bridges.iter().map(|b| b.name.clone()).collect();
@@ -239,7 +238,11 @@ fn keep_in_sync(inner: &Arc<Inner>) {
                 r.halt();
             }
         }
+        refused.retain(|k| wanted.contains(k));
         for k in wanted {
+            if refused.contains(&k) {
+                continue;
+            }
             if let std::collections::btree_map::Entry::Vacant(slot) = connectors.entry(k) {
                 let (b, t) = slot.key().clone();
                 match connect_out(inner, &b, &t) {
@@ -247,7 +250,9 @@ fn keep_in_sync(inner: &Arc<Inner>) {
                         slot.insert(r);
                     }
                     Err(e) => {
-                        tracing::warn!(bridge = %b, target = %t, error = %e, "openflow: controller")
+                        // Said once; tried again only if the row changes.
+                        tracing::warn!(bridge = %b, target = %t, error = %e, "openflow: controller refused");
+                        refused.insert((b, t));
                     }
                 }
             }
@@ -321,8 +326,11 @@ fn listen(inner: &Arc<Inner>, bridge: &str) -> std::io::Result<Running> {
     Ok(Running { stop, thread })
 }
 
-/// Connects to a controller, again and again, until stopped.
+/// Connects to a controller, again and again, until stopped. A target
+/// OVS's syntax does not allow is refused (and logged) by the caller.
 fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Result<Running> {
+    let parsed = Target::parse(target)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (flag, i, b, t) = (
         stop.clone(),
@@ -336,7 +344,7 @@ fn connect_out(inner: &Arc<Inner>, bridge: &str, target: &str) -> std::io::Resul
             let mut backoff = Duration::from_millis(100);
             let stop = || flag.load(Ordering::Acquire) || i.stopping();
             while !stop() {
-                match open(&t) {
+                match parsed.connect() {
                     Ok(s) => {
                         tracing::info!(bridge = %b, target = %t, "openflow: connected to controller");
                         backoff = Duration::from_millis(100);

@@ -6,9 +6,8 @@
 //! answered with an ERROR of the right type and code whose data is the
 //! request's first 64 bytes; the session goes on.
 
-use super::control::{datapath_id, BridgeControl};
+use super::control::BridgeControl;
 use super::flows::{self, FlowError};
-use super::stream::Stream;
 use crate::daemon::Shared;
 use openflow::{
     bad_request, capabilities, error_type, flow_mod_failed, negotiate_version, next_frame,
@@ -17,6 +16,7 @@ use openflow::{
     MultipartRequestBody, PortDesc, PortStats, PortStatus, Role, SwitchConfig, SwitchFeatures,
     TableStats, GROUP_ANY, TABLE_ALL,
 };
+use ovsdb::Stream;
 use pipeline::flow::{Action, Flow};
 use pipeline::switch::FlowSelector;
 use std::collections::BTreeMap;
@@ -483,11 +483,9 @@ fn status(reason: u8, n: u32, name: &str) -> Vec<u8> {
 }
 
 fn port_desc(n: u32, name: &str) -> PortDesc {
-    // A stable, locally administered address per port name.
-    let h = datapath_id(name, None).to_be_bytes();
     PortDesc {
         port_no: if n == LOCAL_DB_OFPORT { port::LOCAL } else { n },
-        hw_addr: [h[2], h[3], h[4], h[5], h[6], h[7]],
+        hw_addr: pipeline::key::Mac::stable_local(name.as_bytes()).0,
         name: name.to_string(),
         config: 0,
         state: 0,
