@@ -2,8 +2,8 @@
 //! derives, the rfp/fpr link of a router and its host, and constructors
 //! of interfaces, routes and NAT rules.
 
+use super::view::HostRouter;
 use crate::model::{Cidr, ExtraRoute, Router, Topology, LINK_POOL};
-use crate::validate::{err, TopologyError};
 use pipeline::key::Mac;
 use pipeline::router::TABLE_MAIN;
 use pipeline::router::{Interface, Link, NatHook, NatRule, NatTarget, Route, RouterInstance};
@@ -56,13 +56,8 @@ pub(super) struct RfpLink {
 }
 
 impl RfpLink {
-    pub(super) fn new(t: &Topology, r: &Router, host: &str) -> RfpLink {
-        let sfx = r
-            .device_suffix
-            .clone()
-            .unwrap_or_else(|| r.name.to_lowercase());
-        let rfp = rfp_addr(t, r, host);
-        let (rfp_dev, fpr_dev) = (format!("rfp-{sfx}"), format!("fpr-{sfx}"));
+    fn new(host: &str, suffix: &str, rfp: Ipv4Addr) -> RfpLink {
+        let (rfp_dev, fpr_dev) = (format!("rfp-{suffix}"), format!("fpr-{suffix}"));
         RfpLink {
             rfp,
             fpr: Ipv4Addr::from(u32::from(rfp) + 1),
@@ -71,6 +66,33 @@ impl RfpLink {
             rfp_dev,
             fpr_dev,
         }
+    }
+
+    /// The link of each router that has one (a gateway and a FIP gateway
+    /// port here): the agent's address, or the lowest /31 of the pool no
+    /// other router of the host holds, in router order.
+    pub(super) fn allocate(host: &str, routers: &[HostRouter]) -> Vec<Option<RfpLink>> {
+        let mut taken: Vec<u32> = routers
+            .iter()
+            .filter_map(|r| r.rfp_address.map(u32::from))
+            .collect();
+        routers
+            .iter()
+            .map(|r| {
+                if r.gateway.is_none() || r.fip_gateway.is_none() {
+                    return None;
+                }
+                let rfp = r.rfp_address.unwrap_or_else(|| {
+                    let mut addr = LINK_POOL.network();
+                    while taken.contains(&addr) && LINK_POOL.contains(addr + 2) {
+                        addr += 2;
+                    }
+                    taken.push(addr);
+                    Ipv4Addr::from(addr)
+                });
+                Some(RfpLink::new(host, &r.link_suffix, rfp))
+            })
+            .collect()
     }
 }
 
@@ -114,23 +136,6 @@ pub(super) fn rfp_addr(t: &Topology, r: &Router, host: &str) -> Ipv4Addr {
         }
     }
     Ipv4Addr::from(LINK_POOL.network())
-}
-
-/// The prefix of subnet `subnet` (`ANY` if unknown or unparsable).
-pub(super) fn subnet_prefix(t: &Topology, subnet: &str) -> Cidr {
-    t.subnet(subnet).and_then(|s| s.prefix()).unwrap_or(ANY)
-}
-
-/// An external network's gateway address and prefix (its first subnet's).
-pub(super) fn external_gateway(t: &Topology, net: &str) -> Result<(Ipv4Addr, Cidr), TopologyError> {
-    let sub = t.subnets.iter().find(|s| s.network == net).ok_or_else(|| {
-        err(
-            format!("network {net}"),
-            "subnet",
-            "external network has no subnet",
-        )
-    })?;
-    Ok((sub.gateway_ip, sub.prefix().unwrap_or(ANY)))
 }
 
 pub(super) fn host_prefix(ip: Ipv4Addr) -> Cidr {

@@ -3,25 +3,23 @@
 //! bound here (proxy ARP) and routes them over each router's fpr/rfp link;
 //! what comes back from a router leaves by the external gateway.
 
-use super::build::{
-    bridge_interface, external_gateway, fips_on_host, host_prefix, route, RfpLink, ANY,
-};
-use crate::model::{FipGateway, Router, Topology};
-use crate::validate::TopologyError;
+use super::build::{bridge_interface, host_prefix, route, RfpLink, ANY};
+use super::view::HostRouter;
 use pipeline::router::{InstanceKind, Interface, Link, RouterInstance, Rule, TABLE_MAIN};
 use std::net::Ipv4Addr;
 
-/// Compiles `host`'s fip instance for external network `net`, whose `fg-`
-/// port is `fg`, linked to each of `routers` with a gateway on `net`.
-pub(super) fn compile(
-    t: &Topology,
-    host: &str,
-    net: &str,
-    fg: &FipGateway,
-    routers: &[&Router],
-) -> Result<RouterInstance, TopologyError> {
-    let (gw_ip, ext_cidr) = external_gateway(t, net)?;
+/// Compiles the host's fip instance for external network `net`, linked to
+/// each of `routers` (those with a gateway on `net`, and their links). The
+/// `fg-` port and the external subnet are the routers' (all the same).
+pub(super) fn compile(net: &str, routers: &[(&HostRouter, &RfpLink)]) -> RouterInstance {
     let mut f = RouterInstance::new(&format!("fip-{net}"), InstanceKind::Fip);
+    let Some((gw, fg)) = routers
+        .iter()
+        .find_map(|(r, _)| Some((r.gateway.as_ref()?, r.fip_gateway.as_ref()?)))
+    else {
+        return f;
+    };
+    let (gw_ip, ext_cidr) = (gw.gateway_ip, gw.prefix());
     f.add_interface(bridge_interface(
         &fg.device,
         fg.mac,
@@ -31,27 +29,22 @@ pub(super) fn compile(
     if !ext_cidr.contains(u32::from(gw_ip)) {
         f.add_route(TABLE_MAIN, route(host_prefix(gw_ip), None, &fg.device));
     }
-    for r in routers
-        .iter()
-        .filter(|r| r.gateway.as_ref().is_some_and(|g| g.network == net))
-    {
-        add_router_link(t, host, r, fg, gw_ip, &mut f);
+    for (r, link) in routers {
+        add_router_link(r, link, &fg.device, gw_ip, &mut f);
     }
-    Ok(f)
+    f
 }
 
 /// Router `r`'s `fpr-` end (spec §6.3): `ip rule iif fpr-… lookup <fpr as integer>`
 /// whose default route leaves by `fg` via the external gateway `gw_ip`,
 /// and a main-table route to each floating IP of `r` bound here via `rfp-`.
 fn add_router_link(
-    t: &Topology,
-    host: &str,
-    r: &Router,
-    fg: &FipGateway,
+    r: &HostRouter,
+    link: &RfpLink,
+    fg: &str,
     gw_ip: Ipv4Addr,
     f: &mut RouterInstance,
 ) {
-    let link = RfpLink::new(t, r, host);
     f.add_interface(Interface {
         name: link.fpr_dev.clone(),
         mac: link.fpr_mac,
@@ -72,11 +65,11 @@ fn add_router_link(
         to: None,
         table: tbl,
     });
-    f.add_route(tbl, route(ANY, Some(gw_ip), &fg.device));
-    for (fip, _, _) in fips_on_host(t, r, host) {
+    f.add_route(tbl, route(ANY, Some(gw_ip), fg));
+    for fip in &r.floating_ips {
         f.add_route(
             TABLE_MAIN,
-            route(host_prefix(fip), Some(link.rfp), &link.fpr_dev),
+            route(host_prefix(fip.address), Some(link.rfp), &link.fpr_dev),
         );
     }
 }

@@ -5,99 +5,74 @@
 //! the rfp/fpr link to this host's fip instance.
 
 use super::build::{
-    accept_unless_via, add_extra_routes, bridge_interface, fips_on_host, host_prefix, nat_rule,
-    route, subnet_prefix, RfpLink, ANY, FIP_EGRESS_TABLE,
+    accept_unless_via, add_extra_routes, bridge_interface, host_prefix, nat_rule, route, RfpLink,
+    ANY, FIP_EGRESS_TABLE,
 };
-use crate::model::{Cidr, Router, RouterGateway, Topology};
-use crate::validate::{err, TopologyError};
+use super::view::{HostFloatingIp, HostGateway, HostRouter};
+use crate::model::Cidr;
 use pipeline::router::{
     InstanceKind, Interface, Link, NatHook, NatRule, NatTarget, RouterInstance, Rule,
 };
-use std::net::Ipv4Addr;
 
-/// Compiles router `r`'s qrouter instance on `host`.
-pub(super) fn compile(
-    t: &Topology,
-    host: &str,
-    r: &Router,
-) -> Result<RouterInstance, TopologyError> {
+/// Compiles router `r`'s qrouter instance; `link` is its rfp/fpr link to
+/// this host's fip instance, if it has one.
+pub(super) fn compile(r: &HostRouter, link: Option<&RfpLink>) -> RouterInstance {
     let mut q = RouterInstance::new(&format!("qrouter-{}", r.name), InstanceKind::Qrouter);
-    add_subnet_interfaces(t, r, &mut q)?;
+    add_subnet_interfaces(r, &mut q);
     if let Some(gw) = &r.gateway {
-        add_snat_redirects(t, r, &mut q);
-        if t.fip_gateway(host, &gw.network).is_some() {
-            let link = RfpLink::new(t, r, host);
-            add_rfp_interface(&link, gw, &mut q);
-            add_floating_ips(&link, &fips_on_host(t, r, host), &mut q);
+        add_snat_redirects(r, &mut q);
+        if let Some(link) = link {
+            add_rfp_interface(link, gw, &mut q);
+            add_floating_ips(link, &r.floating_ips, &mut q);
         }
     }
     add_extra_routes(&mut q, &r.routes);
-    Ok(q)
+    q
 }
 
 /// A `qr-` interface per subnet with the gateway address, and a permanent
 /// neighbour entry for every port on the subnet, on any host (spec §5.6).
-fn add_subnet_interfaces(
-    t: &Topology,
-    r: &Router,
-    q: &mut RouterInstance,
-) -> Result<(), TopologyError> {
+fn add_subnet_interfaces(r: &HostRouter, q: &mut RouterInstance) {
     for ri in &r.interfaces {
-        let sub = t.subnet(&ri.subnet).ok_or_else(|| {
-            err(
-                format!("router {}", r.name),
-                "interfaces",
-                format!("unknown subnet `{}`", ri.subnet),
-            )
-        })?;
-        let c = sub.prefix().unwrap_or(ANY);
+        let c = ri.prefix();
         q.add_interface(bridge_interface(
             &ri.device,
             ri.mac,
-            (sub.gateway_ip, c.len),
+            (ri.gateway_ip, c.len),
             false,
         ));
-        for p in t
-            .ports
-            .iter()
-            .filter(|p| p.network == sub.network && c.contains(u32::from(p.ip)))
-        {
-            q.neighbours.insert((ri.device.clone(), p.ip), p.mac);
+        for n in &ri.neighbours {
+            q.neighbours.insert((ri.device.clone(), n.ip), n.mac);
         }
     }
-    Ok(())
 }
 
 /// Per subnet: `ip rule from <qr addr>/<len> lookup <qr addr as integer>`
 /// and that table's default route via the subnet's SNAT port (spec
 /// §5.3/§5.4), with the SNAT port's MAC as a permanent neighbour.
-fn add_snat_redirects(t: &Topology, r: &Router, q: &mut RouterInstance) {
+fn add_snat_redirects(r: &HostRouter, q: &mut RouterInstance) {
     for ri in &r.interfaces {
-        let (Some(sg_ip), Some(sg_mac)) = (ri.snat_ip, ri.snat_mac) else {
+        let Some(sg) = &ri.snat else {
             continue;
         };
-        let Some(sub) = t.subnet(&ri.subnet) else {
-            continue;
-        };
-        let c = subnet_prefix(t, &ri.subnet);
-        let idx = u32::from(sub.gateway_ip);
+        let idx = u32::from(ri.gateway_ip);
         q.add_rule(Rule {
             priority: idx,
             from: Some(Cidr {
                 addr: idx,
-                len: c.len,
+                len: ri.prefix().len,
             }),
             iif: None,
             to: None,
             table: idx,
         });
-        q.add_route(idx, route(ANY, Some(sg_ip), &ri.device));
-        q.neighbours.insert((ri.device.clone(), sg_ip), sg_mac);
+        q.add_route(idx, route(ANY, Some(sg.ip), &ri.device));
+        q.neighbours.insert((ri.device.clone(), sg.ip), sg.mac);
     }
 }
 
 /// The `rfp-` end of the link to the fip instance of the gateway's network.
-fn add_rfp_interface(link: &RfpLink, gw: &RouterGateway, q: &mut RouterInstance) {
+fn add_rfp_interface(link: &RfpLink, gw: &HostGateway, q: &mut RouterInstance) {
     q.add_interface(Interface {
         name: link.rfp_dev.clone(),
         mac: link.rfp_mac,
@@ -116,9 +91,10 @@ fn add_rfp_interface(link: &RfpLink, gw: &RouterGateway, q: &mut RouterInstance)
 /// to the FIP egress table, DNAT of the floating address arriving on the
 /// rfp link, and SNAT of the fixed address to it; the egress table's
 /// default route via the fpr end.
-fn add_floating_ips(link: &RfpLink, fips: &[(Ipv4Addr, Ipv4Addr, u32)], q: &mut RouterInstance) {
+fn add_floating_ips(link: &RfpLink, fips: &[HostFloatingIp], q: &mut RouterInstance) {
     let rfp_dev = &link.rfp_dev;
-    for &(fip, fixed, prio) in fips {
+    for f in fips {
+        let (fip, fixed, prio) = (f.address, f.fixed, f.rule_priority);
         q.add_rule(Rule {
             priority: prio,
             from: Some(host_prefix(fixed)),
@@ -141,7 +117,8 @@ fn add_floating_ips(link: &RfpLink, fips: &[(Ipv4Addr, Ipv4Addr, u32)], q: &mut 
     }
     q.add_route(FIP_EGRESS_TABLE, route(ANY, Some(link.fpr), rfp_dev));
     q.nat.push(accept_unless_via(rfp_dev));
-    for &(fip, fixed, _) in fips {
+    for f in fips {
+        let (fip, fixed) = (f.address, f.fixed);
         q.nat.push(NatRule {
             src: Some(host_prefix(fixed)),
             ..nat_rule(

@@ -5,27 +5,25 @@
 //! network's gateway.
 
 use super::build::{
-    accept_unless_via, add_extra_routes, bridge_interface, external_gateway, host_prefix, nat_rule,
-    route, subnet_prefix, ANY,
+    accept_unless_via, add_extra_routes, bridge_interface, host_prefix, nat_rule, route, ANY,
 };
-use crate::model::{Router, RouterGateway, Topology};
-use crate::validate::TopologyError;
+use super::view::{HostGateway, HostRouter};
 use pipeline::router::{InstanceKind, NatHook, NatRule, NatTarget, RouterInstance, TABLE_MAIN};
 
 /// Compiles router `r`'s snat instance, whose gateway is `gw`.
-pub(super) fn compile(
-    t: &Topology,
-    r: &Router,
-    gw: &RouterGateway,
-) -> Result<RouterInstance, TopologyError> {
-    let (gw_ip, ext_cidr) = external_gateway(t, &gw.network)?;
+pub(super) fn compile(r: &HostRouter, gw: &HostGateway) -> RouterInstance {
+    let (gw_ip, ext_cidr) = (gw.gateway_ip, gw.prefix());
     let mut s = RouterInstance::new(&format!("snat-{}", r.name), InstanceKind::Snat);
     for ri in &r.interfaces {
-        let (Some(dev), Some(ip), Some(mac)) = (&ri.snat_device, ri.snat_ip, ri.snat_mac) else {
+        let Some(sg) = &ri.snat else {
             continue;
         };
-        let c = subnet_prefix(t, &ri.subnet);
-        s.add_interface(bridge_interface(dev, mac, (ip, c.len), false));
+        s.add_interface(bridge_interface(
+            &sg.device,
+            sg.mac,
+            (sg.ip, ri.prefix().len),
+            false,
+        ));
     }
     s.add_interface(bridge_interface(
         &gw.device,
@@ -40,13 +38,13 @@ pub(super) fn compile(
     s.mark_external.push(gw.device.clone());
     add_snat_rules(gw, &mut s);
     add_extra_routes(&mut s, &r.routes);
-    Ok(s)
+    s
 }
 
 /// The agent's nat rules for `qg-` (spec §7.3): nothing that does not cross
 /// it is translated, what leaves by it takes the gateway address (unless
 /// SNAT is disabled), and DNATed connections not from outside do too.
-fn add_snat_rules(gw: &RouterGateway, s: &mut RouterInstance) {
+fn add_snat_rules(gw: &HostGateway, s: &mut RouterInstance) {
     let qg = &gw.device;
     s.nat.push(accept_unless_via(qg));
     if gw.enable_snat {
