@@ -25,6 +25,7 @@ mod placement;
 pub mod validate;
 
 pub use compile::{compile_host, BridgePlan, HostPlan};
+pub use l3::HostRouter;
 pub use model::Topology;
 use pipeline::switch::{ConfigError, SwitchConfig};
 use std::net::Ipv4Addr;
@@ -87,16 +88,19 @@ pub fn build_host(
 /// keep their counters), router instances replaced. Floating IPs that `old`
 /// bound on this host and `new` does not any more lose their connections in
 /// the router's zone, as Neutron's agent deletes their conntrack state; the
-/// number deleted is returned. On error `cfg` is untouched.
+/// number deleted is returned. `agent` are routers Neutron's L3 agent
+/// handed the switch directly, compiled beside the topology's. On error
+/// `cfg` is untouched.
 pub fn update_host(
     cfg: &mut SwitchConfig,
     old: &Topology,
     new: &Topology,
     host: &str,
     now_ns: u64,
+    agent: &[HostRouter],
 ) -> Result<usize, TopologyError> {
     let plan = compile_host(new, host)?;
-    let routers = l3::compile_instances(new, host)?;
+    let routers = instances(new, host, agent)?;
     let fail = config_error(host);
     let old_plan = compile_host(old, host).ok();
     let mut next = cfg.clone();
@@ -114,15 +118,16 @@ pub fn update_host(
 /// another owner configures (Neutron's OVS agent, through OVSDB and
 /// OpenFlow). The instances' ports must be on the switch already. Floating
 /// IPs `old` bound here and `new` does not lose their connections, as in
-/// `update_host`; the number deleted is returned. On error `cfg` is
-/// untouched.
+/// `update_host`; the number deleted is returned. `agent` as in
+/// `update_host`. On error `cfg` is untouched.
 pub fn update_routers(
     cfg: &mut SwitchConfig,
     old: &Topology,
     new: &Topology,
     host: &str,
+    agent: &[HostRouter],
 ) -> Result<usize, TopologyError> {
-    let routers = l3::compile_instances(new, host)?;
+    let routers = instances(new, host, agent)?;
     let fail = config_error(host);
     let mut next = cfg.clone();
     next.set_routers(routers);
@@ -130,6 +135,50 @@ pub fn update_routers(
     let deleted = flush_unbound_floating_ips(cfg, old, new, host);
     *cfg = next;
     Ok(deleted)
+}
+
+/// Replaces the routers Neutron's L3 agent handed the switch (`old`) by
+/// `new`, beside topology `t`'s, as one change. Floating IPs a router of
+/// `old` bound and the same router in `new` does not (or no router of
+/// that name) lose their connections in the router's zone, as the agent
+/// deletes their conntrack state; the number deleted is returned. On
+/// error `cfg` is untouched.
+pub fn update_agent_routers(
+    cfg: &mut SwitchConfig,
+    t: &Topology,
+    host: &str,
+    old: &[HostRouter],
+    new: &[HostRouter],
+) -> Result<usize, TopologyError> {
+    let routers = instances(t, host, new)?;
+    let mut next = cfg.clone();
+    next.set_routers(routers);
+    next.clone().build().map_err(config_error(host))?;
+    let mut deleted = 0;
+    for r in old {
+        let kept = new.iter().find(|n| n.name == r.name);
+        for f in &r.floating_ips {
+            if kept.is_some_and(|n| n.floating_ips.iter().any(|g| g.address == f.address)) {
+                continue;
+            }
+            let zone = cfg.router_zone(&format!("qrouter-{}", r.name));
+            deleted += cfg.conntrack().flush_addr(zone, f.address);
+        }
+    }
+    *cfg = next;
+    Ok(deleted)
+}
+
+/// The router instances of `host`: topology `t`'s routers there, then
+/// `agent`'s; one name may not come from both.
+fn instances(
+    t: &Topology,
+    host: &str,
+    agent: &[HostRouter],
+) -> Result<Vec<pipeline::router::RouterInstance>, TopologyError> {
+    let mut all = l3::host_routers(t, host)?;
+    all.extend(agent.iter().cloned());
+    l3::compile_host_routers(host, &all)
 }
 
 /// Brings `next`'s bridges, ports and flows to `plan`. Bridges and ports

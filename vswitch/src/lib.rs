@@ -14,6 +14,8 @@
 //!   the same for the daemon and offline.
 //! - `offline`: a switch built from a scenario directory or a topology
 //!   file, without a daemon.
+//! - `l3agent`: the routers Neutron's L3 agent hands the switch, kept
+//!   across restarts.
 //! - `capture`: a port's traffic into a pcap file.
 //! - `os`: the few libc calls outside the backends.
 //!
@@ -33,6 +35,7 @@ pub mod control;
 pub mod daemon;
 pub mod database;
 pub mod io;
+pub mod l3agent;
 pub mod offline;
 pub mod ofswitch;
 pub mod os;

@@ -126,13 +126,13 @@ impl HostInterface {
     /// The subnet prefix (`0.0.0.0/0` if it does not parse; validation
     /// refuses that).
     pub(super) fn prefix(&self) -> Cidr {
-        Cidr::parse(&self.cidr).unwrap_or(super::build::ANY)
+        Cidr::parse(&self.cidr).unwrap_or(Cidr { addr: 0, len: 0 })
     }
 }
 
 impl HostGateway {
     pub(super) fn prefix(&self) -> Cidr {
-        Cidr::parse(&self.cidr).unwrap_or(super::build::ANY)
+        Cidr::parse(&self.cidr).unwrap_or(Cidr { addr: 0, len: 0 })
     }
 }
 

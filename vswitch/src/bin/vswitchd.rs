@@ -89,6 +89,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The L3 agent's routers of the last run: put back now, or (under a
+    // database) once it has put their ports back.
+    match vswitch::l3agent::load_saved(&daemon.shared) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(routers = n, "l3: routers of the last run read"),
+        Err(e) => tracing::warn!(error = %e, "l3: routers of the last run not read"),
+    }
+    if cfg.ovsdb.is_none() {
+        match vswitch::l3agent::restore_pending(&daemon.shared) {
+            Some(0) => {}
+            Some(n) => tracing::info!(routers = n, "l3: the L3 agent's routers put back"),
+            None => tracing::warn!(
+                "l3: the L3 agent's routers of the last run do not fit the switch; not put back"
+            ),
+        }
+    }
     let server = match ControlServer::start_with_group(
         &cfg.socket,
         cfg.socket_group.as_deref(),

@@ -78,6 +78,10 @@ pub enum ControlError {
     Topology(#[from] TopologyError),
     #[error("port `{0}` already exists")]
     TopologyPortExists(String),
+    #[error(transparent)]
+    AgentRouters(#[from] crate::l3agent::L3Error),
+    #[error("no router `{0}` from the L3 agent")]
+    NoAgentRouter(String),
     #[error("no port named `{0}` in the topology")]
     NoTopologyPort(String),
     #[error("{port}: I/O can be bound only to a port of this host ({host})")]

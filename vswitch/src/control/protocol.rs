@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use topology::Topology;
+use topology::{HostRouter, Topology};
 
 /// The version a request's `v` must carry.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -160,6 +160,19 @@ pub enum Request {
     RouterShow {
         router: Option<String>,
     },
+    /// Sets a router as Neutron's L3 agent on this host knows it (added,
+    /// or replacing the one of its name).
+    RouterSet {
+        router: Box<HostRouter>,
+    },
+    /// Removes a router the L3 agent set.
+    RouterDel {
+        name: String,
+        #[serde(default)]
+        if_exists: bool,
+    },
+    /// The routers the L3 agent set.
+    RouterList {},
     TopologyShow {},
     /// Replaces the running topology (TOML text), all or nothing.
     TopologyLoad {
@@ -385,6 +398,10 @@ pub enum Response {
     ConntrackStats(ConntrackStats),
     PmdStats(Vec<WorkerReport>),
     RouterShow(RoutersReply),
+    RouterSet(TopologyChanged),
+    /// `connections_deleted` 0 also when there was none (`if_exists`).
+    RouterDel(TopologyChanged),
+    RouterList(Vec<HostRouter>),
     TopologyShow(Box<Topology>),
     TopologyLoad(TopologyChanged),
     VmPortAdd(VmPortAdded),
@@ -421,6 +438,9 @@ impl Response {
             Request::ConntrackStats {} => Response::ConntrackStats(read(result)?),
             Request::PmdStats {} => Response::PmdStats(read(result)?),
             Request::RouterShow { .. } => Response::RouterShow(read(result)?),
+            Request::RouterSet { .. } => Response::RouterSet(read(result)?),
+            Request::RouterDel { .. } => Response::RouterDel(read(result)?),
+            Request::RouterList {} => Response::RouterList(read(result)?),
             Request::TopologyShow {} => Response::TopologyShow(read(result)?),
             Request::TopologyLoad { .. } => Response::TopologyLoad(read(result)?),
             Request::VmPortAdd { .. } => Response::VmPortAdd(read(result)?),

@@ -60,7 +60,11 @@ impl Daemon {
         }
         let shared = Arc::new(Shared::new(
             cfg,
-            ControlState { config, topology },
+            ControlState {
+                config,
+                topology,
+                agent_routers: Vec::new(),
+            },
             sw,
             senders,
         ));

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use topology::Topology;
+use topology::{HostRouter, Topology};
 
 /// Receive queues one port may be bound with.
 pub const MAX_QUEUES_PER_PORT: usize = 64;
@@ -58,6 +58,9 @@ pub(super) struct RxBinding {
 pub struct ControlState {
     pub config: SwitchConfig,
     pub topology: Topology,
+    /// Routers Neutron's L3 agent handed the switch (`l3-router-set`),
+    /// compiled beside the topology's.
+    pub agent_routers: Vec<HostRouter>,
 }
 
 /// What workers read, published as one immutable value.
@@ -105,6 +108,12 @@ pub struct Shared {
     /// brings only the router instances (the L3 agent's part).
     pub l2_from_database: bool,
     pub state: Mutex<ControlState>,
+    /// Where the L3 agent's routers are kept across restarts
+    /// (`l3-routers.json` beside the control socket).
+    pub agent_routers_file: std::path::PathBuf,
+    /// Saved L3 agent routers not put back yet (their ports are not all
+    /// on the switch yet).
+    pub agent_routers_pending: Mutex<Vec<HostRouter>>,
     pub(super) world: ArcSwap<World>,
     /// Moves on after every `world` store: a worker loads the world again
     /// only when it moved (one load of a line that rarely changes, not the
@@ -138,6 +147,12 @@ impl Shared {
             host: cfg.host.clone(),
             l2_from_database: cfg.ovsdb.is_some(),
             state: Mutex::new(control),
+            agent_routers_file: cfg
+                .socket
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("l3-routers.json"),
+            agent_routers_pending: Mutex::new(Vec::new()),
             world: ArcSwap::new(Arc::new(World {
                 sw,
                 tx: HashMap::new(),
@@ -222,6 +237,7 @@ impl Shared {
         let mut next = ControlState {
             config: st.config.clone(),
             topology: st.topology.clone(),
+            agent_routers: st.agent_routers.clone(),
         };
         let out = change(&mut next)?;
         let sw = next.config.build()?;

@@ -128,6 +128,15 @@ fn session(
     loop {
         let v = view::view(&replica);
         let outcome = reconcile::reconcile(shared, &v, owned);
+        // The L3 agent's routers of the last run, once their ports are back.
+        let routers_waiting = match crate::l3agent::restore_pending(shared) {
+            Some(0) => false,
+            Some(n) => {
+                tracing::info!(routers = n, "l3: the L3 agent's routers put back");
+                false
+            }
+            None => true,
+        };
         if let Some(of) = openflow {
             of.set_control(
                 v.bridges
@@ -148,7 +157,7 @@ fn session(
         if !ops.is_empty() {
             c.transact(DATABASE, &ops)?;
         }
-        let retry_at = outcome.retry.then(|| Instant::now() + RETRY_INTERVAL);
+        let retry_at = (outcome.retry || routers_waiting).then(|| Instant::now() + RETRY_INTERVAL);
         loop {
             if stop.load(Ordering::Acquire) || shared.stopping() {
                 return Ok(());

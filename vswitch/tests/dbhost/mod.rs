@@ -43,8 +43,17 @@ pub struct Node {
 }
 
 pub fn node(db: &LocalServer, rundir: Option<&Path>) -> Node {
+    node_of(db, rundir, "compute1")
+}
+
+/// `node` for host `host`; its control socket's directory (where the L3
+/// agent's routers are kept) is `rundir` when given.
+pub fn node_of(db: &LocalServer, rundir: Option<&Path>, host: &str) -> Node {
+    let socket = rundir
+        .map(|r| format!("socket = \"{}\"\n", r.join("vswitchd.sock").display()))
+        .unwrap_or_default();
     let text = format!(
-        "host = \"compute1\"\novsdb = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n",
+        "host = \"{host}\"\novsdb = \"{}\"\nidle_sleep_us = 20\n{socket}[[workers]]\n",
         db.target()
     );
     let cfg: DaemonConfig = toml::from_str(&text).expect("config");

@@ -175,6 +175,17 @@ pub(crate) enum RouterOp {
         #[command(flatten)]
         on: Source,
     },
+    /// Set a router as the L3 agent on this host knows it (a JSON file,
+    /// `-` for standard input), as neutron-vswitch's L3 extension does.
+    Set { file: PathBuf },
+    /// Remove a router the L3 agent set.
+    Del {
+        name: String,
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// The routers the L3 agent set, as it set them (JSON).
+    List,
 }
 
 // Parsed once per run: the size difference of the variants costs nothing.

@@ -121,6 +121,30 @@ fn request(command: &Command) -> Result<Request, CtlError> {
         } => Request::RouterShow {
             router: name.clone(),
         },
+        Command::Router {
+            op: RouterOp::Set { file },
+        } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|source| CtlError::File {
+                    path: file.clone(),
+                    source,
+                })?
+            } else {
+                read(file)?
+            };
+            let router = serde_json::from_str(&text).map_err(|e| CtlError::File {
+                path: file.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            Request::RouterSet { router }
+        }
+        Command::Router {
+            op: RouterOp::Del { name, if_exists },
+        } => Request::RouterDel {
+            name: name.clone(),
+            if_exists: *if_exists,
+        },
+        Command::Router { op: RouterOp::List } => Request::RouterList {},
         Command::AddFlow { .. }
         | Command::AddFlows { .. }
         | Command::ModFlows { .. }

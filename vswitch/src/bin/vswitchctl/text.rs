@@ -27,6 +27,13 @@ pub(crate) fn of(response: &Response) -> String {
         Response::ConntrackFlush(d) => format!("{} connection(s) deleted\n", d.deleted),
         Response::ConntrackStats(s) => conntrack_stats(s),
         Response::PmdStats(workers) => workers.iter().map(pmd_stats).collect(),
+        Response::RouterList(r) => serde_json::to_value(r)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .map(|s| s + "\n")
+            .unwrap_or_default(),
+        Response::RouterSet(c) | Response::RouterDel(c) if c.connections_deleted > 0 => {
+            format!("{} connection(s) deleted\n", c.connections_deleted)
+        }
         Response::TopologyShow(t) => serde_json::to_value(t)
             .and_then(|v| serde_json::to_string_pretty(&v))
             .map(|s| s + "\n")
@@ -52,7 +59,9 @@ pub(crate) fn of(response: &Response) -> String {
         | Response::SetPort(_)
         | Response::VmPortAdd(_)
         | Response::VmPortDel(_)
-        | Response::FipAssociate(_) => String::new(),
+        | Response::FipAssociate(_)
+        | Response::RouterSet(_)
+        | Response::RouterDel(_) => String::new(),
     }
 }
 

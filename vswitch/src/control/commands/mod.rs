@@ -4,6 +4,7 @@
 //! - `flows`: dump-flows, add-flow(s), mod-flows, del-flows, match-check;
 //! - `ports`: bridges, ports and their I/O, dump-ports, fdb-show;
 //! - `topology`: topology-show/load, VM ports, floating IPs;
+//! - `l3`: router-set/del/list (the L3 agent's routers);
 //! - `conntrack`: conntrack-dump/flush/stats;
 //! - `capture`: capture;
 //! - `show`: version, show, trace, router-show, pmd-stats.
@@ -17,6 +18,7 @@
 mod capture;
 mod conntrack;
 mod flows;
+mod l3;
 mod ports;
 mod show;
 mod topology;
@@ -105,6 +107,9 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Response, ControlError> 
         R::ConntrackDump { addr, zone } => Ok(conntrack::dump(shared, *zone, *addr)),
         R::ConntrackFlush { addr, zone } => Ok(conntrack::flush(shared, *zone, *addr)),
         R::ConntrackStats {} => Ok(conntrack::stats(shared)),
+        R::RouterSet { router } => l3::set(shared, router),
+        R::RouterDel { name, if_exists } => l3::del(shared, name, *if_exists),
+        R::RouterList {} => Ok(l3::list(shared)),
         R::TopologyShow {} => Ok(topology::show(shared)),
         R::TopologyLoad { toml } => topology::load(shared, toml),
         R::VmPortAdd {

@@ -188,9 +188,16 @@ fn apply(
         let t = change(st.topology.clone())?;
         topology::validate::validate(&t)?;
         let connections_deleted = if shared.l2_from_database {
-            topology::update_routers(&mut st.config, &st.topology, &t, &host)?
+            topology::update_routers(&mut st.config, &st.topology, &t, &host, &st.agent_routers)?
         } else {
-            topology::update_host(&mut st.config, &st.topology, &t, &host, now)?
+            topology::update_host(
+                &mut st.config,
+                &st.topology,
+                &t,
+                &host,
+                now,
+                &st.agent_routers,
+            )?
         };
         st.topology = t;
         Ok(TopologyChanged {
