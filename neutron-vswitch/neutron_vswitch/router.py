@@ -84,6 +84,18 @@ class VswitchDvrRouter(object):
     def get_ex_gw_port(self):
         return self.router.get('gw_port')
 
+    def get_gw_ns_name(self):
+        """The instance holding the gateway (the agent's prefix
+        delegation asks)."""
+        if self._is_this_snat_host():
+            return 'snat-' + self.router_id
+        return self.ns_name
+
+    def is_router_primary(self):
+        # HA's VRRP between network nodes is not vswitch's: the SNAT
+        # instance is active where gw_port_host says.
+        return True
+
     def process(self):
         self.internal_ports = self.router.get(lib_constants.INTERFACE_KEY,
                                               [])
@@ -167,7 +179,7 @@ class VswitchDvrRouter(object):
             self.router, self.host, self._is_this_snat_host(), self._names,
             self._ports_by_subnet,
             rfp_address=self._rfp_address,
-            fip_priority=lambda a: self._priorities.allocate(a),
+            fip_priority=lambda a: int(self._priorities.allocate(a)),
             fg_port=fg)
         ports = {}
         for port in self.internal_ports:
