@@ -6,9 +6,10 @@ _floatingips with each fixed port's host, _floatingip_agent_interfaces,
 routes, enable_snat), and the ports get_ports_by_subnet returns.
 
 Ids are the document's names (router R1 -> qrouter-R1, network ext-net ->
-fip-ext-net); a port's id is its device name without the three-character
-prefix, so the agent's own naming (prefix + id, cut to 14) gives back the
-document's device names.
+fip-ext-net); a router port's id is its device name in the document
+(unique, where qr-s1 and sg-s1 share what follows the prefix), so the
+agent names its device prefix + id cut to 14 (qr-s1 -> qr-qr-s1); a VM
+port's id is its name.
 """
 
 import ipaddress
@@ -36,7 +37,7 @@ class Model(object):
                 'gateway_ip': s['gateway_ip']}
 
     def _port(self, device, mac, network, ip, subnet, owner, host=None):
-        p = {'id': device[3:], 'mac_address': mac, 'network_id': network,
+        p = {'id': device, 'mac_address': mac, 'network_id': network,
              'device_owner': owner,
              'fixed_ips': [{'ip_address': ip, 'subnet_id': subnet['name'],
                             'prefixlen': ipaddress.ip_network(
@@ -122,8 +123,10 @@ class Model(object):
                     p['ip']) in ipaddress.ip_network(s['cidr']):
                 owner = ('network:dhcp' if p.get('owner') == 'dhcp'
                          else 'compute:nova')
-                out.append(self._port(p['device'], p['mac'], p['network'],
-                                      p['ip'], s, owner, p['host']))
+                port = self._port(p['device'], p['mac'], p['network'],
+                                  p['ip'], s, owner, p['host'])
+                port['id'] = p['name']
+                out.append(port)
         for r in self.t.get('router', []):
             for i in r['interfaces']:
                 if i['subnet'] == subnet_id:

@@ -39,14 +39,29 @@ fn topology_file() -> PathBuf {
     root().join("config/topologies/spec-example.toml")
 }
 
-/// The routers `host` runs per the document, as Neutron's agent names the
-/// rfp/fpr link: after the router's id (the document pins `r1` for the
-/// article's names).
+/// The routers `host` runs per the document, named as Neutron's agent
+/// names them: a port's device is its prefix and the port's id cut to 14
+/// (the harness's server gives each router port its document device name
+/// as id: qr-s1 -> qr-qr-s1), the rfp/fpr link after the router's id (the
+/// document pins `r1` for the article's names).
 fn expected(host: &str) -> Vec<HostRouter> {
     let t = topology::load_toml(&std::fs::read_to_string(topology_file()).unwrap()).unwrap();
     let mut v = topology::l3::host_routers(&t, host).unwrap();
+    let agent = |d: &mut String| *d = format!("{}{d}", &d[..3]).chars().take(14).collect();
     for r in &mut v {
         r.link_suffix = r.name.chars().take(10).collect();
+        for i in &mut r.interfaces {
+            agent(&mut i.device);
+            if let Some(s) = &mut i.snat {
+                agent(&mut s.device);
+            }
+        }
+        if let Some(g) = &mut r.gateway {
+            agent(&mut g.device);
+        }
+        if let Some(f) = &mut r.fip_gateway {
+            agent(&mut f.device);
+        }
     }
     v
 }
