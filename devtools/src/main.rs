@@ -39,8 +39,15 @@ enum Command {
         #[arg(long)]
         keep: bool,
         /// Run on the in-process multi-host simulation even as root.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "neutron")]
         sim: bool,
+        /// Configure each host's vswitchd only through Neutron's own agents
+        /// (a private ovsdb-server per host, the OVS agent over OVSDB and
+        /// OpenFlow 1.3, the L3 agent with neutron-vswitch's extension);
+        /// needs Debian's openvswitch-common, python3-neutron,
+        /// python3-os-ken and python3-ovsdbapp.
+        #[arg(long)]
+        neutron: bool,
         /// Print each host's whole trace, not the summary.
         #[arg(long)]
         verbose: bool,
@@ -199,19 +206,31 @@ fn lab_down_command(json: bool) -> Result<ExitCode, CliError> {
 /// `vswitch lab`: the scenarios in namespaces (as root, unless `sim`) or
 /// on the simulation, each printed as it ends, then the summary; fails
 /// unless every scenario passed.
-fn lab_command(
-    json: bool,
+/// `vswitch lab`'s switches.
+struct LabFlags {
     keep: bool,
     sim: bool,
+    neutron: bool,
     verbose: bool,
+}
+
+fn lab_command(
+    json: bool,
+    flags: LabFlags,
     vswitchd: Option<PathBuf>,
 ) -> Result<ExitCode, CliError> {
+    let LabFlags {
+        keep,
+        sim,
+        neutron,
+        verbose,
+    } = flags;
     let mut progress = |o: &Outcome| {
         if !json {
             print_outcome(o, verbose);
         }
     };
-    let report = if sim || !lab::is_root() {
+    let report = if sim || (!lab::is_root() && !neutron) {
         if !sim {
             eprintln!(
                 "vswitch lab: not running as root, so no network namespaces: running the \
@@ -223,14 +242,26 @@ fn lab_command(
         }
         lab::run_sim(&mut progress)
     } else {
-        if !json {
+        if !json && neutron {
+            println!(
+                "vswitch lab --neutron: the spec's example topology in network namespaces \
+                 ({}*), one vswitchd per host configured only by Neutron's agents \
+                 (ovsdb-server, the OVS agent over OpenFlow 1.3, the L3 agent with \
+                 neutron-vswitch)\n",
+                lab::NS_PREFIX
+            );
+        } else if !json {
             println!(
                 "vswitch lab: the spec's example topology in network namespaces ({}*), \
                  one vswitchd per host\n",
                 lab::NS_PREFIX
             );
         }
-        let opts = lab::LabOptions { keep, vswitchd };
+        let opts = lab::LabOptions {
+            keep,
+            neutron,
+            vswitchd,
+        };
         lab::run_kernel(&opts, &mut progress)
     };
     let r = report.map_err(CliError::Lab)?;
@@ -239,8 +270,11 @@ fn lab_command(
     if json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
+        for (host, l3, l2) in &r.agents {
+            println!("{host}: L3 agent: {l3}\n{:w$}  OVS agent: {l2}", "", w = host.len());
+        }
         println!("lab ({}): {passed} of {total} scenarios passed", r.mode);
-        if keep && r.mode == "kernel" {
+        if keep && r.mode != "simulation" {
             print_kept(&r);
         }
     }
@@ -283,9 +317,19 @@ fn main() -> ExitCode {
             action: None,
             keep,
             sim,
+            neutron,
             verbose,
             vswitchd,
-        } => lab_command(json, keep, sim, verbose, vswitchd),
+        } => lab_command(
+            json,
+            LabFlags {
+                keep,
+                sim,
+                neutron,
+                verbose,
+            },
+            vswitchd,
+        ),
     };
     result.unwrap_or_else(|e| {
         eprintln!("{e}");

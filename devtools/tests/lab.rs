@@ -291,3 +291,66 @@ fn an_interrupted_lab_removes_everything_it_created() {
         .collect();
     assert!(left.is_empty(), "lab daemons still running: {left:?}");
 }
+
+/// Debian's python3-neutron (with os-ken and ovsdbapp) and Open vSwitch's
+/// database tools, which `lab --neutron` runs.
+fn neutron_installed() -> bool {
+    let python = Command::new("/usr/bin/python3")
+        .args(["-c", "import neutron, os_ken, ovsdbapp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    python && ovsdb::LocalServer::available().is_ok()
+}
+
+#[test]
+fn under_neutrons_agents_the_articles_scenarios_pass_and_the_lab_comes_down() {
+    let Some(_lab) = kernel_lab() else {
+        eprintln!("skipped: the kernel lab needs root (network namespaces)");
+        return;
+    };
+    if !neutron_installed() {
+        eprintln!("skipped: lab --neutron needs Debian's openvswitch-common, python3-neutron, python3-os-ken and python3-ovsdbapp");
+        return;
+    }
+    let (ok, out, err) = run(
+        &["--json", "lab", "--neutron", "--vswitchd", vswitchd().as_str()],
+        Duration::from_secs(300),
+    );
+    assert!(ok, "{out}\n{err}");
+    let r: Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(r["mode"], "neutron");
+    for id in SCENARIOS {
+        let s = scenario(&r, id);
+        assert_eq!(s["passed"], true, "{id}: {}", s["detail"]);
+    }
+    // Every host was programmed by both agents: the L3 agent through the
+    // extension's router class, the OVS agent binding the VM ports and the
+    // router ports the extension plugged.
+    let agents = r["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 3, "{agents:?}");
+    for a in agents {
+        let (host, l3, l2) = (&a[0], a[1].as_str().unwrap(), a[2].as_str().unwrap());
+        assert!(l3.contains("class VswitchDvrRouter") && l3.contains("vswitchd holds R1"), "{host}: {l3}");
+        assert!(l2.contains("qr-s1") && l2.contains("br-int"), "{host}: {l2}");
+    }
+    // The switches run the agents' configuration: the qrouter's ports as
+    // the L3 agent names them, the OVS agent's DVR MAC on the trunk, SNAT
+    // on network1, the floating IP on compute1.
+    let t = traces(&r, "routed-other-host");
+    assert!(t.contains("in qr-qr-s1") || t.contains("qr-qr-s2"), "{t}");
+    assert!(t.contains("fa:16:3f:00:00:c1"), "{t}");
+    assert_eq!(hosts(&r, "snat-http"), ["compute2", "network1"]);
+    assert!(traces(&r, "snat-http").contains("source NAT to 203.0.113.10"));
+    assert!(traces(&r, "fip-out-ping").contains("nw_src=203.0.113.101"));
+    // Nothing left: namespaces, run directory, daemons, database servers.
+    assert!(lab_namespaces().is_empty(), "{:?}", lab_namespaces());
+    assert!(!Path::new("/run/vswitch-lab").exists());
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("/run/vswitch-lab/"))
+        .collect();
+    assert!(left.is_empty(), "lab processes still running: {left:?}");
+}

@@ -144,3 +144,105 @@ class Model(object):
                                   fg['ip'], ext,
                                   lib_constants.DEVICE_OWNER_AGENT_GW, host)
         return None
+
+    # What the OVS agent asks (ML2's RPC and the DVR RPC).
+
+    def network(self, name):
+        return next(n for n in self.t.get('network', []) if n['name'] == name)
+
+    def dvr_macs(self):
+        return [{'host': h['name'], 'mac_address': h['dvr_mac']}
+                for h in self.t.get('host', [])]
+
+    def host(self, name):
+        return next(h for h in self.t.get('host', []) if h['name'] == name)
+
+    def _router_ports(self, host):
+        """Every router port the server knows, as (port dict, owner)."""
+        out = []
+        for r in self.t.get('router', []):
+            for i in r['interfaces']:
+                s = self.subnets[i['subnet']]
+                out.append(self._port(
+                    i['device'], i['mac'], s['network'], s['gateway_ip'], s,
+                    lib_constants.DEVICE_OWNER_DVR_INTERFACE))
+                if 'snat_device' in i:
+                    out.append(self._port(
+                        i['snat_device'], i['snat_mac'], s['network'],
+                        i['snat_ip'], s,
+                        lib_constants.DEVICE_OWNER_ROUTER_SNAT))
+            gw = r.get('gateway')
+            if gw:
+                ext = next(s for s in self.subnets.values()
+                           if s['network'] == gw['network'])
+                out.append(self._port(
+                    gw['device'], gw['mac'], gw['network'], gw['ip'], ext,
+                    lib_constants.DEVICE_OWNER_ROUTER_GW))
+        for fg in self.t.get('fip_gateway', []):
+            if fg['host'] == host:
+                out.append(self.agent_gateway_port(host, fg['network']))
+        return out
+
+    def _vm_port(self, p):
+        s = self._subnet_of(p['network'], p['ip'])
+        owner = ('network:dhcp' if p.get('owner') == 'dhcp'
+                 else 'compute:nova')
+        port = self._port(p['device'], p['mac'], p['network'], p['ip'], s,
+                          owner, p['host'])
+        port['id'] = p['name']
+        port['port_security_enabled'] = p.get('port_security', True)
+        port['allowed_address_pairs'] = [
+            {'ip_address': a['ip'], 'mac_address': a.get('mac', p['mac'])}
+            for a in p.get('allowed_address_pairs', [])]
+        return port
+
+    def device_details(self, port_id, host):
+        """get_devices_details_list's entry for one port bound to `host`
+        (None if the server knows no such port)."""
+        port = next((self._vm_port(p) for p in self.ports
+                     if p['name'] == port_id), None)
+        if port is None:
+            port = next((p for p in self._router_ports(host)
+                         if p['id'] == port_id), None)
+            if port is None:
+                return None
+            port['port_security_enabled'] = False
+            port['allowed_address_pairs'] = []
+        net = self.network(port['network_id'])
+        return {
+            'device': port_id, 'port_id': port_id,
+            'network_id': port['network_id'],
+            'network_type': net['type'],
+            'physical_network': net['physnet'],
+            'segmentation_id': net.get('segmentation_id'),
+            'admin_state_up': True,
+            'fixed_ips': [{'subnet_id': f['subnet_id'],
+                           'ip_address': f['ip_address']}
+                          for f in port['fixed_ips']],
+            'device_owner': port['device_owner'],
+            'mac_address': port['mac_address'],
+            'port_security_enabled': port['port_security_enabled'],
+            'allowed_address_pairs': port['allowed_address_pairs'],
+            'mtu': 1500, 'qos_policy_id': None,
+            'network_qos_policy_id': None, 'propagate_uplink_status': False,
+        }
+
+    def subnet_for_dvr(self, subnet_id):
+        """The subnet and its distributed gateway's MAC."""
+        s = self.subnets[subnet_id]
+        mac = None
+        for r in self.t.get('router', []):
+            for i in r['interfaces']:
+                if i['subnet'] == subnet_id:
+                    mac = i['mac']
+        return {'id': subnet_id, 'cidr': s['cidr'],
+                'gateway_ip': s['gateway_ip'], 'gateway_mac': mac,
+                'ip_version': 4}
+
+    def ports_on_host_by_subnet(self, host, subnet_id):
+        """The DVR-serviced (VM, DHCP) ports of the subnet on `host`."""
+        s = self.subnets[subnet_id]
+        return [self._vm_port(p) for p in self.ports
+                if p['host'] == host and p['network'] == s['network'] and
+                ipaddress.ip_address(p['ip']) in ipaddress.ip_network(
+                    s['cidr'])]

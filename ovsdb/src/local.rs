@@ -121,6 +121,17 @@ impl LocalServer {
         LocalServer::start(&dir)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Leaves the server running past this value (its directory too): a
+    /// lab kept up is stopped later by pid.
+    pub fn detach(self) {
+        std::mem::forget(self);
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.join("db.sock")
     }

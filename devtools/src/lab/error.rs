@@ -28,6 +28,9 @@ pub enum LabError {
     // Before building.
     #[error("the kernel lab needs root (network namespaces)")]
     NeedsRoot,
+    /// `--neutron`: what is missing, or which agent or server failed.
+    #[error("neutron: {0}")]
+    Neutron(String),
     #[error("removing the lab needs root")]
     DownNeedsRoot,
     /// Namespaces of an earlier lab are still there.

@@ -28,6 +28,7 @@
 
 pub mod error;
 pub mod netns;
+mod neutron;
 pub mod probe;
 pub mod scenario;
 
@@ -85,9 +86,13 @@ fn topology() -> Result<Topology, LabError> {
 /// A lab run's results.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {
-    /// `kernel` (namespaces) or `simulation`.
+    /// `kernel` (namespaces), `neutron` (namespaces, the switches
+    /// configured by Neutron's agents) or `simulation`.
     pub mode: String,
     pub scenarios: Vec<Outcome>,
+    /// `neutron`: per host, what its L3 and OVS agents reported.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<(String, String, String)>,
     /// For `--keep`: each host's control socket.
     pub sockets: Vec<(String, String)>,
 }
@@ -117,6 +122,8 @@ fn socket_of(host: &str) -> PathBuf {
 struct LabGuard {
     namespaces: Vec<String>,
     daemons: Vec<(String, Child)>,
+    /// `--neutron`: each host's database server.
+    databases: Vec<(String, ovsdb::LocalServer)>,
     keep: bool,
 }
 
@@ -137,6 +144,7 @@ impl Drop for LabGuard {
             vswitch::os::terminate(child.id(), Duration::from_secs(3));
             let _ = child.wait();
         }
+        self.databases.clear();
         for ns in self.namespaces.iter().rev() {
             if let Err(e) = netns::del_namespace(ns) {
                 eprintln!("lab: cleanup: {e}");
@@ -157,6 +165,9 @@ fn fabric_port(index: usize, nic: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct LabOptions {
     pub keep: bool,
+    /// Each host's vswitchd configured only by Neutron's agents (OVSDB,
+    /// OpenFlow, the L3 extension) instead of the topology.
+    pub neutron: bool,
     /// The vswitchd binary (default: beside the running executable).
     pub vswitchd: Option<PathBuf>,
 }
@@ -178,6 +189,9 @@ pub fn run_kernel(
         return Err(LabError::NeedsRoot);
     }
     let vswitchd = find_vswitchd(&opts.vswitchd)?;
+    if opts.neutron {
+        neutron::check_available()?;
+    }
     let left = netns::namespaces_with_prefix(NS_PREFIX);
     if !left.is_empty() {
         return Err(LabError::AlreadyUp(left));
@@ -188,18 +202,20 @@ pub fn run_kernel(
     let mut guard = LabGuard {
         namespaces: Vec::new(),
         daemons: Vec::new(),
+        databases: Vec::new(),
         keep: false,
     };
-    let result = build_and_run(&t, &list, &vswitchd, &mut guard, progress);
+    let result = build_and_run(&t, &list, &vswitchd, opts.neutron, &mut guard, progress);
     // Keep only a lab that came up whole.
     guard.keep = opts.keep && result.is_ok() && !vswitch::os::stop_requested();
     if guard.keep {
         // The daemons outlive us; `lab down` finds them by pid.
-        let pids: String = guard
+        let mut pids: String = guard
             .daemons
             .iter()
             .map(|(h, c)| format!("{h} {}\n", c.id()))
             .collect();
+        pids.push_str(&neutron::detach(&mut guard));
         let _ = std::fs::write(Path::new(RUN_DIR).join("pids"), pids);
     }
     drop(guard);
@@ -212,6 +228,7 @@ fn build_and_run(
     t: &Topology,
     list: &[LabScenario],
     vswitchd: &Path,
+    under_neutron: bool,
     g: &mut LabGuard,
     progress: &mut dyn FnMut(&Outcome),
 ) -> Result<Report, LabError> {
@@ -220,11 +237,17 @@ fn build_and_run(
     connect_hosts(t, g)?;
     add_vms(t, g)?;
     add_upstream_and_external_host(t, g)?;
-    start_daemons(t, vswitchd, &topo_path, g)?;
+    let agents = if under_neutron {
+        start_daemons_under_neutron(t, vswitchd, &topo_path, g)?
+    } else {
+        start_daemons(t, vswitchd, &topo_path, g)?;
+        Vec::new()
+    };
     let outcomes = run_kernel_scenarios(t, list, progress)?;
     Ok(Report {
-        mode: "kernel".into(),
+        mode: if under_neutron { "neutron" } else { "kernel" }.into(),
         scenarios: outcomes,
+        agents,
         sockets: t
             .hosts
             .iter()
@@ -391,36 +414,78 @@ fn start_daemons(
     topo_path: &Path,
     g: &mut LabGuard,
 ) -> Result<(), LabError> {
-    use std::os::unix::process::CommandExt;
     for h in &t.hosts {
         let cfg = daemon_config(t, &h.name, topo_path);
-        let cfg_path = Path::new(RUN_DIR).join(format!("{}.toml", h.name));
-        std::fs::write(&cfg_path, cfg).map_err(file_error(&cfg_path))?;
-        let log_path = Path::new(RUN_DIR).join(format!("{}.log", h.name));
-        let log = std::fs::File::create(&log_path).map_err(file_error(&log_path))?;
-        let log2 = log.try_clone().map_err(|source| LabError::LogClone {
-            path: log_path.clone(),
-            source,
-        })?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &host_ns(&h.name)])
-            .arg(vswitchd)
-            .arg("--config")
-            .arg(&cfg_path)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .spawn()
-            .map_err(|source| LabError::StartVswitchd {
-                host: h.name.clone(),
-                source,
-            })?;
-        g.daemons.push((h.name.clone(), child));
+        spawn_vswitchd(&h.name, &cfg, vswitchd, g)?;
     }
     for (host, child) in &mut g.daemons {
         wait_ready(host, child)?;
     }
+    Ok(())
+}
+
+/// `--neutron`: per host a database server holding what the operator and
+/// nova wrote, a vswitchd following it, then the host's agents; returns
+/// once every host is programmed, with what each host's agents reported.
+fn start_daemons_under_neutron(
+    t: &Topology,
+    vswitchd: &Path,
+    topo_path: &Path,
+    g: &mut LabGuard,
+) -> Result<Vec<(String, String, String)>, LabError> {
+    for h in &t.hosts {
+        let db = neutron::start_database(&h.name)?;
+        neutron::operator_and_nova(t, &h.name, &db)?;
+        let cfg = neutron::daemon_config(&h.name, &db);
+        g.databases.push((h.name.clone(), db));
+        spawn_vswitchd(&h.name, &cfg, vswitchd, g)?;
+        check_interrupt()?;
+    }
+    for (host, child) in &mut g.daemons {
+        wait_ready(host, child)?;
+    }
+    let mut reports = Vec::new();
+    for (host, db) in &g.databases {
+        let (l3, l2) = neutron::run_agents(t, host, db, topo_path)?;
+        reports.push((host.clone(), l3, l2));
+        check_interrupt()?;
+    }
+    Ok(reports)
+}
+
+/// Starts host `host`'s vswitchd with config `cfg` in the host's
+/// namespace, in its own process group (Ctrl-C reaches the lab, which
+/// stops the daemons in order), logging to `RUN_DIR/HOST.log`.
+fn spawn_vswitchd(
+    host: &str,
+    cfg: &str,
+    vswitchd: &Path,
+    g: &mut LabGuard,
+) -> Result<(), LabError> {
+    use std::os::unix::process::CommandExt;
+    let cfg_path = Path::new(RUN_DIR).join(format!("{host}.toml"));
+    std::fs::write(&cfg_path, cfg).map_err(file_error(&cfg_path))?;
+    let log_path = Path::new(RUN_DIR).join(format!("{host}.log"));
+    let log = std::fs::File::create(&log_path).map_err(file_error(&log_path))?;
+    let log2 = log.try_clone().map_err(|source| LabError::LogClone {
+        path: log_path.clone(),
+        source,
+    })?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", &host_ns(host)])
+        .arg(vswitchd)
+        .arg("--config")
+        .arg(&cfg_path)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| LabError::StartVswitchd {
+            host: host.to_string(),
+            source,
+        })?;
+    g.daemons.push((host.to_string(), child));
     Ok(())
 }
 
@@ -627,9 +692,13 @@ pub fn down() -> Result<Vec<String>, LabError> {
             continue;
         };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains("vswitchd") {
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("vswitchd") {
             vswitch::os::terminate(pid, Duration::from_secs(3));
             removed.push(format!("vswitchd of {host} (pid {pid})"));
+        } else if cmd.contains("ovsdb-server") {
+            vswitch::os::terminate(pid, Duration::from_secs(3));
+            removed.push(format!("ovsdb-server {host} (pid {pid})"));
         }
     }
     for ns in netns::namespaces_with_prefix(NS_PREFIX) {
@@ -692,6 +761,7 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, LabError> {
     Ok(Report {
         mode: "simulation".into(),
         scenarios: outcomes,
+        agents: Vec::new(),
         sockets: Vec::new(),
     })
 }
