@@ -271,14 +271,25 @@ fn lab_command(
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         for (host, l3, l2) in &r.agents {
-            println!("{host}: L3 agent: {l3}\n{:w$}  OVS agent: {l2}", "", w = host.len());
+            println!(
+                "{host}: L3 agent: {l3}\n{:w$}  OVS agent: {l2}",
+                "",
+                w = host.len()
+            );
         }
         println!("lab ({}): {passed} of {total} scenarios passed", r.mode);
+        if !r.after_restart.is_empty() {
+            let again = r.after_restart.iter().filter(|s| s.passed).count();
+            println!(
+                "after restarting every vswitchd: {again} of {} scenarios passed",
+                r.after_restart.len()
+            );
+        }
         if keep && r.mode != "simulation" {
             print_kept(&r);
         }
     }
-    Ok(if passed == total {
+    Ok(if passed == total && r.all_passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

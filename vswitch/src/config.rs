@@ -80,6 +80,12 @@ pub struct DaemonConfig {
     pub log_level: String,
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// The run directory (as ovs-vswitchd's): each bridge's management
+    /// socket `<bridge>.mgmt`, the flows kept across a restart
+    /// `<bridge>.flows`, the L3 agent's routers `l3-routers.json`. Default:
+    /// the control socket's directory.
+    #[serde(default)]
+    pub rundir: Option<PathBuf>,
     /// Group that may use the control socket too (mode 0660 instead of
     /// 0600); must exist.
     #[serde(default)]
@@ -125,6 +131,18 @@ impl<'de> Deserialize<'de> for TopologySource {
 
 fn default_log_level() -> String {
     "info".into()
+}
+
+impl DaemonConfig {
+    /// `rundir`, or the control socket's directory.
+    pub fn run_dir(&self) -> PathBuf {
+        self.rundir.clone().unwrap_or_else(|| {
+            self.socket
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        })
+    }
 }
 
 fn default_socket() -> PathBuf {

@@ -4,8 +4,8 @@
 //! compiled beside the topology's into router instances.
 //!
 //! Like a kernel's namespaces under Open vSwitch, they outlive a restart
-//! of the switch: every change is written to `l3-routers.json` beside the
-//! control socket (a temporary file renamed over it, so a crash leaves
+//! of the switch: every change is written to `l3-routers.json` in the run
+//! directory (`rundir`, default the control socket's) (a temporary file renamed over it, so a crash leaves
 //! the old or the new list), read back when vswitchd starts, and put back
 //! as soon as their ports are on the switch again (under a database, once
 //! it has added them).

@@ -164,13 +164,37 @@ fn ovs_vsctl_configures_the_running_switch_and_reads_back_what_it_holds() {
         assert!(shown.contains(want), "{want} in {shown}");
     }
 
-    // A new daemon on the same database holds the same switch.
+    // A new daemon on the same database holds the same switch, every port
+    // with the number it had (ovs-vswitchd takes back the `ofport` the
+    // database kept), so flows a controller left still mean the same ports.
+    let numbers = |d: &Daemon| -> Vec<(String, u32)> {
+        let mut v: Vec<(String, u32)> = d
+            .shared
+            .switch()
+            .ports()
+            .map(|p| (p.name.clone(), p.ofport))
+            .collect();
+        v.sort();
+        v
+    };
+    for p in ["qr-a", "qr-b", "qr-c"] {
+        dbhost::add_port(&db, "br-int", p, &[], &["type=internal"]);
+    }
+    vsctl(&db, &["del-port", "qr-a"]);
+    vsctl(&db, &["del-port", "qr-b"]);
+    let before = numbers(d);
+    let qr_c = before.iter().find(|(n, _)| n == "qr-c").map(|p| p.1);
+    assert!(
+        qr_c.is_some_and(|n| n > 2),
+        "qr-c above the lowest free number: {before:?}"
+    );
     node.stop();
     let node = dbhost::node(&db, None);
     let d = &node.daemon;
     until("the database's switch after a restart", || {
         bridges(d) == ["br-int", "br-vlan"] && port(d, "sg-5").is_some_and(|p| p.0 == 5)
     });
+    assert_eq!(numbers(d), before, "the same numbers after the restart");
     assert!(port(d, "int-br-vlan").is_some());
     vsctl(&db, &["del-br", "br-vlan"]);
     assert_eq!(bridges(d), ["br-int"]);

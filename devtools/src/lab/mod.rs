@@ -93,6 +93,10 @@ pub struct Report {
     /// `neutron`: per host, what its L3 and OVS agents reported.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<(String, String, String)>,
+    /// `neutron`: the scenarios again after every vswitchd was restarted
+    /// (the agents not run again: the switches put back what they held).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after_restart: Vec<Outcome>,
     /// For `--keep`: each host's control socket.
     pub sockets: Vec<(String, String)>,
 }
@@ -100,6 +104,14 @@ pub struct Report {
 impl Report {
     pub fn passed(&self) -> usize {
         self.scenarios.iter().filter(|s| s.passed).count()
+    }
+
+    /// Every scenario passed, also after the restart if there was one.
+    pub fn all_passed(&self) -> bool {
+        self.scenarios
+            .iter()
+            .chain(&self.after_restart)
+            .all(|s| s.passed)
     }
 }
 
@@ -244,10 +256,22 @@ fn build_and_run(
         Vec::new()
     };
     let outcomes = run_kernel_scenarios(t, list, progress)?;
+    let after_restart = if under_neutron {
+        restart_daemons(vswitchd, g)?;
+        let mut again = |o: &Outcome| {
+            let mut o = o.clone();
+            o.title = format!("after restarting every vswitchd: {}", o.title);
+            progress(&o)
+        };
+        run_kernel_scenarios(t, list, &mut again)?
+    } else {
+        Vec::new()
+    };
     Ok(Report {
         mode: if under_neutron { "neutron" } else { "kernel" }.into(),
         scenarios: outcomes,
         agents,
+        after_restart,
         sockets: t
             .hosts
             .iter()
@@ -451,6 +475,58 @@ fn start_daemons_under_neutron(
         check_interrupt()?;
     }
     Ok(reports)
+}
+
+/// Stops every host's vswitchd and starts it again on the same config, as
+/// an operator's `systemctl restart`; returns once each serves its socket
+/// and holds router instances and br-int flows again (from its database
+/// and what it kept in its run directory), 15 s at most.
+fn restart_daemons(vswitchd: &Path, g: &mut LabGuard) -> Result<(), LabError> {
+    let hosts: Vec<String> = g.daemons.iter().map(|(h, _)| h.clone()).collect();
+    for (_, child) in &mut g.daemons {
+        vswitch::os::terminate(child.id(), Duration::from_secs(3));
+        let _ = child.wait();
+    }
+    g.daemons.clear();
+    for host in &hosts {
+        let cfg_path = Path::new(RUN_DIR).join(format!("{host}.toml"));
+        let cfg = std::fs::read_to_string(&cfg_path).map_err(file_error(&cfg_path))?;
+        spawn_vswitchd(host, &cfg, vswitchd, g)?;
+    }
+    for (host, child) in &mut g.daemons {
+        wait_ready(host, child)?;
+    }
+    let start = Instant::now();
+    for host in &hosts {
+        loop {
+            check_interrupt()?;
+            if holds_routers_and_flows(host) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                return Err(LabError::Neutron(format!(
+                    "{host}: after the restart, vswitchd did not put its routers and flows back"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// Host `host`'s daemon runs router instances and br-int has flows.
+fn holds_routers_and_flows(host: &str) -> bool {
+    use vswitch::control::{call, Request, Response};
+    let sock = socket_of(host);
+    let routers = matches!(
+        call(&sock, &Request::RouterShow { router: None }),
+        Ok(Response::RouterShow(r)) if !r.routers.is_empty()
+    );
+    let flows = matches!(
+        call(&sock, &Request::DumpFlows { bridge: "br-int".into() }),
+        Ok(Response::DumpFlows(text)) if !text.trim().is_empty()
+    );
+    routers && flows
 }
 
 /// Starts host `host`'s vswitchd with config `cfg` in the host's
@@ -762,6 +838,7 @@ pub fn run_sim(progress: &mut dyn FnMut(&Outcome)) -> Result<Report, LabError> {
         mode: "simulation".into(),
         scenarios: outcomes,
         agents: Vec::new(),
+        after_restart: Vec::new(),
         sockets: Vec::new(),
     })
 }

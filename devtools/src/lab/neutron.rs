@@ -84,7 +84,11 @@ fn vsctl(db: &LocalServer, host: &str, args: &[&str]) -> Result<String, LabError
 /// bridges (br-int, and each physical bridge with its NIC) on the
 /// userspace datapath, and each VM's port on br-int naming its Neutron
 /// port (id = the port's name in the topology) and MAC.
-pub(super) fn operator_and_nova(t: &Topology, host: &str, db: &LocalServer) -> Result<(), LabError> {
+pub(super) fn operator_and_nova(
+    t: &Topology,
+    host: &str,
+    db: &LocalServer,
+) -> Result<(), LabError> {
     let h = t
         .host(host)
         .ok_or_else(|| LabError::Neutron(format!("no host {host}")))?;
@@ -100,7 +104,11 @@ pub(super) fn operator_and_nova(t: &Topology, host: &str, db: &LocalServer) -> R
     for (_, bridge) in h.mappings() {
         add_br(bridge)?;
         if let Some(nic) = h.nics.get(bridge) {
-            vsctl(db, host, &["--no-wait", "--may-exist", "add-port", bridge, nic])?;
+            vsctl(
+                db,
+                host,
+                &["--no-wait", "--may-exist", "add-port", bridge, nic],
+            )?;
         }
     }
     for p in t.ports.iter().filter(|p| p.host == host) {
@@ -132,10 +140,13 @@ pub(super) fn operator_and_nova(t: &Topology, host: &str, db: &LocalServer) -> R
 pub(super) fn daemon_config(host: &str, db: &LocalServer) -> String {
     format!(
         "# written by `vswitch lab --neutron`\nhost = \"{host}\"\novsdb = \"{}\"\nsocket = \"{}\"\n\
+         # its own run directory: management sockets, kept flows and routers\n\
+         rundir = \"{}\"\n\
          log_level = \"warn\"\n# three daemons share this machine's cores: sleep when idle\n\
          idle_sleep_us = 100\n",
         db.target(),
-        socket_of(host).display()
+        socket_of(host).display(),
+        Path::new(RUN_DIR).join(format!("{host}-run")).display()
     )
 }
 

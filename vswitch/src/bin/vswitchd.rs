@@ -117,12 +117,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Each bridge's management socket beside the control socket.
-    let rundir = cfg
-        .socket
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    // Each bridge's management socket in the run directory.
+    let rundir = cfg.run_dir();
+    if let Err(e) = std::fs::create_dir_all(&rundir) {
+        eprintln!("vswitchd: run directory {}: {e}", rundir.display());
+        drop(server);
+        daemon.stop();
+        return ExitCode::FAILURE;
+    }
     let of_service = match OpenFlowService::start(daemon.shared.clone(), &rundir) {
         Ok(o) => Arc::new(o),
         Err(e) => {

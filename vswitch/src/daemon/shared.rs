@@ -109,7 +109,7 @@ pub struct Shared {
     pub l2_from_database: bool,
     pub state: Mutex<ControlState>,
     /// Where the L3 agent's routers are kept across restarts
-    /// (`l3-routers.json` beside the control socket).
+    /// (`l3-routers.json` in the run directory).
     pub agent_routers_file: std::path::PathBuf,
     /// Saved L3 agent routers not put back yet (their ports are not all
     /// on the switch yet).
@@ -147,11 +147,7 @@ impl Shared {
             host: cfg.host.clone(),
             l2_from_database: cfg.ovsdb.is_some(),
             state: Mutex::new(control),
-            agent_routers_file: cfg
-                .socket
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .join("l3-routers.json"),
+            agent_routers_file: cfg.run_dir().join("l3-routers.json"),
             agent_routers_pending: Mutex::new(Vec::new()),
             world: ArcSwap::new(Arc::new(World {
                 sw,

@@ -131,42 +131,101 @@ fn add_port(shared: &Shared, name: &str, spec: &PortSpec) -> Result<(), String> 
 
 /// Adds `new`: all in one change when they can be (the two ends of a
 /// patch pair need each other), else one by one, each with its error.
+/// The highest OpenFlow number a port may have (OFPP_MAX).
+const OFPP_MAX: i64 = 0xff00;
+
+/// The number each interface had in the database, where it has a valid
+/// one: what a restarted switch gives back (ovs-vswitchd's
+/// `iface_pick_ofport`), so the flows its controllers left, kept across
+/// the restart, still mean the same ports.
+fn kept_numbers(view: &DatabaseView) -> BTreeMap<String, u32> {
+    let mut kept = BTreeMap::new();
+    for b in &view.bridges {
+        for p in &b.ports {
+            let Some(iface) = &p.interface else { continue };
+            if let Some(n) = iface.ofport.filter(|n| (1..OFPP_MAX).contains(n)) {
+                kept.insert(p.name.clone(), n as u32);
+            }
+        }
+    }
+    kept
+}
+
+/// `new` with the numbers they ask for: their `ofport_request`, else the
+/// number the database kept for them unless another port of the bridge
+/// (already there, or new before it) holds it.
+fn with_kept_numbers(
+    shared: &Shared,
+    new: &[(&String, &PortSpec)],
+    kept: &BTreeMap<String, u32>,
+) -> Vec<PortSpec> {
+    let sw = shared.switch();
+    let mut taken: BTreeSet<(String, u32)> = sw
+        .ports()
+        .filter_map(|p| Some((sw.bridges.get(p.bridge)?.name.clone(), p.ofport)))
+        .collect();
+    for (_, spec) in new {
+        if let Some(n) = spec.config.ofport {
+            taken.insert((spec.bridge.clone(), n));
+        }
+    }
+    new.iter()
+        .map(|&(name, spec)| {
+            let mut s = spec.clone();
+            if s.config.ofport.is_none() {
+                if let Some(&n) = kept.get(name) {
+                    if taken.insert((s.bridge.clone(), n)) {
+                        s.config.ofport = Some(n);
+                    }
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// Adds `new` (owned as asked for: a number kept from the database is
+/// not part of what the database asks, so it does not make the port
+/// differ next time).
 fn add_ports(
     shared: &Shared,
     new: &[(&String, &PortSpec)],
+    kept: &BTreeMap<String, u32>,
     owned: &mut Owned,
     errors: &mut BTreeMap<String, String>,
     out: &mut Outcome,
 ) {
+    let numbered = with_kept_numbers(shared, new, kept);
     let mut alone = Vec::new();
     let mut together = Vec::new();
-    for &(name, spec) in new {
+    for (&(name, spec), numbered) in new.iter().zip(&numbered) {
         match device_exists(&spec.io) {
             Err(e) => {
                 out.retry = true;
                 errors.insert(name.clone(), e);
             }
-            Ok(()) if spec.io.is_none() => together.push((name, spec)),
-            Ok(()) => alone.push((name, spec)),
+            Ok(()) if spec.io.is_none() => together.push((name, spec, numbered)),
+            Ok(()) => alone.push((name, spec, numbered)),
         }
     }
     let all_at_once = together.len() > 1
         && shared
             .update(|st| {
-                for (_, spec) in &together {
-                    st.config.add_port(&spec.bridge, spec.config.clone())?;
+                for (_, _, numbered) in &together {
+                    st.config
+                        .add_port(&numbered.bridge, numbered.config.clone())?;
                 }
                 Ok::<(), pipeline::switch::ConfigError>(())
             })
             .is_ok();
     if all_at_once {
-        for (name, spec) in together.drain(..) {
+        for (name, spec, _) in together.drain(..) {
             tracing::info!(port = %name, bridge = %spec.bridge, "database: port added");
             owned.ports.insert(name.clone(), spec.clone());
         }
     }
-    for (name, spec) in together.into_iter().chain(alone) {
-        match add_port(shared, name, spec) {
+    for (name, spec, numbered) in together.into_iter().chain(alone) {
+        match add_port(shared, name, numbered) {
             Ok(()) => {
                 tracing::info!(port = %name, bridge = %spec.bridge, "database: port added");
                 owned.ports.insert(name.clone(), spec.clone());
@@ -284,7 +343,14 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
             Ok(w) => new.push((name, w)),
         }
     }
-    add_ports(shared, &new, owned, &mut errors, &mut out);
+    add_ports(
+        shared,
+        &new,
+        &kept_numbers(view),
+        owned,
+        &mut errors,
+        &mut out,
+    );
     for (name, e) in &errors {
         if owned.errors.get(name) != Some(e) {
             tracing::warn!(port = %name, error = %e, "database: port not in the switch");
