@@ -21,7 +21,7 @@
 //!
 //! Owns the lab's namespaces, its daemons and `RUN_DIR`. May call: its
 //! children (`netns` and `probe` for the kernels, `scenario` for what to
-//! run, `error`), `sim` (`run_sim`), `shipped` (which vswitchd), `spec`
+//! run, `paths` for names and places, `neutron` for `--neutron`, `error`), `sim` (`run_sim`), `shipped` (which vswitchd), `spec`
 //! (the topology and the world outside it), vswitch's control client and
 //! `os` (signals, stopping daemons).
 #![deny(unsafe_code)]
@@ -29,13 +29,15 @@
 pub mod error;
 pub mod netns;
 mod neutron;
+mod paths;
 pub mod probe;
 pub mod scenario;
 
 use crate::sim::{Segment, Sim};
 use crate::spec;
 pub use error::{LabError, ScenarioError, TraceError};
-use netns::NetnsError;
+use paths::{file_error, ip, socket_of};
+pub use paths::{host_ns, vm_ns, NS_PREFIX, RUN_DIR};
 use pipeline::key::{Field, FlowKey};
 use pipeline::wire::ipproto;
 use scenario::{LabScenario, Outcome, Probe, SeenAs, Sender};
@@ -44,11 +46,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use topology::Topology;
-
-/// Prefix of every namespace the lab creates.
-pub const NS_PREFIX: &str = "vsl-";
-/// Where a running lab keeps its configs, sockets, logs and daemon pids.
-pub const RUN_DIR: &str = "/run/vswitch-lab";
 
 const FABRIC_NS: &str = "vsl-fabric";
 const UPSTREAM_NS: &str = "vsl-upstream";
@@ -65,14 +62,6 @@ fn check_interrupt() -> Result<(), LabError> {
         Err(LabError::Interrupted)
     } else {
         Ok(())
-    }
-}
-
-/// The error of a file operation on `path`.
-fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
-    move |source| LabError::File {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -113,21 +102,6 @@ impl Report {
             .chain(&self.after_restart)
             .all(|s| s.passed)
     }
-}
-
-/// VM `vm`'s namespace.
-pub fn vm_ns(vm: &str) -> String {
-    format!("{NS_PREFIX}{vm}")
-}
-
-/// Host `host`'s namespace.
-pub fn host_ns(host: &str) -> String {
-    format!("{NS_PREFIX}{host}")
-}
-
-/// Host `host`'s daemon's control socket.
-fn socket_of(host: &str) -> PathBuf {
-    Path::new(RUN_DIR).join(format!("{host}.sock"))
 }
 
 /// Everything a kernel lab run created; removes it on drop unless kept.
@@ -227,7 +201,7 @@ pub fn run_kernel(
             .iter()
             .map(|(h, c)| format!("{h} {}\n", c.id()))
             .collect();
-        pids.push_str(&neutron::detach(&mut guard));
+        pids.push_str(&neutron::detach(&mut guard.databases));
         let _ = std::fs::write(Path::new(RUN_DIR).join("pids"), pids);
     }
     drop(guard);
@@ -420,13 +394,6 @@ fn add_upstream_and_external_host(t: &Topology, g: &mut LabGuard) -> Result<(), 
         netns::write_sysctl("net/ipv4/ip_forward", "1")
     })??;
     check_interrupt()
-}
-
-/// `ip -n NS COMMAND`, the command as one would type it: its words are
-/// split at whitespace (the names and addresses in it hold none).
-fn ip(ns: &str, command: &str) -> Result<(), NetnsError> {
-    let args: Vec<&str> = command.split_whitespace().collect();
-    netns::ip_in(ns, &args)
 }
 
 /// One vswitchd per host, in the host's namespace, each in its own

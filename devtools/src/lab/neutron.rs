@@ -16,11 +16,11 @@
 //! host; the switch keeps what they set (secure fail mode), as Open
 //! vSwitch does while its agent restarts.
 //!
-//! May call: `mod` (the lab's guard, paths and helpers), ovsdb's
-//! `LocalServer`.
+//! May call: `paths`, `netns`, `error`, ovsdb's `LocalServer`.
 #![deny(unsafe_code)]
 
-use super::{host_ns, ip, socket_of, LabError, LabGuard, RUN_DIR};
+use super::error::LabError;
+use super::paths::{file_error, host_ns, ip, socket_of, RUN_DIR};
 use ovsdb::LocalServer;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -200,7 +200,7 @@ pub(super) fn run_agents(
     };
     ip(&host_ns(host), "link set lo up")?;
     let state = Path::new(RUN_DIR).join(format!("{host}-l3"));
-    std::fs::create_dir_all(&state).map_err(super::file_error(&state))?;
+    std::fs::create_dir_all(&state).map_err(file_error(&state))?;
     let common = |extra: &[String]| -> Vec<String> {
         let mut v = vec![
             "--topology".to_string(),
@@ -274,9 +274,9 @@ fn l2_brief(summary: &str) -> String {
 }
 
 /// Keeps the database servers of a lab left up; `lab down` stops them.
-pub(super) fn detach(g: &mut LabGuard) -> String {
+pub(super) fn detach(databases: &mut Vec<(String, LocalServer)>) -> String {
     let mut pids = String::new();
-    for (host, db) in g.databases.drain(..) {
+    for (host, db) in databases.drain(..) {
         pids.push_str(&format!("{host}-ovsdb {}\n", db.pid()));
         db.detach();
     }
