@@ -54,6 +54,10 @@ def main():
     p.add_argument('--state-path', required=True)
     p.add_argument('--delete', action='store_true',
                    help='then remove every router from the agent')
+    p.add_argument('--no-vswitchd', action='store_true',
+                   help='only the OVSDB side: plug the router ports, hand '
+                        'nothing over (against Open vSwitch, to record what '
+                        'the OVS agent then programs)')
     args = p.parse_args()
 
     l3_main.register_opts(cfg.CONF)
@@ -77,6 +81,9 @@ def main():
     cfg.CONF.set_override('control_socket', args.control_socket, 'vswitch')
 
     model = server_model.Model(args.topology)
+    from neutron_vswitch import control
+    if args.no_vswitchd:
+        control.Control.request = lambda self, cmd, **kw: []
     with mock.patch('neutron.agent.l3.agent.L3PluginApi') as api, \
             mock.patch('neutron.agent.rpc.PluginReportStateAPI'), \
             mock.patch('neutron.agent.rpc.create_consumers'):
@@ -96,7 +103,6 @@ def main():
         if args.delete:
             for r in routers:
                 agent._safe_router_removed(r['id'])
-        from neutron_vswitch import control
         listed = control.Control(args.control_socket).router_list()
     return {'routers': [r['id'] for r in routers], 'classes': classes,
             'vswitchd': listed}

@@ -6,8 +6,14 @@
 //! port-security flows (`ovs_agent_dvr.py`). The running switch then
 //! holds, as `ovs-ofctl dump-flows` prints them, the flows the same
 //! script leaves in a real ovs-vswitchd (recorded in
-//! `tests/golden/neutron-agent-*/` by `record-ovs.sh`). Skips, saying so,
-//! where Neutron or Open vSwitch's database tools are not installed.
+//! `tests/golden/neutron-agent-*/` by `record-ovs.sh`). And each host of
+//! the spec's topology programmed as `vswitch lab --neutron` programs it
+//! (operator and os-vif rows, the L3 agent with neutron-vswitch plugging
+//! the router ports, then the whole OVS agent binding every port) holds
+//! on br-int, br-vlan and br-ex the flows Open vSwitch holds after the same
+//! agents (`tests/golden/neutron-host-*/`, by `record-ovs-host.sh`).
+//! Skips, saying so, where Neutron or Open vSwitch's database tools are
+//! not installed.
 #![deny(unsafe_code)]
 
 mod dbhost;
@@ -305,4 +311,114 @@ fn vms_ping_each_other_through_vswitchd_programmed_by_the_agent() {
         "a spoofed source got through"
     );
     drop(guard);
+}
+
+/// Runs `/usr/bin/python3 harness/SCRIPT.py ARGS` with the hash seed the
+/// recordings used (the agent hands out local VLANs in the order it meets
+/// networks); its standard output.
+fn python(script: &str, args: &[String]) -> String {
+    let out = Command::new(PYTHON)
+        .arg(harness(script))
+        .args(args)
+        .env("PYTHONHASHSEED", "0")
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Host `host` of the spec's topology programmed as `vswitch lab
+/// --neutron` programs it (operator and os-vif rows, the L3 agent with
+/// neutron-vswitch, the OVS agent) holds on each bridge the flows Open
+/// vSwitch holds after the same agents (recorded by
+/// `harness/record-ovs-host.sh HOST`, where the L3 agent only plugs its
+/// ports), and runs the routers.
+fn programs_host_as_ovs(host: &str, mode: &str) {
+    if !neutron_installed() {
+        eprintln!("skipped: {PYTHON} lacks neutron, os_ken or ovsdbapp (Debian python3-neutron, python3-os-ken, python3-ovsdbapp)");
+        return;
+    }
+    let Some(db) = dbhost::server(&format!("host-{host}")) else {
+        return;
+    };
+    let base = TempDir(std::env::temp_dir().join(format!(
+        "vswitch-neutron-host-{host}-{}",
+        std::process::id()
+    )));
+    let rundir = base.0.join("run");
+    let state = base.0.join("l3");
+    std::fs::create_dir_all(&rundir).expect("rundir");
+    let node = dbhost::node_of(&db, Some(&rundir), host);
+    let socket = rundir.join("vswitchd.sock");
+    let server = vswitch::control::ControlServer::start(&socket, node.daemon.shared.clone())
+        .expect("control socket");
+    let topology = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml")
+        .display()
+        .to_string();
+    let common = vec![
+        "--ovsdb".to_string(),
+        db.target(),
+        "--topology".into(),
+        topology,
+        "--host".into(),
+        host.into(),
+    ];
+    python("operator", &common);
+    let mut l3 = common.clone();
+    l3.extend([
+        "--agent-mode".into(),
+        mode.into(),
+        "--control-socket".into(),
+        socket.display().to_string(),
+        "--state-path".into(),
+        state.display().to_string(),
+    ]);
+    python("l3_agent", &l3);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut l2 = common;
+    l2.extend(["--of-port".into(), port.to_string()]);
+    python("neutron_host", &l2);
+    let dir = format!("neutron-host-{host}");
+    for bridge in ["br-int", "br-vlan", "br-ex"] {
+        assert_eq!(
+            flows(&rundir, bridge),
+            golden(&dir, bridge),
+            "{host} {bridge}"
+        );
+    }
+    assert!(
+        node.daemon
+            .shared
+            .switch()
+            .routers
+            .iter()
+            .any(|r| r.name == "qrouter-R1"),
+        "the L3 agent's router runs"
+    );
+    drop(server);
+    node.stop();
+}
+
+#[test]
+fn neutrons_agents_program_a_compute_node_as_they_program_ovs() {
+    programs_host_as_ovs("compute1", "dvr");
+}
+
+#[test]
+fn neutrons_agents_program_the_other_compute_node_as_they_program_ovs() {
+    programs_host_as_ovs("compute2", "dvr");
+}
+
+#[test]
+fn neutrons_agents_program_a_network_node_as_they_program_ovs() {
+    programs_host_as_ovs("network1", "dvr_snat");
 }
