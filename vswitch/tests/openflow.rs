@@ -66,6 +66,7 @@ fn ovs_ofctl_manages_the_flows_of_a_bridge() {
             "Bridge",
             "br-int",
             "datapath_type=netdev",
+            "fail_mode=secure",
         ],
     );
     dbhost::add_port(
@@ -278,7 +279,19 @@ fn a_controllers_flows_are_kept_across_a_restart_until_it_resyncs() {
     let Some(h) = host("restart") else {
         return;
     };
-    dbhost::vsctl(&h.db, &["add-br", "br-int"]);
+    // Secure, as the agent's bridges are (a standalone one would hold
+    // the NORMAL flow too).
+    dbhost::vsctl(
+        &h.db,
+        &[
+            "add-br",
+            "br-int",
+            "--",
+            "set-fail-mode",
+            "br-int",
+            "secure",
+        ],
+    );
     dbhost::add_port(
         &h.db,
         "br-int",
@@ -362,4 +375,49 @@ fn management_sockets_are_the_owners_and_their_sessions_are_bounded() {
             .expect("timeout");
         again.read(&mut buf).expect("read") == 8
     });
+}
+
+/// A bridge's fail mode and controllers decide its flows as in Open
+/// vSwitch (ofproto/connmgr.c): standalone (the default) without
+/// controllers is a learning switch, `priority=0 actions=NORMAL`; secure
+/// holds nothing a controller did not add; changing the mode of a bridge
+/// without controllers, or giving it its first controller, flushes its
+/// flows.
+#[test]
+fn fail_mode_and_controllers_decide_a_bridges_flows_as_in_ovs() {
+    let Some(h) = host("failmode") else {
+        return;
+    };
+    let dump = |h: &Host| {
+        let (ok, out, err) = dbhost::ofctl(&h.rundir, "br0", "dump-flows", &["--no-stats"]);
+        assert!(ok, "{err}");
+        out.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    dbhost::vsctl(&h.db, &["add-br", "br0"]);
+    until("the management socket", || {
+        h.rundir.join("br0.mgmt").exists()
+    });
+    assert_eq!(dump(&h), ["priority=0 actions=NORMAL"]);
+    // A flow of the operator's, then secure: flushed, nothing put back.
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br0", "add-flow", &["priority=5,actions=drop"]);
+    assert!(ok, "{err}");
+    dbhost::vsctl(&h.db, &["set-fail-mode", "br0", "secure"]);
+    assert!(dump(&h).is_empty(), "{:?}", dump(&h));
+    dbhost::vsctl(&h.db, &["set-fail-mode", "br0", "standalone"]);
+    assert_eq!(dump(&h), ["priority=0 actions=NORMAL"]);
+    // Its first controller (none listening): flushed, no NORMAL flow.
+    dbhost::vsctl(&h.db, &["set-controller", "br0", "tcp:127.0.0.1:9"]);
+    assert!(dump(&h).is_empty(), "{:?}", dump(&h));
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br0", "add-flow", &["priority=7,actions=drop"]);
+    assert!(ok, "{err}");
+    // The mode changes while a controller is configured: flows stay.
+    dbhost::vsctl(&h.db, &["set-fail-mode", "br0", "secure"]);
+    assert_eq!(dump(&h), ["priority=7 actions=drop"]);
+    // Its last controller goes: flushed (secure: nothing put back).
+    dbhost::vsctl(&h.db, &["del-controller", "br0"]);
+    assert!(dump(&h).is_empty(), "{:?}", dump(&h));
 }

@@ -33,6 +33,9 @@ struct PortSpec {
 #[derive(Debug, Default)]
 pub struct Owned {
     bridges: BTreeSet<String>,
+    /// Each bridge's fail mode and whether it has controllers, as last
+    /// applied (what a change of either does to its flows).
+    modes: BTreeMap<String, FailMode>,
     ports: BTreeMap<String, PortSpec>,
     /// Why each port the database names is not in the switch, as last
     /// logged (a reason is logged when it comes or changes, not on every
@@ -330,6 +333,7 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
     // Bridges after their ports are out (a bridge goes with its ports),
     // before new ports come in.
     sync_bridges(shared, view, owned);
+    sync_fail_modes(shared, view, owned);
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     let mut new: Vec<(&String, &PortSpec)> = Vec::new();
     for (name, want) in &wanted {
@@ -407,6 +411,97 @@ fn unpair_lone_patches(wanted: &mut BTreeMap<String, Result<PortSpec, String>>) 
     for name in lone {
         if let Some(Ok(w)) = wanted.get_mut(&name) {
             w.config.kind = PortKind::Internal;
+        }
+    }
+}
+
+/// What decides a bridge's flows besides its controllers' (OVS's
+/// connection manager, ofproto/connmgr.c): in `standalone` fail mode (the
+/// default) a bridge without controllers is a learning switch (one flow,
+/// `priority=0 actions=NORMAL`); `secure` passes nothing a controller did
+/// not ask for. Changing the fail mode of a bridge without controllers, or
+/// giving a bridge its first controller (or taking its last), flushes its
+/// flows and puts back that one if it applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FailMode {
+    standalone: bool,
+    has_controllers: bool,
+}
+
+impl FailMode {
+    fn of(b: &BridgeView) -> FailMode {
+        FailMode {
+            standalone: b.fail_mode.as_deref() != Some("secure"),
+            has_controllers: !b.controllers.is_empty(),
+        }
+    }
+
+    /// Whether going from `self` to `next` flushes the flows.
+    fn flushes_into(self, next: FailMode) -> bool {
+        (self.standalone != next.standalone && !next.has_controllers)
+            || self.has_controllers != next.has_controllers
+    }
+
+    fn learning_switch(self) -> bool {
+        self.standalone && !self.has_controllers
+    }
+}
+
+/// `priority=0 actions=NORMAL`, cookie 0: a standalone bridge's flow.
+fn normal_flow() -> pipeline::flow::Flow {
+    pipeline::flow::text::parse_flow("priority=0,actions=NORMAL", &pipeline::flow::NoPortNames)
+        .expect("a valid flow")
+}
+
+/// Flushes `bridge`'s flows (all tables) and, for a learning switch, puts
+/// the NORMAL flow in.
+fn flush_flows(shared: &Shared, bridge: &str, mode: FailMode) {
+    let all = pipeline::switch::FlowSelector {
+        table: None,
+        matches: Default::default(),
+        strict: false,
+        priority: 0,
+        cookie: 0,
+        cookie_mask: 0,
+    };
+    let now = shared.now_ns();
+    let done = shared.update(|st| {
+        st.config.del_flows_where(bridge, &all, |_| true)?;
+        if mode.learning_switch() {
+            st.config.add_flows(bridge, vec![normal_flow()], now)?;
+        }
+        Ok::<(), pipeline::switch::ConfigError>(())
+    });
+    if let Err(e) = done {
+        tracing::warn!(bridge = %bridge, error = %e, "database: flows not flushed");
+    }
+}
+
+/// Each bridge's flows as its fail mode and controllers want them: a new
+/// bridge that is a learning switch gets the NORMAL flow; a change that
+/// flushes (see `FailMode`) flushes.
+fn sync_fail_modes(shared: &Shared, view: &DatabaseView, owned: &mut Owned) {
+    owned.modes.retain(|b, _| owned.bridges.contains(b));
+    for b in view
+        .bridges
+        .iter()
+        .filter(|b| owned.bridges.contains(&b.name))
+    {
+        let want = FailMode::of(b);
+        match owned.modes.insert(b.name.clone(), want) {
+            None if want.learning_switch() => {
+                let now = shared.now_ns();
+                let added =
+                    shared.update(|st| st.config.add_flows(&b.name, vec![normal_flow()], now));
+                if let Err(e) = added {
+                    tracing::warn!(bridge = %b.name, error = %e, "database: standalone flow");
+                }
+            }
+            Some(had) if had.flushes_into(want) => {
+                tracing::info!(bridge = %b.name, standalone = want.standalone, controllers = want.has_controllers, "database: fail mode or controllers changed: flows flushed");
+                flush_flows(shared, &b.name, want);
+            }
+            _ => {}
         }
     }
 }
