@@ -336,11 +336,12 @@ fn under_a_database_a_topology_brings_only_the_router_instances() {
     assert!(names.contains(&"qrouter-R1"), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("fip-")), "{names:?}");
     // The database's switch, untouched: its one bridge, its three ports,
-    // no flow (the OVS agent's to program).
+    // only the flow of a standalone bridge without controller (the rest
+    // is the OVS agent's to program).
     assert_eq!(bridges(d), ["br-int"]);
     assert_eq!(
         sw.bridge("br-int").map(|b| (b.ports.len(), b.n_flows())),
-        Some((3, 0))
+        Some((3, 1))
     );
 }
 
@@ -364,4 +365,48 @@ fn the_switch_follows_the_database_across_a_restart_of_ovsdb_server() {
     assert!(port(d, "p1").is_some());
     vsctl(&db, &["del-port", "br-int", "p1"]);
     assert!(port(d, "p1").is_none());
+}
+
+/// `other_config:mac-table-size` and `mac-aging-time` size and age a
+/// bridge's MAC table as in ovs-vswitchd (8192 entries and 300 s for the
+/// one not given), each bridge its own; capped, never unbounded.
+#[test]
+fn mac_table_size_and_aging_come_from_the_bridges_other_config() {
+    let Some(db) = server("mactable") else {
+        return;
+    };
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
+    let limits = |b: &str| d.shared.switch().bridge(b).map(|b| b.macs.limits());
+    vsctl(&db, &["add-br", "br0"]);
+    vsctl(&db, &["add-br", "br1"]);
+    let default = limits("br0").expect("br0");
+    vsctl(
+        &db,
+        &["set", "Bridge", "br0", "other_config:mac-table-size=100"],
+    );
+    until("br0's table", || {
+        limits("br0") == Some((100, 300_000_000_000))
+    });
+    assert_eq!(limits("br1"), Some(default), "br1 keeps the daemon's");
+    vsctl(
+        &db,
+        &["set", "Bridge", "br1", "other_config:mac-aging-time=30"],
+    );
+    until("br1's aging", || {
+        limits("br1") == Some((8192, 30_000_000_000))
+    });
+    vsctl(
+        &db,
+        &[
+            "set",
+            "Bridge",
+            "br0",
+            "other_config:mac-table-size=999999999",
+        ],
+    );
+    until("the cap", || {
+        limits("br0") == Some((vswitch::database::MAX_MAC_TABLE_SIZE, 300_000_000_000))
+    });
+    node.stop();
 }

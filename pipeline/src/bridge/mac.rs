@@ -64,6 +64,7 @@ pub struct MacCounters {
 pub struct MacTable {
     shards: Vec<Mutex<HashMap<(u16, Mac), MacEntry>>>,
     max_per_shard: usize,
+    max_entries: usize,
     aging_ns: u64,
     generation: Arc<AtomicU64>,
     learned: AtomicU64,
@@ -78,6 +79,7 @@ impl MacTable {
         MacTable {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
+            max_entries,
             aging_ns,
             generation,
             learned: AtomicU64::new(0),
@@ -85,6 +87,12 @@ impl MacTable {
             expired: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
         }
+    }
+
+    /// The limits it was made with: entries, and how long one lives
+    /// unrefreshed.
+    pub fn limits(&self) -> (usize, u64) {
+        (self.max_entries, self.aging_ns)
     }
 
     fn shard(&self, vlan: u16, mac: Mac) -> MutexGuard<'_, HashMap<(u16, Mac), MacEntry>> {

@@ -147,6 +147,25 @@ impl SwitchConfig {
         self.n_workers
     }
 
+    /// Bridge `bridge`'s own MAC table limits (Open_vSwitch's
+    /// `other_config:mac-table-size` and `mac-aging-time`): a fresh, empty
+    /// table with them (a configuration-time setting: learned entries go).
+    pub fn set_bridge_mac_table(
+        &mut self,
+        bridge: &str,
+        max_entries: usize,
+        aging_ns: u64,
+    ) -> Result<(), ConfigError> {
+        let generation = self.mac_generation.clone();
+        let b = self.bridge_mut(bridge)?;
+        b.macs = Arc::new(MacTable::new(
+            max_entries.max(1),
+            aging_ns.max(1),
+            generation,
+        ));
+        Ok(())
+    }
+
     fn bridge_mut(&mut self, name: &str) -> Result<&mut BridgeState, ConfigError> {
         self.bridges
             .iter_mut()

@@ -20,7 +20,7 @@ mod reconcile;
 mod view;
 mod writeback;
 
-pub use reconcile::LOCAL_OFPORT;
+pub use reconcile::{LOCAL_OFPORT, MAX_MAC_TABLE_SIZE};
 pub use writeback::OVS_VERSION;
 
 use crate::daemon::Shared;

@@ -36,6 +36,9 @@ pub struct Owned {
     /// Each bridge's fail mode and whether it has controllers, as last
     /// applied (what a change of either does to its flows).
     modes: BTreeMap<String, FailMode>,
+    /// Each bridge's MAC table (entries, aging in seconds) as last set
+    /// from `other_config`.
+    mac_tables: BTreeMap<String, (usize, u64)>,
     ports: BTreeMap<String, PortSpec>,
     /// Why each port the database names is not in the switch, as last
     /// logged (a reason is logged when it comes or changes, not on every
@@ -334,6 +337,7 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
     // before new ports come in.
     sync_bridges(shared, view, owned);
     sync_fail_modes(shared, view, owned);
+    sync_mac_tables(shared, view, owned);
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     let mut new: Vec<(&String, &PortSpec)> = Vec::new();
     for (name, want) in &wanted {
@@ -474,6 +478,43 @@ fn flush_flows(shared: &Shared, bridge: &str, mode: FailMode) {
     });
     if let Err(e) = done {
         tracing::warn!(bridge = %bridge, error = %e, "database: flows not flushed");
+    }
+}
+
+/// Most learned MACs one bridge may hold, whatever `mac-table-size` says.
+pub const MAX_MAC_TABLE_SIZE: usize = 1 << 20;
+
+/// Each bridge's MAC table as `other_config:mac-table-size` and
+/// `mac-aging-time` set it (ovs-vswitchd's defaults, 8192 and 300 s, for
+/// what is unset, once either is set; the daemon's own limits while
+/// neither is), capped at `MAX_MAC_TABLE_SIZE`; a change starts an empty
+/// table.
+fn sync_mac_tables(shared: &Shared, view: &DatabaseView, owned: &mut Owned) {
+    owned.mac_tables.retain(|b, _| owned.bridges.contains(b));
+    for b in view
+        .bridges
+        .iter()
+        .filter(|b| owned.bridges.contains(&b.name))
+    {
+        if b.mac_table_size.is_none() && b.mac_aging_time.is_none() {
+            continue;
+        }
+        let size = b.mac_table_size.unwrap_or(8192).min(MAX_MAC_TABLE_SIZE);
+        let aging = b.mac_aging_time.unwrap_or(300).min(u64::from(u32::MAX));
+        if owned.mac_tables.get(&b.name) == Some(&(size, aging)) {
+            continue;
+        }
+        let set = shared.update(|st| {
+            st.config
+                .set_bridge_mac_table(&b.name, size, aging * 1_000_000_000)
+        });
+        match set {
+            Ok(()) => {
+                tracing::info!(bridge = %b.name, entries = size, aging_s = aging, "database: MAC table");
+                owned.mac_tables.insert(b.name.clone(), (size, aging));
+            }
+            Err(e) => tracing::warn!(bridge = %b.name, error = %e, "database: MAC table"),
+        }
     }
 }
 

@@ -81,6 +81,10 @@ pub struct BridgeView {
     pub protocols: Vec<String>,
     /// Its controllers (targets such as `tcp:127.0.0.1:6633`).
     pub controllers: Vec<ControllerView>,
+    /// `other_config:mac-table-size` and `mac-aging-time` (seconds), when
+    /// set to a positive number.
+    pub mac_table_size: Option<usize>,
+    pub mac_aging_time: Option<u64>,
     /// `other_config:datapath-id` (16 hex digits) if set.
     pub datapath_id_request: Option<u64>,
     pub datapath_id: Option<String>,
@@ -230,6 +234,14 @@ fn bridge(r: &Replica, uuid: &Uuid, row: &Row) -> BridgeView {
             .map(|d| d.strs().map(String::from).collect())
             .unwrap_or_default(),
         controllers,
+        mac_table_size: other
+            .get("mac-table-size")
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|n| *n > 0),
+        mac_aging_time: other
+            .get("mac-aging-time")
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| *n > 0),
         datapath_id_request: other
             .get("datapath-id")
             .and_then(|s| u64::from_str_radix(s, 16).ok()),
