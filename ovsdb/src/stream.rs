@@ -54,6 +54,14 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// No more writes: the peer reads what was sent, then end of stream.
+    pub fn shutdown_write(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
     pub fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),

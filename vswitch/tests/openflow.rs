@@ -421,3 +421,41 @@ fn fail_mode_and_controllers_decide_a_bridges_flows_as_in_ovs() {
     dbhost::vsctl(&h.db, &["del-controller", "br0"]);
     assert!(dump(&h).is_empty(), "{:?}", dump(&h));
 }
+
+/// `Bridge.protocols` decides whether OpenFlow 1.3 is spoken, management
+/// socket included (as in OVS): without `OpenFlow13` every HELLO fails;
+/// empty, or naming it among others (as the agent sets it), it works.
+#[test]
+fn a_bridges_protocols_decide_whether_openflow13_is_spoken() {
+    let Some(h) = host("protocols") else {
+        return;
+    };
+    dbhost::vsctl(
+        &h.db,
+        &[
+            "add-br",
+            "br0",
+            "--",
+            "set",
+            "Bridge",
+            "br0",
+            "protocols=OpenFlow10",
+        ],
+    );
+    until("the management socket", || {
+        h.rundir.join("br0.mgmt").exists()
+    });
+    let (ok, _, err) = dbhost::ofctl(&h.rundir, "br0", "dump-flows", &[]);
+    assert!(!ok, "OpenFlow 1.3 refused");
+    assert!(
+        err.to_lowercase().contains("version") || err.contains("HELLO"),
+        "{err}"
+    );
+    dbhost::vsctl(
+        &h.db,
+        &["set", "Bridge", "br0", "protocols=OpenFlow10,OpenFlow13"],
+    );
+    until("OpenFlow 1.3 spoken", || {
+        dbhost::ofctl(&h.rundir, "br0", "dump-flows", &[]).0
+    });
+}

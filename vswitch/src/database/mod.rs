@@ -145,6 +145,7 @@ fn session(
                         let control = BridgeControl {
                             datapath_id: datapath_id(&b.name, b.datapath_id_request),
                             controllers: b.controllers.iter().map(|c| c.target.clone()).collect(),
+                            versions: crate::ofswitch::versions_of(&b.protocols),
                         };
                         (b.name.clone(), control)
                     })

@@ -21,7 +21,7 @@ mod flows;
 mod saved;
 mod session;
 
-pub use control::{datapath_id, BridgeControl};
+pub use control::{datapath_id, versions_of, BridgeControl};
 use ovsdb::{Stream, Target};
 
 use crate::daemon::Shared;
@@ -105,6 +105,7 @@ impl Inner {
             .unwrap_or_else(|| BridgeControl {
                 datapath_id: datapath_id(bridge, None),
                 controllers: Vec::new(),
+                versions: control::ALL_VERSIONS,
             })
     }
 }

@@ -85,7 +85,16 @@ pub(crate) fn run(
         flows_changed: false,
     };
     session.ports = session.current_ports();
-    s.write_all(&Message::Hello(Hello::ofp13()).encode(0))?;
+    // What the bridge allows: 1.3, or (its protocols excluding it) the
+    // versions it names, so the peer sees negotiation fail, as with OVS.
+    let hello = if control.openflow13() {
+        Hello::ofp13()
+    } else {
+        Hello {
+            version_bitmap: Some(vec![control.versions]),
+        }
+    };
+    s.write_all(&Message::Hello(hello).encode(0))?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -108,6 +117,15 @@ pub(crate) fn run(
                         s.write_all(&reply)?;
                     }
                     if session.refused {
+                        // The peer reads the error before the connection
+                        // ends (closing with its requests unread would
+                        // reset it first).
+                        let _ = s.shutdown_write();
+                        let until = std::time::Instant::now() + Duration::from_millis(500);
+                        while std::time::Instant::now() < until
+                            && matches!(s.read(&mut chunk), Ok(n) if n > 0)
+                        {
+                        }
                         return Err(SessionError::Version);
                     }
                     if std::mem::take(&mut session.flows_changed) {
@@ -151,7 +169,21 @@ impl Session<'_> {
         let xid = header.xid;
         if !self.negotiated {
             return match msg {
-                Message::Hello(h) => match negotiate_version(header.version, &h) {
+                Message::Hello(h) => match negotiate_version(header.version, &h).and_then(|v| {
+                    if self.control.openflow13() {
+                        Ok(v)
+                    } else {
+                        Err(ErrorMsg {
+                            error_type: error_type::HELLO_FAILED,
+                            code: openflow::hello_failed::INCOMPATIBLE,
+                            data: format!(
+                                "bridge {}: its protocols do not include OpenFlow13",
+                                self.bridge
+                            )
+                            .into_bytes(),
+                        })
+                    }
+                }) {
                     Ok(_) => {
                         self.negotiated = true;
                         Ok(vec![])
