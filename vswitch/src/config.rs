@@ -180,6 +180,12 @@ pub enum Backend {
         #[serde(default)]
         queue: u32,
     },
+    /// A TAP device of that name (Linux), created down: the kernel side
+    /// of an internal port, as OVS's userspace datapath makes it.
+    Tap {
+        /// The device; the port's name when not given.
+        interface: Option<String>,
+    },
     /// In-memory rings (tests, benchmarks).
     Ring {
         #[serde(default = "default_depth")]

@@ -410,3 +410,98 @@ fn mac_table_size_and_aging_come_from_the_bridges_other_config() {
     });
     node.stop();
 }
+
+/// Network namespaces of one test, deleted on drop (even when it fails).
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn device_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// An `internal` port's kernel side is a TAP device, as with OVS's
+/// userspace datapath: two of them, moved into namespaces, talk through
+/// a standalone bridge. A port a router instance takes has no device
+/// (the L3 agent's ports are the routers'), and gets it back when the
+/// router lets go.
+#[test]
+fn internal_ports_are_tap_devices_unless_a_router_takes_them() {
+    if !is_root() {
+        eprintln!("skipped: TAP devices and namespaces need root");
+        return;
+    }
+    let Some(db) = server("tap") else {
+        return;
+    };
+    let tag = std::process::id() % 100_000;
+    let (a, b, qr) = (
+        format!("vta{tag}"),
+        format!("vtb{tag}"),
+        format!("qr-t{tag}"),
+    );
+    let ns = Namespaces(vec![format!("vsw-tap-a-{tag}"), format!("vsw-tap-b-{tag}")]);
+    let node = dbhost::node(&db, None);
+    let d = &node.daemon;
+    vsctl(&db, &["add-br", "br0"]);
+    for p in [&a, &b, &qr] {
+        dbhost::add_port(&db, "br0", p, &[], &["type=internal"]);
+    }
+    until("the TAP devices", || {
+        device_exists(&a) && device_exists(&b) && device_exists(&qr)
+    });
+    for (dev, n, addr) in [
+        (&a, &ns.0[0], "192.0.2.1/24"),
+        (&b, &ns.0[1], "192.0.2.2/24"),
+    ] {
+        ip(&["netns", "add", n]);
+        ip(&["link", "set", dev, "netns", n]);
+        ip(&["-n", n, "addr", "add", addr, "dev", dev]);
+        ip(&["-n", n, "link", "set", dev, "up"]);
+    }
+    // ARP resolution through the bridge is the evidence: a datagram to
+    // b makes a's kernel ask, and b's answer comes back through the
+    // switch (without it the entry stays incomplete, no lladdr).
+    until("a resolves b through the switch", || {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &ns.0[0], "python3", "-c"])
+            .arg("import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('192.0.2.2', 9))")
+            .output();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        Command::new("ip")
+            .args(["-n", &ns.0[0], "neigh", "show", "192.0.2.2"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("lladdr"))
+            .unwrap_or(false)
+    });
+
+    // A router instance takes qr: its device goes; the router gone, back.
+    let router: topology::HostRouter = serde_json::from_value(serde_json::json!({
+        "name": "rt", "link_suffix": "rt",
+        "interfaces": [{"device": qr, "mac": "fa:16:3e:00:00:01",
+                        "cidr": "198.51.100.0/24", "gateway_ip": "198.51.100.1"}]
+    }))
+    .expect("router");
+    vswitch::l3agent::set(&d.shared, router).expect("router set");
+    until("qr's device removed", || !device_exists(&qr));
+    vswitch::l3agent::del(&d.shared, "rt").expect("router del");
+    until("qr's device back", || device_exists(&qr));
+    node.stop();
+    assert!(!device_exists(&qr), "the device goes with the switch");
+}

@@ -108,6 +108,20 @@ pub(super) fn open_backend(
         }
         #[cfg(not(all(target_os = "linux", feature = "af-xdp")))]
         Backend::AfXdp { .. } => Err(BackendError::NotBuilt("af-xdp")),
+        #[cfg(target_os = "linux")]
+        Backend::Tap { interface } => {
+            if queues != 1 {
+                return Err(BackendError::OneQueue("tap"));
+            }
+            let (r, t) = crate::io::tap::open(interface.as_deref().unwrap_or(name))?;
+            Ok(Opened {
+                rx: vec![Box::new(r)],
+                tx: Some(Arc::new(t)),
+                ring: None,
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        Backend::Tap { .. } => Err(BackendError::NeedsLinux),
         Backend::Ring { depth } => {
             if queues != 1 {
                 return Err(BackendError::OneQueue("ring"));

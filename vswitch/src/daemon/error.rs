@@ -40,7 +40,7 @@ pub enum BindError {
     },
     #[error("no port named `{port}` on host {host}")]
     NoSuchPort { port: String, host: String },
-    #[error("{port}: only system ports carry I/O (this one is {kind:?})")]
+    #[error("{port}: only system ports carry I/O, and internal ports their TAP device (this one is {kind:?})")]
     NotSystem { port: String, kind: PortKind },
     #[error("ports: {port}: {source}")]
     Open {

@@ -261,7 +261,11 @@ impl Shared {
         let port = sw
             .port_by_name(name)
             .ok_or_else(|| self.no_such_port(name))?;
-        if port.kind != pipeline::switch::PortKind::System {
+        // System ports carry a NIC's or a device's I/O; an internal port
+        // only its own TAP device.
+        let tap_on_internal = port.kind == pipeline::switch::PortKind::Internal
+            && matches!(backend, Backend::Tap { .. });
+        if port.kind != pipeline::switch::PortKind::System && !tap_on_internal {
             return Err(BindError::NotSystem {
                 port: name.to_string(),
                 kind: port.kind.clone(),

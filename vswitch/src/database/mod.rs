@@ -159,6 +159,7 @@ fn session(
             c.transact(DATABASE, &ops)?;
         }
         let retry_at = (outcome.retry || routers_waiting).then(|| Instant::now() + RETRY_INTERVAL);
+        let routed = reconcile::routed_ports(shared);
         loop {
             if stop.load(Ordering::Acquire) || shared.stopping() {
                 return Ok(());
@@ -182,6 +183,8 @@ fn session(
                 None if retry_at.is_some_and(|t| Instant::now() >= t) => break,
                 // A controller connection came up or went down.
                 None if openflow.map(OpenFlowService::connections_epoch) != epoch => break,
+                // A router took or left an internal port (its TAP device).
+                None if reconcile::routed_ports(shared) != routed => break,
                 None => {}
             }
         }

@@ -26,6 +26,9 @@ struct PortSpec {
     bridge: String,
     config: PortConfig,
     io: Option<Backend>,
+    /// An `internal` interface: its kernel device is a TAP (bound by
+    /// `sync_taps`, unless a router instance takes the port).
+    tap: bool,
 }
 
 /// What this switch added because the database said so (owner: the
@@ -39,6 +42,8 @@ pub struct Owned {
     /// Each bridge's MAC table (entries, aging in seconds) as last set
     /// from `other_config`.
     mac_tables: BTreeMap<String, (usize, u64)>,
+    /// Internal ports whose TAP device is bound.
+    taps: BTreeSet<String>,
     ports: BTreeMap<String, PortSpec>,
     /// Why each port the database names is not in the switch, as last
     /// logged (a reason is logged when it comes or changes, not on every
@@ -74,6 +79,7 @@ fn spec(bridge: &BridgeView, port: &PortView) -> Result<PortSpec, String> {
         .as_ref()
         .ok_or_else(|| format!("{}: no interface", port.name))?;
     let kind = iface.kind.clone()?;
+    let tap = kind == InterfaceType::Internal;
     let (kind, io) = match kind {
         InterfaceType::System => (
             PortKind::System,
@@ -105,6 +111,7 @@ fn spec(bridge: &BridgeView, port: &PortView) -> Result<PortSpec, String> {
         bridge: bridge.name.clone(),
         config,
         io,
+        tap,
     })
 }
 
@@ -135,8 +142,54 @@ fn add_port(shared: &Shared, name: &str, spec: &PortSpec) -> Result<(), String> 
     Ok(())
 }
 
-/// Adds `new`: all in one change when they can be (the two ends of a
-/// patch pair need each other), else one by one, each with its error.
+/// The ports router instances attach to (`Link::Bridge` interfaces): an
+/// internal port a router takes has no kernel device.
+pub fn routed_ports(shared: &Shared) -> BTreeSet<String> {
+    shared
+        .switch()
+        .routers
+        .iter()
+        .flat_map(|r| r.interfaces.iter())
+        .filter(|i| matches!(i.link, pipeline::router::Link::Bridge))
+        .map(|i| i.name.clone())
+        .collect()
+}
+
+/// Each internal port's TAP device, as OVS's userspace datapath gives
+/// one: bound while no router instance takes the port (the L3 agent's
+/// qr-/sg-/qg-/fg- ports are the routers'), unbound when one does.
+fn sync_taps(shared: &Shared, owned: &mut Owned) {
+    let routed = routed_ports(shared);
+    let internal: Vec<String> = owned
+        .ports
+        .iter()
+        .filter(|(_, spec)| spec.tap)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in internal {
+        let want = !routed.contains(&name);
+        if want == owned.taps.contains(&name) {
+            continue;
+        }
+        if want {
+            let tap = Backend::Tap { interface: None };
+            match shared.bind_port(&name, &tap, 1) {
+                Ok(()) => {
+                    tracing::info!(port = %name, "database: internal port's TAP device up");
+                    owned.taps.insert(name);
+                }
+                Err(e) => {
+                    tracing::warn!(port = %name, error = %e, "database: internal port's TAP device")
+                }
+            }
+        } else {
+            let _ = shared.unbind_port(&name);
+            tracing::info!(port = %name, "database: internal port taken by a router: TAP device removed");
+            owned.taps.remove(&name);
+        }
+    }
+}
+
 /// The highest OpenFlow number a port may have (OFPP_MAX).
 const OFPP_MAX: i64 = 0xff00;
 
@@ -190,9 +243,10 @@ fn with_kept_numbers(
         .collect()
 }
 
-/// Adds `new` (owned as asked for: a number kept from the database is
-/// not part of what the database asks, so it does not make the port
-/// differ next time).
+/// Adds `new`: all in one change when they can be (the two ends of a
+/// patch pair need each other), else one by one, each with its error.
+/// Owned as asked for: a number kept from the database is not part of
+/// what the database asks, so it does not make the port differ next time.
 fn add_ports(
     shared: &Shared,
     new: &[(&String, &PortSpec)],
@@ -331,6 +385,7 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
     del_ports(shared, &stale);
     for name in stale {
         owned.ports.remove(&name);
+        owned.taps.remove(&name);
         tracing::info!(port = %name, "database: port removed");
     }
     // Bridges after their ports are out (a bridge goes with its ports),
@@ -359,6 +414,7 @@ pub fn reconcile(shared: &Shared, view: &DatabaseView, owned: &mut Owned) -> Out
         &mut errors,
         &mut out,
     );
+    sync_taps(shared, owned);
     for (name, e) in &errors {
         if owned.errors.get(name) != Some(e) {
             tracing::warn!(port = %name, error = %e, "database: port not in the switch");
@@ -569,6 +625,7 @@ fn sync_bridges(shared: &Shared, view: &DatabaseView, owned: &mut Owned) {
         for p in ports {
             let _ = shared.unbind_port(&p);
             owned.ports.remove(&p);
+            owned.taps.remove(&p);
         }
         owned.bridges.remove(&b);
     }

@@ -3,6 +3,7 @@
 //! may send to.
 //!
 //! Backends here: `afpacket` (TPACKET_V3 ring, any Linux interface),
+//! `tap` (the kernel device of an internal port),
 //! `ring` (in-memory, for tests), `pcap` (replay a capture as input,
 //! write output to a capture), `null` (discard output, counted) and, with
 //! their features,
@@ -22,6 +23,8 @@ pub mod dpdk;
 pub mod null;
 pub mod pcap;
 pub mod ring;
+#[cfg(target_os = "linux")]
+pub mod tap;
 
 mod error;
 mod queue;
