@@ -66,7 +66,7 @@ pub enum ControlError {
     UnknownPortKind(String),
     #[error("a patch port needs `peer`")]
     PatchWithoutPeer,
-    #[error("{0}: only system ports carry I/O")]
+    #[error("{0}: only system ports carry I/O (and internal ports a tap)")]
     OnlySystemPortsCarryIo(String),
     #[error(transparent)]
     Bind(#[from] BindError),

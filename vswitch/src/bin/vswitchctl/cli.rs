@@ -254,10 +254,10 @@ pub(crate) struct PortOpts {
 /// How a port is bound to I/O.
 #[derive(clap::Args)]
 pub(crate) struct BackendOpts {
-    /// af-packet, ring, pcap (af-xdp, dpdk when built with them).
+    /// af-packet, tap (an internal port's device), ring, pcap (af-xdp, dpdk when built with them).
     #[arg(long)]
     pub(crate) backend: Option<String>,
-    /// Interface (af-packet, af-xdp; the port's name when not given).
+    /// Interface (af-packet, af-xdp, tap; the port's name when not given).
     #[arg(long)]
     pub(crate) interface: Option<String>,
     /// Receive queues (af-packet: sockets in one fanout group).

@@ -106,7 +106,9 @@ pub(super) fn add_port(
     let mut p = PortConfig::new(name, PortKind::System, VlanMode::Trunk { trunks: vec![] });
     settings.apply(&mut p);
     p.ofport = ofport;
-    if io.is_some() && p.kind != PortKind::System {
+    let tap_on_internal =
+        p.kind == PortKind::Internal && matches!(io, Some((Backend::Tap { .. }, _)));
+    if io.is_some() && p.kind != PortKind::System && !tap_on_internal {
         return Err(ControlError::OnlySystemPortsCarryIo(name.to_string()));
     }
     let ofport = shared.update(|st| st.config.add_port(bridge, p))?;
