@@ -284,3 +284,37 @@ fn the_daemon_switches_between_af_xdp_ports() {
         "programs removed at stop"
     );
 }
+
+mod dbhost;
+
+/// An Open_vSwitch interface of type `afxdp` (OVS's userspace datapath
+/// name for it) is bound as an AF_XDP port on its device, and the switch
+/// lists `afxdp` among its interface types.
+#[test]
+fn an_afxdp_interface_in_the_database_is_an_af_xdp_port() {
+    if !is_root() {
+        eprintln!("skipped: needs root (veth, XDP)");
+        return;
+    }
+    let Some(db) = dbhost::server("afxdp") else {
+        return;
+    };
+    let Some(v) = Veth::new("d") else {
+        eprintln!("skipped: cannot create a veth pair");
+        return;
+    };
+    let node = dbhost::node(&db, None);
+    dbhost::vsctl(&db, &["add-br", "br0"]);
+    dbhost::add_port(&db, "br0", &v.0, &[], &["type=afxdp"]);
+    let shared = node.daemon.shared.clone();
+    dbhost::until("the AF_XDP binding", || {
+        shared.bindings().iter().any(|b| {
+            b.port == v.0
+                && matches!(&b.backend, vswitch::config::Backend::AfXdp { interface: Some(i), queue: 0 } if *i == v.0)
+        })
+    });
+    let types = dbhost::vsctl(&db, &["get", "Open_vSwitch", ".", "iface_types"]);
+    assert!(types.contains("afxdp"), "{types}");
+    drop(shared);
+    node.stop();
+}

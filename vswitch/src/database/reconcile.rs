@@ -88,6 +88,13 @@ fn spec(bridge: &BridgeView, port: &PortView) -> Result<PortSpec, String> {
             }),
         ),
         InterfaceType::Internal => (PortKind::Internal, None),
+        InterfaceType::AfXdp => (
+            PortKind::System,
+            Some(Backend::AfXdp {
+                interface: Some(iface.name.clone()),
+                queue: 0,
+            }),
+        ),
         InterfaceType::Patch { peer } => (PortKind::Patch { peer }, None),
         InterfaceType::Dpdk { devargs } => {
             let (device, args) = match devargs.split_once(',') {
@@ -118,9 +125,15 @@ fn spec(bridge: &BridgeView, port: &PortView) -> Result<PortSpec, String> {
 /// A Linux network device the AF_PACKET backend would open is there.
 fn device_exists(io: &Option<Backend>) -> Result<(), String> {
     match io {
-        Some(Backend::AfPacket {
-            interface: Some(name),
-        }) if !Path::new("/sys/class/net").join(name).exists() => Err(format!(
+        Some(
+            Backend::AfPacket {
+                interface: Some(name),
+            }
+            | Backend::AfXdp {
+                interface: Some(name),
+                ..
+            },
+        ) if !Path::new("/sys/class/net").join(name).exists() => Err(format!(
             "could not open network device {name} (No such device)"
         )),
         _ => Ok(()),

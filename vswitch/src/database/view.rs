@@ -32,6 +32,9 @@ pub enum InterfaceType {
     Patch { peer: String },
     /// `dpdk` with `options:dpdk-devargs`.
     Dpdk { devargs: String },
+    /// `afxdp`: an AF_XDP socket on the device of the interface's name
+    /// (the `af-xdp` feature; copy mode, queue 0).
+    AfXdp,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,12 +136,13 @@ fn interface(uuid: &Uuid, row: &Row) -> InterfaceView {
             Some(peer) if !peer.is_empty() => Ok(InterfaceType::Patch { peer: peer.clone() }),
             _ => Err(format!("{name}: patch interface needs options:peer")),
         },
+        "afxdp" => Ok(InterfaceType::AfXdp),
         "dpdk" => match options.get("dpdk-devargs") {
             Some(d) if !d.is_empty() => Ok(InterfaceType::Dpdk { devargs: d.clone() }),
             _ => Err(format!("{name}: dpdk interface needs options:dpdk-devargs")),
         },
         other => Err(format!(
-            "{name}: interface type {other:?} is not supported by vswitch (system, internal, patch, dpdk)"
+            "{name}: interface type {other:?} is not supported by vswitch (system, internal, patch, afxdp, dpdk)"
         )),
     };
     InterfaceView {

@@ -16,7 +16,12 @@ use ovsdb::{Condition, Datum, Operation};
 /// switch implements (what agents read from `ovs_version`).
 pub const OVS_VERSION: &str = "3.1.0";
 pub const DATAPATH_TYPES: [&str; 2] = ["netdev", "system"];
-pub const IFACE_TYPES: [&str; 4] = ["dpdk", "internal", "patch", "system"];
+/// The interface types this build takes (`afxdp` with the `af-xdp`
+/// feature).
+#[cfg(feature = "af-xdp")]
+pub const IFACE_TYPES: &[&str] = &["afxdp", "dpdk", "internal", "patch", "system"];
+#[cfg(not(feature = "af-xdp"))]
+pub const IFACE_TYPES: &[&str] = &["dpdk", "internal", "patch", "system"];
 
 /// The operations that bring the database to what the switch holds;
 /// `connected(bridge, target)`: whether that controller connection is up.
@@ -79,7 +84,7 @@ pub fn operations(
             row.push(("datapath_types".into(), Datum::strings(&DATAPATH_TYPES)));
         }
         if root.iface_types != IFACE_TYPES {
-            row.push(("iface_types".into(), Datum::strings(&IFACE_TYPES)));
+            row.push(("iface_types".into(), Datum::strings(IFACE_TYPES)));
         }
         if root.cur_cfg != root.next_cfg {
             row.push(("cur_cfg".into(), Datum::one(root.next_cfg)));
