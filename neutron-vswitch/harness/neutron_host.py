@@ -90,8 +90,14 @@ def program(bridge_classes):
     flows = {'br-int': len(agent.int_br.dump_flows())}
     for physnet, br in agent.phys_brs.items():
         flows[br.br_name] = len(br.dump_flows())
-    return json.dumps({'host': conf.host, 'bound': sorted(ids),
-                       'flows': flows})
+    summary = json.dumps({'host': conf.host, 'bound': sorted(ids),
+                          'flows': flows})
+    if ARGS.stay:
+        # Then as the agent's process goes on: its rpc_loop, until SIGTERM.
+        print(summary, flush=True)
+        agent.daemon_loop()
+        return 'stopped'
+    return summary
 
 
 def main():
@@ -99,6 +105,9 @@ def main():
     p = agent_host.parser(__doc__)
     p.add_argument('--topology', required=True)
     p.add_argument('--host', required=True)
+    p.add_argument('--stay', action='store_true',
+                   help='print the summary, then run the agent\'s rpc_loop '
+                        '(ports plugged later are bound) until SIGTERM')
     ARGS = p.parse_args()
     MODEL = server_model.Model(ARGS.topology)
     h = MODEL.host(ARGS.host)

@@ -26,6 +26,8 @@ def main():
     p.add_argument('--ovsdb', required=True)
     p.add_argument('--topology', required=True)
     p.add_argument('--host', required=True)
+    p.add_argument('--without', action='append', default=[],
+                   metavar='PORT', help='leave this VM port out (repeatable)')
     args = p.parse_args()
     model = server_model.Model(args.topology)
     host = model.host(args.host)
@@ -35,7 +37,7 @@ def main():
         vsctl(args.ovsdb, '--may-exist', 'add-br', br, '--', 'set', 'Bridge',
               br, 'datapath_type=netdev')
     for p in model.ports:
-        if p['host'] != args.host:
+        if p['host'] != args.host or p['name'] in args.without:
             continue
         vsctl(args.ovsdb, '--may-exist', 'add-port', 'br-int', p['device'],
               '--', 'set', 'Interface', p['device'], 'type=internal',

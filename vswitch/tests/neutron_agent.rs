@@ -422,3 +422,122 @@ fn neutrons_agents_program_the_other_compute_node_as_they_program_ovs() {
 fn neutrons_agents_program_a_network_node_as_they_program_ovs() {
     programs_host_as_ovs("network1", "dvr_snat");
 }
+
+/// A harness process killed (SIGTERM, then SIGKILL) when dropped, so a
+/// failing test leaves no agent behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether any of `lines` holds every one of `parts`.
+fn any_flow(lines: &[String], parts: &[&str]) -> bool {
+    lines.iter().any(|l| parts.iter().all(|p| l.contains(p)))
+}
+
+/// The OVS agent keeps running (its rpc_loop, as the agent's process
+/// does) while vswitchd restarts under it: the switch comes back with the
+/// agent's flows, the agent's controller is connected again, and a VM
+/// plugged after the restart (vm2, 10.1.0.12) is bound through that new
+/// connection, its port-security flows on br-int as before the restart
+/// the other VMs' were.
+#[test]
+fn the_running_ovs_agent_binds_ports_plugged_after_vswitchd_restarts() {
+    if !neutron_installed() {
+        eprintln!("skipped: {PYTHON} lacks neutron, os_ken or ovsdbapp (Debian python3-neutron, python3-os-ken, python3-ovsdbapp)");
+        return;
+    }
+    let Some(db) = dbhost::server("agent-restart") else {
+        return;
+    };
+    let base = TempDir(std::env::temp_dir().join(format!(
+        "vswitch-neutron-agent-restart-{}",
+        std::process::id()
+    )));
+    let rundir = base.0.join("run");
+    std::fs::create_dir_all(&rundir).expect("rundir");
+    let node = dbhost::node_of(&db, Some(&rundir), "compute1");
+    let topology = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml")
+        .display()
+        .to_string();
+    let common = vec![
+        "--ovsdb".to_string(),
+        db.target(),
+        "--topology".into(),
+        topology,
+        "--host".into(),
+        "compute1".into(),
+    ];
+    let mut without_vm2 = common.clone();
+    without_vm2.extend(["--without".into(), "vm2".into()]);
+    python("operator", &without_vm2);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let log = base.0.join("agent.log");
+    let mut child = Command::new(PYTHON)
+        .arg(harness("neutron_host"))
+        .args(&common)
+        .args(["--of-port", &port.to_string(), "--stay"])
+        .env("PYTHONHASHSEED", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("agent log"))
+        .spawn()
+        .expect("the agent starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let agent = Running(child);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
+        .expect("the agent's summary");
+    let agent_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        first.contains("\"bound\": [\"vm1\", \"vm4\"]"),
+        "{first}\n{}",
+        agent_log()
+    );
+    let before = flows(&rundir, "br-int");
+    assert!(any_flow(&before, &["arp_spa=10.1.0.11"]), "{before:#?}");
+    assert!(!any_flow(&before, &["arp_spa=10.1.0.12"]), "{before:#?}");
+
+    node.stop();
+    let node = dbhost::node_of(&db, Some(&rundir), "compute1");
+    assert_eq!(
+        flows(&rundir, "br-int"),
+        before,
+        "flows kept across the restart"
+    );
+    python("operator", &common);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = flows(&rundir, "br-int");
+        if any_flow(&now, &["table=24", "arp_spa=10.1.0.12"])
+            && any_flow(&now, &["table=25", "dl_src=fa:16:3e:01:00:12"])
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vm2 not bound after the restart:\n{now:#?}\n{}",
+            agent_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    drop(agent);
+    node.stop();
+}
