@@ -25,6 +25,12 @@ pub enum DaemonConfigError {
     },
     #[error("{}: workers: at least one worker", path.display())]
     NoWorkers { path: PathBuf },
+    #[error("{}: log_level: {source}", path.display())]
+    LogLevel {
+        path: PathBuf,
+        #[source]
+        source: crate::logging::LogFilterError,
+    },
     #[error("{}: socket_group `{group}`: {source}", path.display())]
     SocketGroup {
         path: PathBuf,
@@ -367,6 +373,12 @@ impl DaemonConfig {
                 path: path.to_path_buf(),
             });
         }
+        crate::logging::parse_filter(&c.log_level).map_err(|source| {
+            DaemonConfigError::LogLevel {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         if let Some(g) = &c.socket_group {
             crate::os::group_id(g).map_err(|source| DaemonConfigError::SocketGroup {
                 path: path.to_path_buf(),

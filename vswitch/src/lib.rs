@@ -17,6 +17,7 @@
 //! - `l3agent`: the routers Neutron's L3 agent hands the switch, kept
 //!   across restarts.
 //! - `capture`: a port's traffic into a pcap file.
+//! - `logging`: the log filter, checked, and changed at runtime.
 //! - `os`: the few libc calls outside the backends.
 //!
 //! May call: `pipeline` (the dataplane), `topology` (compiling this
@@ -36,6 +37,7 @@ pub mod daemon;
 pub mod database;
 pub mod io;
 pub mod l3agent;
+pub mod logging;
 pub mod offline;
 pub mod ofswitch;
 pub mod os;

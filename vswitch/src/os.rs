@@ -8,7 +8,7 @@
 //! `vswitchd`, the control server, devtools and tests call it.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Our effective user id.
@@ -122,11 +122,91 @@ pub fn terminate(pid: u32, grace: Duration) -> bool {
     false
 }
 
+/// Tells the service manager (systemd's `NOTIFY_SOCKET`, a path or an
+/// abstract name after `@`) `state`, e.g. `READY=1`; nothing without
+/// one. Errors are the socket's.
+pub fn sd_notify(state: &str) -> io::Result<bool> {
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let target = target.to_string_lossy().into_owned();
+    let addr = match target.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            SocketAddr::from_abstract_name(name.as_bytes())?
+        }
+        None => SocketAddr::from_pathname(&target)?,
+    };
+    let socket = UnixDatagram::unbound()?;
+    socket.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(true)
+}
+
+/// A pid file: written (`PID\n`) by [`PidFile::create`], removed when
+/// dropped.
+pub struct PidFile(std::path::PathBuf);
+
+/// Why a pid file was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    #[error("{}: already running as pid {pid}", path.display())]
+    Running { path: std::path::PathBuf, pid: u32 },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl PidFile {
+    /// Writes this process's pid to `path` (atomically: a temporary file
+    /// renamed), refusing when the file names another running process;
+    /// a stale one is replaced.
+    pub fn create(path: &std::path::Path) -> Result<PidFile, PidFileError> {
+        let io_err = |source| PidFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse::<u32>() {
+                if pid != std::process::id() && is_running(pid) {
+                    return Err(PidFileError::Running {
+                        path: path.to_path_buf(),
+                        pid,
+                    });
+                }
+            }
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let tmp = path.with_extension("pid.tmp");
+        std::fs::write(&tmp, format!("{}\n", std::process::id())).map_err(io_err)?;
+        std::fs::rename(&tmp, path).map_err(io_err)?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Set by the SIGINT/SIGTERM handler; read by [`stop_requested`].
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn note_stop_request(_: libc::c_int) {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGHUPs received since [`catch_hangup`] (read by [`take_hangups`]).
+static HANGUPS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn note_hangup(_: libc::c_int) {
+    HANGUPS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Makes SIGINT and SIGTERM only note that a stop was asked for (see
@@ -140,6 +220,22 @@ pub fn catch_stop_signals() {
         libc::signal(libc::SIGINT, handler);
         libc::signal(libc::SIGTERM, handler);
     }
+}
+
+/// Makes SIGHUP only counted (see [`take_hangups`]) instead of ending
+/// the process.
+pub fn catch_hangup() {
+    HANGUPS.store(0, Ordering::SeqCst);
+    let handler = note_hangup as *const () as libc::sighandler_t;
+    // SAFETY: the handler is async-signal-safe: it only adds to an atomic.
+    unsafe {
+        libc::signal(libc::SIGHUP, handler);
+    }
+}
+
+/// SIGHUPs received since the last call.
+pub fn take_hangups() -> u32 {
+    HANGUPS.swap(0, Ordering::SeqCst)
 }
 
 /// Whether SIGINT or SIGTERM arrived since [`catch_stop_signals`].

@@ -2,7 +2,12 @@
 //!
 //! Reads the configuration, starts the daemon and its control socket,
 //! runs until SIGINT or SIGTERM, then stops both in order. Errors are
-//! printed after `vswitchd: ` with what failed.
+//! printed after `vswitchd: ` with what failed. `--check` only reads the
+//! configuration and builds the switch it describes; `--pidfile` writes
+//! the pid; under systemd (`Type=notify`) it says READY=1 once the
+//! control socket and the database binding are up, STOPPING=1 when
+//! asked to stop. SIGHUP is logged and otherwise ignored (changes go
+//! through vswitchctl or the database).
 #![deny(unsafe_code)]
 
 use clap::Parser;
@@ -33,6 +38,15 @@ struct Args {
     /// configuration's `ovsdb`).
     #[arg(long)]
     ovsdb: Option<String>,
+    /// Only check the configuration: read it and its topology, build
+    /// this host's switch, check the configured ports are on it; open
+    /// nothing. Exit status 0 when it would start.
+    #[arg(long)]
+    check: bool,
+    /// Write the daemon's pid to this file (removed on exit); refused
+    /// when it names a running process.
+    #[arg(long)]
+    pidfile: Option<PathBuf>,
     /// DPDK EAL arguments after `--` (replace the configuration's
     /// `[dpdk] eal_args`), e.g. `-- --no-huge -m 512 -l 1`.
     #[arg(last = true)]
@@ -48,31 +62,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.check {
+        return check(&args, cfg);
+    }
     let filter = match std::env::var("RUST_LOG") {
-        Ok(f) if !f.is_empty() => {
-            tracing_subscriber::EnvFilter::try_new(&f).map_err(|e| format!("RUST_LOG `{f}`: {e}"))
-        }
-        _ => tracing_subscriber::EnvFilter::try_new(&cfg.log_level).map_err(|e| {
-            format!(
-                "{}: log_level `{}`: {e}",
-                args.config.display(),
-                cfg.log_level
-            )
-        }),
+        Ok(f) if !f.is_empty() => (f, "RUST_LOG".to_string()),
+        _ => (
+            cfg.log_level.clone(),
+            format!("{}: log_level", args.config.display()),
+        ),
     };
-    let filter = match filter {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("vswitchd: {e}");
+    if let Err(e) = vswitch::logging::init(&filter.0) {
+        eprintln!("vswitchd: {}: {e}", filter.1);
+        return ExitCode::FAILURE;
+    }
+    let _pidfile = match args.pidfile.as_deref().map(vswitch::os::PidFile::create) {
+        Some(Err(e)) => {
+            eprintln!("vswitchd: pidfile: {e}");
             return ExitCode::FAILURE;
         }
+        Some(Ok(p)) => Some(p),
+        None => None,
     };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .init();
     if let Some(s) = args.socket {
         cfg.socket = s;
     }
@@ -152,11 +163,25 @@ fn main() -> ExitCode {
         None => None,
     };
     vswitch::os::catch_stop_signals();
+    vswitch::os::catch_hangup();
     tracing::info!(socket = %cfg.socket.display(), "control socket ready");
+    notify(&format!(
+        "READY=1\nSTATUS=host {}, control socket {}\nMAINPID={}",
+        cfg.host,
+        cfg.socket.display(),
+        std::process::id()
+    ));
     while !vswitch::os::stop_requested() {
         std::thread::sleep(std::time::Duration::from_millis(100));
+        if vswitch::os::take_hangups() > 0 {
+            tracing::info!(
+                "SIGHUP: vswitchd keeps running; change it with vswitchctl \
+                 (or the database); the log filter with `vswitchctl vlog set`"
+            );
+        }
     }
     tracing::info!("stopping");
+    notify("STOPPING=1");
     drop(database);
     drop(of_service);
     drop(server);
@@ -164,4 +189,36 @@ fn main() -> ExitCode {
     #[cfg(feature = "dpdk")]
     vswitch::io::dpdk::eal_cleanup();
     ExitCode::SUCCESS
+}
+
+/// `--check`: what the configuration builds, or why it does not.
+fn check(args: &Args, mut cfg: DaemonConfig) -> ExitCode {
+    if let Some(db) = &args.ovsdb {
+        cfg.ovsdb = Some(db.clone());
+    }
+    match vswitch::daemon::check(&cfg) {
+        Ok(r) => {
+            println!(
+                "{}: ok: host {}, {} bridge(s), {} port(s), {} router instance(s), {} port(s) bound to I/O",
+                args.config.display(),
+                r.host,
+                r.bridges,
+                r.ports,
+                r.routers,
+                r.bound
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vswitchd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tells systemd (if it started us with `Type=notify`) `state`.
+fn notify(state: &str) {
+    if let Err(e) = vswitch::os::sd_notify(state) {
+        tracing::warn!(error = %e, "systemd notification not sent");
+    }
 }

@@ -99,6 +99,9 @@ pub enum ControlError {
     #[error("several routers serve network `{0}`: give --router")]
     SeveralRoutersOnNetwork(String),
 
+    #[error(transparent)]
+    Log(#[from] crate::logging::LogFilterError),
+
     // Captures.
     #[error("{}: give an absolute path", .0.display())]
     RelativePath(PathBuf),

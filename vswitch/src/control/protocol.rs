@@ -173,6 +173,11 @@ pub enum Request {
     },
     /// The routers the L3 agent set.
     RouterList {},
+    /// The log filter, replaced by `filter` when given (as `ovs-appctl
+    /// vlog/set`).
+    Vlog {
+        filter: Option<String>,
+    },
     TopologyShow {},
     /// Replaces the running topology (TOML text), all or nothing.
     TopologyLoad {
@@ -402,6 +407,7 @@ pub enum Response {
     /// `connections_deleted` 0 also when there was none (`if_exists`).
     RouterDel(TopologyChanged),
     RouterList(Vec<HostRouter>),
+    Vlog(VlogReply),
     TopologyShow(Box<Topology>),
     TopologyLoad(TopologyChanged),
     VmPortAdd(VmPortAdded),
@@ -441,6 +447,7 @@ impl Response {
             Request::RouterSet { .. } => Response::RouterSet(read(result)?),
             Request::RouterDel { .. } => Response::RouterDel(read(result)?),
             Request::RouterList {} => Response::RouterList(read(result)?),
+            Request::Vlog { .. } => Response::Vlog(read(result)?),
             Request::TopologyShow {} => Response::TopologyShow(read(result)?),
             Request::TopologyLoad { .. } => Response::TopologyLoad(read(result)?),
             Request::VmPortAdd { .. } => Response::VmPortAdd(read(result)?),
@@ -451,6 +458,14 @@ impl Response {
             Request::MatchCheck { .. } => Response::MatchCheck(read(result)?),
         })
     }
+}
+
+/// The log filter running (after the change, if one was asked for), and
+/// the one it replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlogReply {
+    pub filter: String,
+    pub previous: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

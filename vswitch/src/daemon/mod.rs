@@ -193,6 +193,40 @@ fn build_switch(
     Ok((config, sw))
 }
 
+/// What `vswitchd --check` found a configuration to give: the switch it
+/// builds, without opening any port or starting any thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckReport {
+    pub host: String,
+    pub bridges: usize,
+    pub ports: usize,
+    pub routers: usize,
+    pub bound: usize,
+}
+
+/// Reads `cfg`'s topology and builds this host's switch from it (as
+/// [`Daemon::start`] does), and checks that every configured port is a
+/// port of that switch (under a database, where ports come from the
+/// database, only that the configuration reads); opens nothing.
+pub fn check(cfg: &DaemonConfig) -> Result<CheckReport, DaemonError> {
+    let topology = cfg.load_topology()?;
+    let (_, sw) = build_switch(cfg, &topology)?;
+    if cfg.ovsdb.is_none() {
+        for b in &cfg.ports {
+            if sw.port_by_name(&b.name).is_none() {
+                return Err(DaemonError::NoSuchPort(b.name.clone()));
+            }
+        }
+    }
+    Ok(CheckReport {
+        host: cfg.host.clone(),
+        bridges: sw.bridges.len(),
+        ports: sw.bridges.iter().map(|b| b.ports.len()).sum(),
+        routers: sw.routers.len(),
+        bound: cfg.ports.len(),
+    })
+}
+
 /// The thread that expires flows by their timeouts, once a second.
 fn spawn_housekeeping(shared: Arc<Shared>) -> Result<JoinHandle<()>, DaemonError> {
     std::thread::Builder::new()

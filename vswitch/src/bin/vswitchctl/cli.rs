@@ -56,6 +56,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         op: RouterOp,
     },
+    /// The daemon's log filter (as ovs-appctl vlog/list, vlog/set).
+    Vlog {
+        #[command(subcommand)]
+        op: VlogOp,
+    },
     /// Add an empty bridge (no flows: it drops everything until given some).
     AddBr { bridge: String },
     /// Delete a bridge with its ports and flows.
@@ -165,6 +170,16 @@ pub(crate) enum ConntrackOp {
     },
     /// Table size and counters per reason.
     Stats,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum VlogOp {
+    /// The running log filter.
+    List,
+    /// Replace the log filter at runtime: a level (error, warn, info,
+    /// debug, trace, off) or directives such as
+    /// `info,vswitch::database=debug`.
+    Set { filter: String },
 }
 
 #[derive(Subcommand)]

@@ -12,7 +12,8 @@ mod text;
 
 use clap::Parser;
 use cli::{
-    BackendOpts, Cli, Command, ConntrackOp, FipOp, PortOpts, RouterOp, Source, TopologyOp, VmPortOp,
+    BackendOpts, Cli, Command, ConntrackOp, FipOp, PortOpts, RouterOp, Source, TopologyOp, VlogOp,
+    VmPortOp,
 };
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -145,6 +146,12 @@ fn request(command: &Command) -> Result<Request, CtlError> {
             if_exists: *if_exists,
         },
         Command::Router { op: RouterOp::List } => Request::RouterList {},
+        Command::Vlog { op: VlogOp::List } => Request::Vlog { filter: None },
+        Command::Vlog {
+            op: VlogOp::Set { filter },
+        } => Request::Vlog {
+            filter: Some(filter.clone()),
+        },
         Command::AddFlow { .. }
         | Command::AddFlows { .. }
         | Command::ModFlows { .. }

@@ -34,6 +34,10 @@ pub(crate) fn of(response: &Response) -> String {
         Response::RouterSet(c) | Response::RouterDel(c) if c.connections_deleted > 0 => {
             format!("{} connection(s) deleted\n", c.connections_deleted)
         }
+        Response::Vlog(v) => match &v.previous {
+            Some(p) => format!("log filter: {} (was {p})\n", v.filter),
+            None => format!("log filter: {}\n", v.filter),
+        },
         Response::TopologyShow(t) => serde_json::to_value(t)
             .and_then(|v| serde_json::to_string_pretty(&v))
             .map(|s| s + "\n")

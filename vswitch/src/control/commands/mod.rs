@@ -29,8 +29,88 @@ use crate::config::Backend;
 use crate::daemon::Shared;
 use ports::PortSettings;
 
-/// Carries out one request.
+/// Carries out one request. Every change, accepted or refused, is
+/// logged (target `vswitch::audit`): accepted at info, refused at warn,
+/// each with the command and what it named.
 pub fn handle(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
+    let result = carry_out(shared, req);
+    tracing::debug!(target: "vswitch::control", request = ?req, ok = result.is_ok(), "request");
+    if let Some(what) = audit_line(req) {
+        match &result {
+            Ok(_) => tracing::info!(target: "vswitch::audit", "{what}: applied"),
+            Err(e) => tracing::warn!(target: "vswitch::audit", "{what}: refused: {e}"),
+        }
+    }
+    result
+}
+
+/// What a changing request names, for the change log; None for requests
+/// that only read.
+fn audit_line(req: &Request) -> Option<String> {
+    use Request as R;
+    let wire = serde_json::to_value(req).ok()?;
+    let cmd = wire.get("cmd")?.as_str()?.to_string();
+    let reads = matches!(
+        req,
+        R::Version {}
+            | R::Show {}
+            | R::Trace { .. }
+            | R::RouterShow { .. }
+            | R::PmdStats {}
+            | R::DumpFlows { .. }
+            | R::DumpPorts { .. }
+            | R::FdbShow { .. }
+            | R::ConntrackDump { .. }
+            | R::ConntrackStats {}
+            | R::RouterList {}
+            | R::TopologyShow {}
+            | R::MatchCheck { .. }
+            | R::Capture { .. }
+            | R::Vlog { filter: None }
+    );
+    if reads {
+        return None;
+    }
+    let args = match req {
+        // A whole topology or router: its size and name, not its text.
+        R::TopologyLoad { toml } => format!("({} bytes)", toml.len()),
+        R::RouterSet { router } => format!("router={}", router.name),
+        _ => match wire.get("args") {
+            Some(serde_json::Value::Object(m)) => m
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    v => format!("{k}={v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        },
+    };
+    Some(format!("{cmd} {args}").trim_end().to_string())
+}
+
+/// vlog: the log filter, replaced when `filter` is given.
+fn vlog(filter: Option<&str>) -> Result<Response, ControlError> {
+    use super::protocol::VlogReply;
+    match filter {
+        Some(f) => {
+            let previous = crate::logging::set(f)?;
+            Ok(Response::Vlog(VlogReply {
+                filter: f.to_string(),
+                previous: Some(previous),
+            }))
+        }
+        None => Ok(Response::Vlog(VlogReply {
+            filter: crate::logging::current()
+                .ok_or(crate::logging::LogFilterError::NotInitialised)?,
+            previous: None,
+        })),
+    }
+}
+
+fn carry_out(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
     use Request as R;
     match req {
         R::Version {} => Ok(show::version(shared)),
@@ -110,6 +190,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Response, ControlError> 
         R::RouterSet { router } => l3::set(shared, router),
         R::RouterDel { name, if_exists } => l3::del(shared, name, *if_exists),
         R::RouterList {} => Ok(l3::list(shared)),
+        R::Vlog { filter } => vlog(filter.as_deref()),
         R::TopologyShow {} => Ok(topology::show(shared)),
         R::TopologyLoad { toml } => topology::load(shared, toml),
         R::VmPortAdd {

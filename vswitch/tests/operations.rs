@@ -1,0 +1,340 @@
+//! vswitchd as a service of a compute node (issue: the life of a compute
+//! node): systemd readiness, its pid file, `--check`, SIGHUP, the log
+//! filter checked at start and changed at runtime, and the change log.
+#![deny(unsafe_code)]
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp(tag: &str) -> TempDir {
+    let d = std::env::temp_dir().join(format!("vswitch-ops-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    TempDir(d)
+}
+
+fn topology() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml")
+}
+
+/// compute1 of the spec's topology, no port bound to I/O, plus `extra`.
+fn config(dir: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("host.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "host = \"compute1\"\ntopology = \"{}\"\nsocket = \"{}\"\nidle_sleep_us = 100\n{extra}\n[[workers]]\n",
+            topology().display(),
+            dir.join("vswitchd.sock").display()
+        ),
+    )
+    .expect("config");
+    cfg
+}
+
+/// A vswitchd process, its standard error in `log`; SIGTERM (then
+/// SIGKILL) when dropped.
+struct Vswitchd {
+    child: Child,
+    log: PathBuf,
+    socket: PathBuf,
+}
+
+impl Vswitchd {
+    fn start(dir: &Path, cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> Vswitchd {
+        let log = dir.join("vswitchd.log");
+        let socket = dir.join("vswitchd.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--config")
+            .arg(cfg)
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("vswitchd");
+        let v = Vswitchd { child, log, socket };
+        v.until("the control socket", |v| v.socket.exists());
+        v
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn until(&self, what: &str, done: impl Fn(&Vswitchd) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("vswitchctl")
+    }
+
+    fn ctl_ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(
+            o.status.success(),
+            "vswitchctl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        vswitch::os::send_signal(self.child.id(), sig).expect("signal");
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().expect("wait");
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Vswitchd {
+    fn drop(&mut self) {
+        let _ = vswitch::os::send_signal(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn under_systemd_vswitchd_says_ready_and_stopping_and_keeps_a_pid_file() {
+    let dir = temp("notify");
+    let cfg = config(&dir.0, "");
+    let notify = dir.0.join("notify.sock");
+    let listener = UnixDatagram::bind(&notify).expect("notify socket");
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let pidfile = dir.0.join("run/vswitchd.pid");
+    let v = Vswitchd::start(
+        &dir.0,
+        &cfg,
+        &["--pidfile", pidfile.to_str().expect("utf-8")],
+        &[("NOTIFY_SOCKET", notify.to_str().expect("utf-8"))],
+    );
+    let mut buf = [0u8; 512];
+    let n = listener.recv(&mut buf).expect("READY=1 arrives");
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+    assert!(
+        ready.contains(&format!("MAINPID={}", v.child.id())),
+        "{ready}"
+    );
+    // Ready means answering.
+    v.ctl_ok(&["show"]);
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).expect("pid file").trim(),
+        v.child.id().to_string()
+    );
+    // A second daemon with the same pid file is refused, naming it.
+    let other = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--pidfile", pidfile.to_str().expect("utf-8")])
+        .output()
+        .expect("vswitchd");
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("already running") && err.contains("vswitchd.pid"),
+        "{err}"
+    );
+    // SIGHUP: logged, and the daemon goes on.
+    v.signal(libc::SIGHUP);
+    v.until("the SIGHUP log line", |v| v.log().contains("SIGHUP"));
+    v.ctl_ok(&["show"]);
+    let status = v.stop();
+    assert!(status.success(), "{status:?}");
+    let n = listener.recv(&mut buf).expect("STOPPING=1 arrives");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]), "STOPPING=1");
+    assert!(!pidfile.exists(), "the pid file is removed on exit");
+}
+
+#[test]
+fn check_reads_the_configuration_and_opens_nothing() {
+    let dir = temp("check");
+    let cfg = config(&dir.0, "");
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--check")
+        .output()
+        .expect("vswitchd --check");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("ok: host compute1"), "{out}");
+    assert!(out.contains("3 bridge(s)"), "{out}");
+    assert!(
+        !dir.0.join("vswitchd.sock").exists(),
+        "--check opened the socket"
+    );
+    // A port the topology does not have on this host: refused, named.
+    let bad = config(
+        &dir.0,
+        "[[ports]]\nname = \"qvo-vm3\"\nbackend = \"ring\"\n",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--config")
+        .arg(&bad)
+        .arg("--check")
+        .output()
+        .expect("vswitchd --check");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("qvo-vm3"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_log_level_that_is_no_level_is_refused_naming_it() {
+    let dir = temp("loud");
+    let cfg = config(&dir.0, "log_level = \"loud\"");
+    for extra in [&[][..], &["--check"][..]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("vswitchd");
+        assert!(!o.status.success(), "log_level = \"loud\" accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("host.toml") && err.contains("log_level") && err.contains("`loud`"),
+            "{err}"
+        );
+    }
+    assert!(!dir.0.join("vswitchd.sock").exists());
+}
+
+#[test]
+fn changes_are_logged_and_the_log_level_changes_at_runtime() {
+    let dir = temp("vlog");
+    let cfg = config(&dir.0, "log_level = \"info\"");
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    assert!(v.ctl_ok(&["vlog", "list"]).contains("log filter: info"));
+    // Accepted changes at info, refused ones at warn, each naming what
+    // it changed.
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "table=0,priority=200,dl_src=fa:16:3e:00:00:99,actions=drop",
+    ]);
+    v.ctl_ok(&["fip", "associate", "203.0.113.150", "vm2"]);
+    let refused = v.ctl(&["fip", "associate", "203.0.113.150", "vm1"]);
+    assert!(!refused.status.success());
+    v.until("the change log", |v| {
+        let log = v.log();
+        log.contains("add-flow") && log.contains("fip-associate") && log.contains("refused")
+    });
+    let log = v.log();
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{log}"))
+            .to_string()
+    };
+    let add = line("add-flow");
+    assert!(
+        add.contains("INFO") && add.contains("priority=200") && add.contains("applied"),
+        "{add}"
+    );
+    let fip = line("fip-associate address=203.0.113.150 port=vm2");
+    assert!(fip.contains("INFO") && fip.contains("applied"), "{fip}");
+    let no = line("port=vm1");
+    assert!(
+        no.contains("WARN") && no.contains("refused") && no.contains("vm2"),
+        "{no}"
+    );
+    // Debug lines appear only once the level is raised at runtime.
+    let debug_lines = |v: &Vswitchd| v.log().lines().filter(|l| l.contains("DEBUG")).count();
+    assert_eq!(debug_lines(&v), 0);
+    let out = v.ctl_ok(&["vlog", "set", "debug"]);
+    assert!(out.contains("log filter: debug (was info)"), "{out}");
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "table=0,priority=201,dl_src=fa:16:3e:00:00:98,actions=drop",
+    ]);
+    v.until("a debug line", |v| debug_lines(v) > 0);
+    // A filter that is no level is refused and the running one stays.
+    let o = v.ctl(&["vlog", "set", "loud"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`loud`"));
+    assert!(
+        v.ctl_ok(&["--json", "vlog", "list"])
+            .contains("\"filter\": \"debug\"")
+            || v.ctl_ok(&["--json", "vlog", "list"])
+                .contains("\"filter\":\"debug\"")
+    );
+    assert!(v.stop().success());
+}
+
+/// The unit in the repository: Type=notify, its flags ones vswitchd
+/// takes, its configuration check before the start.
+#[test]
+fn the_systemd_unit_starts_vswitchd_as_a_notify_service() {
+    let unit = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/vswitchd.service"),
+    )
+    .expect("the unit");
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}="))
+            .to_string()
+    };
+    assert_eq!(value("Type"), "notify");
+    assert!(value("ExecStartPre").ends_with("--check"));
+    let start = value("ExecStart");
+    let pid = value("PIDFile");
+    assert!(start.contains(&format!("--pidfile {pid}")), "{start}");
+    // Every option the unit passes is one vswitchd takes.
+    let help = Command::new(env!("CARGO_BIN_EXE_vswitchd"))
+        .arg("--help")
+        .output()
+        .expect("vswitchd --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for line in [start, value("ExecStartPre")] {
+        for flag in line.split_whitespace().filter(|w| w.starts_with("--")) {
+            assert!(help.contains(flag), "vswitchd does not take {flag}");
+        }
+    }
+}
