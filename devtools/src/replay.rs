@@ -627,6 +627,7 @@ fn measure_interval(
         for i in 0..p.updates {
             let req = vswitch::control::Request::TopologyLoad {
                 toml: texts[i % 2].clone(),
+                dry_run: false,
             };
             let u0 = Instant::now();
             vswitch::control::handle(&d.shared, &req)?;

@@ -249,7 +249,8 @@ impl Sim {
         let mut deleted = 0;
         for h in &mut self.hosts {
             deleted +=
-                topology::update_host(&mut h.config, &self.topology, t, &h.name, self.now_ns, &[])?;
+                topology::update_host(&mut h.config, &self.topology, t, &h.name, self.now_ns, &[])?
+                    .connections_deleted;
             h.switch = h.config.build()?;
         }
         self.topology = t.clone();

@@ -155,6 +155,7 @@ fn start_updater(
                 },
                 _ => vswitch::control::Request::TopologyLoad {
                     toml: texts[(i / 3) % 2].clone(),
+                    dry_run: false,
                 },
             };
             vswitch::control::handle(&shared, &req).expect("update applies");

@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod compile;
+pub mod file;
 pub mod l3;
 pub mod model;
 mod placement;
@@ -27,22 +28,14 @@ pub mod validate;
 pub use compile::{compile_host, BridgePlan, HostPlan};
 pub use l3::HostRouter;
 pub use model::Topology;
+use pipeline::flow::Flow;
 use pipeline::switch::{ConfigError, SwitchConfig};
 use std::net::Ipv4Addr;
 pub use validate::{validate, TopologyError};
 
-/// Parses and validates a topology file.
+/// Parses and validates a topology file (TOML, or JSON; see `file`).
 pub fn load_toml(text: &str) -> Result<Topology, TopologyError> {
-    let t: Topology = toml::from_str(text).map_err(|e| TopologyError {
-        item: "topology file".into(),
-        field: e
-            .span()
-            .map(|s| format!("bytes {}..{}", s.start, s.end))
-            .unwrap_or_default(),
-        message: e.message().to_string(),
-    })?;
-    validate(&t)?;
-    Ok(t)
+    file::load(text)
 }
 
 /// A switch configuration error, as a problem of `host`'s bridges.
@@ -80,12 +73,24 @@ pub fn build_host(
     Ok(cfg)
 }
 
+/// What [`update_host`] did beyond the switch configuration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostUpdate {
+    /// Connections of floating IPs no longer bound here, deleted.
+    pub connections_deleted: usize,
+    /// Compiled flows not installed because a flow added by hand (or by a
+    /// controller) holds their table, priority and match: (bridge, flow).
+    pub shadowed: Vec<(String, Flow)>,
+}
+
 /// Brings an existing host configuration to what topology `new` compiles
 /// to, in place and as one change: ports added/removed/reconfigured by name
 /// (removed only if `old` had them: bridges and ports added by hand stay)
 /// (the ones that stay keep their identity, so MAC tables, flow counters,
-/// conntrack and neighbours survive), flow tables replaced (unchanged flows
-/// keep their counters), router instances replaced. Floating IPs that `old`
+/// conntrack and neighbours survive), the flows `old` compiled replaced by
+/// those `new` compiles (unchanged flows keep their counters; flows added
+/// by hand stay, and where one holds a compiled flow's slot it stands:
+/// see [`HostUpdate::shadowed`]), router instances replaced. Floating IPs that `old`
 /// bound on this host and `new` does not any more lose their connections in
 /// the router's zone, as Neutron's agent deletes their conntrack state; the
 /// number deleted is returned. `agent` are routers Neutron's L3 agent
@@ -98,18 +103,21 @@ pub fn update_host(
     host: &str,
     now_ns: u64,
     agent: &[HostRouter],
-) -> Result<usize, TopologyError> {
+) -> Result<HostUpdate, TopologyError> {
     let plan = compile_host(new, host)?;
     let routers = instances(new, host, agent)?;
     let fail = config_error(host);
     let old_plan = compile_host(old, host).ok();
     let mut next = cfg.clone();
-    apply_plan(&mut next, &plan, old_plan.as_ref(), now_ns).map_err(&fail)?;
+    let shadowed = apply_plan(&mut next, &plan, old_plan.as_ref(), now_ns).map_err(&fail)?;
     next.set_routers(routers);
     next.clone().build().map_err(&fail)?;
-    let deleted = flush_unbound_floating_ips(cfg, old, new, host);
+    let connections_deleted = flush_unbound_floating_ips(cfg, old, new, host);
     *cfg = next;
-    Ok(deleted)
+    Ok(HostUpdate {
+        connections_deleted,
+        shadowed,
+    })
 }
 
 /// Brings an existing host configuration's router instances (the L3
@@ -189,7 +197,8 @@ fn apply_plan(
     plan: &HostPlan,
     old_plan: Option<&HostPlan>,
     now_ns: u64,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, Flow)>, ConfigError> {
+    let mut shadowed = Vec::new();
     let managed_bridge = |name: &str| old_plan.is_some_and(|p| p.bridge(name).is_some());
     let managed_port = |bridge: &str, port: &str| {
         old_plan
@@ -232,9 +241,14 @@ fn apply_plan(
                 }
             }
         }
-        next.replace_flows(&b.name, b.flows.clone(), now_ns)?;
+        let old = old_plan
+            .and_then(|p| p.bridge(&b.name))
+            .map_or(&[][..], |o| &o.flows[..]);
+        for f in next.replace_owned_flows(&b.name, old, b.flows.clone(), now_ns)? {
+            shadowed.push((b.name.clone(), f));
+        }
     }
-    Ok(())
+    Ok(shadowed)
 }
 
 /// Deletes, from `cfg`'s connection table, the connections of floating IPs

@@ -92,6 +92,11 @@ pub struct DaemonConfig {
     /// the control socket's directory.
     #[serde(default)]
     pub rundir: Option<PathBuf>,
+    /// The state kept across restarts (see `daemon::state`); default
+    /// `<socket's name>.state.json` in the run directory
+    /// (`vswitchd.state.json` beside `vswitchd.sock`).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
     /// Group that may use the control socket too (mode 0660 instead of
     /// 0600); must exist.
     #[serde(default)]
@@ -140,6 +145,19 @@ fn default_log_level() -> String {
 }
 
 impl DaemonConfig {
+    /// `state_file`, or `<socket's name>.state.json` in the run
+    /// directory (daemons sharing a directory have sockets of their own).
+    pub fn state_path(&self) -> PathBuf {
+        self.state_file.clone().unwrap_or_else(|| {
+            let stem = self
+                .socket
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "vswitchd".into());
+            self.run_dir().join(format!("{stem}.state.json"))
+        })
+    }
+
     /// `rundir`, or the control socket's directory.
     pub fn run_dir(&self) -> PathBuf {
         self.rundir.clone().unwrap_or_else(|| {

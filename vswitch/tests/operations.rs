@@ -338,3 +338,185 @@ fn the_systemd_unit_starts_vswitchd_as_a_notify_service() {
         }
     }
 }
+
+/// A port and a floating IP added live, a flow and a bridge added by
+/// hand: all there again after SIGTERM and a new start (the state file in
+/// the run directory), and gone with `--reset-state`.
+#[test]
+fn live_changes_survive_a_restart() {
+    let dir = temp("state");
+    let cfg = config(&dir.0, "");
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    v.ctl_ok(&[
+        "vm-port",
+        "add",
+        "vm9",
+        "--device",
+        "qvo-vm9",
+        "--network",
+        "net1",
+        "--mac",
+        "fa:16:3e:01:00:19",
+        "--ip",
+        "10.1.0.19",
+    ]);
+    v.ctl_ok(&["fip", "associate", "203.0.113.150", "vm9"]);
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "cookie=0x77,table=0,priority=200,dl_src=fa:16:3e:00:00:99,actions=drop",
+    ]);
+    v.ctl_ok(&["add-br", "br-test"]);
+    v.ctl_ok(&["add-port", "br-test", "p1", "--ofport", "7"]);
+    let before = v.ctl_ok(&["dump-flows", "br-int"]).lines().count();
+    assert!(v.stop().success());
+    assert!(dir.0.join("vswitchd.state.json").exists());
+
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    let shown = v.ctl_ok(&["topology", "show"]);
+    assert!(shown.contains("name = \"vm9\""), "{shown}");
+    assert!(shown.contains("203.0.113.150"), "{shown}");
+    let flows = v.ctl_ok(&["dump-flows", "br-int"]);
+    assert!(
+        flows.contains("cookie=0x77") && flows.contains("priority=200"),
+        "{flows}"
+    );
+    assert_eq!(flows.lines().count(), before, "{flows}");
+    let show = v.ctl_ok(&["show"]);
+    assert!(show.contains("br-test") && show.contains("p1"), "{show}");
+    assert!(
+        v.log().contains("state: the last run's put back"),
+        "{}",
+        v.log()
+    );
+    assert!(v.stop().success());
+
+    let v = Vswitchd::start(&dir.0, &cfg, &["--reset-state"], &[]);
+    assert!(!v.ctl_ok(&["topology", "show"]).contains("vm9"));
+    assert!(!v.ctl_ok(&["show"]).contains("br-test"));
+    assert!(dir.0.join("vswitchd.state.json.old").exists());
+    assert!(v.stop().success());
+}
+
+/// `topology show` prints what `topology load` takes (the same topology:
+/// nothing changes); `--dry-run` says what a file would change and changes
+/// nothing; a file with an error is refused naming the file and the line.
+#[test]
+fn topology_show_loads_back_and_a_dry_run_prints_the_difference() {
+    let dir = temp("topo");
+    let cfg = config(&dir.0, "");
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    let shown = dir.0.join("shown.toml");
+    std::fs::write(&shown, v.ctl_ok(&["topology", "show"])).expect("write");
+    let out = v.ctl_ok(&["topology", "load", shown.to_str().expect("utf-8")]);
+    assert!(out.contains("applied 0 change(s)"), "{out}");
+    // The JSON form loads too.
+    let json = dir.0.join("shown.json");
+    std::fs::write(&json, v.ctl_ok(&["--json", "topology", "show"])).expect("write");
+    v.ctl_ok(&["topology", "load", json.to_str().expect("utf-8")]);
+
+    let text = std::fs::read_to_string(topology()).expect("topology");
+    let without_vm5 = text.replace("name = \"vm5\"", "name = \"vm55\"");
+    let edited = dir.0.join("edited.toml");
+    std::fs::write(&edited, &without_vm5).expect("write");
+    let out = v.ctl_ok(&[
+        "topology",
+        "load",
+        "--dry-run",
+        edited.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.contains("- port vm5\n") && out.contains("+ port vm55\n"),
+        "{out}"
+    );
+    assert!(out.contains("nothing applied"), "{out}");
+    assert!(v.ctl_ok(&["topology", "show"]).contains("name = \"vm5\""));
+
+    let broken = dir.0.join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[host]]\nname = \"c1\"\nbridge_mappings = [\n  bad\n]\n",
+    )
+    .expect("write");
+    let o = v.ctl(&["topology", "load", broken.to_str().expect("utf-8")]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("broken.toml") && err.contains("line 4, column 3"),
+        "{err}"
+    );
+    // Standard input, as `-`.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vswitchctl"))
+        .arg("--socket")
+        .arg(&v.socket)
+        .args(["topology", "load", "--dry-run", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("vswitchctl");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(without_vm5.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("- port vm5"));
+    assert!(v.stop().success());
+}
+
+/// A flow added by hand stays when the topology changes (a VM port added,
+/// a floating IP associated), and one that holds a compiled flow's slot
+/// stands; `cookie=V/-1` selects by cookie, as Neutron's agents write it.
+#[test]
+fn flows_added_by_hand_outlive_topology_changes() {
+    let dir = temp("flows");
+    let cfg = config(&dir.0, "");
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "cookie=0x5,table=0,priority=200,dl_src=fa:16:3e:00:00:99,actions=drop",
+    ]);
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "cookie=0x6,table=0,priority=201,dl_src=fa:16:3e:00:00:98,actions=drop",
+    ]);
+    v.ctl_ok(&[
+        "vm-port",
+        "add",
+        "vm9",
+        "--device",
+        "qvo-vm9",
+        "--network",
+        "net1",
+        "--mac",
+        "fa:16:3e:01:00:19",
+        "--ip",
+        "10.1.0.19",
+    ]);
+    v.ctl_ok(&["fip", "associate", "203.0.113.150", "vm9"]);
+    let flows = v.ctl_ok(&["dump-flows", "br-int"]);
+    assert!(
+        flows.contains("priority=200,dl_src=fa:16:3e:00:00:99"),
+        "{flows}"
+    );
+    assert!(
+        flows.contains("priority=201,dl_src=fa:16:3e:00:00:98"),
+        "{flows}"
+    );
+    // Delete by exact cookie.
+    let out = v.ctl_ok(&["--json", "del-flows", "br-int", "cookie=0x5/-1"]);
+    assert!(
+        out.contains("\"deleted\": 1") || out.contains("\"deleted\":1"),
+        "{out}"
+    );
+    let flows = v.ctl_ok(&["dump-flows", "br-int"]);
+    assert!(
+        !flows.contains("fa:16:3e:00:00:99") && flows.contains("fa:16:3e:00:00:98"),
+        "{flows}"
+    );
+    assert!(v.stop().success());
+}

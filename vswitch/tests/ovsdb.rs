@@ -324,7 +324,10 @@ fn under_a_database_a_topology_brings_only_the_router_instances() {
             &["type=internal"],
         );
     }
-    let load = vswitch::control::Request::TopologyLoad { toml: topo.clone() };
+    let load = vswitch::control::Request::TopologyLoad {
+        toml: topo.clone(),
+        dry_run: false,
+    };
     let err = vswitch::control::handle(&d.shared, &load).expect_err("fg-c1 is missing");
     assert!(err.to_string().contains("fg-c1"), "{err}");
     assert!(d.shared.switch().routers.is_empty(), "nothing changed");

@@ -383,6 +383,53 @@ impl SwitchConfig {
         Ok(())
     }
 
+    /// Replaces the flows a compilation put on a bridge (`old`, as it
+    /// compiled them) by what it compiles now (`new`), keeping every other
+    /// flow (an operator's or a controller's): what a topology
+    /// recompilation does, as Neutron's agent replaces only its own flows.
+    /// Unchanged flows keep their counters. A new flow whose table,
+    /// priority and match an other owner's flow holds does not replace it
+    /// (the operator's override stands); those flows are returned, for the
+    /// caller to report. All or nothing.
+    pub fn replace_owned_flows(
+        &mut self,
+        bridge: &str,
+        old: &[Flow],
+        new: Vec<Flow>,
+        now_ns: u64,
+    ) -> Result<Vec<Flow>, ConfigError> {
+        let n = self.n_workers;
+        let b = self.bridge_mut(bridge)?;
+        let (owned, others): (Vec<_>, Vec<_>) =
+            b.rules.iter().cloned().partition(|r| old.contains(&r.flow));
+        let mut next = Vec::with_capacity(new.len() + others.len());
+        let mut shadowed = Vec::new();
+        for flow in new {
+            check_flow_actions(&b.name, &flow)?;
+            if others.iter().any(|r| same_slot(&r.flow, &flow)) {
+                shadowed.push(flow);
+                continue;
+            }
+            match owned.iter().find(|r| r.flow == flow) {
+                Some(r) => next.push(r.clone()),
+                None => next.push(Arc::new(Rule {
+                    flow,
+                    stats: Arc::new(RuleStats::new(n)),
+                    added_ns: now_ns,
+                })),
+            }
+        }
+        next.extend(others);
+        if next.len() > MAX_FLOWS_PER_BRIDGE {
+            return Err(ConfigError::TooManyFlows {
+                bridge: bridge.to_string(),
+                limit: MAX_FLOWS_PER_BRIDGE,
+            });
+        }
+        b.rules = next;
+        Ok(shadowed)
+    }
+
     /// Deletes flows. Non-strict (`strict == false`): every flow in `table`
     /// (all tables when `None`) whose match is at least as specific as
     /// `selector`. Strict: the flow with exactly that match and priority.

@@ -304,3 +304,39 @@ fn bad_ports_are_rejected_by_name() {
         )
         .is_err());
 }
+
+#[test]
+fn a_recompilation_replaces_only_its_own_flows() {
+    let mut c = SwitchConfig::new(1);
+    c.add_bridge("br").unwrap();
+    let compiled = vec![flow(0, 1, vec![Action::Normal]), flow(0, 5, vec![])];
+    c.replace_owned_flows("br", &[], compiled.clone(), 0)
+        .unwrap();
+    // By hand: one of its own, one in a compiled flow's slot.
+    let mine = flow(0, 200, vec![]);
+    let over = flow(0, 5, vec![Action::Normal]);
+    c.add_flows("br", vec![mine.clone(), over.clone()], 0)
+        .unwrap();
+    let next = vec![
+        flow(0, 1, vec![Action::Normal]),
+        flow(0, 5, vec![]),
+        flow(1, 0, vec![]),
+    ];
+    let shadowed = c.replace_owned_flows("br", &compiled, next, 0).unwrap();
+    assert_eq!(shadowed, vec![flow(0, 5, vec![])]);
+    let sw = c.build().unwrap();
+    let mut have: Vec<Flow> = sw.bridges[0]
+        .tables()
+        .flat_map(|t| t.rules.iter().map(|r| r.flow.clone()))
+        .collect();
+    have.sort_by_key(|f| (f.table, f.priority));
+    assert_eq!(
+        have,
+        vec![
+            flow(0, 1, vec![Action::Normal]),
+            over,
+            mine,
+            flow(1, 0, vec![])
+        ]
+    );
+}

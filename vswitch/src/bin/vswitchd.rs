@@ -47,6 +47,11 @@ struct Args {
     /// when it names a running process.
     #[arg(long)]
     pidfile: Option<PathBuf>,
+    /// Start from the configuration alone: the state file of the last
+    /// run (topology changes, ports, flows, bindings made live) is set
+    /// aside as `<file>.old` instead of put back.
+    #[arg(long)]
+    reset_state: bool,
     /// DPDK EAL arguments after `--` (replace the configuration's
     /// `[dpdk] eal_args`), e.g. `-- --no-huge -m 512 -l 1`.
     #[arg(last = true)]
@@ -93,13 +98,65 @@ fn main() -> ExitCode {
     if !args.eal.is_empty() {
         cfg.dpdk.eal_args = args.eal.clone();
     }
-    let daemon = match Daemon::start(&cfg) {
+    // The state of the last run, which takes the configuration's
+    // topology's place.
+    let state_path = cfg.state_path();
+    if args.reset_state {
+        let old = state_path.with_extension("json.old");
+        match std::fs::rename(&state_path, &old) {
+            Ok(()) => {
+                tracing::info!(file = %old.display(), "state: the last run's set aside (--reset-state)")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                eprintln!("vswitchd: {}: {e}", state_path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let saved = match vswitch::daemon::state::read(&state_path) {
+        Ok(Some(s)) if s.host != cfg.host => {
+            eprintln!(
+                "vswitchd: {}: the state of host {}, not {} (start with --reset-state to set it aside)",
+                state_path.display(),
+                s.host,
+                cfg.host
+            );
+            return ExitCode::FAILURE;
+        }
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vswitchd: {e} (start with --reset-state to set it aside)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = match &saved {
+        Some(s) => Daemon::start_with(&cfg, s.topology.clone()),
+        None => Daemon::start(&cfg),
+    };
+    let daemon = match started {
         Ok(d) => d,
         Err(e) => {
             eprintln!("vswitchd: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(s) = &saved {
+        if let Err(e) = vswitch::daemon::state::restore(&daemon.shared, &state_path, s) {
+            eprintln!("vswitchd: {e} (start with --reset-state to set it aside)");
+            daemon.stop();
+            return ExitCode::FAILURE;
+        }
+        tracing::info!(
+            file = %state_path.display(),
+            ports = s.topology.ports.len(),
+            floating_ips = s.topology.floating_ips.len(),
+            bridges = s.bridges.len(),
+            bindings = s.bindings.len(),
+            "state: the last run's put back (in place of the configuration's topology)"
+        );
+    }
+    vswitch::daemon::state::keep(&daemon.shared, state_path);
     // The L3 agent's routers of the last run: put back now, or (under a
     // database) once it has put their ports back.
     match vswitch::l3agent::load_saved(&daemon.shared) {

@@ -179,9 +179,12 @@ pub enum Request {
         filter: Option<String>,
     },
     TopologyShow {},
-    /// Replaces the running topology (TOML text), all or nothing.
+    /// Replaces the running topology (TOML, or JSON, text), all or
+    /// nothing; with `dry_run`, only says what it would change.
     TopologyLoad {
         toml: String,
+        #[serde(default)]
+        dry_run: bool,
     },
     /// Binds a VM port (on this host unless `host`), with its I/O if
     /// `backend` is given.
@@ -409,7 +412,7 @@ pub enum Response {
     RouterList(Vec<HostRouter>),
     Vlog(VlogReply),
     TopologyShow(Box<Topology>),
-    TopologyLoad(TopologyChanged),
+    TopologyLoad(TopologyLoaded),
     VmPortAdd(VmPortAdded),
     VmPortDel(TopologyChanged),
     FipAssociate(TopologyChanged),
@@ -640,6 +643,14 @@ pub struct RoutersReply {
 /// A topology change applied: connections its NAT changes removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopologyChanged {
+    pub connections_deleted: usize,
+}
+
+/// What loading a topology changed (or, in a dry run, would change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyLoaded {
+    pub dry_run: bool,
+    pub changes: Vec<topology::file::ItemChange>,
     pub connections_deleted: usize,
 }
 

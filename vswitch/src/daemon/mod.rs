@@ -8,6 +8,8 @@
 //! - `worker`: one poll-mode worker, rx → datapath → tx, burst by burst.
 //! - `report`: the counters a worker publishes ([`WorkerReport`]).
 //! - `backend`: opening a port's I/O backend from its configuration.
+//! - `state`: the state file kept across restarts (written through
+//!   [`Shared::on_change`], read back by vswitchd at start).
 //!
 //! This file starts and stops the threads. May call: `config`, `io`,
 //! `capture`, pipeline, topology; it does not know the control protocol.
@@ -21,6 +23,7 @@ mod worker;
 
 pub use error::{BackendError, BindError, DaemonError};
 pub use report::{PortCounters, WorkerReport, MAX_COUNTED_PORT_ID};
+pub mod state;
 pub use shared::{BindingInfo, ControlState, Shared, World, MAX_QUEUES_PER_PORT};
 
 use crate::config::DaemonConfig;

@@ -132,7 +132,12 @@ pub struct Shared {
     pub(super) max_frame: usize,
     fanout_group: AtomicU64,
     dpdk_mbufs: u32,
+    /// Called after every accepted change (the state file's keeper).
+    change_hook: Mutex<Option<ChangeHook>>,
 }
+
+/// What [`Shared::on_change`] calls.
+pub type ChangeHook = Box<dyn FnMut(&Shared) + Send>;
 
 impl Shared {
     /// The state of a daemon that runs `sw` (compiled from `control`)
@@ -172,6 +177,7 @@ impl Shared {
             max_frame: cfg.limits.max_frame,
             fanout_group: AtomicU64::new(0),
             dpdk_mbufs: cfg.dpdk.mbufs,
+            change_hook: Mutex::new(None),
         }
     }
 
@@ -240,6 +246,43 @@ impl Shared {
         let io = self.lock_io();
         *st = next;
         self.publish(sw, &io);
+        drop(io);
+        drop(st);
+        self.save_state();
+        Ok(out)
+    }
+
+    /// Calls `hook` after every accepted change from now on (and once
+    /// now), with no lock of the switch held: how the state file is kept
+    /// (`daemon::state::keep`).
+    pub fn on_change(&self, hook: ChangeHook) {
+        *self.change_hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        self.save_state();
+    }
+
+    /// Tells the change hook, if any, that the state changed.
+    pub fn save_state(&self) {
+        let mut h = self.change_hook.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hook) = h.as_mut() {
+            hook(self);
+        }
+    }
+
+    /// What [`Shared::update`] with `change` would give, the switch built
+    /// too, without changing or publishing anything.
+    pub fn dry_run<T, E: From<pipeline::switch::ConfigError>>(
+        &self,
+        change: impl FnOnce(&mut ControlState) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let st = self.lock_state();
+        let mut next = ControlState {
+            config: st.config.clone(),
+            topology: st.topology.clone(),
+            agent_routers: st.agent_routers.clone(),
+        };
+        drop(st);
+        let out = change(&mut next)?;
+        next.config.build()?;
         Ok(out)
     }
 
@@ -322,23 +365,28 @@ impl Shared {
             },
         );
         self.publish(sw, &io);
+        drop(io);
         drop(st);
         tracing::info!(port = name, queues, "port bound to I/O");
+        self.save_state();
         Ok(())
     }
 
     /// Removes port `name`'s I/O binding (its receive queues are closed by
     /// the workers at their next burst boundary).
     pub fn unbind_port(&self, name: &str) -> Result<(), BindError> {
-        let _st = self.lock_state();
-        let mut io = self.lock_io();
-        let old = io
-            .ports
-            .remove(name)
-            .ok_or_else(|| BindError::NotBound(name.to_string()))?;
-        self.retire(old.binding);
-        let sw = self.world.load().sw.clone();
-        self.publish(sw, &io);
+        {
+            let _st = self.lock_state();
+            let mut io = self.lock_io();
+            let old = io
+                .ports
+                .remove(name)
+                .ok_or_else(|| BindError::NotBound(name.to_string()))?;
+            self.retire(old.binding);
+            let sw = self.world.load().sw.clone();
+            self.publish(sw, &io);
+        }
+        self.save_state();
         Ok(())
     }
 

@@ -77,8 +77,15 @@ pub fn parse_flow(s: &str, ports: &dyn PortNames) -> Result<Flow, FlowSyntaxErro
             "table" => flow.table = num_in(&t, s, val()?, 254, "table")? as u8,
             "priority" => flow.priority = num_in(&t, s, val()?, 0xffff, "priority")? as u16,
             "cookie" => {
+                // `/-1`: every bit (ovs-ofctl reads the mask as C's
+                // strtoull does; Neutron's agents and runbooks write it).
+                let text = val()?;
+                let text = match text.strip_suffix("/-1") {
+                    Some(v) => format!("{v}/{:#x}", u64::MAX),
+                    None => text.to_string(),
+                };
                 let (c, m) =
-                    parse_num_masked(val()?, u64::MAX).ok_or_else(|| t.err(s, "bad cookie"))?;
+                    parse_num_masked(&text, u64::MAX).ok_or_else(|| t.err(s, "bad cookie"))?;
                 flow.cookie = c;
                 flow.cookie_mask = if val()?.contains('/') { m } else { 0 };
             }

@@ -167,3 +167,12 @@ fn errors_name_the_token_and_column() {
     let e = parse_flow("nw_src=10.0.0.300 actions=drop", &NoPortNames).unwrap_err();
     assert_eq!(e.token, "nw_src=10.0.0.300");
 }
+
+#[test]
+fn a_cookie_mask_of_minus_one_is_every_bit() {
+    let f = parse_flow("cookie=0x1234/-1, table=0, actions=drop", &NoPortNames).unwrap();
+    assert_eq!((f.cookie, f.cookie_mask), (0x1234, u64::MAX));
+    let f = parse_flow("cookie=7/-1 actions=drop", &NoPortNames).unwrap();
+    assert_eq!((f.cookie, f.cookie_mask), (7, u64::MAX));
+    assert!(parse_flow("cookie=7/-2 actions=drop", &NoPortNames).is_err());
+}

@@ -294,9 +294,16 @@ pub(crate) struct BackendOpts {
 
 #[derive(Subcommand)]
 pub(crate) enum TopologyOp {
-    /// Apply a whole topology file atomically.
-    Load { file: PathBuf },
-    /// Print the running topology.
+    /// Apply a whole topology file atomically (TOML, or JSON; `-` for
+    /// standard input).
+    Load {
+        file: PathBuf,
+        /// Only check it and print what it would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the running topology, as a file `topology load` takes
+    /// (TOML; JSON with --json).
     Show,
 }
 

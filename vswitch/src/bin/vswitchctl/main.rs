@@ -48,6 +48,8 @@ enum CtlError {
     NoSource,
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn main() -> ExitCode {
@@ -70,7 +72,16 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
         return run_offline(cli, on);
     }
     let request = request(&cli.command)?;
-    let response = vswitch::control::call(&cli.socket, &request)?;
+    let response = match vswitch::control::call(&cli.socket, &request) {
+        // A refused topology file: its name before what is wrong where.
+        Err(ControlError::Refused(why)) => match &cli.command {
+            Command::Topology {
+                op: TopologyOp::Load { file, .. },
+            } => return Err(CtlError::Refused(format!("{}: {why}", file.display()))),
+            _ => return Err(ControlError::Refused(why).into()),
+        },
+        r => r?,
+    };
     if cli.json {
         return Ok(json(&response)?);
     }
@@ -414,7 +425,10 @@ fn capture_request(
 /// topology load (the file's text), topology show.
 fn topology_request(op: &TopologyOp) -> Result<Request, CtlError> {
     Ok(match op {
-        TopologyOp::Load { file } => Request::TopologyLoad { toml: read(file)? },
+        TopologyOp::Load { file, dry_run } => Request::TopologyLoad {
+            toml: read_or_stdin(file)?,
+            dry_run: *dry_run,
+        },
         TopologyOp::Show => Request::TopologyShow {},
     })
 }
@@ -424,6 +438,17 @@ fn address(argument: &'static str, text: &str) -> Result<Ipv4Addr, ControlError>
         argument,
         text: text.to_string(),
     })
+}
+
+/// `file`'s text, standard input's for `-`.
+fn read_or_stdin(file: &Path) -> Result<String, CtlError> {
+    if file == Path::new("-") {
+        return std::io::read_to_string(std::io::stdin()).map_err(|source| CtlError::File {
+            path: file.to_path_buf(),
+            source,
+        });
+    }
+    read(file)
 }
 
 fn read(file: &Path) -> Result<String, CtlError> {

@@ -38,14 +38,22 @@ pub(crate) fn of(response: &Response) -> String {
             Some(p) => format!("log filter: {} (was {p})\n", v.filter),
             None => format!("log filter: {}\n", v.filter),
         },
-        Response::TopologyShow(t) => serde_json::to_value(t)
-            .and_then(|v| serde_json::to_string_pretty(&v))
-            .map(|s| s + "\n")
-            .unwrap_or_default(),
-        Response::TopologyLoad(c) => format!(
-            "applied ({} connection(s) deleted)\n",
-            c.connections_deleted
-        ),
+        Response::TopologyShow(t) => {
+            topology::file::to_toml(t).unwrap_or_else(|e| format!("# not printable as TOML: {e}\n"))
+        }
+        Response::TopologyLoad(c) => {
+            let mut out: String = c.changes.iter().map(|x| format!("{x}\n")).collect();
+            if c.dry_run {
+                out += &format!("dry run: {} change(s), nothing applied\n", c.changes.len());
+            } else {
+                out += &format!(
+                    "applied {} change(s) ({} connection(s) deleted)\n",
+                    c.changes.len(),
+                    c.connections_deleted
+                );
+            }
+            out
+        }
         Response::FipDisassociate(c) => {
             format!("{} connection(s) deleted\n", c.connections_deleted)
         }

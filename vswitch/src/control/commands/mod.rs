@@ -73,7 +73,8 @@ fn audit_line(req: &Request) -> Option<String> {
     }
     let args = match req {
         // A whole topology or router: its size and name, not its text.
-        R::TopologyLoad { toml } => format!("({} bytes)", toml.len()),
+        R::TopologyLoad { dry_run: true, .. } => return None,
+        R::TopologyLoad { toml, .. } => format!("({} bytes)", toml.len()),
         R::RouterSet { router } => format!("router={}", router.name),
         _ => match wire.get("args") {
             Some(serde_json::Value::Object(m)) => m
@@ -192,7 +193,7 @@ fn carry_out(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
         R::RouterList {} => Ok(l3::list(shared)),
         R::Vlog { filter } => vlog(filter.as_deref()),
         R::TopologyShow {} => Ok(topology::show(shared)),
-        R::TopologyLoad { toml } => topology::load(shared, toml),
+        R::TopologyLoad { toml, dry_run } => topology::load(shared, toml, *dry_run),
         R::VmPortAdd {
             name,
             device,

@@ -8,7 +8,7 @@
 
 use crate::config::Backend;
 use crate::control::error::ControlError;
-use crate::control::protocol::{Response, TopologyChanged, VmPortAdded};
+use crate::control::protocol::{Response, TopologyChanged, TopologyLoaded, VmPortAdded};
 use crate::daemon::Shared;
 use std::net::Ipv4Addr;
 use topology::model::{FloatingIp, Port};
@@ -19,10 +19,30 @@ pub(super) fn show(shared: &Shared) -> Response {
     Response::TopologyShow(Box::new(st.topology.clone()))
 }
 
-/// Replaces the running topology with the one in `toml`.
-pub(super) fn load(shared: &Shared, toml: &str) -> Result<Response, ControlError> {
-    let t = topology::load_toml(toml)?;
-    apply(shared, |_| Ok(t)).map(Response::TopologyLoad)
+/// Replaces the running topology with the one in `text` (TOML or JSON);
+/// with `dry_run`, checks it all the same (this host's switch is built
+/// from it) and changes nothing.
+pub(super) fn load(shared: &Shared, text: &str, dry_run: bool) -> Result<Response, ControlError> {
+    let t = topology::load_toml(text)?;
+    let changes = {
+        let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        topology::file::diff(&st.topology, &t)
+    };
+    let changed = if dry_run {
+        let now = shared.now_ns();
+        shared.dry_run(|st| change_to(shared, st, t, now))?
+    } else {
+        apply(shared, |_| Ok(t))?
+    };
+    Ok(Response::TopologyLoad(TopologyLoaded {
+        dry_run,
+        changes,
+        connections_deleted: if dry_run {
+            0
+        } else {
+            changed.connections_deleted
+        },
+    }))
 }
 
 /// Adds VM port `port` to the topology, then binds its device's I/O if
@@ -183,25 +203,43 @@ fn apply(
     change: impl FnOnce(Topology) -> Result<Topology, ControlError>,
 ) -> Result<TopologyChanged, ControlError> {
     let now = shared.now_ns();
-    let host = shared.host.clone();
     shared.update(|st| {
         let t = change(st.topology.clone())?;
-        topology::validate::validate(&t)?;
-        let connections_deleted = if shared.l2_from_database {
-            topology::update_routers(&mut st.config, &st.topology, &t, &host, &st.agent_routers)?
-        } else {
-            topology::update_host(
-                &mut st.config,
-                &st.topology,
-                &t,
-                &host,
-                now,
-                &st.agent_routers,
-            )?
-        };
-        st.topology = t;
-        Ok(TopologyChanged {
-            connections_deleted,
-        })
+        change_to(shared, st, t, now)
+    })
+}
+
+/// Brings `st` (this host's part) to topology `t`.
+fn change_to(
+    shared: &Shared,
+    st: &mut crate::daemon::ControlState,
+    t: Topology,
+    now: u64,
+) -> Result<TopologyChanged, ControlError> {
+    topology::validate::validate(&t)?;
+    let host = &shared.host;
+    let connections_deleted = if shared.l2_from_database {
+        topology::update_routers(&mut st.config, &st.topology, &t, host, &st.agent_routers)?
+    } else {
+        let u = topology::update_host(
+            &mut st.config,
+            &st.topology,
+            &t,
+            host,
+            now,
+            &st.agent_routers,
+        )?;
+        for (bridge, flow) in &u.shadowed {
+            tracing::warn!(
+                bridge = %bridge,
+                flow = %pipeline::flow::text::format_flow(flow, None, &pipeline::flow::NoPortNames),
+                "topology: a flow added by hand holds this compiled flow's table, priority and match; kept it"
+            );
+        }
+        u.connections_deleted
+    };
+    st.topology = t;
+    Ok(TopologyChanged {
+        connections_deleted,
     })
 }
