@@ -139,6 +139,9 @@ pub enum DropReason {
     /// Output to a port of the switch that has no I/O bound (daemon), or
     /// input from an I/O binding whose port left the switch.
     PortNotBound,
+    /// Output to a port whose device is gone (deleted while bound); the
+    /// daemon binds it again when a device of that name comes back.
+    DeviceMissing,
 }
 
 impl DropReason {

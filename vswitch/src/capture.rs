@@ -68,10 +68,13 @@ pub struct CaptureReport {
 }
 
 impl Capture {
-    /// Creates `path` and starts the writer. `limit`: packets to keep.
+    /// Creates `path` and starts the writer. `limit`: packets to keep;
+    /// `clock`: the wall-clock time (since the Unix epoch) at the daemon's
+    /// time 0, so that the file's timestamps are wall-clock times.
     pub fn start(
         path: &Path,
         limit: Option<u64>,
+        clock: Duration,
     ) -> Result<(Arc<Capture>, CaptureWriter), CaptureError> {
         let f = File::create(path).map_err(|source| CaptureError::File {
             path: path.to_path_buf(),
@@ -88,7 +91,11 @@ impl Capture {
             .name("capture".into())
             .spawn(move || {
                 for (ts, frame) in rx {
-                    let p = PcapPacket::new(Duration::from_nanos(ts), frame.len() as u32, &frame);
+                    let p = PcapPacket::new(
+                        clock.saturating_add(Duration::from_nanos(ts)),
+                        frame.len() as u32,
+                        &frame,
+                    );
                     if w.write_packet(&p).is_err() {
                         return;
                     }
@@ -120,8 +127,6 @@ impl Capture {
         if self.offered.fetch_add(1, Ordering::AcqRel) >= self.limit {
             return;
         }
-        // The clock of the daemon plus the wall clock at the start would be
-        // nicer; pcap readers only need increasing times.
         match self.queue.try_send((now_ns, frame.to_vec())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

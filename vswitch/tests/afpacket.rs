@@ -387,3 +387,84 @@ fn a_fanout_group_gives_each_frame_to_one_socket_and_a_flow_to_the_same_one() {
         );
     }
 }
+
+/// vm2's device deleted while bound (a hard reboot or a migration does it
+/// to a VM's tap): its frames are dropped under `device_missing` and
+/// counted on the port; created again with the same name, it is bound
+/// again without anyone asking, and vm1's frames reach it.
+#[test]
+fn a_deleted_device_created_again_is_bound_again() {
+    if !is_root() {
+        eprintln!("skipped: AF_PACKET on veth needs root");
+        return;
+    }
+    let (Some(p1), Some(p2)) = (Veth::new("r"), Veth::new("s")) else {
+        eprintln!("skipped: cannot create veth pairs here");
+        return;
+    };
+    let topo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml");
+    let cfg: vswitch::config::DaemonConfig = toml::from_str(&format!(
+        "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n\
+         [[ports]]\nname = \"qvo-vm1\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n\
+         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n",
+        topo.display(),
+        p1.0,
+        p2.0
+    ))
+    .expect("config");
+    let d = vswitch::daemon::Daemon::start(&cfg).expect("start");
+    let (_, vm1_tx) = afpacket::open(&p1.1, None).expect("vm1 end");
+    let f = frames::vm1_to_vm2(2000, 8);
+    let send = |n: usize| {
+        for _ in 0..n {
+            assert!(vm1_tx.send(&f));
+        }
+        vm1_tx.flush();
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let bound =
+        |d: &vswitch::daemon::Daemon| d.shared.bindings().iter().any(|b| b.port == "qvo-vm2");
+    assert!(bound(&d));
+    let names = (p2.0.clone(), p2.1.clone());
+    drop(p2);
+    until("the port to let go of its device", &|| !bound(&d));
+    send(10);
+    until("the drops", &|| d.shared.drops("device_missing") >= 10);
+    let ports = d.shared.port_counters();
+    let vm2 = ports
+        .iter()
+        .find(|(n, _, _)| n == "qvo-vm2")
+        .expect("qvo-vm2")
+        .2;
+    assert_eq!(vm2.tx_packets, 0, "{ports:?}");
+    assert!(vm2.tx_dropped >= 10, "{ports:?}");
+
+    let p2 = Veth::new("s").expect("the same veth again");
+    assert_eq!((p2.0.clone(), p2.1.clone()), names);
+    until("the port to be bound again", &|| bound(&d));
+    let (mut vm2_rx, _) = afpacket::open(&p2.1, None).expect("vm2 end");
+    let mut pool = PacketPool::new(256, 2048);
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut burst = Vec::new();
+    while got < 5 && Instant::now() < deadline {
+        send(1);
+        vm2_rx.rx_burst(&mut pool, &mut burst, 32);
+        for b in burst.drain(..) {
+            if b.data() == f.as_slice() {
+                got += 1;
+            }
+            pool.put(b);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(got >= 5, "vm1's frames reach vm2's new device ({got})");
+    d.stop();
+}

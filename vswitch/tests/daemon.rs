@@ -409,3 +409,44 @@ fn a_vlan_push_makes_a_full_size_frame_four_bytes_longer_on_the_wire() {
     assert_eq!(got[0].len(), 9022);
     assert_eq!(got[0][12..16], [0x81, 0x00, 0x00, 101]);
 }
+
+/// vm1's packets to vm4 (another network, routed on this host by
+/// qrouter-R1) cross qr-s1 from br-int into the router, and the router's
+/// ARP request for vm4 crosses qr-s2 back into br-int: those internal
+/// ports, which have no I/O of their own, count what crossed them, as
+/// dump-ports shows it.
+#[test]
+fn router_ports_count_what_crosses_them() {
+    let d = Daemon::start(&config(1)).expect("start");
+    let vm1 = d.ring("qvo-vm1").expect("ring port");
+    let mut k = pipeline::key::FlowKey::ZERO;
+    use pipeline::key::Field;
+    k.set(Field::DlType, 0x0800);
+    k.set(Field::DlSrc, 0xfa163e010011);
+    k.set(Field::DlDst, 0xfa163eaa0101); // qr-s1, vm1's gateway
+    k.set(Field::NwProto, 17);
+    k.set(Field::NwSrc, 0x0a01000b);
+    k.set(Field::NwDst, 0x0a02000e); // vm4
+    k.set(Field::NwTtl, 64);
+    k.set(Field::TpSrc, 1000);
+    k.set(Field::TpDst, 2000);
+    let f = pipeline::packet::synth::frame_from_key(&k, 18);
+    for _ in 0..5 {
+        assert!(vm1.inject(f.clone()));
+    }
+    let to_router = || port_counters(&d, "qr-s1").tx_packets as usize;
+    assert_eq!(
+        wait_for(5, to_router),
+        5,
+        "{:?}",
+        port_counters(&d, "qr-s1")
+    );
+    assert_eq!(port_counters(&d, "qr-s1").tx_bytes, 5 * f.len() as u64);
+    let from_router = || port_counters(&d, "qr-s2").rx_packets as usize;
+    assert!(
+        wait_for(1, from_router) >= 1,
+        "{:?}",
+        port_counters(&d, "qr-s2")
+    );
+    d.stop();
+}

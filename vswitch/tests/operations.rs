@@ -520,3 +520,45 @@ fn flows_added_by_hand_outlive_topology_changes() {
     );
     assert!(v.stop().success());
 }
+
+/// `capture PORT -` writes the pcap to standard output (what `tcpdump -r
+/// -` reads), its timestamps wall-clock times, not seconds since 1970.
+#[test]
+fn a_capture_goes_to_standard_output_with_wall_clock_times() {
+    use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+    let dir = temp("capture");
+    let rx = dir.0.join("vm1-in.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&rx).expect("pcap")).expect("writer");
+    let frame = vec![0xfau8; 60];
+    for i in 0..50u64 {
+        w.write_packet(&PcapPacket::new(Duration::from_millis(i), 60, &frame))
+            .expect("write");
+    }
+    drop(w);
+    let cfg = config(
+        &dir.0,
+        "[[ports]]\nname = \"qvo-vm1\"\nbackend = \"pcap\"\nrx = \"vm1-in.pcap\"\nlooped = true\n",
+    );
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let o = v.ctl(&["capture", "qvo-vm1", "-", "5", "--duration", "10"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("5 packet(s) captured"));
+    let mut r = PcapReader::new(&o.stdout[..]).expect("a pcap on standard output");
+    let mut n = 0;
+    while let Some(p) = r.next_packet() {
+        let p = p.expect("packet");
+        assert!(
+            p.timestamp + Duration::from_secs(60) > before
+                && p.timestamp < before + Duration::from_secs(60),
+            "timestamp {:?}, now {before:?}",
+            p.timestamp
+        );
+        n += 1;
+    }
+    assert_eq!(n, 5);
+    assert!(!Path::new("-").exists(), "no file named `-`");
+    assert!(v.stop().success());
+}

@@ -2,8 +2,9 @@
 //! ids, patch peers and router interfaces linked, each table's classifier
 //! built, flow graphs checked for loops and depth.
 
-use super::config::{ConfigError, SwitchConfig, ROUTER_ZONE_BASE};
+use super::config::{ConfigError, PortCrossing, SwitchConfig, ROUTER_ZONE_BASE};
 use super::port::PortKind;
+use super::rules::RuleStats;
 use super::snapshot::{Bridge, Port, RouterLinkTarget, Switch, Table, MAX_RESUBMIT_DEPTH};
 use crate::classifier::{Classifier, ClassifierRule};
 use crate::flow::Action;
@@ -35,7 +36,20 @@ impl SwitchConfig {
                 self.router_runtime.insert(r.name.clone(), Arc::new(rt));
             }
         }
-        let sw = compile(self, self.generation + 1)?;
+        let mut sw = compile(self, self.generation + 1)?;
+        // Crossing counters follow the router ports by id.
+        self.crossings
+            .retain(|id, _| sw.router_ports.contains_key(id));
+        for id in sw.router_ports.keys() {
+            let n = self.n_workers;
+            let c = self.crossings.entry(*id).or_insert_with(|| {
+                Arc::new(PortCrossing {
+                    to_router: Arc::new(RuleStats::new(n)),
+                    from_router: Arc::new(RuleStats::new(n)),
+                })
+            });
+            sw.crossings.insert(*id, c.clone());
+        }
         self.generation += 1;
         Ok(Arc::new(sw))
     }
@@ -138,6 +152,7 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
         routers: cfg.routers.clone(),
         router_ports,
         router_links,
+        crossings: HashMap::new(),
         ports,
         port_names,
         n_workers: cfg.n_workers,

@@ -8,6 +8,7 @@ use crate::bridge::mac::{MacTable, DEFAULT_AGING_NS, DEFAULT_MAX_ENTRIES};
 use crate::flow::{ofp, Action, Flow, Match, PortNames};
 use crate::ids::PortId;
 use crate::router::RouterInstance;
+use hashbrown::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -90,6 +91,21 @@ pub struct SwitchConfig {
     /// Run-time state of each router instance, by name (kept across builds).
     pub(super) router_runtime:
         std::collections::BTreeMap<String, Arc<crate::router::neighbour::RouterRuntime>>,
+    /// Counters of the internal ports a router instance takes (kept
+    /// across builds while the port stays a router's).
+    pub(super) crossings: HashMap<PortId, Arc<PortCrossing>>,
+}
+
+/// What crossed an internal port a router instance takes, both ways:
+/// such a port has no I/O of its own (the walk goes from the bridge into
+/// the router and back in one translation), so its counters are credited
+/// per cached walk, as flow counters are, once per burst. Bytes are the
+/// packet's as it entered the walk.
+pub struct PortCrossing {
+    /// From the bridge into the router (the port's transmit side).
+    pub to_router: Arc<RuleStats>,
+    /// From the router into the bridge (the port's receive side).
+    pub from_router: Arc<RuleStats>,
 }
 
 impl SwitchConfig {
@@ -109,6 +125,7 @@ impl SwitchConfig {
                 Default::default(),
             )),
             next_router_zone: ROUTER_ZONE_BASE,
+            crossings: HashMap::new(),
         }
     }
 

@@ -30,7 +30,7 @@ mod tests;
 
 pub use crate::ids::{PortId, RouterIfaceRef};
 pub use config::{
-    ConfigError, ConfigPortNames, FlowSelector, SwitchConfig, MAX_FLOWS_PER_BRIDGE,
+    ConfigError, ConfigPortNames, FlowSelector, PortCrossing, SwitchConfig, MAX_FLOWS_PER_BRIDGE,
     ROUTER_ZONE_BASE,
 };
 pub use port::{PortConfig, PortKind, VlanMode};

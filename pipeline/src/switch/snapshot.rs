@@ -114,6 +114,8 @@ pub struct Switch {
     pub(super) router_ports: HashMap<PortId, RouterIfaceRef>,
     /// Router interface → the internal port it is attached to, or its veth peer.
     pub(super) router_links: HashMap<(usize, usize), RouterLinkTarget>,
+    /// Counters of the ports in `router_ports`.
+    pub(super) crossings: HashMap<PortId, Arc<super::config::PortCrossing>>,
     pub(super) ports: HashMap<PortId, Port>,
     pub(super) port_names: HashMap<String, PortId>,
     pub n_workers: usize,
@@ -143,6 +145,11 @@ impl Switch {
     /// Where frames sent out of a router interface go.
     pub fn router_link(&self, r: RouterIfaceRef) -> Option<RouterLinkTarget> {
         self.router_links.get(&(r.instance, r.iface)).copied()
+    }
+
+    /// The crossing counters of an internal port a router takes.
+    pub fn crossing(&self, port: PortId) -> Option<&Arc<super::config::PortCrossing>> {
+        self.crossings.get(&port)
     }
 
     pub fn router(&self, name: &str) -> Option<&RouterInstance> {

@@ -229,6 +229,9 @@ impl<'a> Ctx<'a> {
             return;
         }
         if let Some(r) = self.sw.router_on_port(port.id) {
+            if let Some(c) = self.sw.crossing(port.id) {
+                self.rules.push(c.to_router.clone());
+            }
             self.cross_to_router(r);
             return;
         }

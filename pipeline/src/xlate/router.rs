@@ -691,7 +691,12 @@ fn router_output<'a>(
         format!("out {}: {}", out.name, crate::trace::key_summary(&c.key))
     });
     match ctx.sw.router_link(out_ref) {
-        Some(RouterLinkTarget::Port(port)) => ctx.enter_bridge_from(port),
+        Some(RouterLinkTarget::Port(port)) => {
+            if let Some(c) = ctx.sw.crossing(port) {
+                ctx.rules.push(c.from_router.clone());
+            }
+            ctx.enter_bridge_from(port)
+        }
         Some(RouterLinkTarget::Veth(peer)) => ctx.cross_to_router(peer),
         None => ctx.drop(DropReason::NoSuchPort),
     }

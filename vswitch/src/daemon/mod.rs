@@ -87,6 +87,8 @@ impl Daemon {
         // that died first lets go of its sender, so this ends anyway).
         while readies.recv().is_ok() {}
         threads.push(spawn_housekeeping(shared.clone())?);
+        #[cfg(target_os = "linux")]
+        threads.push(spawn_link_watch(shared.clone())?);
         tracing::info!(host = %cfg.host, workers = n_workers, "vswitchd started");
         Ok(Daemon { shared, threads })
     }
@@ -228,6 +230,73 @@ pub fn check(cfg: &DaemonConfig) -> Result<CheckReport, DaemonError> {
         routers: sw.routers.len(),
         bound: cfg.ports.len(),
     })
+}
+
+/// The thread that follows Linux interfaces coming and going (see
+/// `io::netlink`): a bound device deleted leaves its port waiting, one of
+/// that name created binds it again. Without the netlink socket (logged),
+/// it looks at the devices once a second instead.
+#[cfg(target_os = "linux")]
+fn spawn_link_watch(shared: Arc<Shared>) -> Result<JoinHandle<()>, DaemonError> {
+    use crate::io::netlink::{index_of, LinkEvent, LinkMonitor, Received};
+    std::thread::Builder::new()
+        .name("link-watch".into())
+        .spawn(move || {
+            // Every watched device looked at: gone ones left, present
+            // ones waited for bound.
+            let look = |s: &Shared| {
+                for (dev, bound) in s.watched_devices() {
+                    match (bound, index_of(&dev).is_some()) {
+                        (true, false) => {
+                            s.device_gone(&dev);
+                        }
+                        (false, true) => {
+                            s.device_back(&dev);
+                        }
+                        _ => {}
+                    }
+                }
+            };
+            let mut monitor = match LinkMonitor::open(Duration::from_millis(200)) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "link watch: no netlink socket; looking at devices once a second");
+                    None
+                }
+            };
+            look(&shared);
+            while !shared.stopping() {
+                let Some(m) = monitor.as_mut() else {
+                    std::thread::sleep(Duration::from_secs(1));
+                    look(&shared);
+                    continue;
+                };
+                match m.receive() {
+                    Ok(Received::Events(events)) => {
+                        for e in events {
+                            match e {
+                                LinkEvent::Deleted { name, .. } => {
+                                    shared.device_gone(&name);
+                                }
+                                LinkEvent::New { name, .. } => {
+                                    shared.device_back(&name);
+                                }
+                            }
+                        }
+                    }
+                    Ok(Received::Nothing) => {}
+                    Ok(Received::Lost) => look(&shared),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link watch: netlink receive failed; looking at devices once a second");
+                        monitor = None;
+                    }
+                }
+            }
+        })
+        .map_err(|source| DaemonError::Thread {
+            thread: "link-watch".to_string(),
+            source,
+        })
 }
 
 /// The thread that expires flows by their timeouts, once a second.

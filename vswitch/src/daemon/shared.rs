@@ -69,6 +69,9 @@ pub struct World {
     pub tx: HashMap<PortId, Arc<dyn TxQueue>>,
     /// Captures running, with the id of the port each watches.
     pub captures: Vec<(PortId, Arc<Capture>)>,
+    /// Ports whose bound device is gone (their output is dropped under
+    /// `device_missing` until it comes back).
+    pub missing: Vec<PortId>,
 }
 
 /// A port bound to I/O.
@@ -79,6 +82,24 @@ pub(super) struct BoundPort {
     binding: u64,
     tx: Option<Arc<dyn TxQueue>>,
     ring: Option<RingHandle>,
+}
+
+/// The Linux device port `name` bound to `backend` uses, for the
+/// backends on a device that can be deleted under them.
+fn device_of<'a>(name: &'a str, backend: &'a Backend) -> Option<&'a str> {
+    match backend {
+        Backend::AfPacket { interface } => Some(interface.as_deref().unwrap_or(name)),
+        Backend::AfXdp { interface, .. } => Some(interface.as_deref().unwrap_or(name)),
+        _ => None,
+    }
+}
+
+/// A binding whose device is gone.
+pub(super) struct MissingBinding {
+    backend: Backend,
+    queues: usize,
+    /// The device's name.
+    interface: String,
 }
 
 /// A port's I/O binding as `show`/`dump-ports` report it.
@@ -94,6 +115,9 @@ pub struct BindingInfo {
 pub(super) struct IoState {
     pub(super) ports: BTreeMap<String, BoundPort>,
     pub(super) captures: Vec<(String, Arc<Capture>)>,
+    /// Bindings whose device is gone, by port name: bound again, as they
+    /// were, when a device of that name comes back.
+    pub(super) missing: BTreeMap<String, MissingBinding>,
     next_binding: u64,
     next_worker: usize,
 }
@@ -158,6 +182,7 @@ impl Shared {
                 sw,
                 tx: HashMap::new(),
                 captures: Vec::new(),
+                missing: Vec::new(),
             })),
             world_epoch: AtomicU64::new(0),
             io_epoch: AtomicU64::new(0),
@@ -224,7 +249,17 @@ impl Shared {
             .iter()
             .filter_map(|(name, c)| sw.port_by_name(name).map(|p| (p.id, c.clone())))
             .collect();
-        self.world.store(Arc::new(World { sw, tx, captures }));
+        let missing = io
+            .missing
+            .keys()
+            .filter_map(|n| sw.port_by_name(n).map(|p| p.id))
+            .collect();
+        self.world.store(Arc::new(World {
+            sw,
+            tx,
+            captures,
+            missing,
+        }));
         self.world_epoch.fetch_add(1, Ordering::Release);
     }
 
@@ -328,6 +363,7 @@ impl Shared {
             source,
         })?;
         let mut io = self.lock_io();
+        io.missing.remove(name);
         io.next_binding += 1;
         let binding = io.next_binding;
         if let Some(old) = io.ports.remove(name) {
@@ -378,10 +414,18 @@ impl Shared {
         {
             let _st = self.lock_state();
             let mut io = self.lock_io();
-            let old = io
-                .ports
-                .remove(name)
-                .ok_or_else(|| BindError::NotBound(name.to_string()))?;
+            let was_missing = io.missing.remove(name).is_some();
+            let Some(old) = io.ports.remove(name) else {
+                if was_missing {
+                    let sw = self.world.load().sw.clone();
+                    self.publish(sw, &io);
+                    drop(io);
+                    drop(_st);
+                    self.save_state();
+                    return Ok(());
+                }
+                return Err(BindError::NotBound(name.to_string()));
+            };
             self.retire(old.binding);
             let sw = self.world.load().sw.clone();
             self.publish(sw, &io);
@@ -390,11 +434,101 @@ impl Shared {
         Ok(())
     }
 
+    /// Device `interface` is gone: the ports bound to it (AF_PACKET,
+    /// AF_XDP) lose their I/O and wait for it (their output dropped under
+    /// `device_missing`), logged. How many ports.
+    pub fn device_gone(&self, interface: &str) -> usize {
+        let st = self.lock_state();
+        let mut io = self.lock_io();
+        let gone: Vec<String> = io
+            .ports
+            .iter()
+            .filter(|(n, b)| device_of(n, &b.backend) == Some(interface))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &gone {
+            if let Some(old) = io.ports.remove(name) {
+                self.retire(old.binding);
+                tracing::warn!(
+                    port = %name,
+                    device = interface,
+                    "port's device is gone: its frames are dropped (device_missing) until it comes back"
+                );
+                io.missing.insert(
+                    name.clone(),
+                    MissingBinding {
+                        backend: old.backend,
+                        queues: old.queues,
+                        interface: interface.to_string(),
+                    },
+                );
+            }
+        }
+        if !gone.is_empty() {
+            let sw = self.world.load().sw.clone();
+            self.publish(sw, &io);
+        }
+        drop(io);
+        drop(st);
+        gone.len()
+    }
+
+    /// A device named `interface` exists (again): the ports waiting for it
+    /// are bound to it as they were, logged. How many were.
+    pub fn device_back(&self, interface: &str) -> usize {
+        let waiting: Vec<(String, Backend, usize)> = self
+            .lock_io()
+            .missing
+            .iter()
+            .filter(|(_, m)| m.interface == interface)
+            .map(|(n, m)| (n.clone(), m.backend.clone(), m.queues))
+            .collect();
+        let mut n = 0;
+        for (name, backend, queues) in waiting {
+            match self.bind_port(&name, &backend, queues) {
+                Ok(()) => {
+                    n += 1;
+                    tracing::info!(port = %name, device = interface, "port's device is back: bound again");
+                }
+                Err(e) => {
+                    tracing::warn!(port = %name, device = interface, error = %e, "port's device is back but does not open yet")
+                }
+            }
+        }
+        n
+    }
+
+    /// The devices bound ports use (AF_PACKET, AF_XDP) and those ports
+    /// wait for: (interface, bound now).
+    pub fn watched_devices(&self) -> Vec<(String, bool)> {
+        let io = self.lock_io();
+        let mut v: Vec<(String, bool)> = io
+            .ports
+            .iter()
+            .filter_map(|(n, b)| device_of(n, &b.backend).map(|d| (d.to_string(), true)))
+            .collect();
+        v.extend(io.missing.values().map(|m| (m.interface.clone(), false)));
+        v
+    }
+
     fn retire(&self, binding: u64) {
         for s in &self.workers {
             let _ = s.send(IoCmd::Remove(binding));
         }
         self.io_epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// The I/O bindings, with those waiting for their device: what the
+    /// state file keeps.
+    pub fn wanted_bindings(&self) -> Vec<BindingInfo> {
+        let mut v = self.bindings();
+        v.extend(self.lock_io().missing.iter().map(|(n, m)| BindingInfo {
+            port: n.clone(),
+            backend: m.backend.clone(),
+            queues: m.queues,
+        }));
+        v.sort_by(|a, b| a.port.cmp(&b.port));
+        v
     }
 
     /// The I/O bindings.
@@ -477,11 +611,17 @@ impl Shared {
         }
         sw.ports()
             .map(|p| {
-                (
-                    p.name.clone(),
-                    p.ofport,
-                    sum.get(&p.id).copied().unwrap_or_default(),
-                )
+                let mut c = sum.get(&p.id).copied().unwrap_or_default();
+                // An internal port a router takes: what crossed it.
+                if let Some(x) = sw.crossing(p.id) {
+                    let (tp, tb, _) = x.to_router.read();
+                    let (rp, rb, _) = x.from_router.read();
+                    c.tx_packets += tp;
+                    c.tx_bytes += tb;
+                    c.rx_packets += rp;
+                    c.rx_bytes += rb;
+                }
+                (p.name.clone(), p.ofport, c)
             })
             .collect()
     }

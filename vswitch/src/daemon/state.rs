@@ -101,7 +101,7 @@ pub fn snapshot(shared: &Shared) -> SavedState {
         host: shared.host.clone(),
         topology,
         bridges,
-        bindings: shared.bindings(),
+        bindings: shared.wanted_bindings(),
     }
 }
 

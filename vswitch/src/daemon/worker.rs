@@ -382,10 +382,15 @@ impl BurstPath {
     fn send_staged(&mut self, world: &World, port: PortId, shared: &Shared) {
         let offered = self.staged.len() as u64;
         let Some(t) = world.tx.get(&port) else {
-            self.dp
-                .counters
-                .drops
-                .count_n(DropReason::PortNotBound, offered);
+            let reason = if world.missing.contains(&port) {
+                if let Some(c) = self.ports.slot(port) {
+                    c.tx_dropped += offered;
+                }
+                DropReason::DeviceMissing
+            } else {
+                DropReason::PortNotBound
+            };
+            self.dp.counters.drops.count_n(reason, offered);
             for b in self.staged.drain(..) {
                 self.pool.put(b);
             }

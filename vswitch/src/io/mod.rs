@@ -10,6 +10,9 @@
 //! `afxdp` (AF_XDP in copy mode with our XDP program) and `dpdk` (our thin
 //! binding: any device DPDK's EAL knows).
 //!
+//! `netlink` watches Linux interfaces come and go (a bound device deleted
+//! and created again is bound again).
+//!
 //! `unsafe` is confined to the kernel and DPDK backends; the others deny
 //! it. Backends call nothing of the crate but pipeline's packet buffers;
 //! `daemon::backend` opens them from the configuration.
@@ -20,6 +23,8 @@ pub mod afpacket;
 pub mod afxdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+#[cfg(target_os = "linux")]
+pub mod netlink;
 pub mod null;
 pub mod pcap;
 pub mod ring;

@@ -131,6 +131,8 @@ pub(crate) enum Command {
     /// Write what a port receives and sends to a pcap file.
     Capture {
         port: String,
+        /// The pcap file; `-` writes it to standard output as it is
+        /// captured (`vswitchctl capture qvo-vm1 - | tcpdump -r -`).
         file: PathBuf,
         /// Stop after this many frames.
         count: Option<u64>,

@@ -71,6 +71,17 @@ fn run(cli: &Cli) -> Result<String, CtlError> {
     if let Some(on) = offline_source(&cli.command) {
         return run_offline(cli, on);
     }
+    if let Command::Capture {
+        port,
+        file,
+        count,
+        duration,
+    } = &cli.command
+    {
+        if file == Path::new("-") {
+            return capture_to_stdout(cli, port, *count, *duration);
+        }
+    }
     let request = request(&cli.command)?;
     let response = match vswitch::control::call(&cli.socket, &request) {
         // A refused topology file: its name before what is wrong where.
@@ -420,6 +431,87 @@ fn capture_request(
         count,
         duration_ms: Some((duration * 1000.0) as u64),
     })
+}
+
+/// `capture PORT -`: the daemon writes the capture into a directory of
+/// ours (private, removed after), and we copy it to standard output as it
+/// grows, so a reader downstream (`tcpdump -r -`) sees packets as they
+/// come; the report goes to standard error.
+fn capture_to_stdout(
+    cli: &Cli,
+    port: &str,
+    count: Option<u64>,
+    duration: f64,
+) -> Result<String, CtlError> {
+    use std::io::{Read, Write};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir =
+        std::env::temp_dir().join(format!("vswitchctl-capture-{}-{nanos}", std::process::id()));
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| CtlError::File {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    let file = dir.join("capture.pcap");
+    let request = capture_request(port, &file, count, duration)?;
+    let socket = cli.socket.clone();
+    let call = std::thread::spawn(move || vswitch::control::call(&socket, &request));
+    let mut out = std::io::stdout().lock();
+    let mut opened: Option<std::fs::File> = None;
+    let mut buf = vec![0u8; 1 << 16];
+    let copy = |f: &mut std::fs::File,
+                out: &mut std::io::StdoutLock,
+                buf: &mut [u8]|
+     -> std::io::Result<()> {
+        loop {
+            let n = f.read(buf)?;
+            if n == 0 {
+                return out.flush();
+            }
+            out.write_all(&buf[..n])?;
+        }
+    };
+    let mut broken_pipe = false;
+    loop {
+        let finished = call.is_finished();
+        if opened.is_none() {
+            opened = std::fs::File::open(&file).ok();
+        }
+        if let Some(f) = opened.as_mut() {
+            if !broken_pipe && copy(f, &mut out, &mut buf).is_err() {
+                // The reader went away: the capture runs to its end all
+                // the same, unread.
+                broken_pipe = true;
+            }
+        }
+        if finished {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let result = call
+        .join()
+        .unwrap_or_else(|_| Err(ControlError::Refused("capture thread failed".into())));
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir(&dir);
+    match result? {
+        Response::Capture(c) => {
+            eprintln!(
+                "{} packet(s) captured on {} ({} dropped)",
+                c.packets, c.port, c.dropped
+            );
+            Ok(String::new())
+        }
+        other => Ok(text::of(&other)),
+    }
 }
 
 /// topology load (the file's text), topology show.

@@ -31,7 +31,13 @@ pub(super) fn capture(
             host: shared.host.clone(),
         });
     }
-    let (cap, writer) = crate::capture::Capture::start(file, count)?;
+    // The wall clock at the daemon's time 0: frames carry the daemon's
+    // (monotonic) time, the file wall-clock times.
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(Duration::from_nanos(shared.now_ns()));
+    let (cap, writer) = crate::capture::Capture::start(file, count, clock)?;
     if let Err(e) = shared.add_capture(port, cap.clone()) {
         writer.finish(cap);
         let _ = std::fs::remove_file(file);
