@@ -888,7 +888,7 @@ impl<S: OutputSink> Burst<'_, S> {
                 self.counters.tx_bytes += pkt.len() as u64;
                 return Some(Fate::Output(*port));
             }
-            Op::Output(port) => match self.pool.copy_of(pkt) {
+            Op::Output(port) | Op::Tap(port) => match self.pool.copy_of(pkt) {
                 Ok(copy) => self.output(*port, copy),
                 Err(reason) => self.counters.drops.count(reason),
             },

@@ -49,6 +49,11 @@ pub enum Op {
     Rewrite(Rewrite),
     /// Send the packet (a copy, unless this is the last output) to a port.
     Output(PortId),
+    /// A copy of the packet, as it is now, for the captures of a port the
+    /// walk crosses without an output there (an internal port a router
+    /// takes, while a capture watches it); not an output: the program's
+    /// fate and drop reason do not change.
+    Tap(PortId),
     /// Build a new packet (from this one) and run `program` on it; with a
     /// `limit`, only while the instance's ICMP rate limit allows.
     Generate {
@@ -297,13 +302,18 @@ impl Program {
         };
         let n = ops.len();
         let groupable = ops.iter().enumerate().all(|(i, o)| match o {
-            Op::Rewrite(_) | Op::Output(_) | Op::VerifyIpv4Header | Op::CtGuard(_) => true,
+            Op::Rewrite(_) | Op::Output(_) | Op::Tap(_) | Op::VerifyIpv4Header | Op::CtGuard(_) => {
+                true
+            }
             Op::Ct(step) => i + 1 == n && !step.continues(),
             _ => false,
         });
-        let pure = ops
-            .iter()
-            .all(|o| matches!(o, Op::Rewrite(_) | Op::Output(_) | Op::VerifyIpv4Header));
+        let pure = ops.iter().all(|o| {
+            matches!(
+                o,
+                Op::Rewrite(_) | Op::Output(_) | Op::Tap(_) | Op::VerifyIpv4Header
+            )
+        });
         Program {
             ops,
             drop_reason,

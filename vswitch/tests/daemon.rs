@@ -448,5 +448,41 @@ fn router_ports_count_what_crosses_them() {
         "{:?}",
         port_counters(&d, "qr-s2")
     );
+
+    // A capture on qr-s1 gets the frames as they leave br-int into the
+    // router (the walks tap a copy while it watches), and the walks stop
+    // tapping when it ends.
+    let file = std::env::temp_dir().join(format!("vswitch-qr-s1-{}.pcap", std::process::id()));
+    let shared = d.shared.clone();
+    let req = vswitch::control::Request::Capture {
+        port: "qr-s1".into(),
+        file: file.clone(),
+        count: Some(3),
+        duration_ms: Some(10_000),
+    };
+    let capture = std::thread::spawn(move || vswitch::control::handle(&shared, &req));
+    let mut sent = 5;
+    while !capture.is_finished() {
+        assert!(vm1.inject(f.clone()));
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reply = capture.join().expect("capture thread").expect("capture");
+    let mut r =
+        pcap_file::pcap::PcapReader::new(std::fs::File::open(&file).expect("pcap")).expect("pcap");
+    let mut got = Vec::new();
+    while let Some(p) = r.next_packet() {
+        got.push(p.expect("packet").data.into_owned());
+    }
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(got, vec![f.clone(); 3], "{reply:?}");
+    // The copies are neither transmits nor drops of the port.
+    assert_eq!(wait_for(sent, to_router), sent);
+    let c = port_counters(&d, "qr-s1");
+    assert_eq!((c.tx_packets, c.tx_dropped), (sent as u64, 0), "{c:?}");
+    assert!(!d
+        .shared
+        .switch()
+        .watched(d.shared.switch().port_by_name("qr-s1").expect("qr-s1").id));
     d.stop();
 }

@@ -153,6 +153,11 @@ fn compile(cfg: &SwitchConfig, generation: u64) -> Result<Switch, ConfigError> {
         router_ports,
         router_links,
         crossings: HashMap::new(),
+        watched: cfg
+            .watched
+            .iter()
+            .filter_map(|n| port_names.get(n).copied())
+            .collect(),
         ports,
         port_names,
         n_workers: cfg.n_workers,

@@ -94,6 +94,9 @@ pub struct SwitchConfig {
     /// Counters of the internal ports a router instance takes (kept
     /// across builds while the port stays a router's).
     pub(super) crossings: HashMap<PortId, Arc<PortCrossing>>,
+    /// Ports a capture watches (by name): a walk crossing one of them
+    /// without an output there (a router's internal port) taps a copy.
+    pub(super) watched: std::collections::BTreeSet<String>,
 }
 
 /// What crossed an internal port a router instance takes, both ways:
@@ -126,6 +129,7 @@ impl SwitchConfig {
             )),
             next_router_zone: ROUTER_ZONE_BASE,
             crossings: HashMap::new(),
+            watched: std::collections::BTreeSet::new(),
         }
     }
 
@@ -313,6 +317,21 @@ impl SwitchConfig {
         let (_, _, id) = self.bridges[bi].ports.remove(pi);
         self.bridges[bi].macs.flush_port(id);
         Ok(())
+    }
+
+    /// Whether port `name` is watched (see `set_watched`).
+    pub fn is_watched(&self, name: &str) -> bool {
+        self.watched.contains(name)
+    }
+
+    /// Whether walks tap copies for the captures of port `name` where
+    /// they cross it without an output (a router's internal port).
+    pub fn set_watched(&mut self, name: &str, on: bool) {
+        if on {
+            self.watched.insert(name.to_string());
+        } else {
+            self.watched.remove(name);
+        }
     }
 
     /// Changes a port's VLAN mode, kind or flood flag (not its number).

@@ -116,6 +116,8 @@ pub struct Switch {
     pub(super) router_links: HashMap<(usize, usize), RouterLinkTarget>,
     /// Counters of the ports in `router_ports`.
     pub(super) crossings: HashMap<PortId, Arc<super::config::PortCrossing>>,
+    /// Ports a capture watches.
+    pub(super) watched: hashbrown::HashSet<PortId>,
     pub(super) ports: HashMap<PortId, Port>,
     pub(super) port_names: HashMap<String, PortId>,
     pub n_workers: usize,
@@ -145,6 +147,12 @@ impl Switch {
     /// Where frames sent out of a router interface go.
     pub fn router_link(&self, r: RouterIfaceRef) -> Option<RouterLinkTarget> {
         self.router_links.get(&(r.instance, r.iface)).copied()
+    }
+
+    /// Whether a capture watches `port`.
+    #[inline]
+    pub fn watched(&self, port: PortId) -> bool {
+        !self.watched.is_empty() && self.watched.contains(&port)
     }
 
     /// The crossing counters of an internal port a router takes.

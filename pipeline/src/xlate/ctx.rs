@@ -232,6 +232,7 @@ impl<'a> Ctx<'a> {
             if let Some(c) = self.sw.crossing(port.id) {
                 self.rules.push(c.to_router.clone());
             }
+            self.tap(port.id);
             self.cross_to_router(r);
             return;
         }
@@ -242,6 +243,15 @@ impl<'a> Ctx<'a> {
             packet: key_summary(&c.key),
             key: c.key,
         });
+    }
+
+    /// A copy for the captures of `port`, as the packet is now, if one
+    /// watches it.
+    pub(super) fn tap(&mut self, port: PortId) {
+        if self.sw.watched(port) {
+            self.commit();
+            self.ops.push(Op::Tap(port));
+        }
     }
 
     /// Emits the rewrites that make the packet look like the key.

@@ -695,6 +695,7 @@ fn router_output<'a>(
             if let Some(c) = ctx.sw.crossing(port) {
                 ctx.rules.push(c.from_router.clone());
             }
+            ctx.tap(port);
             ctx.enter_bridge_from(port)
         }
         Some(RouterLinkTarget::Veth(peer)) => ctx.cross_to_router(peer),

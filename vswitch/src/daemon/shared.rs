@@ -564,7 +564,32 @@ impl Shared {
         }
         io.captures.push((name.to_string(), capture));
         self.publish(sw, &io);
+        drop(io);
+        drop(_st);
+        self.watch(name);
         Ok(())
+    }
+
+    /// Makes walks tap copies for port `name`'s captures where they cross
+    /// it without an output (a router's internal port), or stop when no
+    /// capture watches it any more; a switch rebuilt (flow caches
+    /// renewed) only when that changes.
+    fn watch(&self, name: &str) {
+        let on = self.lock_io().captures.iter().any(|(n, _)| n == name);
+        let mut st = self.lock_state();
+        if st.config.is_watched(name) == on {
+            return;
+        }
+        let mut next = st.config.clone();
+        next.set_watched(name, on);
+        match next.build() {
+            Ok(sw) => {
+                let io = self.lock_io();
+                st.config = next;
+                self.publish(sw, &io);
+            }
+            Err(e) => tracing::warn!(port = name, error = %e, "capture: switch not rebuilt"),
+        }
     }
 
     fn no_such_port(&self, name: &str) -> BindError {
@@ -578,9 +603,19 @@ impl Shared {
     pub fn remove_capture(&self, capture: &Arc<Capture>) {
         let _st = self.lock_state();
         let mut io = self.lock_io();
+        let name = io
+            .captures
+            .iter()
+            .find(|(_, c)| Arc::ptr_eq(c, capture))
+            .map(|(n, _)| n.clone());
         io.captures.retain(|(_, c)| !Arc::ptr_eq(c, capture));
         let sw = self.world.load().sw.clone();
         self.publish(sw, &io);
+        drop(io);
+        drop(_st);
+        if let Some(n) = name {
+            self.watch(&n);
+        }
     }
 
     /// Packets the workers dropped under `reason` (as last published).

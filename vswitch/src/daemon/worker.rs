@@ -382,6 +382,15 @@ impl BurstPath {
     fn send_staged(&mut self, world: &World, port: PortId, shared: &Shared) {
         let offered = self.staged.len() as u64;
         let Some(t) = world.tx.get(&port) else {
+            // A router's internal port has no I/O: what reaches it here
+            // is a tap's copy, for its captures only.
+            if world.sw.crossing(port).is_some() {
+                offer_to_captures(world, port, &self.staged, shared);
+                for b in self.staged.drain(..) {
+                    self.pool.put(b);
+                }
+                return;
+            }
             let reason = if world.missing.contains(&port) {
                 if let Some(c) = self.ports.slot(port) {
                     c.tx_dropped += offered;
