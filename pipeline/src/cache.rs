@@ -50,6 +50,11 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
+    /// When a packet last hit it (the datapath's clock).
+    pub fn last_hit_ns(&self) -> u64 {
+        self.last_hit_ns
+    }
+
     /// Adds the pending packets to the counters of every rule of the walk.
     fn credit(&mut self, worker: usize) {
         if self.pending_packets != 0 {

@@ -90,6 +90,13 @@ pub struct Trace {
     pub events: Vec<TraceEvent>,
     /// Set when nothing was output.
     pub dropped: Option<DropReason>,
+    /// The datapath flow the walk makes, as `ofproto/trace`'s `Megaflow:`
+    /// line: the input fields it depends on (the rest wildcarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub megaflow: Option<String>,
+    /// Its actions, as `ofproto/trace`'s `Datapath actions:` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapath_actions: Option<String>,
     /// `ct_state`s still to be given to the next `ct(table=...)`
     /// recirculations (`--ct-next`), first one first.
     #[serde(skip)]
@@ -221,6 +228,12 @@ impl Trace {
             for (port, packet) in outs {
                 let _ = writeln!(s, "  {port}: {packet}");
             }
+        }
+        if let Some(m) = &self.megaflow {
+            let _ = writeln!(s, "Megaflow: {m}");
+        }
+        if let Some(a) = &self.datapath_actions {
+            let _ = writeln!(s, "Datapath actions: {a}");
         }
         s
     }

@@ -3,6 +3,8 @@
 //! filter checked at start and changed at runtime, and the change log.
 #![deny(unsafe_code)]
 
+mod frames;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -560,5 +562,72 @@ fn a_capture_goes_to_standard_output_with_wall_clock_times() {
     }
     assert_eq!(n, 5);
     assert!(!Path::new("-").exists(), "no file named `-`");
+    assert!(v.stop().success());
+}
+
+/// The datapath's view of a running switch: `dpctl dump-flows` lists the
+/// workers' cached flows (megaflow, packets, actions); a live `trace
+/// --frame` of a raw frame ends with `Megaflow:` and `Datapath actions:`.
+#[test]
+fn the_datapath_flows_and_a_live_frame_trace_show_the_megaflow() {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let dir = temp("dpctl");
+    let f = frames::vm1_to_vm2(2000, 8);
+    let rx = dir.0.join("vm1-in.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&rx).expect("pcap")).expect("writer");
+    for i in 0..20u64 {
+        w.write_packet(&PcapPacket::new(
+            Duration::from_millis(i),
+            f.len() as u32,
+            &f,
+        ))
+        .expect("write");
+    }
+    drop(w);
+    let cfg = config(
+        &dir.0,
+        "[[ports]]\nname = \"qvo-vm1\"\nbackend = \"pcap\"\nrx = \"vm1-in.pcap\"\n\
+         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"null\"\n",
+    );
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    v.until("the capture replayed", |v| {
+        v.ctl_ok(&["dump-ports", "br-int", "qvo-vm2"])
+            .contains("tx_packets=20")
+            || v.ctl_ok(&["--json", "dump-ports", "br-int", "qvo-vm2"])
+                .contains("\"tx_packets\": 20")
+    });
+    let flows = v.ctl_ok(&["dpctl", "dump-flows"]);
+    let row = flows
+        .lines()
+        .find(|l| l.contains("in_port=qvo-vm1"))
+        .unwrap_or_else(|| panic!("no datapath flow from qvo-vm1:\n{flows}"));
+    assert!(row.starts_with("worker 0: "), "{row}");
+    assert!(
+        row.contains("packets:19") || row.contains("packets:20"),
+        "{row}"
+    );
+    assert!(
+        row.contains("actions:") && row.contains("output:qvo-vm2"),
+        "{row}"
+    );
+    let json = v.ctl_ok(&["--json", "dpctl", "dump-flows"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(rows.as_array().is_some_and(|r| !r.is_empty()), "{json}");
+
+    let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+    let trace = v.ctl_ok(&["trace", "--in-port", "qvo-vm1", "--frame", &hex]);
+    let megaflow = trace
+        .lines()
+        .find_map(|l| l.strip_prefix("Megaflow: "))
+        .unwrap_or_else(|| panic!("no Megaflow line:\n{trace}"));
+    assert!(
+        megaflow.contains("in_port=qvo-vm1") && megaflow.contains("dl_dst=fa:16:3e:01:00:12"),
+        "{megaflow}"
+    );
+    let actions = trace
+        .lines()
+        .find_map(|l| l.strip_prefix("Datapath actions: "))
+        .unwrap_or_default();
+    assert!(actions.contains("output:qvo-vm2"), "{trace}");
     assert!(v.stop().success());
 }

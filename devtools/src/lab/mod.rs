@@ -557,7 +557,9 @@ fn run_kernel_scenarios(
 fn daemon_trace(host: &str, packet: &str) -> Result<(serde_json::Value, String), TraceError> {
     let request = vswitch::control::Request::Trace {
         bridge: None,
-        packet: packet.to_string(),
+        packet: Some(packet.to_string()),
+        frame: None,
+        in_port: None,
     };
     match vswitch::control::call(&socket_of(host), &request)? {
         vswitch::control::Response::Trace(r) => Ok((r.trace, r.text)),

@@ -122,7 +122,7 @@ pub fn trace_key_with(
 ) -> Trace {
     let mut t = Trace::new(input);
     t.ct_next = opts.ct_next.iter().copied().collect();
-    super::xlate(
+    let x = super::xlate(
         sw,
         in_port,
         key,
@@ -132,5 +132,41 @@ pub fn trace_key_with(
         },
         Some(&mut t),
     );
+    // The datapath's view: what the walk depends on, and what it does.
+    t.megaflow = Some(megaflow_text(sw, in_port, &key.masked(&x.wc), &x.wc));
+    t.datapath_actions = Some(datapath_actions_text(sw, &x.program));
     t
+}
+
+/// A datapath flow's match (`masked` under `mask`, of a packet that came
+/// in on `in_port`) as ovs-ofctl writes a match, the port by name.
+pub fn megaflow_text(sw: &Switch, in_port: PortId, masked: &FlowKey, mask: &FlowKey) -> String {
+    let Some(port) = sw.port(in_port) else {
+        return crate::flow::text::format_match(
+            &crate::flow::Match {
+                value: *masked,
+                mask: *mask,
+            },
+            &crate::flow::NoPortNames,
+        );
+    };
+    // A datapath key carries the port's id; a match names its OpenFlow
+    // number on its bridge.
+    let mut value = *masked;
+    let mut mask = *mask;
+    value.set(Field::InPort, port.ofport as u64);
+    mask.set(Field::InPort, Field::InPort.full_mask());
+    crate::flow::text::format_match(
+        &crate::flow::Match { value, mask },
+        &sw.bridges[port.bridge],
+    )
+}
+
+/// A program's actions as `Datapath actions:` writes them, ports by name.
+pub fn datapath_actions_text(sw: &Switch, program: &crate::program::Program) -> String {
+    let name = |p: PortId| {
+        sw.port(p)
+            .map_or_else(|| format!("{}", p.0), |p| p.name.clone())
+    };
+    program.actions_text(&name)
 }

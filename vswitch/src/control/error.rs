@@ -72,6 +72,10 @@ pub enum ControlError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Trace(#[from] TraceInputError),
+    #[error("trace: frame: {0}")]
+    TraceFrame(#[source] crate::offline::HexError),
+    #[error("trace: give the packet (a match), or a frame and its in_port")]
+    TraceWhat,
 
     // The topology: VM ports and floating IPs.
     #[error(transparent)]

@@ -26,7 +26,7 @@
 
 use super::error::ControlError;
 use crate::config::Backend;
-use crate::daemon::{BindingInfo, PortCounters, WorkerReport};
+use crate::daemon::{BindingInfo, CacheRow, PortCounters, WorkerReport};
 use crate::render::{RouterView, SwitchView};
 use pipeline::key::Mac;
 use serde::{Deserialize, Serialize};
@@ -137,7 +137,14 @@ pub enum Request {
     /// number with `bridge`).
     Trace {
         bridge: Option<String>,
-        packet: String,
+        /// The packet as an ovs-ofctl match; or `frame` and `in_port`.
+        #[serde(default)]
+        packet: Option<String>,
+        /// A raw frame (hex) arriving on `in_port`.
+        #[serde(default)]
+        frame: Option<String>,
+        #[serde(default)]
+        in_port: Option<String>,
     },
     /// A bridge's MAC table.
     FdbShow {
@@ -173,6 +180,9 @@ pub enum Request {
     },
     /// The routers the L3 agent set.
     RouterList {},
+    /// Every worker's datapath flows (its flow caches), as
+    /// `ovs-appctl dpctl/dump-flows` lists a datapath's.
+    DpctlDumpFlows {},
     /// The log filter, replaced by `filter` when given (as `ovs-appctl
     /// vlog/set`).
     Vlog {
@@ -410,6 +420,7 @@ pub enum Response {
     /// `connections_deleted` 0 also when there was none (`if_exists`).
     RouterDel(TopologyChanged),
     RouterList(Vec<HostRouter>),
+    DpctlDumpFlows(Vec<CacheRow>),
     Vlog(VlogReply),
     TopologyShow(Box<Topology>),
     TopologyLoad(TopologyLoaded),
@@ -451,6 +462,7 @@ impl Response {
             Request::RouterDel { .. } => Response::RouterDel(read(result)?),
             Request::RouterList {} => Response::RouterList(read(result)?),
             Request::Vlog { .. } => Response::Vlog(read(result)?),
+            Request::DpctlDumpFlows {} => Response::DpctlDumpFlows(read(result)?),
             Request::TopologyShow {} => Response::TopologyShow(read(result)?),
             Request::TopologyLoad { .. } => Response::TopologyLoad(read(result)?),
             Request::VmPortAdd { .. } => Response::VmPortAdd(read(result)?),

@@ -24,7 +24,7 @@ mod worker;
 pub use error::{BackendError, BindError, DaemonError};
 pub use report::{PortCounters, WorkerReport, MAX_COUNTED_PORT_ID};
 pub mod state;
-pub use shared::{BindingInfo, ControlState, Shared, World, MAX_QUEUES_PER_PORT};
+pub use shared::{BindingInfo, CacheRow, ControlState, Shared, World, MAX_QUEUES_PER_PORT};
 
 use crate::config::DaemonConfig;
 use crate::io::ring::RingHandle;

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use topology::{HostRouter, Topology};
 
 /// Receive queues one port may be bound with.
@@ -43,6 +43,22 @@ pub(super) enum IoCmd {
     Add(RxBinding),
     /// Drops every queue of this binding.
     Remove(u64),
+    /// Lists the worker's flow caches (`dpctl dump-flows`).
+    DumpCaches(crossbeam::channel::Sender<Vec<CacheRow>>),
+}
+
+/// One datapath flow in a worker's cache, as `dpctl dump-flows` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRow {
+    pub worker: usize,
+    /// The cache after a conntrack step's recirculation.
+    pub recirc: bool,
+    /// The megaflow (its port by name), ovs-ofctl's match syntax.
+    pub megaflow: String,
+    pub actions: String,
+    pub packets: u64,
+    /// Milliseconds since a packet last hit it.
+    pub used_ms: u64,
 }
 
 /// A receive queue handed to a worker.
@@ -616,6 +632,29 @@ impl Shared {
         if let Some(n) = name {
             self.watch(&n);
         }
+    }
+
+    /// Every worker's datapath flows (`dpctl dump-flows`): each worker
+    /// answers at its next poll; one that does not within `wait` is left
+    /// out (named in the log).
+    pub fn dump_caches(&self, wait: Duration) -> Vec<CacheRow> {
+        let mut replies = Vec::new();
+        for (w, s) in self.workers.iter().enumerate() {
+            let (tx, rx) = crossbeam::channel::bounded(1);
+            if s.send(IoCmd::DumpCaches(tx)).is_ok() {
+                replies.push((w, rx));
+            }
+        }
+        self.io_epoch.fetch_add(1, Ordering::Release);
+        let deadline = Instant::now() + wait;
+        let mut rows = Vec::new();
+        for (w, rx) in replies {
+            match rx.recv_deadline(deadline) {
+                Ok(r) => rows.extend(r),
+                Err(_) => tracing::warn!(worker = w, "dpctl: worker did not answer in time"),
+            }
+        }
+        rows
     }
 
     /// Packets the workers dropped under `reason` (as last published).

@@ -21,7 +21,7 @@
 
 use super::error::DaemonError;
 use super::report::PortTally;
-use super::shared::{IoCmd, RxBinding, Shared, World};
+use super::shared::{CacheRow, IoCmd, RxBinding, Shared, World};
 use crate::config::{DaemonConfig, LimitsConfig};
 use crossbeam::channel::Receiver;
 use pipeline::datapath::{Datapath, BURST};
@@ -189,9 +189,36 @@ impl Worker {
                     }
                     self.queues.retain(|q| q.binding != id);
                 }
+                IoCmd::DumpCaches(reply) => {
+                    let _ = reply.send(self.cache_rows());
+                    continue;
+                }
             }
             self.seen = None;
         }
+    }
+
+    /// This worker's datapath flows, both caches.
+    fn cache_rows(&self) -> Vec<CacheRow> {
+        use pipeline::xlate::trace::{datapath_actions_text, megaflow_text};
+        let sw = self.shared.switch();
+        let now = self.shared.now_ns();
+        let dp = &self.path.dp;
+        let mut rows = Vec::new();
+        for (recirc, cache) in [(false, &dp.cache), (true, &dp.recirc_cache)] {
+            for (masked, mask, e) in cache.entries() {
+                let in_port = PortId(masked.get(pipeline::key::Field::InPort) as u32);
+                rows.push(CacheRow {
+                    worker: self.index,
+                    recirc,
+                    megaflow: megaflow_text(&sw, in_port, masked, mask),
+                    actions: datapath_actions_text(&sw, &e.program),
+                    packets: e.hits,
+                    used_ms: now.saturating_sub(e.last_hit_ns()) / 1_000_000,
+                });
+            }
+        }
+        rows
     }
 
     /// The published world, taken out of `seen` for the burst (the caller

@@ -56,6 +56,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         op: RouterOp,
     },
+    /// The workers' datapath flows (as ovs-appctl dpctl/dump-flows).
+    Dpctl {
+        #[command(subcommand)]
+        op: DpctlOp,
+    },
     /// The daemon's log filter (as ovs-appctl vlog/list, vlog/set).
     Vlog {
         #[command(subcommand)]
@@ -172,6 +177,13 @@ pub(crate) enum ConntrackOp {
     },
     /// Table size and counters per reason.
     Stats,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DpctlOp {
+    /// Every worker's cached datapath flows: megaflow, packets, last
+    /// use, actions.
+    DumpFlows,
 }
 
 #[derive(Subcommand)]

@@ -12,8 +12,8 @@ mod text;
 
 use clap::Parser;
 use cli::{
-    BackendOpts, Cli, Command, ConntrackOp, FipOp, PortOpts, RouterOp, Source, TopologyOp, VlogOp,
-    VmPortOp,
+    BackendOpts, Cli, Command, ConntrackOp, DpctlOp, FipOp, PortOpts, RouterOp, Source, TopologyOp,
+    VlogOp, VmPortOp,
 };
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -131,10 +131,23 @@ fn pretty(value: &impl Serialize) -> Result<String, serde_json::Error> {
 /// The control request for a command that talks to the daemon.
 fn request(command: &Command) -> Result<Request, CtlError> {
     Ok(match command {
-        Command::Trace { bridge, packet, .. } => Request::Trace {
-            bridge: bridge.clone(),
-            packet: packet.clone().ok_or(CtlError::NoPacket)?,
-        },
+        Command::Trace {
+            bridge,
+            packet,
+            frame,
+            in_port,
+            ..
+        } => {
+            if packet.is_none() && frame.is_none() {
+                return Err(CtlError::NoPacket);
+            }
+            Request::Trace {
+                bridge: bridge.clone(),
+                packet: packet.clone(),
+                frame: frame.clone(),
+                in_port: in_port.clone(),
+            }
+        }
         Command::DumpFlows { bridge, .. } => Request::DumpFlows {
             bridge: bridge.clone(),
         },
@@ -169,6 +182,9 @@ fn request(command: &Command) -> Result<Request, CtlError> {
         },
         Command::Router { op: RouterOp::List } => Request::RouterList {},
         Command::Vlog { op: VlogOp::List } => Request::Vlog { filter: None },
+        Command::Dpctl {
+            op: DpctlOp::DumpFlows,
+        } => Request::DpctlDumpFlows {},
         Command::Vlog {
             op: VlogOp::Set { filter },
         } => Request::Vlog {

@@ -34,6 +34,21 @@ pub(crate) fn of(response: &Response) -> String {
         Response::RouterSet(c) | Response::RouterDel(c) if c.connections_deleted > 0 => {
             format!("{} connection(s) deleted\n", c.connections_deleted)
         }
+        Response::DpctlDumpFlows(rows) => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "worker {}{}: {}, packets:{}, used:{}.{:03}s, actions:{}\n",
+                    r.worker,
+                    if r.recirc { " (recirc)" } else { "" },
+                    r.megaflow,
+                    r.packets,
+                    r.used_ms / 1000,
+                    r.used_ms % 1000,
+                    r.actions
+                )
+            })
+            .collect(),
         Response::Vlog(v) => match &v.previous {
             Some(p) => format!("log filter: {} (was {p})\n", v.filter),
             None => format!("log filter: {}\n", v.filter),

@@ -63,6 +63,7 @@ fn audit_line(req: &Request) -> Option<String> {
             | R::ConntrackDump { .. }
             | R::ConntrackStats {}
             | R::RouterList {}
+            | R::DpctlDumpFlows {}
             | R::TopologyShow {}
             | R::MatchCheck { .. }
             | R::Capture { .. }
@@ -116,7 +117,17 @@ fn carry_out(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
     match req {
         R::Version {} => Ok(show::version(shared)),
         R::Show {} => Ok(show::show(shared)),
-        R::Trace { bridge, packet } => show::trace(shared, bridge.as_deref(), packet),
+        R::Trace {
+            bridge,
+            packet,
+            frame,
+            in_port,
+        } => show::trace(
+            shared,
+            bridge.as_deref(),
+            packet.as_deref(),
+            frame.as_deref().zip(in_port.as_deref()),
+        ),
         R::RouterShow { router } => show::routers(shared, router.as_deref()),
         R::PmdStats {} => Ok(show::pmd_stats(shared)),
         R::DumpFlows { bridge } => flows::dump(shared, bridge),
@@ -192,6 +203,9 @@ fn carry_out(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
         R::RouterDel { name, if_exists } => l3::del(shared, name, *if_exists),
         R::RouterList {} => Ok(l3::list(shared)),
         R::Vlog { filter } => vlog(filter.as_deref()),
+        R::DpctlDumpFlows {} => Ok(Response::DpctlDumpFlows(
+            shared.dump_caches(std::time::Duration::from_secs(2)),
+        )),
         R::TopologyShow {} => Ok(topology::show(shared)),
         R::TopologyLoad { toml, dry_run } => topology::load(shared, toml, *dry_run),
         R::VmPortAdd {

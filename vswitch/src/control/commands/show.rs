@@ -29,9 +29,18 @@ pub(super) fn show(shared: &Shared) -> Response {
 pub(super) fn trace(
     shared: &Shared,
     bridge: Option<&str>,
-    packet: &str,
+    packet: Option<&str>,
+    frame: Option<(&str, &str)>,
 ) -> Result<Response, ControlError> {
-    let t = pipeline::xlate::trace::trace_text(&shared.switch(), bridge, packet, shared.now_ns())?;
+    let sw = shared.switch();
+    let t = match (packet, frame) {
+        (Some(p), None) => pipeline::xlate::trace::trace_text(&sw, bridge, p, shared.now_ns())?,
+        (None, Some((hex, in_port))) => {
+            let bytes = crate::offline::parse_hex(hex).map_err(ControlError::TraceFrame)?;
+            pipeline::xlate::trace::trace_frame(&sw, in_port, &bytes, shared.now_ns())?
+        }
+        _ => return Err(ControlError::TraceWhat),
+    };
     Ok(Response::Trace(TraceReply {
         text: t.render(),
         trace: serde_json::to_value(&t).map_err(ControlError::Encode)?,
