@@ -332,6 +332,88 @@ impl Program {
     }
 }
 
+impl Program {
+    /// The program as `ofproto/trace`'s `Datapath actions:` line gives a
+    /// datapath flow's actions (ports by name through `port`), e.g.
+    /// `set(eth(src=…,dst=…)),push_vlan(vid=102,pcp=0),output:eth1`;
+    /// `drop` when it outputs and does nothing.
+    pub fn actions_text(&self, port: &dyn Fn(PortId) -> String) -> String {
+        let mut parts: Vec<String> = Vec::with_capacity(self.ops.len());
+        for op in &self.ops {
+            parts.push(match op {
+                Op::Rewrite(r) => rewrite_text(r),
+                Op::Output(p) => format!("output:{}", port(*p)),
+                Op::Tap(p) => format!("tap:{}", port(*p)),
+                Op::Generate { packet, .. } => match packet {
+                    Generated::IcmpError(_) => "generate(icmp_error)".to_string(),
+                    Generated::ArpRequest(_) => "generate(arp_request)".to_string(),
+                },
+                Op::Hold { iface, ip, .. } => format!("hold(neigh={ip},iface={iface})"),
+                Op::NeighLearn { ip, mac, .. } => format!("neigh_learn({ip}={mac})"),
+                Op::Probe { ip, .. } => format!("neigh_probe({ip})"),
+                Op::VerifyIpv4Header => "check(ipv4_csum)".to_string(),
+                Op::Ct(step) => ct_text(step, ""),
+                Op::CtGuard(g) => ct_text(&g.step, "if_stored:"),
+                Op::Defrag(step) => ct_text(step, "defrag,"),
+            });
+        }
+        if parts.is_empty() {
+            return "drop".to_string();
+        }
+        parts.join(",")
+    }
+}
+
+fn ct_text(step: &CtStep, prefix: &str) -> String {
+    let mut s = format!("{prefix}ct(zone={}", step.zone);
+    if step.commit {
+        s.push_str(",commit");
+    }
+    if step.apply_nat {
+        s.push_str(",nat");
+    }
+    s.push_str("),recirc");
+    s
+}
+
+fn rewrite_text(r: &Rewrite) -> String {
+    let ip = |a: u32| std::net::Ipv4Addr::from(a);
+    let vlan = |tpid: u16, tci: u16| {
+        let mut s = format!("push_vlan(vid={},pcp={}", tci & 0x0fff, tci >> 13);
+        if tpid != 0x8100 {
+            s.push_str(&format!(",tpid={tpid:#06x}"));
+        }
+        s.push(')');
+        s
+    };
+    match *r {
+        Rewrite::EthSrc(m) => format!("set(eth(src={m}))"),
+        Rewrite::EthDst(m) => format!("set(eth(dst={m}))"),
+        Rewrite::EthAddrs { dst, src } => format!("set(eth(src={src},dst={dst}))"),
+        Rewrite::VlanPush { tpid, tci } => vlan(tpid, tci),
+        Rewrite::VlanSetTci(tci) => format!("set(vlan(vid={},pcp={}))", tci & 0x0fff, tci >> 13),
+        Rewrite::VlanPop => "pop_vlan".to_string(),
+        Rewrite::VlanPushEth {
+            dst,
+            src,
+            tpid,
+            tci,
+        } => format!("{},set(eth(src={src},dst={dst}))", vlan(tpid, tci)),
+        Rewrite::Ipv4Src(a) => format!("set(ipv4(src={}))", ip(a)),
+        Rewrite::Ipv4Dst(a) => format!("set(ipv4(dst={}))", ip(a)),
+        Rewrite::Ipv4Tos(t) => format!("set(ipv4(tos={t:#x}))"),
+        Rewrite::Ipv4Ttl(t) => format!("set(ipv4(ttl={t}))"),
+        Rewrite::Ipv4DecTtl => "dec_ttl".to_string(),
+        Rewrite::L4Src(p) => format!("set(l4(src={p}))"),
+        Rewrite::L4Dst(p) => format!("set(l4(dst={p}))"),
+        Rewrite::IcmpId(i) => format!("set(icmp(id={i}))"),
+        Rewrite::NatSrcPort => "set(l4(src=<connection's port>))".to_string(),
+        Rewrite::ArpOp(o) => format!("set(arp(op={o}))"),
+        Rewrite::ArpSha(m) => format!("set(arp(sha={m}))"),
+        Rewrite::ArpTha(m) => format!("set(arp(tha={m}))"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,87 +612,5 @@ mod tests {
                 Op::Output(PortId(2)),
             ]
         );
-    }
-}
-
-impl Program {
-    /// The program as `ofproto/trace`'s `Datapath actions:` line gives a
-    /// datapath flow's actions (ports by name through `port`), e.g.
-    /// `set(eth(src=…,dst=…)),push_vlan(vid=102,pcp=0),output:eth1`;
-    /// `drop` when it outputs and does nothing.
-    pub fn actions_text(&self, port: &dyn Fn(PortId) -> String) -> String {
-        let mut parts: Vec<String> = Vec::with_capacity(self.ops.len());
-        for op in &self.ops {
-            parts.push(match op {
-                Op::Rewrite(r) => rewrite_text(r),
-                Op::Output(p) => format!("output:{}", port(*p)),
-                Op::Tap(p) => format!("tap:{}", port(*p)),
-                Op::Generate { packet, .. } => match packet {
-                    Generated::IcmpError(_) => "generate(icmp_error)".to_string(),
-                    Generated::ArpRequest(_) => "generate(arp_request)".to_string(),
-                },
-                Op::Hold { iface, ip, .. } => format!("hold(neigh={ip},iface={iface})"),
-                Op::NeighLearn { ip, mac, .. } => format!("neigh_learn({ip}={mac})"),
-                Op::Probe { ip, .. } => format!("neigh_probe({ip})"),
-                Op::VerifyIpv4Header => "check(ipv4_csum)".to_string(),
-                Op::Ct(step) => ct_text(step, ""),
-                Op::CtGuard(g) => ct_text(&g.step, "if_stored:"),
-                Op::Defrag(step) => ct_text(step, "defrag,"),
-            });
-        }
-        if parts.is_empty() {
-            return "drop".to_string();
-        }
-        parts.join(",")
-    }
-}
-
-fn ct_text(step: &CtStep, prefix: &str) -> String {
-    let mut s = format!("{prefix}ct(zone={}", step.zone);
-    if step.commit {
-        s.push_str(",commit");
-    }
-    if step.apply_nat {
-        s.push_str(",nat");
-    }
-    s.push_str("),recirc");
-    s
-}
-
-fn rewrite_text(r: &Rewrite) -> String {
-    let ip = |a: u32| std::net::Ipv4Addr::from(a);
-    let vlan = |tpid: u16, tci: u16| {
-        let mut s = format!("push_vlan(vid={},pcp={}", tci & 0x0fff, tci >> 13);
-        if tpid != 0x8100 {
-            s.push_str(&format!(",tpid={tpid:#06x}"));
-        }
-        s.push(')');
-        s
-    };
-    match *r {
-        Rewrite::EthSrc(m) => format!("set(eth(src={m}))"),
-        Rewrite::EthDst(m) => format!("set(eth(dst={m}))"),
-        Rewrite::EthAddrs { dst, src } => format!("set(eth(src={src},dst={dst}))"),
-        Rewrite::VlanPush { tpid, tci } => vlan(tpid, tci),
-        Rewrite::VlanSetTci(tci) => format!("set(vlan(vid={},pcp={}))", tci & 0x0fff, tci >> 13),
-        Rewrite::VlanPop => "pop_vlan".to_string(),
-        Rewrite::VlanPushEth {
-            dst,
-            src,
-            tpid,
-            tci,
-        } => format!("{},set(eth(src={src},dst={dst}))", vlan(tpid, tci)),
-        Rewrite::Ipv4Src(a) => format!("set(ipv4(src={}))", ip(a)),
-        Rewrite::Ipv4Dst(a) => format!("set(ipv4(dst={}))", ip(a)),
-        Rewrite::Ipv4Tos(t) => format!("set(ipv4(tos={t:#x}))"),
-        Rewrite::Ipv4Ttl(t) => format!("set(ipv4(ttl={t}))"),
-        Rewrite::Ipv4DecTtl => "dec_ttl".to_string(),
-        Rewrite::L4Src(p) => format!("set(l4(src={p}))"),
-        Rewrite::L4Dst(p) => format!("set(l4(dst={p}))"),
-        Rewrite::IcmpId(i) => format!("set(icmp(id={i}))"),
-        Rewrite::NatSrcPort => "set(l4(src=<connection's port>))".to_string(),
-        Rewrite::ArpOp(o) => format!("set(arp(op={o}))"),
-        Rewrite::ArpSha(m) => format!("set(arp(sha={m}))"),
-        Rewrite::ArpTha(m) => format!("set(arp(tha={m}))"),
     }
 }
