@@ -631,3 +631,74 @@ fn the_datapath_flows_and_a_live_frame_trace_show_the_megaflow() {
     assert!(actions.contains("output:qvo-vm2"), "{trace}");
     assert!(v.stop().success());
 }
+
+/// `dump-flows` as ovs-ofctl's: a selection (`table=60`, a cookie with
+/// `/-1`, match fields), `--sort`/`--rsort`, `dump-aggregate`,
+/// `dump-tables`, and `--json` rows with their fields.
+#[test]
+fn dump_flows_selects_sorts_and_aggregates() {
+    let dir = temp("dumpflows");
+    let cfg = config(&dir.0, "");
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    let all = v.ctl_ok(&["dump-flows", "br-int"]);
+    let t60 = v.ctl_ok(&["dump-flows", "br-int", "table=60"]);
+    assert!(
+        !t60.is_empty() && t60.lines().all(|l| l.contains("table=60,")),
+        "{t60}"
+    );
+    assert!(t60.lines().count() < all.lines().count());
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "cookie=0x77,table=60,priority=500,dl_src=fa:16:3e:00:00:99,actions=drop",
+    ]);
+    let mine = v.ctl_ok(&["dump-flows", "br-int", "cookie=0x77/-1"]);
+    assert_eq!(mine.lines().count(), 1, "{mine}");
+    assert!(mine.contains("dl_src=fa:16:3e:00:00:99"));
+    let by_field = v.ctl_ok(&["dump-flows", "br-int", "table=60,dl_src=fa:16:3e:00:00:99"]);
+    assert_eq!(by_field.lines().count(), 1, "{by_field}");
+
+    let prio = |text: &str| -> Vec<u32> {
+        text.lines()
+            .filter_map(|l| l.split("priority=").nth(1))
+            .filter_map(|p| p.split([',', ' ']).next()?.parse().ok())
+            .collect()
+    };
+    let up = prio(&v.ctl_ok(&["dump-flows", "br-int", "--sort"]));
+    let mut sorted = up.clone();
+    sorted.sort();
+    assert_eq!(up, sorted);
+    let down = prio(&v.ctl_ok(&["dump-flows", "br-int", "--rsort=priority"]));
+    assert_eq!(down.first(), up.last());
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
+    let o = v.ctl(&["dump-flows", "br-int", "--sort=colour"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("`colour`"));
+
+    let agg = v.ctl_ok(&["dump-aggregate", "br-int", "table=60"]);
+    assert_eq!(
+        agg.trim(),
+        format!(
+            "packet_count=0 byte_count=0 flow_count={}",
+            t60.lines().count() + 1
+        )
+    );
+    let tables = v.ctl_ok(&["dump-tables", "br-int"]);
+    assert!(
+        tables
+            .lines()
+            .any(|l| l.trim_start().starts_with("60: active=")),
+        "{tables}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&v.ctl_ok(&["--json", "dump-flows", "br-int", "cookie=0x77/-1"]))
+            .expect("json");
+    let row = &json["flows"][0];
+    assert_eq!(row["table"], 60);
+    assert_eq!(row["priority"], 500);
+    assert_eq!(row["cookie"], "0x77");
+    assert_eq!(row["match"], "dl_src=fa:16:3e:00:00:99");
+    assert_eq!(row["actions"], "drop");
+    assert_eq!(row["n_packets"], 0);
+    assert!(v.stop().success());
+}

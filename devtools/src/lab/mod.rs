@@ -490,8 +490,16 @@ fn holds_routers_and_flows(host: &str) -> bool {
         Ok(Response::RouterShow(r)) if !r.routers.is_empty()
     );
     let flows = matches!(
-        call(&sock, &Request::DumpFlows { bridge: "br-int".into() }),
-        Ok(Response::DumpFlows(text)) if !text.trim().is_empty()
+        call(
+            &sock,
+            &Request::DumpFlows {
+                bridge: "br-int".into(),
+                matching: None,
+                sort: None,
+                descending: false
+            }
+        ),
+        Ok(Response::DumpFlows(d)) if !d.flows.is_empty()
     );
     routers && flows
 }

@@ -58,6 +58,8 @@ pub enum ControlError {
     },
     #[error(transparent)]
     FlowSyntax(#[from] FlowSyntaxError),
+    #[error("--sort `{0}`: not `priority` nor a match field")]
+    UnknownSortField(String),
     #[error("mod-flows needs `actions=`")]
     ModFlowsWithoutActions,
     #[error(transparent)]

@@ -58,6 +58,28 @@ pub enum Request {
     /// A bridge's flows in ovs-ofctl's format, with counters.
     DumpFlows {
         bridge: String,
+        /// Only the flows this selects, as `ovs-ofctl dump-flows BRIDGE
+        /// FLOW` (non-strict: `table=`, `cookie=V/M`, match fields).
+        #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+        matching: Option<String>,
+        /// Order by `priority` or a match field (`--sort`), descending
+        /// with `descending` (`--rsort`); flows without the field last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sort: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        descending: bool,
+    },
+    /// Packets, bytes and flows of the flows `matching` selects
+    /// (`ovs-ofctl dump-aggregate`).
+    DumpAggregate {
+        bridge: String,
+        #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+        matching: Option<String>,
+    },
+    /// Each table of a bridge in use: its flows and what they matched
+    /// (`ovs-ofctl dump-tables`).
+    DumpTables {
+        bridge: String,
     },
     /// Adds or replaces one flow (ovs-ofctl syntax).
     AddFlow {
@@ -397,8 +419,9 @@ impl ResponseLine {
 pub enum Response {
     Version(VersionReply),
     Show(ShowReply),
-    /// ovs-ofctl's text: the format is the data here.
-    DumpFlows(String),
+    DumpFlows(FlowDump),
+    DumpAggregate(FlowAggregate),
+    DumpTables(Vec<TableRow>),
     AddFlow(FlowsAdded),
     AddFlows(FlowsAdded),
     ModFlows(FlowsModified),
@@ -441,6 +464,8 @@ impl Response {
             Request::Version {} => Response::Version(read(result)?),
             Request::Show {} => Response::Show(read(result)?),
             Request::DumpFlows { .. } => Response::DumpFlows(read(result)?),
+            Request::DumpAggregate { .. } => Response::DumpAggregate(read(result)?),
+            Request::DumpTables { .. } => Response::DumpTables(read(result)?),
             Request::AddFlow { .. } => Response::AddFlow(read(result)?),
             Request::AddFlows { .. } => Response::AddFlows(read(result)?),
             Request::ModFlows { .. } => Response::ModFlows(read(result)?),
@@ -473,6 +498,47 @@ impl Response {
             Request::MatchCheck { .. } => Response::MatchCheck(read(result)?),
         })
     }
+}
+
+/// A bridge's flows: ovs-ofctl's text, and each flow as fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowDump {
+    pub text: String,
+    pub flows: Vec<FlowRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRow {
+    pub table: u8,
+    pub priority: u16,
+    /// `0x…`
+    pub cookie: String,
+    /// The match, ovs-ofctl's syntax (ports by name).
+    #[serde(rename = "match")]
+    pub matching: String,
+    pub actions: String,
+    pub n_packets: u64,
+    pub n_bytes: u64,
+    pub duration_ms: u64,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    /// Seconds since it last matched, if it ever did.
+    pub idle_age: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowAggregate {
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub flow_count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRow {
+    pub table: u8,
+    pub active_count: u64,
+    /// Packets its flows matched.
+    pub matched_count: u64,
 }
 
 /// The log filter running (after the change, if one was asked for), and
@@ -690,6 +756,9 @@ mod tests {
     fn requests_keep_their_wire_form() {
         let r = Request::DumpFlows {
             bridge: "br-int".into(),
+            matching: None,
+            sort: None,
+            descending: false,
         };
         let line = r.encode().expect("encode");
         assert_eq!(

@@ -25,6 +25,12 @@ mod value;
 pub use error::FlowSyntaxError;
 pub use print::{format_actions, format_flow, format_match};
 
+/// The field an ovs-ofctl field name (or alias) names, e.g. `dl_src`,
+/// `eth_src`, `nw_dst`, `reg6` (what `dump-flows --sort=FIELD` takes).
+pub fn field_named(name: &str) -> Option<crate::key::Field> {
+    value::field_by_name(name)
+}
+
 use super::{Action, Flow, Match, PortNames};
 use action_parse::parse_actions_at;
 use match_parse::MatchBuilder;

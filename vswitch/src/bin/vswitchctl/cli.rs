@@ -39,12 +39,27 @@ pub(crate) enum Command {
         #[arg(long)]
         in_port: Option<String>,
     },
-    /// Print a bridge's flows in ovs-ofctl dump-flows format.
+    /// Print a bridge's flows in ovs-ofctl dump-flows format (those FLOW
+    /// selects, e.g. `table=60` or `cookie=0x5/-1,in_port=qvo-vm1`).
     DumpFlows {
         #[command(flatten)]
         on: Source,
         bridge: String,
+        flow: Option<String>,
+        /// Sort by a field, ascending (`priority` when none is given).
+        #[arg(long, num_args = 0..=1, default_missing_value = "priority", conflicts_with = "rsort")]
+        sort: Option<String>,
+        /// Sort by a field, descending (`priority` when none is given).
+        #[arg(long, num_args = 0..=1, default_missing_value = "priority")]
+        rsort: Option<String>,
     },
+    /// Packets, bytes and flows of the flows FLOW selects (all without it).
+    DumpAggregate {
+        bridge: String,
+        flow: Option<String>,
+    },
+    /// Each table in use: its flows and what they matched.
+    DumpTables { bridge: String },
     /// Bridges and ports.
     Show {
         #[command(flatten)]

@@ -148,7 +148,23 @@ fn request(command: &Command) -> Result<Request, CtlError> {
                 in_port: in_port.clone(),
             }
         }
-        Command::DumpFlows { bridge, .. } => Request::DumpFlows {
+        Command::DumpFlows {
+            bridge,
+            flow,
+            sort,
+            rsort,
+            ..
+        } => Request::DumpFlows {
+            bridge: bridge.clone(),
+            matching: flow.clone(),
+            sort: sort.clone().or_else(|| rsort.clone()),
+            descending: rsort.is_some(),
+        },
+        Command::DumpAggregate { bridge, flow } => Request::DumpAggregate {
+            bridge: bridge.clone(),
+            matching: flow.clone(),
+        },
+        Command::DumpTables { bridge } => Request::DumpTables {
             bridge: bridge.clone(),
         },
         Command::Show { .. } => Request::Show {},
@@ -597,7 +613,18 @@ fn run_offline(cli: &Cli, on: &Source) -> Result<String, CtlError> {
                 .map(|(label, t)| format!("==== {label}\n{}\n", t.render()))
                 .collect())
         }
-        Command::DumpFlows { bridge, .. } => {
+        Command::DumpFlows {
+            bridge,
+            flow,
+            sort,
+            rsort,
+            ..
+        } => {
+            if flow.is_some() || sort.is_some() || rsort.is_some() {
+                return Err(CtlError::Refused(
+                    "dump-flows: a selection or --sort/--rsort needs the daemon".into(),
+                ));
+            }
             let text = off.dump_flows(bridge)?;
             if cli.json {
                 return Ok(pretty(&text.lines().collect::<Vec<_>>())?);

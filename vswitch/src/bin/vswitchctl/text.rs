@@ -14,7 +14,20 @@ pub(crate) fn of(response: &Response) -> String {
     match response {
         Response::Version(v) => format!("protocol {}, host {}\n", v.protocol, v.host),
         Response::Show(s) => show(s),
-        Response::DumpFlows(text) => text.clone(),
+        Response::DumpFlows(d) => d.text.clone(),
+        Response::DumpAggregate(a) => format!(
+            "packet_count={} byte_count={} flow_count={}\n",
+            a.packet_count, a.byte_count, a.flow_count
+        ),
+        Response::DumpTables(rows) => rows
+            .iter()
+            .map(|t| {
+                format!(
+                    "  {}: active={}, matched={}\n",
+                    t.table, t.active_count, t.matched_count
+                )
+            })
+            .collect(),
         Response::Trace(t) => t.text.clone(),
         Response::RouterShow(r) => vswitch::render::routers_text(&r.routers),
         Response::AddPort(p) => format!("{} is ofport {}\n", p.port, p.ofport),

@@ -4,15 +4,133 @@
 #![deny(unsafe_code)]
 
 use crate::control::error::ControlError;
-use crate::control::protocol::{Deleted, FlowsAdded, FlowsModified, Response};
+use crate::control::protocol::{
+    Deleted, FlowAggregate, FlowDump, FlowRow, FlowsAdded, FlowsModified, Response, TableRow,
+};
 use crate::daemon::Shared;
-use pipeline::flow::text::{format_match, parse_flow, parse_match};
-use pipeline::flow::{Flow, Match, PortNames};
+use pipeline::flow::text::{format_actions, format_flow, format_match, parse_flow, parse_match};
+use pipeline::flow::{Flow, FlowStats, Match, PortNames};
 use pipeline::switch::FlowSelector;
 
-pub(super) fn dump(shared: &Shared, bridge: &str) -> Result<Response, ControlError> {
-    let text = crate::render::dump_flows(&shared.switch(), bridge, shared.now_ns())?;
-    Ok(Response::DumpFlows(text))
+/// `dump-flows BRIDGE [FLOW] [--sort|--rsort[=FIELD]]`: the flows the
+/// selector takes (all without one), in table order or sorted, as text
+/// and as rows.
+pub(super) fn dump(
+    shared: &Shared,
+    bridge: &str,
+    matching: Option<&str>,
+    sort: Option<&str>,
+    descending: bool,
+) -> Result<Response, ControlError> {
+    let sw = shared.switch();
+    let now = shared.now_ns();
+    let b = sw
+        .bridge(bridge)
+        .ok_or_else(|| ControlError::NoBridge(bridge.to_string()))?;
+    let mut rules = selected(b, matching)?;
+    if let Some(field) = sort {
+        let key: Box<dyn Fn(&pipeline::flow::Flow) -> Option<u64>> = if field == "priority" {
+            Box::new(|f| Some(f.priority as u64))
+        } else {
+            let fld = pipeline::flow::text::field_named(field)
+                .ok_or_else(|| ControlError::UnknownSortField(field.to_string()))?;
+            Box::new(move |f| (f.matches.mask.get(fld) != 0).then(|| f.matches.value.get(fld)))
+        };
+        // Flows without the field after the others, either way.
+        rules.sort_by(|a, b| match (key(&a.flow), key(&b.flow)) {
+            (Some(x), Some(y)) if descending => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+    let mut text = String::new();
+    let mut flows = Vec::with_capacity(rules.len());
+    for r in rules {
+        let (n_packets, n_bytes, last) = r.stats.read();
+        let age = now.saturating_sub(r.added_ns);
+        let stats = FlowStats {
+            n_packets,
+            n_bytes,
+            duration_secs: age as f64 / 1e9,
+            idle_age_secs: (n_packets > 0).then(|| now.saturating_sub(last) / 1_000_000_000),
+        };
+        text.push_str(&format_flow(&r.flow, Some(&stats), b));
+        text.push('\n');
+        flows.push(FlowRow {
+            table: r.flow.table,
+            priority: r.flow.priority,
+            cookie: format!("{:#x}", r.flow.cookie),
+            matching: format_match(&r.flow.matches, b),
+            actions: format_actions(&r.flow.actions, b),
+            n_packets,
+            n_bytes,
+            duration_ms: age / 1_000_000,
+            idle_timeout: r.flow.idle_timeout,
+            hard_timeout: r.flow.hard_timeout,
+            idle_age: stats.idle_age_secs,
+        });
+    }
+    Ok(Response::DumpFlows(FlowDump { text, flows }))
+}
+
+/// The rules of `b` the (non-strict) selector `matching` takes, in table
+/// order; all without one.
+fn selected(
+    b: &pipeline::switch::Bridge,
+    matching: Option<&str>,
+) -> Result<Vec<std::sync::Arc<pipeline::switch::Rule>>, ControlError> {
+    let sel = match matching.filter(|m| !m.trim().is_empty()) {
+        Some(m) => Some(selector(b, m, false)?.0),
+        None => None,
+    };
+    Ok(b.tables()
+        .flat_map(|t| t.rules.iter())
+        .filter(|r| sel.as_ref().is_none_or(|s| s.selects(&r.flow)))
+        .cloned()
+        .collect())
+}
+
+/// `dump-aggregate BRIDGE [FLOW]`.
+pub(super) fn aggregate(
+    shared: &Shared,
+    bridge: &str,
+    matching: Option<&str>,
+) -> Result<Response, ControlError> {
+    let sw = shared.switch();
+    let b = sw
+        .bridge(bridge)
+        .ok_or_else(|| ControlError::NoBridge(bridge.to_string()))?;
+    let mut a = FlowAggregate {
+        packet_count: 0,
+        byte_count: 0,
+        flow_count: 0,
+    };
+    for r in selected(b, matching)? {
+        let (p, by, _) = r.stats.read();
+        a.packet_count += p;
+        a.byte_count += by;
+        a.flow_count += 1;
+    }
+    Ok(Response::DumpAggregate(a))
+}
+
+/// `dump-tables BRIDGE`: each table with flows.
+pub(super) fn tables(shared: &Shared, bridge: &str) -> Result<Response, ControlError> {
+    let sw = shared.switch();
+    let b = sw
+        .bridge(bridge)
+        .ok_or_else(|| ControlError::NoBridge(bridge.to_string()))?;
+    Ok(Response::DumpTables(
+        b.tables()
+            .map(|t| TableRow {
+                table: t.id,
+                active_count: t.rules.len() as u64,
+                matched_count: t.rules.iter().map(|r| r.stats.read().0).sum(),
+            })
+            .collect(),
+    ))
 }
 
 /// Adds `lines` to `bridge` as one change; an error names the line.

@@ -58,6 +58,8 @@ fn audit_line(req: &Request) -> Option<String> {
             | R::RouterShow { .. }
             | R::PmdStats {}
             | R::DumpFlows { .. }
+            | R::DumpAggregate { .. }
+            | R::DumpTables { .. }
             | R::DumpPorts { .. }
             | R::FdbShow { .. }
             | R::ConntrackDump { .. }
@@ -130,7 +132,22 @@ fn carry_out(shared: &Shared, req: &Request) -> Result<Response, ControlError> {
         ),
         R::RouterShow { router } => show::routers(shared, router.as_deref()),
         R::PmdStats {} => Ok(show::pmd_stats(shared)),
-        R::DumpFlows { bridge } => flows::dump(shared, bridge),
+        R::DumpFlows {
+            bridge,
+            matching,
+            sort,
+            descending,
+        } => flows::dump(
+            shared,
+            bridge,
+            matching.as_deref(),
+            sort.as_deref(),
+            *descending,
+        ),
+        R::DumpAggregate { bridge, matching } => {
+            flows::aggregate(shared, bridge, matching.as_deref())
+        }
+        R::DumpTables { bridge } => flows::tables(shared, bridge),
         R::AddFlow { bridge, flow } => {
             flows::add(shared, bridge, std::slice::from_ref(flow)).map(Response::AddFlow)
         }
