@@ -29,7 +29,7 @@ pub(super) fn dump(
         .ok_or_else(|| ControlError::NoBridge(bridge.to_string()))?;
     let mut rules = selected(b, matching)?;
     if let Some(field) = sort {
-        let key: Box<dyn Fn(&pipeline::flow::Flow) -> Option<u64>> = if field == "priority" {
+        let key: Box<SortKey> = if field == "priority" {
             Box::new(|f| Some(f.priority as u64))
         } else {
             let fld = pipeline::flow::text::field_named(field)
@@ -74,6 +74,9 @@ pub(super) fn dump(
     }
     Ok(Response::DumpFlows(FlowDump { text, flows }))
 }
+
+/// What `--sort` orders flows by (None: the flow lacks the field).
+type SortKey = dyn Fn(&pipeline::flow::Flow) -> Option<u64>;
 
 /// The rules of `b` the (non-strict) selector `matching` takes, in table
 /// order; all without one.
