@@ -761,7 +761,11 @@ fn malformed_and_oversized_requests_are_refused() {
         "{v}"
     );
     let after = ask(r#"{"v":1,"cmd":"dump-flows","args":{"bridge":"br-int"}}"#);
-    let lines = |v: &Value| v["result"]["text"].as_str().map_or(0, |t| t.lines().count());
+    let lines = |v: &Value| {
+        v["result"]["text"]
+            .as_str()
+            .map_or(0, |t| t.lines().count())
+    };
     assert!(lines(&before) > 10, "{before}");
     assert_eq!(lines(&before), lines(&after));
     let v = ask(r#"{"v":1,"cmd":"show","args":[1]}"#);

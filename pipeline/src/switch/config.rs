@@ -281,10 +281,23 @@ impl SwitchConfig {
     }
 
     /// Adds a port; returns its OpenFlow port number.
-    pub fn add_port(&mut self, bridge: &str, port: PortConfig) -> Result<u32, ConfigError> {
-        if self.find_port(&port.name).is_some() || self.bridges.iter().any(|b| b.name == port.name)
+    /// Adds a port. A port named after its bridge is the bridge's own
+    /// (LOCAL) port, as in Open vSwitch: its OpenFlow number is
+    /// `OFPP_LOCAL` (65534), what `in_port=LOCAL` and `output:LOCAL` name.
+    pub fn add_port(&mut self, bridge: &str, mut port: PortConfig) -> Result<u32, ConfigError> {
+        let local = port.name == bridge;
+        if self.find_port(&port.name).is_some()
+            || (!local && self.bridges.iter().any(|b| b.name == port.name))
         {
             return Err(ConfigError::PortExists(port.name.clone()));
+        }
+        if local {
+            if port.ofport.is_some_and(|n| n != ofp::LOCAL) {
+                return Err(ConfigError::BadOfport(port.name.clone()));
+            }
+            port.ofport = Some(ofp::LOCAL);
+        } else if port.ofport == Some(ofp::LOCAL) {
+            return Err(ConfigError::BadOfport(port.name.clone()));
         }
         validate_port(&port)?;
         let id = PortId(self.next_port_id);
@@ -609,7 +622,7 @@ fn same_slot(a: &Flow, b: &Flow) -> bool {
 
 fn validate_port(p: &PortConfig) -> Result<(), ConfigError> {
     if let Some(n) = p.ofport {
-        if n == 0 || n > ofp::MAX_PORT {
+        if n == 0 || (n > ofp::MAX_PORT && n != ofp::LOCAL) {
             return Err(ConfigError::BadOfport(p.name.clone()));
         }
     }

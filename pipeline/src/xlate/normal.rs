@@ -11,9 +11,11 @@
 //! * Forwarding: a known unicast destination goes to its learned port (never
 //!   back out of the input port); unknown unicast, broadcast and multicast
 //!   flood to every other port carrying the VLAN, except no-flood ports.
-//!   Reserved multicast (01:80:c2:00:00:0x, e.g. STP) is not forwarded.
+//!   Reserved groups (01:80:c2:00:00:0x such as STP, and the Cisco and
+//!   Extreme groups Open vSwitch keeps) are not forwarded.
 //! * Output: untagged on access ports, tagged with the VLAN on trunks
-//!   (untagged for VLAN 0), with the TPID the frame came with. A frame that
+//!   (for VLAN 0: a priority tag if the frame came with a priority, else
+//!   untagged), with the TPID and priority the frame came with. A frame that
 //!   would still carry a tag on an access port (the inner tag of a
 //!   double-tagged frame) is not sent there (`output_to`, which the flows'
 //!   outputs take too).
@@ -26,8 +28,30 @@ use crate::switch::{Bridge, Port, VlanMode};
 use crate::trace::TraceEvent;
 use crate::wire::{ethertype, vlan};
 
+/// The addresses Open vSwitch's NORMAL never forwards (its
+/// `eth_addr_is_reserved`): 802.1D's group 01:80:c2:00:00:00-0f (STP,
+/// pause, LACP, LLDP, ...), Extreme's EDP and EAPS, and Cisco's ISL,
+/// CDP/VTP/DTP/PAgP/UDLD, PVST+, UplinkFast/FlexLink and CFM groups.
 fn is_reserved_multicast(m: Mac) -> bool {
-    m.to_u64() & !0xf == 0x0180_c200_0000
+    const OTHERS: [u64; 15] = [
+        0x00e0_2b00_0000, // EDP
+        0x00e0_2b00_0004, // EAPS
+        0x00e0_2b00_0006, // EAPS
+        0x0100_0c00_0000, // ISL
+        0x0100_0ccc_cccc, // PAgP, UDLD, CDP, DTP, VTP
+        0x0100_0ccc_cccd, // PVST+
+        0x0100_0ccd_cdcd, // STP UplinkFast, FlexLink
+        0x0100_0ccc_ccc0, // Cisco CFM
+        0x0100_0ccc_ccc1,
+        0x0100_0ccc_ccc2,
+        0x0100_0ccc_ccc3,
+        0x0100_0ccc_ccc4,
+        0x0100_0ccc_ccc5,
+        0x0100_0ccc_ccc6,
+        0x0100_0ccc_ccc7,
+    ];
+    let v = m.to_u64();
+    v & !0xf == 0x0180_c200_0000 || OTHERS.contains(&v)
 }
 
 pub(super) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
@@ -150,13 +174,16 @@ pub(super) fn normal<'a>(ctx: &mut Ctx<'a>, bridge: &'a Bridge) {
 /// came untagged), as Open vSwitch keeps it.
 fn output_in_vlan<'a>(ctx: &mut Ctx<'a>, port: &'a Port, vlan: u16) {
     let saved = (ctx.key.vlan_tci(), ctx.key.get(Field::VlanTpid));
+    // The frame's priority goes along: in VLAN 0 a trunk keeps a
+    // priority tag (PCP not 0) as Open vSwitch does, and sends the frame
+    // untagged only when there is neither VLAN nor priority to carry.
+    let pcp = saved.0 & VLAN_PCP_MASK;
     let tag = match port.vlan {
         VlanMode::Access { .. } => None,
-        VlanMode::Trunk { .. } if vlan == 0 => None,
-        VlanMode::Trunk { .. } => Some((
-            ctx.key.vlan_tpid().unwrap_or(ethertype::VLAN),
-            (saved.0 & VLAN_PCP_MASK) | vlan,
-        )),
+        VlanMode::Trunk { .. } if vlan == 0 && pcp == 0 => None,
+        VlanMode::Trunk { .. } => {
+            Some((ctx.key.vlan_tpid().unwrap_or(ethertype::VLAN), pcp | vlan))
+        }
     };
     ctx.key.set_vlan(tag);
     output_to(ctx, port);

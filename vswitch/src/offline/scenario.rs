@@ -89,6 +89,10 @@ pub fn load(
                     .get(1)
                     .ok_or_else(|| e("bridge needs a name".into()))?;
                 config.add_bridge(name).map_err(|x| e(x.to_string()))?;
+                // Its own (LOCAL) port, as Open vSwitch gives every bridge.
+                let local =
+                    PortConfig::new(name, PortKind::Internal, VlanMode::Trunk { trunks: vec![] });
+                config.add_port(name, local).map_err(|x| e(x.to_string()))?;
             }
             "port" => {
                 let (Some(bridge), Some(name)) = (words.get(1), words.get(2)) else {
@@ -162,9 +166,8 @@ pub fn load(
                 let [_, bridge, port] = words[..] else {
                     return Err(e("noflood needs BRIDGE PORT".into()));
                 };
-                if bridge != port {
-                    noflood.push((ln, port.to_string()));
-                }
+                let _ = bridge;
+                noflood.push((ln, port.to_string()));
             }
             other => return Err(e(format!("unknown statement `{other}`"))),
         }
