@@ -60,6 +60,7 @@ pub fn build_host(
     let fail = config_error(host);
     for b in &plan.bridges {
         cfg.add_bridge(&b.name).map_err(&fail)?;
+        cfg.add_local_port(&b.name).map_err(&fail)?;
     }
     for b in &plan.bridges {
         for p in &b.ports {
@@ -213,6 +214,7 @@ fn apply_plan(
     for b in &plan.bridges {
         if !next.bridge_names().contains(&b.name) {
             next.add_bridge(&b.name)?;
+            next.add_local_port(&b.name)?;
         }
         for name in next.port_names_of(&b.name) {
             if !b.ports.iter().any(|p| p.name == name) && managed_port(&b.name, &name) {

@@ -702,3 +702,36 @@ fn dump_flows_selects_sorts_and_aggregates() {
     assert_eq!(row["n_packets"], 0);
     assert!(v.stop().success());
 }
+
+/// Every bridge has its own port, LOCAL (65534), as in Open vSwitch:
+/// flows name it, a trace can start there, `add-br` makes one.
+#[test]
+fn bridges_have_their_local_port() {
+    let dir = temp("local");
+    let cfg = config(&dir.0, "");
+    let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
+    v.ctl_ok(&[
+        "add-flow",
+        "br-int",
+        "table=0,priority=300,in_port=LOCAL,actions=output:qvo-vm1",
+    ]);
+    let flows = v.ctl_ok(&["dump-flows", "br-int", "in_port=LOCAL"]);
+    assert!(
+        flows.contains("in_port=LOCAL actions=output:qvo-vm1"),
+        "{flows}"
+    );
+    let trace = v.ctl_ok(&[
+        "trace",
+        "--bridge",
+        "br-int",
+        "in_port=LOCAL,udp,dl_src=fa:16:3e:00:00:fe,dl_dst=fa:16:3e:01:00:11,nw_src=10.1.0.254,nw_dst=10.1.0.11",
+    ]);
+    assert!(
+        trace.contains("Datapath actions: output:qvo-vm1"),
+        "{trace}"
+    );
+    v.ctl_ok(&["add-br", "br-test"]);
+    let ports = v.ctl_ok(&["--json", "dump-ports", "br-test"]);
+    assert!(ports.contains("65534"), "{ports}");
+    assert!(v.stop().success());
+}

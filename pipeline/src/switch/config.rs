@@ -281,6 +281,20 @@ impl SwitchConfig {
     }
 
     /// Adds a port; returns its OpenFlow port number.
+    /// Gives `bridge` its own (LOCAL) port, as Open vSwitch gives every
+    /// bridge one: an internal port of the bridge's name, number 65534.
+    /// It has no I/O unless bound, so NORMAL does not flood to it (where
+    /// Open vSwitch floods to its kernel device).
+    pub fn add_local_port(&mut self, bridge: &str) -> Result<(), ConfigError> {
+        let mut p = PortConfig::new(
+            bridge,
+            super::port::PortKind::Internal,
+            VlanMode::Trunk { trunks: vec![] },
+        );
+        p.no_flood = true;
+        self.add_port(bridge, p).map(|_| ())
+    }
+
     /// Adds a port. A port named after its bridge is the bridge's own
     /// (LOCAL) port, as in Open vSwitch: its OpenFlow number is
     /// `OFPP_LOCAL` (65534), what `in_port=LOCAL` and `output:LOCAL` name.

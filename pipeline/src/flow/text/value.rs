@@ -393,7 +393,10 @@ pub(super) fn parse_port(s: &str, ports: &dyn PortNames) -> Option<u32> {
 }
 
 pub(super) fn format_port(out: &mut String, n: u32, ports: &dyn PortNames) {
-    if let Some(name) = ports.port_name(n) {
+    // The bridge's own port is LOCAL, as ovs-ofctl writes it.
+    if n == ofp::LOCAL {
+        out.push_str("LOCAL");
+    } else if let Some(name) = ports.port_name(n) {
         out.push_str(name);
     } else if let Some(r) = reserved_port_name(n) {
         out.push_str(r);

@@ -71,7 +71,10 @@ impl PortSettings<'_> {
 }
 
 pub(super) fn add_bridge(shared: &Shared, bridge: &str) -> Result<Response, ControlError> {
-    shared.update(|st| st.config.add_bridge(bridge))?;
+    shared.update(|st| {
+        st.config.add_bridge(bridge)?;
+        st.config.add_local_port(bridge)
+    })?;
     Ok(Response::AddBr(BridgeReply {
         bridge: bridge.to_string(),
     }))
