@@ -89,6 +89,7 @@ fn stage_of(f: Field) -> usize {
         | Field::IcmpId
         | Field::NdTargetHi
         | Field::NdTargetLo => 3,
+        Field::Ipv6SrcHi | Field::Ipv6SrcLo | Field::Ipv6DstHi | Field::Ipv6DstLo => 2,
     }
 }
 
@@ -164,6 +165,10 @@ pub(crate) fn hash_masked(key: &FlowKey, mask: &FlowKey, words: &[u8]) -> u64 {
         0xe703_7ed1_a0b4_28db,
         0x8ebc_6af0_9c88_c6e3,
         0x6a09_e667_f3bc_c909,
+        0xbb67_ae85_84ca_a73b,
+        0x3c6e_f372_fe94_f82b,
+        0xa54f_f53a_5f1d_36f1,
+        0x510e_527f_ade6_82d1,
     ];
     let mut h: u64 = words.len() as u64;
     for &i in words {

@@ -27,10 +27,10 @@ pub use crate::wire::mac::Mac;
 use std::fmt;
 
 /// Number of 64-bit words in a key.
-pub const KEY_WORDS: usize = 15;
+pub const KEY_WORDS: usize = 19;
 /// Words derived from the packet (and the input port). Pipeline state
 /// (metadata, registers) follows and is zero at ingress.
-pub const PACKET_WORDS: usize = 9;
+pub const PACKET_WORDS: usize = 13;
 
 /// `vlan_tci` bit that says "an 802.1Q header is present".
 pub const VLAN_CFI: u16 = 0x1000;
@@ -102,6 +102,12 @@ pub enum Field {
     IcmpId,
     NdTargetHi,
     NdTargetLo,
+    /// An IPv6 packet's source and destination addresses (high and low
+    /// 64 bits each).
+    Ipv6SrcHi,
+    Ipv6SrcLo,
+    Ipv6DstHi,
+    Ipv6DstLo,
     Metadata,
     Reg(u8),
     /// Which recirculation point a packet re-enters the pipeline at after
@@ -111,7 +117,7 @@ pub enum Field {
 
 impl Field {
     /// All fields, in key order.
-    pub const ALL: [Field; 32] = [
+    pub const ALL: [Field; 36] = [
         Field::InPort,
         Field::DlType,
         Field::VlanTci,
@@ -134,6 +140,10 @@ impl Field {
         Field::IcmpId,
         Field::NdTargetHi,
         Field::NdTargetLo,
+        Field::Ipv6SrcHi,
+        Field::Ipv6SrcLo,
+        Field::Ipv6DstHi,
+        Field::Ipv6DstLo,
         Field::Metadata,
         Field::Reg(0),
         Field::Reg(1),
@@ -172,9 +182,13 @@ impl Field {
             Field::IcmpId => (6, 48, 16),
             Field::NdTargetHi => (7, 0, 64),
             Field::NdTargetLo => (8, 0, 64),
-            Field::Metadata => (9, 0, 64),
-            Field::Reg(n) => (10 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
-            Field::RecircId => (14, 0, 32),
+            Field::Ipv6SrcHi => (9, 0, 64),
+            Field::Ipv6SrcLo => (10, 0, 64),
+            Field::Ipv6DstHi => (11, 0, 64),
+            Field::Ipv6DstLo => (12, 0, 64),
+            Field::Metadata => (13, 0, 64),
+            Field::Reg(n) => (14 + (n as usize & 7) / 2, 32 * (n as u32 & 1), 32),
+            Field::RecircId => (18, 0, 32),
         }
     }
 
@@ -220,6 +234,10 @@ impl Field {
             Field::IcmpId => "icmp_id",
             Field::NdTargetHi => "nd_target_hi",
             Field::NdTargetLo => "nd_target_lo",
+            Field::Ipv6SrcHi => "ipv6_src_hi",
+            Field::Ipv6SrcLo => "ipv6_src_lo",
+            Field::Ipv6DstHi => "ipv6_dst_hi",
+            Field::Ipv6DstLo => "ipv6_dst_lo",
             Field::Metadata => "metadata",
             Field::Reg(0) => "reg0",
             Field::Reg(1) => "reg1",

@@ -525,3 +525,46 @@ fn a_frame_grown_into_the_headroom_copies_whole() {
         Some(pipeline::drop::DropReason::PoolExhausted)
     );
 }
+
+/// An ICMPv6 neighbour discovery message (for the IPv6 fields' test).
+fn nd(kind: u64, field: Field) -> FlowKey {
+    let mut k = FlowKey::ZERO;
+    k.set(Field::DlType, 0x86dd);
+    k.set(Field::DlSrc, 0xfa163e000001);
+    k.set(Field::DlDst, 0x3333ff000002);
+    k.set(Field::NwProto, 58);
+    k.set(Field::NwTtl, 255);
+    k.set(Field::Ipv6SrcHi, 0xfe80_0000_0000_0000);
+    k.set(Field::Ipv6SrcLo, 1);
+    k.set(Field::Ipv6DstHi, 0xff02_0000_0000_0000);
+    k.set(Field::Ipv6DstLo, 0x0001_ff00_0002);
+    k.set(Field::TpSrc, kind);
+    k.set(Field::NdTargetHi, 0xfe80_0000_0000_0000);
+    k.set(Field::NdTargetLo, 2);
+    k.set(field, 0xfa163e000001);
+    k
+}
+
+#[test]
+fn an_ipv6_packet_gives_its_addresses_and_nd_its_link_layer_option() {
+    for (kind, field) in [(135, Field::ArpSha), (136, Field::ArpTha)] {
+        let k = nd(kind, field);
+        let got = parse(&pipeline::packet::synth::frame_from_key(&k, 0), 0).expect("parses").key;
+        for f in [
+            Field::Ipv6SrcHi,
+            Field::Ipv6SrcLo,
+            Field::Ipv6DstHi,
+            Field::Ipv6DstLo,
+            Field::NdTargetLo,
+            field,
+        ] {
+            assert_eq!(got.get(f), k.get(f), "{kind} {f:?}");
+        }
+    }
+    // An option whose length runs past the message is no option.
+    let mut f = pipeline::packet::synth::frame_from_key(&nd(135, Field::ArpSha), 0);
+    let at = f.len() - 7;
+    f[at] = 9;
+    let got = parse(&f, 0).expect("parses").key;
+    assert_eq!(got.get(Field::ArpSha), 0);
+}

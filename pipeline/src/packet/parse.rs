@@ -237,6 +237,14 @@ fn parse_ipv6(l3: &[u8], ofs: usize, key: &mut FlowKey) -> Result<(L4, u16), Dro
     key.set(Field::NwProto, nh as u64);
     key.set(Field::NwTos, (ip.traffic_class() & ipv4::DSCP_MASK) as u64);
     key.set(Field::NwTtl, ip.hop_limit() as u64);
+    let (src, dst) = (
+        u128::from_be_bytes(ip.src_addr()),
+        u128::from_be_bytes(ip.dst_addr()),
+    );
+    key.set(Field::Ipv6SrcHi, (src >> 64) as u64);
+    key.set(Field::Ipv6SrcLo, src as u64);
+    key.set(Field::Ipv6DstHi, (dst >> 64) as u64);
+    key.set(Field::Ipv6DstLo, dst as u64);
     let l4 = ip.payload();
     let l4_ofs = (ofs + ipv6::HEADER_LEN) as u16;
     let kind = match nh {
@@ -250,6 +258,17 @@ fn parse_ipv6(l3: &[u8], ofs: usize, key: &mut FlowKey) -> Result<(L4, u16), Dro
                 let v = u128::from_be_bytes(target);
                 key.set(Field::NdTargetHi, (v >> 64) as u64);
                 key.set(Field::NdTargetLo, v as u64);
+                // Their link-layer address options: `nd_sll` in a
+                // solicitation, `nd_tll` in an advertisement (in the ARP
+                // address fields, as Open vSwitch keeps them).
+                let (kind, field) = if msg.msg_type() == icmp::types_v6::NEIGHBOR_SOLICIT {
+                    (1, Field::ArpSha)
+                } else {
+                    (2, Field::ArpTha)
+                };
+                if let Some(mac) = msg.nd_link_layer(kind) {
+                    key.set(field, crate::key::Mac(mac).to_u64());
+                }
             }
             L4::Icmpv6
         }
@@ -347,3 +366,4 @@ mod tests {
         assert_eq!(p.key.nw_src(), 0x0a010063);
     }
 }
+

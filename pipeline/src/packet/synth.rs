@@ -104,7 +104,9 @@ fn l4_len(key: &FlowKey, proto: u8) -> usize {
         ipproto::TCP => tcp::HEADER_LEN,
         ipproto::UDP => udp::HEADER_LEN,
         ipproto::ICMP => icmp::HEADER_LEN,
-        ipproto::ICMPV6 if is_nd(key) => icmp::field::ND_TARGET.end,
+        ipproto::ICMPV6 if is_nd(key) => {
+            icmp::field::ND_TARGET.end + if nd_option(key).is_some() { 8 } else { 0 }
+        }
         ipproto::ICMPV6 => icmp::HEADER_LEN,
         _ => 0,
     }
@@ -139,7 +141,7 @@ fn emit_l4(l4: &mut [u8], key: &FlowKey, proto: u8) {
             }
         }
         ipproto::ICMP | ipproto::ICMPV6 => {
-            if let Some(mut p) = IcmpPacket::new_checked(l4) {
+            if let Some(mut p) = IcmpPacket::new_checked(&mut *l4) {
                 IcmpRepr {
                     msg_type: key.tp_src() as u8,
                     code: key.tp_dst() as u8,
@@ -152,6 +154,15 @@ fn emit_l4(l4: &mut [u8], key: &FlowKey, proto: u8) {
                     let lo = key.get(Field::NdTargetLo) as u128;
                     p.set_nd_target((hi << 64 | lo).to_be_bytes());
                 }
+            }
+            let at = icmp::field::ND_TARGET.end;
+            if let (Some((kind, mac)), Some(opt)) = (
+                nd_option(key).filter(|_| proto == ipproto::ICMPV6),
+                l4.get_mut(at..at + 8),
+            ) {
+                opt[0] = kind;
+                opt[1] = 1;
+                opt[2..8].copy_from_slice(&Mac::from_u64(mac).0);
             }
         }
         _ => {}
@@ -211,6 +222,29 @@ fn emit_ipv4(l3: &mut [u8], key: &FlowKey) {
 }
 
 /// Writes the IPv6 packet (`l3` is exactly its length).
+/// The key's IPv6 address in `hi`/`lo`, or `default` when it has none.
+fn v6_or(key: &FlowKey, hi: Field, lo: Field, default: [u8; 16]) -> [u8; 16] {
+    let a = (key.get(hi) as u128) << 64 | key.get(lo) as u128;
+    if a == 0 {
+        default
+    } else {
+        a.to_be_bytes()
+    }
+}
+
+/// The link-layer option a neighbour discovery message of `key` carries:
+/// (option type, MAC): the source's in a solicitation (`nd_sll`), the
+/// target's in an advertisement (`nd_tll`), when the key has one.
+fn nd_option(key: &FlowKey) -> Option<(u8, u64)> {
+    let (kind, field) = match key.tp_src() as u8 {
+        icmp::types_v6::NEIGHBOR_SOLICIT => (1, Field::ArpSha),
+        icmp::types_v6::NEIGHBOR_ADVERT => (2, Field::ArpTha),
+        _ => return None,
+    };
+    let mac = key.get(field);
+    (mac != 0).then_some((kind, mac))
+}
+
 fn emit_ipv6(l3: &mut [u8], key: &FlowKey) {
     let payload_len = l3.len().saturating_sub(ipv6::HEADER_LEN);
     let Some(mut ip) = Ipv6Packet::new_checked(&mut *l3) else {
@@ -221,8 +255,8 @@ fn emit_ipv6(l3: &mut [u8], key: &FlowKey) {
         traffic_class: key.get(Field::NwTos) as u8,
         next_header: nh,
         hop_limit: ttl(key),
-        src: SRC_V6,
-        dst: DST_V6,
+        src: v6_or(key, Field::Ipv6SrcHi, Field::Ipv6SrcLo, SRC_V6),
+        dst: v6_or(key, Field::Ipv6DstHi, Field::Ipv6DstLo, DST_V6),
         payload_len,
     }
     .emit(&mut ip);

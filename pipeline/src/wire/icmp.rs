@@ -134,6 +134,28 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         (b.len() >= field::ND_TARGET.end).then(|| read_bytes(b, field::ND_TARGET))
     }
 
+    /// A neighbour discovery message's link-layer address option of
+    /// `kind` (1: source, in a solicitation; 2: target, in an
+    /// advertisement), if it carries one; the options after the target
+    /// are walked with their lengths checked (a zero length ends them).
+    pub fn nd_link_layer(&self, kind: u8) -> Option<[u8; 6]> {
+        let b = self.buffer.as_ref();
+        let mut at = field::ND_TARGET.end;
+        while at + 2 <= b.len() {
+            let (t, units) = (b[at], b[at + 1] as usize);
+            if units == 0 || at + units * 8 > b.len() {
+                return None;
+            }
+            if t == kind && units == 1 {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&b[at + 2..at + 8]);
+                return Some(mac);
+            }
+            at += units * 8;
+        }
+        None
+    }
+
     /// The ICMPv4 checksum verifies over the whole buffer.
     #[inline]
     pub fn verify_checksum(&self) -> bool {

@@ -90,6 +90,8 @@ const ARP_SPA: OfField = basic(22);
 const ARP_TPA: OfField = basic(23);
 const ARP_SHA: OfField = basic(24);
 const ARP_THA: OfField = basic(25);
+const IPV6_SRC: OfField = basic(26);
+const IPV6_DST: OfField = basic(27);
 const ICMPV6_TYPE: OfField = basic(29);
 const ICMPV6_CODE: OfField = basic(30);
 const ND_TARGET: OfField = basic(31);
@@ -164,14 +166,17 @@ fn field_bits(f: OfField, key: Field) -> u64 {
 pub fn match_from(m: &OfMatch) -> Result<Match, FlowError> {
     let mut out = Match::ANY;
     for e in &m.entries {
-        if e.field == ND_TARGET {
+        let wide = match e.field {
+            ND_TARGET => Some((Field::NdTargetHi, Field::NdTargetLo)),
+            IPV6_SRC => Some((Field::Ipv6SrcHi, Field::Ipv6SrcLo)),
+            IPV6_DST => Some((Field::Ipv6DstHi, Field::Ipv6DstLo)),
+            _ => None,
+        };
+        if let Some((hi, lo)) = wide {
             let mask = e.mask.unwrap_or(u128::MAX);
-            out.set(
-                Field::NdTargetHi,
-                (e.value >> 64) as u64,
-                (mask >> 64) as u64,
-            );
-            out.set(Field::NdTargetLo, e.value as u64, mask as u64);
+            let value = e.value & mask;
+            out.set(hi, (value >> 64) as u64, (mask >> 64) as u64);
+            out.set(lo, value as u64, mask as u64);
             continue;
         }
         let (key, shift) = key_field(e.field).ok_or_else(|| {
@@ -277,7 +282,12 @@ pub fn match_to(m: &Match) -> Result<OfMatch, FlowError> {
             Field::CtState => NXM_CT_STATE,
             Field::CtZone => NXM_CT_ZONE,
             Field::Reg(n) => nxm1(n),
-            Field::NdTargetHi | Field::NdTargetLo => continue,
+            Field::NdTargetHi
+            | Field::NdTargetLo
+            | Field::Ipv6SrcHi
+            | Field::Ipv6SrcLo
+            | Field::Ipv6DstHi
+            | Field::Ipv6DstLo => continue,
             Field::VlanTpid | Field::IcmpId | Field::RecircId => {
                 return Err(bad_field(format!(
                     "match field {} has no OpenFlow form",
@@ -287,16 +297,22 @@ pub fn match_to(m: &Match) -> Result<OfMatch, FlowError> {
         };
         entries.push(entry(of, value, mask, full));
     }
-    let (hi, hm) = get(Field::NdTargetHi);
-    let (lo, lm) = get(Field::NdTargetLo);
-    if hm | lm != 0 {
-        let value = (u128::from(hi) << 64) | u128::from(lo);
-        let mask = (u128::from(hm) << 64) | u128::from(lm);
-        entries.push(OxmEntry {
-            field: ND_TARGET,
-            value,
-            mask: (mask != u128::MAX).then_some(mask),
-        });
+    for (field, hi, lo) in [
+        (IPV6_SRC, Field::Ipv6SrcHi, Field::Ipv6SrcLo),
+        (IPV6_DST, Field::Ipv6DstHi, Field::Ipv6DstLo),
+        (ND_TARGET, Field::NdTargetHi, Field::NdTargetLo),
+    ] {
+        let (h, hm) = get(hi);
+        let (l, lm) = get(lo);
+        if hm | lm != 0 {
+            let value = (u128::from(h) << 64) | u128::from(l);
+            let mask = (u128::from(hm) << 64) | u128::from(lm);
+            entries.push(OxmEntry {
+                field,
+                value,
+                mask: (mask != u128::MAX).then_some(mask),
+            });
+        }
     }
     Ok(OfMatch::new(entries))
 }

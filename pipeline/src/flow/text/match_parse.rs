@@ -30,6 +30,9 @@ enum Need {
     Tcp,
     Icmp,
     Nd,
+    Ipv6,
+    NdSolicit,
+    NdAdvert,
 }
 
 impl<'a> MatchBuilder<'a> {
@@ -119,6 +122,13 @@ impl<'a> MatchBuilder<'a> {
                         && proto == Some(ipproto::ICMPV6)
                         && matches!(m.get(Field::TpSrc), (135 | 136, 0xffff))
                 }
+                Need::Ipv6 => is_ip6,
+                Need::NdSolicit => {
+                    is_ip6 && proto == Some(ipproto::ICMPV6) && m.get(Field::TpSrc) == (135, 0xffff)
+                }
+                Need::NdAdvert => {
+                    is_ip6 && proto == Some(ipproto::ICMPV6) && m.get(Field::TpSrc) == (136, 0xffff)
+                }
             };
             if !ok {
                 let what = match need {
@@ -130,6 +140,9 @@ impl<'a> MatchBuilder<'a> {
                     Need::Tcp => "tcp",
                     Need::Icmp => "icmp or icmp6",
                     Need::Nd => "icmp6 with icmp_type=135 or 136",
+                    Need::Ipv6 => "ipv6",
+                    Need::NdSolicit => "icmp6 with icmp_type=135",
+                    Need::NdAdvert => "icmp6 with icmp_type=136",
                 };
                 return Err(t.err(src, format!("prerequisite not met: needs {what}")));
             }
@@ -197,6 +210,10 @@ fn is_match_field(k: &str) -> bool {
             | "icmpv6_type"
             | "icmpv6_code"
             | "nd_target"
+            | "nd_sll"
+            | "nd_tll"
+            | "ipv6_src"
+            | "ipv6_dst"
             | "ct_state"
             | "ct_zone"
             | "metadata"
@@ -324,6 +341,25 @@ fn network_field(m: &mut Match, f: &KeyValue) -> Result<Option<Need>, FlowSyntax
     Ok(Some(need))
 }
 
+/// An IPv6 address with an optional prefix length or mask (`addr`,
+/// `addr/64`, `addr/ffff:ffff::`): (value under the mask, mask).
+fn parse_ipv6_masked(v: &str) -> Option<(u128, u128)> {
+    let (a, mask) = match v.split_once('/') {
+        Some((a, m)) => {
+            let mask = match m.parse::<u32>() {
+                Ok(0) => 0,
+                Ok(n) if n <= 128 => u128::MAX << (128 - n),
+                Ok(_) => return None,
+                Err(_) => u128::from(m.parse::<Ipv6Addr>().ok()?),
+            };
+            (a, mask)
+        }
+        None => (v, u128::MAX),
+    };
+    let a = u128::from(a.parse::<Ipv6Addr>().ok()?);
+    Some((a & mask, mask))
+}
+
 /// `nw_frag=`'s names as (value, mask) over the fragment bits.
 fn frag_value(v: &str) -> Option<(u8, u8)> {
     use crate::key::{FRAG_ANY, FRAG_LATER};
@@ -364,6 +400,27 @@ fn transport_field(m: &mut Match, f: &KeyValue) -> Result<Option<Need>, FlowSynt
         "icmp_code" | "icmpv4_code" | "icmpv6_code" => {
             m.set_exact(Field::TpDst, f.num(0xff, "ICMP code")?);
             Need::Icmp
+        }
+        "ipv6_src" | "ipv6_dst" => {
+            let (a, mask) = parse_ipv6_masked(f.v).ok_or_else(|| f.bad("IPv6 address"))?;
+            let (hi, lo) = if f.k == "ipv6_src" {
+                (Field::Ipv6SrcHi, Field::Ipv6SrcLo)
+            } else {
+                (Field::Ipv6DstHi, Field::Ipv6DstLo)
+            };
+            m.set(hi, (a >> 64) as u64, (mask >> 64) as u64);
+            m.set(lo, a as u64, mask as u64);
+            Need::Ipv6
+        }
+        "nd_sll" | "nd_tll" => {
+            let (val, mask) = parse_mac_masked(f.v).ok_or_else(|| f.bad("MAC address"))?;
+            if f.k == "nd_sll" {
+                m.set(Field::ArpSha, val, mask);
+                Need::NdSolicit
+            } else {
+                m.set(Field::ArpTha, val, mask);
+                Need::NdAdvert
+            }
         }
         "nd_target" => {
             let a: Ipv6Addr = f.v.parse().map_err(|_| f.bad("IPv6 address"))?;

@@ -240,7 +240,10 @@ fn put_network(s: &mut String, m: &Match, p: &Protocol) {
     if is_arp {
         put_ip_masked(s, "arp_spa", src, srcm);
         put_ip_masked(s, "arp_tpa", dst, dstm);
-    } else if !p.is(ethertype::IPV6) {
+    } else if p.is(ethertype::IPV6) {
+        put_ipv6_masked(s, "ipv6_src", m, Field::Ipv6SrcHi, Field::Ipv6SrcLo);
+        put_ipv6_masked(s, "ipv6_dst", m, Field::Ipv6DstHi, Field::Ipv6DstLo);
+    } else {
         put_ip_masked(s, "nw_src", src, srcm);
         put_ip_masked(s, "nw_dst", dst, dstm);
     }
@@ -264,6 +267,28 @@ fn put_network(s: &mut String, m: &Match, p: &Protocol) {
     if let Some(f) = frag_name(fr as u8, frm as u8) {
         let _ = write!(s, "nw_frag={f},");
     }
+}
+
+/// `name=addr[/prefix|/mask],` of a 128-bit field, if it is matched.
+fn put_ipv6_masked(s: &mut String, name: &str, m: &Match, hi: Field, lo: Field) {
+    let (h, hm) = m.get(hi);
+    let (l, lm) = m.get(lo);
+    let (v, mask) = (
+        ((h as u128) << 64) | l as u128,
+        ((hm as u128) << 64) | lm as u128,
+    );
+    if mask == 0 {
+        return;
+    }
+    let _ = write!(s, "{name}={}", Ipv6Addr::from(v));
+    if mask != u128::MAX {
+        if mask.leading_ones() + mask.trailing_zeros() == 128 {
+            let _ = write!(s, "/{}", mask.leading_ones());
+        } else {
+            let _ = write!(s, "/{}", Ipv6Addr::from(mask));
+        }
+    }
+    s.push(',');
 }
 
 /// The `nw_frag=` name of fragment bits `fr` under mask `frm`, if any.
@@ -298,6 +323,12 @@ fn put_transport(s: &mut String, m: &Match, p: &Protocol) {
         if him != 0 || lom != 0 {
             let a = ((hi as u128) << 64) | lo as u128;
             let _ = write!(s, "nd_target={},", Ipv6Addr::from(a));
+        }
+        if p.is(ethertype::IPV6) {
+            let (v, mk) = m.get(Field::ArpSha);
+            put_mac_masked(s, "nd_sll", v, mk);
+            let (v, mk) = m.get(Field::ArpTha);
+            put_mac_masked(s, "nd_tll", v, mk);
         }
     } else {
         put_num_masked(s, "tp_src", ts, tsm, 0xffff);

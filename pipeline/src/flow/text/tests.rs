@@ -176,3 +176,29 @@ fn a_cookie_mask_of_minus_one_is_every_bit() {
     assert_eq!((f.cookie, f.cookie_mask), (7, u64::MAX));
     assert!(parse_flow("cookie=7/-2 actions=drop", &NoPortNames).is_err());
 }
+
+#[test]
+fn ipv6_addresses_and_nd_link_layer_addresses_round_trip() {
+    for l in [
+        "table=0, ipv6,ipv6_src=2001:db8::1,ipv6_dst=2001:db8:1::/64 actions=drop",
+        "table=0, ipv6,ipv6_src=2001:db8::/ffff:ffff::ff actions=drop",
+        "table=0, icmp6,icmp_type=135,nd_target=fe80::1,nd_sll=fa:16:3e:00:00:01 actions=drop",
+        "table=0, icmp6,icmp_type=136,nd_target=fe80::1,nd_tll=fa:16:3e:00:00:02 actions=drop",
+    ] {
+        assert_eq!(rt(l), l);
+    }
+    let f = parse_flow("ipv6,ipv6_src=2001:db8::1/64 actions=drop", &NoPortNames).unwrap();
+    assert_eq!(
+        f.matches.get(Field::Ipv6SrcHi),
+        (0x2001_0db8_0000_0000, u64::MAX)
+    );
+    assert_eq!(f.matches.get(Field::Ipv6SrcLo), (0, 0));
+    for bad in [
+        "ip,ipv6_src=2001:db8::1 actions=drop",
+        "icmp6,icmp_type=136,nd_sll=fa:16:3e:00:00:01 actions=drop",
+        "icmp6,icmp_type=135,nd_tll=fa:16:3e:00:00:01 actions=drop",
+        "ipv6,ipv6_dst=2001:db8::/129 actions=drop",
+    ] {
+        assert!(parse_flow(bad, &NoPortNames).is_err(), "{bad}");
+    }
+}

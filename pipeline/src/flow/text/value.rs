@@ -339,6 +339,10 @@ fn nxm_name(f: Field) -> &'static str {
         | Field::IcmpId
         | Field::NdTargetHi
         | Field::NdTargetLo
+        | Field::Ipv6SrcHi
+        | Field::Ipv6SrcLo
+        | Field::Ipv6DstHi
+        | Field::Ipv6DstLo
         | Field::RecircId => f.name(),
     }
 }
