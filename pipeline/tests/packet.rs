@@ -549,7 +549,9 @@ fn nd(kind: u64, field: Field) -> FlowKey {
 fn an_ipv6_packet_gives_its_addresses_and_nd_its_link_layer_option() {
     for (kind, field) in [(135, Field::ArpSha), (136, Field::ArpTha)] {
         let k = nd(kind, field);
-        let got = parse(&pipeline::packet::synth::frame_from_key(&k, 0), 0).expect("parses").key;
+        let got = parse(&pipeline::packet::synth::frame_from_key(&k, 0), 0)
+            .expect("parses")
+            .key;
         for f in [
             Field::Ipv6SrcHi,
             Field::Ipv6SrcLo,

@@ -366,4 +366,3 @@ mod tests {
         assert_eq!(p.key.nw_src(), 0x0a010063);
     }
 }
-
