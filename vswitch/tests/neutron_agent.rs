@@ -26,6 +26,28 @@ use vswitch::daemon::Daemon;
 
 const PYTHON: &str = "/usr/bin/python3";
 
+/// A port for an agent's OpenFlow controller to listen on: free now,
+/// never handed out twice in this process, and below the kernel's
+/// ephemeral range (32768 and up), so no outgoing connection of a test
+/// running beside takes it before the agent listens.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 5_000) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(p < 32_000, "no free port below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
 fn neutron_installed() -> bool {
     Command::new(PYTHON)
         .args(["-c", "import neutron, os_ken, ovsdbapp"])
@@ -101,10 +123,7 @@ fn run_agent(tag: &str, script: &str, args: &[String]) -> Option<AgentRun> {
     let rundir = base.join("run");
     let node = dbhost::node(&db, Some(&rundir));
     // A free port for the agent's controller to listen on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let out = Command::new(PYTHON)
         .arg(harness(script))
         .args(["--ovsdb", &db.target(), "--of-port", &port.to_string()])
@@ -380,10 +399,7 @@ fn programs_host_as_ovs(host: &str, mode: &str) {
         state.display().to_string(),
     ]);
     python("l3_agent", &l3);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let mut l2 = common;
     l2.extend(["--of-port".into(), port.to_string()]);
     python("neutron_host", &l2);
@@ -486,10 +502,7 @@ fn the_running_ovs_agent_binds_ports_plugged_after_vswitchd_restarts() {
     let mut without_vm2 = common.clone();
     without_vm2.extend(["--without".into(), "vm2".into()]);
     python("operator", &without_vm2);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let log = base.0.join("agent.log");
     let mut child = Command::new(PYTHON)
         .arg(harness("neutron_host"))
