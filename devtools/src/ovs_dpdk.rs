@@ -314,6 +314,10 @@ pub fn model(
         };
         for id in &b.ports {
             let Some(p) = sw.port(*id) else { continue };
+            // The bridge's own (LOCAL) port: Open vSwitch makes its own.
+            if p.name == b.name {
+                continue;
+            }
             let tag = match p.vlan {
                 VlanMode::Access { tag } => Some(tag),
                 VlanMode::Trunk { .. } => None,
@@ -1425,6 +1429,10 @@ mod tests {
         assert!(vm1.interface[1].contains("net_pcap0,rx_pcap=/tmp/x.pcap,infinite_rx=1"));
         let vm2 = int.ports.iter().find(|p| p.name == "qvo-vm2").expect("vm2");
         assert!(vm2.interface[1].contains("no-rx=1"), "{:?}", vm2.interface);
+        // The bridges' own ports are Open vSwitch's to make.
+        for b in &m.bridges {
+            assert!(b.ports.iter().all(|p| p.name != b.name), "{}", b.name);
+        }
         // Our flows, as compiled, without statistics.
         assert!(int
             .flows
