@@ -224,24 +224,7 @@ fn apply_plan(
     }
     for b in &plan.bridges {
         for p in &b.ports {
-            match next
-                .port_config(&p.name)
-                .map(|(br, c)| (br.to_string(), c.clone()))
-            {
-                Some((br, c)) if br == b.name && c.ofport == p.ofport => {
-                    if c != *p {
-                        let want = p.clone();
-                        next.set_port(&p.name, |c| *c = want)?;
-                    }
-                }
-                Some(_) => {
-                    next.del_port(&p.name)?;
-                    next.add_port(&b.name, p.clone())?;
-                }
-                None => {
-                    next.add_port(&b.name, p.clone())?;
-                }
-            }
+            next.put_port(&b.name, p.clone())?;
         }
         let old = old_plan
             .and_then(|p| p.bridge(&b.name))

@@ -37,18 +37,27 @@ pub fn set(shared: &Shared, router: HostRouter) -> Result<usize, L3Error> {
             Some(r) => *r = router,
             None => next.push(router),
         }
-        let n = topology::update_agent_routers(
-            &mut st.config,
-            &st.topology,
-            &host,
-            &st.agent_routers,
-            &next,
-        )?;
-        st.agent_routers = next;
-        Ok::<_, L3Error>(n)
+        replace_routers(st, &host, next)
     })?;
     save(shared);
     Ok(deleted)
+}
+
+/// Brings `st` to the L3 agent's routers `next`; connections deleted.
+fn replace_routers(
+    st: &mut crate::daemon::ControlState,
+    host: &str,
+    next: Vec<HostRouter>,
+) -> Result<usize, L3Error> {
+    let n = topology::update_agent_routers(
+        &mut st.config,
+        &st.topology,
+        host,
+        &st.agent_routers,
+        &next,
+    )?;
+    st.agent_routers = next;
+    Ok(n)
 }
 
 /// Removes router `name`: `Ok(None)` if there is none of that name.
@@ -64,15 +73,7 @@ pub fn del(shared: &Shared, name: &str) -> Result<Option<usize>, L3Error> {
             .filter(|r| r.name != name)
             .cloned()
             .collect();
-        let n = topology::update_agent_routers(
-            &mut st.config,
-            &st.topology,
-            &host,
-            &st.agent_routers,
-            &next,
-        )?;
-        st.agent_routers = next;
-        Ok::<_, L3Error>(Some(n))
+        replace_routers(st, &host, next).map(Some)
     })?;
     if deleted.is_some() {
         save(shared);

@@ -37,17 +37,25 @@ pub fn dump_flows(sw: &Switch, bridge: &str, now_ns: u64) -> Result<String, View
     let mut out = String::new();
     for t in b.tables() {
         for r in &t.rules {
-            let (n_packets, n_bytes, last) = r.stats.read();
-            let stats = FlowStats {
-                n_packets,
-                n_bytes,
-                duration_secs: now_ns.saturating_sub(r.added_ns) as f64 / 1e9,
-                idle_age_secs: (n_packets > 0).then(|| now_ns.saturating_sub(last) / 1_000_000_000),
-            };
-            let _ = writeln!(out, "{}", format_flow(&r.flow, Some(&stats), b));
+            let _ = writeln!(
+                out,
+                "{}",
+                format_flow(&r.flow, Some(&flow_stats(r, now_ns)), b)
+            );
         }
     }
     Ok(out)
+}
+
+/// A flow's counters and ages at `now_ns`, as dump-flows prints them.
+pub fn flow_stats(r: &pipeline::switch::Rule, now_ns: u64) -> FlowStats {
+    let (n_packets, n_bytes, last) = r.stats.read();
+    FlowStats {
+        n_packets,
+        n_bytes,
+        duration_secs: now_ns.saturating_sub(r.added_ns) as f64 / 1e9,
+        idle_age_secs: (n_packets > 0).then(|| now_ns.saturating_sub(last) / 1_000_000_000),
+    }
 }
 
 /// The bridges, ports and router instances of a snapshot (`show`).

@@ -64,6 +64,23 @@ impl Drop for Veth {
     }
 }
 
+/// compute1's daemon with vm1's port on `vm1`'s first end and vm2's on
+/// `vm2`'s (AF_PACKET); the VMs' sides are the second ends.
+fn vm1_vm2_daemon(vm1: &Veth, vm2: &Veth) -> vswitch::daemon::Daemon {
+    let topo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml");
+    let cfg: vswitch::config::DaemonConfig = toml::from_str(&format!(
+        "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n\
+         [[ports]]\nname = \"qvo-vm1\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n\
+         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n",
+        topo.display(),
+        vm1.0,
+        vm2.0
+    ))
+    .expect("config");
+    vswitch::daemon::Daemon::start(&cfg).expect("start")
+}
+
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5]; // local experimental
 
 fn frame(seq: u8, vlan: Option<u16>) -> Vec<u8> {
@@ -149,18 +166,7 @@ fn the_daemon_switches_between_af_packet_ports() {
         eprintln!("skipped: cannot create veth pairs here");
         return;
     };
-    let topo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../config/topologies/spec-example.toml");
-    let cfg: vswitch::config::DaemonConfig = toml::from_str(&format!(
-        "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n\
-         [[ports]]\nname = \"qvo-vm1\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n\
-         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n",
-        topo.display(),
-        p1.0,
-        p2.0
-    ))
-    .expect("config");
-    let d = vswitch::daemon::Daemon::start(&cfg).expect("start");
+    let d = vm1_vm2_daemon(&p1, &p2);
     // The VMs' ends: p1.1 is vm1's NIC, p2.1 is vm2's.
     let (_, vm1_tx) = afpacket::open(&p1.1, None).expect("vm1 end");
     let (mut vm2_rx, _) = afpacket::open(&p2.1, None).expect("vm2 end");
@@ -402,18 +408,7 @@ fn a_deleted_device_created_again_is_bound_again() {
         eprintln!("skipped: cannot create veth pairs here");
         return;
     };
-    let topo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../config/topologies/spec-example.toml");
-    let cfg: vswitch::config::DaemonConfig = toml::from_str(&format!(
-        "host = \"compute1\"\ntopology = \"{}\"\nidle_sleep_us = 20\n[[workers]]\n\
-         [[ports]]\nname = \"qvo-vm1\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n\
-         [[ports]]\nname = \"qvo-vm2\"\nbackend = \"af-packet\"\ninterface = \"{}\"\n",
-        topo.display(),
-        p1.0,
-        p2.0
-    ))
-    .expect("config");
-    let d = vswitch::daemon::Daemon::start(&cfg).expect("start");
+    let d = vm1_vm2_daemon(&p1, &p2);
     let (_, vm1_tx) = afpacket::open(&p1.1, None).expect("vm1 end");
     let f = frames::vm1_to_vm2(2000, 8);
     let send = |n: usize| {

@@ -332,6 +332,23 @@ fn vms_ping_each_other_through_vswitchd_programmed_by_the_agent() {
     drop(guard);
 }
 
+/// The arguments every harness script takes for host `host` of the
+/// spec's topology under database `db`.
+fn host_args(db: &ovsdb::LocalServer, host: &str) -> Vec<String> {
+    let topology = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config/topologies/spec-example.toml")
+        .display()
+        .to_string();
+    vec![
+        "--ovsdb".to_string(),
+        db.target(),
+        "--topology".into(),
+        topology,
+        "--host".into(),
+        host.into(),
+    ]
+}
+
 /// Runs `/usr/bin/python3 harness/SCRIPT.py ARGS` with the hash seed the
 /// recordings used (the agent hands out local VLANs in the order it meets
 /// networks); its standard output.
@@ -376,18 +393,7 @@ fn programs_host_as_ovs(host: &str, mode: &str) {
     let socket = rundir.join("vswitchd.sock");
     let server = vswitch::control::ControlServer::start(&socket, node.daemon.shared.clone())
         .expect("control socket");
-    let topology = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../config/topologies/spec-example.toml")
-        .display()
-        .to_string();
-    let common = vec![
-        "--ovsdb".to_string(),
-        db.target(),
-        "--topology".into(),
-        topology,
-        "--host".into(),
-        host.into(),
-    ];
+    let common = host_args(&db, host);
     python("operator", &common);
     let mut l3 = common.clone();
     l3.extend([
@@ -487,18 +493,7 @@ fn the_running_ovs_agent_binds_ports_plugged_after_vswitchd_restarts() {
     let rundir = base.0.join("run");
     std::fs::create_dir_all(&rundir).expect("rundir");
     let node = dbhost::node_of(&db, Some(&rundir), "compute1");
-    let topology = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../config/topologies/spec-example.toml")
-        .display()
-        .to_string();
-    let common = vec![
-        "--ovsdb".to_string(),
-        db.target(),
-        "--topology".into(),
-        topology,
-        "--host".into(),
-        "compute1".into(),
-    ];
+    let common = host_args(&db, "compute1");
     let mut without_vm2 = common.clone();
     without_vm2.extend(["--without".into(), "vm2".into()]);
     python("operator", &without_vm2);

@@ -24,6 +24,21 @@ fn temp(tag: &str) -> TempDir {
     TempDir(d)
 }
 
+/// A VM port added live: vm9 on net1, compute1.
+const ADD_VM9: &[&str] = &[
+    "vm-port",
+    "add",
+    "vm9",
+    "--device",
+    "qvo-vm9",
+    "--network",
+    "net1",
+    "--mac",
+    "fa:16:3e:01:00:19",
+    "--ip",
+    "10.1.0.19",
+];
+
 fn topology() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/topologies/spec-example.toml")
 }
@@ -349,19 +364,7 @@ fn live_changes_survive_a_restart() {
     let dir = temp("state");
     let cfg = config(&dir.0, "");
     let v = Vswitchd::start(&dir.0, &cfg, &[], &[]);
-    v.ctl_ok(&[
-        "vm-port",
-        "add",
-        "vm9",
-        "--device",
-        "qvo-vm9",
-        "--network",
-        "net1",
-        "--mac",
-        "fa:16:3e:01:00:19",
-        "--ip",
-        "10.1.0.19",
-    ]);
+    v.ctl_ok(ADD_VM9);
     v.ctl_ok(&["fip", "associate", "203.0.113.150", "vm9"]);
     v.ctl_ok(&[
         "add-flow",
@@ -486,19 +489,7 @@ fn flows_added_by_hand_outlive_topology_changes() {
         "br-int",
         "cookie=0x6,table=0,priority=201,dl_src=fa:16:3e:00:00:98,actions=drop",
     ]);
-    v.ctl_ok(&[
-        "vm-port",
-        "add",
-        "vm9",
-        "--device",
-        "qvo-vm9",
-        "--network",
-        "net1",
-        "--mac",
-        "fa:16:3e:01:00:19",
-        "--ip",
-        "10.1.0.19",
-    ]);
+    v.ctl_ok(ADD_VM9);
     v.ctl_ok(&["fip", "associate", "203.0.113.150", "vm9"]);
     let flows = v.ctl_ok(&["dump-flows", "br-int"]);
     assert!(

@@ -361,6 +361,28 @@ impl SwitchConfig {
         }
     }
 
+    /// Makes `port` a port of `bridge` as given: one of that name already
+    /// there with the same requested number is changed in place (it keeps
+    /// its identity: MAC entries, counters, I/O), one elsewhere or with
+    /// another number is removed and added again, a new one is added.
+    pub fn put_port(&mut self, bridge: &str, port: PortConfig) -> Result<(), ConfigError> {
+        let here = self
+            .port_config(&port.name)
+            .map(|(br, c)| (br == bridge && c.ofport == port.ofport, *c == port));
+        match here {
+            Some((true, true)) => Ok(()),
+            Some((true, false)) => {
+                let name = port.name.clone();
+                self.set_port(&name, |c| *c = port)
+            }
+            Some((false, _)) => {
+                self.del_port(&port.name)?;
+                self.add_port(bridge, port).map(|_| ())
+            }
+            None => self.add_port(bridge, port).map(|_| ()),
+        }
+    }
+
     /// Changes a port's VLAN mode, kind or flood flag (not its number).
     pub fn set_port(
         &mut self,

@@ -71,6 +71,7 @@ pub(super) struct RxBinding {
 }
 
 /// What control operations change.
+#[derive(Clone)]
 pub struct ControlState {
     pub config: SwitchConfig,
     pub topology: Topology,
@@ -287,11 +288,7 @@ impl Shared {
         change: impl FnOnce(&mut ControlState) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut st = self.lock_state();
-        let mut next = ControlState {
-            config: st.config.clone(),
-            topology: st.topology.clone(),
-            agent_routers: st.agent_routers.clone(),
-        };
+        let mut next = st.clone();
         let out = change(&mut next)?;
         let sw = next.config.build()?;
         let io = self.lock_io();
@@ -325,13 +322,7 @@ impl Shared {
         &self,
         change: impl FnOnce(&mut ControlState) -> Result<T, E>,
     ) -> Result<T, E> {
-        let st = self.lock_state();
-        let mut next = ControlState {
-            config: st.config.clone(),
-            topology: st.topology.clone(),
-            agent_routers: st.agent_routers.clone(),
-        };
-        drop(st);
+        let mut next = self.lock_state().clone();
         let out = change(&mut next)?;
         next.config.build()?;
         Ok(out)
@@ -592,19 +583,15 @@ impl Shared {
     /// renewed) only when that changes.
     fn watch(&self, name: &str) {
         let on = self.lock_io().captures.iter().any(|(n, _)| n == name);
-        let mut st = self.lock_state();
-        if st.config.is_watched(name) == on {
+        if self.lock_state().config.is_watched(name) == on {
             return;
         }
-        let mut next = st.config.clone();
-        next.set_watched(name, on);
-        match next.build() {
-            Ok(sw) => {
-                let io = self.lock_io();
-                st.config = next;
-                self.publish(sw, &io);
-            }
-            Err(e) => tracing::warn!(port = name, error = %e, "capture: switch not rebuilt"),
+        let watched = self.update(|st| {
+            st.config.set_watched(name, on);
+            Ok::<_, pipeline::switch::ConfigError>(())
+        });
+        if let Err(e) = watched {
+            tracing::warn!(port = name, error = %e, "capture: switch not rebuilt");
         }
     }
 

@@ -16,7 +16,7 @@
 use super::shared::{BindingInfo, Shared};
 use pipeline::flow::text::{format_flow, parse_flow};
 use pipeline::flow::NoPortNames;
-use pipeline::switch::PortConfig;
+use pipeline::switch::{PortConfig, SwitchConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use topology::Topology;
@@ -155,86 +155,68 @@ fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
 /// open is logged and left (the rest of the state stands). Errors name
 /// `path`; on error the switch is as it was.
 pub fn restore(shared: &Shared, path: &Path, saved: &SavedState) -> Result<(), StateError> {
-    let invalid = |message: String| StateError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !shared.l2_from_database {
-        let now = shared.now_ns();
-        shared.update(|st| -> Result<(), StateError> {
-            let cfg = &mut st.config;
-            let fail = |what: &str, e: &dyn std::fmt::Display| invalid(format!("{what}: {e}"));
-            for name in cfg.bridge_names() {
-                if !saved.bridges.iter().any(|b| b.name == name) {
-                    cfg.del_bridge(&name).map_err(|e| fail(&name, &e))?;
-                }
-            }
-            for b in &saved.bridges {
-                if !cfg.bridge_names().contains(&b.name) {
-                    cfg.add_bridge(&b.name).map_err(|e| fail(&b.name, &e))?;
-                }
-                for p in cfg.port_names_of(&b.name) {
-                    if !b.ports.iter().any(|s| s.name == p) {
-                        cfg.del_port(&p).map_err(|e| fail(&p, &e))?;
-                    }
-                }
-            }
-            for b in &saved.bridges {
-                for p in &b.ports {
-                    let here = cfg
-                        .port_config(&p.name)
-                        .map(|(br, c)| (br.to_string(), c.clone()));
-                    match here {
-                        Some((br, c)) if br == b.name && c.ofport == p.ofport => {
-                            if c != *p {
-                                let want = p.clone();
-                                cfg.set_port(&p.name, |c| *c = want)
-                                    .map_err(|e| fail(&p.name, &e))?;
-                            }
-                        }
-                        Some(_) => {
-                            cfg.del_port(&p.name).map_err(|e| fail(&p.name, &e))?;
-                            cfg.add_port(&b.name, p.clone())
-                                .map_err(|e| fail(&p.name, &e))?;
-                        }
-                        None => {
-                            cfg.add_port(&b.name, p.clone())
-                                .map_err(|e| fail(&p.name, &e))?;
-                        }
-                    }
-                }
-            }
-            for b in &saved.bridges {
-                let flows = b
-                    .flows
-                    .iter()
-                    .map(|l| parse_flow(l, &NoPortNames).map_err(|e| fail(&b.name, &e)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                cfg.replace_flows(&b.name, flows, now)
-                    .map_err(|e| fail(&b.name, &e))?;
-            }
-            Ok(())
+    if shared.l2_from_database {
+        return Ok(());
+    }
+    let now = shared.now_ns();
+    shared
+        .update(|st| put_back(&mut st.config, saved, now))
+        .map_err(|Failed(message)| StateError::Invalid {
+            path: path.to_path_buf(),
+            message,
         })?;
-        let bound = shared.bindings();
-        for b in &saved.bindings {
-            if bound.contains(b) {
-                continue;
-            }
-            if let Err(e) = shared.bind_port(&b.port, &b.backend, b.queues) {
-                tracing::warn!(port = %b.port, error = %e, "state: I/O binding of the last run not opened");
-            }
+    let bound = shared.bindings();
+    for b in saved.bindings.iter().filter(|b| !bound.contains(b)) {
+        if let Err(e) = shared.bind_port(&b.port, &b.backend, b.queues) {
+            tracing::warn!(port = %b.port, error = %e, "state: I/O binding of the last run not opened");
         }
     }
     Ok(())
 }
 
-impl From<pipeline::switch::ConfigError> for StateError {
-    fn from(e: pipeline::switch::ConfigError) -> StateError {
-        StateError::Invalid {
-            path: PathBuf::new(),
-            message: e.to_string(),
+/// What of the saved state does not fit (the item, what is wrong).
+struct Failed(String);
+
+impl From<pipeline::switch::ConfigError> for Failed {
+    fn from(e: pipeline::switch::ConfigError) -> Failed {
+        Failed(e.to_string())
+    }
+}
+
+/// `saved`'s bridges, ports and flows onto `cfg`.
+fn put_back(cfg: &mut SwitchConfig, saved: &SavedState, now: u64) -> Result<(), Failed> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failed(format!("{what}: {e}"));
+    for name in cfg.bridge_names() {
+        if !saved.bridges.iter().any(|b| b.name == name) {
+            cfg.del_bridge(&name).map_err(|e| fail(&name, &e))?;
         }
     }
+    for b in &saved.bridges {
+        if !cfg.bridge_names().contains(&b.name) {
+            cfg.add_bridge(&b.name).map_err(|e| fail(&b.name, &e))?;
+        }
+        for p in cfg.port_names_of(&b.name) {
+            if !b.ports.iter().any(|s| s.name == p) {
+                cfg.del_port(&p).map_err(|e| fail(&p, &e))?;
+            }
+        }
+    }
+    for b in &saved.bridges {
+        for p in &b.ports {
+            cfg.put_port(&b.name, p.clone())
+                .map_err(|e| fail(&p.name, &e))?;
+        }
+    }
+    for b in &saved.bridges {
+        let flows = b
+            .flows
+            .iter()
+            .map(|l| parse_flow(l, &NoPortNames).map_err(|e| fail(&b.name, &e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        cfg.replace_flows(&b.name, flows, now)
+            .map_err(|e| fail(&b.name, &e))?;
+    }
+    Ok(())
 }
 
 /// Keeps `shared`'s state in `path` from now on: written now, and after

@@ -9,7 +9,7 @@ use crate::control::protocol::{
 };
 use crate::daemon::Shared;
 use pipeline::flow::text::{format_actions, format_flow, format_match, parse_flow, parse_match};
-use pipeline::flow::{Flow, FlowStats, Match, PortNames};
+use pipeline::flow::{Flow, Match, PortNames};
 use pipeline::switch::FlowSelector;
 
 /// `dump-flows BRIDGE [FLOW] [--sort|--rsort[=FIELD]]`: the flows the
@@ -48,14 +48,7 @@ pub(super) fn dump(
     let mut text = String::new();
     let mut flows = Vec::with_capacity(rules.len());
     for r in rules {
-        let (n_packets, n_bytes, last) = r.stats.read();
-        let age = now.saturating_sub(r.added_ns);
-        let stats = FlowStats {
-            n_packets,
-            n_bytes,
-            duration_secs: age as f64 / 1e9,
-            idle_age_secs: (n_packets > 0).then(|| now.saturating_sub(last) / 1_000_000_000),
-        };
+        let stats = crate::render::flow_stats(&r, now);
         text.push_str(&format_flow(&r.flow, Some(&stats), b));
         text.push('\n');
         flows.push(FlowRow {
@@ -64,9 +57,9 @@ pub(super) fn dump(
             cookie: format!("{:#x}", r.flow.cookie),
             matching: format_match(&r.flow.matches, b),
             actions: format_actions(&r.flow.actions, b),
-            n_packets,
-            n_bytes,
-            duration_ms: age / 1_000_000,
+            n_packets: stats.n_packets,
+            n_bytes: stats.n_bytes,
+            duration_ms: now.saturating_sub(r.added_ns) / 1_000_000,
             idle_timeout: r.flow.idle_timeout,
             hard_timeout: r.flow.hard_timeout,
             idle_age: stats.idle_age_secs,

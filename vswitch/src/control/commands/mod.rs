@@ -48,8 +48,6 @@ pub fn handle(shared: &Shared, req: &Request) -> Result<Response, ControlError> 
 /// that only read.
 fn audit_line(req: &Request) -> Option<String> {
     use Request as R;
-    let wire = serde_json::to_value(req).ok()?;
-    let cmd = wire.get("cmd")?.as_str()?.to_string();
     let reads = matches!(
         req,
         R::Version {}
@@ -74,6 +72,8 @@ fn audit_line(req: &Request) -> Option<String> {
     if reads {
         return None;
     }
+    let wire = serde_json::to_value(req).ok()?;
+    let cmd = wire.get("cmd")?.as_str()?.to_string();
     let args = match req {
         // A whole topology or router: its size and name, not its text.
         R::TopologyLoad { dry_run: true, .. } => return None,
